@@ -113,22 +113,32 @@ typedef struct rt_model {
     float *params, *grads, *state;
     size_t nparams, nstate;
     int max_batch;
-    /* x: n images [n][c][h][w]; writes logits [n][classes]. training selects batch
-     * statistics and dropout. Returns 0, or -1 with a message in err. */
+    /* x: n images [n][c][h][w], 1 <= n <= max_batch; writes logits [n][classes]. training
+     * selects batch statistics (and moves the running ones) and dropout. A softmax on the
+     * last layer is NOT applied: the logits go to the loss (rt_softmax_xent). Returns 0, or
+     * -1 with a message in err (below). */
     int (*forward)(void *self, const float *x, int n, int training, float *logits);
-    /* dlogits: [n][classes], d(loss)/d(logits); accumulates nothing: overwrites grads. */
+    /* dlogits: [n][classes], d(loss)/d(logits), n as in the last forward (whose mode,
+     * training or not, it differentiates); accumulates nothing: overwrites grads. */
     void (*backward)(void *self, const float *dlogits, int n);
     void (*seed_dropout)(void *self, uint64_t seed);
+    /* frees everything, this rt_model included */
     void (*destroy)(void *self);
+    char err[RT_ERRLEN];    /* the message of the last failure of forward or backward */
 } rt_model;
 
 /* The interpreter: executes any rt_netdesc with kernels taking shapes as arguments.
- * The description must outlive the model. threads <= 0 means all cores. */
+ * The description must outlive the model. threads <= 0 means all cores. Parameters are
+ * initialised with rt_init_params(d, params, state, 1) and dropout seeded with 1. Returns
+ * NULL with a message in err for an inconsistent description or when out of memory. */
 rt_model *rt_net_create(const rt_netdesc *d, int max_batch, int threads, char *err);
+/* m->destroy(m->self); NULL is ignored. */
 void rt_model_destroy(rt_model *m);
 
 /* Softmax + cross-entropy fused (log-sum-exp) over a batch: returns the mean loss, writes
- * probabilities (if probs) and d(mean loss)/d(logits) (if dlogits), counts correct argmax. */
+ * probabilities (if probs) and d(mean loss)/d(logits) = (softmax - onehot) / n (if dlogits),
+ * and sets *correct (if not NULL) to the number of rows whose first maximum is the label.
+ * A label outside [0, k) makes the loss NaN. */
 double rt_softmax_xent(const float *logits, const int *labels, int n, int k,
                        float *probs, float *dlogits, int *correct);
 
@@ -156,24 +166,43 @@ typedef struct {
     int *label;             /* n labels in [0, nclasses) */
     char **files;           /* n source names, for messages (may be NULL for IDX) */
     int ntest_fixed;        /* IDX: the last ntest_fixed images are the set's own test set */
-    int nskipped;           /* unreadable images skipped with a warning */
+    int nskipped;           /* images skipped with a warning: unreadable, or (Kaggle) not
+                               labelled by ground_truth.csv */
+    int cached;             /* 1: the pixels were read from the decode cache */
 } rt_dataset;
 
+/* How to load. A zeroed struct is valid but does not cache; rt_load_opts_defaults() gives
+ * the usual settings, and a NULL opts means those defaults. */
 typedef struct {
-    int threads;            /* decoding threads, <= 0: all cores */
-    int use_cache;          /* decode once into a cache file beside... see rt_data.c */
-    const char *cache_dir;  /* NULL: $XDG_CACHE_HOME/cnnc or ~/.cache/cnnc */
-    int quiet;
+    int threads;            /* decoding threads, <= 0: all online cores */
+    int use_cache;          /* 1: read the decoded set from the decode cache when it matches
+                               the files (paths, sizes, mtimes) and the shape, else decode and
+                               write it there; a stale or corrupt cache file is rebuilt */
+    const char *cache_dir;  /* NULL: $XDG_CACHE_HOME/cnnc, else $HOME/.cache/cnnc (created) */
+    int quiet;              /* 1: no warnings on stderr (skipped images, cache problems) */
 } rt_load_opts;
 
-/* Loads DIR as an image-folder set, a Kaggle Tom & Jerry download (ground_truth.csv), or
- * an IDX set (a folder or file with *-idx3-ubyte[.gz]). Returns 0, or -1 with err set. */
+/* threads 0 (all cores), use_cache 1, cache_dir NULL (the default folder), quiet 0. */
+void rt_load_opts_defaults(rt_load_opts *o);
+
+/* Loads PATH as an image-folder set (PATH/<class>/<image>, classes in byte order of their
+ * names, any format stb_image reads), a Kaggle Tom & Jerry download (PATH/ground_truth.csv:
+ * classes jerry, tom, tom_jerry_0 (neither), tom_jerry_1 (both)), or an IDX set (a folder or
+ * file with train-/t10k- images-idx3-ubyte and labels-idx1-ubyte, each maybe .gz). Images are
+ * converted to shape.c channels (1 grey, 3 RGB; 2 and 4 add alpha) and resized to shape.h x
+ * shape.w (aspect not kept). Unreadable images are skipped with a warning. Returns 0, or -1
+ * with err set (missing path, no classes, an empty class, no images, a broken IDX file). */
 int rt_dataset_load(const char *path, rt_shape shape, const rt_load_opts *opts,
                     rt_dataset *out, char *err);
-void rt_dataset_free(rt_dataset *ds);
+void rt_dataset_free(rt_dataset *ds);       /* frees the arrays; ds itself may be reused */
 
 /* Stratified split by ratios (e.g. 7,2,1) deterministic for seed. An IDX set keeps its own
- * test set and splits the rest by train:val. Index arrays are malloc'ed. */
+ * test set and splits the rest by train:val. Index arrays are malloc'ed.
+ * Per class, its indices are shuffled and cut into parts of sizes n_c * ratio_k / sum
+ * rounded by largest remainder (each part gets the floor; the leftover images go one each
+ * to the parts with the largest fractional parts, ties to the earlier part). Each part's
+ * indices come out in a shuffled order. ratio NULL means 7:2:1; parts may be 0 except train.
+ * Returns 0, or -1 with err set (bad ratios, empty set). */
 typedef struct { int *train, *val, *test; int ntrain, nval, ntest; } rt_split;
 int rt_split_make(const rt_dataset *ds, const int ratio[3], uint64_t seed, rt_split *out,
                   char *err);
@@ -193,6 +222,18 @@ int rt_image_load(const char *file, rt_shape shape, float *x, char *err);
 int rt_weights_save(const char *file, const rt_model *m, char *err);
 /* Refuses files of another network, truncated or corrupted files, with a clear message. */
 int rt_weights_load(const char *file, rt_model *m, char *err);
+/* The format is described in rt_weights.c and doc/weights-format.md. */
+#define RT_WEIGHTS_VERSION 1
+/* As rt_weights_save, also storing the class names (names[0..nclasses), may be 0 / NULL)
+ * so that a program can name its predictions without the data set. */
+int rt_weights_save_named(const char *file, const rt_model *m, char *const *names,
+                          int nclasses, char *err);
+/* As rt_weights_load; if names is not NULL, *names gets the stored class names (malloc'ed,
+ * free with rt_names_free; NULL when the file holds none) and *nclasses their count. The
+ * model is untouched unless the whole file checks out. */
+int rt_weights_load_named(const char *file, rt_model *m, char ***names, int *nclasses,
+                          char *err);
+void rt_names_free(char **names, int n);
 
 /* ------------------------------------------------------------------ training and the CLI */
 
@@ -213,8 +254,67 @@ void rt_train_cfg_defaults(rt_train_cfg *c);
  * count. prog is the program name for messages; defaults come from the .cnn train section.
  * Returns the process exit code (0 ok, 1 input or run error, 2 usage error). */
 typedef rt_model *(*rt_model_factory)(void *ctx, int max_batch, int threads, char *err);
+/* argv[0] is skipped (the program or, for cnnrun, the last word before the options); prog
+ * is what messages and the usage text call the program, e.g. "cnnrun net.cnn". The model
+ * is initialised by rt_init_params from the run's seed before training. */
 int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
                 const rt_train_cfg *defaults, rt_model_factory make_model, void *ctx);
+
+/* What a training run measured, one entry per epoch (malloc'ed; rt_history_free).
+ * Accuracies are fractions in [0, 1]. */
+typedef struct {
+    int epochs;             /* epochs completed */
+    double *train_loss, *train_acc;   /* running means over each epoch's minibatches */
+    double *val_loss, *val_acc;       /* eval mode after each epoch; 0 when !has_val */
+    double *secs;           /* wall time of each epoch (display only, never steers) */
+    int best_epoch;         /* 0-based epoch whose weights were kept; -1 before the first */
+    int has_val;            /* 0: no validation images, the best is chosen by train loss */
+} rt_history;
+void rt_history_free(rt_history *h);
+
+/* Optional callbacks of rt_train_run (any may be NULL): progress and saving live there. */
+typedef struct {
+    void *ctx;
+    /* after each minibatch, with this epoch's running mean loss and accuracy so far */
+    void (*batch_done)(void *ctx, int epoch, int batch, int nbatches, double loss, double acc);
+    /* after each epoch; improved: the model now holds the new best weights. Returning
+     * nonzero (with err set) stops training with that error. */
+    int (*epoch_done)(void *ctx, const rt_history *h, int epoch, int improved,
+                      const rt_model *m, char *err);
+} rt_train_hooks;
+
+/* Trains m on sp->train (minibatches of cfg->batch, reshuffled each epoch by an rng
+ * seeded from cfg->seed; optional horizontal flips), evaluates sp->val after each epoch,
+ * and leaves m holding the weights of the epoch with the lowest validation loss (train
+ * loss if there are no validation images). m->max_batch must be >= cfg->batch. The
+ * parameters are not initialised here. Returns 0, or -1 with err set. */
+int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
+                 const rt_train_cfg *cfg, const rt_train_hooks *hooks, rt_history *h,
+                 char *err);
+/* Evaluates images idx[0..n) of ds in eval mode, m->max_batch at a time: mean loss,
+ * accuracy (fraction), and if confusion is not NULL the k*k counts [true][predicted]
+ * with k the network's classes. n == 0 gives loss and accuracy 0. Returns 0 or -1. */
+int rt_evaluate(rt_model *m, const rt_dataset *ds, const int *idx, int n, double *loss,
+                double *acc, int *confusion, char *err);
+
+/* ------------------------------------------------------------------ reports and plots */
+
+/* "1m23s" style: "4.2s" under 10 s, "42s", "1m23s", "2h05m07s". */
+void rt_fmt_duration(double secs, char *buf, size_t n);
+/* The two header lines of the results table (no trailing newline after the second). */
+const char *rt_report_header(void);
+/* "| model | val loss | val acc | test loss | test acc | runtime |"; a negative loss
+ * means the split was empty and prints "-" for both of its columns. */
+void rt_report_row(char *buf, size_t n, const char *model, double val_loss, double val_acc,
+                   double test_loss, double test_acc, double secs);
+/* Appends row (and a newline) to a Markdown file, writing the header first when the file
+ * is new or empty. Returns 0, or -1 with err set. */
+int rt_report_append(const char *file, const char *row, char *err);
+/* Prints a k*k confusion matrix [true][predicted] with class names (NULL: numbers) and
+ * each class's recall. */
+void rt_confusion_print(FILE *f, const int *conf, int k, char *const *names);
+/* Train/val loss and accuracy curves per epoch: SVG if file ends in .svg, else PNG. */
+int rt_plot_write(const char *file, const rt_history *h, const char *title, char *err);
 
 #ifdef __cplusplus
 }

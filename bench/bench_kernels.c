@@ -1,0 +1,143 @@
+/*
+ * bench_kernels.c - times the kernels on the layers of the reference network (batch 32,
+ * input 3x128x128: conv 3->16, maxpool, conv 16->32, maxpool, conv 32->64, maxpool,
+ * dense 12544->128, dense 128->4) with 1 and 2 threads, and prints GFLOP/s.
+ *
+ * Usage: bench_kernels [repeats]   (RT_GEMM_ISA=avx512|avx2|generic picks the micro-kernel)
+ * Not part of make check: numbers depend on the machine and its load.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "rt_kernels.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static float *buf(size_t n)
+{
+    float *p = malloc(n * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "bench_kernels: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    return p;
+}
+
+enum { N = 32 };
+
+typedef struct {
+    const char *name;
+    int kind; /* 0 conv, 1 maxpool, 2 dense */
+    rt_conv_geom g;
+    rt_pool_geom pg;
+    int in, out;
+    int need_dx;
+} layer;
+
+/* Best of reps runs of the forward and the backward, in seconds. */
+static void time_layer(const layer *L, rt_threads *tp, int reps, double *tf, double *tb)
+{
+    size_t nx, ny, nw = 0;
+    if (L->kind == 0) {
+        nx = (size_t)N * L->g.c * L->g.h * L->g.w;
+        ny = (size_t)N * L->g.oc * L->g.oh * L->g.ow;
+        nw = (size_t)L->g.oc * L->g.c * L->g.kh * L->g.kw;
+    } else if (L->kind == 1) {
+        nx = (size_t)N * L->pg.c * L->pg.h * L->pg.w;
+        ny = (size_t)N * L->pg.c * L->pg.oh * L->pg.ow;
+    } else {
+        nx = (size_t)N * L->in;
+        ny = (size_t)N * L->out;
+        nw = (size_t)L->in * L->out;
+    }
+    float *x = buf(nx), *y = buf(ny), *dy = buf(ny), *dx = buf(nx);
+    float *w = buf(nw + 1), *b = buf(1024), *dw = buf(nw + 1), *db = buf(1024);
+    *tf = *tb = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        int rc = 0;
+        if (L->kind == 0)
+            rc = rt_conv2d_forward(&L->g, x, w, b, RT_ACT_RELU, 0, y, N, tp);
+        else if (L->kind == 1)
+            rt_maxpool_forward(&L->pg, x, y, N, tp);
+        else
+            rc = rt_dense_forward(x, w, b, RT_ACT_RELU, 0, y, N, L->in, L->out, tp);
+        double t1 = now();
+        if (L->kind == 0)
+            rc |= rt_conv2d_backward(&L->g, x, w, dy, L->need_dx ? dx : NULL, 0, dw, db, N, tp);
+        else if (L->kind == 1)
+            rt_maxpool_backward(&L->pg, x, dy, dx, 0, N, tp);
+        else
+            rc |= rt_dense_backward(x, w, dy, dx, 0, dw, db, N, L->in, L->out, tp);
+        double t2 = now();
+        if (rc) {
+            fprintf(stderr, "bench_kernels: out of memory in a kernel\n");
+            exit(1);
+        }
+        *tf = t1 - t0 < *tf ? t1 - t0 : *tf;
+        *tb = t2 - t1 < *tb ? t2 - t1 : *tb;
+    }
+    free(x), free(y), free(dy), free(dx), free(w), free(b), free(dw), free(db);
+}
+
+static double flops(const layer *L)
+{
+    if (L->kind == 0)
+        return 2.0 * N * L->g.oc * L->g.oh * L->g.ow * L->g.c * L->g.kh * L->g.kw;
+    if (L->kind == 2)
+        return 2.0 * N * L->in * L->out;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int reps = argc > 1 ? atoi(argv[1]) : 5;
+    if (reps < 1)
+        reps = 1;
+    layer Ls[] = {
+        {"conv 3->16 128->126", 0, {3, 128, 128, 16, 126, 126, 3, 3, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0}, {0}, 0, 0, 0},
+        {"maxpool 16x126 -> 63", 1, {0}, {16, 126, 126, 63, 63, 2, 2, 2, 2, 0, 0, 0, 0}, 0, 0, 1},
+        {"conv 16->32 63->61", 0, {16, 63, 63, 32, 61, 61, 3, 3, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0}, {0}, 0, 0, 1},
+        {"maxpool 32x61 -> 30", 1, {0}, {32, 61, 61, 30, 30, 2, 2, 2, 2, 0, 0, 0, 0}, 0, 0, 1},
+        {"conv 32->64 30->28", 0, {32, 30, 30, 64, 28, 28, 3, 3, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0}, {0}, 0, 0, 1},
+        {"maxpool 64x28 -> 14", 1, {0}, {64, 28, 28, 14, 14, 2, 2, 2, 2, 0, 0, 0, 0}, 0, 0, 1},
+        {"dense 12544->128", 2, {0}, {0}, 12544, 128, 1},
+        {"dense 128->4", 2, {0}, {0}, 128, 4, 1},
+    };
+    int nl = (int)(sizeof Ls / sizeof Ls[0]);
+    printf("batch %d, GEMM micro-kernel: %s, best of %d\n", N, rt_gemm_isa(), reps);
+    for (int threads = 1; threads <= 2; threads++) {
+        rt_threads *tp = rt_threads_create(threads, NULL);
+        if (!tp)
+            return 1;
+        double tot_f = 0, tot_b = 0;
+        printf("\n%d thread%s          forward ms  GFLOP/s   backward ms  GFLOP/s\n", threads,
+               threads > 1 ? "s" : " ");
+        for (int i = 0; i < nl; i++) {
+            double tf, tb, f = flops(&Ls[i]);
+            time_layer(&Ls[i], tp, reps, &tf, &tb);
+            tot_f += tf;
+            tot_b += tb;
+            /* backward: dW and, when needed, dX each cost as much as the forward */
+            double fb = f * (Ls[i].need_dx ? 2 : 1);
+            if (f > 0)
+                printf("%-22s %9.2f %8.1f   %11.2f %8.1f\n", Ls[i].name, tf * 1e3,
+                       f / tf * 1e-9, tb * 1e3, fb / tb * 1e-9);
+            else
+                printf("%-22s %9.2f %8s   %11.2f %8s\n", Ls[i].name, tf * 1e3, "-", tb * 1e3,
+                       "-");
+        }
+        printf("%-22s %9.2f %8s   %11.2f   (step: %.2f ms)\n", "total", tot_f * 1e3, "",
+               tot_b * 1e3, (tot_f + tot_b) * 1e3);
+        rt_threads_destroy(tp);
+    }
+    return 0;
+}

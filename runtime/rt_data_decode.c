@@ -1,0 +1,157 @@
+/*
+ * rt_data_decode.c - decodes a scanned file list into a data set on several threads (JPEG
+ * decoding of large frames is the slowest part of loading), then drops the unreadable
+ * images, naming each in a warning, in file order whatever the thread timing.
+ */
+#include "rt_data_internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int rt_data_threads(const rt_load_opts *opts, int jobs)
+{
+    long t = opts ? opts->threads : 0;
+    if (t <= 0) {
+        t = sysconf(_SC_NPROCESSORS_ONLN);
+        if (t < 1)
+            t = 1;
+    }
+    if (t > 64)
+        t = 64;
+    if (t > jobs)
+        t = jobs;
+    return t < 1 ? 1 : (int)t;
+}
+
+typedef struct {
+    atomic_int next;
+    int n;
+    void (*job)(void *ctx, int i);
+    void *ctx;
+} pool;
+
+static void *pool_worker(void *arg)
+{
+    pool *p = arg;
+    for (;;) {
+        int i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n)
+            break;
+        p->job(p->ctx, i);
+    }
+    return NULL;
+}
+
+void rt_pool_run(int n, int nthreads, void (*job)(void *ctx, int i), void *ctx)
+{
+    pool p;
+    atomic_init(&p.next, 0);
+    p.n = n;
+    p.job = job;
+    p.ctx = ctx;
+    pthread_t tid[64];
+    int started = 0;
+    if (nthreads > 64)
+        nthreads = 64;
+    /* A thread that cannot be started only means fewer workers: the caller works too. */
+    for (int t = 1; t < nthreads; t++)
+        if (pthread_create(&tid[started], NULL, pool_worker, &p) == 0)
+            started++;
+    pool_worker(&p);
+    for (int t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+}
+
+typedef struct {
+    const rt_scan *s;
+    rt_shape shape;
+    size_t chw;
+    uint8_t *pix;
+    uint8_t *ok;        /* 1 = decoded */
+    char **why;         /* the failure message of a bad image (NULL if out of memory) */
+} decode_ctx;
+
+static void decode_one(void *arg, int i)
+{
+    decode_ctx *d = arg;
+    char err[RT_ERRLEN];
+    if (rt_image_decode(d->s->e[i].path, d->shape, d->pix + (size_t)i * d->chw, err) == 0)
+        d->ok[i] = 1;
+    else
+        d->why[i] = strdup(err);
+}
+
+int rt_decode_scan(rt_scan *s, const char *dir, rt_shape shape, const rt_load_opts *opts,
+                   rt_dataset *out, char *err)
+{
+    const int n = s->n;
+    const size_t chw = (size_t)shape.c * shape.h * shape.w;
+    decode_ctx d = {s, shape, chw, NULL, NULL, NULL};
+    memset(out, 0, sizeof *out);
+    if (n > 0 && chw > (size_t)-1 / 2 / (size_t)n) {
+        snprintf(err, RT_ERRLEN, "%s: %d images of %zu pixels do not fit in memory", dir, n,
+                 chw);
+        return -1;
+    }
+    d.pix = malloc((n ? (size_t)n : 1) * chw);
+    d.ok = calloc(n ? (size_t)n : 1, 1);
+    d.why = calloc(n ? (size_t)n : 1, sizeof *d.why);
+    out->label = malloc((n ? (size_t)n : 1) * sizeof *out->label);
+    out->files = calloc(n ? (size_t)n : 1, sizeof *out->files);
+    if (!d.pix || !d.ok || !d.why || !out->label || !out->files) {
+        snprintf(err, RT_ERRLEN, "%s: out of memory for %d images of %dx%dx%d", dir, n,
+                 shape.c, shape.h, shape.w);
+        goto fail;
+    }
+    rt_pool_run(n, rt_data_threads(opts, n), decode_one, &d);
+
+    /* Keep the decoded images, in file order, moving their paths into the set. */
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (!d.ok[i]) {
+            rt_data_warn(opts, "%s; skipped", d.why[i] ? d.why[i] : "out of memory");
+            free(d.why[i]);
+            d.why[i] = NULL;
+            out->nskipped++;
+            continue;
+        }
+        if (m != i)
+            memmove(d.pix + (size_t)m * chw, d.pix + (size_t)i * chw, chw);
+        out->label[m] = s->e[i].label;
+        out->files[m] = s->e[i].path;
+        s->e[i].path = NULL;
+        m++;
+    }
+    if (m == 0) {
+        snprintf(err, RT_ERRLEN, "%s: no readable images: all %d files failed to decode "
+                 "(expected images stb_image reads: jpg, png, bmp, gif, tga, pnm, ...)", dir, n);
+        goto fail;
+    }
+    uint8_t *shrunk = m < n ? realloc(d.pix, (size_t)m * chw) : NULL;
+    out->pix = shrunk ? shrunk : d.pix;
+    d.pix = NULL;
+    out->n = m;
+    out->c = shape.c;
+    out->h = shape.h;
+    out->w = shape.w;
+    out->nskipped += s->nskipped;
+    out->nclasses = s->nclasses;
+    out->classnames = s->classnames;
+    s->classnames = NULL;
+    s->nclasses = 0;
+    free(d.ok);
+    free(d.why);
+    return 0;
+fail:
+    for (int i = 0; d.why && i < n; i++)
+        free(d.why[i]);
+    free(d.why);
+    free(d.ok);
+    free(d.pix);
+    rt_dataset_free(out);
+    return -1;
+}

@@ -1,0 +1,134 @@
+/*
+ * rt_data_util.c - small helpers of the data loaders: the one warning printer, path joining,
+ * sorted directory listings, the input shape check and the growing list of scanned files.
+ */
+#include "rt_data_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void rt_data_warn(const rt_load_opts *opts, const char *fmt, ...)
+{
+    if (opts && opts->quiet)
+        return;
+    /* One fprintf per line so that lines of concurrent writers do not interleave. */
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cnnrt: warning: %s\n", line);
+}
+
+char *rt_path_join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    int slash = la > 0 && a[la - 1] != '/';
+    char *p = malloc(la + slash + lb + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, a, la);
+    if (slash)
+        p[la] = '/';
+    memcpy(p + la + slash, b, lb + 1);
+    return p;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void rt_free_names(char **names, int n)
+{
+    if (!names)
+        return;
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int rt_list_dir(const char *dir, char ***names, int *n, char *err)
+{
+    *names = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, RT_ERRLEN, "%s: cannot open folder: %s", dir, strerror(errno));
+        return -1;
+    }
+    char **v = NULL;
+    int cnt = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue; /* ".", "..", and hidden files such as .DS_Store */
+        if (cnt == cap) {
+            int ncap = cap ? 2 * cap : 64;
+            char **nv = realloc(v, (size_t)ncap * sizeof *nv);
+            if (!nv)
+                goto oom;
+            v = nv;
+            cap = ncap;
+        }
+        if (!(v[cnt] = strdup(de->d_name)))
+            goto oom;
+        cnt++;
+    }
+    closedir(d);
+    if (cnt > 1)
+        qsort(v, (size_t)cnt, sizeof *v, cmp_names);
+    *names = v;
+    *n = cnt;
+    return 0;
+oom:
+    closedir(d);
+    rt_free_names(v, cnt);
+    snprintf(err, RT_ERRLEN, "%s: out of memory while listing the folder", dir);
+    return -1;
+}
+
+int rt_shape_check(rt_shape shape, char *err)
+{
+    if (shape.c < 1 || shape.c > RT_IMAGE_MAX_C || shape.h < 1 || shape.h > RT_IMAGE_MAX_SIDE
+        || shape.w < 1 || shape.w > RT_IMAGE_MAX_SIDE) {
+        snprintf(err, RT_ERRLEN,
+                 "input shape %dx%dx%d cannot hold images: expected 1 to %d channels "
+                 "(1 grey, 3 RGB) and sides of 1 to %d pixels",
+                 shape.c, shape.h, shape.w, RT_IMAGE_MAX_C, RT_IMAGE_MAX_SIDE);
+        return -1;
+    }
+    return 0;
+}
+
+int rt_scan_add(rt_scan *s, const char *path, int label, const struct stat *st)
+{
+    if (s->n == s->cap) {
+        int ncap = s->cap ? 2 * s->cap : 256;
+        rt_entry *ne = realloc(s->e, (size_t)ncap * sizeof *ne);
+        if (!ne)
+            return -1;
+        s->e = ne;
+        s->cap = ncap;
+    }
+    rt_entry *e = &s->e[s->n];
+    if (!(e->path = strdup(path)))
+        return -1;
+    e->label = label;
+    e->size = (long long)st->st_size;
+    e->mtime_ns = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+    s->n++;
+    return 0;
+}
+
+void rt_scan_free(rt_scan *s)
+{
+    for (int i = 0; i < s->n; i++)
+        free(s->e[i].path);
+    free(s->e);
+    rt_free_names(s->classnames, s->nclasses);
+    memset(s, 0, sizeof *s);
+}

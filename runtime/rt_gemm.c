@@ -1,0 +1,339 @@
+/*
+ * rt_gemm.c - single-precision matrix multiply, the engine of conv and dense layers.
+ *
+ * A cache-blocked GEMM in the BLIS style: op(B) is packed into KC x NC blocks of NR-wide
+ * panels, op(A) into MC x KC blocks of MR-high panels, and a register-tiled micro-kernel
+ * (GNU C vector extensions, so the compiler emits plain SIMD code) computes MR x NR tiles.
+ * Micro-kernels for AVX-512, AVX2+FMA and portable 128-bit vectors are compiled with
+ * function-level target attributes and chosen once at run time, so the library runs on any
+ * x86-64 and uses the widest unit it finds. Every element of C is summed in the same k order
+ * whatever its tile position or thread, which keeps results bit-identical across partitions.
+ */
+#include "rt_kernels.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN_UP(x, a) (((x) + (a) - 1) / (a) * (a))
+
+/* C[0:mr][0:nr] (+)= A panel (kc x MR, k-major) times B panel (kc x NR, k-major). */
+typedef void (*ukr_fn)(int kc, const float *a, const float *b, float *c, int ldc, int mr,
+                       int nr, int add);
+
+typedef struct {
+    const char *name;
+    int mr, nr;          /* register tile */
+    int mc, kc, nc;      /* cache blocks; mc multiple of mr, nc multiple of nr */
+    ukr_fn ukr;
+    int (*available)(void);
+} gemm_isa;
+
+/* The body shared by every micro-kernel: VT is a vector of VL floats, the tile is MR rows
+ * by NV vectors. The accumulators stay in registers once the loops are unrolled. */
+#define UKR_BODY(VT, VUT, VL, MR, NV)                                                     \
+    enum { NR_ = (VL) * (NV) };                                                           \
+    VT acc[MR][NV];                                                                       \
+    _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++)                               \
+        _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) acc[i][v] = (VT){0};       \
+    for (int p = 0; p < kc; p++) {                                                        \
+        VT bv[NV];                                                                        \
+        _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++)                            \
+            bv[v] = *(const VT *)(b + (size_t)p * NR_ + v * (VL));                        \
+        _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++) {                         \
+            const float av = a[(size_t)p * (MR) + i];                                       \
+            _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) acc[i][v] += av * bv[v]; \
+        }                                                                                 \
+    }                                                                                     \
+    if (mr == (MR) && nr == NR_) {                                                        \
+        _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++)                           \
+            _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) {                      \
+                VUT *cp = (VUT *)(c + (size_t)i * ldc + v * (VL));                        \
+                if (add)                                                                  \
+                    *cp = *cp + acc[i][v];                                                \
+                else                                                                      \
+                    *cp = acc[i][v];                                                      \
+            }                                                                             \
+    } else {                                                                              \
+        float t[MR][NR_] __attribute__((aligned(64)));                                    \
+        _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++)                           \
+            _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++)                        \
+                *(VT *)&t[i][v * (VL)] = acc[i][v];                                       \
+        for (int i = 0; i < mr; i++)                                                      \
+            for (int j = 0; j < nr; j++)                                                  \
+                c[(size_t)i * ldc + j] = add ? c[(size_t)i * ldc + j] + t[i][j] : t[i][j]; \
+    }
+
+/* Portable: 128-bit vectors (SSE2 on x86-64, NEON elsewhere, scalar code at worst). */
+typedef float v4sf __attribute__((vector_size(16)));
+typedef float v4sf_u __attribute__((vector_size(16), aligned(4)));
+#define G_MR 4
+#define G_NV 2
+static void ukr_generic(int kc, const float *a, const float *b, float *c, int ldc, int mr,
+                        int nr, int add)
+{
+    UKR_BODY(v4sf, v4sf_u, 4, G_MR, G_NV)
+}
+static int avail_always(void)
+{
+    return 1;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_X86_KERNELS 1
+typedef float v8sf __attribute__((vector_size(32)));
+typedef float v8sf_u __attribute__((vector_size(32), aligned(4)));
+typedef float v16sf __attribute__((vector_size(64)));
+typedef float v16sf_u __attribute__((vector_size(64), aligned(4)));
+
+#define A2_MR 6
+#define A2_NV 2
+__attribute__((target("avx2,fma"))) static void ukr_avx2(int kc, const float *a,
+                                                         const float *b, float *c, int ldc,
+                                                         int mr, int nr, int add)
+{
+    UKR_BODY(v8sf, v8sf_u, 8, A2_MR, A2_NV)
+}
+static int avail_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+#define A5_MR 8
+#define A5_NV 2
+__attribute__((target("avx512f,fma"))) static void ukr_avx512(int kc, const float *a,
+                                                             const float *b, float *c,
+                                                             int ldc, int mr, int nr,
+                                                             int add)
+{
+    UKR_BODY(v16sf, v16sf_u, 16, A5_MR, A5_NV)
+}
+static int avail_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+}
+#endif
+
+/* Best first. */
+static const gemm_isa isas[] = {
+#ifdef HAVE_X86_KERNELS
+    {"avx512", A5_MR, A5_NV * 16, 96, 256, 2048, ukr_avx512, avail_avx512},
+    {"avx2", A2_MR, A2_NV * 8, 96, 256, 2048, ukr_avx2, avail_avx2},
+#endif
+    {"generic", G_MR, G_NV * 4, 96, 256, 2048, ukr_generic, avail_always},
+};
+#define NISAS ((int)(sizeof isas / sizeof isas[0]))
+
+static const gemm_isa *cur;
+static pthread_once_t cur_once = PTHREAD_ONCE_INIT;
+
+static void pick_isa(void)
+{
+    const char *want = getenv("RT_GEMM_ISA");
+    for (int i = 0; i < NISAS; i++)
+        if (want && strcmp(want, isas[i].name) == 0 && isas[i].available()) {
+            cur = &isas[i];
+            return;
+        }
+    for (int i = 0; i < NISAS; i++)
+        if (isas[i].available()) {
+            cur = &isas[i];
+            return;
+        }
+}
+
+static const gemm_isa *isa(void)
+{
+    pthread_once(&cur_once, pick_isa);
+    return cur;
+}
+
+const char *rt_gemm_isa(void)
+{
+    return isa()->name;
+}
+
+int rt_gemm_use_isa(const char *name)
+{
+    isa();
+    for (int i = 0; i < NISAS; i++)
+        if (strcmp(name, isas[i].name) == 0) {
+            if (!isas[i].available())
+                return -1;
+            cur = &isas[i];
+            return 0;
+        }
+    return -1;
+}
+
+size_t rt_sgemm_ws_size(void)
+{
+    size_t most = 0;
+    for (int i = 0; i < NISAS; i++) {
+        size_t f = (size_t)isas[i].mc * isas[i].kc + (size_t)isas[i].kc * isas[i].nc;
+        if (f > most)
+            most = f;
+    }
+    return most * sizeof(float) + 128;
+}
+
+/* Packs rows [i0, i0+mc) x columns [p0, p0+kc) of op(A) (times alpha) into MR-high panels,
+ * k-major inside a panel, zero-filling rows past mc. */
+static void pack_a(int ta, const float *a, int lda, int i0, int mc, int p0, int kc,
+                   float alpha, int MR, float *dst)
+{
+    for (int ip = 0; ip < mc; ip += MR) {
+        int rows = mc - ip < MR ? mc - ip : MR;
+        for (int ii = 0; ii < MR; ii++) {
+            float *d = dst + ii;
+            if (ii >= rows) {
+                for (int p = 0; p < kc; p++)
+                    d[(size_t)p * MR] = 0.0f;
+                continue;
+            }
+            int i = i0 + ip + ii;
+            if (!ta) {
+                const float *s = a + (size_t)i * lda + p0;
+                for (int p = 0; p < kc; p++)
+                    d[(size_t)p * MR] = alpha * s[p];
+            } else {
+                const float *s = a + (size_t)p0 * lda + i;
+                for (int p = 0; p < kc; p++)
+                    d[(size_t)p * MR] = alpha * s[(size_t)p * lda];
+            }
+        }
+        dst += (size_t)MR * kc;
+    }
+}
+
+/* Packs rows [p0, p0+kc) x columns [j0, j0+nc) of op(B) into NR-wide panels, k-major
+ * inside a panel, zero-filling columns past nc. */
+static void pack_b(int tb, const float *b, int ldb, int p0, int kc, int j0, int nc, int NR,
+                   float *dst)
+{
+    for (int jp = 0; jp < nc; jp += NR) {
+        int cols = nc - jp < NR ? nc - jp : NR;
+        if (!tb) {
+            for (int p = 0; p < kc; p++) {
+                const float *s = b + (size_t)(p0 + p) * ldb + j0 + jp;
+                float *d = dst + (size_t)p * NR;
+                int j = 0;
+                for (; j < cols; j++)
+                    d[j] = s[j];
+                for (; j < NR; j++)
+                    d[j] = 0.0f;
+            }
+        } else {
+            for (int jj = 0; jj < NR; jj++) {
+                float *d = dst + jj;
+                if (jj >= cols) {
+                    for (int p = 0; p < kc; p++)
+                        d[(size_t)p * NR] = 0.0f;
+                    continue;
+                }
+                const float *s = b + (size_t)(j0 + jp + jj) * ldb + p0;
+                for (int p = 0; p < kc; p++)
+                    d[(size_t)p * NR] = s[p];
+            }
+        }
+        dst += (size_t)NR * kc;
+    }
+}
+
+void rt_sgemm_ws(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc, void *ws)
+{
+    const gemm_isa *g = isa();
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0 || alpha == 0.0f) {
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
+        return;
+    }
+    if (beta != 0.0f && beta != 1.0f)
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                c[(size_t)i * ldc + j] *= beta;
+
+    float *abuf = (float *)ALIGN_UP((uintptr_t)ws, 64);
+    float *bbuf = abuf + (size_t)g->mc * g->kc;
+    for (int jc = 0; jc < n; jc += g->nc) {
+        int nc = n - jc < g->nc ? n - jc : g->nc;
+        for (int pc = 0; pc < k; pc += g->kc) {
+            int kc = k - pc < g->kc ? k - pc : g->kc;
+            int add = pc > 0 || beta != 0.0f;
+            pack_b(tb, b, ldb, pc, kc, jc, nc, g->nr, bbuf);
+            for (int ic = 0; ic < m; ic += g->mc) {
+                int mc = m - ic < g->mc ? m - ic : g->mc;
+                pack_a(ta, a, lda, ic, mc, pc, kc, alpha, g->mr, abuf);
+                for (int jr = 0; jr < nc; jr += g->nr) {
+                    int nr = nc - jr < g->nr ? nc - jr : g->nr;
+                    const float *bp = bbuf + (size_t)jr * kc;
+                    for (int ir = 0; ir < mc; ir += g->mr) {
+                        int mr = mc - ir < g->mr ? mc - ir : g->mr;
+                        g->ukr(kc, abuf + (size_t)ir * kc, bp,
+                               c + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, add);
+                    }
+                }
+            }
+        }
+    }
+}
+
+int rt_sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+             const float *b, int ldb, float beta, float *c, int ldc)
+{
+    void *ws = malloc(rt_sgemm_ws_size());
+    if (!ws)
+        return -1;
+    rt_sgemm_ws(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ws);
+    free(ws);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ parallel over columns */
+
+typedef struct {
+    int ta, tb, m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    int lda, ldb, ldc;
+    atomic_int fail; /* set by a worker that ran out of memory */
+} gemm_job;
+
+static void gemm_task(void *arg, rt_worker *w)
+{
+    gemm_job *j = arg;
+    int tid = rt_worker_id(w), nt = rt_worker_count(w);
+    int nr = isa()->nr;
+    /* split the columns into whole NR panels so tiles do not depend on the split */
+    int panels = (j->n + nr - 1) / nr, lo, hi;
+    rt_split_range(panels, nt, tid, &lo, &hi);
+    int j0 = lo * nr, j1 = hi * nr < j->n ? hi * nr : j->n;
+    if (j0 >= j1)
+        return;
+    void *ws = rt_worker_scratch(w, rt_sgemm_ws_size());
+    if (!ws) {
+        atomic_store(&j->fail, 1);
+        return;
+    }
+    const float *b = j->tb ? j->b + (size_t)j0 * j->ldb : j->b + j0;
+    rt_sgemm_ws(j->ta, j->tb, j->m, j1 - j0, j->k, j->alpha, j->a, j->lda, b, j->ldb,
+                j->beta, j->c + j0, j->ldc, ws);
+}
+
+int rt_sgemm_mt(rt_threads *tp, int ta, int tb, int m, int n, int k, float alpha,
+                const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                int ldc)
+{
+    gemm_job j = {ta, tb, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, 0};
+    rt_threads_run(tp, gemm_task, &j);
+    return atomic_load(&j.fail) ? -1 : 0;
+}

@@ -1,0 +1,44 @@
+/*
+ * rt_loss.c - softmax and cross-entropy fused, the loss of every classifier here.
+ *
+ * log-sum-exp with the row maximum subtracted keeps exp() in range; sums are in double. The
+ * gradient of the mean loss is (softmax - onehot) / n.
+ */
+#include "cnnrt.h"
+
+#include <math.h>
+
+double rt_softmax_xent(const float *logits, const int *labels, int n, int k, float *probs,
+                       float *dlogits, int *correct)
+{
+    double total = 0.0;
+    int right = 0;
+    for (int s = 0; s < n; s++) {
+        const float *l = logits + (size_t)s * k;
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (l[j] > l[best])
+                best = j;
+        double mx = l[best], sum = 0.0;
+        for (int j = 0; j < k; j++)
+            sum += exp((double)l[j] - mx);
+        double lse = mx + log(sum);
+        int y = labels ? labels[s] : -1;
+        if (y >= 0 && y < k)
+            total += lse - l[y];
+        else
+            total = NAN; /* a label outside [0, k) has no loss */
+        if (best == y)
+            right++;
+        for (int j = 0; j < k; j++) {
+            double pj = exp((double)l[j] - lse);
+            if (probs)
+                probs[(size_t)s * k + j] = (float)pj;
+            if (dlogits)
+                dlogits[(size_t)s * k + j] = (float)((pj - (j == y)) / n);
+        }
+    }
+    if (correct)
+        *correct = right;
+    return n > 0 ? total / n : 0.0;
+}

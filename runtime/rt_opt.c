@@ -1,0 +1,87 @@
+/*
+ * rt_opt.c - the optimizers, following torch.optim.SGD and torch.optim.Adam step for step:
+ * weight decay is added to the gradient (L2, not AdamW); SGD's momentum buffer starts as the
+ * first gradient (dampening 0, no Nesterov); Adam uses bias correction with eps added after
+ * the square root of the corrected second moment.
+ */
+#include "cnnrt.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+struct rt_opt {
+    rt_opt_cfg cfg;
+    size_t n;
+    long step;      /* steps taken */
+    float *m, *v;   /* SGD: momentum buffer in m; Adam: first and second moments */
+};
+
+rt_opt *rt_opt_create(const rt_opt_cfg *cfg, size_t n)
+{
+    rt_opt *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    o->cfg = *cfg;
+    o->n = n;
+    size_t k = n ? n : 1;
+    o->m = calloc(k, sizeof *o->m);
+    if (cfg->kind == RT_OPT_ADAM)
+        o->v = calloc(k, sizeof *o->v);
+    if (!o->m || (cfg->kind == RT_OPT_ADAM && !o->v)) {
+        rt_opt_destroy(o);
+        return NULL;
+    }
+    return o;
+}
+
+void rt_opt_destroy(rt_opt *o)
+{
+    if (!o)
+        return;
+    free(o->m);
+    free(o->v);
+    free(o);
+}
+
+static void sgd_step(rt_opt *o, float *p, const float *g)
+{
+    const float lr = o->cfg.lr, mom = o->cfg.momentum, wd = o->cfg.weight_decay;
+    for (size_t i = 0; i < o->n; i++) {
+        float d = g[i];
+        if (wd != 0.0f)
+            d += wd * p[i];
+        if (mom != 0.0f) {
+            o->m[i] = o->step == 0 ? d : mom * o->m[i] + d;
+            d = o->m[i];
+        }
+        p[i] -= lr * d;
+    }
+}
+
+static void adam_step(rt_opt *o, float *p, const float *g)
+{
+    const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
+    const float wd = o->cfg.weight_decay;
+    const double t = (double)(o->step + 1);
+    /* as PyTorch: step_size = lr / (1 - b1^t), denom = sqrt(v) / sqrt(1 - b2^t) + eps */
+    const float step_size = (float)(o->cfg.lr / (1.0 - pow(b1, t)));
+    const float bc2_sqrt = (float)sqrt(1.0 - pow(b2, t));
+    for (size_t i = 0; i < o->n; i++) {
+        float d = g[i];
+        if (wd != 0.0f)
+            d += wd * p[i];
+        o->m[i] += (1.0f - b1) * (d - o->m[i]); /* torch's lerp_(grad, 1 - beta1) */
+        o->v[i] = o->v[i] * b2 + (1.0f - b2) * d * d;
+        float denom = sqrtf(o->v[i]) / bc2_sqrt + eps;
+        p[i] -= step_size * (o->m[i] / denom);
+    }
+}
+
+void rt_opt_step(rt_opt *o, float *params, const float *grads)
+{
+    if (o->cfg.kind == RT_OPT_ADAM)
+        adam_step(o, params, grads);
+    else
+        sgd_step(o, params, grads);
+    o->step++;
+}

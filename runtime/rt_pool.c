@@ -1,0 +1,207 @@
+/*
+ * rt_pool.c - max, average and global pooling, forward and backward.
+ *
+ * Windowed pooling works plane by plane (one channel of one image), and planes are split over
+ * the pool's workers; no two planes share memory, so results do not depend on the split.
+ * Max pooling never lets a padded cell win and routes gradients to the first maximum of each
+ * window; average pooling counts zero padding in its divisor (PyTorch's count_include_pad).
+ */
+#include "rt_kernels.h"
+
+#include <float.h>
+
+typedef enum { MAX_FWD, MAX_BWD, AVG_FWD, AVG_BWD } pool_op;
+
+typedef struct {
+    pool_op op;
+    const rt_pool_geom *g;
+    const float *x, *dy;
+    float *y, *dx;
+    int accum, planes;
+} pool_job;
+
+static int imax(int a, int b)
+{
+    return a > b ? a : b;
+}
+static int imin(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+static void max_fwd_plane(const rt_pool_geom *g, const float *x, float *y)
+{
+    for (int oy = 0; oy < g->oh; oy++) {
+        int y0 = oy * g->sh - g->pt, ya = imax(y0, 0), yb = imin(y0 + g->kh, g->h);
+        for (int ox = 0; ox < g->ow; ox++) {
+            int x0 = ox * g->sw - g->pl, xa = imax(x0, 0), xb = imin(x0 + g->kw, g->w);
+            float m = -FLT_MAX;
+            int any = 0;
+            for (int iy = ya; iy < yb; iy++)
+                for (int ix = xa; ix < xb; ix++) {
+                    float v = x[iy * g->w + ix];
+                    if (!any || v > m)
+                        m = v;
+                    any = 1;
+                }
+            y[oy * g->ow + ox] = any ? m : 0.0f;
+        }
+    }
+}
+
+static void max_bwd_plane(const rt_pool_geom *g, const float *x, const float *dy, float *dx)
+{
+    for (int oy = 0; oy < g->oh; oy++) {
+        int y0 = oy * g->sh - g->pt, ya = imax(y0, 0), yb = imin(y0 + g->kh, g->h);
+        for (int ox = 0; ox < g->ow; ox++) {
+            int x0 = ox * g->sw - g->pl, xa = imax(x0, 0), xb = imin(x0 + g->kw, g->w);
+            int best = -1;
+            for (int iy = ya; iy < yb; iy++)
+                for (int ix = xa; ix < xb; ix++) {
+                    int i = iy * g->w + ix;
+                    if (best < 0 || x[i] > x[best])
+                        best = i;
+                }
+            if (best >= 0)
+                dx[best] += dy[oy * g->ow + ox];
+        }
+    }
+}
+
+/* Cells of the window inside the padded input: the divisor of count_include_pad. */
+static int avg_count(const rt_pool_geom *g, int y0, int x0)
+{
+    int ya = imax(y0, -g->pt), yb = imin(y0 + g->kh, g->h + g->pb);
+    int xa = imax(x0, -g->pl), xb = imin(x0 + g->kw, g->w + g->pr);
+    int n = (yb - ya) * (xb - xa);
+    return n > 0 ? n : 1;
+}
+
+static void avg_fwd_plane(const rt_pool_geom *g, const float *x, float *y)
+{
+    for (int oy = 0; oy < g->oh; oy++) {
+        int y0 = oy * g->sh - g->pt, ya = imax(y0, 0), yb = imin(y0 + g->kh, g->h);
+        for (int ox = 0; ox < g->ow; ox++) {
+            int x0 = ox * g->sw - g->pl, xa = imax(x0, 0), xb = imin(x0 + g->kw, g->w);
+            float s = 0.0f;
+            for (int iy = ya; iy < yb; iy++)
+                for (int ix = xa; ix < xb; ix++)
+                    s += x[iy * g->w + ix];
+            y[oy * g->ow + ox] = s / (float)avg_count(g, y0, x0);
+        }
+    }
+}
+
+static void avg_bwd_plane(const rt_pool_geom *g, const float *dy, float *dx)
+{
+    for (int oy = 0; oy < g->oh; oy++) {
+        int y0 = oy * g->sh - g->pt, ya = imax(y0, 0), yb = imin(y0 + g->kh, g->h);
+        for (int ox = 0; ox < g->ow; ox++) {
+            int x0 = ox * g->sw - g->pl, xa = imax(x0, 0), xb = imin(x0 + g->kw, g->w);
+            float d = dy[oy * g->ow + ox] / (float)avg_count(g, y0, x0);
+            for (int iy = ya; iy < yb; iy++)
+                for (int ix = xa; ix < xb; ix++)
+                    dx[iy * g->w + ix] += d;
+        }
+    }
+}
+
+static void pool_task(void *arg, rt_worker *wk)
+{
+    pool_job *j = arg;
+    const rt_pool_geom *g = j->g;
+    size_t in = (size_t)g->h * g->w, out = (size_t)g->oh * g->ow;
+    int lo, hi;
+    rt_split_range(j->planes, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
+    for (int p = lo; p < hi; p++) {
+        if ((j->op == MAX_BWD || j->op == AVG_BWD) && !j->accum)
+            memset(j->dx + p * in, 0, in * sizeof(float));
+        switch (j->op) {
+        case MAX_FWD: max_fwd_plane(g, j->x + p * in, j->y + p * out); break;
+        case MAX_BWD: max_bwd_plane(g, j->x + p * in, j->dy + p * out, j->dx + p * in); break;
+        case AVG_FWD: avg_fwd_plane(g, j->x + p * in, j->y + p * out); break;
+        case AVG_BWD: avg_bwd_plane(g, j->dy + p * out, j->dx + p * in); break;
+        }
+    }
+}
+
+static void run(pool_op op, const rt_pool_geom *g, const float *x, const float *dy, float *y,
+                float *dx, int accum, int n, rt_threads *tp)
+{
+    pool_job j = {op, g, x, dy, y, dx, accum, n * g->c};
+    if (j.planes > 0)
+        rt_threads_run(tp, pool_task, &j);
+}
+
+void rt_maxpool_forward(const rt_pool_geom *g, const float *x, float *y, int n,
+                        rt_threads *tp)
+{
+    run(MAX_FWD, g, x, NULL, y, NULL, 0, n, tp);
+}
+
+void rt_maxpool_backward(const rt_pool_geom *g, const float *x, const float *dy, float *dx,
+                         int accum, int n, rt_threads *tp)
+{
+    run(MAX_BWD, g, x, dy, NULL, dx, accum, n, tp);
+}
+
+void rt_avgpool_forward(const rt_pool_geom *g, const float *x, float *y, int n,
+                        rt_threads *tp)
+{
+    run(AVG_FWD, g, x, NULL, y, NULL, 0, n, tp);
+}
+
+void rt_avgpool_backward(const rt_pool_geom *g, const float *dy, float *dx, int accum, int n,
+                         rt_threads *tp)
+{
+    run(AVG_BWD, g, NULL, dy, NULL, dx, accum, n, tp);
+}
+
+/* ------------------------------------------------------------------ global pooling */
+
+void rt_globalavgpool_forward(const float *x, float *y, int n, int c, int hw)
+{
+    for (size_t p = 0; p < (size_t)n * c; p++) {
+        const float *xp = x + p * hw;
+        double s = 0.0;
+        for (int i = 0; i < hw; i++)
+            s += xp[i];
+        y[p] = (float)(s / hw);
+    }
+}
+
+void rt_globalavgpool_backward(const float *dy, float *dx, int accum, int n, int c, int hw)
+{
+    for (size_t p = 0; p < (size_t)n * c; p++) {
+        float d = dy[p] / (float)hw, *dp = dx + p * hw;
+        for (int i = 0; i < hw; i++)
+            dp[i] = accum ? dp[i] + d : d;
+    }
+}
+
+/* Index of the first maximum of x[0..hw). */
+static int first_max(const float *x, int hw)
+{
+    int best = 0;
+    for (int i = 1; i < hw; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+void rt_globalmaxpool_forward(const float *x, float *y, int n, int c, int hw)
+{
+    for (size_t p = 0; p < (size_t)n * c; p++)
+        y[p] = x[p * hw + first_max(x + p * hw, hw)];
+}
+
+void rt_globalmaxpool_backward(const float *x, const float *dy, float *dx, int accum, int n,
+                               int c, int hw)
+{
+    for (size_t p = 0; p < (size_t)n * c; p++) {
+        float *dp = dx + p * hw;
+        if (!accum)
+            memset(dp, 0, (size_t)hw * sizeof *dp);
+        dp[first_max(x + p * hw, hw)] += dy[p];
+    }
+}

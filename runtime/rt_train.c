@@ -1,0 +1,270 @@
+/*
+ * rt_train.c - the training loop and evaluation shared by cnnrun and generated programs:
+ * seeded per-epoch shuffling, minibatch SGD/Adam on the softmax cross-entropy, validation
+ * after every epoch and keeping the best weights in memory. It prints nothing; progress
+ * and saving happen in the caller's hooks.
+ */
+#include "rt_train_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Stream constants that separate the run seed's uses (shuffle, dropout). */
+#define SEED_SHUFFLE 0x53485546464c4531ull  /* "SHUFFLE1" */
+#define SEED_DROPOUT 0x44524f504f555431ull  /* "DROPOUT1" */
+
+void rt_history_free(rt_history *h)
+{
+    free(h->train_loss);
+    free(h->train_acc);
+    free(h->val_loss);
+    free(h->val_acc);
+    free(h->secs);
+    memset(h, 0, sizeof *h);
+    h->best_epoch = -1;
+}
+
+static int history_alloc(rt_history *h, int epochs)
+{
+    memset(h, 0, sizeof *h);
+    h->best_epoch = -1;
+    size_t n = (size_t)(epochs > 0 ? epochs : 1);
+    h->train_loss = calloc(n, sizeof(double));
+    h->train_acc = calloc(n, sizeof(double));
+    h->val_loss = calloc(n, sizeof(double));
+    h->val_acc = calloc(n, sizeof(double));
+    h->secs = calloc(n, sizeof(double));
+    if (!h->train_loss || !h->train_acc || !h->val_loss || !h->val_acc || !h->secs) {
+        rt_history_free(h);
+        return -1;
+    }
+    return 0;
+}
+
+/* A uniform integer in [0, n) (Lemire's multiply-shift; bias below 2^-32 for n < 2^31). */
+static uint32_t below(rt_rng *r, uint32_t n)
+{
+    return (uint32_t)(((rt_rng_next(r) >> 32) * (uint64_t)n) >> 32);
+}
+
+static int input_size(const rt_model *m)
+{
+    rt_shape s = m->desc->layers[0].out;
+    return s.c * s.h * s.w;
+}
+
+int rt_evaluate(rt_model *m, const rt_dataset *ds, const int *idx, int n, double *loss,
+                double *acc, int *confusion, char *err)
+{
+    int k = rt_netdesc_classes(m->desc);
+    int bs = m->max_batch > 0 ? m->max_batch : 1;
+    size_t isz = (size_t)input_size(m);
+    *loss = 0;
+    *acc = 0;
+    if (confusion)
+        memset(confusion, 0, sizeof(int) * (size_t)k * (size_t)k);
+    if (n <= 0)
+        return 0;
+    if (isz != (size_t)ds->c * ds->h * ds->w) {
+        snprintf(err, RT_ERRLEN, "the images are %dx%dx%d but the network takes %dx%dx%d",
+                 ds->c, ds->h, ds->w, m->desc->layers[0].out.c, m->desc->layers[0].out.h,
+                 m->desc->layers[0].out.w);
+        return -1;
+    }
+    float *x = malloc(sizeof(float) * isz * (size_t)bs);
+    float *logits = malloc(sizeof(float) * (size_t)k * (size_t)bs);
+    int *y = malloc(sizeof(int) * (size_t)bs);
+    int rc = 0;
+    if (!x || !logits || !y) {
+        snprintf(err, RT_ERRLEN, "out of memory");
+        rc = -1;
+        goto out;
+    }
+    double sum = 0;
+    long correct = 0;
+    for (int off = 0; off < n; off += bs) {
+        int nb = n - off < bs ? n - off : bs;
+        rt_dataset_batch(ds, idx + off, nb, NULL, x, y);
+        for (int i = 0; i < nb; i++)
+            if (y[i] < 0 || y[i] >= k) {
+                snprintf(err, RT_ERRLEN, "label %d is outside the network's %d classes", y[i],
+                         k);
+                rc = -1;
+                goto out;
+            }
+        if (m->forward(m->self, x, nb, 0, logits) != 0) {
+            snprintf(err, RT_ERRLEN, "forward pass failed");
+            rc = -1;
+            goto out;
+        }
+        int c = 0;
+        sum += rt_softmax_xent(logits, y, nb, k, NULL, NULL, &c) * nb;
+        correct += c;
+        if (confusion)
+            for (int i = 0; i < nb; i++) {
+                int best = 0;
+                for (int j = 1; j < k; j++)
+                    if (logits[(size_t)i * k + j] > logits[(size_t)i * k + best])
+                        best = j;
+                confusion[(size_t)y[i] * k + best]++;
+            }
+    }
+    *loss = sum / n;
+    *acc = (double)correct / n;
+out:
+    free(x);
+    free(logits);
+    free(y);
+    return rc;
+}
+
+int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
+                 const rt_train_cfg *cfg, const rt_train_hooks *hooks, rt_history *h,
+                 char *err)
+{
+    static const rt_train_hooks nohooks;
+    memset(h, 0, sizeof *h);
+    h->best_epoch = -1;
+    if (!hooks)
+        hooks = &nohooks;
+    if (cfg->epochs < 1 || cfg->batch < 1) {
+        snprintf(err, RT_ERRLEN, "epochs and batch size must be at least 1");
+        return -1;
+    }
+    if (cfg->batch > m->max_batch) {
+        snprintf(err, RT_ERRLEN, "batch size %d is larger than the model's maximum %d",
+                 cfg->batch, m->max_batch);
+        return -1;
+    }
+    if (sp->ntrain < 1) {
+        snprintf(err, RT_ERRLEN, "no training images (the split gave 0)");
+        return -1;
+    }
+    int k = rt_netdesc_classes(m->desc);
+    size_t isz = (size_t)input_size(m);
+    if (isz != (size_t)ds->c * ds->h * ds->w) {
+        snprintf(err, RT_ERRLEN, "the images are %dx%dx%d but the network takes %dx%dx%d",
+                 ds->c, ds->h, ds->w, m->desc->layers[0].out.c, m->desc->layers[0].out.h,
+                 m->desc->layers[0].out.w);
+        return -1;
+    }
+    if (history_alloc(h, cfg->epochs) < 0) {
+        snprintf(err, RT_ERRLEN, "out of memory");
+        return -1;
+    }
+    h->has_val = sp->nval > 0;
+
+    int bs = cfg->batch;
+    float *x = malloc(sizeof(float) * isz * (size_t)bs);
+    float *logits = malloc(sizeof(float) * (size_t)k * (size_t)bs);
+    float *dlogits = malloc(sizeof(float) * (size_t)k * (size_t)bs);
+    int *y = malloc(sizeof(int) * (size_t)bs);
+    uint8_t *flip = malloc((size_t)bs);
+    int *order = malloc(sizeof(int) * (size_t)sp->ntrain);
+    float *best_p = malloc(sizeof(float) * (m->nparams ? m->nparams : 1));
+    float *best_s = malloc(sizeof(float) * (m->nstate ? m->nstate : 1));
+    rt_opt *opt = rt_opt_create(&cfg->opt, m->nparams);
+    int rc = 0;
+    if (!x || !logits || !dlogits || !y || !flip || !order || !best_p || !best_s || !opt) {
+        snprintf(err, RT_ERRLEN, "out of memory");
+        rc = -1;
+        goto out;
+    }
+
+    rt_rng rng;
+    rt_rng_seed(&rng, cfg->seed ^ SEED_SHUFFLE);
+    if (m->seed_dropout)
+        m->seed_dropout(m->self, cfg->seed ^ SEED_DROPOUT);
+    memcpy(order, sp->train, sizeof(int) * (size_t)sp->ntrain);
+    int nbatches = (sp->ntrain + bs - 1) / bs;
+    double best = INFINITY;
+
+    for (int e = 0; e < cfg->epochs; e++) {
+        double t0 = rt_now();
+        /* Fisher-Yates on the previous order: deterministic for the seed */
+        for (int i = sp->ntrain - 1; i > 0; i--) {
+            int j = (int)below(&rng, (uint32_t)i + 1);
+            int t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        double sum = 0;
+        long correct = 0, seen = 0;
+        for (int b = 0; b < nbatches; b++) {
+            int off = b * bs;
+            int nb = sp->ntrain - off < bs ? sp->ntrain - off : bs;
+            if (cfg->augment_hflip)
+                for (int i = 0; i < nb; i++)
+                    flip[i] = (uint8_t)(rt_rng_next(&rng) >> 63);
+            rt_dataset_batch(ds, order + off, nb, cfg->augment_hflip ? flip : NULL, x, y);
+            for (int i = 0; i < nb; i++)
+                if (y[i] < 0 || y[i] >= k) {
+                    snprintf(err, RT_ERRLEN, "label %d is outside the network's %d classes",
+                             y[i], k);
+                    rc = -1;
+                    goto out;
+                }
+            if (m->forward(m->self, x, nb, 1, logits) != 0) {
+                snprintf(err, RT_ERRLEN, "forward pass failed at epoch %d", e + 1);
+                rc = -1;
+                goto out;
+            }
+            int c = 0;
+            double loss = rt_softmax_xent(logits, y, nb, k, NULL, dlogits, &c);
+            if (!isfinite(loss)) {
+                snprintf(err, RT_ERRLEN, "training diverged at epoch %d, batch %d (the loss is "
+                         "%s); try a smaller learning rate (--lr)", e + 1, b + 1,
+                         isnan(loss) ? "NaN" : "infinite");
+                rc = -1;
+                goto out;
+            }
+            m->backward(m->self, dlogits, nb);
+            rt_opt_step(opt, m->params, m->grads);
+            sum += loss * nb;
+            correct += c;
+            seen += nb;
+            if (hooks->batch_done)
+                hooks->batch_done(hooks->ctx, e, b, nbatches, sum / seen,
+                                  (double)correct / seen);
+        }
+        h->train_loss[e] = sum / seen;
+        h->train_acc[e] = (double)correct / seen;
+        if (h->has_val &&
+            rt_evaluate(m, ds, sp->val, sp->nval, &h->val_loss[e], &h->val_acc[e], NULL,
+                        err) < 0) {
+            rc = -1;
+            goto out;
+        }
+        double crit = h->has_val ? h->val_loss[e] : h->train_loss[e];
+        int improved = crit < best;
+        if (improved) {
+            best = crit;
+            h->best_epoch = e;
+            memcpy(best_p, m->params, sizeof(float) * m->nparams);
+            memcpy(best_s, m->state, sizeof(float) * m->nstate);
+        }
+        h->secs[e] = rt_now() - t0;
+        h->epochs = e + 1;
+        if (hooks->epoch_done && hooks->epoch_done(hooks->ctx, h, e, improved, m, err) != 0) {
+            rc = -1;
+            goto out;
+        }
+    }
+out:
+    if (h->best_epoch >= 0) {   /* also after an error: leave the best weights seen */
+        memcpy(m->params, best_p, sizeof(float) * m->nparams);
+        memcpy(m->state, best_s, sizeof(float) * m->nstate);
+    }
+    if (opt)
+        rt_opt_destroy(opt);
+    free(x);
+    free(logits);
+    free(dlogits);
+    free(y);
+    free(flip);
+    free(order);
+    free(best_p);
+    free(best_s);
+    return rc;
+}

@@ -1,0 +1,648 @@
+/*
+ * rt_weights.c - weights files: a trained network's parameters and batchnorm statistics,
+ * with the structure hash and class names, saved atomically (a crash or a full disk never
+ * destroys the previous file) and loaded only after every check passed.
+ *
+ * Format version 1 (doc/weights-format.md says the same at more length). All integers
+ * are unsigned little-endian, all values IEEE-754 float32 little-endian.
+ *
+ *   header, 32 bytes
+ *     0  4  magic "CNNW"
+ *     4  u32 format version (1)
+ *     8  u64 structure hash (rt_netdesc.hash, see rt_netdesc_hash)
+ *    16  u64 body length B in bytes
+ *    24  u32 number of tensors T
+ *    28  u32 number of class names K (0 when unknown)
+ *   body, B bytes
+ *     network name: u32 length, that many bytes (UTF-8, no terminating NUL)
+ *     K class names, each as u32 length + bytes
+ *     T tensors, each: u32 layer index, u32 role, u32 ndim (1..4), u32 dims[ndim],
+ *       then dims[0]*...*dims[ndim-1] float32 values. Roles: 0 weights, 1 bias,
+ *       2 running mean, 3 running variance, 4 other state. In layer order; per layer
+ *       the weights, then the bias, then the state tensors. Shapes: conv weights
+ *       [out_c][in_c][kh][kw], dense weights [out][in], batchnorm gamma (weights) and
+ *       beta (bias) [c], everything else one dimension.
+ *   trailer, 8 bytes
+ *     u32 CRC-32 (zlib's, the IEEE polynomial of zip/png) of header and body
+ *     4  end mark "WNNC"
+ *
+ * So the file is exactly 32 + B + 8 bytes long, which tells a truncated file apart.
+ * Loading checks, in order: magic, version, length, checksum, structure hash, and that
+ * every tensor has the layer, role and shape this network expects.
+ */
+#include "rt_train_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define MAGIC "CNNW"
+#define ENDMARK "WNNC"
+#define HEADER_LEN 32
+#define TRAILER_LEN 8
+#define MAX_NAME 4096
+
+enum { ROLE_W, ROLE_B, ROLE_MEAN, ROLE_VAR, ROLE_STATE, NROLES };
+static const char *role_name[NROLES] = {"weights", "bias", "running mean",
+                                         "running variance", "state"};
+
+/* One tensor of the file as this network lays it out. */
+typedef struct {
+    uint32_t layer, role, ndim, dims[4];
+    size_t off, len;        /* in params (roles 0, 1) or state (roles 2..4) */
+} tensor;
+
+/* ------------------------------------------------------------ the tensor list */
+
+static void tensor_set(tensor *t, int layer, int role, size_t off, size_t len, int ndim,
+                       const size_t *dims)
+{
+    t->layer = (uint32_t)layer;
+    t->role = (uint32_t)role;
+    t->off = off;
+    t->len = len;
+    size_t prod = 1;
+    for (int i = 0; i < ndim; i++)
+        prod *= dims[i];
+    int ok = ndim > 0 && prod == len;
+    for (int i = 0; ok && i < ndim; i++)
+        ok = dims[i] <= UINT32_MAX;
+    if (ok) {
+        t->ndim = (uint32_t)ndim;
+        for (int i = 0; i < ndim; i++)
+            t->dims[i] = (uint32_t)dims[i];
+    } else {                /* shape unknown for this kind: one dimension */
+        t->ndim = 1;
+        t->dims[0] = (uint32_t)len;
+    }
+}
+
+/* The tensors of d in file order; checks they lie within the arrays and cover them. */
+static int tensor_list(const rt_netdesc *d, size_t nparams, size_t nstate, tensor **out,
+                       int *nout, char *err)
+{
+    tensor *t = malloc(sizeof *t * (size_t)(d->nlayers > 0 ? d->nlayers : 1) * 4);
+    if (!t) {
+        snprintf(err, RT_ERRLEN, "out of memory");
+        return -1;
+    }
+    int n = 0;
+    size_t pcount = 0, scount = 0;
+    for (int i = 0; i < d->nlayers; i++) {
+        const rt_layer *L = &d->layers[i];
+        size_t in = (size_t)L->in.c * L->in.h * L->in.w;
+        size_t outn = (size_t)L->out.c * L->out.h * L->out.w;
+        if (L->w_len) {
+            size_t conv[4] = {(size_t)L->out.c, (size_t)L->in.c, (size_t)L->kh, (size_t)L->kw};
+            size_t dense[2] = {outn, in};
+            size_t one[1] = {L->w_len};
+            if (L->kind == RT_CONV)
+                tensor_set(&t[n++], i, ROLE_W, L->w_off, L->w_len, 4, conv);
+            else if (L->kind == RT_DENSE)
+                tensor_set(&t[n++], i, ROLE_W, L->w_off, L->w_len, 2, dense);
+            else
+                tensor_set(&t[n++], i, ROLE_W, L->w_off, L->w_len, 1, one);
+            pcount += L->w_len;
+        }
+        if (L->b_len) {
+            size_t one[1] = {L->b_len};
+            tensor_set(&t[n++], i, ROLE_B, L->b_off, L->b_len, 1, one);
+            pcount += L->b_len;
+        }
+        if (L->s_len) {
+            if (L->kind == RT_BATCHNORM && L->s_len == 2 * (size_t)L->out.c) {
+                size_t c[1] = {(size_t)L->out.c};
+                tensor_set(&t[n++], i, ROLE_MEAN, L->s_off, c[0], 1, c);
+                tensor_set(&t[n++], i, ROLE_VAR, L->s_off + c[0], c[0], 1, c);
+            } else {
+                size_t one[1] = {L->s_len};
+                tensor_set(&t[n++], i, ROLE_STATE, L->s_off, L->s_len, 1, one);
+            }
+            scount += L->s_len;
+        }
+    }
+    for (int j = 0; j < n; j++) {
+        size_t lim = t[j].role <= ROLE_B ? nparams : nstate;
+        if (t[j].off > lim || t[j].len > lim - t[j].off) {
+            snprintf(err, RT_ERRLEN, "layer %u's %s lies outside the model's %s array",
+                     (unsigned)t[j].layer, role_name[t[j].role],
+                     t[j].role <= ROLE_B ? "parameter" : "state");
+            free(t);
+            return -1;
+        }
+    }
+    if (pcount != nparams || scount != nstate) {
+        snprintf(err, RT_ERRLEN,
+                 "the network's layers hold %zu parameters and %zu state values but the "
+                 "model has %zu and %zu", pcount, scount, nparams, nstate);
+        free(t);
+        return -1;
+    }
+    *out = t;
+    *nout = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------ writing */
+
+static size_t default_write(const void *p, size_t size, size_t n, FILE *f)
+{
+    return fwrite(p, size, n, f);
+}
+
+static rt_write_fn write_fn = default_write;
+
+void rt_weights_set_write_hook(rt_write_fn fn)
+{
+    write_fn = fn ? fn : default_write;
+}
+
+/* Buffered little-endian writer computing the CRC; remembers the first failure. */
+typedef struct {
+    FILE *f;
+    uLong crc;
+    int crc_on;
+    int failed, err_no;
+    size_t used;
+    unsigned char buf[1 << 16];
+} writer;
+
+static void w_flush(writer *w)
+{
+    if (w->used && !w->failed) {
+        if (w->crc_on)
+            w->crc = crc32(w->crc, w->buf, (uInt)w->used);
+        errno = 0;
+        if (write_fn(w->buf, 1, w->used, w->f) != w->used) {
+            w->failed = 1;
+            w->err_no = errno ? errno : EIO;
+        }
+    }
+    w->used = 0;
+}
+
+static void w_bytes(writer *w, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    while (n) {
+        if (w->used == sizeof w->buf)
+            w_flush(w);
+        size_t k = sizeof w->buf - w->used;
+        if (k > n)
+            k = n;
+        memcpy(w->buf + w->used, b, k);
+        w->used += k;
+        b += k;
+        n -= k;
+    }
+}
+
+static void w_u32(writer *w, uint32_t v)
+{
+    unsigned char b[4];
+    for (int i = 0; i < 4; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    w_bytes(w, b, 4);
+}
+
+static void w_u64(writer *w, uint64_t v)
+{
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    w_bytes(w, b, 8);
+}
+
+static void w_floats(writer *w, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        w_u32(w, u);
+    }
+}
+
+static void w_str(writer *w, const char *s, size_t len)
+{
+    w_u32(w, (uint32_t)len);
+    w_bytes(w, s, len);
+}
+
+static size_t name_len(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n > MAX_NAME ? MAX_NAME : n;
+}
+
+/* Writes the whole file to w. */
+static void write_file(writer *w, const rt_model *m, const tensor *t, int nt,
+                       char *const *names, int nnames)
+{
+    const rt_netdesc *d = m->desc;
+    uint64_t body = 4 + name_len(d->name);
+    for (int i = 0; i < nnames; i++)
+        body += 4 + name_len(names[i]);
+    for (int i = 0; i < nt; i++)
+        body += 12 + 4 * (uint64_t)t[i].ndim + 4 * (uint64_t)t[i].len;
+
+    w->crc = crc32(0L, Z_NULL, 0);
+    w->crc_on = 1;
+    w_bytes(w, MAGIC, 4);
+    w_u32(w, RT_WEIGHTS_VERSION);
+    w_u64(w, d->hash);
+    w_u64(w, body);
+    w_u32(w, (uint32_t)nt);
+    w_u32(w, (uint32_t)nnames);
+    w_str(w, d->name, name_len(d->name));
+    for (int i = 0; i < nnames; i++)
+        w_str(w, names[i] ? names[i] : "", name_len(names[i]));
+    for (int i = 0; i < nt; i++) {
+        w_u32(w, t[i].layer);
+        w_u32(w, t[i].role);
+        w_u32(w, t[i].ndim);
+        for (uint32_t k = 0; k < t[i].ndim; k++)
+            w_u32(w, t[i].dims[k]);
+        const float *src = t[i].role <= ROLE_B ? m->params : m->state;
+        w_floats(w, src + t[i].off, t[i].len);
+    }
+    w_flush(w);             /* the CRC now covers header and body */
+    w->crc_on = 0;
+    w_u32(w, (uint32_t)w->crc);
+    w_bytes(w, ENDMARK, 4);
+    w_flush(w);
+}
+
+/* Makes the rename durable: fsync of the directory holding file (best effort). */
+static void sync_dir(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    char dir[PATH_MAX];
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == file)
+        strcpy(dir, "/");
+    else {
+        size_t n = (size_t)(slash - file);
+        if (n >= sizeof dir)
+            return;
+        memcpy(dir, file, n);
+        dir[n] = 0;
+    }
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+int rt_weights_save_named(const char *file, const rt_model *m, char *const *names,
+                          int nclasses, char *err)
+{
+    tensor *t;
+    int nt;
+    if (nclasses < 0 || (nclasses > 0 && !names))
+        nclasses = 0;
+    if (tensor_list(m->desc, m->nparams, m->nstate, &t, &nt, err) < 0)
+        return -1;
+
+    size_t flen = strlen(file);
+    char *tmp = malloc(flen + 12);
+    writer *w = malloc(sizeof *w);
+    if (!tmp || !w) {
+        free(tmp);
+        free(w);
+        free(t);
+        snprintf(err, RT_ERRLEN, "out of memory");
+        return -1;
+    }
+    memcpy(tmp, file, flen);
+    memcpy(tmp + flen, ".tmp-XXXXXX", 12);
+
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        snprintf(err, RT_ERRLEN, "cannot write weights file %s: %s", file, strerror(errno));
+        free(tmp);
+        free(w);
+        free(t);
+        return -1;
+    }
+    /* mkstemp makes the file 0600; give it the mode an ordinary new file gets */
+    mode_t mask = umask(0);
+    umask(mask);
+    (void)fchmod(fd, 0666 & ~mask);
+
+    memset(w, 0, offsetof(writer, buf));
+    w->f = fdopen(fd, "wb");
+    if (!w->f) {
+        w->failed = 1;
+        w->err_no = errno;
+        close(fd);
+    } else {
+        write_file(w, m, t, nt, names, nclasses);
+        if (!w->failed && fflush(w->f) != 0) {
+            w->failed = 1;
+            w->err_no = errno;
+        }
+        if (!w->failed && fsync(fileno(w->f)) != 0) {
+            w->failed = 1;
+            w->err_no = errno;
+        }
+        if (fclose(w->f) != 0 && !w->failed) {
+            w->failed = 1;
+            w->err_no = errno;
+        }
+    }
+    if (!w->failed && rename(tmp, file) != 0) {
+        w->failed = 1;
+        w->err_no = errno;
+    }
+    int rc = 0;
+    if (w->failed) {
+        unlink(tmp);
+        snprintf(err, RT_ERRLEN, "cannot write weights file %s: %s (any previous file is "
+                 "unchanged)", file, strerror(w->err_no));
+        rc = -1;
+    } else {
+        sync_dir(file);
+    }
+    free(tmp);
+    free(w);
+    free(t);
+    return rc;
+}
+
+int rt_weights_save(const char *file, const rt_model *m, char *err)
+{
+    return rt_weights_save_named(file, m, NULL, 0, err);
+}
+
+/* ------------------------------------------------------------ reading */
+
+static uint32_t rd32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t rd64(const unsigned char *p)
+{
+    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+/* Reads the whole file into memory. */
+static int slurp(const char *file, unsigned char **buf, size_t *len, char *err)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        snprintf(err, RT_ERRLEN, "cannot open weights file %s: %s", file, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, RT_ERRLEN, "%s is not a regular file", file);
+        fclose(f);
+        return -1;
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *b = malloc(n ? n : 1);
+    if (!b) {
+        snprintf(err, RT_ERRLEN, "%s: out of memory reading %zu bytes", file, n);
+        fclose(f);
+        return -1;
+    }
+    size_t got = fread(b, 1, n, f);
+    if (got != n && ferror(f)) {
+        snprintf(err, RT_ERRLEN, "cannot read %s: %s", file, strerror(errno));
+        free(b);
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    *buf = b;
+    *len = got;
+    return 0;
+}
+
+/* A bounds-checked cursor over the body. */
+typedef struct {
+    const unsigned char *p, *end;
+} cursor;
+
+static int c_u32(cursor *c, uint32_t *v)
+{
+    if (c->end - c->p < 4)
+        return -1;
+    *v = rd32(c->p);
+    c->p += 4;
+    return 0;
+}
+
+/* A string into a fresh malloc'ed buffer. */
+static int c_str(cursor *c, char **s)
+{
+    uint32_t n;
+    if (c_u32(c, &n) < 0 || n > MAX_NAME || (size_t)(c->end - c->p) < n)
+        return -1;
+    *s = malloc((size_t)n + 1);
+    if (!*s)
+        return -1;
+    memcpy(*s, c->p, n);
+    (*s)[n] = 0;
+    c->p += n;
+    return 0;
+}
+
+void rt_names_free(char **names, int n)
+{
+    if (!names)
+        return;
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+static void fmt_shape(char *buf, size_t n, const uint32_t *dims, uint32_t ndim)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (uint32_t i = 0; i < ndim && k < n; i++) {
+        int r = snprintf(buf + k, n - k, "%s%u", i ? "x" : "", (unsigned)dims[i]);
+        if (r < 0)
+            break;
+        k += (size_t)r;
+    }
+}
+
+/* Checks everything and copies the values into m; on error m is untouched. */
+static int parse(const char *file, const unsigned char *b, size_t len, rt_model *m,
+                 char ***names_out, int *nnames_out, char *err)
+{
+    const rt_netdesc *d = m->desc;
+    if (len < 4 || memcmp(b, MAGIC, 4) != 0) {
+        snprintf(err, RT_ERRLEN, "%s is not a cnnc weights file%s", file,
+                 len == 0 ? " (it is empty)" : "");
+        return -1;
+    }
+    if (len < HEADER_LEN) {
+        snprintf(err, RT_ERRLEN, "%s is truncated: %zu bytes, shorter than the %d-byte header",
+                 file, len, HEADER_LEN);
+        return -1;
+    }
+    uint32_t version = rd32(b + 4);
+    if (version > RT_WEIGHTS_VERSION || version == 0) {
+        snprintf(err, RT_ERRLEN, "%s has weights format version %u; this runtime (%s) reads "
+                 "version %d and older: use a newer cnnc", file, (unsigned)version, RT_VERSION,
+                 RT_WEIGHTS_VERSION);
+        return -1;
+    }
+    uint64_t hash = rd64(b + 8), body = rd64(b + 16);
+    uint32_t nt = rd32(b + 24), nnames = rd32(b + 28);
+    if (body > (uint64_t)SIZE_MAX - HEADER_LEN - TRAILER_LEN ||
+        len < HEADER_LEN + body + TRAILER_LEN) {
+        snprintf(err, RT_ERRLEN, "%s is truncated: %zu bytes, the header announces %llu", file,
+                 len, (unsigned long long)(HEADER_LEN + body + TRAILER_LEN));
+        return -1;
+    }
+    size_t total = (size_t)(HEADER_LEN + body + TRAILER_LEN);
+    if (len > total) {
+        snprintf(err, RT_ERRLEN, "%s has %zu unexpected bytes after its end", file,
+                 len - total);
+        return -1;
+    }
+    const unsigned char *tr = b + HEADER_LEN + body;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t off = 0; off < HEADER_LEN + body;) {
+        size_t k = HEADER_LEN + body - off;
+        if (k > (1u << 30))
+            k = 1u << 30;
+        crc = crc32(crc, b + off, (uInt)k);
+        off += k;
+    }
+    if ((uint32_t)crc != rd32(tr) || memcmp(tr + 4, ENDMARK, 4) != 0) {
+        snprintf(err, RT_ERRLEN, "%s is corrupted: checksum mismatch (stored %08x, computed "
+                 "%08x)", file, (unsigned)rd32(tr), (unsigned)crc);
+        return -1;
+    }
+
+    cursor c = {b + HEADER_LEN, b + HEADER_LEN + body};
+    char *netname = NULL;
+    if (c_str(&c, &netname) < 0)
+        goto bad;
+    if (hash != d->hash) {
+        snprintf(err, RT_ERRLEN, "%s: weights are for network '%s' with a different structure "
+                 "(structure hash %016llx; network '%s' has %016llx)", file, netname,
+                 (unsigned long long)hash, d->name, (unsigned long long)d->hash);
+        free(netname);
+        return -1;
+    }
+    free(netname);
+
+    char **names = NULL;
+    if (nnames > 100000)
+        goto bad;
+    if (nnames) {
+        names = calloc(nnames, sizeof *names);
+        if (!names)
+            goto bad;
+        for (uint32_t i = 0; i < nnames; i++)
+            if (c_str(&c, &names[i]) < 0) {
+                rt_names_free(names, (int)nnames);
+                goto bad;
+            }
+    }
+
+    tensor *t;
+    int ntx;
+    if (tensor_list(d, m->nparams, m->nstate, &t, &ntx, err) < 0) {
+        rt_names_free(names, (int)nnames);
+        return -1;
+    }
+    if ((uint32_t)ntx != nt) {
+        snprintf(err, RT_ERRLEN, "%s holds %u tensors, network '%s' has %d", file,
+                 (unsigned)nt, d->name, ntx);
+        goto fail;
+    }
+    /* first pass: check every record; second pass: copy */
+    const unsigned char *data_start = c.p;
+    for (int pass = 0; pass < 2; pass++) {
+        c.p = data_start;
+        for (int i = 0; i < ntx; i++) {
+            uint32_t layer, role, ndim, dims[4];
+            if (c_u32(&c, &layer) < 0 || c_u32(&c, &role) < 0 || c_u32(&c, &ndim) < 0 ||
+                ndim < 1 || ndim > 4)
+                goto badt;
+            for (uint32_t k = 0; k < ndim; k++)
+                if (c_u32(&c, &dims[k]) < 0)
+                    goto badt;
+            int same = layer == t[i].layer && role == t[i].role && ndim == t[i].ndim;
+            for (uint32_t k = 0; same && k < ndim; k++)
+                same = dims[k] == t[i].dims[k];
+            if (!same) {
+                char want[64], got[64];
+                fmt_shape(want, sizeof want, t[i].dims, t[i].ndim);
+                fmt_shape(got, sizeof got, dims, ndim);
+                snprintf(err, RT_ERRLEN, "%s: tensor %d is layer %u's %s [%s], network '%s' "
+                         "expects layer %u's %s [%s]", file, i + 1, (unsigned)layer,
+                         role < NROLES ? role_name[role] : "?", got, d->name,
+                         (unsigned)t[i].layer, role_name[t[i].role], want);
+                goto fail;
+            }
+            if ((size_t)(c.end - c.p) / 4 < t[i].len)
+                goto badt;
+            if (pass == 1) {
+                float *dst = (t[i].role <= ROLE_B ? m->params : m->state) + t[i].off;
+                for (size_t k = 0; k < t[i].len; k++) {
+                    uint32_t u = rd32(c.p + 4 * k);
+                    memcpy(&dst[k], &u, 4);
+                }
+            }
+            c.p += 4 * t[i].len;
+        }
+        if (c.p != c.end)
+            goto badt;
+    }
+    free(t);
+    if (names_out) {
+        *names_out = names;
+        *nnames_out = (int)nnames;
+    } else {
+        rt_names_free(names, (int)nnames);
+    }
+    return 0;
+
+badt:
+    snprintf(err, RT_ERRLEN, "%s is malformed: its tensor records do not match their lengths",
+             file);
+fail:
+    free(t);
+    rt_names_free(names, (int)nnames);
+    return -1;
+bad:
+    snprintf(err, RT_ERRLEN, "%s is malformed: bad name or class-name record", file);
+    return -1;
+}
+
+int rt_weights_load_named(const char *file, rt_model *m, char ***names, int *nclasses,
+                          char *err)
+{
+    unsigned char *b;
+    size_t len;
+    if (names) {
+        *names = NULL;
+        *nclasses = 0;
+    }
+    if (slurp(file, &b, &len, err) < 0)
+        return -1;
+    int rc = parse(file, b, len, m, names, nclasses, err);
+    free(b);
+    return rc;
+}
+
+int rt_weights_load(const char *file, rt_model *m, char *err)
+{
+    return rt_weights_load_named(file, m, NULL, NULL, err);
+}

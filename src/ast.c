@@ -1,0 +1,87 @@
+/*
+ * ast.c - construction and destruction of the syntax tree (ast.h).
+ */
+#include "ast.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+ast_stmt *ast_stmt_new(ast_stmtkind kind, cnn_loc loc)
+{
+    ast_stmt *s = cnn_xcalloc(1, sizeof *s);
+    s->kind = kind;
+    s->loc = loc;
+    s->nameloc = loc;
+    return s;
+}
+
+void ast_stmt_add_arg(ast_stmt *s, const ast_arg *a)
+{
+    s->args = cnn_xrealloc(s->args, (size_t)(s->nargs + 1) * sizeof *s->args);
+    s->args[s->nargs++] = *a;
+}
+
+void ast_stmt_add_callarg(ast_stmt *s, const ast_value *v)
+{
+    s->callargs = cnn_xrealloc(s->callargs, (size_t)(s->ncallargs + 1) * sizeof *s->callargs);
+    s->callargs[s->ncallargs++] = *v;
+}
+
+void ast_stmt_add_param(ast_stmt *s, char *name, cnn_loc loc)
+{
+    s->params = cnn_xrealloc(s->params, (size_t)(s->nparams + 1) * sizeof *s->params);
+    s->paramlocs = cnn_xrealloc(s->paramlocs, (size_t)(s->nparams + 1) * sizeof *s->paramlocs);
+    s->paramlocs[s->nparams] = loc;
+    s->params[s->nparams++] = name;
+}
+
+ast_stmt *ast_append(ast_stmt *a, ast_stmt *b)
+{
+    if (!a) return b;
+    ast_stmt *t = a;
+    while (t->next) t = t->next;
+    t->next = b;
+    return a;
+}
+
+void ast_value_free(ast_value *v)
+{
+    free(v->word);
+    v->word = NULL;
+}
+
+void ast_free(ast_stmt *s)
+{
+    while (s) {
+        ast_stmt *next = s->next;
+        free(s->name);
+        for (int i = 0; i < s->nargs; i++) {
+            free(s->args[i].key);
+            ast_value_free(&s->args[i].val);
+        }
+        free(s->args);
+        for (int i = 0; i < s->ncallargs; i++) ast_value_free(&s->callargs[i]);
+        free(s->callargs);
+        for (int i = 0; i < s->nparams; i++) free(s->params[i]);
+        free(s->params);
+        free(s->paramlocs);
+        ast_value_free(&s->count);
+        ast_free(s->body);
+        free(s);
+        s = next;
+    }
+}
+
+const char *ast_value_kind_name(ast_valkind k)
+{
+    switch (k) {
+    case VAL_INT: return "a whole number";
+    case VAL_FLOAT: return "a decimal number";
+    case VAL_DIMS: return "a size";
+    case VAL_WORD: return "a word";
+    case VAL_RATIO: return "a ratio";
+    }
+    return "a value";
+}

@@ -1,0 +1,72 @@
+/*
+ * ast.h - the syntax tree of a .cnn file, exactly as written: statements with their
+ * arguments and source positions. The parser builds it; expand.c turns it into the IR.
+ * Nothing here knows what a layer means; that is the layer table's job (layers.c).
+ */
+#ifndef CNN_AST_H
+#define CNN_AST_H
+
+#include "diag.h"
+
+typedef enum { VAL_INT, VAL_FLOAT, VAL_DIMS, VAL_WORD, VAL_RATIO } ast_valkind;
+
+#define AST_MAXDIMS 4
+
+/* A literal or a word: 16, 0.5, 3x3, 3x128x128, relu, 7:2:1. */
+typedef struct {
+    ast_valkind kind;
+    cnn_loc loc;
+    long i;                 /* VAL_INT */
+    double f;               /* VAL_FLOAT (also set for VAL_INT) */
+    int ndims;              /* VAL_DIMS, VAL_RATIO */
+    long dims[AST_MAXDIMS];
+    char *word;             /* VAL_WORD; also the literal text of every value */
+} ast_value;
+
+/* One argument: positional (key == NULL) or key=value. */
+typedef struct {
+    char *key;
+    cnn_loc keyloc;
+    ast_value val;
+} ast_arg;
+
+typedef enum {
+    STMT_LAYER,     /* NAME args...           a layer, an activation, or a block call */
+    STMT_CALL,      /* NAME(args) args...     a block call with parentheses */
+    STMT_REPEAT,    /* repeat N { body }     */
+    STMT_RESIDUAL,  /* residual { body }     */
+    STMT_BLOCK,     /* block NAME(params) { body } */
+    STMT_TRAIN,     /* train { settings }    */
+    STMT_NETWORK    /* network NAME          */
+} ast_stmtkind;
+
+typedef struct ast_stmt ast_stmt;
+struct ast_stmt {
+    ast_stmtkind kind;
+    cnn_loc loc;            /* the whole statement's first token */
+    char *name;             /* layer/block/network name */
+    cnn_loc nameloc;
+    ast_arg *args;          /* arguments after the name */
+    int nargs;
+    ast_value *callargs;    /* STMT_CALL: values inside the parentheses */
+    int ncallargs;
+    char **params;          /* STMT_BLOCK: parameter names */
+    cnn_loc *paramlocs;
+    int nparams;
+    ast_value count;        /* STMT_REPEAT */
+    ast_stmt *body;         /* REPEAT, RESIDUAL, BLOCK, TRAIN */
+    cnn_loc endloc;         /* the closing brace */
+    ast_stmt *next;
+};
+
+ast_stmt *ast_stmt_new(ast_stmtkind kind, cnn_loc loc);
+void ast_stmt_add_arg(ast_stmt *s, const ast_arg *a);
+void ast_stmt_add_callarg(ast_stmt *s, const ast_value *v);
+void ast_stmt_add_param(ast_stmt *s, char *name, cnn_loc loc);
+/* Appends list b after list a; returns the head. */
+ast_stmt *ast_append(ast_stmt *a, ast_stmt *b);
+void ast_value_free(ast_value *v);
+void ast_free(ast_stmt *s);
+const char *ast_value_kind_name(ast_valkind k);
+
+#endif

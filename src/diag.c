@@ -1,0 +1,150 @@
+/*
+ * diag.c - prints every diagnostic about a .cnn file in one format:
+ *   file:line:col: error: message
+ *      12 | conv 3x3 16 rleu
+ *         |             ^~~~
+ *   hint: did you mean 'relu'?
+ * Non-printable bytes are shown as '?', and very long lines are cut around the column,
+ * so that even a binary file gives a readable message.
+ */
+#include "diag.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SHOW_WIDTH = 100 };  /* characters of a source line shown around the column */
+
+void diag_init(cnn_diag *d, const char *file, const char *text, size_t len, FILE *out)
+{
+    memset(d, 0, sizeof *d);
+    d->file = file;
+    d->text = text;
+    d->len = len;
+    d->out = out ? out : stderr;
+    d->max_errors = 20;
+}
+
+/* Finds the start and length of 1-based line number `line` in the source. */
+static int find_line(const cnn_diag *d, int line, const char **start, size_t *len)
+{
+    if (!d->text || line < 1) return 0;
+    const char *p = d->text, *end = d->text + d->len;
+    for (int l = 1; l < line; l++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) return 0;
+        p = nl + 1;
+    }
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    *start = p;
+    *len = (size_t)((nl ? nl : end) - p);
+    if (*len && p[*len - 1] == '\r') (*len)--;
+    return 1;
+}
+
+static void show_line(cnn_diag *d, cnn_loc loc)
+{
+    const char *s;
+    size_t n;
+    if (!find_line(d, loc.line, &s, &n)) return;
+    size_t col = loc.col > 0 ? (size_t)loc.col - 1 : 0;
+    if (col > n) col = n;
+    size_t last = (loc.last_line == loc.line && loc.last_col >= loc.col) ? (size_t)loc.last_col - 1 : col;
+    if (last >= n) last = n ? n - 1 : 0;
+    if (last < col) last = col;
+    /* window of SHOW_WIDTH characters that contains the column */
+    size_t from = col > SHOW_WIDTH / 2 ? col - SHOW_WIDTH / 2 : 0;
+    size_t to = from + SHOW_WIDTH < n ? from + SHOW_WIDTH : n;
+    if (last >= to) last = to ? to - 1 : 0;
+    const char *pre = from > 0 ? "..." : "";
+    fprintf(d->out, "%5d | %s", loc.line, pre);
+    for (size_t i = from; i < to; i++) {
+        unsigned char c = (unsigned char)s[i];
+        fputc(c == '\t' || (c >= 0x20 && c < 0x7f) ? c : '?', d->out);
+    }
+    fprintf(d->out, "%s\n      | %s", to < n ? "..." : "", pre);
+    for (size_t i = from; i < col; i++) fputc(s[i] == '\t' ? '\t' : ' ', d->out);
+    fputc('^', d->out);
+    for (size_t i = col + 1; i <= last && i < to; i++) fputc('~', d->out);
+    fputc('\n', d->out);
+}
+
+static void vreport(cnn_diag *d, cnn_loc loc, const char *kind, const char *fmt, va_list ap)
+{
+    if (loc.line > 0)
+        fprintf(d->out, "%s:%d:%d: %s: ", d->file, loc.line, loc.col > 0 ? loc.col : 1, kind);
+    else
+        fprintf(d->out, "%s: %s: ", d->file, kind);
+    vfprintf(d->out, fmt, ap);
+    fputc('\n', d->out);
+    show_line(d, loc);
+}
+
+void diag_error(cnn_diag *d, cnn_loc loc, const char *hint, const char *fmt, ...)
+{
+    d->nerrors++;
+    if (d->nerrors > d->max_errors) {
+        d->suppressed++;
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(d, loc, "error", fmt, ap);
+    va_end(ap);
+    if (hint) fprintf(d->out, "hint: %s\n", hint);
+}
+
+void diag_note(cnn_diag *d, cnn_loc loc, const char *fmt, ...)
+{
+    if (d->nerrors > d->max_errors) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(d, loc, "note", fmt, ap);
+    va_end(ap);
+}
+
+void diag_finish(cnn_diag *d)
+{
+    if (d->suppressed)
+        fprintf(d->out, "%s: %d more errors not shown\n", d->file, d->suppressed);
+    if (d->nerrors)
+        fprintf(d->out, "%s: %d error%s\n", d->file, d->nerrors, d->nerrors == 1 ? "" : "s");
+}
+
+int diag_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return 1000;
+    int row[65];
+    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            int v = diag + cost;
+            if (up + 1 < v) v = up + 1;
+            if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
+            row[j] = v;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *diag_nearest(const char *word, const char *const *cands, int n)
+{
+    const char *best = NULL;
+    int bestd = 1000;
+    for (int i = 0; i < n; i++) {
+        int dist = diag_edit_distance(word, cands[i]);
+        if (dist < bestd) {
+            bestd = dist;
+            best = cands[i];
+        }
+    }
+    size_t len = strlen(word);
+    int limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
+    return bestd <= limit ? best : NULL;
+}

@@ -1,0 +1,41 @@
+/*
+ * diag.h - diagnostics: the one place that prints errors about a .cnn file, as
+ * "file:line:col: error: message", the source line, a caret under the column, and an
+ * optional hint. Errors are counted so a driver can report several and then stop.
+ */
+#ifndef CNN_DIAG_H
+#define CNN_DIAG_H
+
+#include <stdio.h>
+
+typedef struct {
+    int line, col;          /* 1-based; line 0 = no position */
+    int last_line, last_col;/* inclusive end, for the ~~~ underline */
+} cnn_loc;
+
+typedef struct {
+    const char *file;       /* name shown in messages */
+    const char *text;       /* the whole source, for showing lines */
+    size_t len;
+    FILE *out;              /* where messages go (stderr) */
+    int nerrors;
+    int max_errors;         /* stop printing after this many (0 = 20) */
+    int suppressed;
+} cnn_diag;
+
+void diag_init(cnn_diag *d, const char *file, const char *text, size_t len, FILE *out);
+/* Prints an error at loc (and the line with a caret); hint may be NULL. */
+void diag_error(cnn_diag *d, cnn_loc loc, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A note attached to the previous error, e.g. where a shape was last changed. */
+void diag_note(cnn_diag *d, cnn_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prints "N errors" summary lines when errors were suppressed. */
+void diag_finish(cnn_diag *d);
+
+/* Levenshtein distance, for "did you mean" hints. */
+int diag_edit_distance(const char *a, const char *b);
+/* The candidate closest to word (NULL if none is close enough). */
+const char *diag_nearest(const char *word, const char *const *cands, int n);
+
+#endif

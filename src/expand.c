@@ -1,0 +1,345 @@
+/*
+ * expand.c - from the syntax tree to the flat IR. Blocks are macros with parameters:
+ * a call substitutes its values for the parameter words and expands the body in place;
+ * repeat expands its body N times; residual expands its body and adds an RT_ADD node
+ * joining the body's output with the residual's input. Errors inside a block name the
+ * call sites, and an error repeated by expansion is reported once.
+ */
+#include "expand.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "train_section.h"
+#include "util.h"
+
+typedef struct frame {
+    const ast_stmt *block;      /* the definition being expanded (NULL for repeat/residual) */
+    const ast_stmt *call;       /* the statement that called it */
+    const ast_value *values;    /* call values, one per parameter */
+    struct frame *up;
+} frame;
+
+typedef struct {
+    cnn_errsink sink;           /* first: the layer table reports through it */
+    cnn_diag *diag;
+    ir_net *net;
+    const ast_stmt **blocks;
+    int nblocks, capblocks;
+    frame *top;
+    int depth;
+    int too_many;               /* CNN_MAX_LAYERS reached (reported once) */
+    uint64_t *seen;             /* hashes of reported errors, to report each once */
+    int nseen, capseen;
+} expander;
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static void ex_verror(expander *ex, cnn_loc loc, const char *hint, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    uint64_t h = hash_str(0xcbf29ce484222325ull, msg);
+    h = (h ^ (uint64_t)loc.line) * 0x100000001b3ull;
+    h = (h ^ (uint64_t)loc.col) * 0x100000001b3ull;
+    for (int i = 0; i < ex->nseen; i++)
+        if (ex->seen[i] == h) return; /* already reported and counted */
+    cnn_grow((void **)&ex->seen, &ex->capseen, ex->nseen, sizeof *ex->seen);
+    ex->seen[ex->nseen++] = h;
+    diag_error(ex->diag, loc, hint, "%s", msg);
+    for (frame *f = ex->top; f; f = f->up)
+        if (f->block)
+            diag_note(ex->diag, f->call->loc, "in block '%s' called here", f->block->name);
+}
+
+static void ex_error(expander *ex, cnn_loc loc, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void ex_error(expander *ex, cnn_loc loc, const char *hint, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ex_verror(ex, loc, hint, fmt, ap);
+    va_end(ap);
+}
+
+static void sink_error(cnn_errsink *s, cnn_loc loc, const char *hint, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ex_verror((expander *)s, loc, hint, fmt, ap);
+    va_end(ap);
+}
+
+static const ast_stmt *find_block(const expander *ex, const char *name)
+{
+    for (int i = 0; i < ex->nblocks; i++)
+        if (strcmp(ex->blocks[i]->name, name) == 0) return ex->blocks[i];
+    return NULL;
+}
+
+/* A parameter word of the innermost block call is replaced by the call's value. */
+static ast_value subst(const expander *ex, const ast_value *v)
+{
+    if (v->kind == VAL_WORD && ex->top) {
+        for (const frame *f = ex->top; f; f = f->up) {
+            if (!f->block) continue;
+            for (int i = 0; i < f->block->nparams; i++)
+                if (strcmp(f->block->params[i], v->word) == 0) {
+                    ast_value r = f->values[i];
+                    r.loc = v->loc;
+                    return r;
+                }
+            break; /* only the innermost block's parameters are visible */
+        }
+    }
+    return *v;
+}
+
+static void expand_list(expander *ex, const ast_stmt *s);
+
+static void unknown_word(expander *ex, const ast_stmt *s)
+{
+    int n;
+    const char *const *words = layers_all_words(&n);
+    const char *cands[256];
+    int nc = 0;
+    for (int i = 0; i < n && nc < 200; i++) cands[nc++] = words[i];
+    for (int i = 0; i < ex->nblocks && nc < 256; i++) cands[nc++] = ex->blocks[i]->name;
+    const char *near = diag_nearest(s->name, cands, nc);
+    char hint[256];
+    if (near)
+        snprintf(hint, sizeof hint, "did you mean '%s'?", near);
+    else
+        snprintf(hint, sizeof hint, "layers are: input conv maxpool avgpool globalavgpool globalmaxpool "
+                                    "flatten dropout dense batchnorm relu leakyrelu sigmoid tanh softmax");
+    ex_error(ex, s->nameloc, hint, "unknown layer '%s'", s->name);
+}
+
+static void call_block(expander *ex, const ast_stmt *s, const ast_stmt *b)
+{
+    if (s->kind == STMT_LAYER && s->nargs > 0) {
+        ex_error(ex, s->args[0].val.loc, "write a block call with parentheses, e.g. vgg(16)",
+                 "arguments of block '%s' go in parentheses", b->name);
+        return;
+    }
+    if (s->ncallargs != b->nparams) {
+        char hint[160];
+        snprintf(hint, sizeof hint, "block '%s' is defined at line %d with %d parameter%s", b->name,
+                 b->loc.line, b->nparams, b->nparams == 1 ? "" : "s");
+        ex_error(ex, s->nameloc, hint, "block '%s' takes %d argument%s, got %d", b->name, b->nparams,
+                 b->nparams == 1 ? "" : "s", s->ncallargs);
+        return;
+    }
+    for (frame *f = ex->top; f; f = f->up)
+        if (f->block == b) {
+            ex_error(ex, s->nameloc, "a block cannot call itself, directly or through another block",
+                     "block '%s' calls itself", b->name);
+            return;
+        }
+    ast_value *vals = cnn_xcalloc((size_t)(s->ncallargs ? s->ncallargs : 1), sizeof *vals);
+    for (int i = 0; i < s->ncallargs; i++) vals[i] = subst(ex, &s->callargs[i]);
+    frame f = {.block = b, .call = s, .values = vals, .up = ex->top};
+    ex->top = &f;
+    expand_list(ex, b->body);
+    ex->top = f.up;
+    free(vals);
+}
+
+static void layer_stmt(expander *ex, const ast_stmt *s)
+{
+    const cnn_layer_info *li = layers_find(s->name);
+    const ast_stmt *b = find_block(ex, s->name);
+    if (s->kind == STMT_CALL || (!li && b)) {
+        if (!b) {
+            ex_error(ex, s->nameloc, li ? "layers take no parentheses: write e.g. conv 3x3 16" : NULL,
+                     "'%s' is not a block", s->name);
+            return;
+        }
+        call_block(ex, s, b);
+        return;
+    }
+    if (!li) {
+        unknown_word(ex, s);
+        return;
+    }
+    if (ex->net->n >= CNN_MAX_LAYERS) {
+        if (!ex->too_many)
+            ex_error(ex, s->loc, "use fewer or smaller repeats", "the network has more than %d layers",
+                     CNN_MAX_LAYERS);
+        ex->too_many = 1;
+        return;
+    }
+    ast_arg *args = cnn_xcalloc((size_t)(s->nargs ? s->nargs : 1), sizeof *args);
+    for (int i = 0; i < s->nargs; i++) {
+        args[i] = s->args[i];
+        args[i].val = subst(ex, &s->args[i].val);
+    }
+    ir_node tmp;
+    memset(&tmp, 0, sizeof tmp);
+    int first = ex->net->n == 0;
+    if (li->kind == RT_INPUT && !first) {
+        ex_error(ex, s->nameloc, "a network has one input, as its first layer", "a second input");
+    } else if (li->kind != RT_INPUT && first) {
+        ex_error(ex, s->nameloc, "start the network with e.g. input 3x128x128",
+                 "the first layer must be 'input CxHxW', not '%s'", s->name);
+    } else {
+        ir_node *n = ir_add(ex->net);
+        int src = n->L.src;
+        layers_build(li, s, args, s->nargs, n, &ex->sink); /* errors are counted in diag */
+        n->L.src = src;
+        n->L.src2 = -1;
+        n->loc = s->nameloc;
+        n->L.line = s->loc.line;
+        frame *outer = NULL;
+        for (frame *f = ex->top; f; f = f->up) outer = f;
+        if (outer) n->via = outer->call->loc;
+    }
+    free(args);
+}
+
+static void repeat_stmt(expander *ex, const ast_stmt *s)
+{
+    ast_value v = subst(ex, &s->count);
+    if (v.kind != VAL_INT || v.i < 1 || v.i > CNN_MAX_LAYERS) {
+        char hint[96];
+        snprintf(hint, sizeof hint, "repeat takes a whole number from 1 to %d, e.g. repeat 3 { ... }",
+                 CNN_MAX_LAYERS);
+        ex_error(ex, v.loc, hint, v.kind == VAL_INT && v.i > CNN_MAX_LAYERS ? "repeat count '%s' is too large"
+                 : "invalid repeat count '%s'", v.word ? v.word : "");
+        return;
+    }
+    if (!s->body) {
+        ex_error(ex, s->loc, "put layers inside the braces", "empty repeat body");
+        return;
+    }
+    frame f = {.block = NULL, .call = s, .up = ex->top};
+    ex->top = &f;
+    for (long i = 0; i < v.i && !ex->too_many; i++) expand_list(ex, s->body);
+    ex->top = f.up;
+}
+
+static void residual_stmt(expander *ex, const ast_stmt *s)
+{
+    if (ex->net->n == 0) {
+        ex_error(ex, s->loc, "start the network with e.g. input 3x128x128",
+                 "the first layer must be 'input CxHxW', not a residual");
+        return;
+    }
+    int before = ex->net->n - 1;
+    if (!s->body) {
+        ex_error(ex, s->loc, "put layers inside the braces: residual { conv 3x3 16 pad=same }",
+                 "empty residual body");
+        return;
+    }
+    frame f = {.block = NULL, .call = s, .up = ex->top};
+    ex->top = &f;
+    expand_list(ex, s->body);
+    ex->top = f.up;
+    if (ex->net->n - 1 == before || ex->too_many) return;
+    ir_node *n = ir_add(ex->net);
+    n->L.kind = RT_ADD;
+    n->L.src2 = before;
+    n->loc = s->loc;
+    n->L.line = s->loc.line;
+    snprintf(n->text, sizeof n->text, "residual add");
+    frame *outer = NULL;
+    for (frame *g = ex->top; g; g = g->up) outer = g;
+    if (outer) n->via = outer->call->loc;
+}
+
+static void expand_list(expander *ex, const ast_stmt *s)
+{
+    if (++ex->depth > 64) {
+        ex_error(ex, s ? s->loc : (cnn_loc){0}, NULL, "blocks and repeats are nested more than 64 deep");
+        ex->depth--;
+        return;
+    }
+    for (; s; s = s->next) {
+        switch (s->kind) {
+        case STMT_LAYER: case STMT_CALL: layer_stmt(ex, s); break;
+        case STMT_REPEAT: repeat_stmt(ex, s); break;
+        case STMT_RESIDUAL: residual_stmt(ex, s); break;
+        case STMT_BLOCK:
+            if (ex->top) ex_error(ex, s->loc, "define blocks at the top level of the file",
+                                  "block '%s' is defined inside another construct", s->name);
+            break;
+        case STMT_TRAIN:
+            if (ex->top) ex_error(ex, s->loc, "the train { } section stands at the top level",
+                                  "train section inside another construct");
+            break;
+        case STMT_NETWORK:
+            if (ex->top) ex_error(ex, s->loc, "name the network at the top level", "network inside another construct");
+            break;
+        }
+        if (ex->too_many) break;
+    }
+    ex->depth--;
+}
+
+static int valid_c_name(const char *s)
+{
+    if (!*s || !(s[0] == '_' || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z'))) return 0;
+    for (; *s; s++)
+        if (!(*s == '_' || (*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+            return 0;
+    return 1;
+}
+
+int cnn_expand(const ast_stmt *program, const char *default_name, ir_net *net, cnn_diag *diag)
+{
+    expander ex = {.sink = {.error = sink_error}, .diag = diag, .net = net};
+    int errors_before = diag->nerrors;
+    const ast_stmt *named = NULL, *trained = NULL;
+    snprintf(net->name, sizeof net->name, "%s", default_name);
+    for (const ast_stmt *s = program; s; s = s->next) {
+        if (s->kind == STMT_BLOCK) {
+            const ast_stmt *old = find_block(&ex, s->name);
+            if (old) {
+                char hint[96];
+                snprintf(hint, sizeof hint, "'%s' was first defined at line %d", s->name, old->loc.line);
+                ex_error(&ex, s->nameloc, hint, "block '%s' is defined twice", s->name);
+            } else if (layers_find(s->name)) {
+                ex_error(&ex, s->nameloc, "choose another name for the block",
+                         "block name '%s' is already a layer", s->name);
+            } else {
+                for (int i = 0; i < s->nparams; i++)
+                    for (int j = 0; j < i; j++)
+                        if (strcmp(s->params[i], s->params[j]) == 0)
+                            ex_error(&ex, s->paramlocs[i], NULL, "parameter '%s' appears twice", s->params[i]);
+                cnn_grow((void **)&ex.blocks, &ex.capblocks, ex.nblocks, sizeof *ex.blocks);
+                ex.blocks[ex.nblocks++] = s;
+            }
+        } else if (s->kind == STMT_NETWORK) {
+            if (named) {
+                ex_error(&ex, s->loc, NULL, "the network is named twice (first at line %d)", named->loc.line);
+            } else if (!valid_c_name(s->name) || strlen(s->name) >= sizeof net->name) {
+                ex_error(&ex, s->nameloc, "a network name is a word of letters, digits and _ (at most 63)",
+                         "invalid network name '%s'", s->name);
+            } else {
+                snprintf(net->name, sizeof net->name, "%s", s->name);
+            }
+            named = s;
+        } else if (s->kind == STMT_TRAIN) {
+            if (trained)
+                ex_error(&ex, s->loc, NULL, "a second train section (the first is at line %d)", trained->loc.line);
+            else
+                train_section_read(s, &net->train, &ex.sink);
+            trained = s;
+            net->has_train = 1;
+        }
+    }
+    expand_list(&ex, program);
+    if (net->n == 0 && !ex.too_many && diag->nerrors == errors_before)
+        ex_error(&ex, (cnn_loc){0}, "a network starts with e.g. input 3x128x128", "the file defines no layers");
+    free(ex.blocks);
+    free(ex.seen);
+    return diag->nerrors > errors_before ? -1 : 0;
+}

@@ -1,0 +1,83 @@
+/*
+ * ir.c - the IR's list operations and its conversion to the runtime's network
+ * description, which the interpreter executes.
+ */
+#include "ir.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void ir_init(ir_net *net)
+{
+    memset(net, 0, sizeof *net);
+    rt_train_cfg_defaults(&net->train);
+}
+
+ir_node *ir_add(ir_net *net)
+{
+    cnn_grow((void **)&net->nodes, &net->cap, net->n, sizeof *net->nodes);
+    ir_node *n = &net->nodes[net->n++];
+    memset(n, 0, sizeof *n);
+    n->L.src = net->n - 2;
+    n->L.src2 = -1;
+    n->L.sh = n->L.sw = 1;
+    n->L.kh = n->L.kw = 1;
+    return n;
+}
+
+void ir_free(ir_net *net)
+{
+    free(net->nodes);
+    net->nodes = NULL;
+    net->n = net->cap = 0;
+}
+
+int ir_to_desc(const ir_net *net, rt_netdesc *d)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "%s", net->name);
+    d->nlayers = net->n;
+    d->layers = cnn_xcalloc((size_t)net->n, sizeof *d->layers);
+    for (int i = 0; i < net->n; i++) {
+        d->layers[i] = net->nodes[i].L;
+        const rt_layer *L = &d->layers[i];
+        if (L->w_off + L->w_len > d->nparams) d->nparams = L->w_off + L->w_len;
+        if (L->b_off + L->b_len > d->nparams) d->nparams = L->b_off + L->b_len;
+        if (L->s_off + L->s_len > d->nstate) d->nstate = L->s_off + L->s_len;
+    }
+    d->hash = rt_netdesc_hash(d);
+    return 0;
+}
+
+void ir_desc_free(rt_netdesc *d)
+{
+    free(d->layers);
+    d->layers = NULL;
+}
+
+const char *ir_kind_name(rt_kind k)
+{
+    static const char *const names[RT_NKINDS] = {
+        [RT_INPUT] = "input",     [RT_CONV] = "conv",           [RT_MAXPOOL] = "maxpool",
+        [RT_AVGPOOL] = "avgpool", [RT_GLOBALAVGPOOL] = "globalavgpool",
+        [RT_GLOBALMAXPOOL] = "globalmaxpool", [RT_FLATTEN] = "flatten",
+        [RT_DROPOUT] = "dropout", [RT_DENSE] = "dense",         [RT_BATCHNORM] = "batchnorm",
+        [RT_ACTIVATION] = "activation", [RT_ADD] = "add",
+    };
+    return (unsigned)k < RT_NKINDS ? names[k] : "?";
+}
+
+const char *ir_act_name(rt_act a)
+{
+    switch (a) {
+    case RT_ACT_NONE: return "";
+    case RT_ACT_RELU: return "relu";
+    case RT_ACT_LEAKYRELU: return "leakyrelu";
+    case RT_ACT_SIGMOID: return "sigmoid";
+    case RT_ACT_TANH: return "tanh";
+    case RT_ACT_SOFTMAX: return "softmax";
+    }
+    return "?";
+}

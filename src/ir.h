@@ -1,0 +1,52 @@
+/*
+ * ir.h - the typed intermediate representation: a flat list of layers in execution
+ * order (a DAG through the src/src2 indices of residual adds), blocks and repeats
+ * expanded, every shape, parameter count and FLOP count resolved by shape.c.
+ * Each node embeds the runtime's rt_layer, so the interpreter runs the IR as is and
+ * the C emitter reads the same numbers: one source of truth for every size.
+ */
+#ifndef CNN_IR_H
+#define CNN_IR_H
+
+#include "cnnrt.h"
+#include "diag.h"
+
+/* What the user asked for, before shape inference turns it into pixels. */
+typedef struct {
+    int pad_same;           /* pad=same */
+    int ph, pw;             /* pad=P / PHxPW: pixels on each side */
+    int has_stride;         /* stride given (pooling defaults to the window) */
+    int out;                /* conv channels, dense units */
+} ir_spec;
+
+typedef struct {
+    rt_layer L;             /* kind, hyper-parameters; shapes and offsets after shape.c */
+    ir_spec spec;
+    cnn_loc loc;            /* the statement that made this layer */
+    cnn_loc via;            /* the outermost block call or repeat it came from (line 0: none) */
+    char text[128];         /* how the layer reads, for reports: "conv 3x3 16 relu" */
+    long params;            /* trainable parameters */
+    double flops;           /* forward FLOPs per image (see doc/language.md for the rule) */
+} ir_node;
+
+typedef struct {
+    char name[64];
+    ir_node *nodes;
+    int n, cap;
+    rt_train_cfg train;     /* defaults, overridden by the train { } section */
+    int has_train;
+    long total_params;
+    double total_flops;
+    double act_bytes;       /* forward activation memory per image, in bytes */
+} ir_net;
+
+void ir_init(ir_net *net);
+ir_node *ir_add(ir_net *net);
+void ir_free(ir_net *net);
+/* A runtime description of the network (shares nothing with net; free with ir_desc_free). */
+int ir_to_desc(const ir_net *net, rt_netdesc *d);
+void ir_desc_free(rt_netdesc *d);
+const char *ir_kind_name(rt_kind k);
+const char *ir_act_name(rt_act a);
+
+#endif

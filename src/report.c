@@ -1,0 +1,84 @@
+/*
+ * report.c - the summary table and the Graphviz (dot) drawing of a network, both read
+ * straight from the IR: layer, source line, output shape, parameters, MFLOPs, totals.
+ */
+#include "report.h"
+
+#include <string.h>
+
+void report_thousands(long v, char *buf, size_t n)
+{
+    char tmp[32];
+    int len = snprintf(tmp, sizeof tmp, "%ld", v < 0 ? -v : v);
+    size_t j = 0;
+    if (v < 0 && j + 1 < n) buf[j++] = '-';
+    for (int i = 0; i < len && j + 2 < n; i++) {
+        if (i > 0 && (len - i) % 3 == 0) buf[j++] = ',';
+        buf[j++] = tmp[i];
+    }
+    buf[j] = '\0';
+}
+
+static void shape_text(rt_shape s, char *buf, size_t n)
+{
+    if (s.h == 1 && s.w == 1) snprintf(buf, n, "%d", s.c);
+    else snprintf(buf, n, "%dx%dx%d", s.c, s.h, s.w);
+}
+
+static void bytes_text(double b, char *buf, size_t n)
+{
+    if (b >= 1024.0 * 1024.0) snprintf(buf, n, "%.2f MiB", b / (1024.0 * 1024.0));
+    else if (b >= 1024.0) snprintf(buf, n, "%.1f KiB", b / 1024.0);
+    else snprintf(buf, n, "%.0f B", b);
+}
+
+void report_summary(const ir_net *net, const char *file, FILE *out)
+{
+    fprintf(out, "Network %s (%s): %d layers, %d classes\n\n", net->name, file, net->n,
+            net->nodes[net->n - 1].L.out.c);
+    fprintf(out, "%3s  %-36s %5s  %-14s %12s %10s\n", "#", "Layer", "Line", "Output shape", "Params", "MFLOPs");
+    char rule[90];
+    memset(rule, '-', sizeof rule - 1);
+    rule[sizeof rule - 1] = '\0';
+    fprintf(out, "%s\n", rule);
+    for (int i = 0; i < net->n; i++) {
+        const ir_node *n = &net->nodes[i];
+        char shape[48], params[32], text[40];
+        shape_text(n->L.out, shape, sizeof shape);
+        report_thousands(n->params, params, sizeof params);
+        if (strlen(n->text) > 36) snprintf(text, sizeof text, "%.33s...", n->text);
+        else snprintf(text, sizeof text, "%.39s", n->text);
+        fprintf(out, "%3d  %-36s %5d  %-14s %12s %10.2f\n", i, text, n->L.line, shape, params, n->flops / 1e6);
+    }
+    fprintf(out, "%s\n", rule);
+    char total[32], act[32], pmem[32];
+    report_thousands(net->total_params, total, sizeof total);
+    bytes_text(net->act_bytes, act, sizeof act);
+    bytes_text(4.0 * (double)net->total_params, pmem, sizeof pmem);
+    fprintf(out, "Total parameters:          %s (%s as float32)\n", total, pmem);
+    fprintf(out, "Forward FLOPs per image:   %.2f MFLOPs\n", net->total_flops / 1e6);
+    fprintf(out, "Activation memory:         %s per image (forward, float32)\n", act);
+}
+
+void report_dot(const ir_net *net, FILE *out)
+{
+    fprintf(out, "digraph \"%s\" {\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", "
+                 "fillcolor=\"#eef3fb\", fontname=\"Helvetica\"];\n", net->name);
+    for (int i = 0; i < net->n; i++) {
+        const ir_node *n = &net->nodes[i];
+        char shape[48];
+        shape_text(n->L.out, shape, sizeof shape);
+        fprintf(out, "  n%d [label=\"", i);
+        for (const char *p = n->text; *p; p++) {
+            if (*p == '"' || *p == '\\') fputc('\\', out);
+            fputc(*p, out);
+        }
+        fprintf(out, "\\n%s", shape);
+        if (n->params) fprintf(out, " | %ld params", n->params);
+        fprintf(out, "\"%s];\n", n->L.kind == RT_INPUT ? ", fillcolor=\"#dff0d8\"" :
+                                  n->L.kind == RT_ADD ? ", shape=circle, label=\"+\"" : "");
+        if (n->L.kind != RT_INPUT) fprintf(out, "  n%d -> n%d;\n", n->L.src, i);
+        if (n->L.kind == RT_ADD) fprintf(out, "  n%d -> n%d [style=dashed, label=\"skip\"];\n", n->L.src2, i);
+    }
+    fprintf(out, "}\n");
+}

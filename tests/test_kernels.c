@@ -1,0 +1,830 @@
+/*
+ * test_kernels.c - the forward kernels against numbers worked out by hand (the lecture's
+ * examples and their padding, flip, pooling and multi-channel variants) and against naive
+ * float64 references written here; GEMM on every micro-kernel this CPU has; the lecture's
+ * translation equivariance and invariance properties; loss, dropout, RNG and init.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cnnrt.h"
+#include "rt_kernels.h"
+
+/* The lecture's 3x3 input and 2x2 kernel. */
+static const float X3[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
+static const float K2[4] = {0, 1, 2, 3};
+
+static void expect(const float *got, const float *want, int n, float tol, const char *what)
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(fabsf(got[i] - want[i]) <= tol, "%s: element %d is %.7g, expected %.7g",
+                      what, i, got[i], want[i]);
+}
+
+static rt_conv_geom geom(int c, int h, int w, int oc, int oh, int ow, int kh, int kw, int sh,
+                         int sw, int pt, int pb, int pl, int pr, rt_padmode pad, int flip)
+{
+    rt_conv_geom g = {c, h, w, oc, oh, ow, kh, kw, sh, sw, pt, pb, pl, pr, pad, flip};
+    ck_assert_int_eq(rt_conv_geom_check(&g, NULL), 0);
+    return g;
+}
+
+/* Runs the lecture's single-channel conv with both a serial and a 2-thread pool. */
+static void lecture_conv(const rt_conv_geom *g, const float *want, const char *what)
+{
+    float y[64];
+    rt_threads *tp = rt_threads_create(2, NULL);
+    ck_assert_ptr_nonnull(tp);
+    int n = g->oh * g->ow;
+    ck_assert_int_eq(rt_conv2d_forward(g, X3, K2, NULL, RT_ACT_NONE, 0, y, 1, NULL), 0);
+    expect(y, want, n, 0.0f, what);
+    memset(y, 0, sizeof y);
+    ck_assert_int_eq(rt_conv2d_forward(g, X3, K2, NULL, RT_ACT_NONE, 0, y, 1, tp), 0);
+    expect(y, want, n, 0.0f, what);
+    rt_threads_destroy(tp);
+}
+
+START_TEST(conv_lecture_valid)
+{
+    /* 0*0+1*1+3*2+4*3 = 19, 1*1+2*2... as on the slide */
+    static const float want[4] = {19, 25, 37, 43};
+    rt_conv_geom g = geom(1, 3, 3, 1, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0);
+    lecture_conv(&g, want, "valid");
+}
+END_TEST
+
+START_TEST(conv_lecture_zero_pad)
+{
+    static const float want[16] = {0, 3, 8, 4, 9, 19, 25, 10, 21, 37, 43, 16, 6, 7, 8, 0};
+    rt_conv_geom g = geom(1, 3, 3, 1, 4, 4, 2, 2, 1, 1, 1, 1, 1, 1, RT_PAD_ZERO, 0);
+    lecture_conv(&g, want, "zero padding");
+}
+END_TEST
+
+START_TEST(conv_lecture_stride)
+{
+    /* stride 3 down, 2 across: rows 0 and 3, columns 0 and 2 of the padded result */
+    static const float want[4] = {0, 8, 6, 8};
+    rt_conv_geom g = geom(1, 3, 3, 1, 2, 2, 2, 2, 3, 2, 1, 1, 1, 1, RT_PAD_ZERO, 0);
+    lecture_conv(&g, want, "stride 3x2");
+}
+END_TEST
+
+START_TEST(conv_lecture_reflect)
+{
+    /* Reflect pad 1 (index -1 -> 1, 3 -> 1), padded image:
+     *   4 3 4 5 4 / 1 0 1 2 1 / 4 3 4 5 4 / 7 6 7 8 7 / 4 3 4 5 4
+     * y[i][j] = P[i][j+1] + 2 P[i+1][j] + 3 P[i+1][j+1]:
+     *   row 0: 3+2+0=5, 4+0+3=7, 5+2+6=13, 4+4+3=11
+     *   row 1: 0+8+9=17, 1+6+12=19, 2+8+15=25, 1+10+12=23
+     *   row 2: 3+14+18=35, 4+12+21=37, 5+14+24=43, 4+16+21=41
+     *   row 3: 6+8+9=23, 7+6+12=25, 8+8+15=31, 7+10+12=29 */
+    static const float want[16] = {5, 7, 13, 11, 17, 19, 25, 23, 35, 37, 43, 41, 23, 25, 31, 29};
+    rt_conv_geom g = geom(1, 3, 3, 1, 4, 4, 2, 2, 1, 1, 1, 1, 1, 1, RT_PAD_REFLECT, 0);
+    lecture_conv(&g, want, "reflect");
+}
+END_TEST
+
+START_TEST(conv_lecture_replicate)
+{
+    /* Replicate pad 1: 0 0 1 2 2 / 0 0 1 2 2 / 3 3 4 5 5 / 6 6 7 8 8 / 6 6 7 8 8
+     *   row 0: 0+0+0=0, 1+0+3=4, 2+2+6=10, 2+4+6=12
+     *   row 1: 0+6+9=15, 19, 25, 2+10+15=27
+     *   row 2: 3+12+18=33, 37, 43, 5+16+24=45
+     *   row 3: 6+12+18=36, 7+12+21=40, 8+14+24=46, 8+16+24=48 */
+    static const float want[16] = {0, 4, 10, 12, 15, 19, 25, 27, 33, 37, 43, 45, 36, 40, 46, 48};
+    rt_conv_geom g = geom(1, 3, 3, 1, 4, 4, 2, 2, 1, 1, 1, 1, 1, 1, RT_PAD_REPLICATE, 0);
+    lecture_conv(&g, want, "replicate");
+}
+END_TEST
+
+START_TEST(conv_lecture_circular)
+{
+    /* Circular pad 1 (-1 -> 2, 3 -> 0): 8 6 7 8 6 / 2 0 1 2 0 / 5 3 4 5 3 / 8 6 7 8 6 / 2 0 1 2 0
+     *   row 0: 6+4+0=10, 7+0+3=10, 8+2+6=16, 6+4+0=10
+     *   row 1: 0+10+9=19, 19, 25, 0+10+9=19
+     *   row 2: 3+16+18=37, 37, 43, 3+16+18=37
+     *   row 3: 6+4+0=10, 7+0+3=10, 8+2+6=16, 6+4+0=10  (= row 0: the image wraps) */
+    static const float want[16] = {10, 10, 16, 10, 19, 19, 25, 19, 37, 37, 43, 37, 10, 10, 16, 10};
+    rt_conv_geom g = geom(1, 3, 3, 1, 4, 4, 2, 2, 1, 1, 1, 1, 1, 1, RT_PAD_CIRCULAR, 0);
+    lecture_conv(&g, want, "circular");
+}
+END_TEST
+
+START_TEST(conv_lecture_flip)
+{
+    /* True convolution: the kernel rotated 180 degrees is [[3,2],[1,0]].
+     *   valid: 0*3+1*2+3*1=5, 1*3+2*2+4=11, 3*3+4*2+6=23, 4*3+5*2+7=29
+     * With zero padding 1 it is the full convolution sum_ab X[a][b] K[i-a][j-b]:
+     *   row 0: 0, 0, X01 K10... = 1, X02 K01 = 2
+     *   row 1: 0, X00K11+X01K10+X10K01+X11K00 = 0+2+3+0 = 5, 3+4+4 = 11, 3*2+5 = 11
+     *   row 2: 3*2 = 6, 9+8+6 = 23, 12+10+7 = 29, 15+8 = 23
+     *   row 3: 6*2 = 12, 18+14 = 32, 21+16 = 37, 8*3 = 24 */
+    static const float valid[4] = {5, 11, 23, 29};
+    static const float full[16] = {0, 0, 1, 2, 0, 5, 11, 11, 6, 23, 29, 23, 12, 32, 37, 24};
+    rt_conv_geom g = geom(1, 3, 3, 1, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 1);
+    lecture_conv(&g, valid, "flip valid");
+    g = geom(1, 3, 3, 1, 4, 4, 2, 2, 1, 1, 1, 1, 1, 1, RT_PAD_ZERO, 1);
+    lecture_conv(&g, full, "flip full");
+}
+END_TEST
+
+START_TEST(conv_lecture_backward)
+{
+    /* Valid conv, dy = ones(2x2):
+     *   dW[ky][kx] = sum of the 2x2 block of X at (ky,kx): 0+1+3+4=8, 1+2+4+5=12,
+     *                3+4+6+7=20, 4+5+7+8=24;  db = 4
+     *   dX[a][b] = sum_ij K[a-i][b-j]: K00=0, K00+K01=1, K01=1 / K00+K10=2, all=6, K01+K11=4
+     *              / K10=2, K10+K11=5, K11=3 */
+    static const float dy[4] = {1, 1, 1, 1};
+    static const float want_dw[4] = {8, 12, 20, 24};
+    static const float want_dx[9] = {0, 1, 1, 2, 6, 4, 2, 5, 3};
+    float dw[4], db[1], dx[9];
+    rt_conv_geom g = geom(1, 3, 3, 1, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0);
+    ck_assert_int_eq(rt_conv2d_backward(&g, X3, K2, dy, dx, 0, dw, db, 1, NULL), 0);
+    expect(dw, want_dw, 4, 0, "dW");
+    expect(db, (const float[]){4}, 1, 0, "db");
+    expect(dx, want_dx, 9, 0, "dX");
+    /* accum adds to what is there */
+    for (int i = 0; i < 9; i++)
+        dx[i] = 100;
+    ck_assert_int_eq(rt_conv2d_backward(&g, X3, K2, dy, dx, 1, dw, db, 1, NULL), 0);
+    for (int i = 0; i < 9; i++)
+        ck_assert_float_eq(dx[i], 100 + want_dx[i]);
+}
+END_TEST
+
+START_TEST(conv_padding_gradient_flows_to_source)
+{
+    /* A 1x1 kernel of weight 1 with padding 1 copies the padded 5x5 image; with dy = ones
+     * each source pixel receives one gradient per cell that holds its value:
+     *   zero: every pixel once;
+     *   reflect: rows -1 and 3 copy row 1, so row counts are 1,3,1 (columns alike): outer
+     *            product [[1,3,1],[3,9,3],[1,3,1]];
+     *   replicate: -1 -> 0 and 3 -> 2, counts 2,1,2: [[4,2,4],[2,1,2],[4,2,4]];
+     *   circular: -1 -> 2 and 3 -> 0, counts 2,1,2 as well. */
+    static const float want[4][9] = {{1, 1, 1, 1, 1, 1, 1, 1, 1},
+                                     {1, 3, 1, 3, 9, 3, 1, 3, 1},
+                                     {4, 2, 4, 2, 1, 2, 4, 2, 4},
+                                     {4, 2, 4, 2, 1, 2, 4, 2, 4}};
+    /* and the forward is the padded image itself, e.g. reflect's first row 4 3 4 5 4 */
+    static const float reflect_img[25] = {4, 3, 4, 5, 4, 1, 0, 1, 2, 1, 4, 3, 4, 5, 4,
+                                          7, 6, 7, 8, 7, 4, 3, 4, 5, 4};
+    float ones[25], dx[9], dw[1], y[25], one = 1;
+    for (int i = 0; i < 25; i++)
+        ones[i] = 1;
+    for (int m = 0; m < 4; m++) {
+        rt_conv_geom g = geom(1, 3, 3, 1, 5, 5, 1, 1, 1, 1, 1, 1, 1, 1, (rt_padmode)m, 0);
+        ck_assert_int_eq(rt_conv2d_backward(&g, X3, &one, ones, dx, 0, dw, NULL, 1, NULL), 0);
+        expect(dx, want[m], 9, 0, "padding gradient");
+        /* dW = sum of the padded image; its cells' counts times the pixels */
+        float s = 0;
+        for (int i = 0; i < 9; i++)
+            s += want[m][i] * X3[i];
+        ck_assert_float_eq(dw[0], s);
+        if (m == RT_PAD_REFLECT) {
+            ck_assert_int_eq(rt_conv2d_forward(&g, X3, &one, NULL, RT_ACT_NONE, 0, y, 1, NULL),
+                             0);
+            expect(y, reflect_img, 25, 0, "reflect image");
+        }
+    }
+}
+END_TEST
+
+START_TEST(conv_multichannel_bias)
+{
+    /* Two input channels: X and the checkerboard C = 1 0 1 / 0 1 0 / 1 0 1; two outputs:
+     *   out 0 = corr(X, [[0,1],[2,3]]) + corr(C, ones) + 10 = [[19,25],[37,43]] + 2 + 10
+     *         = [[31,37],[49,55]]   (every 2x2 block of C sums to 2)
+     *   out 1 = corr(X, [[1,0],[0,0]]) + corr(C, [[0,0],[0,-1]]) - 1
+     *         = [[0,1],[3,4]] + [[-1,0],[0,-1]] - 1 = [[-2,0],[2,2]]
+     * Image 2 is image 1 times 2: the linear parts double, the bias does not:
+     *   out 0 = 2*[[21,27],[39,45]] + 10 = [[52,64],[88,100]]
+     *   out 1 = 2*[[-1,1],[3,3]] - 1 = [[-3,1],[5,5]]
+     * With a fused relu out 1 of image 1 becomes [[0,0],[2,2]]. */
+    float x[36], y[16];
+    for (int i = 0; i < 9; i++) {
+        x[i] = X3[i];
+        x[9 + i] = (i % 2 == 0) ? 1.0f : 0.0f;
+        x[18 + i] = 2 * x[i];
+        x[27 + i] = 2 * x[9 + i];
+    }
+    static const float w[16] = {0, 1, 2, 3, 1, 1, 1, 1, /* out 0: in 0, in 1 */
+                                1, 0, 0, 0, 0, 0, 0, -1 /* out 1 */};
+    static const float b[2] = {10, -1};
+    static const float want[16] = {31, 37, 49, 55, -2, 0, 2, 2, 52, 64, 88, 100, -3, 1, 5, 5};
+    static const float want_relu[16] = {31, 37, 49, 55, 0, 0, 2, 2,
+                                        52, 64, 88, 100, 0, 1, 5, 5};
+    rt_conv_geom g = geom(2, 3, 3, 2, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0);
+    rt_threads *tp = rt_threads_create(2, NULL);
+    ck_assert_int_eq(rt_conv2d_forward(&g, x, w, b, RT_ACT_NONE, 0, y, 2, tp), 0);
+    expect(y, want, 16, 0, "two channels");
+    ck_assert_int_eq(rt_conv2d_forward(&g, x, w, b, RT_ACT_RELU, 0, y, 2, NULL), 0);
+    expect(y, want_relu, 16, 0, "two channels, relu");
+    rt_threads_destroy(tp);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ random conv vs naive */
+
+static uint64_t lcg = 12345;
+static float frand(void) /* in [-1, 1) */
+{
+    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((lcg >> 40) / 8388608.0 - 1.0);
+}
+
+/* The padding rule written independently of the library, valid for pads within limits. */
+static int ref_src(int i, int n, rt_padmode m)
+{
+    if (i >= 0 && i < n)
+        return i;
+    switch (m) {
+    case RT_PAD_REFLECT: return i < 0 ? -i : 2 * n - 2 - i;
+    case RT_PAD_REPLICATE: return i < 0 ? 0 : n - 1;
+    case RT_PAD_CIRCULAR: return i < 0 ? i + n : i - n;
+    default: return -1;
+    }
+}
+
+/* Naive double conv forward and backward from the definitions. */
+static void ref_conv(const rt_conv_geom *g, int n, const float *x, const float *w,
+                     const float *b, const float *dz, double *y, double *dx, double *dw,
+                     double *db)
+{
+    int K = g->c * g->kh * g->kw;
+    memset(dx, 0, sizeof(double) * n * g->c * g->h * g->w);
+    memset(dw, 0, sizeof(double) * g->oc * K);
+    memset(db, 0, sizeof(double) * g->oc);
+    for (int s = 0; s < n; s++)
+        for (int o = 0; o < g->oc; o++)
+            for (int oy = 0; oy < g->oh; oy++)
+                for (int ox = 0; ox < g->ow; ox++) {
+                    size_t yi = (((size_t)s * g->oc + o) * g->oh + oy) * g->ow + ox;
+                    double acc = b ? b[o] : 0.0;
+                    for (int c = 0; c < g->c; c++)
+                        for (int ky = 0; ky < g->kh; ky++)
+                            for (int kx = 0; kx < g->kw; kx++) {
+                                int iy = ref_src(oy * g->sh + ky - g->pt, g->h, g->pad);
+                                int ix = ref_src(ox * g->sw + kx - g->pl, g->w, g->pad);
+                                /* true convolution pairs offset (ky,kx) with the weight
+                                 * rotated by 180 degrees */
+                                int wy = g->flip ? g->kh - 1 - ky : ky;
+                                int wx = g->flip ? g->kw - 1 - kx : kx;
+                                size_t wi = (((size_t)o * g->c + c) * g->kh + wy) * g->kw + wx;
+                                if (iy < 0 || ix < 0)
+                                    continue;
+                                size_t xi = (((size_t)s * g->c + c) * g->h + iy) * g->w + ix;
+                                acc += (double)w[wi] * x[xi];
+                                dw[wi] += (double)dz[yi] * x[xi];
+                                dx[xi] += (double)dz[yi] * w[wi];
+                            }
+                    y[yi] = acc;
+                    db[o] += dz[yi];
+                }
+}
+
+static void conv_vs_naive(const rt_conv_geom *g, int n, rt_threads *tp)
+{
+    int K = g->c * g->kh * g->kw;
+    size_t nx = (size_t)n * g->c * g->h * g->w, ny = (size_t)n * g->oc * g->oh * g->ow;
+    float *x = malloc(nx * 4), *w = malloc((size_t)g->oc * K * 4), *b = malloc(g->oc * 4);
+    float *y = malloc(ny * 4), *dz = malloc(ny * 4), *dx = malloc(nx * 4);
+    float *dw = malloc((size_t)g->oc * K * 4), *db = malloc(g->oc * 4);
+    double *ry = malloc(ny * 8), *rdx = malloc(nx * 8), *rdw = malloc((size_t)g->oc * K * 8);
+    double *rdb = malloc(g->oc * 8);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = frand();
+    for (int i = 0; i < g->oc * K; i++)
+        w[i] = frand();
+    for (int i = 0; i < g->oc; i++)
+        b[i] = frand();
+    for (size_t i = 0; i < ny; i++)
+        dz[i] = frand();
+    ref_conv(g, n, x, w, b, dz, ry, rdx, rdw, rdb);
+    ck_assert_int_eq(rt_conv2d_forward(g, x, w, b, RT_ACT_NONE, 0, y, n, tp), 0);
+    ck_assert_int_eq(rt_conv2d_backward(g, x, w, dz, dx, 0, dw, db, n, tp), 0);
+    double tol = 1e-4 * (K + 1);
+    for (size_t i = 0; i < ny; i++)
+        ck_assert_msg(fabs(y[i] - ry[i]) < tol, "y[%zu] %g vs %g (pad %d flip %d)", i, y[i],
+                      ry[i], g->pad, g->flip);
+    for (size_t i = 0; i < nx; i++)
+        ck_assert_msg(fabs(dx[i] - rdx[i]) < tol * g->oc, "dx[%zu] %g vs %g (pad %d)", i,
+                      dx[i], rdx[i], g->pad);
+    double tolw = 1e-4 * (n * g->oh * g->ow + 1);
+    for (int i = 0; i < g->oc * K; i++)
+        ck_assert_msg(fabs(dw[i] - rdw[i]) < tolw, "dw[%d] %g vs %g", i, dw[i], rdw[i]);
+    for (int i = 0; i < g->oc; i++)
+        ck_assert_msg(fabs(db[i] - rdb[i]) < tolw, "db[%d] %g vs %g", i, db[i], rdb[i]);
+    free(x), free(w), free(b), free(y), free(dz), free(dx), free(dw), free(db);
+    free(ry), free(rdx), free(rdw), free(rdb);
+}
+
+START_TEST(conv_random_geometries)
+{
+    rt_threads *tp = rt_threads_create(2, NULL);
+    /* c h w oc kh kw sh sw pt pb pl pr */
+    static const int cases[][12] = {
+        {1, 5, 6, 1, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 7, 5, 3, 3, 2, 2, 1, 1, 0, 2, 1},
+        {3, 9, 9, 4, 3, 3, 2, 2, 2, 2, 1, 2}, {2, 6, 6, 2, 1, 1, 1, 1, 0, 0, 0, 0},
+        {4, 8, 7, 5, 5, 3, 1, 3, 2, 2, 0, 2}, {1, 4, 4, 3, 4, 4, 1, 1, 3, 3, 3, 3},
+        {3, 20, 37, 17, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 5, 5, 2, 1, 1, 2, 2, 0, 0, 0, 0},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int *k = cases[t];
+        for (int pad = 0; pad < 4; pad++)
+            for (int flip = 0; flip < 2; flip++) {
+                rt_conv_geom g = {k[0], k[1], k[2], k[3], 0, 0, k[4], k[5], k[6], k[7],
+                                  k[8], k[9], k[10], k[11], (rt_padmode)pad, flip};
+                g.oh = (g.h + g.pt + g.pb - g.kh) / g.sh + 1;
+                g.ow = (g.w + g.pl + g.pr - g.kw) / g.sw + 1;
+                if (rt_conv_geom_check(&g, NULL) != 0) /* reflect needs pad < size */
+                    continue;
+                conv_vs_naive(&g, 3, (t + pad) % 2 ? tp : NULL);
+            }
+    }
+    rt_threads_destroy(tp);
+}
+END_TEST
+
+START_TEST(conv_geometry_rejected)
+{
+    char err[RT_ERRLEN];
+    rt_conv_geom g = {1, 3, 3, 1, 4, 4, 2, 2, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0};
+    ck_assert_int_eq(rt_conv_geom_check(&g, err), -1); /* 4x4 output needs padding */
+    ck_assert_ptr_nonnull(strstr(err, "outside"));
+    rt_conv_geom r = {1, 3, 3, 1, 5, 5, 2, 2, 1, 1, 3, 0, 3, 0, RT_PAD_REFLECT, 0};
+    ck_assert_int_eq(rt_conv_geom_check(&r, err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "reflect"));
+}
+END_TEST
+
+START_TEST(conv_translation_equivariance)
+{
+    /* Circular padding, stride 1: shifting the input one pixel down and one right (wrapping)
+     * shifts the output exactly the same way. The sums run in the same order, so the
+     * equality is exact. */
+    const int c = 3, h = 8, w = 8, oc = 4;
+    rt_conv_geom g = geom(c, h, w, oc, h, w, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_CIRCULAR, 0);
+    float x[3 * 64], xs[3 * 64], wt[4 * 27], b[4], y[4 * 64], ys[4 * 64];
+    for (int i = 0; i < c * h * w; i++)
+        x[i] = frand();
+    for (int i = 0; i < oc * 27; i++)
+        wt[i] = frand();
+    for (int i = 0; i < oc; i++)
+        b[i] = frand();
+    for (int ch = 0; ch < c; ch++)
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++)
+                xs[(ch * h + (i + 1) % h) * w + (j + 1) % w] = x[(ch * h + i) * w + j];
+    ck_assert_int_eq(rt_conv2d_forward(&g, x, wt, b, RT_ACT_NONE, 0, y, 1, NULL), 0);
+    ck_assert_int_eq(rt_conv2d_forward(&g, xs, wt, b, RT_ACT_NONE, 0, ys, 1, NULL), 0);
+    for (int o = 0; o < oc; o++)
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++)
+                ck_assert_float_eq(ys[(o * h + (i + 1) % h) * w + (j + 1) % w],
+                                   y[(o * h + i) * w + j]);
+    /* with zero padding the border breaks it: some value must differ */
+    rt_conv_geom z = geom(c, h, w, oc, h, w, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_ZERO, 0);
+    ck_assert_int_eq(rt_conv2d_forward(&z, x, wt, b, RT_ACT_NONE, 0, y, 1, NULL), 0);
+    ck_assert_int_eq(rt_conv2d_forward(&z, xs, wt, b, RT_ACT_NONE, 0, ys, 1, NULL), 0);
+    int differ = 0;
+    for (int o = 0; o < oc; o++)
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++)
+                differ |= ys[(o * h + (i + 1) % h) * w + (j + 1) % w] != y[(o * h + i) * w + j];
+    ck_assert(differ);
+}
+END_TEST
+
+START_TEST(global_pool_invariance)
+{
+    /* Global pooling ignores where things are: a circular shift leaves it unchanged. The
+     * values are multiples of 1/16 so every sum is exact and the check can be exact. */
+    const int c = 2, h = 5, w = 7;
+    float x[70], xs[70], a[2], as[2], m[2], ms[2];
+    for (int i = 0; i < c * h * w; i++)
+        x[i] = (float)((int)(frand() * 64)) / 16.0f;
+    for (int ch = 0; ch < c; ch++)
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++)
+                xs[(ch * h + (i + 2) % h) * w + (j + 3) % w] = x[(ch * h + i) * w + j];
+    rt_globalavgpool_forward(x, a, 1, c, h * w);
+    rt_globalavgpool_forward(xs, as, 1, c, h * w);
+    rt_globalmaxpool_forward(x, m, 1, c, h * w);
+    rt_globalmaxpool_forward(xs, ms, 1, c, h * w);
+    for (int ch = 0; ch < c; ch++) {
+        ck_assert_float_eq(a[ch], as[ch]);
+        ck_assert_float_eq(m[ch], ms[ch]);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------ pooling by hand */
+
+/* A 4x4 plane:  1 5 2 0 / 3 4 8 6 / 7 0 9 1 / 2 6 3 4 */
+static const float P4[16] = {1, 5, 2, 0, 3, 4, 8, 6, 7, 0, 9, 1, 2, 6, 3, 4};
+
+static rt_pool_geom pgeom(int h, int w, int oh, int ow, int k, int s, int pad)
+{
+    rt_pool_geom g = {1, h, w, oh, ow, k, k, s, s, pad, pad, pad, pad};
+    return g;
+}
+
+START_TEST(pool_hand)
+{
+    float y[16], dx[16];
+    rt_pool_geom g = pgeom(4, 4, 2, 2, 2, 2, 0);
+    /* 2x2 stride 2: max of each block 5, 8, 7, 9; means 13/4, 16/4, 15/4, 17/4 */
+    rt_maxpool_forward(&g, P4, y, 1, NULL);
+    expect(y, (const float[]){5, 8, 7, 9}, 4, 0, "max 2x2");
+    rt_avgpool_forward(&g, P4, y, 1, NULL);
+    expect(y, (const float[]){3.25f, 4, 3.75f, 4.25f}, 4, 0, "avg 2x2");
+    /* backward with dy = 1 2 3 4: max sends each to its winner (0,1) (1,2) (2,0) (2,2);
+     * avg spreads dy/4 over each block */
+    const float dy[4] = {1, 2, 3, 4};
+    rt_maxpool_backward(&g, P4, dy, dx, 0, 1, NULL);
+    expect(dx, (const float[]){0, 1, 0, 0, 0, 0, 2, 0, 3, 0, 4, 0, 0, 0, 0, 0}, 16, 0,
+           "max backward");
+    rt_avgpool_backward(&g, dy, dx, 0, 1, NULL);
+    expect(dx, (const float[]){.25f, .25f, .5f, .5f, .25f, .25f, .5f, .5f, .75f, .75f, 1, 1,
+                               .75f, .75f, 1, 1},
+           16, 0, "avg backward");
+
+    /* 3x3 stride 1: every window holds the 9, so all gradient lands on (2,2): 1+2+3+4 */
+    g = pgeom(4, 4, 2, 2, 3, 1, 0);
+    rt_maxpool_forward(&g, P4, y, 1, NULL);
+    expect(y, (const float[]){9, 9, 9, 9}, 4, 0, "max 3x3");
+    rt_maxpool_backward(&g, P4, dy, dx, 0, 1, NULL);
+    expect(dx, (const float[]){0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0}, 16, 0,
+           "max 3x3 backward");
+}
+END_TEST
+
+START_TEST(pool_padding_hand)
+{
+    /* 2x2 stride 2 padding 1 -> 3x3; windows cover rows {-1,0}, {1,2}, {3,4}, columns alike.
+     * avg (divisor always 4, padding counted as zeros):
+     *   1/4, (5+2)/4, 0/4 / (3+7)/4, (4+8+0+9)/4, (6+1)/4 / 2/4, (6+3)/4, 4/4 */
+    float y[9];
+    rt_pool_geom g = pgeom(4, 4, 3, 3, 2, 2, 1);
+    rt_avgpool_forward(&g, P4, y, 1, NULL);
+    expect(y, (const float[]){.25f, 1.75f, 0, 2.5f, 5.25f, 1.75f, .5f, 2.25f, 1}, 9, 0,
+           "avg padded");
+    /* max on a negative plane -(P4+1) = -2 -6 -3 -1 / -4 -5 -9 -7 / -8 -1 -10 -2 / -3 -7 -4 -5:
+     * padded cells never win, so border outputs are real values, not 0:
+     *   -2, max(-6,-3)=-3, -1 / max(-4,-8)=-4, max(-5,-9,-1,-10)=-1, max(-7,-2)=-2 /
+     *   -3, max(-7,-4)=-4, -5 */
+    float neg[16];
+    for (int i = 0; i < 16; i++)
+        neg[i] = -(P4[i] + 1);
+    rt_maxpool_forward(&g, neg, y, 1, NULL);
+    expect(y, (const float[]){-2, -3, -1, -4, -1, -2, -3, -4, -5}, 9, 0, "max padded");
+    /* a window overhanging the padded input (ceil-mode size): 3x3 input, 2x2 stride 2, no
+     * padding, output 2x2: the last window holds one cell of the input and counts only the
+     * cells inside, so avg = the cell itself */
+    g = pgeom(3, 3, 2, 2, 2, 2, 0);
+    rt_avgpool_forward(&g, X3, y, 1, NULL);
+    /* (0+1+3+4)/4 = 2, (2+5)/2 = 3.5, (6+7)/2 = 6.5, 8/1 = 8 */
+    expect(y, (const float[]){2, 3.5f, 6.5f, 8}, 4, 0, "avg overhanging");
+}
+END_TEST
+
+START_TEST(pool_global_hand)
+{
+    /* channels X3 (mean 36/9 = 4, max 8 at index 8) and -X3 (mean -4, max 0 at index 0) */
+    float x[18], y[2], dx[18];
+    for (int i = 0; i < 9; i++) {
+        x[i] = X3[i];
+        x[9 + i] = -X3[i];
+    }
+    rt_globalavgpool_forward(x, y, 1, 2, 9);
+    expect(y, (const float[]){4, -4}, 2, 0, "gap");
+    rt_globalmaxpool_forward(x, y, 1, 2, 9);
+    expect(y, (const float[]){8, 0}, 2, 0, "gmp");
+    const float dy[2] = {9, 5};
+    rt_globalavgpool_backward(dy, dx, 0, 1, 2, 9);
+    for (int i = 0; i < 18; i++)
+        ck_assert_float_eq(dx[i], i < 9 ? 1.0f : 5.0f / 9.0f);
+    rt_globalmaxpool_backward(x, dy, dx, 0, 1, 2, 9);
+    for (int i = 0; i < 18; i++)
+        ck_assert_float_eq(dx[i], i == 8 ? 9.0f : i == 9 ? 5.0f : 0.0f);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ GEMM */
+
+static void gemm_case(int ta, int tb, int m, int n, int k, float alpha, float beta)
+{
+    int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+    float *a = malloc(sizeof(float) * (ta ? k : m) * lda);
+    float *b = malloc(sizeof(float) * (tb ? n : k) * ldb);
+    float *c = malloc(sizeof(float) * m * ldc);
+    for (int i = 0; i < (ta ? k : m) * lda; i++)
+        a[i] = frand();
+    for (int i = 0; i < (tb ? n : k) * ldb; i++)
+        b[i] = frand();
+    for (int i = 0; i < m * ldc; i++)
+        c[i] = frand();
+    double *want = malloc(sizeof(double) * m * ldc);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < ldc; j++) {
+            if (j >= n) { /* the gap between rows must not be touched */
+                want[i * ldc + j] = c[i * ldc + j];
+                continue;
+            }
+            double s = 0;
+            for (int p = 0; p < k; p++)
+                s += (double)(ta ? a[p * lda + i] : a[i * lda + p]) *
+                     (tb ? b[j * ldb + p] : b[p * ldb + j]);
+            want[i * ldc + j] = alpha * s + (beta == 0 ? 0.0 : beta * c[i * ldc + j]);
+        }
+    ck_assert_int_eq(rt_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), 0);
+    for (int i = 0; i < m * ldc; i++)
+        ck_assert_msg(fabs(c[i] - want[i]) <= 1e-5 * (k + 1), "%s ta%d tb%d %dx%dx%d: c[%d] "
+                      "%g vs %g", rt_gemm_isa(), ta, tb, m, n, k, i, c[i], want[i]);
+    free(a), free(b), free(c), free(want);
+}
+
+START_TEST(gemm_all_isas)
+{
+    static const char *isas[] = {"avx512", "avx2", "generic"};
+    static const int sizes[][3] = {{1, 1, 1}, {7, 9, 5},    {8, 32, 3},   {13, 47, 300},
+                                   {6, 16, 1}, {97, 33, 513}, {130, 70, 20}, {3, 2100, 7}};
+    const char *before = rt_gemm_isa();
+    int tested = 0;
+    for (int i = 0; i < 3; i++) {
+        if (rt_gemm_use_isa(isas[i]) != 0)
+            continue;
+        tested++;
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+            for (int t = 0; t < 4; t++)
+                gemm_case(t & 1, t >> 1, sizes[s][0], sizes[s][1], sizes[s][2],
+                          s % 2 ? 1.0f : -0.5f, (float[]){0, 1, 0.25f}[s % 3]);
+    }
+    ck_assert_int_ge(tested, 1);
+    ck_assert_int_eq(rt_gemm_use_isa("generic"), 0); /* always there */
+    ck_assert_int_eq(rt_gemm_use_isa("no-such-unit"), -1);
+    ck_assert_int_eq(rt_gemm_use_isa(before), 0);
+}
+END_TEST
+
+START_TEST(gemm_threads_identical)
+{
+    /* the parallel GEMM splits columns only: each element is summed in the same order */
+    const int m = 37, n = 301, k = 259;
+    float *a = malloc(4 * m * k), *b = malloc(4 * k * n), *c1 = malloc(4 * m * n),
+          *c2 = malloc(4 * m * n);
+    for (int i = 0; i < m * k; i++)
+        a[i] = frand();
+    for (int i = 0; i < k * n; i++)
+        b[i] = frand();
+    rt_threads *tp = rt_threads_create(2, NULL);
+    ck_assert_int_eq(rt_threads_count(tp), 2);
+    ck_assert_int_eq(rt_sgemm_mt(NULL, 0, 0, m, n, k, 1, a, k, b, n, 0, c1, n), 0);
+    ck_assert_int_eq(rt_sgemm_mt(tp, 0, 0, m, n, k, 1, a, k, b, n, 0, c2, n), 0);
+    ck_assert_int_eq(memcmp(c1, c2, 4 * m * n), 0);
+    rt_threads_destroy(tp);
+    free(a), free(b), free(c1), free(c2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ dense, batchnorm */
+
+START_TEST(dense_hand)
+{
+    /* x = [1 2 3], W = [[1 0 -1], [2 1 0]], b = [0.5, -1]:
+     *   y0 = 1 - 3 + 0.5 = -1.5, y1 = 2 + 2 - 1 = 3; relu: 0, 3
+     * backward of dz = [1, 2]: dx = dz W = [1+4, 0+2, -1+0] = [5, 2, -1],
+     *   dW = dz^T x = [[1 2 3], [2 4 6]], db = [1, 2] */
+    const float x[3] = {1, 2, 3}, w[6] = {1, 0, -1, 2, 1, 0}, b[2] = {0.5f, -1};
+    float y[2], dx[3], dw[6], db[2];
+    ck_assert_int_eq(rt_dense_forward(x, w, b, RT_ACT_NONE, 0, y, 1, 3, 2, NULL), 0);
+    expect(y, (const float[]){-1.5f, 3}, 2, 0, "dense");
+    ck_assert_int_eq(rt_dense_forward(x, w, b, RT_ACT_RELU, 0, y, 1, 3, 2, NULL), 0);
+    expect(y, (const float[]){0, 3}, 2, 0, "dense relu");
+    ck_assert_int_eq(rt_dense_backward(x, w, (const float[]){1, 2}, dx, 0, dw, db, 1, 3, 2,
+                                       NULL), 0);
+    expect(dx, (const float[]){5, 2, -1}, 3, 0, "dense dx");
+    expect(dw, (const float[]){1, 2, 3, 2, 4, 6}, 6, 0, "dense dw");
+    expect(db, (const float[]){1, 2}, 2, 0, "dense db");
+}
+END_TEST
+
+START_TEST(batchnorm_hand)
+{
+    /* one channel, n = 2 images of 2 values: 1 2 | 3 4. mean 2.5, biased var
+     * (2.25+0.25+0.25+2.25)/4 = 1.25, unbiased 1.25*4/3 = 5/3. gamma 2, beta 1:
+     * y = 2 (x - 2.5) / sqrt(1.25 + eps) + 1. Running stats (momentum 0.1) from 0 and 1:
+     * mean 0.25, var 0.9 + 0.1*5/3 = 1.0666667. */
+    const float x[4] = {1, 2, 3, 4}, gamma = 2, beta = 1;
+    float y[4], rm = 0, rv = 1, sm, si;
+    rt_batchnorm_forward_train(x, &gamma, &beta, &rm, &rv, 0.1f, 1e-5f, y, &sm, &si, 2, 1, 2);
+    for (int i = 0; i < 4; i++)
+        ck_assert_float_eq_tol(y[i], 2 * (x[i] - 2.5) / sqrt(1.25 + 1e-5) + 1, 1e-5);
+    ck_assert_float_eq_tol(rm, 0.25, 1e-7);
+    ck_assert_float_eq_tol(rv, 0.9 + 0.1 * 5.0 / 3.0, 1e-6);
+    ck_assert_float_eq_tol(sm, 2.5, 1e-7);
+    /* evaluation uses the running statistics */
+    rt_batchnorm_forward_eval(x, &gamma, &beta, &rm, &rv, 1e-5f, y, 2, 1, 2);
+    for (int i = 0; i < 4; i++)
+        ck_assert_float_eq_tol(y[i], 2 * (x[i] - 0.25) / sqrt(rv + 1e-5) + 1, 1e-5);
+}
+END_TEST
+
+START_TEST(activations_hand)
+{
+    const float x[4] = {-2, -0.5f, 0, 1.5f};
+    float y[4], dx[4];
+    rt_act_forward(RT_ACT_RELU, 0, x, y, 4);
+    expect(y, (const float[]){0, 0, 0, 1.5f}, 4, 0, "relu");
+    rt_act_forward(RT_ACT_LEAKYRELU, 0.1f, x, y, 4);
+    expect(y, (const float[]){-0.2f, -0.05f, 0, 1.5f}, 4, 1e-7f, "leaky");
+    rt_act_backward(RT_ACT_LEAKYRELU, 0.1f, y, (const float[]){1, 1, 1, 1}, dx, 4, 0);
+    expect(dx, (const float[]){0.1f, 0.1f, 0.1f, 1}, 4, 0, "leaky'");
+    rt_act_forward(RT_ACT_SIGMOID, 0, x, y, 4);
+    for (int i = 0; i < 4; i++)
+        ck_assert_float_eq_tol(y[i], 1 / (1 + exp(-x[i])), 1e-7);
+    ck_assert_float_eq(y[2], 0.5f);
+    rt_act_forward(RT_ACT_TANH, 0, x, y, 4);
+    for (int i = 0; i < 4; i++)
+        ck_assert_float_eq_tol(y[i], tanh(x[i]), 1e-7);
+    /* a large negative input must not give NaN */
+    float big = -1000, s;
+    rt_act_forward(RT_ACT_SIGMOID, 0, &big, &s, 1);
+    ck_assert_float_eq(s, 0.0f);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ loss, dropout, rng */
+
+START_TEST(softmax_xent_hand)
+{
+    /* [0 0], label 0: loss ln 2, softmax 1/2 1/2, d = (p - onehot)/1 = -1/2, 1/2.
+     * [1 2 3], label 2: loss = ln(e + e^2 + e^3) - 3. Huge logits must not overflow:
+     * [1000 0], label 1: loss 1000, probabilities 1 and 0. */
+    const float l1[2] = {0, 0};
+    const int y1 = 0;
+    float p[4], d[4];
+    int c = -1;
+    double loss = rt_softmax_xent(l1, &y1, 1, 2, p, d, &c);
+    ck_assert_double_eq_tol(loss, log(2.0), 1e-12);
+    expect(p, (const float[]){.5f, .5f}, 2, 0, "p");
+    expect(d, (const float[]){-.5f, .5f}, 2, 0, "d");
+    ck_assert_int_eq(c, 1); /* ties go to the first maximum */
+
+    const float l2[3] = {1, 2, 3};
+    const int y2 = 2;
+    loss = rt_softmax_xent(l2, &y2, 1, 3, NULL, NULL, &c);
+    ck_assert_double_eq_tol(loss, log(exp(1) + exp(2) + exp(3)) - 3, 1e-12);
+    ck_assert_int_eq(c, 1);
+
+    /* a batch of two: the mean, and the gradient divided by n = 2 */
+    const float l3[4] = {1000, 0, 1, 2};
+    const int y3[2] = {1, 0};
+    loss = rt_softmax_xent(l3, y3, 2, 2, p, d, &c);
+    ck_assert_double_eq_tol(loss, (1000 + (log(exp(1) + exp(2)) - 1)) / 2, 1e-9);
+    ck_assert_int_eq(c, 0);
+    ck_assert_float_eq_tol(d[0], 0.5, 1e-7);  /* (1 - 0)/2 */
+    ck_assert_float_eq_tol(d[1], -0.5, 1e-7); /* (0 - 1)/2 */
+    ck_assert_float_eq_tol(d[2], (exp(1) / (exp(1) + exp(2)) - 1) / 2, 1e-7);
+
+    const int bad = 5;
+    ck_assert(isnan(rt_softmax_xent(l1, &bad, 1, 2, NULL, NULL, NULL)));
+}
+END_TEST
+
+START_TEST(dropout_mask)
+{
+    enum { N = 100000 };
+    float *m = malloc(N * 4), *m2 = malloc(N * 4);
+    rt_rng r;
+    rt_rng_seed(&r, 42);
+    rt_dropout_mask(m, N, 0.5f, &r);
+    int kept = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert(m[i] == 0.0f || m[i] == 2.0f); /* inverted: kept values scaled 1/(1-p) */
+        kept += m[i] != 0;
+    }
+    ck_assert_int_gt(kept, N / 2 - 1000); /* 0.5 +- 6.3 sigma */
+    ck_assert_int_lt(kept, N / 2 + 1000);
+    rt_rng_seed(&r, 42);
+    rt_dropout_mask(m2, N, 0.5f, &r);
+    ck_assert_int_eq(memcmp(m, m2, N * 4), 0); /* a seed fixes the mask */
+    rt_dropout_mask(m, 1000, 0.0f, &r);
+    for (int i = 0; i < 1000; i++)
+        ck_assert_float_eq(m[i], 1.0f);
+    rt_dropout_mask(m, 1000, 1.0f, &r);
+    for (int i = 0; i < 1000; i++)
+        ck_assert_float_eq(m[i], 0.0f);
+    rt_dropout_mask(m, N, 0.2f, &r);
+    kept = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert(m[i] == 0.0f || m[i] == 1.25f); /* 1 / (1 - 0.2) */
+        kept += m[i] != 0;
+    }
+    ck_assert_int_gt(kept, 80000 - 1000);
+    ck_assert_int_lt(kept, 80000 + 1000);
+    free(m), free(m2);
+}
+END_TEST
+
+START_TEST(rng_reference)
+{
+    /* splitmix64 from seed 0 gives the published sequence e220a8397b1dcdaf,
+     * 6e789e6aa1b965f4, 06c45d188009454f, f88bb8a8724c81ec; xoshiro256**'s first output is
+     * rotl(s1 * 5, 7) * 9 = 99ec5f36cb75f2b4 (worked out with a separate Python script). */
+    rt_rng r;
+    rt_rng_seed(&r, 0);
+    ck_assert_uint_eq(r.s[0], 0xe220a8397b1dcdafULL);
+    ck_assert_uint_eq(r.s[1], 0x6e789e6aa1b965f4ULL);
+    ck_assert_uint_eq(r.s[2], 0x06c45d188009454fULL);
+    ck_assert_uint_eq(r.s[3], 0xf88bb8a8724c81ecULL);
+    ck_assert_uint_eq(rt_rng_next(&r), 0x99ec5f36cb75f2b4ULL);
+    /* uniform draws lie in [0, 1) with mean about 1/2 */
+    double sum = 0;
+    rt_rng_seed(&r, 7);
+    for (int i = 0; i < 100000; i++) {
+        float u = rt_rng_uniform(&r);
+        ck_assert(u >= 0.0f && u < 1.0f);
+        sum += u;
+    }
+    ck_assert_double_eq_tol(sum / 100000, 0.5, 0.005);
+    rt_rng a, b;
+    rt_rng_seed(&a, 1);
+    rt_rng_seed(&b, 2);
+    ck_assert_uint_ne(rt_rng_next(&a), rt_rng_next(&b));
+}
+END_TEST
+
+START_TEST(threads_pool)
+{
+    ck_assert_int_ge(rt_threads_cores(), 1);
+    rt_threads *tp = rt_threads_create(0, NULL);
+    ck_assert_ptr_nonnull(tp);
+    ck_assert_int_eq(rt_threads_count(tp), rt_threads_cores());
+    rt_threads_destroy(tp);
+    ck_assert_int_eq(rt_threads_count(NULL), 1);
+    int lo, hi, total = 0;
+    for (int i = 0; i < 3; i++) { /* 10 = 4 + 3 + 3, contiguous */
+        rt_split_range(10, 3, i, &lo, &hi);
+        ck_assert_int_eq(lo, total);
+        ck_assert_int_eq(hi - lo, i == 0 ? 4 : 3);
+        total = hi;
+    }
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("kernels");
+    TCase *t = tcase_create("conv");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, conv_lecture_valid);
+    tcase_add_test(t, conv_lecture_zero_pad);
+    tcase_add_test(t, conv_lecture_stride);
+    tcase_add_test(t, conv_lecture_reflect);
+    tcase_add_test(t, conv_lecture_replicate);
+    tcase_add_test(t, conv_lecture_circular);
+    tcase_add_test(t, conv_lecture_flip);
+    tcase_add_test(t, conv_lecture_backward);
+    tcase_add_test(t, conv_padding_gradient_flows_to_source);
+    tcase_add_test(t, conv_multichannel_bias);
+    tcase_add_test(t, conv_random_geometries);
+    tcase_add_test(t, conv_geometry_rejected);
+    tcase_add_test(t, conv_translation_equivariance);
+    suite_add_tcase(s, t);
+    t = tcase_create("pool");
+    tcase_add_test(t, pool_hand);
+    tcase_add_test(t, pool_padding_hand);
+    tcase_add_test(t, pool_global_hand);
+    tcase_add_test(t, global_pool_invariance);
+    suite_add_tcase(s, t);
+    t = tcase_create("gemm");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, gemm_all_isas);
+    tcase_add_test(t, gemm_threads_identical);
+    suite_add_tcase(s, t);
+    t = tcase_create("other");
+    tcase_add_test(t, dense_hand);
+    tcase_add_test(t, batchnorm_hand);
+    tcase_add_test(t, activations_hand);
+    tcase_add_test(t, softmax_xent_hand);
+    tcase_add_test(t, dropout_mask);
+    tcase_add_test(t, rng_reference);
+    tcase_add_test(t, threads_pool);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,1107 @@
+/*
+ * test_train.c - the training loop, evaluation, reports, plots and the command line, with
+ * a hand-written linear model (fake_model.h) on tiny in-memory sets: learning, determinism,
+ * per-epoch shuffling, eval mode for validation, best-weights restoration, confusion
+ * counts, the Markdown row, the curves, and the CLI's exit codes and messages.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stb_image.h>
+#include <stb_image_write.h>
+
+#include "cnnrt.h"
+#include "fake_model.h"
+#include "rt_train_int.h"
+
+/* ------------------------------------------------------------ in-memory data */
+
+static uint32_t lcg(uint32_t *r)
+{
+    *r = *r * 1664525u + 1013904223u;
+    return *r >> 8;
+}
+
+/* n images c x h x w, all zero, labels 0; the caller fills them. */
+static void ds_alloc(rt_dataset *ds, int n, int c, int h, int w, int k)
+{
+    static char *names[] = {"alpha", "beta", "gamma", "delta"};
+    memset(ds, 0, sizeof *ds);
+    ds->n = n;
+    ds->c = c;
+    ds->h = h;
+    ds->w = w;
+    ds->nclasses = k;
+    ds->classnames = names;
+    ds->pix = calloc((size_t)n * c * h * w, 1);
+    ds->label = calloc((size_t)n, sizeof(int));
+}
+
+static void ds_release(rt_dataset *ds)
+{
+    free(ds->pix);
+    free(ds->label);
+}
+
+/* Separable 3-class set of 1x2x2 images: class j has pixel j bright, the rest dim. */
+static void ds_separable(rt_dataset *ds, int n, uint32_t seed)
+{
+    ds_alloc(ds, n, 1, 2, 2, 3);
+    uint32_t r = seed;
+    for (int i = 0; i < n; i++) {
+        int j = i % 3;
+        ds->label[i] = j;
+        for (int p = 0; p < 4; p++)
+            ds->pix[4 * i + p] = (uint8_t)(p == j ? 180 + lcg(&r) % 76 : lcg(&r) % 90);
+    }
+}
+
+/* train [0, a), val [a, b), test [b, n) */
+static void split_ranges(rt_split *sp, int a, int b, int n)
+{
+    sp->ntrain = a;
+    sp->nval = b - a;
+    sp->ntest = n - b;
+    sp->train = malloc(sizeof(int) * (size_t)(a ? a : 1));
+    sp->val = malloc(sizeof(int) * (size_t)(b - a ? b - a : 1));
+    sp->test = malloc(sizeof(int) * (size_t)(n - b ? n - b : 1));
+    for (int i = 0; i < a; i++)
+        sp->train[i] = i;
+    for (int i = a; i < b; i++)
+        sp->val[i - a] = i;
+    for (int i = b; i < n; i++)
+        sp->test[i - b] = i;
+}
+
+static void split_release(rt_split *sp)
+{
+    free(sp->train);
+    free(sp->val);
+    free(sp->test);
+}
+
+static rt_train_cfg cfg_adam(int epochs, int batch, float lr, uint64_t seed)
+{
+    rt_train_cfg c;
+    rt_train_cfg_defaults(&c);
+    c.epochs = epochs;
+    c.batch = batch;
+    c.opt.lr = lr;
+    c.seed = seed;
+    return c;
+}
+
+/* Mean cross-entropy and correct count of the model in eval mode over idx, in float64
+ * from the logits: the independent reference for rt_evaluate. */
+static double ref_loss(fake_model *f, const rt_dataset *ds, const int *idx, int n, int *correct)
+{
+    int in = ds->c * ds->h * ds->w, k = ds->nclasses;
+    float x[64], logits[8];
+    double sum = 0;
+    *correct = 0;
+    for (int i = 0; i < n; i++) {
+        for (int p = 0; p < in; p++)
+            x[p] = ds->pix[(size_t)idx[i] * in + p] / 255.0f;
+        long before = f->fwd_eval;
+        f->m.forward(f, x, 1, 0, logits);
+        f->fwd_eval = before;
+        double mx = logits[0], z = 0;
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (logits[j] > mx) {
+                mx = logits[j];
+                best = j;
+            }
+        for (int j = 0; j < k; j++)
+            z += exp((double)logits[j] - mx);
+        sum += -((double)logits[ds->label[idx[i]]] - mx - log(z));
+        *correct += best == ds->label[idx[i]];
+    }
+    return sum / n;
+}
+
+/* ------------------------------------------------------------ training */
+
+START_TEST(learns_separable_set)
+{
+    fake_net net;
+    fake_net_init(&net, "lin", 1, 2, 2, 3);
+    rt_dataset ds;
+    ds_separable(&ds, 150, 1);
+    rt_split sp;
+    split_ranges(&sp, 90, 120, 150);
+    fake_model *f = fake_new(&net.desc, 8, 3);
+    rt_train_cfg cfg = cfg_adam(10, 8, 0.05f, 1);
+    rt_history h;
+    char err[RT_ERRLEN];
+    double loss, acc;
+    int c0;
+    double before = ref_loss(f, &ds, sp.test, sp.ntest, &c0);
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, &h, err), 0);
+    ck_assert_int_eq(h.epochs, 10);
+    ck_assert_int_eq(h.has_val, 1);
+    ck_assert_int_eq(rt_evaluate(&f->m, &ds, sp.test, sp.ntest, &loss, &acc, NULL, err), 0);
+    ck_assert_msg(acc > 0.9, "test accuracy %g", acc);
+    int c1;
+    double ref = ref_loss(f, &ds, sp.test, sp.ntest, &c1);
+    ck_assert_double_eq_tol(loss, ref, 1e-5);
+    ck_assert_double_eq_tol(acc, (double)c1 / sp.ntest, 1e-12);
+    ck_assert_msg(ref < before * 0.5, "loss %g -> %g", before, ref);
+    /* the train loss of the last epoch is below the first */
+    ck_assert(h.train_loss[9] < h.train_loss[0]);
+    ck_assert(h.train_acc[9] > 0.9);
+    rt_history_free(&h);
+    f->m.destroy(f);
+    split_release(&sp);
+    ds_release(&ds);
+}
+END_TEST
+
+/* Runs 4 epochs of SGD and returns the history and final parameters. */
+static void run_seed(uint64_t seed, rt_history *h, float *params, uint64_t *dseed)
+{
+    fake_net net;
+    fake_net_init(&net, "lin", 1, 2, 2, 3);
+    rt_dataset ds;
+    ds_separable(&ds, 60, 2);
+    rt_split sp;
+    split_ranges(&sp, 40, 50, 60);
+    fake_model *f = fake_new(&net.desc, 6, 3);
+    rt_train_cfg cfg = cfg_adam(4, 6, 0.1f, seed);
+    cfg.opt.kind = RT_OPT_SGD;
+    cfg.opt.momentum = 0.9f;
+    cfg.augment_hflip = 1;
+    char err[RT_ERRLEN];
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, h, err), 0);
+    memcpy(params, f->m.params, sizeof(float) * net.desc.nparams);
+    ck_assert_int_eq(f->seeded, 1);
+    *dseed = f->dropout_seed;
+    f->m.destroy(f);
+    split_release(&sp);
+    ds_release(&ds);
+}
+
+START_TEST(same_seed_same_run)
+{
+    rt_history a, b, c;
+    float pa[15], pb[15], pc[15];
+    uint64_t da, db, dc;
+    run_seed(5, &a, pa, &da);
+    run_seed(5, &b, pb, &db);
+    run_seed(6, &c, pc, &dc);
+    ck_assert_int_eq(memcmp(a.train_loss, b.train_loss, 4 * sizeof(double)), 0);
+    ck_assert_int_eq(memcmp(a.val_loss, b.val_loss, 4 * sizeof(double)), 0);
+    ck_assert_int_eq(memcmp(a.train_acc, b.train_acc, 4 * sizeof(double)), 0);
+    ck_assert_int_eq(memcmp(pa, pb, sizeof pa), 0);
+    ck_assert(da == db);
+    /* another seed shuffles, flips and seeds dropout differently */
+    ck_assert_int_ne(memcmp(a.train_loss, c.train_loss, 4 * sizeof(double)), 0);
+    ck_assert(da != dc);
+    rt_history_free(&a);
+    rt_history_free(&b);
+    rt_history_free(&c);
+}
+END_TEST
+
+/* Each image's first pixel is its index: the model's record shows the visiting order. */
+START_TEST(each_epoch_a_new_permutation)
+{
+    enum { N = 60, NTRAIN = 40, NVAL = 12, E = 3, B = 7 };
+    fake_net net;
+    fake_net_init(&net, "lin", 1, 1, 2, 2);
+    rt_dataset ds;
+    ds_alloc(&ds, N, 1, 1, 2, 2);
+    for (int i = 0; i < N; i++) {
+        ds.pix[2 * i] = (uint8_t)i;
+        ds.pix[2 * i + 1] = (uint8_t)(100 + i);
+        ds.label[i] = i % 2;
+    }
+    rt_split sp;
+    split_ranges(&sp, NTRAIN, NTRAIN + NVAL, N);
+    fake_model *f = fake_new(&net.desc, B, 3);
+    rt_train_cfg cfg = cfg_adam(E, B, 0.01f, 11);
+    rt_history h;
+    char err[RT_ERRLEN];
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, &h, err), 0);
+    ck_assert_int_eq(f->nseen, E * NTRAIN);
+    ck_assert_int_eq(f->fwd_train, E * NTRAIN);
+    ck_assert_int_eq(f->fwd_eval, E * NVAL);     /* validation in eval mode, every epoch */
+    int order[E][NTRAIN];
+    for (int e = 0; e < E; e++) {
+        int count[N] = {0};
+        for (int i = 0; i < NTRAIN; i++) {
+            int v = (int)lrintf(f->seen[e * NTRAIN + i] * 255.0f);
+            ck_assert_int_ge(v, 0);
+            ck_assert_int_lt(v, NTRAIN);         /* never a validation or test image */
+            count[v]++;
+            order[e][i] = v;
+        }
+        for (int i = 0; i < NTRAIN; i++)
+            ck_assert_int_eq(count[i], 1);
+    }
+    int ident = 1, same01 = 1, same12 = 1;
+    for (int i = 0; i < NTRAIN; i++) {
+        ident &= order[0][i] == i;
+        same01 &= order[0][i] == order[1][i];
+        same12 &= order[1][i] == order[2][i];
+    }
+    ck_assert(!ident && !same01 && !same12);
+    rt_history_free(&h);
+    f->m.destroy(f);
+    split_release(&sp);
+    ds_release(&ds);
+}
+END_TEST
+
+/* Images [10, 250]: the first pixel the model sees is 10 unflipped, 250 mirrored. */
+static void count_flips(int augment, long *plain, long *flipped)
+{
+    fake_net net;
+    fake_net_init(&net, "lin", 1, 1, 2, 2);
+    rt_dataset ds;
+    ds_alloc(&ds, 100, 1, 1, 2, 2);
+    for (int i = 0; i < 100; i++) {
+        ds.pix[2 * i] = 10;
+        ds.pix[2 * i + 1] = 250;
+        ds.label[i] = i % 2;
+    }
+    rt_split sp;
+    split_ranges(&sp, 100, 100, 100);
+    fake_model *f = fake_new(&net.desc, 10, 3);
+    rt_train_cfg cfg = cfg_adam(4, 10, 0.01f, 3);
+    cfg.augment_hflip = augment;
+    rt_history h;
+    char err[RT_ERRLEN];
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, &h, err), 0);
+    ck_assert_int_eq(h.has_val, 0);
+    *plain = *flipped = 0;
+    for (long i = 0; i < f->nseen; i++) {
+        int v = (int)lrintf(f->seen[i] * 255.0f);
+        ck_assert(v == 10 || v == 250);
+        *(v == 10 ? plain : flipped) += 1;
+    }
+    rt_history_free(&h);
+    f->m.destroy(f);
+    split_release(&sp);
+    ds_release(&ds);
+}
+
+START_TEST(hflip_augmentation)
+{
+    long plain, flipped;
+    count_flips(0, &plain, &flipped);
+    ck_assert_int_eq(plain, 400);
+    ck_assert_int_eq(flipped, 0);
+    count_flips(1, &plain, &flipped);
+    ck_assert_int_eq(plain + flipped, 400);
+    /* a fair coin: 400 tosses fall in [140, 260] with probability 1 - 3e-9 */
+    ck_assert_msg(flipped > 140 && flipped < 260, "%ld of 400 flipped", flipped);
+}
+END_TEST
+
+/* What the hooks saw of each epoch. */
+typedef struct {
+    fake_model *f;
+    const rt_dataset *ds;
+    const rt_split *sp;
+    float params[16][15];
+    float state[16][3];
+    double val_ref[16];
+    int improved[16];
+    int batches, nbatches_seen;
+} watch;
+
+static void watch_batch(void *ctx, int epoch, int batch, int nbatches, double loss, double acc)
+{
+    watch *w = ctx;
+    (void)epoch;
+    (void)loss;
+    ck_assert(acc >= 0 && acc <= 1);
+    ck_assert_int_eq(batch, w->batches % nbatches);
+    w->batches++;
+    w->nbatches_seen = nbatches;
+}
+
+static int watch_epoch(void *ctx, const rt_history *h, int e, int improved, const rt_model *m,
+                       char *err)
+{
+    watch *w = ctx;
+    (void)err;
+    ck_assert_int_eq(h->epochs, e + 1);
+    memcpy(w->params[e], m->params, sizeof w->params[e]);
+    memcpy(w->state[e], m->state, sizeof w->state[e]);
+    w->improved[e] = improved;
+    int c;
+    w->val_ref[e] = ref_loss(w->f, w->ds, w->sp->val, w->sp->nval, &c);
+    ck_assert_double_eq_tol(h->val_loss[e], w->val_ref[e], 1e-5);
+    ck_assert_double_eq_tol(h->val_acc[e], (double)c / w->sp->nval, 1e-12);
+    return 0;
+}
+
+/* The validation labels contradict the training labels: as training fits the one, the
+ * other gets worse, so the best epoch is an early one and must be restored. */
+START_TEST(best_weights_restored)
+{
+    enum { E = 8 };
+    fake_net net;
+    fake_net_init(&net, "lin", 1, 2, 2, 3);
+    rt_dataset ds;
+    ds_separable(&ds, 90, 4);
+    for (int i = 60; i < 90; i++)
+        ds.label[i] = (ds.label[i] + 1) % 3;
+    rt_split sp;
+    split_ranges(&sp, 60, 90, 90);
+    fake_model *f = fake_new(&net.desc, 5, 3);
+    rt_train_cfg cfg = cfg_adam(E, 5, 0.02f, 1);
+    watch w = {.f = f, .ds = &ds, .sp = &sp};
+    rt_train_hooks hooks = {&w, watch_batch, watch_epoch};
+    rt_history h;
+    char err[RT_ERRLEN];
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, &hooks, &h, err), 0);
+    ck_assert_int_eq(w.batches, E * 12);
+    ck_assert_int_eq(w.nbatches_seen, 12);
+    int best = 0;
+    for (int e = 1; e < E; e++)
+        if (w.val_ref[e] < w.val_ref[best])
+            best = e;
+    ck_assert_int_eq(h.best_epoch, best);
+    ck_assert_int_lt(best, E - 1);          /* else the test would prove nothing */
+    for (int e = 0; e < E; e++) {           /* improved exactly at each new minimum */
+        int newmin = 1;
+        for (int j = 0; j < e; j++)
+            newmin &= w.val_ref[e] < w.val_ref[j];
+        ck_assert_int_eq(w.improved[e], newmin);
+    }
+    ck_assert_int_eq(memcmp(f->m.params, w.params[best], sizeof w.params[best]), 0);
+    ck_assert_int_eq(memcmp(f->m.state, w.state[best], sizeof w.state[best]), 0);
+    ck_assert_int_ne(memcmp(w.params[E - 1], w.params[best], sizeof w.params[best]), 0);
+    rt_history_free(&h);
+    f->m.destroy(f);
+    split_release(&sp);
+    ds_release(&ds);
+}
+END_TEST
+
+START_TEST(no_validation_uses_train_loss)
+{
+    fake_net net;
+    fake_net_init(&net, "lin", 1, 2, 2, 3);
+    rt_dataset ds;
+    ds_separable(&ds, 30, 5);
+    rt_split sp;
+    split_ranges(&sp, 24, 24, 30);
+    fake_model *f = fake_new(&net.desc, 4, 3);
+    rt_train_cfg cfg = cfg_adam(5, 4, 0.3f, 1);   /* a large step: the loss may bounce */
+    rt_history h;
+    char err[RT_ERRLEN];
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, &h, err), 0);
+    ck_assert_int_eq(h.has_val, 0);
+    ck_assert_int_eq(f->fwd_eval, 0);
+    int best = 0;
+    for (int e = 1; e < 5; e++)
+        if (h.train_loss[e] < h.train_loss[best])
+            best = e;
+    ck_assert_int_eq(h.best_epoch, best);
+    rt_history_free(&h);
+    f->m.destroy(f);
+    split_release(&sp);
+    ds_release(&ds);
+}
+END_TEST
+
+START_TEST(bad_configurations)
+{
+    fake_net net;
+    fake_net_init(&net, "lin", 1, 2, 2, 3);
+    rt_dataset ds;
+    ds_separable(&ds, 30, 5);
+    rt_split sp;
+    split_ranges(&sp, 0, 20, 30);
+    fake_model *f = fake_new(&net.desc, 4, 3);
+    rt_history h;
+    char err[RT_ERRLEN];
+    rt_train_cfg cfg = cfg_adam(2, 4, 0.01f, 1);
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, &h, err), -1);
+    ck_assert_msg(strstr(err, "no training images") != NULL, "%s", err);
+    split_release(&sp);
+    split_ranges(&sp, 20, 25, 30);
+    cfg.batch = 5;                          /* larger than the model's max batch */
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, &h, err), -1);
+    ck_assert_msg(strstr(err, "batch size 5") != NULL, "%s", err);
+    cfg.batch = 4;
+    f->m.params[0] = NAN;                   /* the loss is NaN from the first batch */
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, &h, err), -1);
+    ck_assert_msg(strstr(err, "diverged at epoch 1, batch 1") != NULL, "%s", err);
+    ck_assert_int_eq(h.best_epoch, -1);
+    rt_history_free(&h);
+    ds.label[3] = 7;                        /* a label the network cannot output */
+    cfg.opt.lr = 0.01f;
+    for (int i = 0; i < 15; i++)
+        f->m.params[i] = 0;
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, &h, err), -1);
+    ck_assert_msg(strstr(err, "label 7") != NULL, "%s", err);
+    rt_history_free(&h);
+    f->m.destroy(f);
+    split_release(&sp);
+    ds_release(&ds);
+}
+END_TEST
+
+/* With weights W[j][p] = (p == j), the prediction is the brightest of pixels 0..2. */
+START_TEST(confusion_counts)
+{
+    /* (true, predicted) pairs, by construction of the pixels */
+    static const int pairs[][2] = {{0, 0}, {0, 0}, {0, 1}, {1, 1}, {1, 2}, {2, 2},
+                                   {2, 2}, {2, 2}, {2, 0}, {1, 1}, {0, 2}};
+    enum { N = sizeof pairs / sizeof pairs[0] };
+    fake_net net;
+    fake_net_init(&net, "lin", 1, 2, 2, 3);
+    rt_dataset ds;
+    ds_alloc(&ds, N, 1, 2, 2, 3);
+    int idx[N];
+    for (int i = 0; i < N; i++) {
+        ds.label[i] = pairs[i][0];
+        for (int p = 0; p < 4; p++)
+            ds.pix[4 * i + p] = (uint8_t)(p == pairs[i][1] ? 200 : 20 + 10 * p);
+        idx[i] = i;
+    }
+    fake_model *f = fake_new(&net.desc, 4, 3);
+    memset(f->m.params, 0, sizeof(float) * 15);
+    for (int j = 0; j < 3; j++)
+        f->m.params[j * 4 + j] = 1;
+    int conf[9];
+    double loss, acc;
+    char err[RT_ERRLEN];
+    ck_assert_int_eq(rt_evaluate(&f->m, &ds, idx, N, &loss, &acc, conf, err), 0);
+    static const int want[9] = {2, 1, 1, 0, 2, 1, 1, 0, 3};
+    for (int i = 0; i < 9; i++)
+        ck_assert_int_eq(conf[i], want[i]);
+    ck_assert_double_eq_tol(acc, 7.0 / 11, 1e-12);
+    int c;
+    ck_assert_double_eq_tol(loss, ref_loss(f, &ds, idx, N, &c), 1e-6);
+    ck_assert_int_eq(c, 7);
+    ck_assert_int_eq(f->fwd_train, 0);      /* eval mode only */
+    ck_assert_int_eq(f->fwd_eval, N);
+    f->m.destroy(f);
+    ds_release(&ds);
+}
+END_TEST
+
+/* ------------------------------------------------------------ reports */
+
+START_TEST(durations)
+{
+    char b[32];
+    rt_fmt_duration(0, b, sizeof b);
+    ck_assert_str_eq(b, "0.0s");
+    rt_fmt_duration(4.24, b, sizeof b);
+    ck_assert_str_eq(b, "4.2s");
+    rt_fmt_duration(42.4, b, sizeof b);
+    ck_assert_str_eq(b, "42s");
+    rt_fmt_duration(83, b, sizeof b);
+    ck_assert_str_eq(b, "1m23s");
+    rt_fmt_duration(59.6, b, sizeof b);
+    ck_assert_str_eq(b, "1m00s");
+    rt_fmt_duration(3725, b, sizeof b);
+    ck_assert_str_eq(b, "1h02m05s");
+}
+END_TEST
+
+START_TEST(report_row_format)
+{
+    char row[256];
+    rt_report_row(row, sizeof row, "lenet", 0.12345, 0.955, 0.2, 0.9, 83.2);
+    ck_assert_str_eq(row, "| lenet | 0.1235 | 95.50% | 0.2000 | 90.00% | 1m23s |");
+    rt_report_row(row, sizeof row, "a|b", -1, 0, 1.5, 1.0, 7.0);
+    ck_assert_str_eq(row, "| a\\|b | - | - | 1.5000 | 100.00% | 7.0s |");
+    ck_assert_str_eq(rt_report_header(),
+                     "| Model | Val Loss | Val Acc | Test Loss | Test Acc | Runtime |\n"
+                     "|-------|---------:|--------:|----------:|---------:|--------:|");
+}
+END_TEST
+
+static char *slurp_text(const char *file)
+{
+    FILE *f = fopen(file, "rb");
+    ck_assert_ptr_nonnull(f);
+    char *b = calloc(1, 1 << 16);
+    size_t n = fread(b, 1, (1 << 16) - 1, f);
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+START_TEST(markdown_append)
+{
+    char dir[] = "/tmp/cnnc-rtest-XXXXXX", file[64], err[RT_ERRLEN];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/r.md", dir);
+    ck_assert_int_eq(rt_report_append(file, "| one |", err), 0);
+    ck_assert_int_eq(rt_report_append(file, "| two |", err), 0);
+    char *t = slurp_text(file);
+    char want[512];
+    snprintf(want, sizeof want, "%s\n| one |\n| two |\n", rt_report_header());
+    ck_assert_str_eq(t, want);
+    free(t);
+    /* an existing empty file gets the header; one without a final newline gets one */
+    FILE *f = fopen(file, "w");
+    fclose(f);
+    ck_assert_int_eq(rt_report_append(file, "| three |", err), 0);
+    t = slurp_text(file);
+    snprintf(want, sizeof want, "%s\n| three |\n", rt_report_header());
+    ck_assert_str_eq(t, want);
+    free(t);
+    f = fopen(file, "w");
+    fputs("# Results\n\n| x |", f);
+    fclose(f);
+    ck_assert_int_eq(rt_report_append(file, "| four |", err), 0);
+    t = slurp_text(file);
+    ck_assert_str_eq(t, "# Results\n\n| x |\n| four |\n");
+    free(t);
+    unlink(file);
+    char bad[100];
+    snprintf(bad, sizeof bad, "%s/missing/r.md", dir);
+    ck_assert_int_eq(rt_report_append(bad, "| x |", err), -1);
+    ck_assert_msg(strstr(err, bad) != NULL, "%s", err);
+    rmdir(dir);
+}
+END_TEST
+
+/* Splits text into lines of whitespace-separated words; checks line i has the words. */
+static void expect_words(const char *text, int line, const char *words)
+{
+    const char *p = text;
+    for (int i = 0; i < line; i++) {
+        p = strchr(p, '\n');
+        ck_assert_ptr_nonnull(p);
+        p++;
+    }
+    const char *end = strchr(p, '\n');
+    ck_assert_ptr_nonnull(end);
+    char got[256], a[256];
+    size_t k = 0;
+    int space = 1;
+    for (; p < end && k + 1 < sizeof got; p++) {  /* collapse runs of blanks */
+        if (*p == ' ') {
+            if (!space)
+                got[k++] = ' ';
+            space = 1;
+        } else {
+            got[k++] = *p;
+            space = 0;
+        }
+    }
+    while (k && got[k - 1] == ' ')
+        k--;
+    got[k] = 0;
+    snprintf(a, sizeof a, "%s", words);
+    ck_assert_str_eq(got, a);
+}
+
+START_TEST(confusion_matrix_print)
+{
+    static const int conf[9] = {3, 1, 0, 1, 1, 0, 0, 0, 4};
+    char *names[] = {"cat", "dog", "mouse"};
+    char *buf;
+    size_t len;
+    FILE *f = open_memstream(&buf, &len);
+    rt_confusion_print(f, conf, 3, names);
+    fclose(f);
+    expect_words(buf, 0, "true \\ predicted cat dog mouse recall");
+    expect_words(buf, 1, "cat 3 1 0 75.0%");
+    expect_words(buf, 2, "dog 1 1 0 50.0%");
+    expect_words(buf, 3, "mouse 0 0 4 100.0%");
+    free(buf);
+    /* long names: numbered columns, rows "[i] name" */
+    char *longn[] = {"a_very_long_class_name", "b", "c"};
+    static const int zero[9] = {0, 0, 0, 0, 2, 0, 0, 0, 0};
+    f = open_memstream(&buf, &len);
+    rt_confusion_print(f, zero, 3, longn);
+    fclose(f);
+    expect_words(buf, 0, "true \\ predicted [0] [1] [2] recall");
+    expect_words(buf, 1, "[0] a_very_long_class_name 0 0 0 -");
+    expect_words(buf, 2, "[1] b 0 2 0 100.0%");
+    free(buf);
+}
+END_TEST
+
+/* ------------------------------------------------------------ plots */
+
+static void history_fake(rt_history *h, int epochs, int has_val)
+{
+    memset(h, 0, sizeof *h);
+    h->epochs = epochs;
+    h->has_val = has_val;
+    h->train_loss = calloc((size_t)epochs, sizeof(double));
+    h->train_acc = calloc((size_t)epochs, sizeof(double));
+    h->val_loss = calloc((size_t)epochs, sizeof(double));
+    h->val_acc = calloc((size_t)epochs, sizeof(double));
+    h->secs = calloc((size_t)epochs, sizeof(double));
+    for (int e = 0; e < epochs; e++) {
+        h->train_loss[e] = 1.5 / (e + 1);
+        h->val_loss[e] = 1.6 / (e + 1) + 0.02 * e;
+        h->train_acc[e] = 0.5 + 0.09 * e;
+        h->val_acc[e] = 0.45 + 0.08 * e;
+    }
+    h->best_epoch = epochs / 2;
+}
+
+static int count(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p++)
+        n++;
+    return n;
+}
+
+START_TEST(progress_display)
+{
+    rt_history h;
+    history_fake(&h, 3, 1);
+    char *buf;
+    size_t len;
+    /* a terminal 50 columns wide: \r-redrawn lines that never wrap, then the epoch line */
+    FILE *f = open_memstream(&buf, &len);
+    rt_progress p;
+    rt_progress_init(&p, f, 1, 0, 3);
+    p.cols = 50;
+    for (int b = 0; b < 4; b++)
+        rt_progress_batch(&p, 0, b, 4, 0.5, 0.25);
+    rt_progress_epoch(&p, &h, 0, "saved");
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "\repoch 1/3 ["));
+    ck_assert_ptr_nonnull(strstr(buf, "ETA"));
+    ck_assert_ptr_nonnull(strstr(buf, "loss 0.5000  acc  25.00%"));
+    for (char *q = buf; *q;) {              /* every redrawn bar line fits */
+        size_t k = strcspn(q, "\r\n");
+        if (memchr(q, '[', k))
+            ck_assert_uint_le(k, 49);
+        q += k;
+        if (*q)
+            q++;
+    }
+    ck_assert_ptr_nonnull(strstr(buf, "train loss 1.5000 acc  50.00%  val loss 1.6000 acc "
+                                      " 45.00%"));
+    ck_assert_ptr_nonnull(strstr(buf, "saved\n"));
+    free(buf);
+    /* a log file: no per-batch output, one plain line per epoch */
+    f = open_memstream(&buf, &len);
+    rt_progress_init(&p, f, 0, 0, 3);
+    for (int b = 0; b < 4; b++)
+        rt_progress_batch(&p, 1, b, 4, 0.5, 0.25);
+    rt_progress_epoch(&p, &h, 1, NULL);
+    fclose(f);
+    ck_assert_int_eq(count(buf, "\r"), 0);
+    ck_assert_int_eq(count(buf, "\n"), 1);
+    ck_assert_int_eq(strncmp(buf, "epoch 2/3  train loss 0.7500 acc  59.00%", 40), 0);
+    free(buf);
+    /* quiet: nothing */
+    f = open_memstream(&buf, &len);
+    rt_progress_init(&p, f, 1, 1, 3);
+    rt_progress_batch(&p, 1, 0, 4, 0.5, 0.25);
+    rt_progress_epoch(&p, &h, 1, NULL);
+    fclose(f);
+    ck_assert_uint_eq(len, 0);
+    free(buf);
+    rt_history_free(&h);
+}
+END_TEST
+
+START_TEST(plot_svg)
+{
+    char dir[] = "/tmp/cnnc-ptest-XXXXXX", file[64], err[RT_ERRLEN];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/c.svg", dir);
+    rt_history h;
+    history_fake(&h, 5, 1);
+    ck_assert_int_eq(rt_plot_write(file, &h, "net", err), 0);
+    char *t = slurp_text(file);
+    ck_assert_int_eq(strncmp(t, "<?xml", 5), 0);
+    ck_assert_ptr_nonnull(strstr(t, "</svg>\n"));
+    ck_assert_int_eq(count(t, "<polyline"), 4);     /* train and val, loss and accuracy */
+    ck_assert_int_eq(count(t, "<circle"), 20);      /* a dot per epoch per curve */
+    ck_assert_ptr_nonnull(strstr(t, ">validation</text>"));
+    free(t);
+    h.has_val = 0;
+    ck_assert_int_eq(rt_plot_write(file, &h, "net", err), 0);
+    t = slurp_text(file);
+    ck_assert_int_eq(count(t, "<polyline"), 2);
+    ck_assert_ptr_null(strstr(t, "validation"));
+    free(t);
+    rt_history_free(&h);
+    unlink(file);
+    rmdir(dir);
+}
+END_TEST
+
+/* Pixels within 30 of a colour in every channel. */
+static long near(const unsigned char *img, int n, int r, int g, int b)
+{
+    long c = 0;
+    for (int i = 0; i < n; i++)
+        c += abs(img[3 * i] - r) < 30 && abs(img[3 * i + 1] - g) < 30 &&
+             abs(img[3 * i + 2] - b) < 30;
+    return c;
+}
+
+START_TEST(plot_png)
+{
+    char dir[] = "/tmp/cnnc-ptest-XXXXXX", file[64], err[RT_ERRLEN];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/c.png", dir);
+    rt_history h;
+    history_fake(&h, 12, 1);
+    ck_assert_int_eq(rt_plot_write(file, &h, "net", err), 0);
+    int w, hh, comp;
+    unsigned char *img = stbi_load(file, &w, &hh, &comp, 3);
+    ck_assert_ptr_nonnull(img);
+    ck_assert_int_eq(w, 960);               /* the size rt_plot.c documents */
+    ck_assert_int_eq(hh, 400);
+    ck_assert_int_eq(comp, 3);
+    /* curves in the train blue and validation orange, a white background */
+    ck_assert_int_gt(near(img, w * hh, 31, 119, 180), 500);
+    ck_assert_int_gt(near(img, w * hh, 255, 127, 14), 500);
+    ck_assert_int_gt(near(img, w * hh, 255, 255, 255), w * hh / 2);
+    stbi_image_free(img);
+    /* one epoch without validation: still a picture, no orange */
+    rt_history_free(&h);
+    history_fake(&h, 1, 0);
+    ck_assert_int_eq(rt_plot_write(file, &h, "net", err), 0);
+    img = stbi_load(file, &w, &hh, &comp, 3);
+    ck_assert_ptr_nonnull(img);
+    ck_assert_int_eq(near(img, w * hh, 255, 127, 14), 0);
+    ck_assert_int_gt(near(img, w * hh, 31, 119, 180), 20);
+    stbi_image_free(img);
+    rt_history_free(&h);
+    char bad[100];
+    snprintf(bad, sizeof bad, "%s/missing/c.png", dir);
+    history_fake(&h, 3, 1);
+    ck_assert_int_eq(rt_plot_write(bad, &h, "net", err), -1);
+    ck_assert_msg(strstr(err, bad) != NULL, "%s", err);
+    rt_history_free(&h);
+    unlink(file);
+    rmdir(dir);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the command line */
+
+static fake_net clinet;
+static char out_text[1 << 16], err_text[1 << 16];
+
+static void read_back(int fd, char *buf, size_t n)
+{
+    lseek(fd, 0, SEEK_SET);
+    ssize_t k = read(fd, buf, n - 1);
+    buf[k > 0 ? k : 0] = 0;
+}
+
+/* Runs rt_cli_main on a NULL-terminated list of words, capturing stdout and stderr. */
+static int run_cli_v(const rt_train_cfg *defaults, const char *const *words)
+{
+    char *argv[64];
+    int argc = 0;
+    argv[argc++] = "prog";
+    for (int i = 0; words[i]; i++)
+        argv[argc++] = (char *)words[i];
+    argv[argc] = NULL;
+    char fo[] = "/tmp/cnnc-out-XXXXXX", fe[] = "/tmp/cnnc-err-XXXXXX";
+    int o = mkstemp(fo), e = mkstemp(fe);
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(1), se = dup(2);
+    dup2(o, 1);
+    dup2(e, 2);
+    int rc = rt_cli_main(argc, argv, "testprog", &clinet.desc, defaults, fake_factory,
+                         &clinet.desc);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    close(so);
+    close(se);
+    read_back(o, out_text, sizeof out_text);
+    read_back(e, err_text, sizeof err_text);
+    close(o);
+    close(e);
+    unlink(fo);
+    unlink(fe);
+    return rc;
+}
+
+#define RUN(...) run_cli_v(NULL, (const char *const[]){__VA_ARGS__, NULL})
+
+static void expect_usage(int rc, const char *what)
+{
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(err_text, what) != NULL, "stderr '%s' lacks '%s'", err_text, what);
+    ck_assert_msg(strstr(err_text, "testprog --help") != NULL, "no hint in '%s'", err_text);
+}
+
+static void cli_setup(void)
+{
+    fake_net_init(&clinet, "fakenet", 1, 2, 2, 3);
+}
+
+START_TEST(cli_usage_errors)
+{
+    char *none[] = {"prog", NULL};
+    fflush(stderr);
+    int se = dup(2), devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    int rc0 = rt_cli_main(1, none, "testprog", &clinet.desc, NULL, fake_factory, &clinet.desc);
+    dup2(se, 2);
+    close(se);
+    close(devnull);
+    ck_assert_int_eq(rc0, 2);
+    expect_usage(RUN("--train", "d", "--bogus"), "unknown option '--bogus'");
+    expect_usage(RUN("--train", "d", "--epoch", "3"), "did you mean --epochs?");
+    expect_usage(RUN("--train"), "--train needs a value");
+    expect_usage(RUN("--train", "d", "--epochs"), "--epochs needs a value");
+    expect_usage(RUN("--train", "d", "--epochs", "--quiet"), "--epochs needs a value");
+    expect_usage(RUN("--train", "d", "--epochs", "abc"), "--epochs: 'abc' is not valid");
+    expect_usage(RUN("--train", "d", "--epochs", "0"), "from 1 to");
+    expect_usage(RUN("--train", "d", "--epochs=2x"), "--epochs: '2x'");
+    expect_usage(RUN("--train", "d", "--batch", "1.5"), "--batch: '1.5'");
+    expect_usage(RUN("--train", "d", "--lr", "-1"), "--lr: '-1'");
+    expect_usage(RUN("--train", "d", "--lr", "0"), "greater than 0");
+    expect_usage(RUN("--train", "d", "--lr", "nan"), "--lr: 'nan'");
+    expect_usage(RUN("--train", "d", "--split", "7:2"), "--split: '7:2'");
+    expect_usage(RUN("--train", "d", "--split", "0:1:1"), "A >= 1");
+    expect_usage(RUN("--train", "d", "--optimizer", "rmsprop"), "sgd or adam");
+    expect_usage(RUN("--train", "d", "--optimizer", "sgd", "--momentum", "1"), "--momentum");
+    expect_usage(RUN("--train", "d", "--momentum", "0.9"), "--optimizer sgd only");
+    expect_usage(RUN("--train", "d", "--threads", "-1"), "--threads: '-1'");
+    expect_usage(RUN("--train", "d", "--seed", "-3"), "--seed: '-3'");
+    expect_usage(RUN("--train", "d", "--augment", "vflip"), "hflip or none");
+    expect_usage(RUN("--train", "d", "--plot", "x.jpg"), ".png or .svg");
+    expect_usage(RUN("--train", "d", "--eval", "d"), "choose one of");
+    expect_usage(RUN("--train", "d", "--epochs", "2", "--epochs", "3"), "given twice");
+    expect_usage(RUN("--eval", "d", "--plot", "x.svg"), "--plot does not apply to --eval");
+    expect_usage(RUN("--predict", "a.png", "--split", "1:1:1"), "does not apply to --predict");
+    expect_usage(RUN("--predict"), "--predict needs");
+    expect_usage(RUN("--quiet", "stray"), "unexpected argument 'stray'");
+    expect_usage(RUN("--quiet=1", "--train", "d"), "--quiet takes no value");
+    expect_usage(RUN("--quiet"), "nothing to do");
+}
+END_TEST
+
+START_TEST(cli_help_version)
+{
+    rt_train_cfg d;
+    rt_train_cfg_defaults(&d);
+    d.epochs = 17;
+    d.opt.kind = RT_OPT_SGD;
+    d.opt.lr = 0.25f;
+    int rc = run_cli_v(&d, (const char *const[]){"--help", NULL});
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(err_text, "");
+    ck_assert_ptr_nonnull(strstr(out_text, "Usage: testprog --train DIR"));
+    ck_assert_ptr_nonnull(strstr(out_text, "epochs to train (default 17)"));
+    ck_assert_ptr_nonnull(strstr(out_text, "optimizer (default sgd)"));
+    ck_assert_ptr_nonnull(strstr(out_text, "learning rate (default 0.25)"));
+    ck_assert_ptr_nonnull(strstr(out_text, "(default fakenet.weights)"));
+    ck_assert_ptr_nonnull(strstr(out_text, "15 parameters, input 1x2x2"));
+    /* every option is documented */
+    static const char *all[] = {"--train", "--eval", "--predict", "--weights", "--out",
+                                "--epochs", "--batch", "--lr", "--optimizer", "--momentum",
+                                "--weight-decay", "--seed", "--threads", "--split",
+                                "--augment", "--report", "--plot", "--cache-dir",
+                                "--no-cache", "--all", "--quiet", "--help", "--version"};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        ck_assert_msg(strstr(out_text, all[i]) != NULL, "%s undocumented", all[i]);
+    ck_assert_int_eq(RUN("--train", "d", "-h"), 0);
+    ck_assert_int_eq(RUN("--version"), 0);
+    ck_assert_ptr_nonnull(strstr(out_text, RT_VERSION));
+}
+END_TEST
+
+/* A real image folder: 3 classes of 2x2 grey PNGs, class j bright at pixel j. */
+static void make_folder(const char *root, int per_class)
+{
+    static const char *cls[] = {"alpha", "beta", "gamma"};
+    uint32_t r = 9;
+    char p[256];
+    ck_assert_int_eq(mkdir(root, 0755), 0);
+    for (int j = 0; j < 3; j++) {
+        snprintf(p, sizeof p, "%s/%s", root, cls[j]);
+        ck_assert_int_eq(mkdir(p, 0755), 0);
+        for (int i = 0; i < per_class; i++) {
+            unsigned char px[4];
+            for (int q = 0; q < 4; q++)
+                px[q] = (unsigned char)(q == j ? 190 + lcg(&r) % 60 : lcg(&r) % 80);
+            snprintf(p, sizeof p, "%s/%s/%02d.png", root, cls[j], i);
+            ck_assert(stbi_write_png(p, 2, 2, 1, px, 2));
+        }
+    }
+}
+
+static void rm_rf(const char *path)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* A disk with no room left. */
+static size_t failing_write(const void *p, size_t size, size_t n, FILE *f)
+{
+    (void)p;
+    (void)size;
+    (void)n;
+    (void)f;
+    errno = ENOSPC;
+    return 0;
+}
+
+START_TEST(cli_train_eval_predict)
+{
+    char top[] = "/tmp/cnnc-clitest-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(top));
+    char data[100], w[100], rep[100], plot[100], cache[100], img[150], bad[150];
+    snprintf(data, sizeof data, "%s/data", top);
+    snprintf(w, sizeof w, "%s/m.weights", top);
+    snprintf(rep, sizeof rep, "%s/r.md", top);
+    snprintf(plot, sizeof plot, "%s/c.svg", top);
+    snprintf(cache, sizeof cache, "%s/cache", top);
+    snprintf(img, sizeof img, "%s/beta/03.png", data);
+    snprintf(bad, sizeof bad, "%s/nothing.png", top);
+    make_folder(data, 20);
+    int rc = RUN("--train", data, "--epochs", "6", "--batch", "4", "--lr", "0.05", "--out", w,
+                 "--report", rep, "--plot", plot, "--cache-dir", cache, "--threads", "1");
+    ck_assert_msg(rc == 0, "rc %d, stderr: %s", rc, err_text);
+    /* one line per epoch (stdout is not a terminal), then the results */
+    ck_assert_int_eq(count(out_text, "\nepoch "), 6);
+    ck_assert_int_eq(count(out_text, "\r"), 0);
+    ck_assert_ptr_nonnull(strstr(out_text, "| Model | Val Loss | Val Acc |"));
+    ck_assert_ptr_nonnull(strstr(out_text, "| fakenet | "));
+    ck_assert_ptr_nonnull(strstr(out_text, "recall"));
+    char *r = slurp_text(rep);
+    ck_assert_int_eq(count(r, "| Model |"), 1);
+    ck_assert_int_eq(count(r, "| fakenet | "), 1);
+    free(r);
+    r = slurp_text(plot);
+    ck_assert_int_eq(count(r, "<polyline"), 4);
+    free(r);
+    /* the weights load into a model of the network */
+    fake_model *f = fake_new(&clinet.desc, 1, 1);
+    char err[RT_ERRLEN], **names;
+    int nn;
+    ck_assert_int_eq(rt_weights_load_named(w, &f->m, &names, &nn, err), 0);
+    ck_assert_int_eq(nn, 3);
+    ck_assert_str_eq(names[1], "beta");
+    rt_names_free(names, nn);
+    f->m.destroy(f);
+
+    rc = RUN("--eval", data, "--weights", w, "--cache-dir", cache);
+    ck_assert_msg(rc == 0, "rc %d, stderr: %s", rc, err_text);
+    ck_assert_ptr_nonnull(strstr(out_text, "accuracy"));
+    rc = RUN("--eval", data, "--weights", w, "--all", "--no-cache");
+    ck_assert_msg(rc == 0, "rc %d, stderr: %s", rc, err_text);
+    ck_assert_ptr_nonnull(strstr(out_text, "all 60 images"));
+
+    /* weights trained on other class names: a warning, the evaluation still runs */
+    char rn[120];
+    snprintf(rn, sizeof rn, "%s/renamed.weights", top);
+    f = fake_new(&clinet.desc, 1, 1);
+    char *other_names[] = {"alpha", "beta", "omega"};
+    ck_assert_int_eq(rt_weights_save_named(rn, &f->m, other_names, 3, err), 0);
+    f->m.destroy(f);
+    ck_assert_int_eq(RUN("--eval", data, "--weights", rn, "--cache-dir", cache), 0);
+    ck_assert_msg(strstr(err_text, "warning") && strstr(err_text, "omega"), "%s", err_text);
+
+    /* predict: one good image named by class, one missing: printed, then exit 1 */
+    rc = RUN("--predict", img, bad, "--weights", w);
+    ck_assert_int_eq(rc, 1);
+    char want[200];
+    snprintf(want, sizeof want, "%s: beta ", img);
+    ck_assert_msg(strstr(out_text, want) != NULL, "stdout: %s", out_text);
+    ck_assert_msg(strstr(err_text, bad) != NULL, "stderr: %s", err_text);
+
+    /* a weights file of another network is refused with exit 1 */
+    fake_net other;
+    fake_net_init(&other, "othernet", 1, 2, 2, 3);
+    other.desc.hash ^= 1;
+    fake_model *o = fake_new(&other.desc, 1, 1);
+    char ow[120];
+    snprintf(ow, sizeof ow, "%s/other.weights", top);
+    ck_assert_int_eq(rt_weights_save(ow, &o->m, err), 0);
+    o->m.destroy(o);
+    ck_assert_int_eq(RUN("--predict", img, "--weights", ow), 1);
+    ck_assert_ptr_nonnull(strstr(err_text, "network 'othernet' with a different structure"));
+    /* a missing data folder is an input error */
+    ck_assert_int_eq(RUN("--train", bad, "--quiet"), 1);
+    /* an --out that cannot be written fails before training */
+    char nodir[150];
+    snprintf(nodir, sizeof nodir, "%s/no/such/m.weights", top);
+    ck_assert_int_eq(RUN("--train", data, "--out", nodir, "--cache-dir", cache), 1);
+    ck_assert_msg(strstr(err_text, nodir) != NULL, "stderr: %s", err_text);
+    ck_assert_int_eq(count(out_text, "epoch "), 0);
+    /* a disk that fills up during training: warnings, the old file kept, exit 1 */
+    size_t n0;
+    char *before = slurp_text(w);
+    n0 = strlen(before);
+    rt_weights_set_write_hook(failing_write);
+    rc = RUN("--train", data, "--epochs", "2", "--batch", "4", "--out", w, "--cache-dir",
+             cache, "--seed", "5");
+    rt_weights_set_write_hook(NULL);
+    ck_assert_int_eq(rc, 1);
+    /* a warning after each improvement (at least the first epoch), then the final error */
+    int warnings = count(err_text, "warning: cannot write weights file");
+    ck_assert_int_ge(warnings, 1);
+    ck_assert_int_eq(count(err_text, "cannot write weights file"), warnings + 1);
+    ck_assert_ptr_nonnull(strstr(err_text, strerror(ENOSPC)));
+    ck_assert_ptr_nonnull(strstr(out_text, "NOT saved"));
+    ck_assert_ptr_nonnull(strstr(out_text, "| fakenet | "));   /* the results still come */
+    char *after = slurp_text(w);
+    ck_assert_uint_eq(strlen(after), n0);
+    ck_assert_int_eq(memcmp(before, after, n0), 0);
+    free(before);
+    free(after);
+    rm_rf(top);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("train");
+    TCase *t = tcase_create("training");
+    tcase_add_test(t, learns_separable_set);
+    tcase_add_test(t, same_seed_same_run);
+    tcase_add_test(t, each_epoch_a_new_permutation);
+    tcase_add_test(t, hflip_augmentation);
+    tcase_add_test(t, best_weights_restored);
+    tcase_add_test(t, no_validation_uses_train_loss);
+    tcase_add_test(t, bad_configurations);
+    tcase_add_test(t, confusion_counts);
+    suite_add_tcase(s, t);
+    TCase *r = tcase_create("reports");
+    tcase_add_test(r, durations);
+    tcase_add_test(r, report_row_format);
+    tcase_add_test(r, markdown_append);
+    tcase_add_test(r, confusion_matrix_print);
+    tcase_add_test(r, progress_display);
+    tcase_add_test(r, plot_svg);
+    tcase_add_test(r, plot_png);
+    suite_add_tcase(s, r);
+    TCase *c = tcase_create("cli");
+    tcase_add_checked_fixture(c, cli_setup, NULL);
+    tcase_add_test(c, cli_usage_errors);
+    tcase_add_test(c, cli_help_version);
+    tcase_add_test(c, cli_train_eval_predict);
+    tcase_set_timeout(c, 30);
+    suite_add_tcase(s, c);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
