@@ -134,6 +134,9 @@ typedef struct rt_model {
 rt_model *rt_net_create(const rt_netdesc *d, int max_batch, int threads, char *err);
 /* m->destroy(m->self); NULL is ignored. */
 void rt_model_destroy(rt_model *m);
+/* Dropout draws come from a generator seeded with (seed ^ RT_DROPOUT_SEED_MIX), which
+ * decorrelates them from the initialisation draws; every model uses this one rule. */
+#define RT_DROPOUT_SEED_MIX 0x6a09e667f3bcc909ULL
 
 /* Softmax + cross-entropy fused (log-sum-exp) over a batch: returns the mean loss, writes
  * probabilities (if probs) and d(mean loss)/d(logits) = (softmax - onehot) / n (if dlogits),
@@ -259,6 +262,16 @@ typedef rt_model *(*rt_model_factory)(void *ctx, int max_batch, int threads, cha
  * is initialised by rt_init_params from the run's seed before training. */
 int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
                 const rt_train_cfg *defaults, rt_model_factory make_model, void *ctx);
+
+/* rt_cli_main also offers `--bench STEPS` (training and inference speed on a random batch,
+ * "bench ..." lines) and `--dump FILE` (one forward and backward pass written for
+ * equivalence tests; layout in rt_cli_dump.c and bench/README.md). Their GFLOP/s come from
+ * these counts, the compiler's rule (src/shape.c): a multiply-add is 2 FLOPs; a bias add,
+ * an activation, a pooling window element, a residual add and a batchnorm scale or shift
+ * are 1 each per output element. Forward FLOPs of one image through layer i (0 when i is
+ * out of range), and through the whole network. */
+double rt_layer_flops(const rt_netdesc *d, int i);
+double rt_netdesc_flops(const rt_netdesc *d);
 
 /* What a training run measured, one entry per epoch (malloc'ed; rt_history_free).
  * Accuracies are fractions in [0, 1]. */

@@ -1,10 +1,11 @@
 /*
  * rt_cli.c - the command line shared by cnnrun and every generated program: --train,
- * --eval and --predict with their options, checked strictly (a wrong option says which
- * and what is valid, exit 2), then the three commands built from the data, training,
- * weights and report services. The only place in libcnnrt that prints results.
+ * --eval, --predict, --bench and --dump with their options, checked strictly (a wrong
+ * option says which and what is valid, exit 2), then the first three commands built from
+ * the data, training, weights and report services (--bench and --dump live in
+ * rt_cli_bench.c and rt_cli_dump.c). With them, the only place in libcnnrt that prints results.
  */
-#include "rt_train_int.h"
+#include "rt_cli_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -14,12 +15,13 @@
 #include <unistd.h>
 
 enum { EXIT_OK = 0, EXIT_RUN = 1, EXIT_USAGE = 2 };
-enum { M_TRAIN = 1, M_EVAL = 2, M_PREDICT = 4, M_ALL = 7 };
+enum { M_TRAIN = 1, M_EVAL = 2, M_PREDICT = 4, M_BENCH = 8, M_DUMP = 16, M_ALL = 31 };
 
 typedef enum {
     O_TRAIN, O_EVAL, O_PREDICT, O_WEIGHTS, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_OPTIMIZER,
     O_MOMENTUM, O_WD, O_SEED, O_THREADS, O_SPLIT, O_AUGMENT, O_REPORT, O_PLOT, O_CACHEDIR,
-    O_NOCACHE, O_ALL, O_QUIET, O_HELP, O_VERSION, NOPTS
+    O_NOCACHE, O_ALL, O_QUIET, O_HELP, O_VERSION, O_BENCH, O_PROFILE, O_DUMP, O_TRAINMODE,
+    NOPTS
 } opt_id;
 
 typedef struct {
@@ -33,15 +35,17 @@ static const opt_def opts[NOPTS] = {
     [O_TRAIN] = {"--train", "DIR", M_ALL, "an image folder, Kaggle download or IDX set"},
     [O_EVAL] = {"--eval", "DIR", M_ALL, "an image folder, Kaggle download or IDX set"},
     [O_PREDICT] = {"--predict", "IMAGE...", M_ALL, "one or more image files"},
-    [O_WEIGHTS] = {"--weights", "FILE", M_EVAL | M_PREDICT, "a weights file"},
+    [O_WEIGHTS] = {"--weights", "FILE", M_EVAL | M_PREDICT | M_DUMP, "a weights file"},
     [O_OUT] = {"--out", "FILE", M_TRAIN, "a file name"},
     [O_EPOCHS] = {"--epochs", "N", M_TRAIN, "a whole number from 1 to 1000000"},
-    [O_BATCH] = {"--batch", "B", M_TRAIN | M_EVAL, "a whole number from 1 to 65536"},
+    [O_BATCH] = {"--batch", "B", M_TRAIN | M_EVAL | M_BENCH | M_DUMP,
+                 "a whole number from 1 to 65536"},
     [O_LR] = {"--lr", "X", M_TRAIN, "a number greater than 0, e.g. 0.001 or 1e-3"},
     [O_OPTIMIZER] = {"--optimizer", "sgd|adam", M_TRAIN, "sgd or adam"},
     [O_MOMENTUM] = {"--momentum", "M", M_TRAIN, "a number from 0 up to (not including) 1"},
     [O_WD] = {"--weight-decay", "W", M_TRAIN, "a number, 0 or more"},
-    [O_SEED] = {"--seed", "S", M_TRAIN | M_EVAL, "a whole number from 0 to 2^64-1"},
+    [O_SEED] = {"--seed", "S", M_TRAIN | M_EVAL | M_BENCH | M_DUMP,
+                "a whole number from 0 to 2^64-1"},
     [O_THREADS] = {"--threads", "T", M_ALL, "a whole number from 0 (all cores) to 1024"},
     [O_SPLIT] = {"--split", "A:B:C", M_TRAIN | M_EVAL,
                  "three whole numbers A:B:C (train:validation:test), e.g. 7:2:1, with A >= 1"},
@@ -54,6 +58,10 @@ static const opt_def opts[NOPTS] = {
     [O_QUIET] = {"--quiet", NULL, M_ALL, NULL},
     [O_HELP] = {"--help", NULL, M_ALL, NULL},
     [O_VERSION] = {"--version", NULL, M_ALL, NULL},
+    [O_BENCH] = {"--bench", "STEPS", M_ALL, "a whole number of steps from 1 to 1000000"},
+    [O_PROFILE] = {"--profile", NULL, M_BENCH, NULL},
+    [O_DUMP] = {"--dump", "FILE", M_ALL, "a file name"},
+    [O_TRAINMODE] = {"--train-mode", NULL, M_DUMP, NULL},
 };
 
 /* Everything the command line said. */
@@ -64,29 +72,20 @@ typedef struct {
     int nimages;
     const char *weights, *out, *report, *plot, *cache_dir;
     int no_cache, all, quiet;
+    int bench_steps, profile;   /* --bench STEPS, --profile */
+    const char *dump;           /* --dump FILE */
+    int train_mode;             /* --train-mode */
     rt_train_cfg cfg;
     int given[NOPTS];       /* which options appeared */
 } cli;
 
-/* The context of one command: names for messages, the network and its model factory. */
-typedef struct {
-    const char *prog;
-    const rt_netdesc *d;
-    rt_model_factory make_model;
-    void *ctx;
-    char default_weights[80];
-} env;
+typedef rt_cli_env env;
 
 /* ------------------------------------------------------------ messages */
 
-#if defined(__GNUC__)
-#define PRINTF_LIKE __attribute__((format(printf, 2, 3)))
-#else
-#define PRINTF_LIKE
-#endif
+#define PRINTF_LIKE RT_PRINTF_LIKE(2, 3)
 
-static void error(const env *e, const char *fmt, ...) PRINTF_LIKE;
-static void error(const env *e, const char *fmt, ...)
+void rt_cli_error(const env *e, const char *fmt, ...)
 {
     va_list ap;
     fflush(stdout);
@@ -130,8 +129,10 @@ static void usage(const env *e, const rt_train_cfg *c, FILE *f)
             "Usage: %s --train DIR [options]\n"
             "       %s --eval DIR [--weights FILE] [options]\n"
             "       %s --predict IMAGE... [--weights FILE]\n"
-            "Train the network on an image set, evaluate trained weights on one, or\n"
-            "classify image files.\n"
+            "       %s --bench STEPS [--batch B] [--threads T] [--profile]\n"
+            "       %s --dump FILE [--seed S] [--batch B] [--weights FILE] [--train-mode]\n"
+            "Train the network on an image set, evaluate trained weights on one, classify\n"
+            "image files, measure its speed, or dump one forward and backward pass.\n"
             "\n"
             "Network %s: %zu parameters, input %dx%dx%d (channels x height x width), "
             "%d classes.\n"
@@ -141,7 +142,8 @@ static void usage(const env *e, const rt_train_cfg *c, FILE *f)
             "\n"
             "Training (--train):\n"
             "  --epochs N             epochs to train (default %d)\n"
-            "  --batch B              minibatch size (default %d; also used by --eval)\n"
+            "  --batch B              minibatch size (default %d; also for --eval, --bench\n"
+            "                         and --dump)\n"
             "  --optimizer sgd|adam   optimizer (default %s)\n"
             "  --lr X                 learning rate (default %g)\n"
             "  --momentum M           SGD momentum, 0 <= M < 1 (default %g)\n"
@@ -155,14 +157,31 @@ static void usage(const env *e, const rt_train_cfg *c, FILE *f)
             "  --split A:B:C          train:validation:test ratios (default %s); an IDX set\n"
             "                         keeps its own test set and splits the rest A:B\n"
             "  --seed S               seed of the split, initial weights, shuffling and\n"
-            "                         dropout (default %llu)\n"
+            "                         dropout, and of the random batch of --bench and --dump\n"
+            "                         (default %llu)\n"
             "  --cache-dir D          where decoded images are cached\n"
             "                         (default $XDG_CACHE_HOME/cnnc or ~/.cache/cnnc)\n"
             "  --no-cache             decode the images again and write no cache\n"
             "  --all                  --eval every image, not only the test split\n"
             "\n"
+            "Speed and equivalence checks (no data needed; see bench/README.md):\n"
+            "  --bench STEPS          time STEPS training steps (forward, loss, backward,\n"
+            "                         optimizer) and STEPS inference batches on a seeded\n"
+            "                         random batch, after 2 warm-up steps; prints lines\n"
+            "                         'bench train images/s X gflops Y ...' and 'bench infer ...'\n"
+            "                         (training FLOPs counted as 3x the forward FLOPs)\n"
+            "  --profile              with --bench: each layer's forward and backward time,\n"
+            "                         measured on the interpreter\n"
+            "  --dump FILE            initialise the parameters from --seed (or load --weights),\n"
+            "                         run one eval-mode forward, the loss and backward on a\n"
+            "                         seeded random batch, and write the inputs, labels, logits,\n"
+            "                         loss, parameters, gradients and batchnorm statistics to\n"
+            "                         FILE (binary, layout in bench/README.md)\n"
+            "  --train-mode           with --dump: a training-mode forward (batch statistics,\n"
+            "                         dropout) instead\n"
+            "\n"
             "Common:\n"
-            "  --weights FILE         weights for --eval and --predict (default %s)\n"
+            "  --weights FILE         weights for --eval, --predict and --dump (default %s)\n"
             "  --threads T            threads, 0 = all cores (default %d)\n"
             "  --quiet                no progress display or loading messages\n"
             "  --help                 this text\n"
@@ -173,7 +192,7 @@ static void usage(const env *e, const rt_train_cfg *c, FILE *f)
             "Test Acc | Runtime |. The same seed and thread count give the same results,\n"
             "bit for bit. Exit status: 0 success, 1 an error in the data, weights or files,\n"
             "2 a wrong command line.\n",
-            e->prog, e->prog, e->prog, d->name, d->nparams, in.c, in.h, in.w,
+            e->prog, e->prog, e->prog, e->prog, e->prog, d->name, d->nparams, in.c, in.h, in.w,
             rt_netdesc_classes(d), c->epochs, c->batch, opt_name(c->opt.kind),
             (double)c->opt.lr, (double)c->opt.momentum, (double)c->opt.weight_decay,
             c->augment_hflip ? "hflip" : "none", e->default_weights, split,
@@ -268,6 +287,12 @@ static int parse_value(const env *e, cli *c, opt_id o, const char *v)
         c->dir = v;
         break;
     case O_WEIGHTS: c->weights = v; break;
+    case O_DUMP: c->dump = v; break;
+    case O_BENCH:
+        if (parse_long(v, 1, 1000000, &l) < 0)
+            return bad_value(e, o, v);
+        c->bench_steps = (int)l;
+        break;
     case O_OUT: c->out = v; break;
     case O_REPORT: c->report = v; break;
     case O_CACHEDIR: c->cache_dir = v; break;
@@ -341,6 +366,29 @@ static int parse_value(const env *e, cli *c, opt_id o, const char *v)
     return 0;
 }
 
+/* The option that selects a mode, e.g. "--eval" for M_EVAL. */
+static const char *mode_word(int mode)
+{
+    return mode == M_TRAIN ? "--train" : mode == M_EVAL ? "--eval" : mode == M_PREDICT
+           ? "--predict" : mode == M_BENCH ? "--bench" : "--dump";
+}
+
+/* "--train, --eval and --dump" for the modes set in mask. */
+static void mode_list(int mask, char *buf, size_t n)
+{
+    int count = 0, total = 0;
+    for (int m = 1; m <= M_DUMP; m <<= 1)
+        total += (mask & m) != 0;
+    buf[0] = 0;
+    for (int m = 1; m <= M_DUMP; m <<= 1)
+        if (mask & m) {
+            size_t len = strlen(buf);
+            snprintf(buf + len, n - len, "%s%s", count == 0 ? "" : count == total - 1
+                     ? " and " : ", ", mode_word(m));
+            count++;
+        }
+}
+
 /* Fills c from argv; returns -1 to go on, or an exit code (help, version, usage error). */
 static int parse(const env *e, int argc, char **argv, cli *c)
 {
@@ -395,12 +443,18 @@ static int parse(const env *e, int argc, char **argv, cli *c)
                 c->all = 1;
             else if (o == O_QUIET)
                 c->quiet = 1;
+            else if (o == O_PROFILE)
+                c->profile = 1;
+            else if (o == O_TRAINMODE)
+                c->train_mode = 1;
             continue;
         }
-        if (o == O_TRAIN || o == O_EVAL || o == O_PREDICT) {
-            int m = o == O_TRAIN ? M_TRAIN : o == O_EVAL ? M_EVAL : M_PREDICT;
+        if (o == O_TRAIN || o == O_EVAL || o == O_PREDICT || o == O_BENCH || o == O_DUMP) {
+            int m = o == O_TRAIN ? M_TRAIN : o == O_EVAL ? M_EVAL : o == O_PREDICT ? M_PREDICT
+                    : o == O_BENCH ? M_BENCH : M_DUMP;
             if (c->mode && c->mode != m)
-                return usage_error(e, "choose one of --train, --eval and --predict");
+                return usage_error(e, "choose one of --train, --eval, --predict, --bench and "
+                                   "--dump");
             c->mode = m;
         }
         if (o == O_PREDICT) {   /* all following words that are not options */
@@ -427,17 +481,14 @@ static int parse(const env *e, int argc, char **argv, cli *c)
             return rc;
     }
     if (!c->mode)
-        return usage_error(e, "nothing to do: give --train DIR, --eval DIR or "
-                           "--predict IMAGE...");
-    static const char *mode_name[] = {"", "--train", "--eval", "", "--predict"};
+        return usage_error(e, "nothing to do: give --train DIR, --eval DIR, "
+                           "--predict IMAGE..., --bench STEPS or --dump FILE");
     for (int o = 0; o < NOPTS; o++)
         if (c->given[o] && !(opts[o].modes & c->mode)) {
-            const char *uses = opts[o].modes == M_TRAIN ? "--train"
-                               : opts[o].modes == M_EVAL ? "--eval"
-                               : opts[o].modes == (M_TRAIN | M_EVAL) ? "--train and --eval"
-                                                                     : "--eval and --predict";
+            char uses[80];
+            mode_list(opts[o].modes, uses, sizeof uses);
             return usage_error(e, "%s does not apply to %s (it is for %s)", opts[o].name,
-                               mode_name[c->mode], uses);
+                               mode_word(c->mode), uses);
         }
     if (c->given[O_MOMENTUM] && c->cfg.opt.kind != RT_OPT_SGD)
         return usage_error(e, "--momentum applies to --optimizer sgd only (the optimizer is "
@@ -451,30 +502,30 @@ static int load_data(const env *e, const cli *c, rt_dataset *ds, char *err)
 {
     rt_load_opts lo = {c->cfg.threads, !c->no_cache, c->cache_dir, c->quiet};
     if (rt_dataset_load(c->dir, e->d->layers[0].out, &lo, ds, err) < 0) {
-        error(e, "%s", err);
+        rt_cli_error(e, "%s", err);
         return -1;
     }
     int k = rt_netdesc_classes(e->d);
     if (ds->nclasses != k) {
-        error(e, "%s has %d classes but network '%s' has %d outputs", c->dir, ds->nclasses,
+        rt_cli_error(e, "%s has %d classes but network '%s' has %d outputs", c->dir, ds->nclasses,
               e->d->name, k);
         rt_dataset_free(ds);
         return -1;
     }
     if (ds->n == 0) {
-        error(e, "%s holds no images", c->dir);
+        rt_cli_error(e, "%s holds no images", c->dir);
         rt_dataset_free(ds);
         return -1;
     }
     return 0;
 }
 
-static rt_model *make(const env *e, int batch, int threads, char *err)
+rt_model *rt_cli_make(const env *e, int batch, int threads, char *err)
 {
     err[0] = 0;
     rt_model *m = e->make_model(e->ctx, batch, threads, err);
     if (!m)
-        error(e, "cannot build the network: %s", err[0] ? err : "unknown error");
+        rt_cli_error(e, "cannot build the network: %s", err[0] ? err : "unknown error");
     return m;
 }
 
@@ -518,7 +569,7 @@ static int probe_writable(const env *e, const char *what, const char *file)
     memcpy(tmp + n, ".probe-XXXXXX", 14);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        error(e, "cannot write %s %s: %s", what, file, strerror(errno));
+        rt_cli_error(e, "cannot write %s %s: %s", what, file, strerror(errno));
         free(tmp);
         return -1;
     }
@@ -554,7 +605,7 @@ static int on_epoch(void *ctx, const rt_history *h, int epoch, int improved,
             if (t->prog.live && !t->prog.quiet)
                 fputc('\n', t->prog.f);
             t->prog.width = 0;
-            error(t->e, "warning: %s; training goes on with the best weights kept in memory",
+            rt_cli_error(t->e, "warning: %s; training goes on with the best weights kept in memory",
                   serr);
             t->save_failed = 1;
             note = "best (not saved)";
@@ -584,7 +635,7 @@ static int cmd_train(const env *e, cli *c)
     if (load_data(e, c, &ds, err) < 0)
         return EXIT_RUN;
     if (rt_split_make(&ds, g->split, g->seed, &sp, err) < 0) {
-        error(e, "%s", err);
+        rt_cli_error(e, "%s", err);
         rt_dataset_free(&ds);
         return EXIT_RUN;
     }
@@ -595,11 +646,11 @@ static int cmd_train(const env *e, cli *c)
     char split[40];
     fmt_split(split, sizeof split, g->split);
     if (sp.ntrain == 0) {
-        error(e, "the split %s leaves no training images out of %d", split, ds.n);
+        rt_cli_error(e, "the split %s leaves no training images out of %d", split, ds.n);
         rc = EXIT_RUN;
         goto out;
     }
-    m = make(e, g->batch, g->threads, err);
+    m = rt_cli_make(e, g->batch, g->threads, err);
     if (!m) {
         rc = EXIT_RUN;
         goto out;
@@ -629,13 +680,13 @@ static int cmd_train(const env *e, cli *c)
     if (rt_train_run(m, &ds, &sp, g, &hooks, &h, err) < 0) {
         if (tc.prog.live && tc.prog.width)
             fputc('\n', stdout);
-        error(e, "%s", err);
+        rt_cli_error(e, "%s", err);
         rc = EXIT_RUN;
         goto out;
     }
     if (tc.save_failed) {   /* one more try at the end; the disk may have room now */
         if (rt_weights_save_named(out, m, ds.classnames, ds.nclasses, err) < 0) {
-            error(e, "%s", err);
+            rt_cli_error(e, "%s", err);
             rc = EXIT_RUN;
         } else {
             tc.save_failed = 0;
@@ -643,7 +694,7 @@ static int cmd_train(const env *e, cli *c)
     }
     int b = h.best_epoch;
     if (b < 0) {
-        error(e, "no epoch gave a finite %s loss; no weights kept", h.has_val ? "validation"
+        rt_cli_error(e, "no epoch gave a finite %s loss; no weights kept", h.has_val ? "validation"
                                                                                : "training");
         rc = EXIT_RUN;
         goto out;
@@ -658,13 +709,13 @@ static int cmd_train(const env *e, cli *c)
     double tl = -1, ta = 0;
     conf = calloc((size_t)k * k, sizeof *conf);
     if (!conf) {
-        error(e, "out of memory");
+        rt_cli_error(e, "out of memory");
         rc = EXIT_RUN;
         goto out;
     }
     if (sp.ntest > 0) {
         if (rt_evaluate(m, &ds, sp.test, sp.ntest, &tl, &ta, conf, err) < 0) {
-            error(e, "%s", err);
+            rt_cli_error(e, "%s", err);
             rc = EXIT_RUN;
             goto out;
         }
@@ -682,7 +733,7 @@ static int cmd_train(const env *e, cli *c)
     fflush(stdout);
     if (c->report) {
         if (rt_report_append(c->report, row, err) < 0) {
-            error(e, "%s", err);
+            rt_cli_error(e, "%s", err);
             rc = EXIT_RUN;
         } else if (!c->quiet) {
             printf("row appended to %s\n", c->report);
@@ -690,7 +741,7 @@ static int cmd_train(const env *e, cli *c)
     }
     if (c->plot) {
         if (rt_plot_write(c->plot, &h, d->name, err) < 0) {
-            error(e, "%s", err);
+            rt_cli_error(e, "%s", err);
             rc = EXIT_RUN;
         } else if (!c->quiet) {
             printf("curves written to %s\n", c->plot);
@@ -720,12 +771,12 @@ static int cmd_eval(const env *e, cli *c)
     int *conf = NULL;
     char **wn = NULL;
     int nw = 0;
-    rt_model *m = make(e, g->batch, g->threads, err);
+    rt_model *m = rt_cli_make(e, g->batch, g->threads, err);
     if (!m)
         return EXIT_RUN;
     /* the weights first: a wrong file fails before a long data load */
     if (rt_weights_load_named(wfile, m, &wn, &nw, err) < 0) {
-        error(e, "%s", err);
+        rt_cli_error(e, "%s", err);
         destroy(m);
         return EXIT_RUN;
     }
@@ -740,7 +791,7 @@ static int cmd_eval(const env *e, cli *c)
     if (c->all) {
         idx = malloc(sizeof *idx * (size_t)ds.n);
         if (!idx) {
-            error(e, "out of memory");
+            rt_cli_error(e, "out of memory");
             rc = EXIT_RUN;
             goto out;
         }
@@ -749,12 +800,12 @@ static int cmd_eval(const env *e, cli *c)
         n = ds.n;
     } else {
         if (rt_split_make(&ds, g->split, g->seed, &sp, err) < 0) {
-            error(e, "%s", err);
+            rt_cli_error(e, "%s", err);
             rc = EXIT_RUN;
             goto out;
         }
         if (sp.ntest == 0) {
-            error(e, "the split %s leaves no test images; use --all or another --split", split);
+            rt_cli_error(e, "the split %s leaves no test images; use --all or another --split", split);
             rc = EXIT_RUN;
             goto out;
         }
@@ -762,13 +813,13 @@ static int cmd_eval(const env *e, cli *c)
     }
     conf = calloc((size_t)k * k, sizeof *conf);
     if (!conf) {
-        error(e, "out of memory");
+        rt_cli_error(e, "out of memory");
         rc = EXIT_RUN;
         goto out;
     }
     double loss, acc;
     if (rt_evaluate(m, &ds, c->all ? idx : sp.test, n, &loss, &acc, conf, err) < 0) {
-        error(e, "%s", err);
+        rt_cli_error(e, "%s", err);
         rc = EXIT_RUN;
         goto out;
     }
@@ -804,11 +855,11 @@ static int cmd_predict(const env *e, cli *c)
     const char *wfile = c->weights ? c->weights : e->default_weights;
     char **wn = NULL;
     int nw = 0, rc = EXIT_OK;
-    rt_model *m = make(e, 1, c->cfg.threads, err);
+    rt_model *m = rt_cli_make(e, 1, c->cfg.threads, err);
     if (!m)
         return EXIT_RUN;
     if (rt_weights_load_named(wfile, m, &wn, &nw, err) < 0) {
-        error(e, "%s", err);
+        rt_cli_error(e, "%s", err);
         destroy(m);
         return EXIT_RUN;
     }
@@ -825,7 +876,7 @@ static int cmd_predict(const env *e, cli *c)
     float *probs = malloc(sizeof(float) * (size_t)k);
     int *order = malloc(sizeof(int) * (size_t)k);
     if (!x || !logits || !probs || !order) {
-        error(e, "out of memory");
+        rt_cli_error(e, "out of memory");
         rc = EXIT_RUN;
         goto out;
     }
@@ -833,12 +884,12 @@ static int cmd_predict(const env *e, cli *c)
     for (int i = 0; i < c->nimages; i++) {
         const char *file = c->images[i];
         if (rt_image_load(file, in, x, err) < 0) {
-            error(e, "%s", err);
+            rt_cli_error(e, "%s", err);
             rc = EXIT_RUN;
             continue;
         }
         if (m->forward(m->self, x, 1, 0, logits) != 0) {
-            error(e, "%s: forward pass failed", file);
+            rt_cli_error(e, "%s: forward pass failed", file);
             rc = EXIT_RUN;
             continue;
         }
@@ -911,7 +962,7 @@ int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
         rt_train_cfg_defaults(&c.cfg);
     c.images = malloc(sizeof(char *) * (size_t)(argc > 0 ? argc : 1));
     if (!c.images) {
-        error(&e, "out of memory");
+        rt_cli_error(&e, "out of memory");
         return EXIT_RUN;
     }
     int rc = parse(&e, argc, argv, &c);
@@ -919,6 +970,18 @@ int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
         switch (c.mode) {
         case M_TRAIN: rc = cmd_train(&e, &c); break;
         case M_EVAL: rc = cmd_eval(&e, &c); break;
+        case M_BENCH: {
+            rt_bench_cfg b = {c.bench_steps, c.cfg.batch, c.cfg.threads, c.profile,
+                              c.cfg.seed, c.cfg.opt};
+            rc = rt_cli_bench(&e, &b);
+            break;
+        }
+        case M_DUMP: {
+            rt_dump_cfg dc = {c.dump, c.weights, c.cfg.batch, c.cfg.threads, c.train_mode,
+                              c.cfg.seed};
+            rc = rt_cli_dump(&e, &dc);
+            break;
+        }
         default: rc = cmd_predict(&e, &c); break;
         }
     }

@@ -2,12 +2,14 @@
  * rt_conv.c - 2-D convolution forward and backward by im2col + GEMM.
  *
  * Each image is processed in bands of output rows small enough that the band's patch matrix
- * (im2col, which also fills the padding by its mode and flips the kernel for a true
- * convolution) stays in cache for the GEMM. Backward computes dW with the same patch matrix
- * and dX with W^T times the gradient followed by col2im, which sends a padded cell's gradient
- * to the pixel it was copied from. 1x1 stride-1 unpadded convolutions skip im2col.
+ * stays in cache. im2col (which also fills the padding by its mode and flips the kernel for
+ * a true convolution) writes the patches straight into the GEMM's packed panel layout, and
+ * the weights are packed once per call. Backward computes dW from the same patches and dX as
+ * W^T times the gradient followed by col2im, which sends a padded cell's gradient to the
+ * pixel it was copied from. 1x1 stride-1 unpadded convolutions use the image itself.
  */
 #include "rt_kernels.h"
+#include "rt_gemm_int.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -57,39 +59,84 @@ static void interior(int ow, int sw, int off, int w, int *lo, int *hi)
     *hi = b;
 }
 
+/* Row r = (ci, ky, kx) of the patch matrix for output rows [oy0, oy1), into d. */
+static void im2col_row(const rt_conv_geom *g, const float *x, int r, int oy0, int oy1,
+                       float *d)
+{
+    const int ow = g->ow;
+    const int kx = r % g->kw, ky = (r / g->kw) % g->kh, ci = r / (g->kw * g->kh);
+    const int ey = g->flip ? g->kh - 1 - ky : ky, ex = g->flip ? g->kw - 1 - kx : kx;
+    const int off = ex - g->pl;
+    int lo, hi;
+    interior(ow, g->sw, off, g->w, &lo, &hi);
+    for (int oy = oy0; oy < oy1; oy++, d += ow) {
+        int iy = rt_pad_index(oy * g->sh + ey - g->pt, g->h, g->pad);
+        if (iy < 0) {
+            memset(d, 0, (size_t)ow * sizeof *d);
+            continue;
+        }
+        const float *s = x + ((size_t)ci * g->h + iy) * g->w;
+        for (int ox = 0; ox < lo; ox++) {
+            int ix = rt_pad_index(ox * g->sw + off, g->w, g->pad);
+            d[ox] = ix < 0 ? 0.0f : s[ix];
+        }
+        if (g->sw == 1)
+            memcpy(d + lo, s + lo + off, (size_t)(hi - lo) * sizeof *d);
+        else
+            for (int ox = lo; ox < hi; ox++)
+                d[ox] = s[ox * g->sw + off];
+        for (int ox = hi; ox < ow; ox++) {
+            int ix = rt_pad_index(ox * g->sw + off, g->w, g->pad);
+            d[ox] = ix < 0 ? 0.0f : s[ix];
+        }
+    }
+}
+
 void rt_im2col(const rt_conv_geom *g, const float *x, int oy0, int oy1, float *col)
 {
-    const int ow = g->ow, pc = (oy1 - oy0) * ow;
-    for (int ci = 0; ci < g->c; ci++)
-        for (int ky = 0; ky < g->kh; ky++)
-            for (int kx = 0; kx < g->kw; kx++) {
-                int ey = g->flip ? g->kh - 1 - ky : ky, ex = g->flip ? g->kw - 1 - kx : kx;
-                int off = ex - g->pl, lo, hi;
-                interior(ow, g->sw, off, g->w, &lo, &hi);
-                float *row = col + (size_t)((ci * g->kh + ky) * g->kw + kx) * pc;
-                for (int oy = oy0; oy < oy1; oy++) {
-                    float *d = row + (size_t)(oy - oy0) * ow;
-                    int iy = rt_pad_index(oy * g->sh + ey - g->pt, g->h, g->pad);
-                    if (iy < 0) {
-                        memset(d, 0, (size_t)ow * sizeof *d);
-                        continue;
-                    }
-                    const float *s = x + ((size_t)ci * g->h + iy) * g->w;
-                    for (int ox = 0; ox < lo; ox++) {
-                        int ix = rt_pad_index(ox * g->sw + off, g->w, g->pad);
-                        d[ox] = ix < 0 ? 0.0f : s[ix];
-                    }
-                    if (g->sw == 1)
-                        memcpy(d + lo, s + lo + off, (size_t)(hi - lo) * sizeof *d);
-                    else
-                        for (int ox = lo; ox < hi; ox++)
-                            d[ox] = s[ox * g->sw + off];
-                    for (int ox = hi; ox < ow; ox++) {
-                        int ix = rt_pad_index(ox * g->sw + off, g->w, g->pad);
-                        d[ox] = ix < 0 ? 0.0f : s[ix];
-                    }
-                }
-            }
+    const int K = g->c * g->kh * g->kw, pc = (oy1 - oy0) * g->ow;
+    for (int r = 0; r < K; r++)
+        im2col_row(g, x, r, oy0, oy1, col + (size_t)r * pc);
+}
+
+/* The patch matrix (K x pc) in the GEMM's packed-B layout: panels of NR pixels, each over
+ * all K rows. tmp holds one row of pc values. */
+static void im2col_packed(const rt_conv_geom *g, const float *x, int oy0, int oy1, float *tmp,
+                          float *bp)
+{
+    const int K = g->c * g->kh * g->kw, pc = (oy1 - oy0) * g->ow, NR = rt_gemm_nr();
+    for (int r = 0; r < K; r++) {
+        im2col_row(g, x, r, oy0, oy1, tmp);
+        for (int j = 0; j < pc; j += NR) {
+            int n = pc - j < NR ? pc - j : NR;
+            float *d = bp + (size_t)(j / NR) * K * NR + (size_t)r * NR;
+            memcpy(d, tmp + j, (size_t)n * sizeof *d);
+            if (n < NR)
+                memset(d + n, 0, (size_t)(NR - n) * sizeof *d);
+        }
+    }
+}
+
+/* Its transpose (pc x K) in packed-B layout, for dW = dZ * patches^T: panels of NR patch
+ * rows, each over all pc pixels. tmp holds NR rows of pc values: a panel's rows are made
+ * first, then interleaved, so that the writes are contiguous. */
+static void im2col_packed_t(const rt_conv_geom *g, const float *x, int oy0, int oy1,
+                            float *tmp, float *bp)
+{
+    const int K = g->c * g->kh * g->kw, pc = (oy1 - oy0) * g->ow, NR = rt_gemm_nr();
+    for (int r0 = 0; r0 < K; r0 += NR) {
+        int nr = K - r0 < NR ? K - r0 : NR;
+        for (int q = 0; q < nr; q++)
+            im2col_row(g, x, r0 + q, oy0, oy1, tmp + (size_t)q * pc);
+        float *d = bp + (size_t)(r0 / NR) * pc * NR;
+        for (int p = 0; p < pc; p++, d += NR) {
+            int q = 0;
+            for (; q < nr; q++)
+                d[q] = tmp[(size_t)q * pc + p];
+            for (; q < NR; q++)
+                d[q] = 0.0f;
+        }
+    }
 }
 
 void rt_col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float *dx)
@@ -114,9 +161,10 @@ void rt_col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float 
                             d[ix] += s[ox];
                     }
                     if (g->sw == 1) {
-                        float *dd = d + off;
-                        for (int ox = lo; ox < hi; ox++)
-                            dd[ox] += s[ox];
+                        float *dd = d + lo + off; /* lo + off >= 0 */
+                        const float *ss = s + lo;
+                        for (int ox = 0; ox < hi - lo; ox++)
+                            dd[ox] += ss[ox];
                     } else {
                         for (int ox = lo; ox < hi; ox++)
                             d[ox * g->sw + off] += s[ox];
@@ -147,34 +195,53 @@ static int band_rows(const rt_conv_geom *g)
     return r > g->oh ? g->oh : r;
 }
 
-/* Floats of a band's patch matrix, rounded up to whole cache lines. */
-static size_t col_floats(const rt_conv_geom *g)
+/* Where each buffer lives in a worker's scratch, in floats; every piece starts on a cache
+ * line. Forward: packed W, packed patches, one patch row. Backward: the dW+db partial (first,
+ * so the reduction finds it), packed W^T, dZ packed as A and as B, packed patches^T, dcol and
+ * NR patch rows. */
+typedef struct {
+    size_t part, wpack, dza, dzb, patches, dcol, row, total;
+} layout;
+
+static size_t up16(size_t f)
 {
-    size_t f = is_pointwise(g) ? 0 : (size_t)g->c * g->kh * g->kw * band_rows(g) * g->ow;
     return (f + 15) / 16 * 16;
 }
 
-/* Floats of a worker's dw + db partial in backward. */
-static size_t part_floats(const rt_conv_geom *g)
+static layout plan(const rt_conv_geom *g, int backward)
 {
-    size_t f = (size_t)g->oc * g->c * g->kh * g->kw + (size_t)g->oc;
-    return (f + 15) / 16 * 16;
-}
-
-/* Forward needs a patch band and GEMM workspace; backward also partials and a dcol band. */
-static size_t fwd_bytes(const rt_conv_geom *g)
-{
-    return col_floats(g) * sizeof(float) + rt_sgemm_ws_size();
-}
-static size_t bwd_bytes(const rt_conv_geom *g)
-{
-    return (part_floats(g) + 2 * col_floats(g)) * sizeof(float) + rt_sgemm_ws_size();
+    const int K = g->c * g->kh * g->kw, pc = band_rows(g) * g->ow;
+    layout l = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t at = 0;
+    if (backward) {
+        l.part = at;
+        at += up16((size_t)g->oc * K + (size_t)g->oc);
+        l.wpack = at;
+        at += up16(rt_gemm_packed_a_floats(K, g->oc));
+        l.dza = at;
+        at += up16(rt_gemm_packed_a_floats(g->oc, pc));
+        l.dzb = at;
+        at += up16(rt_gemm_packed_b_floats(g->oc, pc));
+        l.patches = at;
+        at += up16(rt_gemm_packed_b_floats(pc, K));
+        l.dcol = at;
+        at += up16((size_t)K * pc);
+    } else {
+        l.wpack = at;
+        at += up16(rt_gemm_packed_a_floats(g->oc, K));
+        l.patches = at;
+        at += up16(rt_gemm_packed_b_floats(K, pc));
+    }
+    l.row = at;
+    at += up16((size_t)pc * (backward ? rt_gemm_nr() : 1));
+    l.total = at;
+    return l;
 }
 
 size_t rt_conv2d_scratch_size(const rt_conv_geom *g)
 {
-    size_t f = fwd_bytes(g), b = bwd_bytes(g);
-    return f > b ? f : b;
+    size_t f = plan(g, 0).total, b = plan(g, 1).total;
+    return (f > b ? f : b) * sizeof(float);
 }
 
 /* ------------------------------------------------------------------ forward */
@@ -201,36 +268,28 @@ static void fwd_task(void *arg, rt_worker *wk)
     rt_split_range(j->n * bands, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
     if (lo >= hi)
         return;
-    size_t colf = col_floats(g);
-    float *col = rt_worker_scratch(wk, fwd_bytes(g));
-    if (!col) {
+    layout l = plan(g, 0);
+    float *scr = rt_worker_scratch(wk, l.total * sizeof(float));
+    if (!scr) {
         atomic_store(&j->fail, 1);
         return;
     }
-    void *ws = col + colf;
+    float *wp = scr + l.wpack, *bp = scr + l.patches, *row = scr + l.row;
+    rt_gemm_pack_a(0, g->oc, K, 1.0f, j->w, K, wp);
     for (int it = lo; it < hi; it++) {
         int s = it / bands, oy0 = (it % bands) * rows;
         int oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh, pc = (oy1 - oy0) * g->ow;
         const float *xs = j->x + (size_t)s * g->c * g->h * g->w;
         float *ys = j->y + (size_t)s * g->oc * P + (size_t)oy0 * g->ow;
-        const float *bm;
-        int ldb;
-        if (pointwise) {
-            bm = xs + (size_t)oy0 * g->ow;
-            ldb = P;
-        } else {
-            rt_im2col(g, xs, oy0, oy1, col);
-            bm = col;
-            ldb = pc;
-        }
-        rt_sgemm_ws(0, 0, g->oc, pc, K, 1.0f, j->w, K, bm, ldb, 0.0f, ys, P, ws);
+        if (pointwise)
+            rt_gemm_pack_b(0, K, pc, xs + (size_t)oy0 * g->ow, P, bp);
+        else
+            im2col_packed(g, xs, oy0, oy1, row, bp);
+        rt_gemm_packed(g->oc, pc, K, wp, bp, 0, ys, P);
         for (int o = 0; o < g->oc; o++) {
             float *yo = ys + (size_t)o * P;
-            if (j->b) {
-                float bo = j->b[o];
-                for (int p = 0; p < pc; p++)
-                    yo[p] += bo;
-            }
+            if (j->b)
+                rt_add_scalar(yo, j->b[o], yo, (size_t)pc);
             rt_act_forward(j->act, j->alpha, yo, yo, (size_t)pc);
         }
     }
@@ -253,7 +312,6 @@ typedef struct {
     const float *x, *w, *dz;
     float *dx, *dw, *db;
     int accum, n;
-    size_t part; /* floats of a worker's dw+db partial at the start of its scratch */
     rt_threads *tp;
     atomic_int fail;
 } bwd_job;
@@ -265,23 +323,25 @@ static void bwd_task(void *arg, rt_worker *wk)
     const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, tid = rt_worker_id(wk);
     const int rows = band_rows(g);
     const int pointwise = is_pointwise(g);
-    size_t colf = col_floats(g);
-    float *scr = rt_worker_scratch(wk, bwd_bytes(g));
+    layout l = plan(g, 1);
+    float *scr = rt_worker_scratch(wk, l.total * sizeof(float));
     if (!scr) {
         atomic_store(&j->fail, 1);
         return;
     }
     /* worker 0 sums straight into dw/db; the others into partials added in order later */
-    float *dw = tid == 0 ? j->dw : scr;
-    float *db = j->db ? (tid == 0 ? j->db : scr + (size_t)g->oc * K) : NULL;
-    float *col = scr + j->part, *dcol = col + colf;
-    void *ws = dcol + colf;
+    float *dw = tid == 0 ? j->dw : scr + l.part;
+    float *db = j->db ? (tid == 0 ? j->db : scr + l.part + (size_t)g->oc * K) : NULL;
+    float *wt = scr + l.wpack, *dza = scr + l.dza, *dzb = scr + l.dzb;
+    float *pt = scr + l.patches, *dcol = scr + l.dcol, *row = scr + l.row;
     memset(dw, 0, (size_t)g->oc * K * sizeof *dw);
     if (db)
         memset(db, 0, (size_t)g->oc * sizeof *db);
 
     int s0, s1;
     rt_split_range(j->n, rt_worker_count(wk), tid, &s0, &s1);
+    if (j->dx && s0 < s1)
+        rt_gemm_pack_a(1, K, g->oc, 1.0f, j->w, K, wt); /* W^T: K x oc */
     for (int s = s0; s < s1; s++) {
         const float *xs = j->x + (size_t)s * g->c * g->h * g->w;
         const float *dzs = j->dz + (size_t)s * g->oc * P;
@@ -290,35 +350,25 @@ static void bwd_task(void *arg, rt_worker *wk)
             memset(dxs, 0, (size_t)g->c * g->h * g->w * sizeof *dxs);
         for (int oy0 = 0; oy0 < g->oh; oy0 += rows) {
             int oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh, pc = (oy1 - oy0) * g->ow;
-            const float *dzb = dzs + (size_t)oy0 * g->ow;
-            const float *bm;
-            int ldb;
-            if (pointwise) {
-                bm = xs + (size_t)oy0 * g->ow;
-                ldb = P;
-            } else {
-                rt_im2col(g, xs, oy0, oy1, col);
-                bm = col;
-                ldb = pc;
-            }
+            const float *dzb_src = dzs + (size_t)oy0 * g->ow;
             /* dW[oc][K] += dZ[oc][band] * patches[K][band]^T */
-            rt_sgemm_ws(0, 1, g->oc, K, pc, 1.0f, dzb, P, bm, ldb, 1.0f, dw, K, ws);
+            rt_gemm_pack_a(0, g->oc, pc, 1.0f, dzb_src, P, dza);
+            if (pointwise)
+                rt_gemm_pack_b(1, pc, K, xs + (size_t)oy0 * g->ow, P, pt);
+            else
+                im2col_packed_t(g, xs, oy0, oy1, row, pt);
+            rt_gemm_packed(g->oc, K, pc, dza, pt, 1, dw, K);
             if (db)
-                for (int o = 0; o < g->oc; o++) {
-                    const float *d = dzb + (size_t)o * P;
-                    double sum = 0.0;
-                    for (int p = 0; p < pc; p++)
-                        sum += d[p];
-                    db[o] += (float)sum;
-                }
+                for (int o = 0; o < g->oc; o++)
+                    db[o] += (float)rt_sum(dzb_src + (size_t)o * P, (size_t)pc);
             if (!dxs)
                 continue;
             /* dX: W^T[K][oc] * dZ[oc][band], then back to the pixels the patches came from */
+            rt_gemm_pack_b(0, g->oc, pc, dzb_src, P, dzb);
             if (pointwise) {
-                rt_sgemm_ws(1, 0, K, pc, g->oc, 1.0f, j->w, K, dzb, P, 1.0f,
-                            dxs + (size_t)oy0 * g->ow, P, ws);
+                rt_gemm_packed(K, pc, g->oc, wt, dzb, 1, dxs + (size_t)oy0 * g->ow, P);
             } else {
-                rt_sgemm_ws(1, 0, K, pc, g->oc, 1.0f, j->w, K, dzb, P, 0.0f, dcol, pc, ws);
+                rt_gemm_packed(K, pc, g->oc, wt, dzb, 0, dcol, pc);
                 rt_col2im(g, dcol, oy0, oy1, dxs);
             }
         }
@@ -331,20 +381,15 @@ static void reduce_task(void *arg, rt_worker *wk)
     bwd_job *j = arg;
     const rt_conv_geom *g = j->g;
     const int K = g->c * g->kh * g->kw, nt = rt_worker_count(wk);
+    const int nw = g->oc * K, total = nw + (j->db ? g->oc : 0);
+    const size_t part = plan(g, 1).part;
     int lo, hi;
-    rt_split_range((int)j->part, nt, rt_worker_id(wk), &lo, &hi);
-    int nw = g->oc * K;
+    rt_split_range(total, nt, rt_worker_id(wk), &lo, &hi);
     for (int i = lo; i < hi; i++) {
-        float *dst;
-        if (i < nw)
-            dst = j->dw + i;
-        else if (j->db && i < nw + g->oc)
-            dst = j->db + (i - nw);
-        else
-            continue;
+        float *dst = i < nw ? j->dw + i : j->db + (i - nw);
         float acc = *dst;
         for (int t = 1; t < nt; t++)
-            acc += ((const float *)rt_threads_scratch_of(j->tp, t))[i];
+            acc += ((const float *)rt_threads_scratch_of(j->tp, t))[part + i];
         *dst = acc;
     }
 }
@@ -353,7 +398,7 @@ int rt_conv2d_backward(const rt_conv_geom *g, const float *x, const float *w, co
                        float *dx, int accum, float *dw, float *db, int n, rt_threads *tp)
 {
     const int K = g->c * g->kh * g->kw;
-    bwd_job j = {g, x, w, dz, dx, dw, db, accum, n, part_floats(g), tp, 0};
+    bwd_job j = {g, x, w, dz, dx, dw, db, accum, n, tp, 0};
     if (n <= 0) {
         memset(dw, 0, (size_t)g->oc * K * sizeof *dw);
         if (db)

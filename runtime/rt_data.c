@@ -50,8 +50,9 @@ static int with_cache(const char *path, uint64_t key, rt_shape shape, const rt_l
     if (file && rt_cache_read(file, key, shape, opts, out)) {
         /* The skipped images were named when the cache was built; count them again. */
         if (out->nskipped > scan_skipped)
-            rt_data_warn(opts, "%s: %d unreadable images were skipped when the decode cache "
-                         "was built", path, out->nskipped - scan_skipped);
+            rt_data_warn(opts, "%s: %d unreadable image%s skipped when the decode cache "
+                         "was built", path, out->nskipped - scan_skipped,
+                         out->nskipped - scan_skipped > 1 ? "s were" : " was");
         free(file);
         return 0;
     }

@@ -4,66 +4,55 @@
  * images, naming each in a warning, in file order whatever the thread timing.
  */
 #include "rt_data_internal.h"
+#include "rt_threads.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 int rt_data_threads(const rt_load_opts *opts, int jobs)
 {
-    long t = opts ? opts->threads : 0;
-    if (t <= 0) {
-        t = sysconf(_SC_NPROCESSORS_ONLN);
-        if (t < 1)
-            t = 1;
-    }
+    int t = opts && opts->threads > 0 ? opts->threads : rt_threads_cores();
     if (t > 64)
         t = 64;
     if (t > jobs)
         t = jobs;
-    return t < 1 ? 1 : (int)t;
+    return t < 1 ? 1 : t;
 }
 
+/* Images differ in cost (frame sizes, formats), so workers take the next index from a
+ * shared counter rather than fixed ranges; the result does not depend on who took what. */
 typedef struct {
     atomic_int next;
     int n;
     void (*job)(void *ctx, int i);
     void *ctx;
-} pool;
+} pool_job;
 
-static void *pool_worker(void *arg)
+static void pool_task(void *arg, rt_worker *w)
 {
-    pool *p = arg;
+    (void)w;
+    pool_job *p = arg;
     for (;;) {
         int i = atomic_fetch_add(&p->next, 1);
         if (i >= p->n)
             break;
         p->job(p->ctx, i);
     }
-    return NULL;
 }
 
 void rt_pool_run(int n, int nthreads, void (*job)(void *ctx, int i), void *ctx)
 {
-    pool p;
+    pool_job p;
     atomic_init(&p.next, 0);
     p.n = n;
     p.job = job;
     p.ctx = ctx;
-    pthread_t tid[64];
-    int started = 0;
-    if (nthreads > 64)
-        nthreads = 64;
-    /* A thread that cannot be started only means fewer workers: the caller works too. */
-    for (int t = 1; t < nthreads; t++)
-        if (pthread_create(&tid[started], NULL, pool_worker, &p) == 0)
-            started++;
-    pool_worker(&p);
-    for (int t = 0; t < started; t++)
-        pthread_join(tid[t], NULL);
+    /* A pool that cannot be started only means working alone (a NULL pool runs serially). */
+    rt_threads *tp = nthreads > 1 ? rt_threads_create(nthreads, NULL) : NULL;
+    rt_threads_run(tp, pool_task, &p);
+    rt_threads_destroy(tp);
 }
 
 typedef struct {
@@ -113,7 +102,10 @@ int rt_decode_scan(rt_scan *s, const char *dir, rt_shape shape, const rt_load_op
     int m = 0;
     for (int i = 0; i < n; i++) {
         if (!d.ok[i]) {
-            rt_data_warn(opts, "%s; skipped", d.why[i] ? d.why[i] : "out of memory");
+            if (d.why[i])
+                rt_data_warn(opts, "%s; skipped", d.why[i]);
+            else
+                rt_data_warn(opts, "%s: out of memory; skipped", s->e[i].path);
             free(d.why[i]);
             d.why[i] = NULL;
             out->nskipped++;

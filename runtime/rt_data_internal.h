@@ -86,7 +86,8 @@ int rt_idx_read(char *const files[4], rt_shape shape, const rt_load_opts *opts,
 
 /* Number of threads for opts (threads <= 0: all online cores), never above jobs or 64. */
 int rt_data_threads(const rt_load_opts *opts, int jobs);
-/* Runs job(ctx, i) for i in [0, n) on nthreads threads (the caller's among them). */
+/* Runs job(ctx, i) for i in [0, n) on nthreads threads (the caller's among them), on a
+ * pool of rt_threads.h with dynamic scheduling. */
 void rt_pool_run(int n, int nthreads, void (*job)(void *ctx, int i), void *ctx);
 
 /* Converts interleaved pixels (w x h, comp channels) to planar uint8 [c][h][w] at the

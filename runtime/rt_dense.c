@@ -17,8 +17,7 @@ int rt_dense_forward(const float *x, const float *w, const float *b, rt_act act,
     for (int s = 0; s < n; s++) {
         float *ys = y + (size_t)s * out;
         if (b)
-            for (int o = 0; o < out; o++)
-                ys[o] += b[o];
+            rt_add_forward(ys, b, ys, (size_t)out);
         rt_act_forward(act, alpha, ys, ys, (size_t)out);
     }
     return 0;

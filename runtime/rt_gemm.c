@@ -10,6 +10,7 @@
  * whatever its tile position or thread, which keeps results bit-identical across partitions.
  */
 #include "rt_kernels.h"
+#include "rt_gemm_int.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -197,6 +198,8 @@ static void pack_a(int ta, const float *a, int lda, int i0, int mc, int p0, int 
             }
             int i = i0 + ip + ii;
             if (!ta) {
+                if (rows == MR)
+                    break; /* a full panel of rows is interleaved below */
                 const float *s = a + (size_t)i * lda + p0;
                 for (int p = 0; p < kc; p++)
                     d[(size_t)p * MR] = alpha * s[p];
@@ -205,6 +208,13 @@ static void pack_a(int ta, const float *a, int lda, int i0, int mc, int p0, int 
                 for (int p = 0; p < kc; p++)
                     d[(size_t)p * MR] = alpha * s[(size_t)p * lda];
             }
+        }
+        if (!ta && rows == MR) {
+            /* MR row streams read side by side, written contiguously */
+            const float *s = a + (size_t)(i0 + ip) * lda + p0;
+            for (int p = 0; p < kc; p++)
+                for (int ii = 0; ii < MR; ii++)
+                    dst[(size_t)p * MR + ii] = alpha * s[(size_t)ii * lda + p];
         }
         dst += (size_t)MR * kc;
     }
@@ -295,6 +305,71 @@ int rt_sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, i
     rt_sgemm_ws(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ws);
     free(ws);
     return 0;
+}
+
+/* ------------------------------------------------------------------ packed operands */
+
+int rt_gemm_mr(void)
+{
+    return isa()->mr;
+}
+
+int rt_gemm_nr(void)
+{
+    return isa()->nr;
+}
+
+size_t rt_gemm_packed_a_floats(int m, int k)
+{
+    int mr = isa()->mr;
+    return (size_t)((m + mr - 1) / mr) * mr * (k > 0 ? k : 1);
+}
+
+size_t rt_gemm_packed_b_floats(int k, int n)
+{
+    int nr = isa()->nr;
+    return (size_t)((n + nr - 1) / nr) * nr * (k > 0 ? k : 1);
+}
+
+void rt_gemm_pack_a(int ta, int m, int k, float alpha, const float *a, int lda, float *dst)
+{
+    pack_a(ta, a, lda, 0, m, 0, k, alpha, isa()->mr, dst);
+}
+
+void rt_gemm_pack_b(int tb, int k, int n, const float *b, int ldb, float *dst)
+{
+    pack_b(tb, b, ldb, 0, k, 0, n, isa()->nr, dst);
+}
+
+void rt_gemm_packed(int m, int n, int k, const float *ap, const float *bp, int add, float *c,
+                    int ldc)
+{
+    const gemm_isa *g = isa();
+    const int MR = g->mr, NR = g->nr;
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0) {
+        if (!add)
+            for (int i = 0; i < m; i++)
+                memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof *c);
+        return;
+    }
+    /* depth blocks keep a B micro-panel in L1; row blocks keep the A block in L2 */
+    for (int pc = 0; pc < k; pc += g->kc) {
+        int kc = k - pc < g->kc ? k - pc : g->kc;
+        for (int ic = 0; ic < m; ic += g->mc) {
+            int mc = m - ic < g->mc ? m - ic : g->mc;
+            for (int jr = 0; jr < n; jr += NR) {
+                int nr = n - jr < NR ? n - jr : NR;
+                const float *b = bp + (size_t)(jr / NR) * k * NR + (size_t)pc * NR;
+                for (int ir = ic; ir < ic + mc; ir += MR) {
+                    int mr = m - ir < MR ? m - ir : MR;
+                    const float *a = ap + (size_t)(ir / MR) * k * MR + (size_t)pc * MR;
+                    g->ukr(kc, a, b, c + (size_t)ir * ldc + jr, ldc, mr, nr, add || pc > 0);
+                }
+            }
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ parallel over columns */

@@ -124,6 +124,8 @@ int rt_pixels_to_planar(const uint8_t *in, int w, int h, int comp, rt_shape shap
 int rt_image_decode(const char *file, rt_shape shape, uint8_t *out, char *err)
 {
     int w, h, comp;
+    /* Top row first whatever another part of the program set globally (this thread only). */
+    stbi_set_flip_vertically_on_load_thread(0);
     uint8_t *px = stbi_load(file, &w, &h, &comp, shape.c);
     if (!px) {
         const char *why = stbi_failure_reason();

@@ -29,41 +29,110 @@ static int imin(int a, int b)
     return a < b ? a : b;
 }
 
+/* Index in the plane of the first maximum of the window at (oy, ox) over real cells only,
+ * or -1 if the window holds none. */
+static int window_argmax(const rt_pool_geom *g, const float *x, int oy, int ox)
+{
+    int y0 = oy * g->sh - g->pt, ya = imax(y0, 0), yb = imin(y0 + g->kh, g->h);
+    int x0 = ox * g->sw - g->pl, xa = imax(x0, 0), xb = imin(x0 + g->kw, g->w);
+    int best = -1;
+    for (int iy = ya; iy < yb; iy++)
+        for (int ix = xa; ix < xb; ix++) {
+            int i = iy * g->w + ix;
+            if (best < 0 || x[i] > x[best])
+                best = i;
+        }
+    return best;
+}
+
+/* Output columns [*lo, *hi) whose windows lie wholly inside the input columns. */
+static void inner_cols(const rt_pool_geom *g, int *lo, int *hi)
+{
+    int a = (g->pl + g->sw - 1) / g->sw;          /* first ox with ox*sw - pl >= 0 */
+    int b = g->w + g->pl - g->kw < 0 ? 0 : (g->w + g->pl - g->kw) / g->sw + 1;
+    *lo = imin(a, g->ow);
+    *hi = imax(imin(b, g->ow), *lo);
+}
+
+/* The common 2x2 stride-2 window: the first maximum of a b / c d in reading order. */
+static inline int argmax4(float a, float b, float c, float d)
+{
+    int i = 0;
+    float m = a;
+    if (b > m)
+        m = b, i = 1;
+    if (c > m)
+        m = c, i = 2;
+    if (d > m)
+        i = 3;
+    return i;
+}
+
 static void max_fwd_plane(const rt_pool_geom *g, const float *x, float *y)
 {
+    int lo, hi;
+    inner_cols(g, &lo, &hi);
+    const int fast2 = g->kh == 2 && g->kw == 2 && g->sw == 2;
     for (int oy = 0; oy < g->oh; oy++) {
-        int y0 = oy * g->sh - g->pt, ya = imax(y0, 0), yb = imin(y0 + g->kh, g->h);
+        float *yr = y + oy * g->ow;
+        int y0 = oy * g->sh - g->pt, inside = y0 >= 0 && y0 + g->kh <= g->h;
         for (int ox = 0; ox < g->ow; ox++) {
-            int x0 = ox * g->sw - g->pl, xa = imax(x0, 0), xb = imin(x0 + g->kw, g->w);
-            float m = -FLT_MAX;
-            int any = 0;
-            for (int iy = ya; iy < yb; iy++)
-                for (int ix = xa; ix < xb; ix++) {
-                    float v = x[iy * g->w + ix];
-                    if (!any || v > m)
-                        m = v;
-                    any = 1;
+            if (inside && ox == lo && hi > lo) {
+                /* windows wholly inside the input: no clipping, no padding */
+                /* r: the first inner window's top-left cell */
+                const float *r = x + y0 * g->w + (lo * g->sw - g->pl);
+                if (fast2) {
+                    const float *r1 = r + g->w;
+                    for (int o = 0; o < hi - lo; o++) {
+                        float a = r[2 * o], b = r[2 * o + 1], c = r1[2 * o], d = r1[2 * o + 1];
+                        float m1 = b > a ? b : a, m2 = d > c ? d : c;
+                        yr[lo + o] = m2 > m1 ? m2 : m1;
+                    }
+                } else {
+                    for (int o = lo; o < hi; o++) {
+                        const float *w0 = r + (o - lo) * g->sw;
+                        float m = w0[0];
+                        for (int ky = 0; ky < g->kh; ky++)
+                            for (int kx = 0; kx < g->kw; kx++) {
+                                float v = w0[ky * g->w + kx];
+                                m = v > m ? v : m;
+                            }
+                        yr[o] = m;
+                    }
                 }
-            y[oy * g->ow + ox] = any ? m : 0.0f;
+                ox = hi - 1;
+                continue;
+            }
+            int best = window_argmax(g, x, oy, ox);
+            yr[ox] = best < 0 ? 0.0f : x[best];
         }
     }
 }
 
 static void max_bwd_plane(const rt_pool_geom *g, const float *x, const float *dy, float *dx)
 {
+    int lo, hi;
+    inner_cols(g, &lo, &hi);
+    const int fast2 = g->kh == 2 && g->kw == 2 && g->sw == 2;
     for (int oy = 0; oy < g->oh; oy++) {
-        int y0 = oy * g->sh - g->pt, ya = imax(y0, 0), yb = imin(y0 + g->kh, g->h);
+        const float *dr = dy + oy * g->ow;
+        int y0 = oy * g->sh - g->pt, inside = y0 >= 0 && y0 + g->kh <= g->h;
         for (int ox = 0; ox < g->ow; ox++) {
-            int x0 = ox * g->sw - g->pl, xa = imax(x0, 0), xb = imin(x0 + g->kw, g->w);
-            int best = -1;
-            for (int iy = ya; iy < yb; iy++)
-                for (int ix = xa; ix < xb; ix++) {
-                    int i = iy * g->w + ix;
-                    if (best < 0 || x[i] > x[best])
-                        best = i;
+            if (inside && fast2 && ox == lo && hi > lo) {
+                size_t at = (size_t)y0 * g->w + (lo * g->sw - g->pl);
+                const float *r = x + at;
+                float *d = dx + at;
+                for (int o = 0; o < hi - lo; o++) {
+                    int i = argmax4(r[2 * o], r[2 * o + 1], r[g->w + 2 * o],
+                                    r[g->w + 2 * o + 1]);
+                    d[(i >> 1) * g->w + 2 * o + (i & 1)] += dr[lo + o];
                 }
+                ox = hi - 1;
+                continue;
+            }
+            int best = window_argmax(g, x, oy, ox);
             if (best >= 0)
-                dx[best] += dy[oy * g->ow + ox];
+                dx[best] += dr[ox];
         }
     }
 }
@@ -106,6 +175,30 @@ static void avg_bwd_plane(const rt_pool_geom *g, const float *dy, float *dx)
     }
 }
 
+/* Max backward for 2x2 windows at stride 2 without padding, writing (not adding) every cell
+ * of dx, so no separate zeroing pass over dx is needed. */
+static void max_bwd_plane_tiled2(const rt_pool_geom *g, const float *x, const float *dy,
+                                 float *dx)
+{
+    const int w = g->w;
+    for (int oy = 0; oy < g->oh; oy++) {
+        const float *r = x + (size_t)2 * oy * w, *dr = dy + (size_t)oy * g->ow;
+        float *d0 = dx + (size_t)2 * oy * w, *d1 = d0 + w;
+        for (int o = 0; o < g->ow; o++) {
+            int i = argmax4(r[2 * o], r[2 * o + 1], r[w + 2 * o], r[w + 2 * o + 1]);
+            float v = dr[o];
+            d0[2 * o] = i == 0 ? v : 0.0f;
+            d0[2 * o + 1] = i == 1 ? v : 0.0f;
+            d1[2 * o] = i == 2 ? v : 0.0f;
+            d1[2 * o + 1] = i == 3 ? v : 0.0f;
+        }
+        for (int c = 2 * g->ow; c < w; c++) /* columns no window reaches */
+            d0[c] = d1[c] = 0.0f;
+    }
+    if (2 * g->oh < g->h)
+        memset(dx + (size_t)2 * g->oh * w, 0, (size_t)(g->h - 2 * g->oh) * w * sizeof *dx);
+}
+
 static void pool_task(void *arg, rt_worker *wk)
 {
     pool_job *j = arg;
@@ -113,7 +206,13 @@ static void pool_task(void *arg, rt_worker *wk)
     size_t in = (size_t)g->h * g->w, out = (size_t)g->oh * g->ow;
     int lo, hi;
     rt_split_range(j->planes, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
+    const int tiled2 = g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->pt == 0 &&
+                       g->pl == 0 && 2 * g->oh <= g->h && 2 * g->ow <= g->w;
     for (int p = lo; p < hi; p++) {
+        if (j->op == MAX_BWD && !j->accum && tiled2) {
+            max_bwd_plane_tiled2(g, j->x + p * in, j->dy + p * out, j->dx + p * in);
+            continue;
+        }
         if ((j->op == MAX_BWD || j->op == AVG_BWD) && !j->accum)
             memset(j->dx + p * in, 0, in * sizeof(float));
         switch (j->op) {

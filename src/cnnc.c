@@ -1,40 +1,145 @@
 /*
- * cnnc.c - the compiler driver: checks a .cnn file and shows what the network is
- * (summary table, Graphviz drawing). Exit codes: 0 ok, 1 input error, 2 usage error.
+ * cnnc.c - the compiler driver: checks a .cnn file, shows what the network is (summary
+ * table, Graphviz drawing, resolved layers), and generates C: a training program that
+ * links libcnnrt, or with --standalone an inference file with the weights baked in.
+ * Exit codes: 0 ok, 1 input error, 2 usage error.
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "emit.h"
 #include "frontend.h"
 #include "report.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: cnnc FILE.cnn [--summary | --check | --dot] [-o OUT]\n"
+            "usage: cnnc FILE.cnn [--summary | --check | --dot | --ir] [-o OUT]\n"
+            "       cnnc FILE.cnn -o NET.c [--max-batch N]\n"
+            "       cnnc FILE.cnn --standalone --weights MODEL -o NET.c\n"
             "\n"
-            "Checks a .cnn network description and shows what it is.\n"
+            "Checks a .cnn network description, shows what it is, or compiles it to C.\n"
             "\n"
-            "  --summary     print a table of layers: source line, output shape, parameters,\n"
-            "                MFLOPs, and totals (the default)\n"
-            "  --check       only check the file; print nothing when it is valid\n"
-            "  --dot         print the network as a Graphviz graph (cnnc net.cnn --dot | dot -Tpng -o net.png)\n"
-            "  -o OUT        write the output of --summary or --dot to OUT instead of standard output\n"
-            "  -h, --help    show this help\n"
-            "  --version     show the version\n"
+            "  --summary       print a table of layers: source line, output shape, parameters,\n"
+            "                  MFLOPs, and totals (the default without -o)\n"
+            "  --check         only check the file; print nothing when it is valid\n"
+            "  --dot           print the network as a Graphviz graph\n"
+            "                  (cnnc net.cnn --dot | dot -Tpng -o net.png)\n"
+            "  --ir            print the resolved layers, one line each with every field (for scripts)\n"
+            "  -o OUT          write the output to OUT; without --summary/--dot/--ir this writes\n"
+            "                  the network as a C program with the same command line as cnnrun\n"
+            "                  (--train, --eval, --predict); build it with\n"
+            "                  cc -O2 NET.c $(pkg-config --cflags --libs cnnrt) -o NET\n"
+            "  --max-batch N   images per batch the program's static buffers hold\n"
+            "                  (default: the batch of the train section, or 32)\n"
+            "  --standalone    with --weights: inference only, weights baked in, needs only libc\n"
+            "                  and libm; exposes int NAME_predict(const float *in, float *probs)\n"
+            "                  and, built with -DNAME_MAIN, a main that classifies .pgm/.ppm files\n"
+            "  --weights MODEL the trained weights for --standalone\n"
+            "  -h, --help      show this help\n"
+            "  --version       show the version\n"
             "\n"
-            "Exit status: 0 valid, 1 errors in the file (each shown as file:line:col with the\n"
-            "line and a caret), 2 wrong command line.\n"
+            "Exit status: 0 success, 1 errors in the file (each shown as file:line:col with the\n"
+            "line and a caret) or a file that cannot be read or written, 2 wrong command line.\n"
             "The language is described in doc/language.md; train networks with cnnrun(1).\n");
+}
+
+typedef enum { M_DEFAULT, M_SUMMARY, M_CHECK, M_DOT, M_IR } mode_t_;
+
+/* Writes with fn into a temporary file beside path, then renames it over path, so that
+ * a failure never leaves a half-written file under the final name. */
+static int write_atomic(const char *path, int (*fn)(void *ctx, FILE *f), void *ctx)
+{
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp) {
+        fprintf(stderr, "cnnc: out of memory\n");
+        return 1;
+    }
+    snprintf(tmp, n, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        fprintf(stderr, "cnnc: cannot write '%s': %s\n", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        free(tmp);
+        return 1;
+    }
+    int rc = fn(ctx, f);
+    int bad = ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    if (rc != 0 || bad || rename(tmp, path) != 0) {
+        fprintf(stderr, "cnnc: cannot write '%s': %s\n", path, errno ? strerror(errno) : "write error");
+        unlink(tmp);
+        free(tmp);
+        return 1;
+    }
+    free(tmp);
+    return 0;
+}
+
+typedef struct {
+    const ir_net *net;
+    mode_t_ mode;
+    const char *file;
+    emit_opts eo;
+    const float *params, *state;
+    char **classnames;
+} job;
+
+static int run_job(void *ctx, FILE *out)
+{
+    job *j = ctx;
+    switch (j->mode) {
+    case M_SUMMARY: report_summary(j->net, j->file, out); return 0;
+    case M_DOT: report_dot(j->net, out); return 0;
+    case M_IR: report_ir(j->net, out); return 0;
+    default:
+        if (j->params) return emit_standalone(j->net, &j->eo, j->params, j->state, j->classnames, out);
+        return emit_program(j->net, &j->eo, out);
+    }
+}
+
+static int parse_count(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < 1 || v > 65536) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Loads trained weights through the interpreter's model, which knows the layout. */
+static int load_weights(const ir_net *net, const char *wfile, rt_netdesc *d, rt_model **m, char ***names, int *nnames)
+{
+    char err[RT_ERRLEN] = "";
+    ir_to_desc(net, d);
+    *m = rt_net_create(d, 1, 1, err);
+    if (!*m) {
+        fprintf(stderr, "cnnc: %s\n", err);
+        return 1;
+    }
+    if (rt_weights_load_named(wfile, *m, names, nnames, err) != 0) {
+        fprintf(stderr, "cnnc: %s\n", err);
+        return 1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    const char *file = NULL, *outpath = NULL;
-    enum { SUMMARY, CHECK, DOT } mode = SUMMARY;
-    int nmodes = 0;
+    const char *file = NULL, *outpath = NULL, *weights = NULL;
+    mode_t_ mode = M_DEFAULT;
+    int nmodes = 0, standalone = 0, max_batch = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -44,17 +149,27 @@ int main(int argc, char **argv)
             printf("cnnc %s\n", PACKAGE_VERSION);
             return 0;
         } else if (strcmp(a, "--summary") == 0) {
-            mode = SUMMARY, nmodes++;
+            mode = M_SUMMARY, nmodes++;
         } else if (strcmp(a, "--check") == 0) {
-            mode = CHECK, nmodes++;
+            mode = M_CHECK, nmodes++;
         } else if (strcmp(a, "--dot") == 0) {
-            mode = DOT, nmodes++;
-        } else if (strcmp(a, "-o") == 0) {
+            mode = M_DOT, nmodes++;
+        } else if (strcmp(a, "--ir") == 0) {
+            mode = M_IR, nmodes++;
+        } else if (strcmp(a, "--standalone") == 0) {
+            standalone = 1;
+        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--weights") == 0 || strcmp(a, "--max-batch") == 0) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "cnnc: -o needs a file name\n");
+                fprintf(stderr, "cnnc: %s needs a value (see cnnc --help)\n", a);
                 return 2;
             }
-            outpath = argv[++i];
+            const char *v = argv[++i];
+            if (a[1] == 'o') outpath = v;
+            else if (a[2] == 'w') weights = v;
+            else if (parse_count(v, &max_batch) != 0) {
+                fprintf(stderr, "cnnc: --max-batch takes a whole number from 1 to 65536, not '%s'\n", v);
+                return 2;
+            }
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "cnnc: unknown option '%s' (see cnnc --help)\n", a);
             return 2;
@@ -66,37 +181,70 @@ int main(int argc, char **argv)
         }
     }
     if (!file) {
-        fprintf(stderr, "cnnc: no input file\nusage: cnnc FILE.cnn [--summary | --check | --dot] [-o OUT]\n");
+        fprintf(stderr, "cnnc: no input file\nusage: cnnc FILE.cnn [--summary | --check | --dot | --ir] [-o OUT]\n");
         return 2;
     }
     if (nmodes > 1) {
-        fprintf(stderr, "cnnc: choose one of --summary, --check and --dot\n");
+        fprintf(stderr, "cnnc: choose one of --summary, --check, --dot and --ir\n");
         return 2;
     }
+    if (standalone && (nmodes || !weights || !outpath)) {
+        fprintf(stderr, "cnnc: --standalone needs --weights MODEL and -o NET.c (and no --summary/--dot/--ir)\n");
+        return 2;
+    }
+    if (weights && !standalone) {
+        fprintf(stderr, "cnnc: --weights goes with --standalone\n");
+        return 2;
+    }
+    if (max_batch && (nmodes || standalone || !outpath)) {
+        fprintf(stderr, "cnnc: --max-batch goes with -o NET.c (the training program)\n");
+        return 2;
+    }
+    if (mode == M_DEFAULT && !outpath) mode = M_SUMMARY;
+
     ir_net net;
     if (cnn_compile(file, NULL, 0, &net, stderr) != 0) {
         ir_free(&net);
         return 1;
     }
-    FILE *out = stdout;
-    if (outpath && mode != CHECK) {
-        out = fopen(outpath, "w");
-        if (!out) {
-            perror(outpath);
-            ir_free(&net);
-            return 1;
+    job j = {.net = &net, .mode = mode, .file = file, .eo = {.source = file, .max_batch = max_batch}};
+    rt_netdesc d = {0};
+    rt_model *m = NULL;
+    char **names = NULL;
+    int nnames = 0, rc = 0;
+    if (standalone) {
+        rc = load_weights(&net, weights, &d, &m, &names, &nnames);
+        if (rc == 0) {
+            j.params = m->params;
+            j.state = m->state;
+            j.classnames = nnames == net.nodes[net.n - 1].L.out.c ? names : NULL;
         }
     }
-    if (mode == SUMMARY) report_summary(&net, file, out);
-    else if (mode == DOT) report_dot(&net, out);
-    int rc = 0;
-    if (out != stdout && fclose(out) != 0) {
-        perror(outpath);
-        rc = 1;
-    } else if (out == stdout && fflush(stdout) != 0) {
-        perror("cnnc: standard output");
-        rc = 1;
+    if (rc == 0 && mode != M_CHECK) {
+        if (outpath) {
+            rc = write_atomic(outpath, run_job, &j);
+        } else {
+            rc = run_job(&j, stdout);
+            if (fflush(stdout) != 0 || ferror(stdout)) {
+                perror("cnnc: standard output");
+                rc = 1;
+            }
+        }
+        if (rc == 0 && mode == M_DEFAULT) {
+            const char *base = strrchr(outpath, '/');
+            base = base ? base + 1 : outpath;
+            if (standalone)
+                fprintf(stderr, "cnnc: wrote %s; compile it with: cc -O2 -c %s (needs only libc and libm;\n"
+                                "      -D%s_MAIN -lm builds a classifier of .pgm/.ppm images)\n",
+                        outpath, base, net.name);
+            else
+                fprintf(stderr, "cnnc: wrote %s; build it with: cc -O2 %s $(pkg-config --cflags --libs cnnrt) -o %s\n",
+                        outpath, base, net.name);
+        }
     }
+    if (names) rt_names_free(names, nnames);
+    rt_model_destroy(m);
+    if (d.layers) ir_desc_free(&d);
     ir_free(&net);
     return rc;
 }

@@ -11,6 +11,8 @@
 
 void report_summary(const ir_net *net, const char *file, FILE *out);
 void report_dot(const ir_net *net, FILE *out);
+/* One line per layer with every field of its rt_layer, for tools and scripts. */
+void report_ir(const ir_net *net, FILE *out);
 /* 1234567 -> "1,234,567" */
 void report_thousands(long v, char *buf, size_t n);
 

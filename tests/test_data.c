@@ -52,7 +52,8 @@ static void rm_rf(const char *path)
 
 static void setup_root(void)
 {
-    snprintf(root, sizeof root, "/tmp/cnnc-test-data-XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(root, sizeof root, "%s/cnnc-test-data-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(root)) {
         perror("mkdtemp");
         abort();
@@ -322,6 +323,30 @@ START_TEST(test_folder_layout)
         ck_assert_int_lt(ds.pix[y * 4 + 0], 30);
         ck_assert_int_gt(ds.pix[y * 4 + 3], 225);
     }
+    rt_dataset_free(&ds);
+
+    /* Integer-factor reductions are exact area means. 8x2 -> 4x1: rows 0,10,..,70 and
+     * 100,..,170; block j = (20j + 20j+10 + 100+20j + 110+20j) / 4 = 55 + 20j.
+     * 7x1 -> 3x1: blocks [0,2) [2,4) [4,7) of 0,10,..,60: 5, 25, 50. */
+    unsigned char two[2][8], seven[7];
+    for (int x = 0; x < 8; x++) {
+        two[0][x] = (unsigned char)(10 * x);
+        two[1][x] = (unsigned char)(100 + 10 * x);
+    }
+    for (int x = 0; x < 7; x++)
+        seven[x] = (unsigned char)(10 * x);
+    mkdirs(P("area/two"));
+    mkdirs(P("area7/seven"));
+    ck_assert(stbi_write_png(P("area/two/t.png"), 8, 2, 1, two, 8));
+    ck_assert(stbi_write_png(P("area7/seven/s.png"), 7, 1, 1, seven, 7));
+    ck_assert_msg(rt_dataset_load(P("area"), (rt_shape){1, 1, 4}, &o, &ds, err) == 0, "%s", err);
+    for (int j = 0; j < 4; j++)
+        ck_assert_int_eq(ds.pix[j], 55 + 20 * j);
+    rt_dataset_free(&ds);
+    ck_assert_msg(rt_dataset_load(P("area7"), (rt_shape){1, 1, 3}, &o, &ds, err) == 0, "%s", err);
+    ck_assert_int_eq(ds.pix[0], 5);
+    ck_assert_int_eq(ds.pix[1], 25);
+    ck_assert_int_eq(ds.pix[2], 50);
     rt_dataset_free(&ds);
 }
 END_TEST
@@ -775,10 +800,17 @@ START_TEST(test_cache)
     ck_assert_int_eq(first.nskipped, 1);
     ck_assert_int_eq(count_cache_files(P("cache/sub"), &ntmp), 1);
     ck_assert_int_eq(ntmp, 0);
-    /* second load: from the cache, equal data */
-    ck_assert_msg(rt_dataset_load(P("set"), s, &o, &ds, err) == 0, "%s", err);
+    /* second load: from the cache, equal data; the skipped image is counted again */
+    o.quiet = 0;
+    capture_begin();
+    int rc = rt_dataset_load(P("set"), s, &o, &ds, err);
+    char *msg = capture_end();
+    o.quiet = 1;
+    ck_assert_msg(rc == 0, "%s", err);
     ck_assert_int_eq(ds.cached, 1);
     assert_same_set(&first, &ds);
+    ck_assert_msg(strstr(msg, "1 unreadable image was skipped"), "got: %s", msg);
+    free(msg);
     rt_dataset_free(&ds);
     /* another shape is another cache file */
     ck_assert_int_eq(rt_dataset_load(P("set"), (rt_shape){1, 4, 5}, &o, &ds, err), 0);
@@ -963,7 +995,8 @@ END_TEST
 
 /* ------------------------------------------------------------------ split */
 
-/* A set without pixels: class 0 has 10 images, class 1 20, class 2 7, interleaved. */
+/* A set without pixels: n0, n1, n2 images of classes 0, 1, 2, interleaved, then a fixed
+ * test set of `fixed` images. */
 static void fake_set(rt_dataset *ds, int n0, int n1, int n2, int fixed)
 {
     memset(ds, 0, sizeof *ds);

@@ -290,6 +290,7 @@ START_TEST(pooling)
         {2, 5, 6, 3, 4, 3, 3, 2, 2, 1, 1, 1, 1}, /* padded, overlapping */
         {1, 5, 5, 3, 2, 2, 3, 2, 3, 1, 0, 0, 1}, /* asymmetric */
         {1, 5, 5, 3, 3, 2, 2, 2, 2, 0, 0, 0, 0}, /* overhanging (ceil-mode size) */
+        {2, 5, 7, 2, 3, 2, 2, 2, 2, 0, 0, 0, 0}, /* last row and column in no window */
     };
     for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++)
         for (int max = 0; max < 2; max++) {

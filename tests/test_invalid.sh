@@ -44,6 +44,10 @@ for f in tests/invalid/*.cnn; do
         fail "$base" "missing $exp"
         continue
     fi
+    if ! grep -q -F -e "$f " tests/tests.am; then
+        fail "$base" "not listed in tests/tests.am (make dist would not ship it)"
+        continue
+    fi
     "$cnnc" --check "$f" >"$tmp/out" 2>"$tmp/err"
     rc=$?
     first=$(sed -n 1p "$tmp/err")

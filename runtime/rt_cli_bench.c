@@ -1,0 +1,335 @@
+/*
+ * rt_cli_bench.c - `--bench STEPS [--profile]`: the speed of a model on a seeded random
+ * batch (no data set needed), as machine-readable "bench ..." lines, and the FLOP count
+ * that turns times into GFLOP/s. --profile times every layer alone on the interpreter, so
+ * it needs no hook inside the executor.
+ */
+#include "rt_cli_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ FLOPs */
+
+static double elems(rt_shape s)
+{
+    return (double)s.c * s.h * s.w;
+}
+
+/* The rule of the compiler's shape inference (src/shape.c), restated on an rt_layer: a
+ * multiply-add counts 2; a bias add, an activation, a pooling window element, a residual
+ * add and a batchnorm scale or shift count 1 each per output element. */
+double rt_layer_flops(const rt_netdesc *d, int i)
+{
+    if (!d || i < 0 || i >= d->nlayers)
+        return 0;
+    const rt_layer *L = &d->layers[i];
+    double nin = elems(L->in), nout = elems(L->out), f = 0;
+    switch (L->kind) {
+    case RT_CONV: f = 2.0 * L->in.c * L->kh * L->kw * nout; break;
+    case RT_MAXPOOL:
+    case RT_AVGPOOL: f = (double)L->kh * L->kw * nout; break;
+    case RT_GLOBALAVGPOOL:
+    case RT_GLOBALMAXPOOL: f = nin; break;
+    case RT_DENSE: f = 2.0 * nin * nout; break;
+    case RT_BATCHNORM: f = 2.0 * nin; break;
+    case RT_ACTIVATION:
+    case RT_ADD: f = nin; break;
+    default: break;
+    }
+    if (L->bias && L->b_len)
+        f += nout;
+    if (L->act != RT_ACT_NONE && L->kind != RT_ACTIVATION)
+        f += nout;
+    return f;
+}
+
+double rt_netdesc_flops(const rt_netdesc *d)
+{
+    double f = 0;
+    for (int i = 0; d && i < d->nlayers; i++)
+        f += rt_layer_flops(d, i);
+    return f;
+}
+
+/* ------------------------------------------------------------ the random batch */
+
+void rt_cli_random_batch(float *x, int *labels, int n, size_t size, int k, uint64_t seed)
+{
+    rt_rng r;
+    rt_rng_seed(&r, seed);
+    for (size_t i = 0; i < (size_t)n * size; i++)
+        x[i] = rt_rng_uniform(&r);
+    for (int i = 0; i < n; i++)
+        labels[i] = k > 0 ? i % k : 0;
+}
+
+/* ------------------------------------------------------------ --bench */
+
+typedef struct {
+    rt_model *m;
+    rt_opt *opt;
+    const float *x;
+    const int *labels;
+    float *logits, *dlogits;
+    int n, k;
+    double loss;
+} bench_run;
+
+/* One training step as rt_train_run takes it; 0 or -1 (the model's message in m->err). */
+static int train_step(bench_run *r)
+{
+    if (r->m->forward(r->m->self, r->x, r->n, 1, r->logits) != 0)
+        return -1;
+    r->loss = rt_softmax_xent(r->logits, r->labels, r->n, r->k, NULL, r->dlogits, NULL);
+    r->m->backward(r->m->self, r->dlogits, r->n);
+    rt_opt_step(r->opt, r->m->params, r->m->grads);
+    return 0;
+}
+
+static const char *kind_word(rt_kind k)
+{
+    static const char *names[] = {"input",     "conv",          "maxpool",
+                                  "avgpool",   "globalavgpool", "globalmaxpool",
+                                  "flatten",   "dropout",       "dense",
+                                  "batchnorm", "activation",    "add"};
+    return k >= 0 && k < RT_NKINDS ? names[k] : "unknown";
+}
+
+/* Seconds of the fastest of reps copies of count floats. */
+static double copy_time(float *dst, const float *src, size_t count, int reps)
+{
+    double best = -1;
+    for (int r = 0; r < reps; r++) {
+        double t0 = rt_now();
+        memcpy(dst, src, count * sizeof *dst);
+        double t = rt_now() - t0;
+        if (best < 0 || t < best)
+            best = t;
+    }
+    return best;
+}
+
+/* Layer i of d alone, as a three-layer network: an input of layer i's input shape, a
+ * dropout with p = 0 (a copy, so that layer i has a producer to send its input gradient
+ * to, as in the whole network), and layer i reading it (both sources of an add). A layer
+ * that reads the network's input, which needs no gradient, follows the input directly
+ * (two layers). Shapes, hyper-parameters and parameter offsets stay those of d. Returns
+ * the index of layer i's copy. */
+static int isolate(const rt_netdesc *d, int i, rt_layer L[3], rt_netdesc *p)
+{
+    memset(L, 0, 3 * sizeof *L);
+    rt_shape in = d->layers[i].kind == RT_DENSE || d->layers[i].kind == RT_FLATTEN
+                  ? d->layers[d->layers[i].src].out : d->layers[i].in;
+    L[0].kind = RT_INPUT;
+    L[0].src = L[0].src2 = -1;
+    L[0].in = L[0].out = in;
+    L[1].kind = RT_DROPOUT;
+    L[1].src = 0;
+    L[1].src2 = -1;
+    L[1].in = L[1].out = in;
+    L[1].p = 0.0f;
+    L[2] = d->layers[i];
+    L[2].src = 1;
+    L[2].src2 = L[2].kind == RT_ADD ? 1 : -1;
+    *p = *d;
+    p->nlayers = 3;
+    p->layers = L;
+    const rt_layer *o = &d->layers[i];
+    if (o->src == 0 && (o->kind != RT_ADD || o->src2 == 0)) {
+        L[1] = L[2];
+        L[1].src = 0;
+        L[1].src2 = L[1].kind == RT_ADD ? 0 : -1;
+        p->nlayers = 2;
+    }
+    return p->nlayers - 1;
+}
+
+/* --profile: each layer is timed alone (see isolate) on the interpreter, on the training
+ * path: forward in training mode, then backward; the fastest of a few runs of each, less
+ * the copies around it that the whole network does not make (the dropout's copy of the
+ * input, the forward's copy of the output to the logits, the backward's copy of the
+ * output gradient in). A timing hook inside the interpreter would be exact and see the
+ * caches as they are in the whole network; rt_net.c has none (yet). */
+static int profile(const rt_cli_env *e, const rt_bench_cfg *b, double opt_ms)
+{
+    const rt_netdesc *d = e->d;
+    int nl = d->nlayers, n = b->batch, reps = 5;
+    size_t maxsz = 0;
+    for (int i = 0; i < nl; i++) {
+        size_t a = (size_t)elems(d->layers[i].in), o = (size_t)elems(d->layers[i].out);
+        maxsz = a > maxsz ? a : maxsz;
+        maxsz = o > maxsz ? o : maxsz;
+    }
+    float *x = malloc(sizeof(float) * (size_t)n * maxsz);
+    float *out = malloc(sizeof(float) * (size_t)n * maxsz);
+    float *dout = malloc(sizeof(float) * (size_t)n * maxsz);
+    double *tf = calloc((size_t)nl, sizeof *tf), *tb = calloc((size_t)nl, sizeof *tb);
+    char err[RT_ERRLEN];
+    int rc = RT_EXIT_OK;
+    if (!x || !out || !dout || !tf || !tb) {
+        rt_cli_error(e, "out of memory");
+        rc = RT_EXIT_RUN;
+        goto done;
+    }
+    rt_rng r;
+    rt_rng_seed(&r, b->seed);
+    for (size_t i = 0; i < (size_t)n * maxsz; i++) {
+        x[i] = rt_rng_uniform(&r) - 0.25f;              /* some negative, for relu */
+        dout[i] = 1e-3f * (rt_rng_uniform(&r) - 0.5f);  /* a plausible loss gradient */
+    }
+    double sf = 0, sb = 0;
+    for (int i = 1; i < nl; i++) {
+        rt_layer L[3];
+        rt_netdesc p;
+        int last = isolate(d, i, L, &p);
+        err[0] = 0;
+        rt_model *m = rt_net_create(&p, n, b->threads, err);
+        if (!m) {
+            rt_cli_error(e, "--profile: cannot build layer %d alone: %s", i, err);
+            rc = RT_EXIT_RUN;
+            goto done;
+        }
+        rt_init_params(&p, m->params, m->state, b->seed);
+        m->seed_dropout(m->self, b->seed);
+        double bf = -1, bb = -1;
+        for (int rep = 0; rep <= reps; rep++) {      /* the first run only warms up */
+            double t0 = rt_now();
+            if (m->forward(m->self, x, n, 1, out) != 0) {
+                rt_cli_error(e, "--profile: layer %d: %s", i, m->err);
+                rt_model_destroy(m);
+                rc = RT_EXIT_RUN;
+                goto done;
+            }
+            double t1 = rt_now();
+            m->backward(m->self, dout, n);
+            double t2 = rt_now();
+            if (rep > 0 && (bf < 0 || t1 - t0 < bf))
+                bf = t1 - t0;
+            if (rep > 0 && (bb < 0 || t2 - t1 < bb))
+                bb = t2 - t1;
+        }
+        rt_model_destroy(m);
+        size_t nin = (size_t)n * (size_t)elems(L[0].out);
+        size_t nout = (size_t)n * (size_t)elems(L[last].out);
+        double cin = last == 2 ? copy_time(out, x, nin, reps) : 0;
+        double cout = copy_time(out, dout, nout, reps);
+        tf[i] = bf - cin - cout;
+        tb[i] = bb - cout;
+        tf[i] = tf[i] > 0 ? tf[i] : 0;
+        tb[i] = tb[i] > 0 ? tb[i] : 0;
+        sf += tf[i];
+        sb += tb[i];
+    }
+    printf("# each layer alone on the interpreter, batch %d: forward (training mode) and "
+           "backward ms, mflops per batch\n", n);
+    for (int i = 1; i < nl; i++) {
+        const rt_layer *L = &d->layers[i];
+        double fl = rt_layer_flops(d, i) * n, f = 1e3 * tf[i], bw = 1e3 * tb[i];
+        double share = sf + sb > 0 ? 100.0 * (tf[i] + tb[i]) / (sf + sb) : 0;
+        printf("bench layer %d %s %dx%dx%d line %d mflops %.3f fwd-ms %.3f bwd-ms %.3f "
+               "fwd-gflops %.2f share %.1f%%\n", i, kind_word(L->kind), L->out.c, L->out.h,
+               L->out.w, L->line, 1e-6 * fl, f, bw, f > 0 ? 1e-6 * fl / f : 0, share);
+    }
+    printf("bench profile fwd-ms %.3f bwd-ms %.3f optimizer-ms %.3f\n", 1e3 * sf, 1e3 * sb,
+           opt_ms);
+done:
+    free(x);
+    free(out);
+    free(dout);
+    free(tf);
+    free(tb);
+    return rc;
+}
+
+int rt_cli_bench(const rt_cli_env *e, const rt_bench_cfg *b)
+{
+    const rt_netdesc *d = e->d;
+    char err[RT_ERRLEN];
+    int n = b->batch, k = rt_netdesc_classes(d), rc = RT_EXIT_OK;
+    rt_shape in = d->layers[0].out;
+    size_t isz = (size_t)in.c * in.h * in.w;
+    bench_run r = {0};
+    float *x = malloc(sizeof(float) * (size_t)n * isz);
+    int *labels = malloc(sizeof(int) * (size_t)n);
+    r.logits = malloc(sizeof(float) * (size_t)n * k);
+    r.dlogits = malloc(sizeof(float) * (size_t)n * k);
+    if (!x || !labels || !r.logits || !r.dlogits) {
+        rt_cli_error(e, "out of memory");
+        rc = RT_EXIT_RUN;
+        goto done;
+    }
+    r.m = rt_cli_make(e, n, b->threads, err);
+    if (!r.m) {
+        rc = RT_EXIT_RUN;
+        goto done;
+    }
+    r.opt = rt_opt_create(&b->opt, r.m->nparams);
+    if (!r.opt) {
+        rt_cli_error(e, "out of memory");
+        rc = RT_EXIT_RUN;
+        goto done;
+    }
+    rt_init_params(d, r.m->params, r.m->state, b->seed);
+    r.m->seed_dropout(r.m->self, b->seed);
+    rt_cli_random_batch(x, labels, n, isz, k, b->seed);
+    r.x = x;
+    r.labels = labels;
+    r.n = n;
+    r.k = k;
+    double flops = rt_netdesc_flops(d);
+    printf("bench net %s params %zu input %dx%dx%d classes %d flops-per-image %.0f batch %d "
+           "threads %d steps %d\n", d->name, d->nparams, in.c, in.h, in.w, k, flops, n,
+           b->threads, b->steps);
+    fflush(stdout);
+
+    for (int s = 0; s < 2; s++)     /* warm-up: first-touch pages, caches, threads */
+        if (train_step(&r) != 0)
+            goto failed;
+    double t0 = rt_now();
+    for (int s = 0; s < b->steps; s++)
+        if (train_step(&r) != 0)
+            goto failed;
+    double ttrain = rt_now() - t0;
+    double imgs = (double)n * b->steps;
+    printf("bench train images/s %.1f gflops %.3f ms-per-step %.3f loss %.4f "
+           "(a training step counted as 3x the forward FLOPs)\n", imgs / ttrain,
+           3.0 * flops * imgs / ttrain * 1e-9, 1e3 * ttrain / b->steps, r.loss);
+    fflush(stdout);
+
+    if (r.m->forward(r.m->self, x, n, 0, r.logits) != 0)   /* warm-up of eval mode */
+        goto failed;
+    t0 = rt_now();
+    for (int s = 0; s < b->steps; s++)
+        if (r.m->forward(r.m->self, x, n, 0, r.logits) != 0)
+            goto failed;
+    double tinfer = rt_now() - t0;
+    printf("bench infer images/s %.1f gflops %.3f ms-per-batch %.3f\n", imgs / tinfer,
+           flops * imgs / tinfer * 1e-9, 1e3 * tinfer / b->steps);
+    fflush(stdout);
+
+    if (b->profile) {
+        int reps = 5;
+        double best = -1;
+        for (int s = 0; s < reps; s++) {
+            double t = rt_now();
+            rt_opt_step(r.opt, r.m->params, r.m->grads);
+            t = rt_now() - t;
+            best = best < 0 || t < best ? t : best;
+        }
+        rc = profile(e, b, 1e3 * best);
+    }
+    goto done;
+failed:
+    rt_cli_error(e, "%s", r.m->err[0] ? r.m->err : "the forward pass failed");
+    rc = RT_EXIT_RUN;
+done:
+    rt_opt_destroy(r.opt);
+    rt_model_destroy(r.m);
+    free(x);
+    free(labels);
+    free(r.logits);
+    free(r.dlogits);
+    return rc;
+}

@@ -1,0 +1,179 @@
+/*
+ * rt_cli_dump.c - `--dump FILE`: one forward, loss and backward pass of the model on a
+ * seeded random batch, written with everything that went in and came out, so that another
+ * implementation (generated C, PyTorch: bench/torch_compare.py) can redo it and compare.
+ *
+ * File layout, version 1. All integers are little-endian; values are IEEE-754 float32
+ * little-endian except the loss (float64); no padding. With P = nparams, S = nstate and
+ * N = n*c*h*w, the file is exactly 48 + 4N + 4n + 4nk + 8 + 8P + 8S bytes long.
+ *
+ *   0  4   magic "CNND"
+ *   4  u32 version (1)
+ *   8  u32 n          images in the batch
+ *  12  u32 c, 16 u32 h, 20 u32 w   the input shape
+ *  24  u32 k          classes (logits per image)
+ *  28  u32 training   1: the forward ran in training mode (batch statistics, dropout)
+ *  32  u64 P          parameters (and gradients)
+ *  40  u64 S          state values (batchnorm running mean, variance)
+ *  48      x          float32 [n][c][h][w], uniform in [0, 1) from rt_rng seeded with the seed
+ *          labels     int32 [n], labels[i] = i % k
+ *          logits     float32 [n][k], the last layer's output (a softmax there not applied)
+ *          loss       float64, mean softmax cross-entropy (rt_softmax_xent)
+ *          params     float32 [P], the network's flat parameter array (rt_layer offsets)
+ *          grads      float32 [P], d(loss)/d(params) from backward
+ *          state      float32 [S], before the forward
+ *          state'     float32 [S], after the forward (differs only in training mode)
+ */
+#include "rt_cli_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DUMP_VERSION 1
+
+typedef struct {
+    FILE *f;
+    int failed;
+} out;
+
+static void put_bytes(out *o, const void *p, size_t n)
+{
+    if (!o->failed && n && fwrite(p, 1, n, o->f) != n)
+        o->failed = 1;
+}
+
+static void put_u32(out *o, uint32_t v)
+{
+    unsigned char b[4];
+    for (int i = 0; i < 4; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    put_bytes(o, b, 4);
+}
+
+static void put_u64(out *o, uint64_t v)
+{
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    put_bytes(o, b, 8);
+}
+
+/* 32-bit words (float32 or int32 bit patterns) in little-endian order, a block at a time. */
+static void put_words(out *o, const void *p, size_t n)
+{
+    unsigned char buf[4096];
+    const unsigned char *src = p;
+    while (n > 0) {
+        size_t m = n < sizeof buf / 4 ? n : sizeof buf / 4;
+        for (size_t i = 0; i < m; i++) {
+            uint32_t v;
+            memcpy(&v, src + 4 * i, 4);
+            for (int j = 0; j < 4; j++)
+                buf[4 * i + j] = (unsigned char)(v >> (8 * j));
+        }
+        put_bytes(o, buf, 4 * m);
+        src += 4 * m;
+        n -= m;
+    }
+}
+
+int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c)
+{
+    const rt_netdesc *d = e->d;
+    char err[RT_ERRLEN];
+    int n = c->batch, k = rt_netdesc_classes(d), rc = RT_EXIT_OK;
+    rt_shape in = d->layers[0].out;
+    size_t isz = (size_t)in.c * in.h * in.w;
+    rt_model *m = rt_cli_make(e, n, c->threads, err);
+    if (!m)
+        return RT_EXIT_RUN;
+    float *x = malloc(sizeof(float) * (size_t)n * isz);
+    int32_t *labels = malloc(sizeof(int32_t) * (size_t)n);
+    int *ilabels = malloc(sizeof(int) * (size_t)n);
+    float *logits = malloc(sizeof(float) * (size_t)n * k);
+    float *dlogits = malloc(sizeof(float) * (size_t)n * k);
+    float *state0 = malloc(sizeof(float) * (m->nstate ? m->nstate : 1));
+    FILE *f = NULL;
+    if (!x || !labels || !ilabels || !logits || !dlogits || !state0) {
+        rt_cli_error(e, "out of memory");
+        rc = RT_EXIT_RUN;
+        goto done;
+    }
+    if (c->weights) {
+        if (rt_weights_load_named(c->weights, m, NULL, NULL, err) < 0) {
+            rt_cli_error(e, "%s", err);
+            rc = RT_EXIT_RUN;
+            goto done;
+        }
+    } else {
+        rt_init_params(d, m->params, m->state, c->seed);
+    }
+    m->seed_dropout(m->self, c->seed);
+    rt_cli_random_batch(x, ilabels, n, isz, k, c->seed);
+    for (int i = 0; i < n; i++)
+        labels[i] = (int32_t)ilabels[i];
+    if (m->nstate)
+        memcpy(state0, m->state, sizeof(float) * m->nstate);
+    if (m->forward(m->self, x, n, c->training, logits) != 0) {
+        rt_cli_error(e, "%s", m->err[0] ? m->err : "the forward pass failed");
+        rc = RT_EXIT_RUN;
+        goto done;
+    }
+    double loss = rt_softmax_xent(logits, ilabels, n, k, NULL, dlogits, NULL);
+    m->backward(m->self, dlogits, n);
+
+    f = fopen(c->file, "wb");
+    if (!f) {
+        rt_cli_error(e, "cannot write %s: %s", c->file, strerror(errno));
+        rc = RT_EXIT_RUN;
+        goto done;
+    }
+    out o = {f, 0};
+    put_bytes(&o, "CNND", 4);
+    put_u32(&o, DUMP_VERSION);
+    put_u32(&o, (uint32_t)n);
+    put_u32(&o, (uint32_t)in.c);
+    put_u32(&o, (uint32_t)in.h);
+    put_u32(&o, (uint32_t)in.w);
+    put_u32(&o, (uint32_t)k);
+    put_u32(&o, (uint32_t)(c->training != 0));
+    put_u64(&o, (uint64_t)m->nparams);
+    put_u64(&o, (uint64_t)m->nstate);
+    put_words(&o, x, (size_t)n * isz);
+    put_words(&o, labels, (size_t)n);
+    put_words(&o, logits, (size_t)n * k);
+    uint64_t lb;
+    memcpy(&lb, &loss, sizeof lb);
+    put_u64(&o, lb);
+    put_words(&o, m->params, m->nparams);
+    put_words(&o, m->grads, m->nparams);
+    put_words(&o, state0, m->nstate);
+    put_words(&o, m->state, m->nstate);
+    int errnum = errno;
+    if (fclose(f) != 0 && !o.failed) {
+        o.failed = 1;
+        errnum = errno;
+    }
+    f = NULL;
+    if (o.failed) {
+        rt_cli_error(e, "cannot write %s: %s", c->file, strerror(errnum));
+        remove(c->file);
+        rc = RT_EXIT_RUN;
+        goto done;
+    }
+    printf("dump %s: %d images %dx%dx%d, %d classes, %s mode, loss %.6f, %zu parameters, "
+           "%zu state values\n", c->file, n, in.c, in.h, in.w, k,
+           c->training ? "training" : "eval", loss, m->nparams, m->nstate);
+done:
+    if (f)
+        fclose(f);
+    free(x);
+    free(labels);
+    free(ilabels);
+    free(logits);
+    free(dlogits);
+    free(state0);
+    rt_model_destroy(m);
+    return rc;
+}

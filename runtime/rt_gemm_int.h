@@ -1,0 +1,30 @@
+/*
+ * rt_gemm_int.h - the GEMM's packed-operand interface, internal to libcnnrt.
+ *
+ * Convolution packs its operands itself (im2col straight into the GEMM's panel layout, the
+ * weights once per call) and then multiplies packed panels. A panel holds MR rows of A (or
+ * NR columns of B) over the whole depth k, k-major: element (row i, depth p) of A panel q is
+ * at q*k*MR + p*MR + i%MR. Panels past the matrix edge are zero-filled.
+ */
+#ifndef RT_GEMM_INT_H
+#define RT_GEMM_INT_H
+
+#include <stddef.h>
+
+/* The register tile of the micro-kernel in use. */
+int rt_gemm_mr(void);
+int rt_gemm_nr(void);
+
+/* Floats of the packed form of an m x k A (or k x n B). */
+size_t rt_gemm_packed_a_floats(int m, int k);
+size_t rt_gemm_packed_b_floats(int k, int n);
+
+/* Packs op(A) (m x k; ta: A is stored k x m) times alpha, and op(B) (k x n). */
+void rt_gemm_pack_a(int ta, int m, int k, float alpha, const float *a, int lda, float *dst);
+void rt_gemm_pack_b(int tb, int k, int n, const float *b, int ldb, float *dst);
+
+/* C[m][n] (add ? += : =) packed A times packed B. */
+void rt_gemm_packed(int m, int n, int k, const float *ap, const float *bp, int add, float *c,
+                    int ldc);
+
+#endif

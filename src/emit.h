@@ -1,0 +1,26 @@
+/*
+ * emit.h - the C generator: writes one readable C11 file for a network, with every
+ * shape a constant, buffers static, and calls to the runtime's kernels (training
+ * program), or a dependency-free inference file with the weights baked in (standalone).
+ */
+#ifndef CNN_EMIT_H
+#define CNN_EMIT_H
+
+#include <stdio.h>
+
+#include "ir.h"
+
+typedef struct {
+    const char *source;     /* the .cnn file, named in comments */
+    int max_batch;          /* static buffers hold this many images (0: the train batch) */
+} emit_opts;
+
+/* The comment that opens every generated file. */
+void emit_header_comment(const ir_net *net, const emit_opts *o, FILE *out, const char *what, const char *build);
+/* The training/evaluation program linking libcnnrt. Returns 0, or -1 on a write error. */
+int emit_program(const ir_net *net, const emit_opts *o, FILE *out);
+/* Inference only, depending on libc and libm alone; params/state as trained. */
+int emit_standalone(const ir_net *net, const emit_opts *o, const float *params,
+                    const float *state, char *const *classnames, FILE *out);
+
+#endif

@@ -1,0 +1,329 @@
+/*
+ * emit_layers.c - the per-layer emitters of the C generator. Each kind has one function
+ * for its forward and one for its backward; they print kernel calls whose every shape
+ * argument is a literal, mirroring the interpreter (runtime/rt_net.c) call for call, so
+ * that compiled and interpreted networks compute the same bits.
+ */
+#include "emit_layers.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *emit_f(float v)
+{
+    static char ring[16][40];
+    static int next;
+    char *b = ring[next++ % 16];
+    if (isnan(v) || isinf(v)) {
+        snprintf(b, sizeof ring[0], "%s", isnan(v) ? "(0.0f / 0.0f)" : v > 0 ? "(1.0f / 0.0f)" : "(-1.0f / 0.0f)");
+        return b;
+    }
+    snprintf(b, sizeof ring[0], "%.9g", v);
+    if (!strpbrk(b, ".e")) strcat(b, ".0");
+    strcat(b, "f");
+    return b;
+}
+
+const char *emit_act_name(rt_act a)
+{
+    switch (a) {
+    case RT_ACT_RELU: return "RT_ACT_RELU";
+    case RT_ACT_LEAKYRELU: return "RT_ACT_LEAKYRELU";
+    case RT_ACT_SIGMOID: return "RT_ACT_SIGMOID";
+    case RT_ACT_TANH: return "RT_ACT_TANH";
+    case RT_ACT_SOFTMAX: return "RT_ACT_SOFTMAX";
+    default: return "RT_ACT_NONE";
+    }
+}
+
+const char *emit_pad_name(rt_padmode m)
+{
+    switch (m) {
+    case RT_PAD_REFLECT: return "RT_PAD_REFLECT";
+    case RT_PAD_REPLICATE: return "RT_PAD_REPLICATE";
+    case RT_PAD_CIRCULAR: return "RT_PAD_CIRCULAR";
+    default: return "RT_PAD_ZERO";
+    }
+}
+
+static const rt_layer *layer(const emit_ctx *e) { return &e->net->nodes[e->i].L; }
+static long size_of(rt_shape s) { return (long)s.c * s.h * s.w; }
+/* Softmax on the last layer is the loss's business, as in the interpreter. */
+static rt_act run_act(const rt_layer *L) { return L->act == RT_ACT_SOFTMAX ? RT_ACT_NONE : L->act; }
+
+static void bias_ptr(FILE *o, const char *arr, const rt_layer *L)
+{
+    if (L->bias && L->b_len) fprintf(o, "%s + %zu", arr, L->b_off);
+    else fprintf(o, "NULL");
+}
+
+static void dx_arg(const emit_ctx *e) { fprintf(e->out, "%s", e->dx[0] ? e->dx : "NULL"); }
+
+/* ---------------------------------------------------------------- conv */
+
+static void conv_decls(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    fprintf(e->out, "static const rt_conv_geom geom%d = {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %s, %d};\n",
+            e->i, L->in.c, L->in.h, L->in.w, L->out.c, L->out.h, L->out.w, L->kh, L->kw, L->sh, L->sw,
+            L->pt, L->pb, L->pl, L->pr, emit_pad_name(L->padmode), L->flip);
+}
+
+static void conv_forward(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    FILE *o = e->out;
+    fprintf(o, "    if (rt_conv2d_forward(&geom%d, %s, P + %zu, ", e->i, e->in, L->w_off);
+    bias_ptr(o, "P", L);
+    fprintf(o, ", %s, %s, y%d, n, tp) != 0)\n        return fail(%d);\n", emit_act_name(run_act(L)),
+            emit_f(L->alpha), e->i, e->i);
+}
+
+static void act_backward_inplace(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    if (run_act(L) == RT_ACT_NONE) return; /* the kernel's identity: nothing to do */
+    fprintf(e->out, "    rt_act_backward(%s, %s, y%d, dy%d, dy%d, (size_t)n * %ld, 0);\n", emit_act_name(run_act(L)),
+            emit_f(L->alpha), e->i, e->i, e->i, size_of(L->out));
+}
+
+static void conv_backward(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    FILE *o = e->out;
+    act_backward_inplace(e);
+    fprintf(o, "    if (rt_conv2d_backward(&geom%d, %s, P + %zu, dy%d, ", e->i, e->in, L->w_off, e->i);
+    dx_arg(e);
+    fprintf(o, ", %d, G + %zu, ", e->acc, L->w_off);
+    bias_ptr(o, "G", L);
+    fprintf(o, ", n, tp) != 0) {\n        fail_backward(%d);\n        return;\n    }\n", e->i);
+}
+
+/* ---------------------------------------------------------------- pooling */
+
+static void pool_decls(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    fprintf(e->out, "static const rt_pool_geom geom%d = {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d};\n", e->i,
+            L->in.c, L->in.h, L->in.w, L->out.h, L->out.w, L->kh, L->kw, L->sh, L->sw, L->pt, L->pb, L->pl, L->pr);
+}
+
+static void pool_forward(const emit_ctx *e)
+{
+    const char *k = layer(e)->kind == RT_MAXPOOL ? "maxpool" : "avgpool";
+    fprintf(e->out, "    rt_%s_forward(&geom%d, %s, y%d, n, tp);\n", k, e->i, e->in, e->i);
+}
+
+static void pool_backward(const emit_ctx *e)
+{
+    if (!e->dx[0]) return;
+    if (layer(e)->kind == RT_MAXPOOL)
+        fprintf(e->out, "    rt_maxpool_backward(&geom%d, %s, dy%d, %s, %d, n, tp);\n", e->i, e->in, e->i, e->dx, e->acc);
+    else
+        fprintf(e->out, "    rt_avgpool_backward(&geom%d, dy%d, %s, %d, n, tp);\n", e->i, e->i, e->dx, e->acc);
+}
+
+static void global_forward(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    const char *k = L->kind == RT_GLOBALAVGPOOL ? "globalavgpool" : "globalmaxpool";
+    fprintf(e->out, "    rt_%s_forward(%s, y%d, n, %d, %d);\n", k, e->in, e->i, L->in.c, L->in.h * L->in.w);
+}
+
+static void global_backward(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    if (!e->dx[0]) return;
+    if (L->kind == RT_GLOBALAVGPOOL)
+        fprintf(e->out, "    rt_globalavgpool_backward(dy%d, %s, %d, n, %d, %d);\n", e->i, e->dx, e->acc, L->in.c,
+                L->in.h * L->in.w);
+    else
+        fprintf(e->out, "    rt_globalmaxpool_backward(%s, dy%d, %s, %d, n, %d, %d);\n", e->in, e->i, e->dx, e->acc,
+                L->in.c, L->in.h * L->in.w);
+}
+
+/* ---------------------------------------------------------------- flatten, dropout */
+
+static void copy_forward(const emit_ctx *e)
+{
+    fprintf(e->out, "    memcpy(y%d, %s, (size_t)n * %ld * sizeof(float));\n", e->i, e->in, size_of(layer(e)->in));
+}
+
+static void pass_backward(const emit_ctx *e)
+{
+    if (!e->dx[0]) return;
+    fprintf(e->out, "    rt_grad_pass(dy%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx, size_of(layer(e)->in), e->acc);
+}
+
+static void dropout_buffers(const emit_ctx *e, const char *maxb)
+{
+    fprintf(e->out, "static float mask%d[%s * %ld];\n", e->i, maxb, size_of(layer(e)->in));
+}
+
+static void dropout_forward(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    long sz = size_of(L->in);
+    if (L->p > 0.0f) {
+        fprintf(e->out, "    if (training) {\n"
+                        "        rt_dropout_mask(mask%d, (size_t)n * %ld, %s, &drop);\n"
+                        "        rt_dropout_forward(%s, mask%d, y%d, (size_t)n * %ld);\n"
+                        "    } else {\n"
+                        "        memcpy(y%d, %s, (size_t)n * %ld * sizeof(float));\n"
+                        "    }\n",
+                e->i, sz, emit_f(L->p), e->in, e->i, e->i, sz, e->i, e->in, sz);
+    } else {
+        copy_forward(e);
+    }
+}
+
+static void dropout_backward(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    if (!e->dx[0]) return;
+    long sz = size_of(L->in);
+    if (L->p > 0.0f)
+        fprintf(e->out, "    if (last_training)\n"
+                        "        rt_dropout_backward(dy%d, mask%d, %s, (size_t)n * %ld, %d);\n"
+                        "    else\n"
+                        "        rt_grad_pass(dy%d, %s, (size_t)n * %ld, %d);\n",
+                e->i, e->i, e->dx, sz, e->acc, e->i, e->dx, sz, e->acc);
+    else
+        pass_backward(e);
+}
+
+/* ---------------------------------------------------------------- dense */
+
+static void dense_forward(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    FILE *o = e->out;
+    fprintf(o, "    if (rt_dense_forward(%s, P + %zu, ", e->in, L->w_off);
+    bias_ptr(o, "P", L);
+    fprintf(o, ", %s, %s, y%d, n, %ld, %ld, tp) != 0)\n        return fail(%d);\n", emit_act_name(run_act(L)),
+            emit_f(L->alpha), e->i, size_of(L->in), size_of(L->out), e->i);
+}
+
+static void dense_backward(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    FILE *o = e->out;
+    act_backward_inplace(e);
+    fprintf(o, "    if (rt_dense_backward(%s, P + %zu, dy%d, ", e->in, L->w_off, e->i);
+    dx_arg(e);
+    fprintf(o, ", %d, G + %zu, ", e->acc, L->w_off);
+    bias_ptr(o, "G", L);
+    fprintf(o, ", n, %ld, %ld, tp) != 0) {\n        fail_backward(%d);\n        return;\n    }\n", size_of(L->in), size_of(L->out), e->i);
+}
+
+/* ---------------------------------------------------------------- batchnorm */
+
+static void bn_buffers(const emit_ctx *e, const char *maxb)
+{
+    (void)maxb;
+    fprintf(e->out, "static float bn%d[%d]; /* batch mean, then 1/std, for the backward */\n", e->i, 2 * layer(e)->in.c);
+}
+
+static void bn_forward(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    int c = L->in.c, hw = L->in.h * L->in.w;
+    fprintf(e->out,
+            "    if (training)\n"
+            "        rt_batchnorm_forward_train(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, y%d, bn%d, bn%d + %d, n, %d, %d);\n"
+            "    else\n"
+            "        rt_batchnorm_forward_eval(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, y%d, n, %d, %d);\n",
+            e->in, L->w_off, L->b_off, L->s_off, L->s_off + (size_t)c, emit_f(L->momentum), emit_f(L->eps), e->i, e->i, e->i, c, c, hw,
+            e->in, L->w_off, L->b_off, L->s_off, L->s_off + (size_t)c, emit_f(L->eps), e->i, c, hw);
+}
+
+static void bn_backward(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    int c = L->in.c, hw = L->in.h * L->in.w;
+    const char *dx = e->dx[0] ? e->dx : "NULL";
+    fprintf(e->out,
+            "    if (last_training)\n"
+            "        rt_batchnorm_backward_train(%s, P + %zu, bn%d, bn%d + %d, dy%d, %s, %d, G + %zu, G + %zu, n, %d, %d);\n"
+            "    else\n"
+            "        rt_batchnorm_backward_eval(%s, P + %zu, S + %zu, S + %zu, %s, dy%d, %s, %d, G + %zu, G + %zu, n, %d, %d);\n",
+            e->in, L->w_off, e->i, e->i, c, e->i, dx, e->acc, L->w_off, L->b_off, c, hw,
+            e->in, L->w_off, L->s_off, L->s_off + (size_t)c, emit_f(L->eps), e->i, dx, e->acc, L->w_off, L->b_off, c, hw);
+}
+
+/* ---------------------------------------------------------------- activation, add */
+
+static void act_forward(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    fprintf(e->out, "    rt_act_forward(%s, %s, %s, y%d, (size_t)n * %ld);\n", emit_act_name(run_act(L)), emit_f(L->alpha),
+            e->in, e->i, size_of(L->out));
+}
+
+static void act_backward(const emit_ctx *e)
+{
+    const rt_layer *L = layer(e);
+    if (!e->dx[0]) return;
+    fprintf(e->out, "    rt_act_backward(%s, %s, y%d, dy%d, %s, (size_t)n * %ld, %d);\n", emit_act_name(run_act(L)),
+            emit_f(L->alpha), e->i, e->i, e->dx, size_of(L->out), e->acc);
+}
+
+static void add_forward(const emit_ctx *e)
+{
+    fprintf(e->out, "    rt_add_forward(%s, %s, y%d, (size_t)n * %ld);\n", e->in, e->in2, e->i, size_of(layer(e)->out));
+}
+
+static void add_backward(const emit_ctx *e)
+{
+    long sz = size_of(layer(e)->out);
+    if (e->dx[0]) fprintf(e->out, "    rt_grad_pass(dy%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx, sz, e->acc);
+    if (e->dx2[0]) fprintf(e->out, "    rt_grad_pass(dy%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx2, sz, e->acc2);
+}
+
+/* ---------------------------------------------------------------- the table */
+
+typedef struct {
+    void (*decls)(const emit_ctx *);
+    void (*buffers)(const emit_ctx *, const char *);
+    void (*forward)(const emit_ctx *);
+    void (*backward)(const emit_ctx *);
+} layer_emitter;
+
+static const layer_emitter EMITTERS[RT_NKINDS] = {
+    [RT_CONV] = {conv_decls, NULL, conv_forward, conv_backward},
+    [RT_MAXPOOL] = {pool_decls, NULL, pool_forward, pool_backward},
+    [RT_AVGPOOL] = {pool_decls, NULL, pool_forward, pool_backward},
+    [RT_GLOBALAVGPOOL] = {NULL, NULL, global_forward, global_backward},
+    [RT_GLOBALMAXPOOL] = {NULL, NULL, global_forward, global_backward},
+    [RT_FLATTEN] = {NULL, NULL, copy_forward, pass_backward},
+    [RT_DROPOUT] = {NULL, dropout_buffers, dropout_forward, dropout_backward},
+    [RT_DENSE] = {NULL, NULL, dense_forward, dense_backward},
+    [RT_BATCHNORM] = {NULL, bn_buffers, bn_forward, bn_backward},
+    [RT_ACTIVATION] = {NULL, NULL, act_forward, act_backward},
+    [RT_ADD] = {NULL, NULL, add_forward, add_backward},
+};
+
+void emit_layer_decls(const emit_ctx *e)
+{
+    const layer_emitter *m = &EMITTERS[layer(e)->kind];
+    if (m->decls) m->decls(e);
+}
+
+void emit_layer_buffers(const emit_ctx *e, const char *maxb)
+{
+    const layer_emitter *m = &EMITTERS[layer(e)->kind];
+    if (m->buffers) m->buffers(e, maxb);
+}
+
+void emit_layer_forward(const emit_ctx *e)
+{
+    const layer_emitter *m = &EMITTERS[layer(e)->kind];
+    if (m->forward) m->forward(e);
+}
+
+void emit_layer_backward(const emit_ctx *e)
+{
+    const layer_emitter *m = &EMITTERS[layer(e)->kind];
+    if (m->backward) m->backward(e);
+}

@@ -1,0 +1,305 @@
+/*
+ * emit_standalone.c - writes a network's inference as one C file that needs nothing but
+ * libc and libm: the trained weights as static const arrays, each layer as plain loops
+ * with literal bounds, and NET_predict(input, probs). This is the deployment target
+ * (a small device has no libcnnrt), so it cannot call the runtime's kernels; its loops
+ * follow the kernels' definitions (runtime/rt_kernels.h) and the tests hold the two to
+ * the same predictions.
+ */
+#include "emit.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "emit_layers.h"
+
+static long size_of(rt_shape s) { return (long)s.c * s.h * s.w; }
+
+static void emit_array(FILE *out, const char *name, const float *v, size_t n)
+{
+    fprintf(out, "static const float %s[%zu] = {", name, n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i % 8 == 0) fprintf(out, "\n   ");
+        float f = v[i];
+        if (isnan(f) || isinf(f)) f = 0.0f; /* cannot come from a finished training; keep the C valid */
+        fprintf(out, " %.9g%s,", f, (f == (float)(long)f && fabsf(f) < 1e7f) ? ".0f" : "f");
+    }
+    if (n == 0) fprintf(out, "0.0f");
+    fprintf(out, "\n};\n");
+}
+
+/* The source index for padded coordinate i of an axis of n, as rt_pad_index does. */
+static const char *PAD_HELPER =
+    "/* Source index of coordinate i on an axis of n pixels, or -1 for a zero cell:\n"
+    " * mode 0 zero, 1 reflect (no edge repeat), 2 replicate, 3 circular. */\n"
+    "static int pad_index(int i, int n, int mode)\n{\n"
+    "    if (i >= 0 && i < n)\n        return i;\n"
+    "    switch (mode) {\n"
+    "    case 1:\n        if (n == 1)\n            return 0;\n"
+    "        while (i < 0 || i >= n)\n            i = i < 0 ? -i : 2 * (n - 1) - i;\n        return i;\n"
+    "    case 2:\n        return i < 0 ? 0 : n - 1;\n"
+    "    case 3:\n        i %= n;\n        return i < 0 ? i + n : i;\n"
+    "    default:\n        return -1;\n    }\n}\n\n"
+    "static float act(int kind, float alpha, float v)\n{\n"
+    "    switch (kind) {\n"
+    "    case 1: return v > 0.0f ? v : 0.0f;\n"
+    "    case 2: return v > 0.0f ? v : alpha * v;\n"
+    "    case 3: return 1.0f / (1.0f + expf(-v));\n"
+    "    case 4: return tanhf(v);\n"
+    "    default: return v;\n    }\n}\n\n";
+
+static int act_code(rt_act a)
+{
+    switch (a) {
+    case RT_ACT_RELU: return 1;
+    case RT_ACT_LEAKYRELU: return 2;
+    case RT_ACT_SIGMOID: return 3;
+    case RT_ACT_TANH: return 4;
+    default: return 0;
+    }
+}
+
+static void conv_loops(FILE *o, const rt_layer *L, const char *in, const char *y, int ac)
+{
+    char init[48];
+    if (L->bias && L->b_len) snprintf(init, sizeof init, "W[%zu + oc]", L->b_off);
+    else snprintf(init, sizeof init, "0.0f");
+    fprintf(o, "    for (int oc = 0; oc < %d; oc++)\n"
+               "        for (int oy = 0; oy < %d; oy++)\n"
+               "            for (int ox = 0; ox < %d; ox++) {\n"
+               "                float s = 0.0f;\n"
+               "                for (int c = 0; c < %d; c++)\n"
+               "                    for (int ky = 0; ky < %d; ky++) {\n"
+               "                        int iy = pad_index(oy * %d - %d + ky, %d, %d);\n"
+               "                        if (iy < 0)\n                            continue;\n"
+               "                        for (int kx = 0; kx < %d; kx++) {\n"
+               "                            int ix = pad_index(ox * %d - %d + kx, %d, %d);\n"
+               "                            if (ix < 0)\n                                continue;\n"
+               "                            s += %s[(c * %d + iy) * %d + ix] * W[%zu + ((oc * %d + c) * %d + %s) * %d + %s];\n"
+               "                        }\n"
+               "                    }\n"
+               "                %s[(oc * %d + oy) * %d + ox] = act(%d, %s, s + %s);\n"
+               "            }\n",
+            L->out.c, L->out.h, L->out.w, L->in.c, L->kh, L->sh, L->pt, L->in.h, (int)L->padmode, L->kw, L->sw,
+            L->pl, L->in.w, (int)L->padmode, in, L->in.h, L->in.w, L->w_off, L->in.c, L->kh,
+            L->flip ? "(KH - 1 - ky)" : "ky", L->kw, L->flip ? "(KW - 1 - kx)" : "kx", y, L->out.h, L->out.w, ac,
+            emit_f(L->alpha), init);
+}
+
+static void layer_code(FILE *o, const ir_net *net, int i)
+{
+    const rt_layer *L = &net->nodes[i].L;
+    char in[16], y[16], in2[16] = "";
+    if (L->src == 0) snprintf(in, sizeof in, "x");
+    else snprintf(in, sizeof in, "a%d", L->src);
+    if (L->src2 == 0) snprintf(in2, sizeof in2, "x");
+    else if (L->src2 > 0) snprintf(in2, sizeof in2, "a%d", L->src2);
+    snprintf(y, sizeof y, "a%d", i);
+    fprintf(o, "    /* line %d: %s -> %dx%dx%d */\n", L->line, net->nodes[i].text, L->out.c, L->out.h, L->out.w);
+    int ac = act_code(L->act);
+    switch (L->kind) {
+    case RT_CONV:
+        fprintf(o, "    {\n    enum { KH = %d, KW = %d };\n", L->kh, L->kw);
+        conv_loops(o, L, in, y, ac);
+        fprintf(o, "    }\n");
+        break;
+    case RT_MAXPOOL: case RT_AVGPOOL: {
+        int is_max = L->kind == RT_MAXPOOL;
+        fprintf(o, "    for (int c = 0; c < %d; c++)\n"
+                   "        for (int oy = 0; oy < %d; oy++)\n"
+                   "            for (int ox = 0; ox < %d; ox++) {\n"
+                   "                float s = %s;\n                int cells = 0, real = 0;\n"
+                   "                for (int ky = 0; ky < %d; ky++)\n"
+                   "                    for (int kx = 0; kx < %d; kx++) {\n"
+                   "                        int iy = oy * %d - %d + ky, ix = ox * %d - %d + kx;\n"
+                   "                        if (iy < -%d || iy >= %d || ix < -%d || ix >= %d)\n"
+                   "                            continue;\n"
+                   "                        cells++;\n"
+                   "                        if (iy < 0 || iy >= %d || ix < 0 || ix >= %d)\n"
+                   "                            continue;\n"
+                   "                        float v = %s[(c * %d + iy) * %d + ix];\n"
+                   "                        %s\n"
+                   "                        real++;\n"
+                   "                    }\n"
+                   "                %s[(c * %d + oy) * %d + ox] = %s;\n"
+                   "            }\n",
+                L->in.c, L->out.h, L->out.w, is_max ? "-INFINITY" : "0.0f", L->kh, L->kw, L->sh, L->pt, L->sw, L->pl,
+                L->pt, L->in.h + L->pb, L->pl, L->in.w + L->pr, L->in.h, L->in.w, in, L->in.h, L->in.w,
+                is_max ? "s = v > s ? v : s;" : "s += v;", y, L->out.h, L->out.w,
+                is_max ? "real ? s : 0.0f" : "cells ? s / (float)cells : 0.0f");
+        break;
+    }
+    case RT_GLOBALAVGPOOL: case RT_GLOBALMAXPOOL: {
+        int hw = L->in.h * L->in.w, is_max = L->kind == RT_GLOBALMAXPOOL;
+        char result[48];
+        if (is_max) snprintf(result, sizeof result, "s");
+        else snprintf(result, sizeof result, "s / %d.0f", hw);
+        fprintf(o, "    for (int c = 0; c < %d; c++) {\n"
+                   "        float s = %s[c * %d];\n"
+                   "        for (int k = 1; k < %d; k++) {\n"
+                   "            float v = %s[c * %d + k];\n"
+                   "            %s\n"
+                   "        }\n"
+                   "        %s[c] = %s;\n    }\n",
+                L->in.c, in, hw, hw, in, hw, is_max ? "s = v > s ? v : s;" : "s += v;", y, result);
+        break;
+    }
+    case RT_FLATTEN: case RT_DROPOUT:
+        fprintf(o, "    memcpy(%s, %s, %ld * sizeof(float));\n", y, in, size_of(L->in));
+        break;
+    case RT_DENSE: {
+        char init[48];
+        if (L->bias && L->b_len) snprintf(init, sizeof init, "W[%zu + j]", L->b_off);
+        else snprintf(init, sizeof init, "0.0f");
+        fprintf(o, "    for (int j = 0; j < %ld; j++) {\n"
+                   "        float s = 0.0f;\n"
+                   "        for (int k = 0; k < %ld; k++)\n"
+                   "            s += %s[k] * W[%zu + (size_t)j * %ld + k];\n"
+                   "        %s[j] = act(%d, %s, s + %s);\n    }\n",
+                size_of(L->out), size_of(L->in), in, L->w_off, size_of(L->in), y, ac, emit_f(L->alpha), init);
+        break;
+    }
+    case RT_BATCHNORM: {
+        int hw = L->in.h * L->in.w;
+        fprintf(o, "    for (int c = 0; c < %d; c++) {\n"
+                   "        float inv = 1.0f / sqrtf(ST[%zu + c] + %s);\n"
+                   "        for (int k = 0; k < %d; k++)\n"
+                   "            %s[c * %d + k] = W[%zu + c] * ((%s[c * %d + k] - ST[%zu + c]) * inv) + W[%zu + c];\n    }\n",
+                L->in.c, L->s_off + (size_t)L->in.c, emit_f(L->eps), hw, y, hw, L->w_off, in, hw, L->s_off, L->b_off);
+        break;
+    }
+    case RT_ACTIVATION:
+        fprintf(o, "    for (int k = 0; k < %ld; k++)\n        %s[k] = act(%d, %s, %s[k]);\n", size_of(L->out), y, ac,
+                emit_f(L->alpha), in);
+        break;
+    case RT_ADD:
+        fprintf(o, "    for (int k = 0; k < %ld; k++)\n        %s[k] = %s[k] + %s[k];\n", size_of(L->out), y, in, in2);
+        break;
+    default:
+        break;
+    }
+}
+
+/* The optional main of a standalone file: reads binary PGM/PPM images (P5/P6, 8 bit),
+ * converts them to the network's channels (grey as stb_image does), resizes them by
+ * nearest neighbour when their size differs, and prints the class of each. "@N@" stands
+ * for the network's name. */
+static const char *const STANDALONE_MAIN =
+    "\n#ifdef @N@_MAIN\n"
+    "#include <stdio.h>\n#include <stdlib.h>\n\n"
+    "/* Reads a binary PGM (P5) or PPM (P6) with maxval 255; returns pixels [h][w][ch] or NULL. */\n"
+    "static unsigned char *read_pnm(const char *file, int *w, int *h, int *ch)\n{\n"
+    "    FILE *f = fopen(file, \"rb\");\n"
+    "    if (!f)\n        return NULL;\n"
+    "    char magic[3] = {0};\n    int maxv = 0;\n"
+    "    if (fscanf(f, \"%2s\", magic) != 1 || magic[0] != 'P' || (magic[1] != '5' && magic[1] != '6')) {\n"
+    "        fclose(f);\n        return NULL;\n    }\n"
+    "    int vals[3], k = 0;\n"
+    "    while (k < 3) {\n"
+    "        int c = fgetc(f);\n"
+    "        if (c == '#') {\n            while (c != '\\n' && c != EOF)\n                c = fgetc(f);\n            continue;\n        }\n"
+    "        if (c == EOF) {\n            fclose(f);\n            return NULL;\n        }\n"
+    "        if (c >= '0' && c <= '9') {\n            ungetc(c, f);\n"
+    "            if (fscanf(f, \"%d\", &vals[k++]) != 1) {\n                fclose(f);\n                return NULL;\n            }\n        }\n"
+    "    }\n"
+    "    fgetc(f); /* the one white space before the pixels */\n"
+    "    *w = vals[0];\n    *h = vals[1];\n    maxv = vals[2];\n    *ch = magic[1] == '6' ? 3 : 1;\n"
+    "    if (*w < 1 || *h < 1 || *w > 1 << 15 || *h > 1 << 15 || maxv != 255) {\n        fclose(f);\n        return NULL;\n    }\n"
+    "    size_t n = (size_t)*w * *h * *ch;\n"
+    "    unsigned char *px = malloc(n);\n"
+    "    if (!px || fread(px, 1, n, f) != n) {\n        free(px);\n        fclose(f);\n        return NULL;\n    }\n"
+    "    fclose(f);\n    return px;\n}\n\n"
+    "int main(int argc, char **argv)\n{\n"
+    "    if (argc < 2) {\n"
+    "        fprintf(stderr, \"usage: %s IMAGE.pgm|IMAGE.ppm...\\n\", argv[0]);\n        return 2;\n    }\n"
+    "    static float x[@N@_INPUT_C * @N@_INPUT_H * @N@_INPUT_W];\n"
+    "    float probs[@N@_CLASSES];\n    int status = 0;\n"
+    "    for (int a = 1; a < argc; a++) {\n"
+    "        int w, h, ch;\n"
+    "        unsigned char *px = read_pnm(argv[a], &w, &h, &ch);\n"
+    "        if (!px) {\n"
+    "            fprintf(stderr, \"%s: cannot read (binary PGM/PPM with maxval 255 expected)\\n\", argv[a]);\n"
+    "            status = 1;\n            continue;\n        }\n"
+    "        for (int c = 0; c < @N@_INPUT_C; c++)\n"
+    "            for (int y = 0; y < @N@_INPUT_H; y++)\n"
+    "                for (int xx = 0; xx < @N@_INPUT_W; xx++) {\n"
+    "                    int sy = y * h / @N@_INPUT_H, sx = xx * w / @N@_INPUT_W;\n"
+    "                    const unsigned char *p = px + ((size_t)sy * w + sx) * ch;\n"
+    "                    int v;\n"
+    "                    if (ch == 1)\n                        v = p[0];\n"
+    "                    else if (@N@_INPUT_C == 1)\n                        v = (p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8;\n"
+    "                    else\n                        v = p[c < 3 ? c : 2];\n"
+    "                    x[((size_t)c * @N@_INPUT_H + y) * @N@_INPUT_W + xx] = (float)v / 255.0f;\n"
+    "                }\n"
+    "        free(px);\n"
+    "        int k = @N@_predict(x, probs);\n"
+    "        printf(\"%s: %s %.4f\\n\", argv[a], @N@_class_names[k], probs[k]);\n"
+    "    }\n"
+    "    return status;\n}\n#endif\n";
+
+static void emit_template(FILE *out, const char *t, const char *name)
+{
+    for (const char *p = t; *p; p++) {
+        if (strncmp(p, "@N@", 3) == 0) {
+            fputs(name, out);
+            p += 2;
+        } else {
+            fputc(*p, out);
+        }
+    }
+}
+
+int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, const float *state,
+                    char *const *classnames, FILE *out)
+{
+    const rt_layer *in = &net->nodes[0].L, *last = &net->nodes[net->n - 1].L;
+    int classes = last->out.c;
+    char build[512];
+    snprintf(build, sizeof build, "cc -O2 -c %s.c  (or with -D%s_MAIN for a classifier of .pgm/.ppm files: "
+             "cc -O2 -D%s_MAIN %s.c -lm -o %s)", net->name, net->name, net->name, net->name, net->name);
+    emit_header_comment(net, o, out, "standalone inference with trained weights", build);
+    fprintf(out, "#include <math.h>\n#include <stddef.h>\n#include <string.h>\n\n");
+    fprintf(out, "#define %s_INPUT_C %d\n#define %s_INPUT_H %d\n#define %s_INPUT_W %d\n#define %s_CLASSES %d\n\n",
+            net->name, in->out.c, net->name, in->out.h, net->name, in->out.w, net->name, classes);
+    fprintf(out, "/* Class names, in the order of the probabilities. */\n"
+                 "const char *const %s_class_names[%d] = {", net->name, classes);
+    for (int k = 0; k < classes; k++) {
+        fputc('"', out);
+        const char *nm = classnames && classnames[k] ? classnames[k] : NULL;
+        if (nm) {
+            for (const char *p = nm; *p; p++) {
+                if (*p == '"' || *p == '\\') fputc('\\', out);
+                if ((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f) fputc(*p, out);
+            }
+        } else {
+            fprintf(out, "%d", k);
+        }
+        fprintf(out, "\"%s", k + 1 < classes ? ", " : "");
+    }
+    fprintf(out, "};\n\n");
+    rt_netdesc d;
+    ir_to_desc(net, &d);
+    fprintf(out, "/* Trained parameters (weights [out][in][kh][kw], biases, batchnorm gamma/beta) and\n"
+                 " * batchnorm running statistics, as in the weights file. */\n");
+    emit_array(out, "W", params, d.nparams);
+    if (d.nstate) emit_array(out, "ST", state, d.nstate);
+    fprintf(out, "\n%s", PAD_HELPER);
+    fprintf(out, "/* Activations of one image; static, so %s_predict is not reentrant. */\n", net->name);
+    for (int i = 1; i < net->n; i++) fprintf(out, "static float a%d[%ld];\n", i, size_of(net->nodes[i].L.out));
+    fprintf(out, "\n/* input: %dx%dx%d floats in [0, 1], planar [c][h][w]. probs: %d probabilities.\n"
+                 " * Returns the most probable class. */\n"
+                 "int %s_predict(const float *input, float *probs)\n{\n    const float *x = input;\n",
+            in->out.c, in->out.h, in->out.w, classes, net->name);
+    for (int i = 1; i < net->n; i++) layer_code(out, net, i);
+    fprintf(out, "    /* softmax */\n"
+                 "    float m = a%d[0];\n    int best = 0;\n"
+                 "    for (int k = 1; k < %d; k++)\n        if (a%d[k] > m) {\n            m = a%d[k];\n            best = k;\n        }\n"
+                 "    float sum = 0.0f;\n"
+                 "    for (int k = 0; k < %d; k++) {\n        probs[k] = expf(a%d[k] - m);\n        sum += probs[k];\n    }\n"
+                 "    for (int k = 0; k < %d; k++)\n        probs[k] /= sum;\n"
+                 "    return best;\n}\n",
+            net->n - 1, classes, net->n - 1, net->n - 1, classes, net->n - 1, classes);
+    emit_template(out, STANDALONE_MAIN, net->name);
+    ir_desc_free(&d);
+    return ferror(out) ? -1 : 0;
+}
