@@ -3,11 +3,15 @@
  * input 3x128x128: conv 3->16, maxpool, conv 16->32, maxpool, conv 32->64, maxpool,
  * dense 12544->128, dense 128->4) with 1 and 2 threads, and prints GFLOP/s.
  *
+ * Then it times whole training steps of that network through the interpreter (forward,
+ * softmax cross-entropy, backward, Adam): the number to compare with PyTorch.
+ *
  * Usage: bench_kernels [repeats]   (RT_GEMM_ISA=avx512|avx2|generic picks the micro-kernel)
  * Not part of make check: numbers depend on the machine and its load.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "rt_kernels.h"
@@ -97,6 +101,101 @@ static double flops(const layer *L)
     return 0;
 }
 
+/* The reference network as an rt_netdesc, built by hand. */
+static rt_layer L_[10];
+static rt_netdesc net_desc(void)
+{
+    static const int ch[4] = {3, 16, 32, 64};
+    int h = 128, i = 0;
+    size_t off = 0;
+    memset(L_, 0, sizeof L_);
+    L_[0].kind = RT_INPUT;
+    L_[0].src = L_[0].src2 = -1;
+    L_[0].out = (rt_shape){3, 128, 128};
+    for (int b = 0; b < 3; b++) {
+        rt_layer *c = &L_[++i], *p = &L_[i + 1];
+        c->kind = RT_CONV;
+        c->src = i - 1;
+        c->src2 = -1;
+        c->in = L_[i - 1].out;
+        c->out = (rt_shape){ch[b + 1], h - 2, h - 2};
+        c->kh = c->kw = 3;
+        c->sh = c->sw = 1;
+        c->bias = 1;
+        c->act = RT_ACT_RELU;
+        c->w_off = off, c->w_len = (size_t)ch[b + 1] * ch[b] * 9, off += c->w_len;
+        c->b_off = off, c->b_len = (size_t)ch[b + 1], off += c->b_len;
+        h = (h - 2) / 2;
+        i++;
+        p->kind = RT_MAXPOOL;
+        p->src = i - 1;
+        p->src2 = -1;
+        p->in = c->out;
+        p->out = (rt_shape){ch[b + 1], h, h};
+        p->kh = p->kw = p->sh = p->sw = 2;
+    }
+    static const int outs[2] = {128, 4};
+    for (int d = 0; d < 2; d++) {
+        rt_layer *f = &L_[++i];
+        f->kind = RT_DENSE;
+        f->src = i - 1;
+        f->src2 = -1;
+        f->in = L_[i - 1].out;
+        f->out = (rt_shape){outs[d], 1, 1};
+        f->bias = 1;
+        f->act = d == 0 ? RT_ACT_RELU : RT_ACT_SOFTMAX;
+        size_t in = (size_t)f->in.c * f->in.h * f->in.w;
+        f->w_off = off, f->w_len = in * outs[d], off += f->w_len;
+        f->b_off = off, f->b_len = (size_t)outs[d], off += f->b_len;
+    }
+    rt_netdesc d;
+    memset(&d, 0, sizeof d);
+    strcpy(d.name, "bench");
+    d.nlayers = i + 1;
+    d.layers = L_;
+    d.nparams = off;
+    d.hash = rt_netdesc_hash(&d);
+    return d;
+}
+
+/* Best and mean of reps training steps at batch N; returns 0 or -1. */
+static int time_steps(const rt_netdesc *d, int threads, int reps, double *best, double *mean)
+{
+    char err[RT_ERRLEN];
+    rt_model *m = rt_net_create(d, N, threads, err);
+    if (!m) {
+        fprintf(stderr, "bench_kernels: %s\n", err);
+        return -1;
+    }
+    rt_opt_cfg oc = {RT_OPT_ADAM, 1e-3f, 0, 0, 0.9f, 0.999f, 1e-8f};
+    rt_opt *o = rt_opt_create(&oc, m->nparams);
+    float *x = buf((size_t)N * 3 * 128 * 128), logits[N * 4], dl[N * 4];
+    int y[N];
+    for (int i = 0; i < N; i++)
+        y[i] = i % 4;
+    *best = 1e30;
+    *mean = 0;
+    for (int r = -1; r < reps; r++) { /* one warm-up step */
+        double t0 = now();
+        if (m->forward(m->self, x, N, 1, logits) != 0) {
+            fprintf(stderr, "bench_kernels: %s\n", m->err);
+            return -1;
+        }
+        rt_softmax_xent(logits, y, N, 4, NULL, dl, NULL);
+        m->backward(m->self, dl, N);
+        rt_opt_step(o, m->params, m->grads);
+        double t = now() - t0;
+        if (r >= 0) {
+            *best = t < *best ? t : *best;
+            *mean += t / reps;
+        }
+    }
+    free(x);
+    rt_opt_destroy(o);
+    rt_model_destroy(m);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 5;
@@ -138,6 +237,15 @@ int main(int argc, char **argv)
         printf("%-22s %9.2f %8s   %11.2f   (step: %.2f ms)\n", "total", tot_f * 1e3, "",
                tot_b * 1e3, (tot_f + tot_b) * 1e3);
         rt_threads_destroy(tp);
+    }
+    rt_netdesc d = net_desc();
+    printf("\nwhole training step through the interpreter (forward, loss, backward, Adam):\n");
+    for (int threads = 1; threads <= 2; threads++) {
+        double best, mean;
+        if (time_steps(&d, threads, reps, &best, &mean) != 0)
+            return 1;
+        printf("%d thread%s: best %.1f ms, mean %.1f ms per step of %d images (%.0f images/s)\n",
+               threads, threads > 1 ? "s" : " ", best * 1e3, mean * 1e3, N, N / best);
     }
     return 0;
 }

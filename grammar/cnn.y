@@ -18,6 +18,7 @@ typedef void *yyscan_t;
 %define api.prefix {cnnyy}
 %define api.location.type {cnn_loc}
 %define parse.error custom
+%define parse.lac full
 %locations
 %param {yyscan_t scanner}
 %parse-param {cnn_parse_ctx *ctx}
@@ -105,12 +106,12 @@ static void ast_pending_reset(cnn_parse_ctx *ctx)
 %%
 
 program
-    : lines opt_stmt            { ctx->program = ast_append($1, $2); }
+    : lines opt_stmt            { ctx->program = ast_append(ast_reverse($1), $2); }
     ;
 
 lines
     : %empty                    { $$ = NULL; }
-    | lines line                { $$ = ast_append($1, $2); }
+    | lines line                { $$ = ast_push($1, $2); } /* reversed: see ast_push */
     ;
 
 line
@@ -142,7 +143,7 @@ stmt
 
 body
     : '{' { if (++ctx->depth > 64) { diag_error(ctx->diag, @1, NULL, "blocks are nested more than 64 deep"); YYABORT; } }
-      lines opt_stmt '}'        { ctx->depth--; $$ = ast_append($3, $4); }
+      lines opt_stmt '}'        { ctx->depth--; $$ = ast_append(ast_reverse($3), $4); }
     ;
 
 params
@@ -194,9 +195,14 @@ value
 static int yyreport_syntax_error(const yypcontext_t *pctx, yyscan_t scanner, cnn_parse_ctx *ctx)
 {
     (void)scanner;
-    enum { NEXP = 8 };
+    enum { NEXP = 24 };
     yysymbol_kind_t expected[NEXP];
     int n = yypcontext_expected_tokens(pctx, expected, NEXP);
+    /* the lexer ends every file with a separator, so "end of file" is never what is missing */
+    int kept = 0;
+    for (int i = 0; i < n; i++)
+        if (expected[i] != YYSYMBOL_YYEOF || n == 1) expected[kept++] = expected[i];
+    n = kept;
     yysymbol_kind_t got = yypcontext_token(pctx);
     const cnn_loc *loc = yypcontext_location(pctx);
     char hint[512] = "";

@@ -1,127 +1,211 @@
 /*
  * rt_batchnorm.c - per-channel batch normalisation (BatchNorm2d/1d), forward and backward.
  *
- * Statistics are summed in double, in a fixed order, over the n*hw values of each channel.
- * Training mode normalises with the batch's biased variance and moves the running
- * statistics with PyTorch's rule (unbiased variance); evaluation mode uses the running ones.
+ * Channels are independent, so they are split over the pool's workers. Each channel's
+ * statistics are summed in a fixed order (RT_VEC float partial sums, then their total in
+ * double), so the bits do not depend on the split. Training mode normalises with the batch's
+ * biased variance and moves the running statistics with PyTorch's rule (unbiased variance);
+ * evaluation mode uses the running ones.
  */
 #include "rt_kernels.h"
 
-void rt_batchnorm_forward_train(const float *x, const float *gamma, const float *beta,
-                                float *run_mean, float *run_var, float momentum, float eps,
-                                float *y, float *save_mean, float *save_invstd, int n, int c,
-                                int hw)
+typedef struct {
+    const float *x, *gamma, *beta, *dy, *mean, *invstd; /* mean/invstd: saved or running */
+    const float *run_var;
+    float *run_mean, *run_var_out, *y, *dx, *dgamma, *dbeta, *save_mean, *save_invstd;
+    float momentum, eps;
+    int n, c, hw, accum, train;
+} bn_job;
+
+/* sum over a channel of (x - m)^2 */
+static double sum_sqdev(const float *x, size_t n, float m)
 {
-    const double cnt = (double)n * hw;
-    for (int ch = 0; ch < c; ch++) {
+    float part[RT_VEC] = {0};
+    size_t i = 0;
+    for (; i + RT_VEC <= n; i += RT_VEC)
+        for (int k = 0; k < RT_VEC; k++)
+            part[k] += (x[i + k] - m) * (x[i + k] - m);
+    double s = 0.0;
+    for (int k = 0; k < RT_VEC; k++)
+        s += part[k];
+    for (; i < n; i++)
+        s += (double)(x[i] - m) * (x[i] - m);
+    return s;
+}
+
+/* y = a x + b over n values */
+static void affine(const float *x, float a, float b, float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + RT_VEC <= n; i += RT_VEC) {
+        float t[RT_VEC];
+        for (int k = 0; k < RT_VEC; k++)
+            t[k] = a * x[i + k] + b;
+        for (int k = 0; k < RT_VEC; k++)
+            y[i + k] = t[k];
+    }
+    for (; i < n; i++)
+        y[i] = a * x[i] + b;
+}
+
+static void fwd_channel(bn_job *j, int ch)
+{
+    const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
+    double mean, invstd;
+    if (j->train) {
+        const double cnt = (double)j->n * hw;
         double sum = 0.0, sq = 0.0;
-        for (int s = 0; s < n; s++) {
-            const float *xp = x + ((size_t)s * c + ch) * hw;
-            for (int i = 0; i < hw; i++)
-                sum += xp[i];
-        }
-        double mean = sum / cnt;
-        for (int s = 0; s < n; s++) {
-            const float *xp = x + ((size_t)s * c + ch) * hw;
-            for (int i = 0; i < hw; i++) {
-                double d = xp[i] - mean;
-                sq += d * d;
-            }
-        }
+        for (int s = 0; s < j->n; s++)
+            sum += rt_sum(j->x + s * stride + ch * hw, hw);
+        mean = sum / cnt;
+        for (int s = 0; s < j->n; s++)
+            sq += sum_sqdev(j->x + s * stride + ch * hw, hw, (float)mean);
         double var = sq / cnt;
-        double invstd = 1.0 / sqrt(var + eps);
-        float a = (float)(gamma[ch] * invstd), bb = (float)(beta[ch] - mean * gamma[ch] * invstd);
-        for (int s = 0; s < n; s++) {
-            const float *xp = x + ((size_t)s * c + ch) * hw;
-            float *yp = y + ((size_t)s * c + ch) * hw;
-            for (int i = 0; i < hw; i++)
-                yp[i] = a * xp[i] + bb;
-        }
+        invstd = 1.0 / sqrt(var + j->eps);
         double unbiased = cnt > 1.0 ? var * cnt / (cnt - 1.0) : var;
-        run_mean[ch] = (float)((1.0 - momentum) * run_mean[ch] + momentum * mean);
-        run_var[ch] = (float)((1.0 - momentum) * run_var[ch] + momentum * unbiased);
-        save_mean[ch] = (float)mean;
-        save_invstd[ch] = (float)invstd;
+        j->run_mean[ch] = (float)((1.0 - j->momentum) * j->run_mean[ch] + j->momentum * mean);
+        j->run_var_out[ch] =
+            (float)((1.0 - j->momentum) * j->run_var_out[ch] + j->momentum * unbiased);
+        j->save_mean[ch] = (float)mean;
+        j->save_invstd[ch] = (float)invstd;
+    } else {
+        mean = j->mean[ch];
+        invstd = 1.0 / sqrt((double)j->run_var[ch] + j->eps);
     }
+    float a = (float)(j->gamma[ch] * invstd);
+    float b = (float)(j->beta[ch] - mean * j->gamma[ch] * invstd);
+    for (int s = 0; s < j->n; s++)
+        affine(j->x + s * stride + ch * hw, a, b, j->y + s * stride + ch * hw, hw);
 }
 
-void rt_batchnorm_forward_eval(const float *x, const float *gamma, const float *beta,
-                               const float *run_mean, const float *run_var, float eps,
-                               float *y, int n, int c, int hw)
+/* Sums of dy and dy * (x - mean) over one channel. */
+static void channel_sums(const bn_job *j, int ch, float mean, double *sdy, double *sdyx)
 {
-    for (int ch = 0; ch < c; ch++) {
-        double invstd = 1.0 / sqrt((double)run_var[ch] + eps);
-        float a = (float)(gamma[ch] * invstd);
-        float bb = (float)(beta[ch] - run_mean[ch] * gamma[ch] * invstd);
-        for (int s = 0; s < n; s++) {
-            const float *xp = x + ((size_t)s * c + ch) * hw;
-            float *yp = y + ((size_t)s * c + ch) * hw;
-            for (int i = 0; i < hw; i++)
-                yp[i] = a * xp[i] + bb;
-        }
-    }
-}
-
-/* Sums of dy and dy * xhat over one channel, xhat = (x - mean) * invstd. */
-static void channel_sums(const float *x, const float *dy, double mean, double invstd, int n,
-                         int c, int ch, int hw, double *sdy, double *sdyx)
-{
+    const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
     double a = 0.0, b = 0.0;
-    for (int s = 0; s < n; s++) {
-        const float *xp = x + ((size_t)s * c + ch) * hw, *dp = dy + ((size_t)s * c + ch) * hw;
-        for (int i = 0; i < hw; i++) {
+    for (int s = 0; s < j->n; s++) {
+        const float *xp = j->x + s * stride + ch * hw, *dp = j->dy + s * stride + ch * hw;
+        float pa[RT_VEC] = {0}, pb[RT_VEC] = {0};
+        size_t i = 0;
+        for (; i + RT_VEC <= hw; i += RT_VEC)
+            for (int k = 0; k < RT_VEC; k++) {
+                pa[k] += dp[i + k];
+                pb[k] += dp[i + k] * (xp[i + k] - mean);
+            }
+        for (int k = 0; k < RT_VEC; k++) {
+            a += pa[k];
+            b += pb[k];
+        }
+        for (; i < hw; i++) {
             a += dp[i];
-            b += dp[i] * ((xp[i] - mean) * invstd);
+            b += (double)dp[i] * (xp[i] - mean);
         }
     }
     *sdy = a;
     *sdyx = b;
 }
 
-void rt_batchnorm_backward_train(const float *x, const float *gamma, const float *save_mean,
-                                 const float *save_invstd, const float *dy, float *dx,
-                                 int accum, float *dgamma, float *dbeta, int n, int c, int hw)
+static void bwd_channel(bn_job *j, int ch)
 {
-    const double cnt = (double)n * hw;
-    for (int ch = 0; ch < c; ch++) {
-        double mean = save_mean[ch], invstd = save_invstd[ch], sdy, sdyx;
-        channel_sums(x, dy, mean, invstd, n, c, ch, hw, &sdy, &sdyx);
-        dgamma[ch] = (float)sdyx;
-        dbeta[ch] = (float)sdy;
-        if (!dx)
-            continue;
-        /* dx = gamma * invstd / N * (N dy - sum dy - xhat * sum(dy xhat)) */
-        double k = gamma[ch] * invstd;
-        double mdy = sdy / cnt, mdyx = sdyx / cnt;
-        for (int s = 0; s < n; s++) {
-            const float *xp = x + ((size_t)s * c + ch) * hw, *dp = dy + ((size_t)s * c + ch) * hw;
-            float *op = dx + ((size_t)s * c + ch) * hw;
-            for (int i = 0; i < hw; i++) {
-                double xhat = (xp[i] - mean) * invstd;
-                float d = (float)(k * (dp[i] - mdy - xhat * mdyx));
-                op[i] = accum ? op[i] + d : d;
-            }
+    const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
+    const double cnt = (double)j->n * hw;
+    float mean = j->mean[ch];
+    double invstd = j->train ? j->invstd[ch] : 1.0 / sqrt((double)j->run_var[ch] + j->eps);
+    double sdy, sdyx;
+    channel_sums(j, ch, mean, &sdy, &sdyx);
+    j->dgamma[ch] = (float)(sdyx * invstd); /* sum dy * xhat */
+    j->dbeta[ch] = (float)sdy;
+    if (!j->dx)
+        return;
+    /* training: dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), which is
+     * k dy - k2 (x - mean) - k3; evaluation: dx = gamma invstd dy */
+    float k = (float)(j->gamma[ch] * invstd), k2 = 0.0f, k3 = 0.0f;
+    if (j->train) {
+        k2 = (float)(j->gamma[ch] * invstd * invstd * invstd * sdyx / cnt);
+        k3 = (float)(j->gamma[ch] * invstd * sdy / cnt);
+    }
+    for (int s = 0; s < j->n; s++) {
+        const float *xp = j->x + s * stride + ch * hw, *dp = j->dy + s * stride + ch * hw;
+        float *op = j->dx + s * stride + ch * hw;
+        size_t i = 0;
+        for (; i + RT_VEC <= hw; i += RT_VEC) {
+            float t[RT_VEC];
+            for (int q = 0; q < RT_VEC; q++)
+                t[q] = k * dp[i + q] - k2 * (xp[i + q] - mean) - k3;
+            if (j->accum)
+                for (int q = 0; q < RT_VEC; q++)
+                    op[i + q] += t[q];
+            else
+                for (int q = 0; q < RT_VEC; q++)
+                    op[i + q] = t[q];
+        }
+        for (; i < hw; i++) {
+            float d = k * dp[i] - k2 * (xp[i] - mean) - k3;
+            op[i] = j->accum ? op[i] + d : d;
         }
     }
 }
 
+static void fwd_task(void *arg, rt_worker *w)
+{
+    bn_job *j = arg;
+    int lo, hi;
+    rt_split_range(j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
+    for (int ch = lo; ch < hi; ch++)
+        fwd_channel(j, ch);
+}
+
+static void bwd_task(void *arg, rt_worker *w)
+{
+    bn_job *j = arg;
+    int lo, hi;
+    rt_split_range(j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
+    for (int ch = lo; ch < hi; ch++)
+        bwd_channel(j, ch);
+}
+
+void rt_batchnorm_forward_train(const float *x, const float *gamma, const float *beta,
+                                float *run_mean, float *run_var, float momentum, float eps,
+                                float *y, float *save_mean, float *save_invstd, int n, int c,
+                                int hw, rt_threads *tp)
+{
+    bn_job j = {0};
+    j.x = x, j.gamma = gamma, j.beta = beta, j.run_mean = run_mean, j.run_var_out = run_var;
+    j.momentum = momentum, j.eps = eps, j.y = y, j.save_mean = save_mean;
+    j.save_invstd = save_invstd, j.n = n, j.c = c, j.hw = hw, j.train = 1;
+    rt_threads_run(tp, fwd_task, &j);
+}
+
+void rt_batchnorm_forward_eval(const float *x, const float *gamma, const float *beta,
+                               const float *run_mean, const float *run_var, float eps,
+                               float *y, int n, int c, int hw, rt_threads *tp)
+{
+    bn_job j = {0};
+    j.x = x, j.gamma = gamma, j.beta = beta, j.mean = run_mean, j.run_var = run_var;
+    j.eps = eps, j.y = y, j.n = n, j.c = c, j.hw = hw;
+    rt_threads_run(tp, fwd_task, &j);
+}
+
+void rt_batchnorm_backward_train(const float *x, const float *gamma, const float *save_mean,
+                                 const float *save_invstd, const float *dy, float *dx,
+                                 int accum, float *dgamma, float *dbeta, int n, int c, int hw,
+                                 rt_threads *tp)
+{
+    bn_job j = {0};
+    j.x = x, j.gamma = gamma, j.mean = save_mean, j.invstd = save_invstd, j.dy = dy;
+    j.dx = dx, j.accum = accum, j.dgamma = dgamma, j.dbeta = dbeta, j.n = n, j.c = c;
+    j.hw = hw, j.train = 1;
+    rt_threads_run(tp, bwd_task, &j);
+}
+
 void rt_batchnorm_backward_eval(const float *x, const float *gamma, const float *run_mean,
                                 const float *run_var, float eps, const float *dy, float *dx,
-                                int accum, float *dgamma, float *dbeta, int n, int c, int hw)
+                                int accum, float *dgamma, float *dbeta, int n, int c, int hw,
+                                rt_threads *tp)
 {
-    for (int ch = 0; ch < c; ch++) {
-        double invstd = 1.0 / sqrt((double)run_var[ch] + eps), sdy, sdyx;
-        channel_sums(x, dy, run_mean[ch], invstd, n, c, ch, hw, &sdy, &sdyx);
-        dgamma[ch] = (float)sdyx;
-        dbeta[ch] = (float)sdy;
-        if (!dx)
-            continue;
-        float k = (float)(gamma[ch] * invstd);
-        for (int s = 0; s < n; s++) {
-            const float *dp = dy + ((size_t)s * c + ch) * hw;
-            float *op = dx + ((size_t)s * c + ch) * hw;
-            for (int i = 0; i < hw; i++)
-                op[i] = accum ? op[i] + k * dp[i] : k * dp[i];
-        }
-    }
+    bn_job j = {0};
+    j.x = x, j.gamma = gamma, j.mean = run_mean, j.run_var = run_var, j.eps = eps, j.dy = dy;
+    j.dx = dx, j.accum = accum, j.dgamma = dgamma, j.dbeta = dbeta, j.n = n, j.c = c;
+    j.hw = hw;
+    rt_threads_run(tp, bwd_task, &j);
 }

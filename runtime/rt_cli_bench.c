@@ -293,7 +293,7 @@ int rt_cli_bench(const rt_cli_env *e, const rt_bench_cfg *b)
             goto failed;
     double ttrain = rt_now() - t0;
     double imgs = (double)n * b->steps;
-    printf("bench train images/s %.1f gflops %.3f ms-per-step %.3f loss %.4f "
+    printf("bench train images/s %.1f gflops %.3f ms-per-step %.6g loss %.4f "
            "(a training step counted as 3x the forward FLOPs)\n", imgs / ttrain,
            3.0 * flops * imgs / ttrain * 1e-9, 1e3 * ttrain / b->steps, r.loss);
     fflush(stdout);
@@ -305,7 +305,7 @@ int rt_cli_bench(const rt_cli_env *e, const rt_bench_cfg *b)
         if (r.m->forward(r.m->self, x, n, 0, r.logits) != 0)
             goto failed;
     double tinfer = rt_now() - t0;
-    printf("bench infer images/s %.1f gflops %.3f ms-per-batch %.3f\n", imgs / tinfer,
+    printf("bench infer images/s %.1f gflops %.3f ms-per-batch %.6g\n", imgs / tinfer,
            flops * imgs / tinfer * 1e-9, 1e3 * tinfer / b->steps);
     fflush(stdout);
 

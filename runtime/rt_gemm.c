@@ -20,21 +20,49 @@
 
 #define ALIGN_UP(x, a) (((x) + (a) - 1) / (a) * (a))
 
-/* C[0:mr][0:nr] (+)= A panel (kc x MR, k-major) times B panel (kc x NR, k-major). */
+/* What the last depth block applies to a tile before storing it: a per-row bias (or none)
+ * and relu or leaky relu (act 1 or 2; 0 none). */
+typedef struct {
+    const float *bias;
+    int act;
+    float alpha;
+} gemm_ep;
+
+/* C[0:mr][0:nr] (+)= A panel (kc x MR, k-major) times B panel (kc x NR, k-major), then the
+ * epilogue ep (NULL: none) with bias rows starting at ep->bias. */
 typedef void (*ukr_fn)(int kc, const float *a, const float *b, float *c, int ldc, int mr,
-                       int nr, int add);
+                       int nr, int add, const gemm_ep *ep);
+
+/* C[0:mi][0:mj] (+)= dot products of rows of A (stride lda) with rows of B (stride ldb)
+ * over k, for the A.B^T products whose operands are both contiguous along k. */
+typedef void (*ntkr_fn)(int k, const float *a, int lda, const float *b, int ldb, float *c,
+                        int ldc, int mi, int mj, int add);
 
 typedef struct {
     const char *name;
     int mr, nr;          /* register tile */
     int mc, kc, nc;      /* cache blocks; mc multiple of mr, nc multiple of nr */
     ukr_fn ukr;
+    int nti, ntj;        /* tile of the A.B^T dot-product kernel */
+    ntkr_fn ntkr;
     int (*available)(void);
 } gemm_isa;
 
-/* The body shared by every micro-kernel: VT is a vector of VL floats, the tile is MR rows
- * by NV vectors. The accumulators stay in registers once the loops are unrolled. */
-#define UKR_BODY(VT, VUT, VL, MR, NV)                                                     \
+static inline float ep_scalar(const gemm_ep *ep, float bias, float v)
+{
+    v += bias;
+    if (ep->act == 1)
+        v = v > 0.0f ? v : 0.0f;
+    else if (ep->act == 2)
+        v = v > 0.0f ? v : ep->alpha * v;
+    return v;
+}
+
+/* The body shared by every micro-kernel: VT is a vector of VL floats (VUT the same, unaligned;
+ * VI the matching int vector for masks), the tile is MR rows by NV vectors. The accumulators
+ * stay in registers once the loops are unrolled. Activations select with comparison masks,
+ * exactly as the scalar x > 0 ? x : ... does. */
+#define UKR_BODY(VT, VUT, VI, VL, MR, NV)                                                  \
     enum { NR_ = (VL) * (NV) };                                                           \
     VT acc[MR][NV];                                                                       \
     _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++)                               \
@@ -44,38 +72,95 @@ typedef struct {
         _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++)                            \
             bv[v] = *(const VT *)(b + (size_t)p * NR_ + v * (VL));                        \
         _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++) {                         \
-            const float av = a[(size_t)p * (MR) + i];                                       \
+            const float av = a[(size_t)p * (MR) + i];                                     \
             _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) acc[i][v] += av * bv[v]; \
         }                                                                                 \
     }                                                                                     \
     if (mr == (MR) && nr == NR_) {                                                        \
-        _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++)                           \
+        const VT zero = {0};                                                              \
+        _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++) {                         \
+            const float bi = ep && ep->bias ? ep->bias[i] : 0.0f;                         \
             _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) {                      \
                 VUT *cp = (VUT *)(c + (size_t)i * ldc + v * (VL));                        \
-                if (add)                                                                  \
-                    *cp = *cp + acc[i][v];                                                \
-                else                                                                      \
-                    *cp = acc[i][v];                                                      \
+                VT val = add ? *cp + acc[i][v] : acc[i][v];                               \
+                if (ep) {                                                                 \
+                    val += bi;                                                            \
+                    if (ep->act == 1) {                                                   \
+                        val = (VT)((VI)val & (VI)(val > zero));                           \
+                    } else if (ep->act == 2) {                                            \
+                        VI m = (VI)(val > zero);                                          \
+                        val = (VT)(((VI)val & m) | ((VI)(val * ep->alpha) & ~m));         \
+                    }                                                                     \
+                }                                                                         \
+                *cp = val;                                                                \
             }                                                                             \
+        }                                                                                 \
     } else {                                                                              \
         float t[MR][NR_] __attribute__((aligned(64)));                                    \
         _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++)                           \
             _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++)                        \
                 *(VT *)&t[i][v * (VL)] = acc[i][v];                                       \
-        for (int i = 0; i < mr; i++)                                                      \
-            for (int j = 0; j < nr; j++)                                                  \
-                c[(size_t)i * ldc + j] = add ? c[(size_t)i * ldc + j] + t[i][j] : t[i][j]; \
+        for (int i = 0; i < mr; i++) {                                                    \
+            const float bi = ep && ep->bias ? ep->bias[i] : 0.0f;                         \
+            for (int j = 0; j < nr; j++) {                                                \
+                float *cp = c + (size_t)i * ldc + j;                                      \
+                float val = add ? *cp + t[i][j] : t[i][j];                                \
+                *cp = ep ? ep_scalar(ep, bi, val) : val;                                  \
+            }                                                                             \
+        }                                                                                 \
     }
+
+/* The body of the A.B^T kernels: MI x MJ dot products at once, VL lanes of k per step, each
+ * lane a partial sum; the lanes are then added in lane order and the k % VL tail after them,
+ * so every element is summed in one fixed order. Rows past mi (mj) repeat row 0 and are not
+ * stored. */
+#define NT_BODY(VT, VUT, VL, MI, MJ)                                                       \
+    const float *ar[MI], *br[MJ];                                                         \
+    for (int i = 0; i < (MI); i++)                                                        \
+        ar[i] = a + (size_t)(i < mi ? i : 0) * lda;                                       \
+    for (int j = 0; j < (MJ); j++)                                                        \
+        br[j] = b + (size_t)(j < mj ? j : 0) * ldb;                                       \
+    VT acc[MI][MJ];                                                                       \
+    _Pragma("GCC unroll 8") for (int i = 0; i < (MI); i++)                                \
+        _Pragma("GCC unroll 8") for (int j = 0; j < (MJ); j++) acc[i][j] = (VT){0};       \
+    int p = 0;                                                                            \
+    for (; p + (VL) <= k; p += (VL)) {                                                    \
+        VT av[MI], bv[MJ];                                                                \
+        _Pragma("GCC unroll 8") for (int i = 0; i < (MI); i++)                            \
+            av[i] = *(const VUT *)(ar[i] + p);                                            \
+        _Pragma("GCC unroll 8") for (int j = 0; j < (MJ); j++)                            \
+            bv[j] = *(const VUT *)(br[j] + p);                                            \
+        _Pragma("GCC unroll 8") for (int i = 0; i < (MI); i++)                            \
+            _Pragma("GCC unroll 8") for (int j = 0; j < (MJ); j++)                        \
+                acc[i][j] += av[i] * bv[j];                                               \
+    }                                                                                     \
+    for (int i = 0; i < mi; i++)                                                          \
+        for (int j = 0; j < mj; j++) {                                                    \
+            float l[VL], s = 0.0f;                                                        \
+            memcpy(l, &acc[i][j], sizeof l);                                              \
+            for (int q = 0; q < (VL); q++)                                                \
+                s += l[q];                                                                \
+            for (int q = p; q < k; q++)                                                   \
+                s += ar[i][q] * br[j][q];                                                 \
+            float *cp = c + (size_t)i * ldc + j;                                          \
+            *cp = add ? *cp + s : s;                                                      \
+        }
 
 /* Portable: 128-bit vectors (SSE2 on x86-64, NEON elsewhere, scalar code at worst). */
 typedef float v4sf __attribute__((vector_size(16)));
 typedef float v4sf_u __attribute__((vector_size(16), aligned(4)));
+typedef int v4si __attribute__((vector_size(16)));
 #define G_MR 4
 #define G_NV 2
 static void ukr_generic(int kc, const float *a, const float *b, float *c, int ldc, int mr,
-                        int nr, int add)
+                        int nr, int add, const gemm_ep *ep)
 {
-    UKR_BODY(v4sf, v4sf_u, 4, G_MR, G_NV)
+    UKR_BODY(v4sf, v4sf_u, v4si, 4, G_MR, G_NV)
+}
+static void ntkr_generic(int k, const float *a, int lda, const float *b, int ldb, float *c,
+                         int ldc, int mi, int mj, int add)
+{
+    NT_BODY(v4sf, v4sf_u, 4, 2, 2)
 }
 static int avail_always(void)
 {
@@ -86,16 +171,25 @@ static int avail_always(void)
 #define HAVE_X86_KERNELS 1
 typedef float v8sf __attribute__((vector_size(32)));
 typedef float v8sf_u __attribute__((vector_size(32), aligned(4)));
+typedef int v8si __attribute__((vector_size(32)));
 typedef float v16sf __attribute__((vector_size(64)));
 typedef float v16sf_u __attribute__((vector_size(64), aligned(4)));
+typedef int v16si __attribute__((vector_size(64)));
 
 #define A2_MR 6
 #define A2_NV 2
 __attribute__((target("avx2,fma"))) static void ukr_avx2(int kc, const float *a,
                                                          const float *b, float *c, int ldc,
-                                                         int mr, int nr, int add)
+                                                         int mr, int nr, int add,
+                                                         const gemm_ep *ep)
 {
-    UKR_BODY(v8sf, v8sf_u, 8, A2_MR, A2_NV)
+    UKR_BODY(v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV)
+}
+__attribute__((target("avx2,fma"))) static void ntkr_avx2(int k, const float *a, int lda,
+                                                          const float *b, int ldb, float *c,
+                                                          int ldc, int mi, int mj, int add)
+{
+    NT_BODY(v8sf, v8sf_u, 8, 3, 3)
 }
 static int avail_avx2(void)
 {
@@ -108,9 +202,16 @@ static int avail_avx2(void)
 __attribute__((target("avx512f,fma"))) static void ukr_avx512(int kc, const float *a,
                                                              const float *b, float *c,
                                                              int ldc, int mr, int nr,
-                                                             int add)
+                                                             int add, const gemm_ep *ep)
 {
-    UKR_BODY(v16sf, v16sf_u, 16, A5_MR, A5_NV)
+    UKR_BODY(v16sf, v16sf_u, v16si, 16, A5_MR, A5_NV)
+}
+__attribute__((target("avx512f,fma"))) static void ntkr_avx512(int k, const float *a, int lda,
+                                                               const float *b, int ldb,
+                                                               float *c, int ldc, int mi,
+                                                               int mj, int add)
+{
+    NT_BODY(v16sf, v16sf_u, 16, 4, 4)
 }
 static int avail_avx512(void)
 {
@@ -122,10 +223,10 @@ static int avail_avx512(void)
 /* Best first. */
 static const gemm_isa isas[] = {
 #ifdef HAVE_X86_KERNELS
-    {"avx512", A5_MR, A5_NV * 16, 96, 256, 2048, ukr_avx512, avail_avx512},
-    {"avx2", A2_MR, A2_NV * 8, 96, 256, 2048, ukr_avx2, avail_avx2},
+    {"avx512", A5_MR, A5_NV * 16, 96, 256, 2048, ukr_avx512, 4, 4, ntkr_avx512, avail_avx512},
+    {"avx2", A2_MR, A2_NV * 8, 96, 256, 2048, ukr_avx2, 3, 3, ntkr_avx2, avail_avx2},
 #endif
-    {"generic", G_MR, G_NV * 4, 96, 256, 2048, ukr_generic, avail_always},
+    {"generic", G_MR, G_NV * 4, 96, 256, 2048, ukr_generic, 2, 2, ntkr_generic, avail_always},
 };
 #define NISAS ((int)(sizeof isas / sizeof isas[0]))
 
@@ -288,7 +389,7 @@ void rt_sgemm_ws(int ta, int tb, int m, int n, int k, float alpha, const float *
                     for (int ir = 0; ir < mc; ir += g->mr) {
                         int mr = mc - ir < g->mr ? mc - ir : g->mr;
                         g->ukr(kc, abuf + (size_t)ir * kc, bp,
-                               c + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, add);
+                               c + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, add, NULL);
                     }
                 }
             }
@@ -344,19 +445,30 @@ void rt_gemm_pack_b(int tb, int k, int n, const float *b, int ldb, float *dst)
 void rt_gemm_packed(int m, int n, int k, const float *ap, const float *bp, int add, float *c,
                     int ldc)
 {
+    rt_gemm_packed_ep(m, n, k, ap, bp, add, c, ldc, NULL, RT_ACT_NONE, 0.0f);
+}
+
+void rt_gemm_packed_ep(int m, int n, int k, const float *ap, const float *bp, int add, float *c,
+                       int ldc, const float *bias, rt_act act, float alpha)
+{
     const gemm_isa *g = isa();
     const int MR = g->mr, NR = g->nr;
+    const int fused = act == RT_ACT_RELU ? 1 : act == RT_ACT_LEAKYRELU ? 2 : 0;
     if (m <= 0 || n <= 0)
         return;
-    if (k <= 0) {
-        if (!add)
-            for (int i = 0; i < m; i++)
-                memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof *c);
+    if (k <= 0) { /* C = (add ? C : 0) then the epilogue */
+        gemm_ep e = {bias, fused, alpha};
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                float *cp = c + (size_t)i * ldc + j;
+                *cp = ep_scalar(&e, bias ? bias[i] : 0.0f, add ? *cp : 0.0f);
+            }
         return;
     }
     /* depth blocks keep a B micro-panel in L1; row blocks keep the A block in L2 */
     for (int pc = 0; pc < k; pc += g->kc) {
         int kc = k - pc < g->kc ? k - pc : g->kc;
+        int last = pc + kc >= k && (bias || fused);
         for (int ic = 0; ic < m; ic += g->mc) {
             int mc = m - ic < g->mc ? m - ic : g->mc;
             for (int jr = 0; jr < n; jr += NR) {
@@ -365,11 +477,24 @@ void rt_gemm_packed(int m, int n, int k, const float *ap, const float *bp, int a
                 for (int ir = ic; ir < ic + mc; ir += MR) {
                     int mr = m - ir < MR ? m - ir : MR;
                     const float *a = ap + (size_t)(ir / MR) * k * MR + (size_t)pc * MR;
-                    g->ukr(kc, a, b, c + (size_t)ir * ldc + jr, ldc, mr, nr, add || pc > 0);
+                    gemm_ep e = {bias ? bias + ir : NULL, fused, alpha};
+                    g->ukr(kc, a, b, c + (size_t)ir * ldc + jr, ldc, mr, nr, add || pc > 0,
+                           last ? &e : NULL);
                 }
             }
         }
     }
+}
+
+void rt_gemm_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, int add,
+                float *c, int ldc)
+{
+    const gemm_isa *g = isa();
+    for (int i = 0; i < m; i += g->nti)
+        for (int j = 0; j < n; j += g->ntj)
+            g->ntkr(k, a + (size_t)i * lda, lda, b + (size_t)j * ldb, ldb,
+                    c + (size_t)i * ldc + j, ldc, m - i < g->nti ? m - i : g->nti,
+                    n - j < g->ntj ? n - j : g->ntj, add);
 }
 
 /* ------------------------------------------------------------------ parallel over columns */

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "cnnrt.h"
+
 /* The register tile of the micro-kernel in use. */
 int rt_gemm_mr(void);
 int rt_gemm_nr(void);
@@ -26,5 +28,14 @@ void rt_gemm_pack_b(int tb, int k, int n, const float *b, int ldb, float *dst);
 /* C[m][n] (add ? += : =) packed A times packed B. */
 void rt_gemm_packed(int m, int n, int k, const float *ap, const float *bp, int add, float *c,
                     int ldc);
+/* The same, then C[i][j] = act(C[i][j] + bias[i]) (bias may be NULL) as the tiles are
+ * stored. act must be RT_ACT_NONE, RT_ACT_RELU or RT_ACT_LEAKYRELU (slope alpha). */
+void rt_gemm_packed_ep(int m, int n, int k, const float *ap, const float *bp, int add, float *c,
+                       int ldc, const float *bias, rt_act act, float alpha);
+
+/* C[m][n] (add ? += : =) A[m][k] . B[n][k]^T, both operands row-major and unpacked: for
+ * products whose two operands are contiguous along the depth (conv's dW). */
+void rt_gemm_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, int add,
+                float *c, int ldc);
 
 #endif

@@ -101,9 +101,11 @@ static inline void rt_act_forward(rt_act act, float alpha, const float *x, float
         if (act == RT_ACT_RELU)
             for (int k = 0; k < RT_VEC; k++)
                 t[k] = t[k] > 0.0f ? t[k] : 0.0f;
-        else if (act == RT_ACT_LEAKYRELU)
-            for (int k = 0; k < RT_VEC; k++)
-                t[k] = t[k] > 0.0f ? t[k] : alpha * t[k];
+        else if (act == RT_ACT_LEAKYRELU) /* both sides computed: a select vectorizes */
+            for (int k = 0; k < RT_VEC; k++) {
+                const float v = t[k], a = alpha * v;
+                t[k] = v > 0.0f ? v : a;
+            }
         else
             for (int k = 0; k < RT_VEC; k++)
                 t[k] = rt_act_apply(act, alpha, t[k]);
@@ -124,13 +126,17 @@ static inline void rt_act_backward(rt_act act, float alpha, const float *y, cons
     for (; i + RT_VEC <= n; i += RT_VEC) {
         float t[RT_VEC];
         switch (act) {
-        case RT_ACT_RELU:
-            for (int k = 0; k < RT_VEC; k++)
-                t[k] = y[i + k] > 0.0f ? dy[i + k] : 0.0f;
+        case RT_ACT_RELU: /* loads outside the condition, so it becomes a select */
+            for (int k = 0; k < RT_VEC; k++) {
+                const float v = y[i + k], d = dy[i + k];
+                t[k] = v > 0.0f ? d : 0.0f;
+            }
             break;
         case RT_ACT_LEAKYRELU:
-            for (int k = 0; k < RT_VEC; k++)
-                t[k] = y[i + k] > 0.0f ? dy[i + k] : alpha * dy[i + k];
+            for (int k = 0; k < RT_VEC; k++) {
+                const float v = y[i + k], d = dy[i + k], a = alpha * d;
+                t[k] = v > 0.0f ? d : a;
+            }
             break;
         case RT_ACT_SIGMOID:
             for (int k = 0; k < RT_VEC; k++)
@@ -367,27 +373,29 @@ int rt_dense_backward(const float *x, const float *w, const float *dz, float *dx
 
 /* ------------------------------------------------------------------ batch normalisation */
 
-/* Training mode: normalises each channel by its batch mean and biased variance over
- * n*hw values, y = gamma * xhat + beta, and moves the running statistics:
- * mean' = (1-m) mean + m batch_mean, var' = (1-m) var + m unbiased_batch_var (as PyTorch;
- * with a single value per channel the biased variance is used). save_mean and
- * save_invstd [c] keep what the backward needs. */
+/* Per channel over n*hw values; channels are split over tp. Training mode normalises each
+ * channel by its batch mean and biased variance, y = gamma * xhat + beta, and moves the
+ * running statistics: mean' = (1-m) mean + m batch_mean, var' = (1-m) var +
+ * m unbiased_batch_var (as PyTorch; with a single value per channel the biased variance is
+ * used). save_mean and save_invstd [c] keep what the backward needs. */
 void rt_batchnorm_forward_train(const float *x, const float *gamma, const float *beta,
                                 float *run_mean, float *run_var, float momentum, float eps,
                                 float *y, float *save_mean, float *save_invstd, int n, int c,
-                                int hw);
+                                int hw, rt_threads *tp);
 /* Evaluation mode: the running statistics normalise. */
 void rt_batchnorm_forward_eval(const float *x, const float *gamma, const float *beta,
                                const float *run_mean, const float *run_var, float eps,
-                               float *y, int n, int c, int hw);
-/* Backward of the training-mode forward (batch statistics depend on x). */
+                               float *y, int n, int c, int hw, rt_threads *tp);
+/* Backward of the training-mode forward (batch statistics depend on x); dx may be NULL. */
 void rt_batchnorm_backward_train(const float *x, const float *gamma, const float *save_mean,
                                  const float *save_invstd, const float *dy, float *dx,
-                                 int accum, float *dgamma, float *dbeta, int n, int c, int hw);
-/* Backward of the evaluation-mode forward (statistics are constants). */
+                                 int accum, float *dgamma, float *dbeta, int n, int c, int hw,
+                                 rt_threads *tp);
+/* Backward of the evaluation-mode forward (statistics are constants); dx may be NULL. */
 void rt_batchnorm_backward_eval(const float *x, const float *gamma, const float *run_mean,
                                 const float *run_var, float eps, const float *dy, float *dx,
-                                int accum, float *dgamma, float *dbeta, int n, int c, int hw);
+                                int accum, float *dgamma, float *dbeta, int n, int c, int hw,
+                                rt_threads *tp);
 
 #ifdef __cplusplus
 }

@@ -272,10 +272,10 @@ static int net_forward(void *self, const float *x, int n, int training, float *l
             if (training)
                 rt_batchnorm_forward_train(in, P + L->w_off, P + L->b_off, S + L->s_off,
                                            S + L->s_off + c, L->momentum, L->eps, out,
-                                           net->bn[i], net->bn[i] + c, n, c, hw);
+                                           net->bn[i], net->bn[i] + c, n, c, hw, net->tp);
             else
                 rt_batchnorm_forward_eval(in, P + L->w_off, P + L->b_off, S + L->s_off,
-                                          S + L->s_off + c, L->eps, out, n, c, hw);
+                                          S + L->s_off + c, L->eps, out, n, c, hw, net->tp);
             break;
         }
         case RT_ACTIVATION:
@@ -385,11 +385,12 @@ static void net_backward(void *self, const float *dlogits, int n)
             int c = L->in.c, hw = L->in.h * L->in.w;
             if (net->last_training)
                 rt_batchnorm_backward_train(in, P + L->w_off, net->bn[i], net->bn[i] + c, dyi,
-                                            dx, acc, G + L->w_off, G + L->b_off, n, c, hw);
+                                            dx, acc, G + L->w_off, G + L->b_off, n, c, hw,
+                                            net->tp);
             else
                 rt_batchnorm_backward_eval(in, P + L->w_off, S + L->s_off, S + L->s_off + c,
                                            L->eps, dyi, dx, acc, G + L->w_off, G + L->b_off,
-                                           n, c, hw);
+                                           n, c, hw, net->tp);
             break;
         }
         case RT_ACTIVATION:

@@ -31,6 +31,9 @@ tally() {
         END { printf "%d %d\n", pass, fail }'
 }
 
+# clang: the generated C is checked with both gcc and clang
+CNNC_EXTRA_PACKAGES="clang ${CNNC_EXTRA_PACKAGES:-}"; export CNNC_EXTRA_PACKAGES
+
 run_suite() { # BUILD_DIR LABEL [configure args]
     dir=$1; label=$2; shift 2
     "$top/scripts/setup.sh" "$dir" "$@" || { echo "check: $label build failed"; return 1; }

@@ -37,6 +37,25 @@ void ast_stmt_add_param(ast_stmt *s, char *name, cnn_loc loc)
     s->params[s->nparams++] = name;
 }
 
+ast_stmt *ast_push(ast_stmt *rev, ast_stmt *s)
+{
+    if (!s) return rev;
+    s->next = rev;
+    return s;
+}
+
+ast_stmt *ast_reverse(ast_stmt *list)
+{
+    ast_stmt *out = NULL;
+    while (list) {
+        ast_stmt *next = list->next;
+        list->next = out;
+        out = list;
+        list = next;
+    }
+    return out;
+}
+
 ast_stmt *ast_append(ast_stmt *a, ast_stmt *b)
 {
     if (!a) return b;

@@ -5,9 +5,12 @@
  *         |             ^~~~
  *   hint: did you mean 'relu'?
  * Non-printable bytes are shown as '?', and very long lines are cut around the column,
- * so that even a binary file gives a readable message.
+ * so that even a binary file gives a readable message. Messages are held and printed in
+ * file order at the end, since the stages find errors in their own order.
  */
 #include "diag.h"
+
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -42,7 +45,7 @@ static int find_line(const cnn_diag *d, int line, const char **start, size_t *le
     return 1;
 }
 
-static void show_line(cnn_diag *d, cnn_loc loc)
+static void show_line(cnn_diag *d, FILE *out, cnn_loc loc)
 {
     const char *s;
     size_t n;
@@ -57,27 +60,51 @@ static void show_line(cnn_diag *d, cnn_loc loc)
     size_t to = from + SHOW_WIDTH < n ? from + SHOW_WIDTH : n;
     if (last >= to) last = to ? to - 1 : 0;
     const char *pre = from > 0 ? "..." : "";
-    fprintf(d->out, "%5d | %s", loc.line, pre);
+    char num[16];
+    int width = snprintf(num, sizeof num, "%d", loc.line);
+    if (width < 5) width = 5;
+    fprintf(out, "%*d | %s", width, loc.line, pre);
     for (size_t i = from; i < to; i++) {
         unsigned char c = (unsigned char)s[i];
-        fputc(c == '\t' || (c >= 0x20 && c < 0x7f) ? c : '?', d->out);
+        fputc(c == '\t' || (c >= 0x20 && c < 0x7f) ? c : '?', out);
     }
-    fprintf(d->out, "%s\n      | %s", to < n ? "..." : "", pre);
-    for (size_t i = from; i < col; i++) fputc(s[i] == '\t' ? '\t' : ' ', d->out);
-    fputc('^', d->out);
-    for (size_t i = col + 1; i <= last && i < to; i++) fputc('~', d->out);
-    fputc('\n', d->out);
+    fprintf(out, "%s\n%*s | %s", to < n ? "..." : "", width, "", pre);
+    for (size_t i = from; i < col; i++) fputc(s[i] == '\t' ? '\t' : ' ', out);
+    fputc('^', out);
+    for (size_t i = col + 1; i <= last && i < to; i++) fputc('~', out);
+    fputc('\n', out);
 }
 
-static void vreport(cnn_diag *d, cnn_loc loc, const char *kind, const char *fmt, va_list ap)
+static void vreport(cnn_diag *d, FILE *out, cnn_loc loc, const char *kind, const char *fmt, va_list ap)
 {
     if (loc.line > 0)
-        fprintf(d->out, "%s:%d:%d: %s: ", d->file, loc.line, loc.col > 0 ? loc.col : 1, kind);
+        fprintf(out, "%s:%d:%d: %s: ", d->file, loc.line, loc.col > 0 ? loc.col : 1, kind);
     else
-        fprintf(d->out, "%s: %s: ", d->file, kind);
-    vfprintf(d->out, fmt, ap);
-    fputc('\n', d->out);
-    show_line(d, loc);
+        fprintf(out, "%s: %s: ", d->file, kind);
+    vfprintf(out, fmt, ap);
+    fputc('\n', out);
+    show_line(d, out, loc);
+}
+
+/* Closes the message being written, if any, keeping its text. */
+static void close_current(cnn_diag *d)
+{
+    if (!d->cur) return;
+    fclose(d->cur);
+    d->cur = NULL;
+}
+
+/* Starts holding a new message at loc; returns the stream to write it to. */
+static FILE *open_message(cnn_diag *d, cnn_loc loc)
+{
+    close_current(d);
+    cnn_grow((void **)&d->msgs, &d->capmsgs, d->nmsgs, sizeof *d->msgs);
+    cnn_diag_msg *m = &d->msgs[d->nmsgs];
+    *m = (cnn_diag_msg){.line = loc.line, .col = loc.col, .seq = d->nmsgs};
+    d->cur = open_memstream(&m->text, &m->len);
+    if (!d->cur) return d->out; /* cannot hold it: print it now */
+    d->nmsgs++;
+    return d->cur;
 }
 
 void diag_error(cnn_diag *d, cnn_loc loc, const char *hint, const char *fmt, ...)
@@ -85,26 +112,45 @@ void diag_error(cnn_diag *d, cnn_loc loc, const char *hint, const char *fmt, ...
     d->nerrors++;
     if (d->nerrors > d->max_errors) {
         d->suppressed++;
+        close_current(d);
         return;
     }
+    FILE *out = open_message(d, loc);
     va_list ap;
     va_start(ap, fmt);
-    vreport(d, loc, "error", fmt, ap);
+    vreport(d, out, loc, "error", fmt, ap);
     va_end(ap);
-    if (hint) fprintf(d->out, "hint: %s\n", hint);
+    if (hint) fprintf(out, "hint: %s\n", hint);
 }
 
 void diag_note(cnn_diag *d, cnn_loc loc, const char *fmt, ...)
 {
-    if (d->nerrors > d->max_errors) return;
+    if (d->nerrors > d->max_errors || !d->cur) return;
     va_list ap;
     va_start(ap, fmt);
-    vreport(d, loc, "note", fmt, ap);
+    vreport(d, d->cur, loc, "note", fmt, ap);
     va_end(ap);
+}
+
+static int by_position(const void *a, const void *b)
+{
+    const cnn_diag_msg *x = a, *y = b;
+    if (x->line != y->line) return x->line < y->line ? -1 : 1;
+    if (x->col != y->col) return x->col < y->col ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 void diag_finish(cnn_diag *d)
 {
+    close_current(d);
+    qsort(d->msgs, (size_t)d->nmsgs, sizeof *d->msgs, by_position);
+    for (int i = 0; i < d->nmsgs; i++) {
+        fwrite(d->msgs[i].text, 1, d->msgs[i].len, d->out);
+        free(d->msgs[i].text);
+    }
+    free(d->msgs);
+    d->msgs = NULL;
+    d->nmsgs = d->capmsgs = 0;
     if (d->suppressed)
         fprintf(d->out, "%s: %d more errors not shown\n", d->file, d->suppressed);
     if (d->nerrors)

@@ -13,6 +13,14 @@ typedef struct {
     int last_line, last_col;/* inclusive end, for the ~~~ underline */
 } cnn_loc;
 
+/* One error with its notes and hint, kept until diag_finish prints all in file order. */
+typedef struct {
+    int line, col;
+    int seq;                /* order of discovery, to keep the sort stable */
+    char *text;
+    size_t len;
+} cnn_diag_msg;
+
 typedef struct {
     const char *file;       /* name shown in messages */
     const char *text;       /* the whole source, for showing lines */
@@ -21,6 +29,9 @@ typedef struct {
     int nerrors;
     int max_errors;         /* stop printing after this many (0 = 20) */
     int suppressed;
+    cnn_diag_msg *msgs;     /* held messages, printed sorted by position in diag_finish */
+    int nmsgs, capmsgs;
+    FILE *cur;              /* memory stream of the message being written */
 } cnn_diag;
 
 void diag_init(cnn_diag *d, const char *file, const char *text, size_t len, FILE *out);
@@ -30,7 +41,7 @@ void diag_error(cnn_diag *d, cnn_loc loc, const char *hint, const char *fmt, ...
 /* A note attached to the previous error, e.g. where a shape was last changed. */
 void diag_note(cnn_diag *d, cnn_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Prints "N errors" summary lines when errors were suppressed. */
+/* Prints the held messages in file order, then "N errors" lines; frees the messages. */
 void diag_finish(cnn_diag *d);
 
 /* Levenshtein distance, for "did you mean" hints. */

@@ -45,6 +45,11 @@ static uint64_t hash_str(uint64_t h, const char *s)
 
 static void ex_verror(expander *ex, cnn_loc loc, const char *hint, const char *fmt, va_list ap)
 {
+    if (ex->diag->nerrors >= ex->diag->max_errors) {
+        ex->diag->nerrors++; /* past what is printed, only the count matters */
+        ex->diag->suppressed++;
+        return;
+    }
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     uint64_t h = hash_str(0xcbf29ce484222325ull, msg);
@@ -115,12 +120,14 @@ static void unknown_word(expander *ex, const ast_stmt *s)
     for (int i = 0; i < ex->nblocks && nc < 256; i++) cands[nc++] = ex->blocks[i]->name;
     const char *near = diag_nearest(s->name, cands, nc);
     char hint[256];
-    if (near)
+    if (train_section_is_setting(s->name))
+        snprintf(hint, sizeof hint, "'%s' is a training setting: put it inside train { }", s->name);
+    else if (near)
         snprintf(hint, sizeof hint, "did you mean '%s'?", near);
     else
         snprintf(hint, sizeof hint, "layers are: input conv maxpool avgpool globalavgpool globalmaxpool "
                                     "flatten dropout dense batchnorm relu leakyrelu sigmoid tanh softmax");
-    ex_error(ex, s->nameloc, hint, "unknown layer '%s'", s->name);
+    ex_error(ex, s->nameloc, hint, "unknown layer '%.64s%s'", s->name, strlen(s->name) > 64 ? "..." : "");
 }
 
 static void call_block(expander *ex, const ast_stmt *s, const ast_stmt *b)
@@ -159,8 +166,19 @@ static void layer_stmt(expander *ex, const ast_stmt *s)
     const ast_stmt *b = find_block(ex, s->name);
     if (s->kind == STMT_CALL || (!li && b)) {
         if (!b) {
-            ex_error(ex, s->nameloc, li ? "layers take no parentheses: write e.g. conv 3x3 16" : NULL,
-                     "'%s' is not a block", s->name);
+            if (li) {
+                ex_error(ex, s->nameloc, "layers take no parentheses: write e.g. conv 3x3 16",
+                         "'%s' is a layer, not a block", s->name);
+                return;
+            }
+            const char *cands[256];
+            int nc = 0;
+            for (int i = 0; i < ex->nblocks && nc < 256; i++) cands[nc++] = ex->blocks[i]->name;
+            const char *near = diag_nearest(s->name, cands, nc);
+            char hint[160];
+            if (near) snprintf(hint, sizeof hint, "did you mean '%s'?", near);
+            else snprintf(hint, sizeof hint, "no block named '%.64s' is defined", s->name);
+            ex_error(ex, s->nameloc, hint, "unknown block '%.64s'", s->name);
             return;
         }
         call_block(ex, s, b);
@@ -222,8 +240,11 @@ static void repeat_stmt(expander *ex, const ast_stmt *s)
     }
     frame f = {.block = NULL, .call = s, .up = ex->top};
     ex->top = &f;
+    int before = ex->net->n, errors = ex->diag->nerrors;
     for (long i = 0; i < v.i && !ex->too_many; i++) expand_list(ex, s->body);
     ex->top = f.up;
+    if (ex->net->n == before && ex->diag->nerrors == errors)
+        ex_error(ex, s->loc, "put layers inside the braces", "the repeat body adds no layers");
 }
 
 static void residual_stmt(expander *ex, const ast_stmt *s)
@@ -241,8 +262,12 @@ static void residual_stmt(expander *ex, const ast_stmt *s)
     }
     frame f = {.block = NULL, .call = s, .up = ex->top};
     ex->top = &f;
+    int errors = ex->diag->nerrors;
     expand_list(ex, s->body);
     ex->top = f.up;
+    if (ex->net->n - 1 == before && ex->diag->nerrors == errors)
+        ex_error(ex, s->loc, "put layers inside the braces: residual { conv 3x3 16 pad=same }",
+                 "the residual body adds no layers");
     if (ex->net->n - 1 == before || ex->too_many) return;
     ir_node *n = ir_add(ex->net);
     n->L.kind = RT_ADD;
@@ -310,6 +335,8 @@ int cnn_expand(const ast_stmt *program, const char *default_name, ir_net *net, c
                 ex_error(&ex, s->nameloc, "choose another name for the block",
                          "block name '%s' is already a layer", s->name);
             } else {
+                if (!s->body)
+                    ex_error(&ex, s->nameloc, "put layers inside the braces", "block '%s' has an empty body", s->name);
                 for (int i = 0; i < s->nparams; i++)
                     for (int j = 0; j < i; j++)
                         if (strcmp(s->params[i], s->params[j]) == 0)
@@ -327,16 +354,19 @@ int cnn_expand(const ast_stmt *program, const char *default_name, ir_net *net, c
                 snprintf(net->name, sizeof net->name, "%s", s->name);
             }
             named = s;
-        } else if (s->kind == STMT_TRAIN) {
-            if (trained)
-                ex_error(&ex, s->loc, NULL, "a second train section (the first is at line %d)", trained->loc.line);
-            else
-                train_section_read(s, &net->train, &ex.sink);
-            trained = s;
-            net->has_train = 1;
         }
     }
     expand_list(&ex, program);
+    /* the train section after the layers, so that errors come out in file order mostly */
+    for (const ast_stmt *s = program; s; s = s->next) {
+        if (s->kind != STMT_TRAIN) continue;
+        if (trained)
+            ex_error(&ex, s->loc, NULL, "a second train section (the first is at line %d)", trained->loc.line);
+        else
+            train_section_read(s, &net->train, &ex.sink);
+        trained = s;
+        net->has_train = 1;
+    }
     if (net->n == 0 && !ex.too_many && diag->nerrors == errors_before)
         ex_error(&ex, (cnn_loc){0}, "a network starts with e.g. input 3x128x128", "the file defines no layers");
     free(ex.blocks);

@@ -42,6 +42,7 @@ static void default_name(const char *path, char *out, size_t n)
 int cnn_compile(const char *path, const char *text, size_t len, ir_net *net, FILE *errout)
 {
     char *owned = NULL;
+    ir_init(net); /* usable (and freeable) on every return */
     if (!text) {
         struct stat st;
         if (stat(path, &st) != 0) {
@@ -69,7 +70,6 @@ int cnn_compile(const char *path, const char *text, size_t len, ir_net *net, FIL
     cnn_parse_ctx ctx = {.diag = &diag};
     char name[64];
     default_name(path, name, sizeof name);
-    ir_init(net);
     if (cnn_parse(&ctx, text, len) == 0 && cnn_expand(ctx.program, name, net, &diag) == 0)
         shape_infer(net, &diag);
     ast_free(ctx.program);

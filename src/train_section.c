@@ -64,8 +64,9 @@ static void optimizer(const ast_stmt *s, rt_train_cfg *cfg, cnn_errsink *sink)
         if (!a->key) {
             if (seen_kind || a->val.kind != VAL_WORD ||
                 (strcmp(a->val.word, "sgd") != 0 && strcmp(a->val.word, "adam") != 0)) {
-                sink->error(sink, a->val.loc, usage, "unknown optimizer '%s' (valid: sgd, adam)",
-                            a->val.word ? a->val.word : "");
+                sink->error(sink, a->val.loc, usage, seen_kind ? "a second optimizer name '%s'"
+                            : "unknown optimizer '%s' (valid: sgd, adam)", a->val.word ? a->val.word : "");
+                seen_kind = 1; /* reported: no second message that the name is missing */
                 continue;
             }
             seen_kind = 1;
@@ -83,6 +84,13 @@ static void optimizer(const ast_stmt *s, rt_train_cfg *cfg, cnn_errsink *sink)
         }
     }
     if (!seen_kind) sink->error(sink, s->nameloc, usage, "optimizer needs a name: sgd or adam");
+}
+
+int train_section_is_setting(const char *word)
+{
+    for (int i = 0; i < NSETTINGS; i++)
+        if (strcmp(word, SETTINGS[i]) == 0) return 1;
+    return 0;
 }
 
 void train_section_read(const ast_stmt *train, rt_train_cfg *cfg, cnn_errsink *sink)
@@ -134,9 +142,10 @@ void train_section_read(const ast_stmt *train, rt_train_cfg *cfg, cnn_errsink *s
         } else {
             const char *near = diag_nearest(n, SETTINGS, NSETTINGS);
             char hint[160];
-            if (near) snprintf(hint, sizeof hint, "did you mean '%s'?", near);
+            if (layers_find(n)) snprintf(hint, sizeof hint, "layers go outside the train section");
+            else if (near) snprintf(hint, sizeof hint, "did you mean '%s'?", near);
             else snprintf(hint, sizeof hint, "valid settings: " VALID_SETTINGS);
-            sink->error(sink, s->nameloc, hint, "unknown train setting '%s'", n);
+            sink->error(sink, s->nameloc, hint, "unknown train setting '%.64s'", n);
         }
     }
 }

@@ -10,6 +10,8 @@
 #include "layers.h"
 
 /* Reports bad settings through sink; fills only what the section sets. */
+/* 1 when word is a setting of the train section (to hint where a misplaced one goes). */
+int train_section_is_setting(const char *word);
 void train_section_read(const ast_stmt *train, rt_train_cfg *cfg, cnn_errsink *sink);
 
 #endif

@@ -1163,10 +1163,18 @@ START_TEST(t_error_counts)
     ck_assert_ptr_nonnull(strstr(errtext, "t.cnn: 10 more errors not shown\n"));
     ck_assert_ptr_nonnull(strstr(errtext, "t.cnn: 30 errors\n"));
     ir_free(&net);
-    /* a missing file */
-    rc = cnn_compile("/nonexistent/dir/x.cnn", NULL, 0, &net, fopen("/dev/null", "w"));
-    ck_assert_int_gt(rc, 0);
-    ir_free(&net);
+    /* a missing file or a folder: an error, and still a net the caller may ir_free (the
+     * drivers do); garbage in net beforehand must not survive */
+    const char *paths[] = {"/nonexistent/dir/x.cnn", "/"};
+    for (int i = 0; i < 2; i++) {
+        FILE *devnull = fopen("/dev/null", "w");
+        memset(&net, 0xA5, sizeof net);
+        rc = cnn_compile(paths[i], NULL, 0, &net, devnull);
+        fclose(devnull);
+        ck_assert_int_gt(rc, 0);
+        ck_assert_msg(net.n == 0 && net.nodes == NULL, "%s: net left uninitialised", paths[i]);
+        ir_free(&net);
+    }
 }
 END_TEST
 

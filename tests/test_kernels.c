@@ -13,6 +13,14 @@
 #include "cnnrt.h"
 #include "rt_kernels.h"
 
+/* ck_assert writes a record for every check that passes (fork mode): checks inside loops over
+ * many values go through CHECK, which reports only a failure. */
+#define CHECK(cond, ...)                                                                   \
+    do {                                                                                  \
+        if (!(cond))                                                                      \
+            ck_abort_msg(__VA_ARGS__);                                                    \
+    } while (0)
+
 /* The lecture's 3x3 input and 2x2 kernel. */
 static const float X3[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
 static const float K2[4] = {0, 1, 2, 3};
@@ -20,7 +28,7 @@ static const float K2[4] = {0, 1, 2, 3};
 static void expect(const float *got, const float *want, int n, float tol, const char *what)
 {
     for (int i = 0; i < n; i++)
-        ck_assert_msg(fabsf(got[i] - want[i]) <= tol, "%s: element %d is %.7g, expected %.7g",
+        CHECK(fabsf(got[i] - want[i]) <= tol, "%s: element %d is %.7g, expected %.7g",
                       what, i, got[i], want[i]);
 }
 
@@ -153,7 +161,7 @@ START_TEST(conv_lecture_backward)
         dx[i] = 100;
     ck_assert_int_eq(rt_conv2d_backward(&g, X3, K2, dy, dx, 1, dw, db, 1, NULL), 0);
     for (int i = 0; i < 9; i++)
-        ck_assert_float_eq(dx[i], 100 + want_dx[i]);
+        CHECK(dx[i] == 100 + want_dx[i], "accum dx[%d] = %g", i, dx[i]);
 }
 END_TEST
 
@@ -287,7 +295,7 @@ static void ref_conv(const rt_conv_geom *g, int n, const float *x, const float *
                 }
 }
 
-static void conv_vs_naive(const rt_conv_geom *g, int n, rt_threads *tp)
+static void conv_vs_naive(const rt_conv_geom *g, int n, rt_act act, rt_threads *tp)
 {
     int K = g->c * g->kh * g->kw;
     size_t nx = (size_t)n * g->c * g->h * g->w, ny = (size_t)n * g->oc * g->oh * g->ow;
@@ -305,26 +313,35 @@ static void conv_vs_naive(const rt_conv_geom *g, int n, rt_threads *tp)
     for (size_t i = 0; i < ny; i++)
         dz[i] = frand();
     ref_conv(g, n, x, w, b, dz, ry, rdx, rdw, rdb);
-    ck_assert_int_eq(rt_conv2d_forward(g, x, w, b, RT_ACT_NONE, 0, y, n, tp), 0);
+    for (size_t i = 0; i < ny; i++) /* the fused activation, on the reference */
+        ry[i] = act == RT_ACT_RELU ? fmax(ry[i], 0)
+                : act == RT_ACT_LEAKYRELU ? (ry[i] > 0 ? ry[i] : 0.1 * ry[i])
+                : act == RT_ACT_TANH ? tanh(ry[i]) : ry[i];
+    ck_assert_int_eq(rt_conv2d_forward(g, x, w, b, act, 0.1f, y, n, tp), 0);
     ck_assert_int_eq(rt_conv2d_backward(g, x, w, dz, dx, 0, dw, db, n, tp), 0);
     double tol = 1e-4 * (K + 1);
     for (size_t i = 0; i < ny; i++)
-        ck_assert_msg(fabs(y[i] - ry[i]) < tol, "y[%zu] %g vs %g (pad %d flip %d)", i, y[i],
-                      ry[i], g->pad, g->flip);
+        CHECK(fabs(y[i] - ry[i]) < tol, "%s: y[%zu] %g vs %g (pad %d flip %d act %d)",
+                      rt_gemm_isa(), i, y[i], ry[i], g->pad, g->flip, act);
     for (size_t i = 0; i < nx; i++)
-        ck_assert_msg(fabs(dx[i] - rdx[i]) < tol * g->oc, "dx[%zu] %g vs %g (pad %d)", i,
+        CHECK(fabs(dx[i] - rdx[i]) < tol * g->oc, "dx[%zu] %g vs %g (pad %d)", i,
                       dx[i], rdx[i], g->pad);
     double tolw = 1e-4 * (n * g->oh * g->ow + 1);
     for (int i = 0; i < g->oc * K; i++)
-        ck_assert_msg(fabs(dw[i] - rdw[i]) < tolw, "dw[%d] %g vs %g", i, dw[i], rdw[i]);
+        CHECK(fabs(dw[i] - rdw[i]) < tolw, "dw[%d] %g vs %g", i, dw[i], rdw[i]);
     for (int i = 0; i < g->oc; i++)
-        ck_assert_msg(fabs(db[i] - rdb[i]) < tolw, "db[%d] %g vs %g", i, db[i], rdb[i]);
+        CHECK(fabs(db[i] - rdb[i]) < tolw, "db[%d] %g vs %g", i, db[i], rdb[i]);
     free(x), free(w), free(b), free(y), free(dz), free(dx), free(dw), free(db);
     free(ry), free(rdx), free(rdw), free(rdb);
 }
 
 START_TEST(conv_random_geometries)
 {
+    /* every micro-kernel this CPU has, serial and on two threads, with and without a fused
+     * activation; patch depths c*kh*kw below and above 64 (the two dW methods) */
+    static const char *isas[] = {"avx512", "avx2", "generic"};
+    static const rt_act acts[] = {RT_ACT_NONE, RT_ACT_RELU, RT_ACT_LEAKYRELU, RT_ACT_TANH};
+    const char *before = rt_gemm_isa();
     rt_threads *tp = rt_threads_create(2, NULL);
     /* c h w oc kh kw sh sw pt pb pl pr */
     static const int cases[][12] = {
@@ -332,20 +349,26 @@ START_TEST(conv_random_geometries)
         {3, 9, 9, 4, 3, 3, 2, 2, 2, 2, 1, 2}, {2, 6, 6, 2, 1, 1, 1, 1, 0, 0, 0, 0},
         {4, 8, 7, 5, 5, 3, 1, 3, 2, 2, 0, 2}, {1, 4, 4, 3, 4, 4, 1, 1, 3, 3, 3, 3},
         {3, 20, 37, 17, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 5, 5, 2, 1, 1, 2, 2, 0, 0, 0, 0},
+        {8, 6, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1},   {5, 9, 8, 3, 5, 5, 2, 1, 2, 2, 2, 2},
+        {70, 3, 4, 9, 1, 1, 1, 1, 0, 0, 0, 0},  {20, 11, 9, 33, 2, 2, 1, 1, 0, 1, 1, 0},
     };
-    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
-        const int *k = cases[t];
-        for (int pad = 0; pad < 4; pad++)
-            for (int flip = 0; flip < 2; flip++) {
-                rt_conv_geom g = {k[0], k[1], k[2], k[3], 0, 0, k[4], k[5], k[6], k[7],
-                                  k[8], k[9], k[10], k[11], (rt_padmode)pad, flip};
-                g.oh = (g.h + g.pt + g.pb - g.kh) / g.sh + 1;
-                g.ow = (g.w + g.pl + g.pr - g.kw) / g.sw + 1;
-                if (rt_conv_geom_check(&g, NULL) != 0) /* reflect needs pad < size */
-                    continue;
-                conv_vs_naive(&g, 3, (t + pad) % 2 ? tp : NULL);
-            }
+    for (int is = 0; is < 3; is++) {
+        if (rt_gemm_use_isa(isas[is]) != 0)
+            continue;
+        for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++)
+            for (int pad = 0; pad < 4; pad++)
+                for (int flip = 0; flip < 2; flip++) {
+                    const int *k = cases[t];
+                    rt_conv_geom g = {k[0], k[1], k[2],  k[3],  0, 0, k[4], k[5], k[6],
+                                      k[7], k[8], k[9], k[10], k[11], (rt_padmode)pad, flip};
+                    g.oh = (g.h + g.pt + g.pb - g.kh) / g.sh + 1;
+                    g.ow = (g.w + g.pl + g.pr - g.kw) / g.sw + 1;
+                    if (rt_conv_geom_check(&g, NULL) != 0) /* reflect needs pad < size */
+                        continue;
+                    conv_vs_naive(&g, 3, acts[(t + pad + flip) % 4], (t + pad) % 2 ? tp : NULL);
+                }
     }
+    ck_assert_int_eq(rt_gemm_use_isa(before), 0);
     rt_threads_destroy(tp);
 }
 END_TEST
@@ -385,8 +408,8 @@ START_TEST(conv_translation_equivariance)
     for (int o = 0; o < oc; o++)
         for (int i = 0; i < h; i++)
             for (int j = 0; j < w; j++)
-                ck_assert_float_eq(ys[(o * h + (i + 1) % h) * w + (j + 1) % w],
-                                   y[(o * h + i) * w + j]);
+                CHECK(ys[(o * h + (i + 1) % h) * w + (j + 1) % w] == y[(o * h + i) * w + j],
+                      "shifted output differs at %d,%d,%d", o, i, j);
     /* with zero padding the border breaks it: some value must differ */
     rt_conv_geom z = geom(c, h, w, oc, h, w, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_ZERO, 0);
     ck_assert_int_eq(rt_conv2d_forward(&z, x, wt, b, RT_ACT_NONE, 0, y, 1, NULL), 0);
@@ -544,7 +567,7 @@ static void gemm_case(int ta, int tb, int m, int n, int k, float alpha, float be
         }
     ck_assert_int_eq(rt_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), 0);
     for (int i = 0; i < m * ldc; i++)
-        ck_assert_msg(fabs(c[i] - want[i]) <= 1e-5 * (k + 1), "%s ta%d tb%d %dx%dx%d: c[%d] "
+        CHECK(fabs(c[i] - want[i]) <= 1e-5 * (k + 1), "%s ta%d tb%d %dx%dx%d: c[%d] "
                       "%g vs %g", rt_gemm_isa(), ta, tb, m, n, k, i, c[i], want[i]);
     free(a), free(b), free(c), free(want);
 }
@@ -622,14 +645,15 @@ START_TEST(batchnorm_hand)
      * mean 0.25, var 0.9 + 0.1*5/3 = 1.0666667. */
     const float x[4] = {1, 2, 3, 4}, gamma = 2, beta = 1;
     float y[4], rm = 0, rv = 1, sm, si;
-    rt_batchnorm_forward_train(x, &gamma, &beta, &rm, &rv, 0.1f, 1e-5f, y, &sm, &si, 2, 1, 2);
+    rt_batchnorm_forward_train(x, &gamma, &beta, &rm, &rv, 0.1f, 1e-5f, y, &sm, &si, 2, 1, 2,
+                               NULL);
     for (int i = 0; i < 4; i++)
         ck_assert_float_eq_tol(y[i], 2 * (x[i] - 2.5) / sqrt(1.25 + 1e-5) + 1, 1e-5);
     ck_assert_float_eq_tol(rm, 0.25, 1e-7);
     ck_assert_float_eq_tol(rv, 0.9 + 0.1 * 5.0 / 3.0, 1e-6);
     ck_assert_float_eq_tol(sm, 2.5, 1e-7);
     /* evaluation uses the running statistics */
-    rt_batchnorm_forward_eval(x, &gamma, &beta, &rm, &rv, 1e-5f, y, 2, 1, 2);
+    rt_batchnorm_forward_eval(x, &gamma, &beta, &rm, &rv, 1e-5f, y, 2, 1, 2, NULL);
     for (int i = 0; i < 4; i++)
         ck_assert_float_eq_tol(y[i], 2 * (x[i] - 0.25) / sqrt(rv + 1e-5) + 1, 1e-5);
 }
@@ -706,7 +730,7 @@ START_TEST(dropout_mask)
     rt_dropout_mask(m, N, 0.5f, &r);
     int kept = 0;
     for (int i = 0; i < N; i++) {
-        ck_assert(m[i] == 0.0f || m[i] == 2.0f); /* inverted: kept values scaled 1/(1-p) */
+        CHECK(m[i] == 0.0f || m[i] == 2.0f, "mask %g", m[i]); /* kept values scaled 1/(1-p) */
         kept += m[i] != 0;
     }
     ck_assert_int_gt(kept, N / 2 - 1000); /* 0.5 +- 6.3 sigma */
@@ -716,14 +740,14 @@ START_TEST(dropout_mask)
     ck_assert_int_eq(memcmp(m, m2, N * 4), 0); /* a seed fixes the mask */
     rt_dropout_mask(m, 1000, 0.0f, &r);
     for (int i = 0; i < 1000; i++)
-        ck_assert_float_eq(m[i], 1.0f);
+        CHECK(m[i] == 1.0f, "p = 0 dropped %d", i);
     rt_dropout_mask(m, 1000, 1.0f, &r);
     for (int i = 0; i < 1000; i++)
-        ck_assert_float_eq(m[i], 0.0f);
+        CHECK(m[i] == 0.0f, "p = 1 kept %d", i);
     rt_dropout_mask(m, N, 0.2f, &r);
     kept = 0;
     for (int i = 0; i < N; i++) {
-        ck_assert(m[i] == 0.0f || m[i] == 1.25f); /* 1 / (1 - 0.2) */
+        CHECK(m[i] == 0.0f || m[i] == 1.25f, "mask %g", m[i]); /* 1 / (1 - 0.2) */
         kept += m[i] != 0;
     }
     ck_assert_int_gt(kept, 80000 - 1000);
@@ -749,7 +773,7 @@ START_TEST(rng_reference)
     rt_rng_seed(&r, 7);
     for (int i = 0; i < 100000; i++) {
         float u = rt_rng_uniform(&r);
-        ck_assert(u >= 0.0f && u < 1.0f);
+        CHECK(u >= 0.0f && u < 1.0f, "uniform draw %g", u);
         sum += u;
     }
     ck_assert_double_eq_tol(sum / 100000, 0.5, 0.005);

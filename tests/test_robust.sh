@@ -170,10 +170,13 @@ head -c 4096 /dev/zero >nul.cnn
 run "4096 NUL bytes" nul.cnn "1" pos
 printf 'input 1x8x8\n\000flatten\n' >nul2.cnn
 run "a NUL byte inside" nul2.cnn "1" pos
+# (several times each: a failure to open once crashed only now and then)
 mkdir folder.cnn
-run "a folder" folder.cnn "1"
-run "a missing file" missing.cnn "1"
-run "a file in a missing folder" no/such/dir/x.cnn "1"
+for i in 1 2 3 4 5; do
+    run "a folder ($i)" folder.cnn "1"
+    run "a missing file ($i)" missing.cnn "1"
+    run "a file in a missing folder ($i)" no/such/dir/x.cnn "1"
+done
 
 # --- the command line
 check_cmd() { # check_cmd NAME WANT-STATUS ARGS...

@@ -2,7 +2,8 @@
  * test_train.c - the training loop, evaluation, reports, plots and the command line, with
  * a hand-written linear model (fake_model.h) on tiny in-memory sets: learning, determinism,
  * per-epoch shuffling, eval mode for validation, best-weights restoration, confusion
- * counts, the Markdown row, the curves, and the CLI's exit codes and messages.
+ * counts, the Markdown row, the curves, the CLI's exit codes and messages, and its
+ * --bench and --dump tools (the dump's contents recomputed here) and the FLOP count.
  */
 #include <check.h>
 #include <dirent.h>
@@ -1070,6 +1071,243 @@ START_TEST(cli_train_eval_predict)
 }
 END_TEST
 
+/* ------------------------------------------------------------ --bench and --dump */
+
+/* The whole of a binary file; *n gets its length. */
+static unsigned char *slurp_bin(const char *file, size_t *n)
+{
+    FILE *f = fopen(file, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)len + 1);
+    ck_assert_int_eq(fread(b, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+/* Little-endian readers, independent of the writer's code. */
+static uint64_t le(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static float le_f32(const unsigned char *p)
+{
+    uint32_t u = (uint32_t)le(p, 4);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* A dump of the fake linear model checked value by value: its header, the seeded inputs
+ * and labels, and logits, loss and gradients recomputed here in double from the dumped
+ * inputs and parameters (softmax cross-entropy of a linear map, worked out directly). */
+static void check_dump(const char *file, int n, int training, const float *want_params)
+{
+    const int c = 1, h = 2, w = 2, in = 4, k = 3;
+    const size_t P = (size_t)k * in + k, S = (size_t)k;
+    size_t len;
+    unsigned char *b = slurp_bin(file, &len);
+    size_t N = (size_t)n * c * h * w;
+    ck_assert_uint_eq(len, 48 + 4 * N + 4 * n + 4 * (size_t)n * k + 8 + 8 * P + 8 * S);
+    ck_assert_int_eq(memcmp(b, "CNND", 4), 0);
+    ck_assert_uint_eq(le(b + 4, 4), 1);
+    ck_assert_uint_eq(le(b + 8, 4), (uint64_t)n);
+    ck_assert_uint_eq(le(b + 12, 4), 1);
+    ck_assert_uint_eq(le(b + 16, 4), 2);
+    ck_assert_uint_eq(le(b + 20, 4), 2);
+    ck_assert_uint_eq(le(b + 24, 4), 3);
+    ck_assert_uint_eq(le(b + 28, 4), (uint64_t)training);
+    ck_assert_uint_eq(le(b + 32, 8), P);
+    ck_assert_uint_eq(le(b + 40, 8), S);
+    const unsigned char *px = b + 48, *pl = px + 4 * N, *plog = pl + 4 * n;
+    const unsigned char *ploss = plog + 4 * (size_t)n * k, *pp = ploss + 8, *pg = pp + 4 * P;
+    const unsigned char *ps = pg + 4 * P, *ps2 = ps + 4 * S;
+    double loss_ref = 0, gref[15] = {0};
+    for (int i = 0; i < n; i++) {
+        int label = (int)le(pl + 4 * i, 4);
+        ck_assert_int_eq(label, i % k);
+        double z[3], mx = -1e300, sum = 0;
+        for (int j = 0; j < k; j++) {
+            z[j] = le_f32(pp + 4 * (k * in + j));
+            for (int q = 0; q < in; q++) {
+                float xv = le_f32(px + 4 * ((size_t)i * in + q));
+                ck_assert(xv >= 0.0f && xv < 1.0f);
+                z[j] += (double)le_f32(pp + 4 * (j * in + q)) * xv;
+            }
+            ck_assert_double_eq_tol(le_f32(plog + 4 * ((size_t)i * k + j)), z[j], 1e-5);
+            mx = z[j] > mx ? z[j] : mx;
+        }
+        for (int j = 0; j < k; j++)
+            sum += exp(z[j] - mx);
+        loss_ref += (mx + log(sum) - z[label]) / n;
+        for (int j = 0; j < k; j++) {
+            double dz = (exp(z[j] - mx) / sum - (j == label)) / n;
+            for (int q = 0; q < in; q++)
+                gref[j * in + q] += dz * le_f32(px + 4 * ((size_t)i * in + q));
+            gref[k * in + j] += dz;
+        }
+    }
+    uint64_t lb = le(ploss, 8);
+    double loss;
+    memcpy(&loss, &lb, 8);
+    ck_assert_double_eq_tol(loss, loss_ref, 1e-6);
+    for (size_t q = 0; q < P; q++) {
+        ck_assert_double_eq_tol(le_f32(pg + 4 * q), gref[q], 1e-6);
+        if (want_params)
+            ck_assert_float_eq(le_f32(pp + 4 * q), want_params[q]);
+    }
+    /* the fake model's state moves only in training mode (a running mean of its logits,
+     * starting from zero) */
+    for (size_t q = 0; q < S; q++) {
+        ck_assert_float_eq(le_f32(ps + 4 * q), 0.0f);
+        if (training)
+            ck_assert_float_ne(le_f32(ps2 + 4 * q), 0.0f);
+        else
+            ck_assert_float_eq(le_f32(ps2 + 4 * q), 0.0f);
+    }
+    /* the inputs are the documented stream: uniform draws of an rt_rng seeded with 5 */
+    rt_rng r;
+    rt_rng_seed(&r, 5);
+    for (size_t q = 0; q < N; q++)
+        ck_assert_float_eq(le_f32(px + 4 * q), rt_rng_uniform(&r));
+    free(b);
+}
+
+START_TEST(cli_dump)
+{
+    char top[] = "/tmp/cnnc-dumptest-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(top));
+    char f1[100], f2[100], wf[100];
+    snprintf(f1, sizeof f1, "%s/a.dump", top);
+    snprintf(f2, sizeof f2, "%s/b.dump", top);
+    snprintf(wf, sizeof wf, "%s/m.weights", top);
+    /* parameters from the seed, as rt_init_params makes them */
+    float init[15], st[3];
+    rt_init_params(&clinet.desc, init, st, 5);
+    int rc = RUN("--dump", f1, "--seed", "5", "--batch", "5", "--threads", "1");
+    ck_assert_msg(rc == 0, "rc %d, stderr: %s", rc, err_text);
+    ck_assert_ptr_nonnull(strstr(out_text, "eval mode"));
+    check_dump(f1, 5, 0, init);
+    rc = RUN("--dump", f2, "--seed", "5", "--batch", "5", "--train-mode");
+    ck_assert_msg(rc == 0, "rc %d, stderr: %s", rc, err_text);
+    check_dump(f2, 5, 1, init);
+    /* --weights replaces the initialisation (the seed still makes the batch) */
+    fake_model *f = fake_new(&clinet.desc, 1, 9);
+    char err[RT_ERRLEN];
+    ck_assert_int_eq(rt_weights_save(wf, &f->m, err), 0);
+    rc = RUN("--dump", f2, "--seed", "5", "--batch", "2", "--weights", wf);
+    ck_assert_msg(rc == 0, "rc %d, stderr: %s", rc, err_text);
+    check_dump(f2, 2, 0, f->m.params);
+    f->m.destroy(f);
+    /* a missing weights file: exit 1 and no dump */
+    unlink(f2);
+    ck_assert_int_eq(RUN("--dump", f2, "--weights", f1), 1);
+    ck_assert_int_eq(access(f2, F_OK), -1);
+    rm_rf(top);
+}
+END_TEST
+
+START_TEST(cli_bench)
+{
+    int rc = RUN("--bench", "3", "--batch", "4", "--threads", "1");
+    ck_assert_msg(rc == 0, "rc %d, stderr: %s", rc, err_text);
+    ck_assert_str_eq(err_text, "");
+    /* one dense layer 4 -> 3 with bias: 2*4*3 multiply-adds' FLOPs + 3 bias adds = 27 */
+    ck_assert_ptr_nonnull(strstr(out_text, "flops-per-image 27 batch 4 threads 1 steps 3\n"));
+    double ips, gf, ms;
+    const char *t = strstr(out_text, "bench train images/s ");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(sscanf(t, "bench train images/s %lf gflops %lf ms-per-step %lf", &ips, &gf,
+                            &ms), 3);
+    ck_assert(ips > 0 && ms > 0);
+    /* images/s and GFLOP/s agree: 3 x 27 FLOPs per image trained (printed to 3 decimals) */
+    ck_assert_double_eq_tol(gf, ips * 81e-9, 1e-3 + 1e-3 * gf);
+    t = strstr(out_text, "bench infer images/s ");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(sscanf(t, "bench infer images/s %lf gflops %lf ms-per-batch %lf", &ips,
+                            &gf, &ms), 3);
+    ck_assert(ips > 0 && ms > 0);
+    /* --profile: the one layer (timed on the interpreter) and the sums */
+    rc = RUN("--bench", "1", "--batch", "2", "--threads", "1", "--profile");
+    ck_assert_msg(rc == 0, "rc %d, stderr: %s", rc, err_text);
+    ck_assert_int_eq(count(out_text, "bench layer "), 1);
+    ck_assert_ptr_nonnull(strstr(out_text, "bench layer 1 dense 3x1x1 line 0 mflops 0.000 "));
+    ck_assert_ptr_nonnull(strstr(out_text, "bench profile fwd-ms "));
+    /* usage errors */
+    expect_usage(RUN("--bench"), "--bench needs a value");
+    expect_usage(RUN("--dump"), "--dump needs a value");
+    expect_usage(RUN("--bench", "-2"), "--bench: '-2' is not valid");
+    expect_usage(RUN("--bench", "1", "--profile", "--dump", "x"), "choose one of");
+    expect_usage(RUN("--dump", "x", "--profile"), "--profile does not apply to --dump");
+    expect_usage(RUN("--bench", "1", "--train-mode"), "it is for --dump");
+    expect_usage(RUN("--bench", "1", "--epochs", "3"), "--epochs does not apply to --bench");
+}
+END_TEST
+
+/* rt_layer_flops on a hand-made description of every kind (see the rule in cnnrt.h). */
+START_TEST(flop_count)
+{
+    rt_layer L[8];
+    memset(L, 0, sizeof L);
+    rt_shape s3 = {2, 4, 4};
+    L[0].kind = RT_INPUT;
+    L[0].in = L[0].out = s3;
+    /* conv 3x3, 2 -> 3 channels, pad 1, bias, relu: 3x4x4 = 48 outputs:
+     * 2*2*9*48 + 48 + 48 = 1824 */
+    L[1].kind = RT_CONV;
+    L[1].in = s3;
+    L[1].out = (rt_shape){3, 4, 4};
+    L[1].kh = L[1].kw = 3;
+    L[1].bias = 1;
+    L[1].b_len = 3;
+    L[1].act = RT_ACT_RELU;
+    /* batchnorm on 48 values: 96 */
+    L[2].kind = RT_BATCHNORM;
+    L[2].in = L[2].out = L[1].out;
+    /* add of 48 values: 48 */
+    L[3].kind = RT_ADD;
+    L[3].in = L[3].out = L[1].out;
+    /* maxpool 2x2 -> 3x2x2 = 12 outputs: 4*12 = 48 */
+    L[4].kind = RT_MAXPOOL;
+    L[4].in = L[1].out;
+    L[4].out = (rt_shape){3, 2, 2};
+    L[4].kh = L[4].kw = 2;
+    /* stand-alone tanh on 12 values: 12 */
+    L[5].kind = RT_ACTIVATION;
+    L[5].act = RT_ACT_TANH;
+    L[5].in = L[5].out = L[4].out;
+    /* global average pool of 12 values: 12 */
+    L[6].kind = RT_GLOBALAVGPOOL;
+    L[6].in = L[4].out;
+    L[6].out = (rt_shape){3, 1, 1};
+    /* dense 3 -> 5 without bias, with softmax (counted as an activation): 2*3*5 + 5 = 35 */
+    L[7].kind = RT_DENSE;
+    L[7].in = L[6].out;
+    L[7].out = (rt_shape){5, 1, 1};
+    L[7].act = RT_ACT_SOFTMAX;
+    rt_netdesc d;
+    memset(&d, 0, sizeof d);
+    d.nlayers = 8;
+    d.layers = L;
+    const double want[8] = {0, 1824, 96, 48, 48, 12, 12, 35};
+    double total = 0;
+    for (int i = 0; i < 8; i++) {
+        ck_assert_double_eq(rt_layer_flops(&d, i), want[i]);
+        total += want[i];
+    }
+    ck_assert_double_eq(rt_netdesc_flops(&d), total);
+    ck_assert_double_eq(rt_layer_flops(&d, 8), 0);
+    ck_assert_double_eq(rt_layer_flops(&d, -1), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("train");
@@ -1097,6 +1335,9 @@ int main(void)
     tcase_add_test(c, cli_usage_errors);
     tcase_add_test(c, cli_help_version);
     tcase_add_test(c, cli_train_eval_predict);
+    tcase_add_test(c, cli_dump);
+    tcase_add_test(c, cli_bench);
+    tcase_add_test(c, flop_count);
     tcase_set_timeout(c, 30);
     suite_add_tcase(s, c);
     SRunner *sr = srunner_create(s);

@@ -1,0 +1,193 @@
+#!/usr/bin/python3
+"""torch_compare.py - is the interpreter PyTorch? For each network, `cnnrun NET --dump`
+runs one forward, loss and backward on a seeded random batch; the same network, built from
+`cnnc NET --ir` in PyTorch (bench/cnnir.py), redoes it in float64 from the same inputs and
+parameters, and the logits, loss, every gradient tensor (and, in training mode, the
+batchnorm running statistics) are compared by maximum relative error
+    max |a - b| / max(|b|, 1e-3 * max|b| over the tensor)      (b: PyTorch's)
+PyTorch also redoes it in float32, as a yardstick of rounding: a row passes when the
+runtime's error is within the tolerance or within 10x PyTorch's own float32 error.
+
+Cases per network:
+  eval     eval-mode forward, parameters initialised from --seed
+  eval-bn  (networks with batchnorm) eval mode with random gamma, beta and running
+           statistics, passed through a weights file written here (so the weights format
+           and the structure hash are checked too)
+  train    training-mode forward (batch statistics; running statistics updated) on a copy
+           of the .cnn with every dropout rate set to 0, since masks cannot be matched
+
+Usage: /usr/bin/python3 bench/torch_compare.py [--build DIR] [--batch N] [--seed S]
+       [--tol T] [--verbose] [NET.cnn ...]
+Exit status 0 when every row passes (tolerance default 1e-4), 1 otherwise.
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cnnir  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+DEFAULT_NETS = ["examples/%s.cnn" % n for n in
+                ("mlp", "cnn1", "cnn2", "cnn3", "cnn4", "fashion", "resnet_tiny")] + \
+               ["bench/nets/features.cnn", "bench/nets/resid.cnn"]
+
+
+def rel_err(a, b):
+    """max |a-b| / max(|b|, 1e-3 max|b|); a tensor of zeros compares absolutely."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    if a.size == 0:
+        return 0.0
+    if not np.all(np.isfinite(a)):
+        return float("inf")
+    scale = np.abs(b).max()
+    if scale == 0:
+        return float(np.abs(a - b).max())
+    return float((np.abs(a - b) / np.maximum(np.abs(b), 1e-3 * scale)).max())
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr))
+    return r.stdout
+
+
+def no_dropout(src, dst):
+    """A copy of a .cnn file with every dropout rate 0 (comments untouched)."""
+    out = []
+    for line in open(src):
+        code, hashmark, comment = line.partition("#")
+        code = re.sub(r"\bdropout(\s+)[0-9.eE+-]+", r"dropout\g<1>0", code)
+        out.append(code + hashmark + comment)
+    open(dst, "w").write("".join(out))
+
+
+def torch_pass(layers, d, dtype):
+    """PyTorch's forward, loss and backward on the dump's inputs and parameters."""
+    model = cnnir.IRNet(layers).to(dtype)
+    model.load_flat(d["params"], d["state"])
+    model.train(bool(d["training"]))
+    x = torch.tensor(d["x"], dtype=dtype)
+    y = torch.tensor(d["labels"], dtype=torch.long)
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    return (logits.detach().double().numpy(), float(loss), model.named_flat("grad"),
+            model.named_flat("state"))
+
+
+def compare(layers, d, tol, verbose, label):
+    """Rows (what, error of the runtime, error of PyTorch in float32), both against
+    PyTorch in float64. A row passes when the runtime's error is within tol or within
+    10x PyTorch's own float32 error (rounding, not a bug: gradients that are sums of
+    terms of both signs lose relative precision in any float32 implementation)."""
+    lg, loss, grads, states = torch_pass(layers, d, torch.float64)
+    lg32, loss32, grads32, states32 = torch_pass(layers, d, torch.float32)
+    rows = [("logits", rel_err(d["logits"], lg), rel_err(lg32, lg)),
+            ("loss", abs(d["loss"] - loss) / max(abs(loss), 1e-12),
+             abs(loss32 - loss) / max(abs(loss), 1e-12))]
+    for (name, off, n, g), (_, _, _, g32) in zip(grads, grads32):
+        rows.append(("grad " + name, rel_err(d["grads"][off:off + n], g), rel_err(g32, g)))
+    if d["training"]:
+        for (name, off, n, v), (_, _, _, v32) in zip(states, states32):
+            w = name.split()
+            rows.append(("running %s %s %s" % (w[2], w[0], w[1]),
+                         rel_err(d["state_after"][off:off + n], v), rel_err(v32, v)))
+
+    def ok(r):
+        return r[1] <= tol or r[1] <= 10 * r[2]
+
+    bad = [r for r in rows if not ok(r)]
+    if verbose or bad:
+        for r in rows:
+            print("    %-8s %-30s %.3g (torch float32 %.3g)%s" % (label, r[0], r[1], r[2],
+                  "" if ok(r) else "  <-- MISMATCH"))
+    grads = [r for r in rows if r[0].startswith("grad")] or [("grad -", 0.0, 0.0)]
+    states = [r for r in rows if r[0].startswith("running")] or [("-", 0.0, 0.0)]
+    return rows[0], rows[1], max(grads, key=lambda r: r[1]), max(states, key=lambda r: r[1]), \
+        not bad
+
+
+def has(layers, kind):
+    return any(L["kind"] == kind for L in layers)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("nets", nargs="*", help="networks (default: the examples and bench/nets)")
+    ap.add_argument("--build", default=os.environ.get("BUILD", "/tmp/build-bench"),
+                    help="build folder with cnnc and cnnrun (default $BUILD or /tmp/build-bench)")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--verbose", action="store_true", help="every tensor's error")
+    a = ap.parse_args()
+    cnnc, cnnrun = os.path.join(a.build, "cnnc"), os.path.join(a.build, "cnnrun")
+    nets = a.nets or [os.path.join(TOP, n) for n in DEFAULT_NETS]
+    torch.manual_seed(0)
+    rng = np.random.default_rng(a.seed)
+    ok_all = True
+    print("max relative error vs PyTorch in float64, batch %d, seed %d (in brackets: PyTorch's "
+          "own float32 error); ok: within %g or within 10x PyTorch float32" % (a.batch, a.seed, a.tol))
+    print("| network | case | logits | loss | worst grad | (tensor) | running stats | ok |")
+    print("|---|---|---:|---:|---:|---|---:|---|")
+    with tempfile.TemporaryDirectory(prefix="cnnc-cmp-") as tmp:
+        for net in nets:
+            name, layers = cnnir.read_ir(cnnc, net)
+            dump = os.path.join(tmp, name + ".dump")
+            common = ["--seed", str(a.seed), "--batch", str(a.batch), "--threads", "1"]
+            cases = []
+            run([cnnrun, net, "--dump", dump] + common)
+            d = cnnir.read_dump(dump)
+            cases.append(("eval", d, layers))
+            wfile = None
+            if has(layers, "batchnorm"):
+                # random batchnorm parameters and statistics through a weights file
+                params = d["params"].copy()
+                state = d["state"].copy()
+                for L in layers:
+                    if L["kind"] == "batchnorm":
+                        c = L["in_c"]
+                        params[L["w_off"]:L["w_off"] + c] = rng.uniform(0.5, 1.5, c)
+                        params[L["b_off"]:L["b_off"] + c] = rng.uniform(-0.5, 0.5, c)
+                        state[L["s_off"]:L["s_off"] + c] = rng.uniform(-0.5, 0.5, c)
+                        state[L["s_off"] + c:L["s_off"] + 2 * c] = rng.uniform(0.5, 2.0, c)
+                wfile = os.path.join(tmp, name + ".weights")
+                cnnir.write_weights(wfile, name, layers, params, state)
+                run([cnnrun, net, "--dump", dump, "--weights", wfile] + common)
+                d = cnnir.read_dump(dump)
+                assert np.array_equal(d["params"], params.astype(np.float32)), "weights not loaded"
+                cases.append(("eval-bn", d, layers))
+            src = net
+            tlayers = layers
+            if has(layers, "dropout"):
+                src = os.path.join(tmp, name + "-nodrop.cnn")
+                no_dropout(net, src)
+                tlayers = cnnir.read_ir(cnnc, src)[1]
+            extra = ["--weights", wfile] if wfile else []
+            run([cnnrun, src, "--dump", dump, "--train-mode"] + common + extra)
+            cases.append(("train", cnnir.read_dump(dump), tlayers))
+            for label, d, lays in cases:
+                lg, ls, g, st, ok = compare(lays, d, a.tol, a.verbose, label)
+                ok_all &= ok
+                print("| %s | %s | %.1e (%.0e) | %.1e (%.0e) | %.1e (%.0e) | %s | %s | %s |"
+                      % (name, label, lg[1], lg[2], ls[1], ls[2], g[1], g[2], g[0][5:],
+                         "%.1e (%.0e)" % (st[1], st[2]) if d["training"] and st[0] != "-"
+                         else "-", "yes" if ok else "NO"))
+            sys.stdout.flush()
+    print("all equivalent" if ok_all else "MISMATCHES (marked NO above)")
+    return 0 if ok_all else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
