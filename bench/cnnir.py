@@ -74,6 +74,28 @@ def act_fn(name, alpha):
     raise ValueError("unknown activation " + name)
 
 
+class Act(nn.Module):
+    """An activation (None: identity). For equivalence tests, a relu or leaky relu can
+    record its input (record = True keeps z) and take the other side of its kink at the
+    elements of flip (a bool mask of z's shape): where another implementation rounded a
+    tiny z to the other sign, the gradients upstream legitimately differ."""
+
+    def __init__(self, name, alpha):
+        super().__init__()
+        self.name, self.alpha = name, alpha
+        self.fn = act_fn(name, alpha)
+        self.kinked = name in ("relu", "leakyrelu")
+        self.record, self.z, self.flip = False, None, None
+
+    def forward(self, z):
+        if self.record and self.kinked:
+            self.z = z.detach()
+        if self.flip is not None:
+            pos = (z > 0) ^ self.flip
+            return torch.where(pos, z, z * (self.alpha if self.name == "leakyrelu" else 0.0))
+        return self.fn(z) if self.fn else z
+
+
 class Conv(nn.Module):
     """conv with any padding mode (F.pad with (left, right, top, bottom)) and flip."""
 
@@ -87,7 +109,7 @@ class Conv(nn.Module):
         self.conv = nn.Conv2d(L["in_c"], L["out_c"], (L["kh"], L["kw"]), (L["sh"], L["sw"]),
                               padding=(L["pt"], L["pl"]) if self.inner_pad else 0,
                               bias=bool(L["bias"]))
-        self.act = act_fn(L["act"], L["alpha"])
+        self.act = Act(L["act"], L["alpha"])
 
     def forward(self, x):
         L = self.L
@@ -101,7 +123,7 @@ class Conv(nn.Module):
             y = F.conv2d(x, w, self.conv.bias, self.conv.stride, self.conv.padding)
         else:
             y = self.conv(x)
-        return self.act(y) if self.act else y
+        return self.act(y)
 
 
 class Pool(nn.Module):
@@ -133,12 +155,10 @@ class Dense(nn.Module):
         super().__init__()
         self.L = L
         self.lin = nn.Linear(L["in_c"] * L["in_h"] * L["in_w"], L["out_c"], bias=bool(L["bias"]))
-        self.act = act_fn(L["act"], L["alpha"])
+        self.act = Act(L["act"], L["alpha"])
 
     def forward(self, x):
-        y = self.lin(x.reshape(x.shape[0], -1))
-        if self.act:
-            y = self.act(y)
+        y = self.act(self.lin(x.reshape(x.shape[0], -1)))
         return y.reshape(x.shape[0], -1, 1, 1)
 
 
@@ -171,8 +191,7 @@ def make_layer(L):
         # a vector is (n, c, 1, 1) here: BatchNorm2d then equals BatchNorm1d on (n, c)
         return nn.BatchNorm2d(L["in_c"], eps=L["eps"], momentum=L["momentum"])
     if k == "activation":
-        f = act_fn(L["act"], L["alpha"])
-        return Lambda(f if f else (lambda x: x))
+        return Act(L["act"], L["alpha"])
     if k == "add":
         return None     # handled by IRNet: output of src + output of src2
     raise ValueError("unknown layer kind " + k)
@@ -202,6 +221,15 @@ class IRNet(nn.Module):
             else:
                 outs.append(m(outs[L["src"]]))
         return outs[-1].reshape(x.shape[0], -1)
+
+    def acts(self):
+        """{layer index: its Act module} (conv and dense have theirs inside)."""
+        out = {}
+        for L, m in zip(self.layers, self.mods):
+            a = m if isinstance(m, Act) else getattr(m, "act", None)
+            if isinstance(a, Act):
+                out[L["i"]] = a
+        return out
 
     # -- the flat arrays of the runtime (rt_layer offsets)
 

@@ -164,6 +164,7 @@ simple
 head
     : T_IDENT                   { $$ = ast_stmt_new(STMT_LAYER, @1); $$->name = $1; $$->nameloc = @1; }
     | T_IDENT '=' value         { $$ = ast_stmt_new(STMT_LAYER, @1); $$->name = $1; $$->nameloc = @1;
+                                  $$->head_value = 1;
                                   ast_arg a = {.key = NULL, .keyloc = @3, .val = $3}; ast_stmt_add_arg($$, &a); }
     | T_IDENT '(' ')'           { $$ = ast_stmt_new(STMT_CALL, @1); $$->name = $1; $$->nameloc = @1; }
     | T_IDENT '(' callargs ')'  { $$ = ast_stmt_new(STMT_CALL, @1); $$->name = $1; $$->nameloc = @1;

@@ -164,10 +164,10 @@ static void bwd_task(void *arg, rt_worker *w)
         bwd_channel(j, ch);
 }
 
-void rt_batchnorm_forward_train(const float *x, const float *gamma, const float *beta,
-                                float *run_mean, float *run_var, float momentum, float eps,
-                                float *y, float *save_mean, float *save_invstd, int n, int c,
-                                int hw, rt_threads *tp)
+void rt_batchnorm_forward_train_mt(const float *x, const float *gamma, const float *beta,
+                                   float *run_mean, float *run_var, float momentum, float eps,
+                                   float *y, float *save_mean, float *save_invstd, int n,
+                                   int c, int hw, rt_threads *tp)
 {
     bn_job j = {0};
     j.x = x, j.gamma = gamma, j.beta = beta, j.run_mean = run_mean, j.run_var_out = run_var;
@@ -176,9 +176,9 @@ void rt_batchnorm_forward_train(const float *x, const float *gamma, const float 
     rt_threads_run(tp, fwd_task, &j);
 }
 
-void rt_batchnorm_forward_eval(const float *x, const float *gamma, const float *beta,
-                               const float *run_mean, const float *run_var, float eps,
-                               float *y, int n, int c, int hw, rt_threads *tp)
+void rt_batchnorm_forward_eval_mt(const float *x, const float *gamma, const float *beta,
+                                  const float *run_mean, const float *run_var, float eps,
+                                  float *y, int n, int c, int hw, rt_threads *tp)
 {
     bn_job j = {0};
     j.x = x, j.gamma = gamma, j.beta = beta, j.mean = run_mean, j.run_var = run_var;
@@ -186,10 +186,10 @@ void rt_batchnorm_forward_eval(const float *x, const float *gamma, const float *
     rt_threads_run(tp, fwd_task, &j);
 }
 
-void rt_batchnorm_backward_train(const float *x, const float *gamma, const float *save_mean,
-                                 const float *save_invstd, const float *dy, float *dx,
-                                 int accum, float *dgamma, float *dbeta, int n, int c, int hw,
-                                 rt_threads *tp)
+void rt_batchnorm_backward_train_mt(const float *x, const float *gamma,
+                                    const float *save_mean, const float *save_invstd,
+                                    const float *dy, float *dx, int accum, float *dgamma,
+                                    float *dbeta, int n, int c, int hw, rt_threads *tp)
 {
     bn_job j = {0};
     j.x = x, j.gamma = gamma, j.mean = save_mean, j.invstd = save_invstd, j.dy = dy;
@@ -198,14 +198,46 @@ void rt_batchnorm_backward_train(const float *x, const float *gamma, const float
     rt_threads_run(tp, bwd_task, &j);
 }
 
-void rt_batchnorm_backward_eval(const float *x, const float *gamma, const float *run_mean,
-                                const float *run_var, float eps, const float *dy, float *dx,
-                                int accum, float *dgamma, float *dbeta, int n, int c, int hw,
-                                rt_threads *tp)
+void rt_batchnorm_backward_eval_mt(const float *x, const float *gamma, const float *run_mean,
+                                   const float *run_var, float eps, const float *dy, float *dx,
+                                   int accum, float *dgamma, float *dbeta, int n, int c,
+                                   int hw, rt_threads *tp)
 {
     bn_job j = {0};
     j.x = x, j.gamma = gamma, j.mean = run_mean, j.run_var = run_var, j.eps = eps, j.dy = dy;
     j.dx = dx, j.accum = accum, j.dgamma = dgamma, j.dbeta = dbeta, j.n = n, j.c = c;
     j.hw = hw;
     rt_threads_run(tp, bwd_task, &j);
+}
+
+void rt_batchnorm_forward_train(const float *x, const float *gamma, const float *beta,
+                                float *run_mean, float *run_var, float momentum, float eps,
+                                float *y, float *save_mean, float *save_invstd, int n, int c,
+                                int hw)
+{
+    rt_batchnorm_forward_train_mt(x, gamma, beta, run_mean, run_var, momentum, eps, y,
+                                  save_mean, save_invstd, n, c, hw, NULL);
+}
+
+void rt_batchnorm_forward_eval(const float *x, const float *gamma, const float *beta,
+                               const float *run_mean, const float *run_var, float eps,
+                               float *y, int n, int c, int hw)
+{
+    rt_batchnorm_forward_eval_mt(x, gamma, beta, run_mean, run_var, eps, y, n, c, hw, NULL);
+}
+
+void rt_batchnorm_backward_train(const float *x, const float *gamma, const float *save_mean,
+                                 const float *save_invstd, const float *dy, float *dx,
+                                 int accum, float *dgamma, float *dbeta, int n, int c, int hw)
+{
+    rt_batchnorm_backward_train_mt(x, gamma, save_mean, save_invstd, dy, dx, accum, dgamma,
+                                   dbeta, n, c, hw, NULL);
+}
+
+void rt_batchnorm_backward_eval(const float *x, const float *gamma, const float *run_mean,
+                                const float *run_var, float eps, const float *dy, float *dx,
+                                int accum, float *dgamma, float *dbeta, int n, int c, int hw)
+{
+    rt_batchnorm_backward_eval_mt(x, gamma, run_mean, run_var, eps, dy, dx, accum, dgamma,
+                                  dbeta, n, c, hw, NULL);
 }

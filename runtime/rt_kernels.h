@@ -373,29 +373,44 @@ int rt_dense_backward(const float *x, const float *w, const float *dz, float *dx
 
 /* ------------------------------------------------------------------ batch normalisation */
 
-/* Per channel over n*hw values; channels are split over tp. Training mode normalises each
- * channel by its batch mean and biased variance, y = gamma * xhat + beta, and moves the
- * running statistics: mean' = (1-m) mean + m batch_mean, var' = (1-m) var +
- * m unbiased_batch_var (as PyTorch; with a single value per channel the biased variance is
- * used). save_mean and save_invstd [c] keep what the backward needs. */
+/* Per channel over n*hw values. Training mode normalises each channel by its batch mean and
+ * biased variance, y = gamma * xhat + beta, and moves the running statistics:
+ * mean' = (1-m) mean + m batch_mean, var' = (1-m) var + m unbiased_batch_var (as PyTorch;
+ * with a single value per channel the biased variance is used). save_mean and save_invstd
+ * [c] keep what the backward needs. These run serially; the _mt forms below split the
+ * channels over a pool (same results: channels are independent). */
 void rt_batchnorm_forward_train(const float *x, const float *gamma, const float *beta,
                                 float *run_mean, float *run_var, float momentum, float eps,
                                 float *y, float *save_mean, float *save_invstd, int n, int c,
-                                int hw, rt_threads *tp);
+                                int hw);
 /* Evaluation mode: the running statistics normalise. */
 void rt_batchnorm_forward_eval(const float *x, const float *gamma, const float *beta,
                                const float *run_mean, const float *run_var, float eps,
-                               float *y, int n, int c, int hw, rt_threads *tp);
+                               float *y, int n, int c, int hw);
 /* Backward of the training-mode forward (batch statistics depend on x); dx may be NULL. */
 void rt_batchnorm_backward_train(const float *x, const float *gamma, const float *save_mean,
                                  const float *save_invstd, const float *dy, float *dx,
-                                 int accum, float *dgamma, float *dbeta, int n, int c, int hw,
-                                 rt_threads *tp);
+                                 int accum, float *dgamma, float *dbeta, int n, int c, int hw);
 /* Backward of the evaluation-mode forward (statistics are constants); dx may be NULL. */
 void rt_batchnorm_backward_eval(const float *x, const float *gamma, const float *run_mean,
                                 const float *run_var, float eps, const float *dy, float *dx,
-                                int accum, float *dgamma, float *dbeta, int n, int c, int hw,
-                                rt_threads *tp);
+                                int accum, float *dgamma, float *dbeta, int n, int c, int hw);
+
+void rt_batchnorm_forward_train_mt(const float *x, const float *gamma, const float *beta,
+                                   float *run_mean, float *run_var, float momentum, float eps,
+                                   float *y, float *save_mean, float *save_invstd, int n,
+                                   int c, int hw, rt_threads *tp);
+void rt_batchnorm_forward_eval_mt(const float *x, const float *gamma, const float *beta,
+                                  const float *run_mean, const float *run_var, float eps,
+                                  float *y, int n, int c, int hw, rt_threads *tp);
+void rt_batchnorm_backward_train_mt(const float *x, const float *gamma,
+                                    const float *save_mean, const float *save_invstd,
+                                    const float *dy, float *dx, int accum, float *dgamma,
+                                    float *dbeta, int n, int c, int hw, rt_threads *tp);
+void rt_batchnorm_backward_eval_mt(const float *x, const float *gamma, const float *run_mean,
+                                   const float *run_var, float eps, const float *dy, float *dx,
+                                   int accum, float *dgamma, float *dbeta, int n, int c,
+                                   int hw, rt_threads *tp);
 
 #ifdef __cplusplus
 }

@@ -270,11 +270,11 @@ static int net_forward(void *self, const float *x, int n, int training, float *l
         case RT_BATCHNORM: {
             int c = L->in.c, hw = L->in.h * L->in.w;
             if (training)
-                rt_batchnorm_forward_train(in, P + L->w_off, P + L->b_off, S + L->s_off,
+                rt_batchnorm_forward_train_mt(in, P + L->w_off, P + L->b_off, S + L->s_off,
                                            S + L->s_off + c, L->momentum, L->eps, out,
                                            net->bn[i], net->bn[i] + c, n, c, hw, net->tp);
             else
-                rt_batchnorm_forward_eval(in, P + L->w_off, P + L->b_off, S + L->s_off,
+                rt_batchnorm_forward_eval_mt(in, P + L->w_off, P + L->b_off, S + L->s_off,
                                           S + L->s_off + c, L->eps, out, n, c, hw, net->tp);
             break;
         }
@@ -343,7 +343,8 @@ static void net_backward(void *self, const float *dlogits, int n)
         int rc = 0;
         switch (L->kind) {
         case RT_CONV:
-            rt_act_backward(layer_act(L), L->alpha, net->y[i], dyi, dyi, nout, 0);
+            if (layer_act(L) != RT_ACT_NONE) /* to the gradient before the activation */
+                rt_act_backward(layer_act(L), L->alpha, net->y[i], dyi, dyi, nout, 0);
             rc = rt_conv2d_backward(&net->cg[i], in, P + L->w_off, dyi, dx, acc, G + L->w_off,
                                     L->bias ? G + L->b_off : NULL, n, net->tp);
             break;
@@ -376,7 +377,8 @@ static void net_backward(void *self, const float *dlogits, int n)
             }
             break;
         case RT_DENSE:
-            rt_act_backward(layer_act(L), L->alpha, net->y[i], dyi, dyi, nout, 0);
+            if (layer_act(L) != RT_ACT_NONE)
+                rt_act_backward(layer_act(L), L->alpha, net->y[i], dyi, dyi, nout, 0);
             rc = rt_dense_backward(in, P + L->w_off, dyi, dx, acc, G + L->w_off,
                                    L->bias ? G + L->b_off : NULL, n, (int)shape_size(L->in),
                                    (int)net->size[i], net->tp);
@@ -384,11 +386,11 @@ static void net_backward(void *self, const float *dlogits, int n)
         case RT_BATCHNORM: {
             int c = L->in.c, hw = L->in.h * L->in.w;
             if (net->last_training)
-                rt_batchnorm_backward_train(in, P + L->w_off, net->bn[i], net->bn[i] + c, dyi,
+                rt_batchnorm_backward_train_mt(in, P + L->w_off, net->bn[i], net->bn[i] + c, dyi,
                                             dx, acc, G + L->w_off, G + L->b_off, n, c, hw,
                                             net->tp);
             else
-                rt_batchnorm_backward_eval(in, P + L->w_off, S + L->s_off, S + L->s_off + c,
+                rt_batchnorm_backward_eval_mt(in, P + L->w_off, S + L->s_off, S + L->s_off + c,
                                            L->eps, dyi, dx, acc, G + L->w_off, G + L->b_off,
                                            n, c, hw, net->tp);
             break;

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct rt_opt {
     rt_opt_cfg cfg;
@@ -44,54 +45,65 @@ void rt_opt_destroy(rt_opt *o)
     free(o);
 }
 
-/* Both steps run in blocks of RT_VEC parameters, so that gcc -O2 vectorizes them (see
- * rt_kernels.h); with -fno-math-errno (this library's flags) sqrtf vectorizes too. */
-static void sgd_block(const rt_opt *o, float *p, const float *g, float *m, int n)
+/* Both steps run in blocks of RT_VEC parameters staged in local arrays (all loads before all
+ * stores), so that gcc -O2 vectorizes them (see rt_kernels.h); with -fno-math-errno (this
+ * library's flags) sqrtf vectorizes too. The last block is padded with zeros. */
+static void sgd_step(rt_opt *o, float *params, const float *grads)
 {
     const float lr = o->cfg.lr, mom = o->cfg.momentum, wd = o->cfg.weight_decay;
     const int first = o->step == 0;
-    for (int i = 0; i < n; i++) {
-        float d = g[i] + wd * p[i]; /* wd 0 adds exactly 0 */
+    for (size_t i = 0; i < o->n; i += RT_VEC) {
+        int n = o->n - i < RT_VEC ? (int)(o->n - i) : RT_VEC;
+        float p[RT_VEC] = {0}, g[RT_VEC] = {0}, m[RT_VEC] = {0};
+        memcpy(p, params + i, n * sizeof *p);
+        memcpy(g, grads + i, n * sizeof *g);
+        memcpy(m, o->m + i, n * sizeof *m);
+        for (int k = 0; k < RT_VEC; k++)
+            g[k] += wd * p[k]; /* wd 0 adds exactly 0 */
         if (mom != 0.0f) {
-            m[i] = first ? d : mom * m[i] + d;
-            d = m[i];
+            if (first)
+                for (int k = 0; k < RT_VEC; k++)
+                    m[k] = g[k];
+            else
+                for (int k = 0; k < RT_VEC; k++)
+                    m[k] = mom * m[k] + g[k];
+            for (int k = 0; k < RT_VEC; k++)
+                g[k] = m[k];
         }
-        p[i] -= lr * d;
+        for (int k = 0; k < RT_VEC; k++)
+            p[k] -= lr * g[k];
+        memcpy(params + i, p, n * sizeof *p);
+        if (mom != 0.0f)
+            memcpy(o->m + i, m, n * sizeof *m);
     }
 }
 
-static void sgd_step(rt_opt *o, float *p, const float *g)
-{
-    size_t i = 0;
-    for (; i + RT_VEC <= o->n; i += RT_VEC)
-        sgd_block(o, p + i, g + i, o->m + i, RT_VEC);
-    sgd_block(o, p + i, g + i, o->m + i, (int)(o->n - i));
-}
-
-static void adam_block(const rt_opt *o, float step_size, float bc2_sqrt, float *p,
-                       const float *g, float *m, float *v, int n)
+static void adam_step(rt_opt *o, float *params, const float *grads)
 {
     const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
     const float wd = o->cfg.weight_decay;
-    for (int i = 0; i < n; i++) {
-        float d = g[i] + wd * p[i];
-        m[i] += (1.0f - b1) * (d - m[i]); /* torch's lerp_(grad, 1 - beta1) */
-        v[i] = v[i] * b2 + (1.0f - b2) * d * d;
-        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-        p[i] -= step_size * (m[i] / denom);
-    }
-}
-
-static void adam_step(rt_opt *o, float *p, const float *g)
-{
     const double t = (double)(o->step + 1);
     /* as PyTorch: step_size = lr / (1 - b1^t), denom = sqrt(v) / sqrt(1 - b2^t) + eps */
-    const float step_size = (float)(o->cfg.lr / (1.0 - pow(o->cfg.beta1, t)));
-    const float bc2_sqrt = (float)sqrt(1.0 - pow(o->cfg.beta2, t));
-    size_t i = 0;
-    for (; i + RT_VEC <= o->n; i += RT_VEC)
-        adam_block(o, step_size, bc2_sqrt, p + i, g + i, o->m + i, o->v + i, RT_VEC);
-    adam_block(o, step_size, bc2_sqrt, p + i, g + i, o->m + i, o->v + i, (int)(o->n - i));
+    const float step_size = (float)(o->cfg.lr / (1.0 - pow(b1, t)));
+    const float bc2_sqrt = (float)sqrt(1.0 - pow(b2, t));
+    for (size_t i = 0; i < o->n; i += RT_VEC) {
+        int n = o->n - i < RT_VEC ? (int)(o->n - i) : RT_VEC;
+        float p[RT_VEC] = {0}, g[RT_VEC] = {0}, m[RT_VEC] = {0}, v[RT_VEC] = {0};
+        memcpy(p, params + i, n * sizeof *p);
+        memcpy(g, grads + i, n * sizeof *g);
+        memcpy(m, o->m + i, n * sizeof *m);
+        memcpy(v, o->v + i, n * sizeof *v);
+        for (int k = 0; k < RT_VEC; k++) {
+            float d = g[k] + wd * p[k];
+            m[k] += (1.0f - b1) * (d - m[k]); /* torch's lerp_(grad, 1 - beta1) */
+            v[k] = v[k] * b2 + (1.0f - b2) * d * d;
+            float denom = sqrtf(v[k]) / bc2_sqrt + eps;
+            p[k] -= step_size * (m[k] / denom);
+        }
+        memcpy(params + i, p, n * sizeof *p);
+        memcpy(o->m + i, m, n * sizeof *m);
+        memcpy(o->v + i, v, n * sizeof *v);
+    }
 }
 
 void rt_opt_step(rt_opt *o, float *params, const float *grads)

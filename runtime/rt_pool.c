@@ -54,18 +54,43 @@ static void inner_cols(const rt_pool_geom *g, int *lo, int *hi)
     *hi = imax(imin(b, g->ow), *lo);
 }
 
-/* The common 2x2 stride-2 window: the first maximum of a b / c d in reading order. */
+/* The common 2x2 stride-2 window: the first maximum of a b / c d in reading order, written
+ * with selects rather than branches (after a relu, ties and zeros make branches random). */
 static inline int argmax4(float a, float b, float c, float d)
 {
-    int i = 0;
+    int i = 0, gt;
     float m = a;
-    if (b > m)
-        m = b, i = 1;
-    if (c > m)
-        m = c, i = 2;
-    if (d > m)
-        i = 3;
+    gt = b > m;
+    m = gt ? b : m;
+    i = gt ? 1 : i;
+    gt = c > m;
+    m = gt ? c : m;
+    i = gt ? 2 : i;
+    gt = d > m;
+    i = gt ? 3 : i;
     return i;
+}
+
+/* One output row of 2x2 stride-2 max pooling from input rows r0 and r1: blocks of 8
+ * outputs staged in a local array, which gcc -O2 vectorizes (see rt_kernels.h). */
+static void max2x2_row(const float *r0, const float *r1, float *y, int n)
+{
+    int o = 0;
+    for (; o + 8 <= n; o += 8) {
+        float t[8];
+        for (int k = 0; k < 8; k++) {
+            const float *p0 = r0 + 2 * (o + k), *p1 = r1 + 2 * (o + k);
+            float m1 = p0[1] > p0[0] ? p0[1] : p0[0], m2 = p1[1] > p1[0] ? p1[1] : p1[0];
+            t[k] = m2 > m1 ? m2 : m1;
+        }
+        for (int k = 0; k < 8; k++)
+            y[o + k] = t[k];
+    }
+    for (; o < n; o++) {
+        const float *p0 = r0 + 2 * o, *p1 = r1 + 2 * o;
+        float m1 = p0[1] > p0[0] ? p0[1] : p0[0], m2 = p1[1] > p1[0] ? p1[1] : p1[0];
+        y[o] = m2 > m1 ? m2 : m1;
+    }
 }
 
 static void max_fwd_plane(const rt_pool_geom *g, const float *x, float *y)
@@ -82,12 +107,7 @@ static void max_fwd_plane(const rt_pool_geom *g, const float *x, float *y)
                 /* r: the first inner window's top-left cell */
                 const float *r = x + y0 * g->w + (lo * g->sw - g->pl);
                 if (fast2) {
-                    const float *r1 = r + g->w;
-                    for (int o = 0; o < hi - lo; o++) {
-                        float a = r[2 * o], b = r[2 * o + 1], c = r1[2 * o], d = r1[2 * o + 1];
-                        float m1 = b > a ? b : a, m2 = d > c ? d : c;
-                        yr[lo + o] = m2 > m1 ? m2 : m1;
-                    }
+                    max2x2_row(r, r + g->w, yr + lo, hi - lo);
                 } else {
                     for (int o = lo; o < hi; o++) {
                         const float *w0 = r + (o - lo) * g->sw;
@@ -184,7 +204,24 @@ static void max_bwd_plane_tiled2(const rt_pool_geom *g, const float *x, const fl
     for (int oy = 0; oy < g->oh; oy++) {
         const float *r = x + (size_t)2 * oy * w, *dr = dy + (size_t)oy * g->ow;
         float *d0 = dx + (size_t)2 * oy * w, *d1 = d0 + w;
-        for (int o = 0; o < g->ow; o++) {
+        int o = 0;
+        for (; o + 8 <= g->ow; o += 8) { /* staged blocks of 8: vectorized by gcc -O2 */
+            float t0[16], t1[16];
+            for (int k = 0; k < 8; k++) {
+                int i = argmax4(r[2 * (o + k)], r[2 * (o + k) + 1], r[w + 2 * (o + k)],
+                                r[w + 2 * (o + k) + 1]);
+                float v = dr[o + k];
+                t0[2 * k] = i == 0 ? v : 0.0f;
+                t0[2 * k + 1] = i == 1 ? v : 0.0f;
+                t1[2 * k] = i == 2 ? v : 0.0f;
+                t1[2 * k + 1] = i == 3 ? v : 0.0f;
+            }
+            for (int k = 0; k < 16; k++) {
+                d0[2 * o + k] = t0[k];
+                d1[2 * o + k] = t1[k];
+            }
+        }
+        for (; o < g->ow; o++) {
             int i = argmax4(r[2 * o], r[2 * o + 1], r[w + 2 * o], r[w + 2 * o + 1]);
             float v = dr[o];
             d0[2 * o] = i == 0 ? v : 0.0f;

@@ -19,20 +19,23 @@ ast_stmt *ast_stmt_new(ast_stmtkind kind, cnn_loc loc)
 
 void ast_stmt_add_arg(ast_stmt *s, const ast_arg *a)
 {
-    s->args = cnn_xrealloc(s->args, (size_t)(s->nargs + 1) * sizeof *s->args);
+    cnn_grow((void **)&s->args, &s->capargs, s->nargs, sizeof *s->args); /* doubling: linear */
     s->args[s->nargs++] = *a;
 }
 
 void ast_stmt_add_callarg(ast_stmt *s, const ast_value *v)
 {
-    s->callargs = cnn_xrealloc(s->callargs, (size_t)(s->ncallargs + 1) * sizeof *s->callargs);
+    cnn_grow((void **)&s->callargs, &s->capcallargs, s->ncallargs, sizeof *s->callargs);
     s->callargs[s->ncallargs++] = *v;
 }
 
 void ast_stmt_add_param(ast_stmt *s, char *name, cnn_loc loc)
 {
-    s->params = cnn_xrealloc(s->params, (size_t)(s->nparams + 1) * sizeof *s->params);
-    s->paramlocs = cnn_xrealloc(s->paramlocs, (size_t)(s->nparams + 1) * sizeof *s->paramlocs);
+    int cap = s->capparams;
+    cnn_grow((void **)&s->params, &cap, s->nparams, sizeof *s->params);
+    cap = s->capparams;
+    cnn_grow((void **)&s->paramlocs, &cap, s->nparams, sizeof *s->paramlocs);
+    s->capparams = cap;
     s->paramlocs[s->nparams] = loc;
     s->params[s->nparams++] = name;
 }

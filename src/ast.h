@@ -47,15 +47,16 @@ struct ast_stmt {
     char *name;             /* layer/block/network name */
     cnn_loc nameloc;
     ast_arg *args;          /* arguments after the name */
-    int nargs;
+    int nargs, capargs;
     ast_value *callargs;    /* STMT_CALL: values inside the parentheses */
-    int ncallargs;
+    int ncallargs, capcallargs;
     char **params;          /* STMT_BLOCK: parameter names */
     cnn_loc *paramlocs;
-    int nparams;
+    int nparams, capparams;
     ast_value count;        /* STMT_REPEAT */
     ast_stmt *body;         /* REPEAT, RESIDUAL, BLOCK, TRAIN */
     cnn_loc endloc;         /* the closing brace */
+    int head_value;         /* written NAME=VALUE (as leakyrelu=0.2) */
     ast_stmt *next;
 };
 

@@ -143,7 +143,7 @@ static int by_position(const void *a, const void *b)
 void diag_finish(cnn_diag *d)
 {
     close_current(d);
-    qsort(d->msgs, (size_t)d->nmsgs, sizeof *d->msgs, by_position);
+    if (d->nmsgs > 1) qsort(d->msgs, (size_t)d->nmsgs, sizeof *d->msgs, by_position);
     for (int i = 0; i < d->nmsgs; i++) {
         fwrite(d->msgs[i].text, 1, d->msgs[i].len, d->out);
         free(d->msgs[i].text);

@@ -188,6 +188,13 @@ static void layer_stmt(expander *ex, const ast_stmt *s)
         unknown_word(ex, s);
         return;
     }
+    if (s->head_value && !(li->kind == RT_ACTIVATION && li->act == RT_ACT_LEAKYRELU)) {
+        char hint[160];
+        snprintf(hint, sizeof hint, "write '%s %s' without '=' (only leakyrelu=A takes one)", s->name,
+                 s->args[0].val.word ? s->args[0].val.word : "");
+        ex_error(ex, s->nameloc, hint, "'%s' takes no '=' value", s->name);
+        return;
+    }
     if (ex->net->n >= CNN_MAX_LAYERS) {
         if (!ex->too_many)
             ex_error(ex, s->loc, "use fewer or smaller repeats", "the network has more than %d layers",

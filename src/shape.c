@@ -217,8 +217,8 @@ int shape_infer(ir_net *net, cnn_diag *diag)
             rc = -1;
         } else if (last->L.out.h != 1 || last->L.out.w != 1) {
             char hint[160];
-            snprintf(hint, sizeof hint, "end with a vector of class scores, e.g. add 'dense %d' or "
-                     "'globalavgpool'", last->L.out.c);
+            snprintf(hint, sizeof hint, "end with a vector of class scores, e.g. add 'flatten' and "
+                     "'dense K' for K classes, or 'globalavgpool'");
             diag_error(diag, last->loc, hint, "the network ends with a %dx%dx%d image, not a vector of "
                        "class scores", last->L.out.c, last->L.out.h, last->L.out.w);
             rc = -1;

@@ -120,9 +120,14 @@ void train_section_read(const ast_stmt *train, rt_train_cfg *cfg, cnn_errsink *s
             const char *usage = "split TRAIN:VAL:TEST, e.g. split 7:2:1";
             if (!one_positional(s, sink, usage)) continue;
             const ast_value *v = &s->args[0].val;
-            if (v->kind != VAL_RATIO || v->ndims != 3 || v->dims[0] < 1 || v->dims[0] > 1000 ||
-                v->dims[1] > 1000 || v->dims[2] > 1000) {
+            if (v->kind != VAL_RATIO || v->ndims != 3 || v->dims[0] > 1000 || v->dims[1] > 1000 ||
+                v->dims[2] > 1000) {
                 sink->error(sink, v->loc, usage, "invalid split '%s'", v->word ? v->word : "");
+                continue;
+            }
+            if (v->dims[0] < 1) {
+                sink->error(sink, v->loc, usage, "the training part of split '%s' is 0; it must be at least 1",
+                            v->word);
                 continue;
             }
             for (int i = 0; i < 3; i++) cfg->split[i] = (int)v->dims[i];

@@ -1154,6 +1154,22 @@ START_TEST(t_error_counts)
     ck_assert_ptr_nonnull(strstr(errtext, "t.cnn:1:21: error: conv needs 2 arguments, got 1\n"));
     ck_assert_ptr_nonnull(strstr(errtext, "t.cnn:3:1: note: in block 'b' called here\n"));
     ir_free(&net);
+    /* diagnostics come in file order, and a note stays right after its error even when
+     * it points to an earlier line */
+    rc = compile("network a\nblock b() { relu }\ninput 3x16x16\nbogus\nblock b() { tanh }\nnetwork b\n", &net);
+    ck_assert_int_eq(rc, 3);
+    const char *e1 = strstr(errtext, "t.cnn:4:1: error: unknown layer 'bogus'\n");
+    const char *e2 = strstr(errtext, "t.cnn:5:7: error: block 'b' is defined twice\n");
+    const char *e3 = strstr(errtext, "t.cnn:6:1: error: the network is named twice (first at line 1)\n");
+    ck_assert_msg(e1 && e2 && e3, "missing diagnostics:\n%s", errtext);
+    ck_assert_msg(e1 < e2 && e2 < e3, "diagnostics out of file order:\n%s", errtext);
+    ir_free(&net);
+    rc = compile("input 3x16x16\nmaxpool 2x2\nmaxpool 2x2\nconv 5x5 8\nflatten\n", &net);
+    ck_assert_int_eq(rc, 1);
+    e1 = strstr(errtext, "t.cnn:4:1: error: the 5x5 window is larger than its 4x4 input\n");
+    const char *n1 = strstr(errtext, "t.cnn:3:1: note: the size became 4x4 here, at 'maxpool 2x2'\n");
+    ck_assert_msg(e1 && n1 && e1 < n1, "the note does not follow its error:\n%s", errtext);
+    ir_free(&net);
     /* more than 20 errors: only 20 are shown */
     char text[4096] = "input 1x4x4\n";
     for (int i = 0; i < 30; i++) strcat(text, "bogus\n");

@@ -419,10 +419,10 @@ static void bn_fwd(gc_case *c, const float *x, const float *p, float *y)
         float rm[4], rv[4], sm[4], si[4]; /* running stats are a side effect: keep them */
         memcpy(rm, k->rm, sizeof rm);
         memcpy(rv, k->rv, sizeof rv);
-        rt_batchnorm_forward_train(x, p, p + k->c, rm, rv, 0.1f, 1e-5f, y, sm, si, k->n, k->c,
+        rt_batchnorm_forward_train_mt(x, p, p + k->c, rm, rv, 0.1f, 1e-5f, y, sm, si, k->n, k->c,
                                    k->hw, k->tp);
     } else {
-        rt_batchnorm_forward_eval(x, p, p + k->c, k->rm, k->rv, 1e-5f, y, k->n, k->c, k->hw,
+        rt_batchnorm_forward_eval_mt(x, p, p + k->c, k->rm, k->rv, 1e-5f, y, k->n, k->c, k->hw,
                                   k->tp);
     }
 }
@@ -436,13 +436,13 @@ static void bn_bwd(gc_case *c, const float *x, const float *p, const float *y,
         float rm[4], rv[4], sm[4], si[4], *tmp = malloc(sizeof(float) * c->ny);
         memcpy(rm, k->rm, sizeof rm);
         memcpy(rv, k->rv, sizeof rv);
-        rt_batchnorm_forward_train(x, p, p + k->c, rm, rv, 0.1f, 1e-5f, tmp, sm, si, k->n, k->c,
+        rt_batchnorm_forward_train_mt(x, p, p + k->c, rm, rv, 0.1f, 1e-5f, tmp, sm, si, k->n, k->c,
                                    k->hw, k->tp);
-        rt_batchnorm_backward_train(x, p, sm, si, dy, dx, accum, dp, dp + k->c, k->n, k->c,
+        rt_batchnorm_backward_train_mt(x, p, sm, si, dy, dx, accum, dp, dp + k->c, k->n, k->c,
                                     k->hw, k->tp);
         free(tmp);
     } else {
-        rt_batchnorm_backward_eval(x, p, k->rm, k->rv, 1e-5f, dy, dx, accum, dp, dp + k->c,
+        rt_batchnorm_backward_eval_mt(x, p, k->rm, k->rv, 1e-5f, dy, dx, accum, dp, dp + k->c,
                                    k->n, k->c, k->hw, k->tp);
     }
 }

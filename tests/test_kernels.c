@@ -351,6 +351,10 @@ START_TEST(conv_random_geometries)
         {3, 20, 37, 17, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 5, 5, 2, 1, 1, 2, 2, 0, 0, 0, 0},
         {8, 6, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1},   {5, 9, 8, 3, 5, 5, 2, 1, 2, 2, 2, 2},
         {70, 3, 4, 9, 1, 1, 1, 1, 0, 0, 0, 0},  {20, 11, 9, 33, 2, 2, 1, 1, 0, 1, 1, 0},
+        /* two bands of 880 pixels (dW's depth above the GEMM's 256-deep blocks), and 270
+         * patch rows (the forward's depth above them, so the fused bias and activation
+         * follow a partial sum) */
+        {8, 24, 40, 6, 3, 3, 1, 1, 1, 1, 1, 1}, {30, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1},
     };
     for (int is = 0; is < 3; is++) {
         if (rt_gemm_use_isa(isas[is]) != 0)
@@ -645,15 +649,14 @@ START_TEST(batchnorm_hand)
      * mean 0.25, var 0.9 + 0.1*5/3 = 1.0666667. */
     const float x[4] = {1, 2, 3, 4}, gamma = 2, beta = 1;
     float y[4], rm = 0, rv = 1, sm, si;
-    rt_batchnorm_forward_train(x, &gamma, &beta, &rm, &rv, 0.1f, 1e-5f, y, &sm, &si, 2, 1, 2,
-                               NULL);
+    rt_batchnorm_forward_train(x, &gamma, &beta, &rm, &rv, 0.1f, 1e-5f, y, &sm, &si, 2, 1, 2);
     for (int i = 0; i < 4; i++)
         ck_assert_float_eq_tol(y[i], 2 * (x[i] - 2.5) / sqrt(1.25 + 1e-5) + 1, 1e-5);
     ck_assert_float_eq_tol(rm, 0.25, 1e-7);
     ck_assert_float_eq_tol(rv, 0.9 + 0.1 * 5.0 / 3.0, 1e-6);
     ck_assert_float_eq_tol(sm, 2.5, 1e-7);
     /* evaluation uses the running statistics */
-    rt_batchnorm_forward_eval(x, &gamma, &beta, &rm, &rv, 1e-5f, y, 2, 1, 2, NULL);
+    rt_batchnorm_forward_eval(x, &gamma, &beta, &rm, &rv, 1e-5f, y, 2, 1, 2);
     for (int i = 0; i < 4; i++)
         ck_assert_float_eq_tol(y[i], 2 * (x[i] - 0.25) / sqrt(rv + 1e-5) + 1, 1e-5);
 }

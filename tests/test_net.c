@@ -560,8 +560,8 @@ END_TEST
 
 START_TEST(init_params)
 {
-    /* conv 3->4 3x3: fan_in 27, bound 1/sqrt(27); dense 4*6*6 = 144 -> 10: bound 1/sqrt(144) = 1/12;
-     * batchnorm: gamma 1, beta 0, running mean 0, running variance 1. */
+    /* conv 3->4 3x3: fan_in 27, bound 1/sqrt(27); dense 4*6*6 = 144 -> 10: bound
+     * 1/sqrt(144) = 1/12; batchnorm: gamma 1, beta 0, running mean 0, running variance 1. */
     size_t off = 0;
     rt_shape in = {3, 8, 8}, c1 = {4, 6, 6};
     rt_layer L[4];

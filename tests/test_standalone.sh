@@ -1,0 +1,243 @@
+#!/bin/sh
+# test_standalone.sh - `cnnc --standalone` (inference in plain C with the weights baked in)
+# against cnnrun. For examples/resnet_tiny.cnn, examples/fashion.cnn and CNNC_SA_NETS
+# (default 12) random networks from tests/gen_nets: train one epoch with cnnrun on a tiny
+# generated image set, generate the standalone file, compile it with -DNAME_MAIN
+# -std=c11 -Wall -Wextra -Werror -pedantic linking only libc and libm (-nodefaultlibs -lc -lm,
+# and ldd must list nothing else), then
+#   - its main on the images must give cnnrun --predict's class for every image and its
+#     probability (cnnrun prints two decimals of a percent, the standalone four of the
+#     probability: 1e-4 apart at most, plus 1e-4 for the two roundings);
+#   - NAME_predict, built into tests/emit_sa_harness.c, on the inputs of a cnnrun --dump
+#     with the same weights, must give the softmax of cnnrun's logits within 1e-5.
+# Under a sanitizer build ($SAN_CFLAGS) the standalone file is also run sanitized.
+# Last line: "standalone: N passed, M failed". Run by `make check` (see test_emit.sh).
+
+LC_ALL=C
+export LC_ALL
+
+here=$(cd "$(dirname "$0")" && pwd)
+srcdir=$(cd "${top_srcdir:-$here/..}" && pwd) || exit 99
+builddir=$(cd "${top_builddir:-$here/..}" && pwd) || exit 99
+cnnc=$builddir/cnnc
+cnnrun=$builddir/cnnrun
+gen=$builddir/tests/gen_nets
+harness_c=$srcdir/tests/emit_sa_harness.c
+for p in "$cnnc" "$cnnrun" "$gen"; do
+    if [ ! -x "$p" ]; then
+        echo "test_standalone: $p is not built" >&2
+        exit 99
+    fi
+done
+[ -f "$harness_c" ] || { echo "test_standalone: $harness_c is missing" >&2; exit 99; }
+CC=${CC:-cc}
+SAN_CFLAGS=${SAN_CFLAGS:-}
+nets=${CNNC_SA_NETS:-12}
+seed=${CNNC_SA_SEED:-2}
+limit=${CNNC_TEST_TIMEOUT:-120}
+if command -v timeout >/dev/null 2>&1; then tlimit="timeout $limit"; else tlimit=; fi
+have_clang=0
+command -v clang >/dev/null 2>&1 && have_clang=1
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-standalone.XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 99
+start=$(date +%s)
+
+passed=0
+failed=0
+fail() {
+    echo "FAIL: $*"
+    failed=$((failed + 1))
+}
+show() { sed 's/^/   | /' "$1" | head -n "${2:-12}" | cut -c 1-240; }
+sanitized() { grep -a -q -e 'Sanitizer' -e 'runtime error:' "$@" 2>/dev/null; }
+
+# same_predictions SA_OUT RUN_OUT: for each image the standalone's "FILE: CLASS PROB" and
+# cnnrun's "FILE: CLASS P%  (then CLASS2 P2%, ...)" agree; a different class is accepted only
+# for a near tie (cnnrun's runner-up, less than 2e-4 below).
+same_predictions() {
+    awk -v tol=2e-4 '
+        FNR == NR { cls[$1] = $2; p[$1] = $3; n++; next }
+        {
+            file = $1; seen++
+            if (!(file in cls)) { print "no standalone line for " file; bad = 1; next }
+            rp = $3; sub(/%$/, "", rp); rp /= 100
+            d = p[file] - rp; if (d < 0) d = -d
+            if (cls[file] == $2) {
+                if (d > tol) { print file " probability " p[file] " vs " rp; bad = 1 }
+            } else {
+                second = $5; sp = $6; sub(/,$/, "", sp); sub(/\)$/, "", sp); sub(/%$/, "", sp); sp /= 100
+                if (second != cls[file] || rp - sp > tol) {
+                    print file " class " cls[file] " (" p[file] ") vs cnnrun " $2 " (" rp ")"; bad = 1
+                }
+            }
+        }
+        END { if (seen != n || n == 0) { print n " standalone lines, " seen " from cnnrun"; bad = 1 }; exit bad }
+    ' "$1" "$2"
+}
+
+# only_libc_libm BINARY: ldd lists the C library, libm, the loader and the vDSO, nothing else
+only_libc_libm() {
+    ldd "$1" >ldd.out 2>&1 || return 1
+    ! grep -v -E 'linux-vdso|linux-gate|ld-linux|ld64|libc\.so|libm\.so' ldd.out | grep -q .
+}
+
+check_sa() { # LABEL NET PER_CLASS DUMP_BATCH
+    label=$1 net=$2 per=$3 batch=$4
+    d=$tmp/$label
+    mkdir -p "$d" || return
+    t0=$(date +%s)
+    if ! "$cnnc" "$net" --ir >"$d/ir" 2>"$d/ir.err" || [ -s "$d/ir.err" ]; then
+        fail "$label: cnnc --ir failed"
+        show "$d/ir.err"
+        return
+    fi
+    set -- $(awk '$2 == "input" { s = $8 " " $9 " " $10 } END { print s, $8 }' "$d/ir")
+    c=$1 h=$2 w=$3 k=$4
+    name=$(awk 'NR == 1 && $5 == "network" { sub(/,$/, "", $6); print $6 }' "$d/ir")
+    ds=$d/data
+    mkdir -p "$ds" && "$gen" images "$ds" "${c}x${h}x${w}" "$k" "$per" 11 || {
+        fail "$label: gen_nets images failed"
+        return
+    }
+    # --- weights: one epoch with the interpreter (a small learning rate keeps the
+    #     probabilities away from 0 and 1, where they would tell little)
+    if ! (cd "$d" && $tlimit "$cnnrun" "$net" --train "$ds" --epochs 1 --batch 4 --seed 5 --threads 1 --no-cache \
+        --optimizer adam --lr 0.001 --quiet --out W >train.out 2>&1) || sanitized "$d/train.out"; then
+        fail "$label: cnnrun --train failed"
+        show "$d/train.out"
+        return
+    fi
+    # --- the standalone file, compiled four ways
+    if ! $tlimit "$cnnc" "$net" --standalone --weights "$d/W" -o "$d/sa.c" >"$d/cnnc.out" 2>&1 || [ ! -s "$d/sa.c" ] ||
+        sanitized "$d/cnnc.out"; then
+        fail "$label: cnnc --standalone failed"
+        show "$d/cnnc.out"
+        return
+    fi
+    # gcc (only libc and libm), clang, the harness and the sanitized build side by side
+    flags="-std=c11 -Wall -Wextra -Werror -pedantic -O2"
+    # shellcheck disable=SC2086
+    $CC $flags -D"${name}_MAIN" "$d/sa.c" -nodefaultlibs -lc -lm -o "$d/sa" >"$d/sa.cc" 2>&1 &
+    p1=$!
+    runs="sa"
+    if [ $have_clang = 1 ]; then
+        # shellcheck disable=SC2086
+        clang $flags -D"${name}_MAIN" "$d/sa.c" -lm -o "$d/sa_clang" >"$d/sa_clang.cc" 2>&1 &
+        p2=$!
+        runs="$runs sa_clang"
+    fi
+    # the harness includes the file without its main, as a user's program would
+    # shellcheck disable=SC2086
+    $CC $flags $SAN_CFLAGS -DSA_FILE="\"$d/sa.c\"" -DSA_NAME="$name" "$harness_c" -lm -o "$d/harness" \
+        >"$d/harness.cc" 2>&1
+    p3=$?
+    if [ -n "$SAN_CFLAGS" ]; then
+        # shellcheck disable=SC2086
+        $CC $flags $SAN_CFLAGS -D"${name}_MAIN" "$d/sa.c" -lm -o "$d/sa_san" >"$d/sa_san.cc" 2>&1
+        p4=$?
+        runs="$runs sa_san"
+    fi
+    wait $p1
+    p1=$?
+    if [ $p1 -ne 0 ] || [ -s "$d/sa.cc" ]; then
+        fail "$label: $CC -D${name}_MAIN ... -nodefaultlibs -lc -lm: failed or warned"
+        show "$d/sa.cc"
+        return
+    fi
+    if ! only_libc_libm "$d/sa"; then
+        fail "$label: the standalone program needs more than libc and libm"
+        show ldd.out
+        return
+    fi
+    if [ $have_clang = 1 ]; then
+        wait $p2
+        p2=$?
+        if [ $p2 -ne 0 ] || [ -s "$d/sa_clang.cc" ]; then
+            fail "$label: clang -D${name}_MAIN: failed or warned"
+            show "$d/sa_clang.cc"
+            return
+        fi
+    fi
+    if [ $p3 -ne 0 ] || [ -s "$d/harness.cc" ]; then
+        fail "$label: compiling the harness with the standalone file failed or warned"
+        show "$d/harness.cc"
+        return
+    fi
+    if [ -n "$SAN_CFLAGS" ] && { [ $p4 -ne 0 ] || [ -s "$d/sa_san.cc" ]; }; then
+        fail "$label: sanitized build failed or warned"
+        show "$d/sa_san.cc"
+        return
+    fi
+    # --- the images, by cnnrun and by each build of the standalone main: the training set
+    #     and one image a class with the other channel count (grey into colour and back)
+    oc=3
+    [ "$c" = 3 ] && oc=1
+    "$gen" images "$d/other" "${oc}x${h}x${w}" "$k" 1 13 || {
+        fail "$label: gen_nets images failed"
+        return
+    }
+    find "$ds" "$d/other" -type f | sort >"$d/images"
+    # shellcheck disable=SC2046
+    if ! $tlimit "$cnnrun" "$net" --predict $(cat "$d/images") --weights "$d/W" --threads 1 >"$d/run.out" 2>"$d/run.err" ||
+        sanitized "$d/run.err"; then
+        fail "$label: cnnrun --predict failed"
+        show "$d/run.err"
+        return
+    fi
+    for r in $runs; do
+        # shellcheck disable=SC2046
+        if ! $tlimit "$d/$r" $(cat "$d/images") >"$d/$r.out" 2>"$d/$r.err" || sanitized "$d/$r.err"; then
+            fail "$label: $r failed on the images"
+            show "$d/$r.err"
+            return
+        fi
+        if ! same_predictions "$d/$r.out" "$d/run.out" >"$d/cmp.out"; then
+            fail "$label: $r and cnnrun --predict disagree"
+            show "$d/cmp.out"
+            return
+        fi
+    done
+    # --- full precision on a random batch
+    if ! (cd "$d" && $tlimit "$cnnrun" "$net" --dump D --weights W --seed 9 --batch "$batch" >dump.out 2>&1) ||
+        sanitized "$d/dump.out"; then
+        fail "$label: cnnrun --dump --weights failed"
+        show "$d/dump.out"
+        return
+    fi
+    if ! $tlimit "$d/harness" "$d/D" 1e-5 >"$d/h.out" 2>&1 || sanitized "$d/h.out"; then
+        fail "$label: NAME_predict and cnnrun's logits disagree"
+        show "$d/h.out"
+        return
+    fi
+    nimg=$(wc -l <"$d/images")
+    echo "ok   $label (${c}x${h}x${w}, $k classes): $nimg images same class and probability ($runs);" \
+        "dump: $(head -n 1 "$d/h.out"), $(($(date +%s) - t0)) s"
+    passed=$((passed + 1))
+    rm -rf "$d"
+}
+
+check_sa resnet_tiny "$srcdir/examples/resnet_tiny.cnn" 2 4
+check_sa fashion "$srcdir/examples/fashion.cnn" 2 8
+mkdir -p nets
+if "$gen" nets nets "$seed" "$nets" >nets.list; then
+    while read -r file _rest; do
+        check_sa "${file%.cnn}" "$tmp/nets/$file" 4 8
+    done <nets.list
+else
+    fail "gen_nets nets failed"
+fi
+
+# A missing weights file writes nothing.
+"$cnnc" "$srcdir/examples/fashion.cnn" --standalone --weights "$tmp/none" -o none.c >out 2>&1
+rc=$?
+if [ $rc -ne 1 ] || [ -e none.c ]; then
+    fail "--standalone with a missing weights file: exit $rc (expected 1) or wrote none.c"
+else
+    passed=$((passed + 1))
+fi
+
+echo "time: $(($(date +%s) - start)) s"
+echo "standalone: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
