@@ -214,7 +214,28 @@ int main(int argc, char **argv)
         {"dense 128->4", 2, {0}, {0}, 128, 4, 1},
     };
     int nl = (int)(sizeof Ls / sizeof Ls[0]);
-    printf("batch %d, GEMM micro-kernel: %s, best of %d\n", N, rt_gemm_isa(), reps);
+    printf("GEMM micro-kernel: %s, best of %d\n", rt_gemm_isa(), reps);
+    /* a big square GEMM, the yardstick of the micro-kernel */
+    {
+        const int sz = 1024;
+        float *a = buf((size_t)sz * sz), *b = buf((size_t)sz * sz), *c = buf((size_t)sz * sz);
+        for (int threads = 1; threads <= 2; threads++) {
+            rt_threads *tp = rt_threads_create(threads, NULL);
+            double best = 1e30;
+            for (int r = 0; r < reps; r++) {
+                double t0 = now();
+                if (rt_sgemm_mt(tp, 0, 0, sz, sz, sz, 1.0f, a, sz, b, sz, 0.0f, c, sz) != 0)
+                    return 1;
+                double t = now() - t0;
+                best = t < best ? t : best;
+            }
+            printf("sgemm %dx%dx%d, %d thread%s: %.2f ms, %.1f GFLOP/s\n", sz, sz, sz, threads,
+                   threads > 1 ? "s" : "", best * 1e3, 2.0 * sz * sz * sz / best * 1e-9);
+            rt_threads_destroy(tp);
+        }
+        free(a), free(b), free(c);
+    }
+    printf("\nlayers of the reference network at batch %d:\n", N);
     for (int threads = 1; threads <= 2; threads++) {
         rt_threads *tp = rt_threads_create(threads, NULL);
         if (!tp)

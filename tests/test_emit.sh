@@ -281,6 +281,7 @@ check_net() {
     clang_word=
     [ $clang_ok = 1 ] && clang_word=", clang too"
     [ $have_clang = 1 ] && [ $clang_ok = 0 ] && clang_word=", clang compiled and linked only"
+    [ $have_clang = 1 ] && [ $clang_links = 0 ] && clang_word=", clang compiled only (sanitizer build)"
     echo "ok   $label ($1x$2x$3, $4 classes): dumps$dumps$clang_word; $training ($steps steps, loss $first -> $last), $(($(date +%s) - t0)) s${note:+ NOTE${note#;}}"
     passed=$((passed + 1))
     rm -rf "$d"
@@ -327,6 +328,7 @@ if "$cnnc" "$srcdir/examples/fashion.cnn" -o small.c --max-batch 2 >/dev/null 2>
         fail "a batch beyond --max-batch: unclear message or sanitizer report"
         show err
     else
+        echo "ok   --max-batch 2: a batch of 3 is refused ($(head -n 1 err | cut -c 1-100))"
         passed=$((passed + 1))
     fi
 else
