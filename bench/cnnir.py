@@ -126,7 +126,43 @@ class Conv(nn.Module):
         return self.act(y)
 
 
-class Pool(nn.Module):
+class MaxSelect(nn.Module):
+    """Max pooling that can be steered, for equivalence tests: with record, it keeps how
+    far apart each window's two largest values are (gap, relative to the largest |x| of
+    the layer); at the outputs set in swap (a bool mask) it takes the second largest
+    instead, as another implementation may have where the two are within rounding. x
+    comes padded with -inf; window (kh, kw) and stride (sh, sw)."""
+
+    def __init__(self):
+        super().__init__()
+        self.record, self.gap, self.swap = False, None, None
+
+    def select(self, x, kh, kw, sh, sw, plain):
+        if (not self.record and self.swap is None) or kh * kw < 2:
+            return plain(x)
+        n, c, h, w = x.shape
+        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+        cols = F.unfold(x, (kh, kw), stride=(sh, sw)).reshape(n, c, kh * kw, oh * ow)
+        top = cols.detach().topk(2, dim=2)
+        if self.record:
+            scale = x.detach().abs().nan_to_num(0, 0, 0).max().clamp_min(1e-30)
+            gap = (top.values[:, :, 0] - top.values[:, :, 1]) / scale
+            # windows of zeros (after a relu) are ties whose choice changes nothing
+            gap[top.values[:, :, 0] == 0] = float("inf")
+            self.gap = gap.reshape(n, c, oh, ow)
+        idx = top.indices[:, :, 0]
+        if self.swap is not None:
+            idx = torch.where(self.swap.reshape(n, c, -1), top.indices[:, :, 1], idx)
+        return cols.gather(2, idx.unsqueeze(2)).reshape(n, c, oh, ow)
+
+
+class GlobalMax(MaxSelect):
+    def forward(self, x):
+        return self.select(x, x.shape[2], x.shape[3], 1, 1,
+                           lambda t: t.amax(dim=(2, 3), keepdim=True))
+
+
+class Pool(MaxSelect):
     """maxpool (padding never wins: -inf) or avgpool (padded zeros counted)."""
 
     def __init__(self, L):
@@ -145,6 +181,12 @@ class Pool(nn.Module):
             self.fill = 0.0
 
     def forward(self, x):
+        L = self.L
+        if L["kind"] == "maxpool" and L["kh"] * L["kw"] > 1 and \
+                (self.record or self.swap is not None):
+            if any(self.pads):
+                x = F.pad(x, self.pads, mode="constant", value=self.fill)
+            return self.select(x, L["kh"], L["kw"], L["sh"], L["sw"], None)
         if self.outer:
             x = F.pad(x, self.pads, mode="constant", value=self.fill)
         return self.pool(x)
@@ -180,7 +222,7 @@ def make_layer(L):
     if k == "globalavgpool":
         return Lambda(lambda x: x.mean(dim=(2, 3), keepdim=True))
     if k == "globalmaxpool":
-        return Lambda(lambda x: x.amax(dim=(2, 3), keepdim=True))
+        return GlobalMax()
     if k == "flatten":
         return Lambda(lambda x: x.reshape(x.shape[0], -1, 1, 1))
     if k == "dropout":
@@ -221,6 +263,11 @@ class IRNet(nn.Module):
             else:
                 outs.append(m(outs[L["src"]]))
         return outs[-1].reshape(x.shape[0], -1)
+
+    def maxes(self):
+        """{layer index: its MaxSelect module} (maxpool and globalmaxpool)."""
+        return {L["i"]: m for L, m in zip(self.layers, self.mods)
+                if isinstance(m, MaxSelect) and L["kind"] in ("maxpool", "globalmaxpool")}
 
     def acts(self):
         """{layer index: its Act module} (conv and dense have theirs inside)."""

@@ -3,7 +3,8 @@
  * --eval, --predict, --bench and --dump with their options, checked strictly (a wrong
  * option says which and what is valid, exit 2), then the first three commands built from
  * the data, training, weights and report services (--bench and --dump live in
- * rt_cli_bench.c and rt_cli_dump.c). With them, the only place in libcnnrt that prints results.
+ * rt_cli_bench.c and rt_cli_dump.c). With those two files, the only place in libcnnrt
+ * that prints results.
  */
 #include "rt_cli_int.h"
 
@@ -181,7 +182,8 @@ static void usage(const env *e, const rt_train_cfg *c, FILE *f)
             "                         dropout) instead\n"
             "\n"
             "Common:\n"
-            "  --weights FILE         weights for --eval, --predict and --dump (default %s)\n"
+            "  --weights FILE         weights for --eval and --predict (default %s);\n"
+            "                         --dump uses none unless given\n"
             "  --threads T            threads, 0 = all cores (default %d)\n"
             "  --quiet                no progress display or loading messages\n"
             "  --help                 this text\n"
@@ -805,7 +807,8 @@ static int cmd_eval(const env *e, cli *c)
             goto out;
         }
         if (sp.ntest == 0) {
-            rt_cli_error(e, "the split %s leaves no test images; use --all or another --split", split);
+            rt_cli_error(e, "the split %s leaves no test images; use --all or another --split",
+                         split);
             rc = EXIT_RUN;
             goto out;
         }

@@ -272,7 +272,8 @@ int rt_cli_bench(const rt_cli_env *e, const rt_bench_cfg *b)
         goto done;
     }
     rt_init_params(d, r.m->params, r.m->state, b->seed);
-    r.m->seed_dropout(r.m->self, b->seed);
+    if (r.m->seed_dropout)
+        r.m->seed_dropout(r.m->self, b->seed);
     rt_cli_random_batch(x, labels, n, isz, k, b->seed);
     r.x = x;
     r.labels = labels;

@@ -109,7 +109,8 @@ int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c)
     } else {
         rt_init_params(d, m->params, m->state, c->seed);
     }
-    m->seed_dropout(m->self, c->seed);
+    if (m->seed_dropout)
+        m->seed_dropout(m->self, c->seed);
     rt_cli_random_batch(x, ilabels, n, isz, k, c->seed);
     for (int i = 0; i < n; i++)
         labels[i] = (int32_t)ilabels[i];

@@ -90,10 +90,10 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
     fprintf(out, "/* Parameters, their gradients and the batchnorm statistics, in the runtime's layout. */\n"
                  "static float P[%zu], G[%zu], S[%zu];\n", d.nparams ? d.nparams : 1, d.nparams ? d.nparams : 1,
             d.nstate ? d.nstate : 1);
-    fprintf(out, "/* Each layer's output y<i> and its gradient dy<i>, for %s images. */\n", maxbname);
+    fprintf(out, "/* Each layer's output out<i> and its gradient dout<i> (names no libm function has), for %s images. */\n", maxbname);
     for (int i = 1; i < net->n; i++) {
         long sz = size_of(net->nodes[i].L.out);
-        fprintf(out, "static float y%d[%s * %ld], dy%d[%s * %ld];\n", i, maxbname, sz, i, maxbname, sz);
+        fprintf(out, "static float out%d[%s * %ld], dout%d[%s * %ld];\n", i, maxbname, sz, i, maxbname, sz);
         emit_ctx e = {.net = net, .i = i, .out = out};
         emit_layer_buffers(&e, maxbname);
     }
@@ -124,16 +124,16 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
         const ir_node *nd = &net->nodes[i];
         char in[32], in2[32] = "";
         if (nd->L.src == 0) snprintf(in, sizeof in, "x");
-        else snprintf(in, sizeof in, "y%d", nd->L.src);
+        else snprintf(in, sizeof in, "out%d", nd->L.src);
         if (nd->L.src2 >= 0) {
             if (nd->L.src2 == 0) snprintf(in2, sizeof in2, "x");
-            else snprintf(in2, sizeof in2, "y%d", nd->L.src2);
+            else snprintf(in2, sizeof in2, "out%d", nd->L.src2);
         }
         emit_ctx e = {.net = net, .i = i, .in = in, .in2 = in2, .out = out};
         fprintf(out, "    /* line %d: %s -> %dx%dx%d */\n", nd->L.line, nd->text, nd->L.out.c, nd->L.out.h, nd->L.out.w);
         emit_layer_forward(&e);
     }
-    fprintf(out, "    memcpy(logits, y%d, (size_t)n * %ld * sizeof(float));\n"
+    fprintf(out, "    memcpy(logits, out%d, (size_t)n * %ld * sizeof(float));\n"
                  "    x_in = x;\n    last_n = n;\n    last_training = training;\n    return 0;\n}\n\n",
             last, size_of(net->nodes[last].L.out));
 
@@ -148,7 +148,7 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
                  "        for (size_t k = 0; k < sizeof G / sizeof G[0]; k++)\n"
                  "            G[k] = 0.0f / 0.0f;\n"
                  "        return;\n    }\n"
-                 "    memcpy(dy%d, dlogits, (size_t)n * %ld * sizeof(float));\n", last, size_of(net->nodes[last].L.out));
+                 "    memcpy(dout%d, dlogits, (size_t)n * %ld * sizeof(float));\n", last, size_of(net->nodes[last].L.out));
     ginit[last] = 1;
     for (int i = last; i >= 1; i--) {
         const ir_node *nd = &net->nodes[i];
@@ -162,16 +162,16 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
         int s = L->src;
         char in[32], in2[32] = "";
         if (s == 0) snprintf(in, sizeof in, "x_in");
-        else snprintf(in, sizeof in, "y%d", s);
+        else snprintf(in, sizeof in, "out%d", s);
         emit_ctx e = {.net = net, .i = i, .in = in, .in2 = in2, .out = out};
         if (s > 0) {
-            snprintf(e.dx, sizeof e.dx, "dy%d", s);
+            snprintf(e.dx, sizeof e.dx, "dout%d", s);
             e.acc = ginit[s];
         }
         if (L->kind == RT_ADD) {
             if (s > 0) ginit[s] = 1;
             if (L->src2 > 0) {
-                snprintf(e.dx2, sizeof e.dx2, "dy%d", L->src2);
+                snprintf(e.dx2, sizeof e.dx2, "dout%d", L->src2);
                 e.acc2 = ginit[L->src2];
                 ginit[L->src2] = 1;
             }

@@ -76,7 +76,7 @@ static void conv_forward(const emit_ctx *e)
     FILE *o = e->out;
     fprintf(o, "    if (rt_conv2d_forward(&geom%d, %s, P + %zu, ", e->i, e->in, L->w_off);
     bias_ptr(o, "P", L);
-    fprintf(o, ", %s, %s, y%d, n, tp) != 0)\n        return fail(%d);\n", emit_act_name(run_act(L)),
+    fprintf(o, ", %s, %s, out%d, n, tp) != 0)\n        return fail(%d);\n", emit_act_name(run_act(L)),
             emit_f(L->alpha), e->i, e->i);
 }
 
@@ -84,7 +84,7 @@ static void act_backward_inplace(const emit_ctx *e)
 {
     const rt_layer *L = layer(e);
     if (run_act(L) == RT_ACT_NONE) return; /* the kernel's identity: nothing to do */
-    fprintf(e->out, "    rt_act_backward(%s, %s, y%d, dy%d, dy%d, (size_t)n * %ld, 0);\n", emit_act_name(run_act(L)),
+    fprintf(e->out, "    rt_act_backward(%s, %s, out%d, dout%d, dout%d, (size_t)n * %ld, 0);\n", emit_act_name(run_act(L)),
             emit_f(L->alpha), e->i, e->i, e->i, size_of(L->out));
 }
 
@@ -93,7 +93,7 @@ static void conv_backward(const emit_ctx *e)
     const rt_layer *L = layer(e);
     FILE *o = e->out;
     act_backward_inplace(e);
-    fprintf(o, "    if (rt_conv2d_backward(&geom%d, %s, P + %zu, dy%d, ", e->i, e->in, L->w_off, e->i);
+    fprintf(o, "    if (rt_conv2d_backward(&geom%d, %s, P + %zu, dout%d, ", e->i, e->in, L->w_off, e->i);
     dx_arg(e);
     fprintf(o, ", %d, G + %zu, ", e->acc, L->w_off);
     bias_ptr(o, "G", L);
@@ -112,23 +112,23 @@ static void pool_decls(const emit_ctx *e)
 static void pool_forward(const emit_ctx *e)
 {
     const char *k = layer(e)->kind == RT_MAXPOOL ? "maxpool" : "avgpool";
-    fprintf(e->out, "    rt_%s_forward(&geom%d, %s, y%d, n, tp);\n", k, e->i, e->in, e->i);
+    fprintf(e->out, "    rt_%s_forward(&geom%d, %s, out%d, n, tp);\n", k, e->i, e->in, e->i);
 }
 
 static void pool_backward(const emit_ctx *e)
 {
     if (!e->dx[0]) return;
     if (layer(e)->kind == RT_MAXPOOL)
-        fprintf(e->out, "    rt_maxpool_backward(&geom%d, %s, dy%d, %s, %d, n, tp);\n", e->i, e->in, e->i, e->dx, e->acc);
+        fprintf(e->out, "    rt_maxpool_backward(&geom%d, %s, dout%d, %s, %d, n, tp);\n", e->i, e->in, e->i, e->dx, e->acc);
     else
-        fprintf(e->out, "    rt_avgpool_backward(&geom%d, dy%d, %s, %d, n, tp);\n", e->i, e->i, e->dx, e->acc);
+        fprintf(e->out, "    rt_avgpool_backward(&geom%d, dout%d, %s, %d, n, tp);\n", e->i, e->i, e->dx, e->acc);
 }
 
 static void global_forward(const emit_ctx *e)
 {
     const rt_layer *L = layer(e);
     const char *k = L->kind == RT_GLOBALAVGPOOL ? "globalavgpool" : "globalmaxpool";
-    fprintf(e->out, "    rt_%s_forward(%s, y%d, n, %d, %d);\n", k, e->in, e->i, L->in.c, L->in.h * L->in.w);
+    fprintf(e->out, "    rt_%s_forward(%s, out%d, n, %d, %d);\n", k, e->in, e->i, L->in.c, L->in.h * L->in.w);
 }
 
 static void global_backward(const emit_ctx *e)
@@ -136,10 +136,10 @@ static void global_backward(const emit_ctx *e)
     const rt_layer *L = layer(e);
     if (!e->dx[0]) return;
     if (L->kind == RT_GLOBALAVGPOOL)
-        fprintf(e->out, "    rt_globalavgpool_backward(dy%d, %s, %d, n, %d, %d);\n", e->i, e->dx, e->acc, L->in.c,
+        fprintf(e->out, "    rt_globalavgpool_backward(dout%d, %s, %d, n, %d, %d);\n", e->i, e->dx, e->acc, L->in.c,
                 L->in.h * L->in.w);
     else
-        fprintf(e->out, "    rt_globalmaxpool_backward(%s, dy%d, %s, %d, n, %d, %d);\n", e->in, e->i, e->dx, e->acc,
+        fprintf(e->out, "    rt_globalmaxpool_backward(%s, dout%d, %s, %d, n, %d, %d);\n", e->in, e->i, e->dx, e->acc,
                 L->in.c, L->in.h * L->in.w);
 }
 
@@ -147,13 +147,13 @@ static void global_backward(const emit_ctx *e)
 
 static void copy_forward(const emit_ctx *e)
 {
-    fprintf(e->out, "    memcpy(y%d, %s, (size_t)n * %ld * sizeof(float));\n", e->i, e->in, size_of(layer(e)->in));
+    fprintf(e->out, "    memcpy(out%d, %s, (size_t)n * %ld * sizeof(float));\n", e->i, e->in, size_of(layer(e)->in));
 }
 
 static void pass_backward(const emit_ctx *e)
 {
     if (!e->dx[0]) return;
-    fprintf(e->out, "    rt_grad_pass(dy%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx, size_of(layer(e)->in), e->acc);
+    fprintf(e->out, "    rt_grad_pass(dout%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx, size_of(layer(e)->in), e->acc);
 }
 
 static void dropout_buffers(const emit_ctx *e, const char *maxb)
@@ -168,9 +168,9 @@ static void dropout_forward(const emit_ctx *e)
     if (L->p > 0.0f) {
         fprintf(e->out, "    if (training) {\n"
                         "        rt_dropout_mask(mask%d, (size_t)n * %ld, %s, &drop);\n"
-                        "        rt_dropout_forward(%s, mask%d, y%d, (size_t)n * %ld);\n"
+                        "        rt_dropout_forward(%s, mask%d, out%d, (size_t)n * %ld);\n"
                         "    } else {\n"
-                        "        memcpy(y%d, %s, (size_t)n * %ld * sizeof(float));\n"
+                        "        memcpy(out%d, %s, (size_t)n * %ld * sizeof(float));\n"
                         "    }\n",
                 e->i, sz, emit_f(L->p), e->in, e->i, e->i, sz, e->i, e->in, sz);
     } else {
@@ -185,9 +185,9 @@ static void dropout_backward(const emit_ctx *e)
     long sz = size_of(L->in);
     if (L->p > 0.0f)
         fprintf(e->out, "    if (last_training)\n"
-                        "        rt_dropout_backward(dy%d, mask%d, %s, (size_t)n * %ld, %d);\n"
+                        "        rt_dropout_backward(dout%d, mask%d, %s, (size_t)n * %ld, %d);\n"
                         "    else\n"
-                        "        rt_grad_pass(dy%d, %s, (size_t)n * %ld, %d);\n",
+                        "        rt_grad_pass(dout%d, %s, (size_t)n * %ld, %d);\n",
                 e->i, e->i, e->dx, sz, e->acc, e->i, e->dx, sz, e->acc);
     else
         pass_backward(e);
@@ -201,7 +201,7 @@ static void dense_forward(const emit_ctx *e)
     FILE *o = e->out;
     fprintf(o, "    if (rt_dense_forward(%s, P + %zu, ", e->in, L->w_off);
     bias_ptr(o, "P", L);
-    fprintf(o, ", %s, %s, y%d, n, %ld, %ld, tp) != 0)\n        return fail(%d);\n", emit_act_name(run_act(L)),
+    fprintf(o, ", %s, %s, out%d, n, %ld, %ld, tp) != 0)\n        return fail(%d);\n", emit_act_name(run_act(L)),
             emit_f(L->alpha), e->i, size_of(L->in), size_of(L->out), e->i);
 }
 
@@ -210,7 +210,7 @@ static void dense_backward(const emit_ctx *e)
     const rt_layer *L = layer(e);
     FILE *o = e->out;
     act_backward_inplace(e);
-    fprintf(o, "    if (rt_dense_backward(%s, P + %zu, dy%d, ", e->in, L->w_off, e->i);
+    fprintf(o, "    if (rt_dense_backward(%s, P + %zu, dout%d, ", e->in, L->w_off, e->i);
     dx_arg(e);
     fprintf(o, ", %d, G + %zu, ", e->acc, L->w_off);
     bias_ptr(o, "G", L);
@@ -231,9 +231,9 @@ static void bn_forward(const emit_ctx *e)
     int c = L->in.c, hw = L->in.h * L->in.w;
     fprintf(e->out,
             "    if (training)\n"
-            "        rt_batchnorm_forward_train(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, y%d, bn%d, bn%d + %d, n, %d, %d);\n"
+            "        rt_batchnorm_forward_train(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, out%d, bn%d, bn%d + %d, n, %d, %d);\n"
             "    else\n"
-            "        rt_batchnorm_forward_eval(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, y%d, n, %d, %d);\n",
+            "        rt_batchnorm_forward_eval(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, out%d, n, %d, %d);\n",
             e->in, L->w_off, L->b_off, L->s_off, L->s_off + (size_t)c, emit_f(L->momentum), emit_f(L->eps), e->i, e->i, e->i, c, c, hw,
             e->in, L->w_off, L->b_off, L->s_off, L->s_off + (size_t)c, emit_f(L->eps), e->i, c, hw);
 }
@@ -245,9 +245,9 @@ static void bn_backward(const emit_ctx *e)
     const char *dx = e->dx[0] ? e->dx : "NULL";
     fprintf(e->out,
             "    if (last_training)\n"
-            "        rt_batchnorm_backward_train(%s, P + %zu, bn%d, bn%d + %d, dy%d, %s, %d, G + %zu, G + %zu, n, %d, %d);\n"
+            "        rt_batchnorm_backward_train(%s, P + %zu, bn%d, bn%d + %d, dout%d, %s, %d, G + %zu, G + %zu, n, %d, %d);\n"
             "    else\n"
-            "        rt_batchnorm_backward_eval(%s, P + %zu, S + %zu, S + %zu, %s, dy%d, %s, %d, G + %zu, G + %zu, n, %d, %d);\n",
+            "        rt_batchnorm_backward_eval(%s, P + %zu, S + %zu, S + %zu, %s, dout%d, %s, %d, G + %zu, G + %zu, n, %d, %d);\n",
             e->in, L->w_off, e->i, e->i, c, e->i, dx, e->acc, L->w_off, L->b_off, c, hw,
             e->in, L->w_off, L->s_off, L->s_off + (size_t)c, emit_f(L->eps), e->i, dx, e->acc, L->w_off, L->b_off, c, hw);
 }
@@ -257,7 +257,7 @@ static void bn_backward(const emit_ctx *e)
 static void act_forward(const emit_ctx *e)
 {
     const rt_layer *L = layer(e);
-    fprintf(e->out, "    rt_act_forward(%s, %s, %s, y%d, (size_t)n * %ld);\n", emit_act_name(run_act(L)), emit_f(L->alpha),
+    fprintf(e->out, "    rt_act_forward(%s, %s, %s, out%d, (size_t)n * %ld);\n", emit_act_name(run_act(L)), emit_f(L->alpha),
             e->in, e->i, size_of(L->out));
 }
 
@@ -265,20 +265,20 @@ static void act_backward(const emit_ctx *e)
 {
     const rt_layer *L = layer(e);
     if (!e->dx[0]) return;
-    fprintf(e->out, "    rt_act_backward(%s, %s, y%d, dy%d, %s, (size_t)n * %ld, %d);\n", emit_act_name(run_act(L)),
+    fprintf(e->out, "    rt_act_backward(%s, %s, out%d, dout%d, %s, (size_t)n * %ld, %d);\n", emit_act_name(run_act(L)),
             emit_f(L->alpha), e->i, e->i, e->dx, size_of(L->out), e->acc);
 }
 
 static void add_forward(const emit_ctx *e)
 {
-    fprintf(e->out, "    rt_add_forward(%s, %s, y%d, (size_t)n * %ld);\n", e->in, e->in2, e->i, size_of(layer(e)->out));
+    fprintf(e->out, "    rt_add_forward(%s, %s, out%d, (size_t)n * %ld);\n", e->in, e->in2, e->i, size_of(layer(e)->out));
 }
 
 static void add_backward(const emit_ctx *e)
 {
     long sz = size_of(layer(e)->out);
-    if (e->dx[0]) fprintf(e->out, "    rt_grad_pass(dy%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx, sz, e->acc);
-    if (e->dx2[0]) fprintf(e->out, "    rt_grad_pass(dy%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx2, sz, e->acc2);
+    if (e->dx[0]) fprintf(e->out, "    rt_grad_pass(dout%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx, sz, e->acc);
+    if (e->dx2[0]) fprintf(e->out, "    rt_grad_pass(dout%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx2, sz, e->acc2);
 }
 
 /* ---------------------------------------------------------------- the table */

@@ -25,9 +25,9 @@ typedef struct {
 
 /* Declarations of file-level constants a layer needs (geometry structs). */
 void emit_layer_decls(const emit_ctx *e);
-/* Forward code: reads e->in, writes y<i>, uses n, training, P, S, tp. */
+/* Forward code: reads e->in, writes out<i>, uses n, training, P, S, tp. */
 void emit_layer_forward(const emit_ctx *e);
-/* Backward code: reads dy<i>, writes e->dx (if any) and G. */
+/* Backward code: reads dout<i>, writes e->dx (if any) and G. */
 void emit_layer_backward(const emit_ctx *e);
 /* Extra static buffers a layer owns (dropout masks, batchnorm statistics). */
 void emit_layer_buffers(const emit_ctx *e, const char *maxb);

@@ -433,21 +433,22 @@ static void one_step(const rt_netdesc *d, int threads, uint64_t seed, const floa
 
 START_TEST(determinism)
 {
-    /* a bigger conv so the batch really splits: 3x20x20 -> conv 8@3x3 -> maxpool -> dense */
+    /* big enough that the batch really splits and the elementwise steps (over 65536 values)
+     * run on the pool: 3x40x40 -> conv 8@3x3 + leaky relu -> dropout -> maxpool -> dense */
     size_t off = 0;
-    rt_shape in = {3, 20, 20}, c1 = {8, 20, 20}, p1 = {8, 10, 10};
+    rt_shape in = {3, 40, 40}, c1 = {8, 40, 40}, p1 = {8, 20, 20};
     rt_layer L[5];
     L[0] = layer(RT_INPUT, -1, in, in);
     L[1] = conv_layer(0, in, 8, 3, 1, RT_PAD_REPLICATE, 1, RT_ACT_LEAKYRELU, &off);
     L[1].alpha = 0.1f;
-    L[2] = layer(RT_MAXPOOL, 1, c1, p1);
-    L[2].kh = L[2].kw = L[2].sh = L[2].sw = 2;
-    L[3] = layer(RT_DROPOUT, 2, p1, p1);
-    L[3].p = 0.25f;
+    L[2] = layer(RT_DROPOUT, 1, c1, c1);
+    L[2].p = 0.25f;
+    L[3] = layer(RT_MAXPOOL, 2, c1, p1);
+    L[3].kh = L[3].kw = L[3].sh = L[3].sw = 2;
     L[4] = dense_layer(3, p1, 5, RT_ACT_NONE, &off);
     rt_netdesc d = {"det", 5, L, off, 0, 0};
     const int n = 7, k = 5;
-    float *x = rand_input(n * 1200), *dl = rand_input(n * k);
+    float *x = rand_input(n * 4800), *dl = rand_input(n * k);
     float l1[35], l2[35], l3[35];
     float *g1 = malloc(4 * off), *g2 = malloc(4 * off), *g3 = malloc(4 * off);
     one_step(&d, 2, 9, x, n, dl, l1, g1);
