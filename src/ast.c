@@ -23,23 +23,6 @@ void ast_stmt_add_arg(ast_stmt *s, const ast_arg *a)
     s->args[s->nargs++] = *a;
 }
 
-void ast_stmt_add_callarg(ast_stmt *s, const ast_value *v)
-{
-    cnn_grow((void **)&s->callargs, &s->capcallargs, s->ncallargs, sizeof *s->callargs);
-    s->callargs[s->ncallargs++] = *v;
-}
-
-void ast_stmt_add_param(ast_stmt *s, char *name, cnn_loc loc)
-{
-    int cap = s->capparams;
-    cnn_grow((void **)&s->params, &cap, s->nparams, sizeof *s->params);
-    cap = s->capparams;
-    cnn_grow((void **)&s->paramlocs, &cap, s->nparams, sizeof *s->paramlocs);
-    s->capparams = cap;
-    s->paramlocs[s->nparams] = loc;
-    s->params[s->nparams++] = name;
-}
-
 ast_stmt *ast_push(ast_stmt *rev, ast_stmt *s)
 {
     if (!s) return rev;

@@ -62,8 +62,6 @@ struct ast_stmt {
 
 ast_stmt *ast_stmt_new(ast_stmtkind kind, cnn_loc loc);
 void ast_stmt_add_arg(ast_stmt *s, const ast_arg *a);
-void ast_stmt_add_callarg(ast_stmt *s, const ast_value *v);
-void ast_stmt_add_param(ast_stmt *s, char *name, cnn_loc loc);
 /* Puts statement s (or nothing, for NULL) in front of the reversed list rev: building a
  * list reversed and reversing it once keeps parsing linear in the number of statements. */
 ast_stmt *ast_push(ast_stmt *rev, ast_stmt *s);

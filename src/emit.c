@@ -16,7 +16,6 @@
 #include "util.h"
 #include "report.h"
 
-static long size_of(rt_shape s) { return (long)s.c * s.h * s.w; }
 
 static void upper(const char *s, char *out, size_t n)
 {
@@ -92,7 +91,7 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
             d.nstate ? d.nstate : 1);
     fprintf(out, "/* Each layer's output out<i> and its gradient dout<i> (names no libm function has), for %s images. */\n", maxbname);
     for (int i = 1; i < net->n; i++) {
-        long sz = size_of(net->nodes[i].L.out);
+        long sz = emit_size(net->nodes[i].L.out);
         fprintf(out, "static float out%d[%s * %ld], dout%d[%s * %ld];\n", i, maxbname, sz, i, maxbname, sz);
         emit_ctx e = {.net = net, .i = i, .out = out};
         emit_layer_buffers(&e, maxbname);
@@ -135,7 +134,7 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
     }
     fprintf(out, "    memcpy(logits, out%d, (size_t)n * %ld * sizeof(float));\n"
                  "    x_in = x;\n    last_n = n;\n    last_training = training;\n    return 0;\n}\n\n",
-            last, size_of(net->nodes[last].L.out));
+            last, emit_size(net->nodes[last].L.out));
 
     /* backward: the interpreter's order, with its accumulate flags resolved now */
     /* which gradient buffers hold a gradient yet, in the interpreter's order, so that each
@@ -148,7 +147,7 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
                  "        for (size_t k = 0; k < sizeof G / sizeof G[0]; k++)\n"
                  "            G[k] = 0.0f / 0.0f;\n"
                  "        return;\n    }\n"
-                 "    memcpy(dout%d, dlogits, (size_t)n * %ld * sizeof(float));\n", last, size_of(net->nodes[last].L.out));
+                 "    memcpy(dout%d, dlogits, (size_t)n * %ld * sizeof(float));\n", last, emit_size(net->nodes[last].L.out));
     ginit[last] = 1;
     for (int i = last; i >= 1; i--) {
         const ir_node *nd = &net->nodes[i];

@@ -48,7 +48,6 @@ const char *emit_pad_name(rt_padmode m)
 }
 
 static const rt_layer *layer(const emit_ctx *e) { return &e->net->nodes[e->i].L; }
-static long size_of(rt_shape s) { return (long)s.c * s.h * s.w; }
 /* Softmax on the last layer is the loss's business, as in the interpreter. */
 static rt_act run_act(const rt_layer *L) { return L->act == RT_ACT_SOFTMAX ? RT_ACT_NONE : L->act; }
 
@@ -85,7 +84,7 @@ static void act_backward_inplace(const emit_ctx *e)
     const rt_layer *L = layer(e);
     if (run_act(L) == RT_ACT_NONE) return; /* the kernel's identity: nothing to do */
     fprintf(e->out, "    rt_act_backward(%s, %s, out%d, dout%d, dout%d, (size_t)n * %ld, 0);\n", emit_act_name(run_act(L)),
-            emit_f(L->alpha), e->i, e->i, e->i, size_of(L->out));
+            emit_f(L->alpha), e->i, e->i, e->i, emit_size(L->out));
 }
 
 static void conv_backward(const emit_ctx *e)
@@ -147,24 +146,24 @@ static void global_backward(const emit_ctx *e)
 
 static void copy_forward(const emit_ctx *e)
 {
-    fprintf(e->out, "    memcpy(out%d, %s, (size_t)n * %ld * sizeof(float));\n", e->i, e->in, size_of(layer(e)->in));
+    fprintf(e->out, "    memcpy(out%d, %s, (size_t)n * %ld * sizeof(float));\n", e->i, e->in, emit_size(layer(e)->in));
 }
 
 static void pass_backward(const emit_ctx *e)
 {
     if (!e->dx[0]) return;
-    fprintf(e->out, "    rt_grad_pass(dout%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx, size_of(layer(e)->in), e->acc);
+    fprintf(e->out, "    rt_grad_pass(dout%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx, emit_size(layer(e)->in), e->acc);
 }
 
 static void dropout_buffers(const emit_ctx *e, const char *maxb)
 {
-    fprintf(e->out, "static float mask%d[%s * %ld];\n", e->i, maxb, size_of(layer(e)->in));
+    fprintf(e->out, "static float mask%d[%s * %ld];\n", e->i, maxb, emit_size(layer(e)->in));
 }
 
 static void dropout_forward(const emit_ctx *e)
 {
     const rt_layer *L = layer(e);
-    long sz = size_of(L->in);
+    long sz = emit_size(L->in);
     if (L->p > 0.0f) {
         fprintf(e->out, "    if (training) {\n"
                         "        rt_dropout_mask(mask%d, (size_t)n * %ld, %s, &drop);\n"
@@ -182,7 +181,7 @@ static void dropout_backward(const emit_ctx *e)
 {
     const rt_layer *L = layer(e);
     if (!e->dx[0]) return;
-    long sz = size_of(L->in);
+    long sz = emit_size(L->in);
     if (L->p > 0.0f)
         fprintf(e->out, "    if (last_training)\n"
                         "        rt_dropout_backward(dout%d, mask%d, %s, (size_t)n * %ld, %d);\n"
@@ -202,7 +201,7 @@ static void dense_forward(const emit_ctx *e)
     fprintf(o, "    if (rt_dense_forward(%s, P + %zu, ", e->in, L->w_off);
     bias_ptr(o, "P", L);
     fprintf(o, ", %s, %s, out%d, n, %ld, %ld, tp) != 0)\n        return fail(%d);\n", emit_act_name(run_act(L)),
-            emit_f(L->alpha), e->i, size_of(L->in), size_of(L->out), e->i);
+            emit_f(L->alpha), e->i, emit_size(L->in), emit_size(L->out), e->i);
 }
 
 static void dense_backward(const emit_ctx *e)
@@ -214,7 +213,7 @@ static void dense_backward(const emit_ctx *e)
     dx_arg(e);
     fprintf(o, ", %d, G + %zu, ", e->acc, L->w_off);
     bias_ptr(o, "G", L);
-    fprintf(o, ", n, %ld, %ld, tp) != 0) {\n        fail_backward(%d);\n        return;\n    }\n", size_of(L->in), size_of(L->out), e->i);
+    fprintf(o, ", n, %ld, %ld, tp) != 0) {\n        fail_backward(%d);\n        return;\n    }\n", emit_size(L->in), emit_size(L->out), e->i);
 }
 
 /* ---------------------------------------------------------------- batchnorm */
@@ -258,7 +257,7 @@ static void act_forward(const emit_ctx *e)
 {
     const rt_layer *L = layer(e);
     fprintf(e->out, "    rt_act_forward(%s, %s, %s, out%d, (size_t)n * %ld);\n", emit_act_name(run_act(L)), emit_f(L->alpha),
-            e->in, e->i, size_of(L->out));
+            e->in, e->i, emit_size(L->out));
 }
 
 static void act_backward(const emit_ctx *e)
@@ -266,17 +265,17 @@ static void act_backward(const emit_ctx *e)
     const rt_layer *L = layer(e);
     if (!e->dx[0]) return;
     fprintf(e->out, "    rt_act_backward(%s, %s, out%d, dout%d, %s, (size_t)n * %ld, %d);\n", emit_act_name(run_act(L)),
-            emit_f(L->alpha), e->i, e->i, e->dx, size_of(L->out), e->acc);
+            emit_f(L->alpha), e->i, e->i, e->dx, emit_size(L->out), e->acc);
 }
 
 static void add_forward(const emit_ctx *e)
 {
-    fprintf(e->out, "    rt_add_forward(%s, %s, out%d, (size_t)n * %ld);\n", e->in, e->in2, e->i, size_of(layer(e)->out));
+    fprintf(e->out, "    rt_add_forward(%s, %s, out%d, (size_t)n * %ld);\n", e->in, e->in2, e->i, emit_size(layer(e)->out));
 }
 
 static void add_backward(const emit_ctx *e)
 {
-    long sz = size_of(layer(e)->out);
+    long sz = emit_size(layer(e)->out);
     if (e->dx[0]) fprintf(e->out, "    rt_grad_pass(dout%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx, sz, e->acc);
     if (e->dx2[0]) fprintf(e->out, "    rt_grad_pass(dout%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx2, sz, e->acc2);
 }

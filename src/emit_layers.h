@@ -23,6 +23,9 @@ typedef struct {
     FILE *out;
 } emit_ctx;
 
+/* Number of floats of one image's tensor of shape s. */
+static inline long emit_size(rt_shape s) { return (long)s.c * s.h * s.w; }
+
 /* Declarations of file-level constants a layer needs (geometry structs). */
 void emit_layer_decls(const emit_ctx *e);
 /* Forward code: reads e->in, writes out<i>, uses n, training, P, S, tp. */

@@ -13,7 +13,6 @@
 
 #include "emit_layers.h"
 
-static long size_of(rt_shape s) { return (long)s.c * s.h * s.w; }
 
 static void emit_array(FILE *out, const char *name, const float *v, size_t n)
 {
@@ -145,7 +144,7 @@ static void layer_code(FILE *o, const ir_net *net, int i)
         break;
     }
     case RT_FLATTEN: case RT_DROPOUT:
-        fprintf(o, "    memcpy(%s, %s, %ld * sizeof(float));\n", y, in, size_of(L->in));
+        fprintf(o, "    memcpy(%s, %s, %ld * sizeof(float));\n", y, in, emit_size(L->in));
         break;
     case RT_DENSE: {
         char init[48];
@@ -156,7 +155,7 @@ static void layer_code(FILE *o, const ir_net *net, int i)
                    "        for (int k = 0; k < %ld; k++)\n"
                    "            s += %s[k] * W[%zu + (size_t)j * %ld + k];\n"
                    "        %s[j] = act(%d, %s, s + %s);\n    }\n",
-                size_of(L->out), size_of(L->in), in, L->w_off, size_of(L->in), y, ac, emit_f(L->alpha), init);
+                emit_size(L->out), emit_size(L->in), in, L->w_off, emit_size(L->in), y, ac, emit_f(L->alpha), init);
         break;
     }
     case RT_BATCHNORM: {
@@ -169,11 +168,11 @@ static void layer_code(FILE *o, const ir_net *net, int i)
         break;
     }
     case RT_ACTIVATION:
-        fprintf(o, "    for (int k = 0; k < %ld; k++)\n        %s[k] = act(%d, %s, %s[k]);\n", size_of(L->out), y, ac,
+        fprintf(o, "    for (int k = 0; k < %ld; k++)\n        %s[k] = act(%d, %s, %s[k]);\n", emit_size(L->out), y, ac,
                 emit_f(L->alpha), in);
         break;
     case RT_ADD:
-        fprintf(o, "    for (int k = 0; k < %ld; k++)\n        %s[k] = %s[k] + %s[k];\n", size_of(L->out), y, in, in2);
+        fprintf(o, "    for (int k = 0; k < %ld; k++)\n        %s[k] = %s[k] + %s[k];\n", emit_size(L->out), y, in, in2);
         break;
     default:
         break;
@@ -287,7 +286,7 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
     if (d.nstate) emit_array(out, "ST", state, d.nstate);
     fprintf(out, "\n%s", PAD_HELPER);
     fprintf(out, "/* Activations of one image; static, so %s_predict is not reentrant. */\n", net->name);
-    for (int i = 1; i < net->n; i++) fprintf(out, "static float a%d[%ld];\n", i, size_of(net->nodes[i].L.out));
+    for (int i = 1; i < net->n; i++) fprintf(out, "static float a%d[%ld];\n", i, emit_size(net->nodes[i].L.out));
     fprintf(out, "\n/* input: %dx%dx%d floats in [0, 1], planar [c][h][w]. probs: %d probabilities.\n"
                  " * Returns the most probable class. */\n"
                  "int %s_predict(const float *input, float *probs)\n{\n    const float *x = input;\n",
