@@ -271,6 +271,23 @@ static inline void rt_dropout_backward(const float *dy, const float *mask, float
         dx[i] = accum ? dx[i] + dy[i] * mask[i] : dy[i] * mask[i];
 }
 
+/* ------------------------------------------------------------------ elementwise, in parallel */
+
+/* The elementwise kernels above split over a pool (rt_elementwise.c), for the large
+ * activations between conv layers; arrays under 64Ki values run serially. Results are the
+ * same bits for every pool size. Outputs may equal an input; other overlaps are not allowed. */
+void rt_copy_mt(const float *x, float *y, size_t n, rt_threads *tp);
+void rt_act_forward_mt(rt_act act, float alpha, const float *x, float *y, size_t n,
+                       rt_threads *tp);
+void rt_act_backward_mt(rt_act act, float alpha, const float *y, const float *dy, float *dx,
+                        size_t n, int accum, rt_threads *tp);
+void rt_add_forward_mt(const float *a, const float *b, float *y, size_t n, rt_threads *tp);
+void rt_grad_pass_mt(const float *dy, float *dx, size_t n, int accum, rt_threads *tp);
+void rt_dropout_forward_mt(const float *x, const float *mask, float *y, size_t n,
+                           rt_threads *tp);
+void rt_dropout_backward_mt(const float *dy, const float *mask, float *dx, size_t n,
+                            int accum, rt_threads *tp);
+
 /* ------------------------------------------------------------------ padding */
 
 /* Maps coordinate i (possibly in the padding) of an axis of length n to the source index

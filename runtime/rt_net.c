@@ -213,55 +213,6 @@ static const float *out_of(const rt_net *net, int i)
     return i == 0 ? net->x : net->y[i];
 }
 
-/* ------------------------------------------------------------------ elementwise, in parallel */
-
-/* The elementwise steps between the heavy kernels, split over the pool in contiguous,
- * 64-byte aligned ranges; each value's result does not depend on the split. */
-typedef enum { EW_COPY, EW_ACT_FWD, EW_ACT_BWD, EW_ADD, EW_PASS, EW_DROP_FWD, EW_DROP_BWD } ew_op;
-
-typedef struct {
-    ew_op op;
-    rt_act act;
-    float alpha;
-    const float *a, *b; /* inputs: x or y, and dy / the second summand / the mask */
-    float *out;
-    size_t n;
-    int accum;
-} ew_job;
-
-static void ew_task(void *arg, rt_worker *w)
-{
-    const ew_job *j = arg;
-    size_t blocks = (j->n + 15) / 16, per = blocks / (size_t)rt_worker_count(w);
-    size_t extra = blocks % (size_t)rt_worker_count(w), t = (size_t)rt_worker_id(w);
-    size_t lo = 16 * (t * per + (t < extra ? t : extra));
-    size_t hi = lo + 16 * (per + (t < extra));
-    if (hi > j->n)
-        hi = j->n;
-    if (lo >= hi)
-        return;
-    size_t k = hi - lo;
-    const float *a = j->a + lo, *b = j->b ? j->b + lo : NULL;
-    float *o = j->out + lo;
-    switch (j->op) {
-    case EW_COPY: memcpy(o, a, k * sizeof *o); break;
-    case EW_ACT_FWD: rt_act_forward(j->act, j->alpha, a, o, k); break;
-    case EW_ACT_BWD: rt_act_backward(j->act, j->alpha, a, b, o, k, j->accum); break;
-    case EW_ADD: rt_add_forward(a, b, o, k); break;
-    case EW_PASS: rt_grad_pass(a, o, k, j->accum); break;
-    case EW_DROP_FWD: rt_dropout_forward(a, b, o, k); break;
-    case EW_DROP_BWD: rt_dropout_backward(a, b, o, k, j->accum); break;
-    }
-}
-
-static void ew(rt_net *net, ew_op op, rt_act act, float alpha, const float *a, const float *b,
-               float *out, size_t n, int accum)
-{
-    ew_job j = {op, act, alpha, a, b, out, n, accum};
-    /* small arrays are not worth waking the workers */
-    rt_threads_run(n >= 65536 ? net->tp : NULL, ew_task, &j);
-}
-
 /* ------------------------------------------------------------------ forward */
 
 static int net_forward(void *self, const float *x, int n, int training, float *logits)
@@ -299,14 +250,14 @@ static int net_forward(void *self, const float *x, int n, int training, float *l
             rt_globalmaxpool_forward(in, out, n, L->in.c, L->in.h * L->in.w);
             break;
         case RT_FLATTEN:
-            ew(net, EW_COPY, RT_ACT_NONE, 0, in, NULL, out, nin, 0);
+            rt_copy_mt(in, out, nin, net->tp);
             break;
         case RT_DROPOUT:
             if (training && L->p > 0.0f) {
                 rt_dropout_mask(net->mask[i], nin, L->p, &net->drop);
-                ew(net, EW_DROP_FWD, RT_ACT_NONE, 0, in, net->mask[i], out, nin, 0);
+                rt_dropout_forward_mt(in, net->mask[i], out, nin, net->tp);
             } else {
-                ew(net, EW_COPY, RT_ACT_NONE, 0, in, NULL, out, nin, 0);
+                rt_copy_mt(in, out, nin, net->tp);
             }
             break;
         case RT_DENSE:
@@ -326,10 +277,10 @@ static int net_forward(void *self, const float *x, int n, int training, float *l
             break;
         }
         case RT_ACTIVATION:
-            ew(net, EW_ACT_FWD, layer_act(L), L->alpha, in, NULL, out, nout, 0);
+            rt_act_forward_mt(layer_act(L), L->alpha, in, out, nout, net->tp);
             break;
         case RT_ADD:
-            ew(net, EW_ADD, RT_ACT_NONE, 0, in, out_of(net, L->src2), out, nout, 0);
+            rt_add_forward_mt(in, out_of(net, L->src2), out, nout, net->tp);
             break;
         default:
             break;
@@ -391,7 +342,7 @@ static void net_backward(void *self, const float *dlogits, int n)
         switch (L->kind) {
         case RT_CONV:
             if (layer_act(L) != RT_ACT_NONE) /* to the gradient before the activation */
-                ew(net, EW_ACT_BWD, layer_act(L), L->alpha, net->y[i], dyi, dyi, nout, 0);
+                rt_act_backward_mt(layer_act(L), L->alpha, net->y[i], dyi, dyi, nout, 0, net->tp);
             rc = rt_conv2d_backward(&net->cg[i], in, P + L->w_off, dyi, dx, acc, G + L->w_off,
                                     L->bias ? G + L->b_off : NULL, n, net->tp);
             break;
@@ -413,19 +364,19 @@ static void net_backward(void *self, const float *dlogits, int n)
             break;
         case RT_FLATTEN:
             if (dx)
-                ew(net, EW_PASS, RT_ACT_NONE, 0, dyi, NULL, dx, nin, acc);
+                rt_grad_pass_mt(dyi, dx, nin, acc, net->tp);
             break;
         case RT_DROPOUT:
             if (dx) {
                 if (net->last_training && L->p > 0.0f)
-                    ew(net, EW_DROP_BWD, RT_ACT_NONE, 0, dyi, net->mask[i], dx, nin, acc);
+                    rt_dropout_backward_mt(dyi, net->mask[i], dx, nin, acc, net->tp);
                 else
-                    ew(net, EW_PASS, RT_ACT_NONE, 0, dyi, NULL, dx, nin, acc);
+                    rt_grad_pass_mt(dyi, dx, nin, acc, net->tp);
             }
             break;
         case RT_DENSE:
             if (layer_act(L) != RT_ACT_NONE)
-                ew(net, EW_ACT_BWD, layer_act(L), L->alpha, net->y[i], dyi, dyi, nout, 0);
+                rt_act_backward_mt(layer_act(L), L->alpha, net->y[i], dyi, dyi, nout, 0, net->tp);
             rc = rt_dense_backward(in, P + L->w_off, dyi, dx, acc, G + L->w_off,
                                    L->bias ? G + L->b_off : NULL, n, (int)shape_size(L->in),
                                    (int)net->size[i], net->tp);
@@ -444,16 +395,16 @@ static void net_backward(void *self, const float *dlogits, int n)
         }
         case RT_ACTIVATION:
             if (dx)
-                ew(net, EW_ACT_BWD, layer_act(L), L->alpha, net->y[i], dyi, dx, nout, acc);
+                rt_act_backward_mt(layer_act(L), L->alpha, net->y[i], dyi, dx, nout, acc, net->tp);
             break;
         case RT_ADD:
             if (dx)
-                ew(net, EW_PASS, RT_ACT_NONE, 0, dyi, NULL, dx, nout, acc);
+                rt_grad_pass_mt(dyi, dx, nout, acc, net->tp);
             if (s > 0)
                 net->ginit[s] = 1;
             if (L->src2 > 0) {
                 int s2 = L->src2;
-                ew(net, EW_PASS, RT_ACT_NONE, 0, dyi, NULL, net->dy[s2], nout, net->ginit[s2]);
+                rt_grad_pass_mt(dyi, net->dy[s2], nout, net->ginit[s2], net->tp);
                 net->ginit[s2] = 1;
             }
             break;

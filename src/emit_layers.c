@@ -83,7 +83,7 @@ static void act_backward_inplace(const emit_ctx *e)
 {
     const rt_layer *L = layer(e);
     if (run_act(L) == RT_ACT_NONE) return; /* the kernel's identity: nothing to do */
-    fprintf(e->out, "    rt_act_backward(%s, %s, out%d, dout%d, dout%d, (size_t)n * %ld, 0);\n", emit_act_name(run_act(L)),
+    fprintf(e->out, "    rt_act_backward_mt(%s, %s, out%d, dout%d, dout%d, (size_t)n * %ld, 0, tp);\n", emit_act_name(run_act(L)),
             emit_f(L->alpha), e->i, e->i, e->i, emit_size(L->out));
 }
 
@@ -146,13 +146,13 @@ static void global_backward(const emit_ctx *e)
 
 static void copy_forward(const emit_ctx *e)
 {
-    fprintf(e->out, "    memcpy(out%d, %s, (size_t)n * %ld * sizeof(float));\n", e->i, e->in, emit_size(layer(e)->in));
+    fprintf(e->out, "    rt_copy_mt(%s, out%d, (size_t)n * %ld, tp);\n", e->in, e->i, emit_size(layer(e)->in));
 }
 
 static void pass_backward(const emit_ctx *e)
 {
     if (!e->dx[0]) return;
-    fprintf(e->out, "    rt_grad_pass(dout%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx, emit_size(layer(e)->in), e->acc);
+    fprintf(e->out, "    rt_grad_pass_mt(dout%d, %s, (size_t)n * %ld, %d, tp);\n", e->i, e->dx, emit_size(layer(e)->in), e->acc);
 }
 
 static void dropout_buffers(const emit_ctx *e, const char *maxb)
@@ -167,11 +167,11 @@ static void dropout_forward(const emit_ctx *e)
     if (L->p > 0.0f) {
         fprintf(e->out, "    if (training) {\n"
                         "        rt_dropout_mask(mask%d, (size_t)n * %ld, %s, &drop);\n"
-                        "        rt_dropout_forward(%s, mask%d, out%d, (size_t)n * %ld);\n"
+                        "        rt_dropout_forward_mt(%s, mask%d, out%d, (size_t)n * %ld, tp);\n"
                         "    } else {\n"
-                        "        memcpy(out%d, %s, (size_t)n * %ld * sizeof(float));\n"
+                        "        rt_copy_mt(%s, out%d, (size_t)n * %ld, tp);\n"
                         "    }\n",
-                e->i, sz, emit_f(L->p), e->in, e->i, e->i, sz, e->i, e->in, sz);
+                e->i, sz, emit_f(L->p), e->in, e->i, e->i, sz, e->in, e->i, sz);
     } else {
         copy_forward(e);
     }
@@ -184,9 +184,9 @@ static void dropout_backward(const emit_ctx *e)
     long sz = emit_size(L->in);
     if (L->p > 0.0f)
         fprintf(e->out, "    if (last_training)\n"
-                        "        rt_dropout_backward(dout%d, mask%d, %s, (size_t)n * %ld, %d);\n"
+                        "        rt_dropout_backward_mt(dout%d, mask%d, %s, (size_t)n * %ld, %d, tp);\n"
                         "    else\n"
-                        "        rt_grad_pass(dout%d, %s, (size_t)n * %ld, %d);\n",
+                        "        rt_grad_pass_mt(dout%d, %s, (size_t)n * %ld, %d, tp);\n",
                 e->i, e->i, e->dx, sz, e->acc, e->i, e->dx, sz, e->acc);
     else
         pass_backward(e);
@@ -230,9 +230,9 @@ static void bn_forward(const emit_ctx *e)
     int c = L->in.c, hw = L->in.h * L->in.w;
     fprintf(e->out,
             "    if (training)\n"
-            "        rt_batchnorm_forward_train(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, out%d, bn%d, bn%d + %d, n, %d, %d);\n"
+            "        rt_batchnorm_forward_train_mt(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, out%d, bn%d, bn%d + %d, n, %d, %d, tp);\n"
             "    else\n"
-            "        rt_batchnorm_forward_eval(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, out%d, n, %d, %d);\n",
+            "        rt_batchnorm_forward_eval_mt(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, out%d, n, %d, %d, tp);\n",
             e->in, L->w_off, L->b_off, L->s_off, L->s_off + (size_t)c, emit_f(L->momentum), emit_f(L->eps), e->i, e->i, e->i, c, c, hw,
             e->in, L->w_off, L->b_off, L->s_off, L->s_off + (size_t)c, emit_f(L->eps), e->i, c, hw);
 }
@@ -244,9 +244,9 @@ static void bn_backward(const emit_ctx *e)
     const char *dx = e->dx[0] ? e->dx : "NULL";
     fprintf(e->out,
             "    if (last_training)\n"
-            "        rt_batchnorm_backward_train(%s, P + %zu, bn%d, bn%d + %d, dout%d, %s, %d, G + %zu, G + %zu, n, %d, %d);\n"
+            "        rt_batchnorm_backward_train_mt(%s, P + %zu, bn%d, bn%d + %d, dout%d, %s, %d, G + %zu, G + %zu, n, %d, %d, tp);\n"
             "    else\n"
-            "        rt_batchnorm_backward_eval(%s, P + %zu, S + %zu, S + %zu, %s, dout%d, %s, %d, G + %zu, G + %zu, n, %d, %d);\n",
+            "        rt_batchnorm_backward_eval_mt(%s, P + %zu, S + %zu, S + %zu, %s, dout%d, %s, %d, G + %zu, G + %zu, n, %d, %d, tp);\n",
             e->in, L->w_off, e->i, e->i, c, e->i, dx, e->acc, L->w_off, L->b_off, c, hw,
             e->in, L->w_off, L->s_off, L->s_off + (size_t)c, emit_f(L->eps), e->i, dx, e->acc, L->w_off, L->b_off, c, hw);
 }
@@ -256,7 +256,7 @@ static void bn_backward(const emit_ctx *e)
 static void act_forward(const emit_ctx *e)
 {
     const rt_layer *L = layer(e);
-    fprintf(e->out, "    rt_act_forward(%s, %s, %s, out%d, (size_t)n * %ld);\n", emit_act_name(run_act(L)), emit_f(L->alpha),
+    fprintf(e->out, "    rt_act_forward_mt(%s, %s, %s, out%d, (size_t)n * %ld, tp);\n", emit_act_name(run_act(L)), emit_f(L->alpha),
             e->in, e->i, emit_size(L->out));
 }
 
@@ -264,20 +264,20 @@ static void act_backward(const emit_ctx *e)
 {
     const rt_layer *L = layer(e);
     if (!e->dx[0]) return;
-    fprintf(e->out, "    rt_act_backward(%s, %s, out%d, dout%d, %s, (size_t)n * %ld, %d);\n", emit_act_name(run_act(L)),
+    fprintf(e->out, "    rt_act_backward_mt(%s, %s, out%d, dout%d, %s, (size_t)n * %ld, %d, tp);\n", emit_act_name(run_act(L)),
             emit_f(L->alpha), e->i, e->i, e->dx, emit_size(L->out), e->acc);
 }
 
 static void add_forward(const emit_ctx *e)
 {
-    fprintf(e->out, "    rt_add_forward(%s, %s, out%d, (size_t)n * %ld);\n", e->in, e->in2, e->i, emit_size(layer(e)->out));
+    fprintf(e->out, "    rt_add_forward_mt(%s, %s, out%d, (size_t)n * %ld, tp);\n", e->in, e->in2, e->i, emit_size(layer(e)->out));
 }
 
 static void add_backward(const emit_ctx *e)
 {
     long sz = emit_size(layer(e)->out);
-    if (e->dx[0]) fprintf(e->out, "    rt_grad_pass(dout%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx, sz, e->acc);
-    if (e->dx2[0]) fprintf(e->out, "    rt_grad_pass(dout%d, %s, (size_t)n * %ld, %d);\n", e->i, e->dx2, sz, e->acc2);
+    if (e->dx[0]) fprintf(e->out, "    rt_grad_pass_mt(dout%d, %s, (size_t)n * %ld, %d, tp);\n", e->i, e->dx, sz, e->acc);
+    if (e->dx2[0]) fprintf(e->out, "    rt_grad_pass_mt(dout%d, %s, (size_t)n * %ld, %d, tp);\n", e->i, e->dx2, sz, e->acc2);
 }
 
 /* ---------------------------------------------------------------- the table */

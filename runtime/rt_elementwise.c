@@ -1,0 +1,96 @@
+/*
+ * rt_elementwise.c - the elementwise steps between the heavy kernels (activations, copies,
+ * residual sums, gradient passes, dropout), split over a thread pool.
+ *
+ * The interpreter and generated C both call these, so they run the same code. Each worker
+ * takes one contiguous range of whole 16-float blocks (64 bytes), and each value's result
+ * does not depend on the split, so any pool size gives the same bits. Arrays under 64Ki
+ * values run on the calling thread: waking the workers would cost more than it saves.
+ */
+#include "rt_kernels.h"
+
+typedef enum { EW_COPY, EW_ACT_FWD, EW_ACT_BWD, EW_ADD, EW_PASS, EW_DROP_FWD, EW_DROP_BWD } ew_op;
+
+typedef struct {
+    ew_op op;
+    rt_act act;
+    float alpha;
+    const float *a, *b; /* inputs: x or y, and dy / the second summand / the mask */
+    float *out;
+    size_t n;
+    int accum;
+} ew_job;
+
+enum { EW_SERIAL_BELOW = 65536 };
+
+static void ew_task(void *arg, rt_worker *w)
+{
+    const ew_job *j = arg;
+    size_t nw = (size_t)rt_worker_count(w), t = (size_t)rt_worker_id(w);
+    size_t blocks = (j->n + 15) / 16, per = blocks / nw, extra = blocks % nw;
+    size_t lo = 16 * (t * per + (t < extra ? t : extra));
+    size_t hi = lo + 16 * (per + (t < extra));
+    if (hi > j->n)
+        hi = j->n;
+    if (lo >= hi)
+        return;
+    size_t k = hi - lo;
+    const float *a = j->a + lo, *b = j->b ? j->b + lo : NULL;
+    float *o = j->out + lo;
+    switch (j->op) {
+    case EW_COPY: memmove(o, a, k * sizeof *o); break;
+    case EW_ACT_FWD: rt_act_forward(j->act, j->alpha, a, o, k); break;
+    case EW_ACT_BWD: rt_act_backward(j->act, j->alpha, a, b, o, k, j->accum); break;
+    case EW_ADD: rt_add_forward(a, b, o, k); break;
+    case EW_PASS: rt_grad_pass(a, o, k, j->accum); break;
+    case EW_DROP_FWD: rt_dropout_forward(a, b, o, k); break;
+    case EW_DROP_BWD: rt_dropout_backward(a, b, o, k, j->accum); break;
+    }
+}
+
+static void ew(ew_op op, rt_act act, float alpha, const float *a, const float *b, float *out,
+               size_t n, int accum, rt_threads *tp)
+{
+    ew_job j = {op, act, alpha, a, b, out, n, accum};
+    rt_threads_run(n >= EW_SERIAL_BELOW ? tp : NULL, ew_task, &j);
+}
+
+void rt_copy_mt(const float *x, float *y, size_t n, rt_threads *tp)
+{
+    if (x != y)
+        ew(EW_COPY, RT_ACT_NONE, 0.0f, x, NULL, y, n, 0, tp);
+}
+
+void rt_act_forward_mt(rt_act act, float alpha, const float *x, float *y, size_t n,
+                       rt_threads *tp)
+{
+    ew(EW_ACT_FWD, act, alpha, x, NULL, y, n, 0, tp);
+}
+
+void rt_act_backward_mt(rt_act act, float alpha, const float *y, const float *dy, float *dx,
+                        size_t n, int accum, rt_threads *tp)
+{
+    ew(EW_ACT_BWD, act, alpha, y, dy, dx, n, accum, tp);
+}
+
+void rt_add_forward_mt(const float *a, const float *b, float *y, size_t n, rt_threads *tp)
+{
+    ew(EW_ADD, RT_ACT_NONE, 0.0f, a, b, y, n, 0, tp);
+}
+
+void rt_grad_pass_mt(const float *dy, float *dx, size_t n, int accum, rt_threads *tp)
+{
+    ew(EW_PASS, RT_ACT_NONE, 0.0f, dy, NULL, dx, n, accum, tp);
+}
+
+void rt_dropout_forward_mt(const float *x, const float *mask, float *y, size_t n,
+                           rt_threads *tp)
+{
+    ew(EW_DROP_FWD, RT_ACT_NONE, 0.0f, x, mask, y, n, 0, tp);
+}
+
+void rt_dropout_backward_mt(const float *dy, const float *mask, float *dx, size_t n,
+                            int accum, rt_threads *tp)
+{
+    ew(EW_DROP_BWD, RT_ACT_NONE, 0.0f, dy, mask, dx, n, accum, tp);
+}
