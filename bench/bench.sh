@@ -5,13 +5,16 @@
 # --extra, more implementations that print the same "bench ..." lines (e.g. the programs
 # cnnc compiles) get columns of their own. See bench/README.md for reading the output.
 #
-# usage: bench/bench.sh [--steps N] [--batch B] [--threads T] [--build DIR] [--profile]
+# usage: bench/bench.sh [--steps N] [--repeat R] [--batch B] [--threads T] [--build DIR] [--profile]
 #                       [--no-torch] [--extra 'LABEL[@NET]:COMMAND']... [NET...]
 #   NET       names in examples/ (default: mlp cnn1 cnn2 cnn3 cnn4) or paths of .cnn files
 #   --extra   COMMAND is run as `COMMAND STEPS --batch B --threads T`, after replacing
 #             {net} by the network's name and {cnn} by its .cnn path; with @NET only for
 #             that network. E.g. --extra 'compiled:./{net} --bench' or
 #             --extra 'compiled@cnn4:./cnn4 --bench'
+#   --repeat  run every implementation R times, in rounds (cnnrun, torch, extras, then
+#             again), and report each one's best round; each run's rate is already the
+#             median of its STEPS steps
 #   --profile also per-layer forward/backward milliseconds of cnnrun and PyTorch
 # Defaults: 5 steps, batch 32, 2 threads, build folder $BUILD or /tmp/build-bench.
 # The python is /usr/bin/python3 (Debian's, with torch), or $PYTHON.
@@ -23,6 +26,7 @@ top=$(dirname "$here")
 build=${BUILD:-/tmp/build-bench}
 python=${PYTHON:-/usr/bin/python3}
 steps=5
+repeat=1
 batch=32
 threads=2
 profile=
@@ -34,6 +38,7 @@ die() { echo "bench.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
     --steps) [ $# -ge 2 ] || die "--steps needs a value"; steps=$2; shift 2 ;;
+    --repeat) [ $# -ge 2 ] || die "--repeat needs a value"; repeat=$2; shift 2 ;;
     --batch) [ $# -ge 2 ] || die "--batch needs a value"; batch=$2; shift 2 ;;
     --threads) [ $# -ge 2 ] || die "--threads needs a value"; threads=$2; shift 2 ;;
     --build) [ $# -ge 2 ] || die "--build needs a value"; build=$2; shift 2 ;;
@@ -50,14 +55,18 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$nets" ] || nets="mlp cnn1 cnn2 cnn3 cnn4"
+case $steps in ''|*[!0-9]*|0) die "--steps wants a whole number from 1, not '$steps'" ;; esac
+case $repeat in ''|*[!0-9]*|0) die "--repeat wants a whole number from 1, not '$repeat'" ;; esac
 [ -x "$build/cnnrun" ] || die "$build/cnnrun is not built (use --build DIR or \$BUILD)"
 out=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-bench.XXXXXX") || exit 1
 
-# value KEY FILE WHAT: the number after KEY on FILE's "bench WHAT" line, or "-"
+# value KEY FILE WHAT: the largest number after KEY on FILE's "bench WHAT" lines (one
+# per round: the best round), or "-"
 value() {
     awk -v key="$1" -v what="$3" '$1 == "bench" && $2 == what {
-        for (i = 3; i < NF; i++) if ($i == key) { print $(i + 1); found = 1; exit } }
-        END { if (!found) print "-" }' "$2"
+        for (i = 3; i < NF; i++) if ($i == key && (!found || $(i + 1) + 0 > best + 0)) {
+            best = $(i + 1); found = 1 } }
+        END { print found ? best : "-" }' "$2"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-";
                                            else printf "%.2f", a / b }'; }
@@ -79,17 +88,34 @@ for net in $nets; do
     *) cnn=$top/examples/$net.cnn ;;
     esac
     [ -f "$cnn" ] || die "no network file $cnn"
-    echo "== $net: cnnrun" >&2
-    "$build/cnnrun" "$cnn" --bench "$steps" --batch "$batch" --threads "$threads" $profile \
-        >"$out/$net.cnnrun" 2>&1 || echo "bench.sh: cnnrun failed on $net, see $out/$net.cnnrun" >&2
-    if [ -n "$torch" ]; then
-        echo "== $net: torch" >&2
-        BUILD=$build "$python" "$here/torch_bench.py" "$cnn" --bench "$steps" --batch "$batch" \
-            --threads "$threads" $profile >"$out/$net.torch" 2>&1 ||
-            echo "bench.sh: torch_bench.py failed on $net, see $out/$net.torch" >&2
-    else
-        : >"$out/$net.torch"
-    fi
+    : >"$out/$net.cnnrun"
+    : >"$out/$net.torch"
+    for l in $labels; do : >"$out/$net.extra-$l"; done
+    # rounds: every implementation once per round, so a slow spell hits them all alike
+    round=1
+    while [ "$round" -le "$repeat" ]; do
+        echo "== $net: cnnrun (round $round of $repeat)" >&2
+        "$build/cnnrun" "$cnn" --bench "$steps" --batch "$batch" --threads "$threads" $profile \
+            >>"$out/$net.cnnrun" 2>&1 || echo "bench.sh: cnnrun failed on $net, see $out/$net.cnnrun" >&2
+        if [ -n "$torch" ]; then
+            echo "== $net: torch" >&2
+            BUILD=$build "$python" "$here/torch_bench.py" "$cnn" --bench "$steps" --batch "$batch" \
+                --threads "$threads" $profile >>"$out/$net.torch" 2>&1 ||
+                echo "bench.sh: torch_bench.py failed on $net, see $out/$net.torch" >&2
+        fi
+        printf '%s' "$extras" | while IFS= read -r spec; do
+            sl=${spec%%:*}
+            cmd=${spec#*:}
+            only=
+            case $sl in *@*) only=${sl#*@}; sl=${sl%%@*} ;; esac
+            [ -z "$only" ] || [ "$only" = "$net" ] || continue
+            cmd=$(printf '%s' "$cmd" | sed "s|{net}|$net|g; s|{cnn}|$cnn|g")
+            echo "== $net: $sl: $cmd $steps --batch $batch --threads $threads" >&2
+            sh -c "$cmd $steps --batch $batch --threads $threads" >>"$out/$net.extra-$sl" 2>&1 ||
+                echo "bench.sh: '$cmd' failed on $net, see $out/$net.extra-$sl" >&2
+        done
+        round=$((round + 1))
+    done
     ct=$(value images/s "$out/$net.cnnrun" train)
     ci=$(value images/s "$out/$net.cnnrun" infer)
     tt=$(value images/s "$out/$net.torch" train)
@@ -97,19 +123,6 @@ for net in $nets; do
     row="| $net | $ct | $tt | $(ratio "$ct" "$tt") | $ci | $ti | $(ratio "$ci" "$ti") | $(value gflops "$out/$net.cnnrun" train) / $(value gflops "$out/$net.cnnrun" infer) |"
     for l in $labels; do
         f=$out/$net.extra-$l
-        : >"$f"
-        printf '%s' "$extras" | while IFS= read -r spec; do
-            sl=${spec%%:*}
-            cmd=${spec#*:}
-            only=
-            case $sl in *@*) only=${sl#*@}; sl=${sl%%@*} ;; esac
-            [ "$sl" = "$l" ] || continue
-            [ -z "$only" ] || [ "$only" = "$net" ] || continue
-            cmd=$(printf '%s' "$cmd" | sed "s|{net}|$net|g; s|{cnn}|$cnn|g")
-            echo "== $net: $l: $cmd $steps --batch $batch --threads $threads" >&2
-            sh -c "$cmd $steps --batch $batch --threads $threads" >>"$f" 2>&1 ||
-                echo "bench.sh: '$cmd' failed on $net, see $f" >&2
-        done
         row="$row $(value images/s "$f" train) | $(value images/s "$f" infer) |"
     done
     rows="$rows$row
@@ -118,7 +131,7 @@ done
 t1=$(date +%s)
 
 echo
-echo "Speed at batch $batch, $threads threads, $steps timed steps after warm-up ($(uname -m), $(nproc) cores):"
+echo "Speed at batch $batch, $threads threads, median of $steps timed steps after warm-up, best of $repeat round(s) ($(uname -m), $(nproc) cores):"
 echo "ratio = cnnrun / torch (above 1: cnnrun faster)"
 echo
 echo "$head"

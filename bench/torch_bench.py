@@ -50,6 +50,12 @@ def now():
     return time.perf_counter()
 
 
+def median(v):
+    """As cnnrun --bench: the median step, which a burst of other work does not move."""
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
+
+
 def profile(model, layers, n):
     """Each layer alone: forward, then backward of a random output gradient (input
     gradient computed unless the layer reads the network's input), fastest of 5."""
@@ -130,24 +136,27 @@ def main():
 
     for _ in range(2):
         step()
-    t0 = now()
+    times = []
     for _ in range(a.bench):
+        t0 = now()
         loss = step()
-    tt = now() - t0
-    imgs = n * a.bench
-    print("bench train images/s %.1f gflops %.3f ms-per-step %.6g loss %.4f (a training step "
-          "counted as 3x the forward FLOPs)" % (imgs / tt, 3 * flops * imgs / tt * 1e-9,
-                                                 1e3 * tt / a.bench, loss))
+        times.append(now() - t0)
+    tt = median(times)
+    print("bench train images/s %.1f gflops %.3f ms-per-step %.6g loss %.4f (median step; a "
+          "training step counted as 3x the forward FLOPs)" % (n / tt, 3 * flops * n / tt * 1e-9,
+                                                             1e3 * tt, loss))
     sys.stdout.flush()
     model.eval()
     with torch.no_grad():
         model(x)
-        t0 = now()
+        times = []
         for _ in range(a.bench):
+            t0 = now()
             model(x)
-        ti = now() - t0
-    print("bench infer images/s %.1f gflops %.3f ms-per-batch %.6g"
-          % (imgs / ti, flops * imgs / ti * 1e-9, 1e3 * ti / a.bench))
+            times.append(now() - t0)
+        ti = median(times)
+    print("bench infer images/s %.1f gflops %.3f ms-per-batch %.6g (median batch)"
+          % (n / ti, flops * n / ti * 1e-9, 1e3 * ti))
     sys.stdout.flush()
     if a.profile:
         model.train()

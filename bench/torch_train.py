@@ -12,7 +12,8 @@ Images come from one of:
                  the pixels cnnrun trains on, which separates the trainer from the decoder
   --images DIR   a folder with one sub-folder per class (searched below DIR, so a Kaggle
                  Tom & Jerry download works), decoded and squashed by PIL (bilinear,
-                 antialiased), the pipeline the reference numbers were made with
+                 antialiased), the pipeline the reference numbers were made with;
+                 kept in ~/.cache/cnnc/torch-*.npz for the next run
 --replay makes PyTorch retrace a cnnrun run of the same --seed: cnnrun's split, its
 reshuffle every epoch (the runtime's xoshiro256** generator, ported below) and its initial
 weights (from `cnnrun NET --dump`, run here). Only the arithmetic then differs, so the
@@ -61,9 +62,19 @@ def read_cache(path):
     return names, labels, pixels.reshape(n, c, h, w)
 
 
-def read_images(root, c, h, w):
-    """Class folders below root (the deepest folder whose sub-folders hold images)."""
+def _decode(job):
     from PIL import Image
+    path, c, h, w = job
+    im = Image.open(path).convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+    a = np.asarray(im, dtype=np.uint8)
+    return a[None] if c == 1 else a.transpose(2, 0, 1)
+
+
+def read_images(root, c, h, w, threads):
+    """Class folders below root (the first folder with two or more sub-folders of images),
+    decoded by PIL in `threads` processes; kept in ~/.cache/cnnc/torch-*.npz for next time."""
+    import hashlib
+    import multiprocessing
     exts = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".tga")
     for here, dirs, files in os.walk(root):
         subs = sorted(d for d in dirs
@@ -72,18 +83,24 @@ def read_images(root, c, h, w):
             break
     else:
         raise SystemExit(root + ": no folder with class sub-folders of images")
-    xs, ys = [], []
+    jobs, ys = [], []
     for k, d in enumerate(subs):
         folder = os.path.join(here, d)
         for f in sorted(os.listdir(folder)):
-            if not f.lower().endswith(exts):
-                continue
-            im = Image.open(os.path.join(folder, f)).convert("L" if c == 1 else "RGB")
-            im = im.resize((w, h), Image.BILINEAR)
-            a = np.asarray(im, dtype=np.uint8)
-            xs.append(a[None] if c == 1 else a.transpose(2, 0, 1))
-            ys.append(k)
-    return subs, np.array(ys, dtype=np.int64), np.stack(xs)
+            if f.lower().endswith(exts):
+                jobs.append((os.path.join(folder, f), c, h, w))
+                ys.append(k)
+    key = hashlib.sha1(repr([(j[0], os.path.getsize(j[0]), os.path.getmtime(j[0]))
+                             for j in jobs] + [c, h, w]).encode()).hexdigest()[:16]
+    cache = os.path.join(os.path.expanduser("~/.cache/cnnc"), "torch-%s.npz" % key)
+    if os.path.exists(cache):
+        return subs, np.array(ys, dtype=np.int64), np.load(cache)["x"]
+    with multiprocessing.Pool(threads) as pool:
+        x = np.stack(pool.map(_decode, jobs, chunksize=16))
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    np.savez(cache + ".tmp.npz", x=x)
+    os.replace(cache + ".tmp.npz", cache)
+    return subs, np.array(ys, dtype=np.int64), x
 
 
 # ------------------------------------------------------------------ cnnrun's random streams
@@ -234,7 +251,7 @@ def main():
             raise SystemExit("%s holds %s images, %s wants %dx%dx%d"
                              % (a.cache, "x".join(map(str, x.shape[1:])), a.net, c, h, w))
     else:
-        names, y, x = read_images(a.images, c, h, w)
+        names, y, x = read_images(a.images, c, h, w, a.threads)
     print("%s: %d images, classes %s, loaded in %.1f s" % (name, len(y), " ".join(names),
                                                            time.time() - t0))
     model = cnnir.IRNet(layers).float()
@@ -245,7 +262,8 @@ def main():
         orders = cnnrun_orders(tr, a.seed)
         dump = "/tmp/torch_train.%d.dump" % os.getpid()
         subprocess.run([os.path.join(a.build, "cnnrun"), a.net, "--dump", dump, "--seed",
-                        str(a.seed), "--batch", "1", "--quiet"], check=True)
+                        str(a.seed), "--batch", "1", "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL)
         model.load_flat(cnnir.read_dump(dump)["params"].astype(np.float64))
         os.unlink(dump)
         model.float()

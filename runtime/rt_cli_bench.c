@@ -97,6 +97,20 @@ static const char *kind_word(rt_kind k)
     return k >= 0 && k < RT_NKINDS ? names[k] : "unknown";
 }
 
+/* The median of v[0..n) (sorts v): one step slowed by another process on the machine
+ * does not move it, where it would move a mean. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 /* Seconds of the fastest of reps copies of count floats. */
 static double copy_time(float *dst, const float *src, size_t count, int reps)
 {
@@ -255,7 +269,8 @@ int rt_cli_bench(const rt_cli_env *e, const rt_bench_cfg *b)
     int *labels = malloc(sizeof(int) * (size_t)n);
     r.logits = malloc(sizeof(float) * (size_t)n * k);
     r.dlogits = malloc(sizeof(float) * (size_t)n * k);
-    if (!x || !labels || !r.logits || !r.dlogits) {
+    double *times = malloc(sizeof(double) * (size_t)(b->steps > 0 ? b->steps : 1));
+    if (!x || !labels || !r.logits || !r.dlogits || !times) {
         rt_cli_error(e, "out of memory");
         rc = RT_EXIT_RUN;
         goto done;
@@ -288,26 +303,29 @@ int rt_cli_bench(const rt_cli_env *e, const rt_bench_cfg *b)
     for (int s = 0; s < 2; s++)     /* warm-up: first-touch pages, caches, threads */
         if (train_step(&r) != 0)
             goto failed;
-    double t0 = rt_now();
-    for (int s = 0; s < b->steps; s++)
+    for (int s = 0; s < b->steps; s++) {
+        double t0 = rt_now();
         if (train_step(&r) != 0)
             goto failed;
-    double ttrain = rt_now() - t0;
-    double imgs = (double)n * b->steps;
+        times[s] = rt_now() - t0;
+    }
+    double ttrain = median(times, b->steps);
     printf("bench train images/s %.1f gflops %.3f ms-per-step %.6g loss %.4f "
-           "(a training step counted as 3x the forward FLOPs)\n", imgs / ttrain,
-           3.0 * flops * imgs / ttrain * 1e-9, 1e3 * ttrain / b->steps, r.loss);
+           "(median step; a training step counted as 3x the forward FLOPs)\n", n / ttrain,
+           3.0 * flops * n / ttrain * 1e-9, 1e3 * ttrain, r.loss);
     fflush(stdout);
 
     if (r.m->forward(r.m->self, x, n, 0, r.logits) != 0)   /* warm-up of eval mode */
         goto failed;
-    t0 = rt_now();
-    for (int s = 0; s < b->steps; s++)
+    for (int s = 0; s < b->steps; s++) {
+        double t0 = rt_now();
         if (r.m->forward(r.m->self, x, n, 0, r.logits) != 0)
             goto failed;
-    double tinfer = rt_now() - t0;
-    printf("bench infer images/s %.1f gflops %.3f ms-per-batch %.6g\n", imgs / tinfer,
-           flops * imgs / tinfer * 1e-9, 1e3 * tinfer / b->steps);
+        times[s] = rt_now() - t0;
+    }
+    double tinfer = median(times, b->steps);
+    printf("bench infer images/s %.1f gflops %.3f ms-per-batch %.6g (median batch)\n",
+           n / tinfer, flops * n / tinfer * 1e-9, 1e3 * tinfer);
     fflush(stdout);
 
     if (b->profile) {
@@ -332,5 +350,6 @@ done:
     free(labels);
     free(r.logits);
     free(r.dlogits);
+    free(times);
     return rc;
 }

@@ -87,12 +87,13 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
             (unsigned long long)t->seed, t->augment_hflip, t->threads);
 
     fprintf(out, "/* Parameters, their gradients and the batchnorm statistics, in the runtime's layout. */\n"
-                 "static float P[%zu], G[%zu], S[%zu];\n", d.nparams ? d.nparams : 1, d.nparams ? d.nparams : 1,
+                 "static _Alignas(64) float P[%zu], G[%zu], S[%zu];\n", d.nparams ? d.nparams : 1, d.nparams ? d.nparams : 1,
             d.nstate ? d.nstate : 1);
-    fprintf(out, "/* Each layer's output out<i> and its gradient dout<i> (names no libm function has), for %s images. */\n", maxbname);
+    fprintf(out, "/* Each layer's output out<i> and its gradient dout<i> (names no libm function has), for %s images,\n"
+                 " * on 64-byte cache lines like the interpreter's. */\n", maxbname);
     for (int i = 1; i < net->n; i++) {
         long sz = emit_size(net->nodes[i].L.out);
-        fprintf(out, "static float out%d[%s * %ld], dout%d[%s * %ld];\n", i, maxbname, sz, i, maxbname, sz);
+        fprintf(out, "static _Alignas(64) float out%d[%s * %ld], dout%d[%s * %ld];\n", i, maxbname, sz, i, maxbname, sz);
         emit_ctx e = {.net = net, .i = i, .out = out};
         emit_layer_buffers(&e, maxbname);
     }

@@ -157,7 +157,7 @@ static void pass_backward(const emit_ctx *e)
 
 static void dropout_buffers(const emit_ctx *e, const char *maxb)
 {
-    fprintf(e->out, "static float mask%d[%s * %ld];\n", e->i, maxb, emit_size(layer(e)->in));
+    fprintf(e->out, "static _Alignas(64) float mask%d[%s * %ld];\n", e->i, maxb, emit_size(layer(e)->in));
 }
 
 static void dropout_forward(const emit_ctx *e)
