@@ -90,6 +90,11 @@ typedef struct {
 int rt_netdesc_classes(const rt_netdesc *d);
 /* A hash of everything that determines the parameter layout (kinds, shapes, sizes). */
 uint64_t rt_netdesc_hash(const rt_netdesc *d);
+/* 1 when layer i is a max pooling that reads the relu output of a conv or dense layer and
+ * is that output's only reader: its backward may then apply the relu's backward as well
+ * (rt_maxpool_backward_relu), and the conv or dense layer skips its own. The interpreter
+ * and generated programs both decide by this, so they run the same kernels. */
+int rt_netdesc_pool_takes_relu(const rt_netdesc *d, int i);
 
 /* ------------------------------------------------------------------ random numbers */
 

@@ -365,6 +365,13 @@ void rt_maxpool_forward(const rt_pool_geom *g, const float *x, float *y, int n,
                         rt_threads *tp);
 void rt_maxpool_backward(const rt_pool_geom *g, const float *x, const float *dy, float *dx,
                          int accum, int n, rt_threads *tp);
+/* The same over the output x of a relu, with the relu's backward applied too: dx (always
+ * overwritten) is the gradient at the relu's input, and a window whose maximum is 0 passes
+ * nothing. Equals rt_maxpool_backward (accum 0) then rt_act_backward(RT_ACT_RELU) bit for
+ * bit, in one pass over dx instead of two; see rt_netdesc_pool_takes_relu() for when a
+ * network may use it. */
+void rt_maxpool_backward_relu(const rt_pool_geom *g, const float *x, const float *dy,
+                              float *dx, int n, rt_threads *tp);
 /* Average pooling counting zero padding: the divisor is the number of window cells inside
  * the padded input (kh*kw for every window of a PyTorch-sized output). */
 void rt_avgpool_forward(const rt_pool_geom *g, const float *x, float *y, int n,

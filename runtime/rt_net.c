@@ -26,6 +26,8 @@ typedef struct {
     rt_conv_geom *cg;        /* conv layers' geometry */
     rt_pool_geom *pg;        /* pooling layers' geometry */
     int *ginit;              /* backward: gradient of layer i's output written yet */
+    int *fused;              /* 1: a max pooling that applies its source's relu backward
+                                (rt_netdesc_pool_takes_relu); 2: that source */
     rt_rng drop;
     const float *x;          /* input of the last forward */
     int last_n, last_training;
@@ -341,13 +343,16 @@ static void net_backward(void *self, const float *dlogits, int n)
         int rc = 0;
         switch (L->kind) {
         case RT_CONV:
-            if (layer_act(L) != RT_ACT_NONE) /* to the gradient before the activation */
+            /* to the gradient before the activation, unless the pooling after did that */
+            if (layer_act(L) != RT_ACT_NONE && net->fused[i] != 2)
                 rt_act_backward_mt(layer_act(L), L->alpha, net->y[i], dyi, dyi, nout, 0, net->tp);
             rc = rt_conv2d_backward(&net->cg[i], in, P + L->w_off, dyi, dx, acc, G + L->w_off,
                                     L->bias ? G + L->b_off : NULL, n, net->tp);
             break;
         case RT_MAXPOOL:
-            if (dx)
+            if (dx && net->fused[i] == 1) /* the only reader of dx: acc is 0 */
+                rt_maxpool_backward_relu(&net->pg[i], in, dyi, dx, n, net->tp);
+            else if (dx)
                 rt_maxpool_backward(&net->pg[i], in, dyi, dx, acc, n, net->tp);
             break;
         case RT_AVGPOOL:
@@ -375,7 +380,7 @@ static void net_backward(void *self, const float *dlogits, int n)
             }
             break;
         case RT_DENSE:
-            if (layer_act(L) != RT_ACT_NONE)
+            if (layer_act(L) != RT_ACT_NONE && net->fused[i] != 2)
                 rt_act_backward_mt(layer_act(L), L->alpha, net->y[i], dyi, dyi, nout, 0, net->tp);
             rc = rt_dense_backward(in, P + L->w_off, dyi, dx, acc, G + L->w_off,
                                    L->bias ? G + L->b_off : NULL, n, (int)shape_size(L->in),
@@ -455,6 +460,7 @@ static void net_destroy(void *self)
     free(net->cg);
     free(net->pg);
     free(net->ginit);
+    free(net->fused);
     free(net->m.params);
     free(net->m.grads);
     free(net->m.state);
@@ -494,11 +500,12 @@ rt_model *rt_net_create(const rt_netdesc *d, int max_batch, int threads, char *e
     net->cg = calloc((size_t)nl, sizeof *net->cg);
     net->pg = calloc((size_t)nl, sizeof *net->pg);
     net->ginit = calloc((size_t)nl, sizeof *net->ginit);
+    net->fused = calloc((size_t)nl, sizeof *net->fused);
     net->m.params = falloc(d->nparams);
     net->m.grads = calloc(d->nparams ? d->nparams : 1, sizeof(float));
     net->m.state = falloc(d->nstate);
     int ok = net->y && net->dy && net->mask && net->bn && net->size && net->cg && net->pg &&
-             net->ginit && net->m.params && net->m.grads && net->m.state;
+             net->ginit && net->fused && net->m.params && net->m.grads && net->m.state;
     size_t scratch = 0;
     for (int i = 0; ok && i < nl; i++) {
         const rt_layer *L = &d->layers[i];
@@ -522,6 +529,10 @@ rt_model *rt_net_create(const rt_netdesc *d, int max_batch, int threads, char *e
             scratch = rt_sgemm_ws_size();
         if (L->kind == RT_MAXPOOL || L->kind == RT_AVGPOOL)
             net->pg[i] = pool_geom(L);
+        if (rt_netdesc_pool_takes_relu(d, i)) {
+            net->fused[i] = 1;
+            net->fused[L->src] = 2;
+        }
     }
     if (!ok) {
         net_destroy(net);

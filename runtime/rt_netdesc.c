@@ -16,6 +16,22 @@ int rt_netdesc_classes(const rt_netdesc *d)
     return o->c * o->h * o->w;
 }
 
+int rt_netdesc_pool_takes_relu(const rt_netdesc *d, int i)
+{
+    if (!d || i < 1 || i >= d->nlayers || d->layers[i].kind != RT_MAXPOOL)
+        return 0;
+    int s = d->layers[i].src;
+    if (s < 1 || s >= i)
+        return 0;
+    const rt_layer *S = &d->layers[s];
+    if ((S->kind != RT_CONV && S->kind != RT_DENSE) || S->act != RT_ACT_RELU)
+        return 0;
+    for (int j = 1; j < d->nlayers; j++)
+        if (j != i && (d->layers[j].src == s || d->layers[j].src2 == s))
+            return 0;
+    return 1;
+}
+
 static uint64_t fnv(uint64_t h, int64_t v)
 {
     uint64_t u = (uint64_t)v;

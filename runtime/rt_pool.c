@@ -18,6 +18,7 @@ typedef struct {
     const float *x, *dy;
     float *y, *dx;
     int accum, planes;
+    int relu; /* max backward: x is a relu's output, and its backward is applied too */
 } pool_job;
 
 static int imax(int a, int b)
@@ -129,7 +130,8 @@ static void max_fwd_plane(const rt_pool_geom *g, const float *x, float *y)
     }
 }
 
-static void max_bwd_plane(const rt_pool_geom *g, const float *x, const float *dy, float *dx)
+static void max_bwd_plane(const rt_pool_geom *g, const float *x, const float *dy, float *dx,
+                          int relu)
 {
     int lo, hi;
     inner_cols(g, &lo, &hi);
@@ -145,13 +147,15 @@ static void max_bwd_plane(const rt_pool_geom *g, const float *x, const float *dy
                 for (int o = 0; o < hi - lo; o++) {
                     int i = argmax4(r[2 * o], r[2 * o + 1], r[g->w + 2 * o],
                                     r[g->w + 2 * o + 1]);
-                    d[(i >> 1) * g->w + 2 * o + (i & 1)] += dr[lo + o];
+                    size_t at_i = (size_t)(i >> 1) * g->w + 2 * o + (i & 1);
+                    if (!relu || r[at_i] > 0.0f)
+                        d[at_i] += dr[lo + o];
                 }
                 ox = hi - 1;
                 continue;
             }
             int best = window_argmax(g, x, oy, ox);
-            if (best >= 0)
+            if (best >= 0 && (!relu || x[best] > 0.0f))
                 dx[best] += dr[ox];
         }
     }
@@ -198,7 +202,7 @@ static void avg_bwd_plane(const rt_pool_geom *g, const float *dy, float *dx)
 /* Max backward for 2x2 windows at stride 2 without padding, writing (not adding) every cell
  * of dx, so no separate zeroing pass over dx is needed. */
 static void max_bwd_plane_tiled2(const rt_pool_geom *g, const float *x, const float *dy,
-                                 float *dx)
+                                 float *dx, int relu)
 {
     const int w = g->w;
     for (int oy = 0; oy < g->oh; oy++) {
@@ -208,9 +212,12 @@ static void max_bwd_plane_tiled2(const rt_pool_geom *g, const float *x, const fl
         for (; o + 8 <= g->ow; o += 8) { /* staged blocks of 8: vectorized by gcc -O2 */
             float t0[16], t1[16];
             for (int k = 0; k < 8; k++) {
-                int i = argmax4(r[2 * (o + k)], r[2 * (o + k) + 1], r[w + 2 * (o + k)],
-                                r[w + 2 * (o + k) + 1]);
-                float v = dr[o + k];
+                float a = r[2 * (o + k)], b = r[2 * (o + k) + 1], c = r[w + 2 * (o + k)],
+                      e = r[w + 2 * (o + k) + 1];
+                int i = argmax4(a, b, c, e);
+                /* over relu outputs, a window whose maximum is 0 passes nothing */
+                float v = relu && !(a > 0.0f || b > 0.0f || c > 0.0f || e > 0.0f) ? 0.0f
+                                                                                  : dr[o + k];
                 t0[2 * k] = i == 0 ? v : 0.0f;
                 t0[2 * k + 1] = i == 1 ? v : 0.0f;
                 t1[2 * k] = i == 2 ? v : 0.0f;
@@ -222,8 +229,9 @@ static void max_bwd_plane_tiled2(const rt_pool_geom *g, const float *x, const fl
             }
         }
         for (; o < g->ow; o++) {
-            int i = argmax4(r[2 * o], r[2 * o + 1], r[w + 2 * o], r[w + 2 * o + 1]);
-            float v = dr[o];
+            float a = r[2 * o], b = r[2 * o + 1], c = r[w + 2 * o], e = r[w + 2 * o + 1];
+            int i = argmax4(a, b, c, e);
+            float v = relu && !(a > 0.0f || b > 0.0f || c > 0.0f || e > 0.0f) ? 0.0f : dr[o];
             d0[2 * o] = i == 0 ? v : 0.0f;
             d0[2 * o + 1] = i == 1 ? v : 0.0f;
             d1[2 * o] = i == 2 ? v : 0.0f;
@@ -247,14 +255,16 @@ static void pool_task(void *arg, rt_worker *wk)
                        g->pl == 0 && 2 * g->oh <= g->h && 2 * g->ow <= g->w;
     for (int p = lo; p < hi; p++) {
         if (j->op == MAX_BWD && !j->accum && tiled2) {
-            max_bwd_plane_tiled2(g, j->x + p * in, j->dy + p * out, j->dx + p * in);
+            max_bwd_plane_tiled2(g, j->x + p * in, j->dy + p * out, j->dx + p * in, j->relu);
             continue;
         }
         if ((j->op == MAX_BWD || j->op == AVG_BWD) && !j->accum)
             memset(j->dx + p * in, 0, in * sizeof(float));
         switch (j->op) {
         case MAX_FWD: max_fwd_plane(g, j->x + p * in, j->y + p * out); break;
-        case MAX_BWD: max_bwd_plane(g, j->x + p * in, j->dy + p * out, j->dx + p * in); break;
+        case MAX_BWD:
+            max_bwd_plane(g, j->x + p * in, j->dy + p * out, j->dx + p * in, j->relu);
+            break;
         case AVG_FWD: avg_fwd_plane(g, j->x + p * in, j->y + p * out); break;
         case AVG_BWD: avg_bwd_plane(g, j->dy + p * out, j->dx + p * in); break;
         }
@@ -262,9 +272,9 @@ static void pool_task(void *arg, rt_worker *wk)
 }
 
 static void run(pool_op op, const rt_pool_geom *g, const float *x, const float *dy, float *y,
-                float *dx, int accum, int n, rt_threads *tp)
+                float *dx, int accum, int relu, int n, rt_threads *tp)
 {
-    pool_job j = {op, g, x, dy, y, dx, accum, n * g->c};
+    pool_job j = {op, g, x, dy, y, dx, accum, n * g->c, relu};
     if (j.planes > 0)
         rt_threads_run(tp, pool_task, &j);
 }
@@ -272,25 +282,31 @@ static void run(pool_op op, const rt_pool_geom *g, const float *x, const float *
 void rt_maxpool_forward(const rt_pool_geom *g, const float *x, float *y, int n,
                         rt_threads *tp)
 {
-    run(MAX_FWD, g, x, NULL, y, NULL, 0, n, tp);
+    run(MAX_FWD, g, x, NULL, y, NULL, 0, 0, n, tp);
 }
 
 void rt_maxpool_backward(const rt_pool_geom *g, const float *x, const float *dy, float *dx,
                          int accum, int n, rt_threads *tp)
 {
-    run(MAX_BWD, g, x, dy, NULL, dx, accum, n, tp);
+    run(MAX_BWD, g, x, dy, NULL, dx, accum, 0, n, tp);
+}
+
+void rt_maxpool_backward_relu(const rt_pool_geom *g, const float *x, const float *dy,
+                              float *dx, int n, rt_threads *tp)
+{
+    run(MAX_BWD, g, x, dy, NULL, dx, 0, 1, n, tp);
 }
 
 void rt_avgpool_forward(const rt_pool_geom *g, const float *x, float *y, int n,
                         rt_threads *tp)
 {
-    run(AVG_FWD, g, x, NULL, y, NULL, 0, n, tp);
+    run(AVG_FWD, g, x, NULL, y, NULL, 0, 0, n, tp);
 }
 
 void rt_avgpool_backward(const rt_pool_geom *g, const float *dy, float *dx, int accum, int n,
                          rt_threads *tp)
 {
-    run(AVG_BWD, g, NULL, dy, NULL, dx, accum, n, tp);
+    run(AVG_BWD, g, NULL, dy, NULL, dx, accum, 0, n, tp);
 }
 
 /* ------------------------------------------------------------------ global pooling */

@@ -163,7 +163,7 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
         char in[32], in2[32] = "";
         if (s == 0) snprintf(in, sizeof in, "x_in");
         else snprintf(in, sizeof in, "out%d", s);
-        emit_ctx e = {.net = net, .i = i, .in = in, .in2 = in2, .out = out};
+        emit_ctx e = {.net = net, .desc = &d, .i = i, .in = in, .in2 = in2, .out = out};
         if (s > 0) {
             snprintf(e.dx, sizeof e.dx, "dout%d", s);
             e.acc = ginit[s];

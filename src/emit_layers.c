@@ -79,10 +79,22 @@ static void conv_forward(const emit_ctx *e)
             emit_f(L->alpha), e->i, e->i);
 }
 
+/* Whether the max pooling reading this layer already applied its relu's backward. */
+static int relu_done_by_pool(const emit_ctx *e)
+{
+    for (int j = e->i + 1; j < e->desc->nlayers; j++)
+        if (e->desc->layers[j].src == e->i && rt_netdesc_pool_takes_relu(e->desc, j)) return 1;
+    return 0;
+}
+
 static void act_backward_inplace(const emit_ctx *e)
 {
     const rt_layer *L = layer(e);
     if (run_act(L) == RT_ACT_NONE) return; /* the kernel's identity: nothing to do */
+    if (relu_done_by_pool(e)) {
+        fprintf(e->out, "    /* (the relu's backward was done by the max pooling after it) */\n");
+        return;
+    }
     fprintf(e->out, "    rt_act_backward_mt(%s, %s, out%d, dout%d, dout%d, (size_t)n * %ld, 0, tp);\n", emit_act_name(run_act(L)),
             emit_f(L->alpha), e->i, e->i, e->i, emit_size(L->out));
 }
@@ -117,7 +129,10 @@ static void pool_forward(const emit_ctx *e)
 static void pool_backward(const emit_ctx *e)
 {
     if (!e->dx[0]) return;
-    if (layer(e)->kind == RT_MAXPOOL)
+    if (layer(e)->kind == RT_MAXPOOL && rt_netdesc_pool_takes_relu(e->desc, e->i))
+        fprintf(e->out, "    rt_maxpool_backward_relu(&geom%d, %s, dout%d, %s, n, tp); /* and the relu's backward */\n", e->i,
+                e->in, e->i, e->dx);
+    else if (layer(e)->kind == RT_MAXPOOL)
         fprintf(e->out, "    rt_maxpool_backward(&geom%d, %s, dout%d, %s, %d, n, tp);\n", e->i, e->in, e->i, e->dx, e->acc);
     else
         fprintf(e->out, "    rt_avgpool_backward(&geom%d, dout%d, %s, %d, n, tp);\n", e->i, e->i, e->dx, e->acc);

@@ -13,6 +13,7 @@
 /* What a layer's emitter knows about where its data lives. */
 typedef struct {
     const ir_net *net;
+    const rt_netdesc *desc; /* the same network as the runtime sees it (backward) */
     int i;                  /* this layer's index */
     const char *in;         /* expression of the input buffer */
     const char *in2;        /* RT_ADD: the skip input */

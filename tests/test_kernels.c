@@ -520,6 +520,73 @@ START_TEST(pool_padding_hand)
 }
 END_TEST
 
+START_TEST(pool_relu_fused_hand)
+{
+    /* relu outputs  0 0 2 0 / 0 0 1 3 / 4 0 0 0 / 0 1 0 0, 2x2 stride 2: the top-left and
+     * bottom-right windows are all zeros, so their gradients stop at the relu; the other two
+     * go to their maxima, the 3 at (1,3) and the 4 at (2,0) */
+    static const float r[16] = {0, 0, 2, 0, 0, 0, 1, 3, 4, 0, 0, 0, 0, 1, 0, 0};
+    const float dy[4] = {1, 2, 3, 4};
+    float dx[16];
+    rt_pool_geom g = pgeom(4, 4, 2, 2, 2, 2, 0);
+    rt_maxpool_backward_relu(&g, r, dy, dx, 1, NULL);
+    expect(dx, (const float[]){0, 0, 0, 0, 0, 0, 0, 2, 3, 0, 0, 0, 0, 0, 0, 0}, 16, 0,
+           "max+relu backward 2x2");
+    g = pgeom(4, 4, 2, 2, 3, 1, 0);
+    rt_maxpool_backward_relu(&g, r, dy, dx, 1, NULL);
+    /* window (0,0) rows 0-2 cols 0-2: max 4 at (2,0); (0,1) cols 1-3: max 3 at (1,3);
+     * (1,0) rows 1-3 cols 0-2: 4 at (2,0); (1,1): 3 at (1,3) -> (2,0) gets 1+3, (1,3) 2+4 */
+    expect(dx, (const float[]){0, 0, 0, 0, 0, 0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 0}, 16, 0,
+           "max+relu backward 3x3");
+}
+END_TEST
+
+/* The fused kernel must equal max pooling's backward followed by the relu's, bit for bit,
+ * on relu outputs with many zeros and ties, for tiled, padded, overlapping and clipped
+ * windows, serially and on a pool. */
+START_TEST(pool_relu_fused_equals_pair)
+{
+    static const int cases[][6] = {/* h, w, k, s, pad, planes: tiled (also its 8-wide
+                                      blocks), padded 2x2 (inner and border windows),
+                                      overlapping and clipped windows */
+                                   {20, 36, 2, 2, 0, 3}, {9, 7, 2, 2, 0, 2}, {21, 35, 2, 2, 1, 3},
+                                   {12, 12, 3, 2, 1, 3}, {10, 10, 2, 1, 0, 3}, {13, 19, 3, 3, 1, 3}};
+    char err[RT_ERRLEN];
+    rt_threads *tp = rt_threads_create(3, err);
+    ck_assert_ptr_nonnull(tp);
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        int h = cases[t][0], w = cases[t][1], k = cases[t][2], s = cases[t][3], p = cases[t][4];
+        int oh = (h - k + 2 * p + s) / s, ow = (w - k + 2 * p + s) / s, planes = cases[t][5];
+        rt_pool_geom g = pgeom(h, w, oh, ow, k, s, p);
+        g.c = planes;
+        size_t nin = (size_t)planes * h * w, nout = (size_t)planes * oh * ow;
+        float *x = malloc(nin * sizeof *x), *dy = malloc(nout * sizeof *dy);
+        float *a = malloc(nin * sizeof *a), *b = malloc(nin * sizeof *b);
+        for (size_t i = 0; i < nin; i++) { /* a relu's output: about half zeros, some ties */
+            float v = frand();
+            x[i] = v > 0.0f ? (float)(int)(v * 4.0f) * 0.25f : 0.0f;
+        }
+        for (size_t i = 0; i < nout; i++)
+            dy[i] = frand();
+        for (int pool = 0; pool < 2; pool++) {
+            rt_threads *use = pool ? tp : NULL;
+            rt_maxpool_backward(&g, x, dy, a, 0, 1, use);
+            rt_act_backward(RT_ACT_RELU, 0.0f, x, a, a, nin, 0);
+            memset(b, 0x7f, nin * sizeof *b); /* every cell must be written */
+            rt_maxpool_backward_relu(&g, x, dy, b, 1, use);
+            ck_assert_msg(memcmp(a, b, nin * sizeof *a) == 0,
+                          "case %zu (%dx%d k%d s%d p%d), pool %d: fused != pair", t, h, w, k,
+                          s, p, pool);
+        }
+        free(x);
+        free(dy);
+        free(a);
+        free(b);
+    }
+    rt_threads_destroy(tp);
+}
+END_TEST
+
 START_TEST(pool_global_hand)
 {
     /* channels X3 (mean 36/9 = 4, max 8 at index 8) and -X3 (mean -4, max 0 at index 0) */
@@ -828,6 +895,8 @@ static Suite *suite(void)
     tcase_add_test(t, pool_hand);
     tcase_add_test(t, pool_padding_hand);
     tcase_add_test(t, pool_global_hand);
+    tcase_add_test(t, pool_relu_fused_hand);
+    tcase_add_test(t, pool_relu_fused_equals_pair);
     tcase_add_test(t, global_pool_invariance);
     suite_add_tcase(s, t);
     t = tcase_create("gemm");

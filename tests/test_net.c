@@ -472,6 +472,52 @@ START_TEST(determinism)
 }
 END_TEST
 
+/* A max pooling that is the only reader of a conv's relu output applies the relu's backward
+ * itself (rt_maxpool_backward_relu) and the conv skips its own pass: the same network with
+ * the relu as a separate layer (not fused) must give the same bits. */
+START_TEST(relu_pool_fusion)
+{
+    size_t off1 = 0, off2 = 0;
+    rt_shape in = {3, 12, 12}, c1 = {4, 12, 12}, p1 = {4, 6, 6};
+    rt_layer A[4], B[5];
+    A[0] = layer(RT_INPUT, -1, in, in);
+    A[1] = conv_layer(0, in, 4, 3, 1, RT_PAD_ZERO, 1, RT_ACT_RELU, &off1);
+    A[2] = layer(RT_MAXPOOL, 1, c1, p1);
+    A[2].kh = A[2].kw = A[2].sh = A[2].sw = 2;
+    A[3] = dense_layer(2, p1, 3, RT_ACT_NONE, &off1);
+    B[0] = A[0];
+    B[1] = conv_layer(0, in, 4, 3, 1, RT_PAD_ZERO, 1, RT_ACT_NONE, &off2);
+    B[2] = layer(RT_ACTIVATION, 1, c1, c1);
+    B[2].act = RT_ACT_RELU;
+    B[3] = A[2];
+    B[3].src = 2;
+    B[4] = dense_layer(3, p1, 3, RT_ACT_NONE, &off2);
+    ck_assert_uint_eq(off1, off2);
+    rt_netdesc da = {"fused", 4, A, off1, 0, 0}, db = {"unfused", 5, B, off2, 0, 0};
+    ck_assert_int_eq(rt_netdesc_pool_takes_relu(&da, 2), 1);
+    ck_assert_int_eq(rt_netdesc_pool_takes_relu(&da, 1), 0);  /* not a pooling */
+    ck_assert_int_eq(rt_netdesc_pool_takes_relu(&db, 3), 0);  /* reads an activation layer */
+    A[1].act = RT_ACT_LEAKYRELU;
+    ck_assert_int_eq(rt_netdesc_pool_takes_relu(&da, 2), 0);  /* only relu */
+    A[1].act = RT_ACT_RELU;
+    A[3].src2 = 1; /* a second reader of the conv's output (as a residual add would be) */
+    ck_assert_int_eq(rt_netdesc_pool_takes_relu(&da, 2), 0);
+    A[3].src2 = -1;
+
+    const int n = 5;
+    float *x = rand_input(n * 432), *dl = rand_input(n * 3);
+    float la[15], lb[15];
+    float *ga = malloc(4 * off1), *gb = malloc(4 * off1);
+    for (int threads = 1; threads <= 2; threads++) {
+        one_step(&da, threads, 4, x, n, dl, la, ga);
+        one_step(&db, threads, 4, x, n, dl, lb, gb);
+        ck_assert_int_eq(memcmp(la, lb, sizeof la), 0);
+        ck_assert_int_eq(memcmp(ga, gb, 4 * off1), 0);
+    }
+    free(x), free(dl), free(ga), free(gb);
+}
+END_TEST
+
 START_TEST(train_separable)
 {
     /* Two classes of 6x6 images: a bright vertical bar in the left half (class 0) or in the
@@ -629,6 +675,7 @@ static Suite *suite(void)
     tcase_add_test(t, net_b_reference);
     tcase_add_test(t, net_b_dropout_gradient);
     tcase_add_test(t, determinism);
+    tcase_add_test(t, relu_pool_fusion);
     tcase_add_test(t, train_separable);
     tcase_add_test(t, rejected_descriptions);
     tcase_add_test(t, init_params);
