@@ -985,6 +985,7 @@ START_TEST(cli_train_eval_predict)
     ck_assert_ptr_nonnull(strstr(out_text, "| Model | Val Loss | Val Acc |"));
     ck_assert_ptr_nonnull(strstr(out_text, "| fakenet | "));
     ck_assert_ptr_nonnull(strstr(out_text, "recall"));
+    ck_assert_ptr_null(strstr(out_text, "collapsed")); /* it predicts all three classes */
     char *r = slurp_text(rep);
     ck_assert_int_eq(count(r, "| Model |"), 1);
     ck_assert_int_eq(count(r, "| fakenet | "), 1);
@@ -1180,6 +1181,34 @@ static void check_dump(const char *file, int n, int training, const float *want_
     free(b);
 }
 
+/* Images that are all the same get one prediction: the run says the network collapsed to
+ * one class and what to try, instead of leaving a majority-class accuracy unexplained. */
+START_TEST(cli_collapse_note)
+{
+    char top[] = "/tmp/cnnc-collapse-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(top));
+    static const char *cls[] = {"alpha", "beta", "gamma"};
+    char p[300], w[200];
+    for (int j = 0; j < 3; j++) {
+        snprintf(p, sizeof p, "%s/%s", top, cls[j]);
+        ck_assert_int_eq(mkdir(p, 0755), 0);
+        for (int i = 0; i < 10; i++) {
+            const unsigned char px[4] = {100, 100, 100, 100};
+            snprintf(p, sizeof p, "%s/%s/%02d.png", top, cls[j], i);
+            ck_assert(stbi_write_png(p, 2, 2, 1, px, 2));
+        }
+    }
+    snprintf(w, sizeof w, "%s/m.weights", top);
+    int rc = RUN("--train", top, "--epochs", "2", "--batch", "4", "--out", w, "--no-cache",
+                 "--threads", "1");
+    ck_assert_msg(rc == 0, "rc %d, stderr: %s", rc, err_text);
+    ck_assert_msg(strstr(out_text, "for all 3 test images: it has collapsed to one class") &&
+                      strstr(out_text, "--seed"),
+                  "stdout: %s", out_text);
+    rm_rf(top);
+}
+END_TEST
+
 START_TEST(cli_dump)
 {
     char top[] = "/tmp/cnnc-dumptest-XXXXXX";
@@ -1335,6 +1364,7 @@ int main(void)
     tcase_add_test(c, cli_usage_errors);
     tcase_add_test(c, cli_help_version);
     tcase_add_test(c, cli_train_eval_predict);
+    tcase_add_test(c, cli_collapse_note);
     tcase_add_test(c, cli_dump);
     tcase_add_test(c, cli_bench);
     tcase_add_test(c, flop_count);
