@@ -568,6 +568,12 @@ START_TEST(pool_relu_fused_equals_pair)
         }
         for (size_t i = 0; i < nout; i++)
             dy[i] = frand();
+        /* the tiled 2x2 path (which overwrites) against the general one (which adds) */
+        rt_maxpool_backward(&g, x, dy, a, 0, 1, NULL);
+        memset(b, 0, nin * sizeof *b);
+        rt_maxpool_backward(&g, x, dy, b, 1, 1, NULL);
+        for (size_t i = 0; i < nin; i++)
+            ck_assert_msg(a[i] == b[i], "case %zu: overwrite %g vs add %g at %zu", t, a[i], b[i], i);
         for (int pool = 0; pool < 2; pool++) {
             rt_threads *use = pool ? tp : NULL;
             rt_maxpool_backward(&g, x, dy, a, 0, 1, use);
