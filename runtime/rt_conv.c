@@ -10,6 +10,7 @@
  */
 #include "rt_kernels.h"
 #include "rt_gemm_int.h"
+#include "rt_simd.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -128,7 +129,7 @@ static void im2col_packed(const rt_conv_geom *g, const float *x, int oy0, int oy
 
 /* Its transpose (pc x K) in packed-B layout, for dW = dZ . patches^T: panels of NR patch
  * rows, each over all pc pixels. tmp holds NR rows of pc values: a panel's rows are made
- * first, then interleaved, so that the writes are contiguous. */
+ * first, then transposed in 4 x 4 blocks, so that the writes are contiguous. */
 static void im2col_packed_t(const rt_conv_geom *g, const float *x, int oy0, int oy1,
                             float *tmp, float *bp)
 {
@@ -137,14 +138,19 @@ static void im2col_packed_t(const rt_conv_geom *g, const float *x, int oy0, int 
         int nr = K - r0 < NR ? K - r0 : NR;
         for (int q = 0; q < nr; q++)
             im2col_row(g, x, r0 + q, oy0, oy1, tmp + (size_t)q * pc);
+        if (nr < NR) /* the last panel's missing patch rows are zeros */
+            memset(tmp + (size_t)nr * pc, 0, (size_t)(NR - nr) * pc * sizeof *tmp);
         float *d = bp + (size_t)(r0 / NR) * pc * NR;
-        for (int p = 0; p < pc; p++, d += NR) {
-            int q = 0;
-            for (; q < nr; q++)
-                d[q] = tmp[(size_t)q * pc + p];
-            for (; q < NR; q++)
-                d[q] = 0.0f;
-        }
+        int p = 0;
+#ifdef RT_HAVE_V4
+        /* 4 x 4 blocks (NR is a multiple of 8) */
+        for (; p + 4 <= pc; p += 4)
+            for (int q = 0; q < NR; q += 4)
+                rt_transpose4(tmp + (size_t)q * pc + p, pc, d + (size_t)p * NR + q, NR);
+#endif
+        for (; p < pc; p++)
+            for (int q = 0; q < NR; q++)
+                d[(size_t)p * NR + q] = tmp[(size_t)q * pc + p];
     }
 }
 

@@ -7,6 +7,7 @@
  * window; average pooling counts zero padding in its divisor (PyTorch's count_include_pad).
  */
 #include "rt_kernels.h"
+#include "rt_simd.h"
 
 #include <float.h>
 
@@ -202,49 +203,31 @@ static void avg_bwd_plane(const rt_pool_geom *g, const float *dy, float *dx)
 /* Four windows at once with 128-bit GNU C vectors (SSE2 on x86-64, NEON on arm64): the
  * even and odd columns of each row are pulled apart, each pair's winner is found by compares
  * and masks, and the gradients are interleaved back. Blocks of outputs: the tail is scalar. */
-#if defined(__GNUC__) && defined(__has_builtin)
-#if __has_builtin(__builtin_shufflevector)
-#define POOL_V4 1
-typedef float pv4 __attribute__((vector_size(16)));
-typedef float pv4_u __attribute__((vector_size(16), aligned(4)));
-typedef int pv4i __attribute__((vector_size(16)));
-
-static inline pv4 ld4(const float *p)
-{
-    return *(const pv4_u *)p;
-}
-static inline void st4(float *p, pv4 v)
-{
-    *(pv4_u *)p = v;
-}
-static inline pv4 keep(pv4i m, pv4 v) /* v where m is all ones, else +0 */
-{
-    return (pv4)(m & (pv4i)v);
-}
-
+#ifdef RT_HAVE_V4
 /* Windows o .. o+3 of rows r (top) and r + w (bottom); gradients dr[o..o+3]. */
 static inline void max_bwd_2x2_v4(const float *r0, const float *r1, const float *dr,
                                   float *d0, float *d1, int relu)
 {
-    pv4 t0 = ld4(r0), t1 = ld4(r0 + 4), b0 = ld4(r1), b1 = ld4(r1 + 4);
-    pv4 a = __builtin_shufflevector(t0, t1, 0, 2, 4, 6), b = __builtin_shufflevector(t0, t1, 1, 3, 5, 7);
-    pv4 c = __builtin_shufflevector(b0, b1, 0, 2, 4, 6), e = __builtin_shufflevector(b0, b1, 1, 3, 5, 7);
+    rt_v4 t0 = rt_ld4(r0), t1 = rt_ld4(r0 + 4), b0 = rt_ld4(r1), b1 = rt_ld4(r1 + 4);
+    rt_v4 a = __builtin_shufflevector(t0, t1, 0, 2, 4, 6);
+    rt_v4 b = __builtin_shufflevector(t0, t1, 1, 3, 5, 7);
+    rt_v4 c = __builtin_shufflevector(b0, b1, 0, 2, 4, 6);
+    rt_v4 e = __builtin_shufflevector(b0, b1, 1, 3, 5, 7);
     /* the first maximum in reading order a b / c e, as argmax4 */
-    pv4i bgt = b > a, egt = e > c;
-    pv4 mab = (pv4)((bgt & (pv4i)b) | (~bgt & (pv4i)a));
-    pv4 mce = (pv4)((egt & (pv4i)e) | (~egt & (pv4i)c));
-    pv4i bot = mce > mab;
-    pv4 v = ld4(dr);
+    rt_v4i bgt = b > a, egt = e > c;
+    rt_v4 mab = (rt_v4)((bgt & (rt_v4i)b) | (~bgt & (rt_v4i)a));
+    rt_v4 mce = (rt_v4)((egt & (rt_v4i)e) | (~egt & (rt_v4i)c));
+    rt_v4i bot = mce > mab;
+    rt_v4 v = rt_ld4(dr);
     if (relu) /* over relu outputs, a window whose maximum is 0 passes nothing */
-        v = keep((mab > 0.0f) | (mce > 0.0f), v);
-    pv4 ga = keep(~bot & ~bgt, v), gb = keep(~bot & bgt, v);
-    pv4 gc = keep(bot & ~egt, v), ge = keep(bot & egt, v);
-    st4(d0, __builtin_shufflevector(ga, gb, 0, 4, 1, 5));
-    st4(d0 + 4, __builtin_shufflevector(ga, gb, 2, 6, 3, 7));
-    st4(d1, __builtin_shufflevector(gc, ge, 0, 4, 1, 5));
-    st4(d1 + 4, __builtin_shufflevector(gc, ge, 2, 6, 3, 7));
+        v = rt_keep4((mab > 0.0f) | (mce > 0.0f), v);
+    rt_v4 ga = rt_keep4(~bot & ~bgt, v), gb = rt_keep4(~bot & bgt, v);
+    rt_v4 gc = rt_keep4(bot & ~egt, v), ge = rt_keep4(bot & egt, v);
+    rt_st4(d0, __builtin_shufflevector(ga, gb, 0, 4, 1, 5));
+    rt_st4(d0 + 4, __builtin_shufflevector(ga, gb, 2, 6, 3, 7));
+    rt_st4(d1, __builtin_shufflevector(gc, ge, 0, 4, 1, 5));
+    rt_st4(d1 + 4, __builtin_shufflevector(gc, ge, 2, 6, 3, 7));
 }
-#endif
 #endif
 
 /* Max backward for 2x2 windows at stride 2 without padding, writing (not adding) every cell
@@ -257,7 +240,7 @@ static void max_bwd_plane_tiled2(const rt_pool_geom *g, const float *x, const fl
         const float *r = x + (size_t)2 * oy * w, *dr = dy + (size_t)oy * g->ow;
         float *d0 = dx + (size_t)2 * oy * w, *d1 = d0 + w;
         int o = 0;
-#ifdef POOL_V4
+#ifdef RT_HAVE_V4
         for (; o + 4 <= g->ow; o += 4)
             max_bwd_2x2_v4(r + 2 * o, r + w + 2 * o, dr + o, d0 + 2 * o, d1 + 2 * o, relu);
 #endif
