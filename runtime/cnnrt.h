@@ -270,11 +270,13 @@ int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
 
 /* rt_cli_main also offers `--bench STEPS` (training and inference speed on a random batch,
  * "bench ..." lines) and `--dump FILE` (one forward and backward pass written for
- * equivalence tests; layout in rt_cli_dump.c and bench/README.md). Their GFLOP/s come from
- * these counts, the compiler's rule (src/shape.c): a multiply-add is 2 FLOPs; a bias add,
- * an activation, a pooling window element, a residual add and a batchnorm scale or shift
- * are 1 each per output element. Forward FLOPs of one image through layer i (0 when i is
- * out of range), and through the whole network. */
+ * equivalence tests; layout in rt_cli_dump.c and bench/README.md). Their GFLOP/s, and
+ * cnnc --summary's MFLOPs, come from one rule: a multiply-add is 2 FLOPs; a bias add, an
+ * activation, a pooling window element, a residual add and a batchnorm scale or shift are
+ * 1 each per output element. Forward FLOPs of one image through a layer whose shapes and
+ * parameter lengths are set, through layer i of d (0 when i is out of range), and through
+ * the whole network. */
+double rt_layer_flops_of(const rt_layer *L);
 double rt_layer_flops(const rt_netdesc *d, int i);
 double rt_netdesc_flops(const rt_netdesc *d);
 

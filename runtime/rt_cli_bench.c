@@ -17,42 +17,6 @@ static double elems(rt_shape s)
     return (double)s.c * s.h * s.w;
 }
 
-/* The rule of the compiler's shape inference (src/shape.c), restated on an rt_layer: a
- * multiply-add counts 2; a bias add, an activation, a pooling window element, a residual
- * add and a batchnorm scale or shift count 1 each per output element. */
-double rt_layer_flops(const rt_netdesc *d, int i)
-{
-    if (!d || i < 0 || i >= d->nlayers)
-        return 0;
-    const rt_layer *L = &d->layers[i];
-    double nin = elems(L->in), nout = elems(L->out), f = 0;
-    switch (L->kind) {
-    case RT_CONV: f = 2.0 * L->in.c * L->kh * L->kw * nout; break;
-    case RT_MAXPOOL:
-    case RT_AVGPOOL: f = (double)L->kh * L->kw * nout; break;
-    case RT_GLOBALAVGPOOL:
-    case RT_GLOBALMAXPOOL: f = nin; break;
-    case RT_DENSE: f = 2.0 * nin * nout; break;
-    case RT_BATCHNORM: f = 2.0 * nin; break;
-    case RT_ACTIVATION:
-    case RT_ADD: f = nin; break;
-    default: break;
-    }
-    if (L->bias && L->b_len)
-        f += nout;
-    if (L->act != RT_ACT_NONE && L->kind != RT_ACTIVATION)
-        f += nout;
-    return f;
-}
-
-double rt_netdesc_flops(const rt_netdesc *d)
-{
-    double f = 0;
-    for (int i = 0; d && i < d->nlayers; i++)
-        f += rt_layer_flops(d, i);
-    return f;
-}
-
 /* ------------------------------------------------------------ the random batch */
 
 void rt_cli_random_batch(float *x, int *labels, int n, size_t size, int k, uint64_t seed)

@@ -16,6 +16,46 @@ int rt_netdesc_classes(const rt_netdesc *d)
     return o->c * o->h * o->w;
 }
 
+static double elems(rt_shape s)
+{
+    return (double)s.c * s.h * s.w;
+}
+
+double rt_layer_flops_of(const rt_layer *L)
+{
+    double nin = elems(L->in), nout = elems(L->out), f = 0;
+    switch (L->kind) {
+    case RT_CONV: f = 2.0 * L->in.c * L->kh * L->kw * nout; break;
+    case RT_MAXPOOL:
+    case RT_AVGPOOL: f = (double)L->kh * L->kw * nout; break;
+    case RT_GLOBALAVGPOOL:
+    case RT_GLOBALMAXPOOL: f = nin; break;
+    case RT_DENSE: f = 2.0 * nin * nout; break;
+    case RT_BATCHNORM: f = 2.0 * nin; break;
+    case RT_ACTIVATION:
+    case RT_ADD: f = nin; break;
+    default: break;
+    }
+    if (L->bias && L->b_len)
+        f += nout;
+    if (L->act != RT_ACT_NONE && L->kind != RT_ACTIVATION)
+        f += nout;
+    return f;
+}
+
+double rt_layer_flops(const rt_netdesc *d, int i)
+{
+    return d && i >= 0 && i < d->nlayers ? rt_layer_flops_of(&d->layers[i]) : 0;
+}
+
+double rt_netdesc_flops(const rt_netdesc *d)
+{
+    double f = 0;
+    for (int i = 0; d && i < d->nlayers; i++)
+        f += rt_layer_flops(d, i);
+    return f;
+}
+
 int rt_netdesc_pool_takes_relu(const rt_netdesc *d, int i)
 {
     if (!d || i < 1 || i >= d->nlayers || d->layers[i].kind != RT_MAXPOOL)

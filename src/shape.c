@@ -4,8 +4,8 @@
  * lecture's rule floor((n - k + p + s) / s). Errors say what the input was at that point
  * and which layer made it so small.
  *
- * FLOPs count a multiply-add as 2; a bias add, an activation, a pooling window element,
- * a residual add and a batchnorm scale or shift as 1 each (per output element).
+ * FLOPs are the runtime's count (rt_layer_flops_of in cnnrt.h), the same rule --bench
+ * divides by.
  */
 #include "shape.h"
 
@@ -103,7 +103,6 @@ static int node_shape(infer *in, int i, size_t *poff, size_t *soff)
     rt_shape x = L->in;
     double nin = elems(x);
     n->params = 0;
-    n->flops = 0;
     switch (L->kind) {
     case RT_INPUT:
         L->in = L->out;
@@ -113,16 +112,13 @@ static int node_shape(infer *in, int i, size_t *poff, size_t *soff)
         L->out.c = n->spec.out;
         L->w_len = (size_t)L->out.c * x.c * L->kh * L->kw;
         L->b_len = L->bias ? (size_t)L->out.c : 0;
-        n->flops = 2.0 * x.c * L->kh * L->kw * elems(L->out);
         break;
     case RT_MAXPOOL: case RT_AVGPOOL:
         if (window(in, n)) return -1;
         L->out.c = x.c;
-        n->flops = (double)L->kh * L->kw * elems(L->out);
         break;
     case RT_GLOBALAVGPOOL: case RT_GLOBALMAXPOOL:
         L->out = (rt_shape){x.c, 1, 1};
-        n->flops = nin;
         break;
     case RT_FLATTEN:
         L->out = (rt_shape){x.c * x.h * x.w, 1, 1};
@@ -131,20 +127,17 @@ static int node_shape(infer *in, int i, size_t *poff, size_t *soff)
         L->out = (rt_shape){n->spec.out, 1, 1};
         L->w_len = (size_t)n->spec.out * (size_t)nin;
         L->b_len = L->bias ? (size_t)n->spec.out : 0;
-        n->flops = 2.0 * nin * n->spec.out;
         break;
     case RT_BATCHNORM:
         L->out = x;
         L->w_len = L->b_len = (size_t)x.c;
         L->s_len = 2 * (size_t)x.c;
-        n->flops = 2.0 * nin;
         break;
     case RT_DROPOUT:
         L->out = x;
         break;
     case RT_ACTIVATION:
         L->out = x;
-        n->flops = nin;
         break;
     case RT_ADD: {
         rt_shape skip = in->net->nodes[L->src2].L.out;
@@ -156,14 +149,12 @@ static int node_shape(infer *in, int i, size_t *poff, size_t *soff)
             return -1;
         }
         L->out = x;
-        n->flops = nin;
         break;
     }
     default:
         break;
     }
-    if (L->bias && L->b_len) n->flops += elems(L->out);
-    if (L->act != RT_ACT_NONE && L->kind != RT_ACTIVATION) n->flops += elems(L->out);
+    n->flops = rt_layer_flops_of(L); /* the runtime's rule, so --summary and --bench agree */
     if (elems(L->out) > (double)INT_MAX / 4 || (double)L->w_len > (double)INT_MAX) {
         diag_error(in->diag, n->loc, "make the input, the channels or the units smaller",
                    "this layer is too large (%.0f outputs, %.0f weights)", elems(L->out), (double)L->w_len);
