@@ -280,6 +280,25 @@ double rt_layer_flops_of(const rt_layer *L);
 double rt_layer_flops(const rt_netdesc *d, int i);
 double rt_netdesc_flops(const rt_netdesc *d);
 
+/* ------------------------------------------------------------------ files */
+
+/* A file written beside its target and renamed over it when complete, so that a failure
+ * (a full disk, a crash) never leaves a half-written file or destroys the previous one. */
+typedef struct {
+    FILE *f;                /* write here */
+    char *tmp;              /* the temporary file, PATH.tmp-XXXXXX (NULL: in place) */
+    const char *path;       /* the target (not copied: keep it alive until closed) */
+} rt_atomic_file;
+/* Creates the temporary file; a target that exists and is not a regular file (/dev/null,
+ * a pipe) is opened and written in place instead (tmp NULL). Returns 0, or -1 with errno
+ * set. */
+int rt_atomic_open(rt_atomic_file *a, const char *path);
+/* When ok (and no write to a->f failed): flushes, with durable also fsyncs the file and,
+ * after the rename, its folder, closes and renames it over the target. Otherwise, or when
+ * any of that fails, closes and removes the temporary file. Returns 0, or -1 with errno
+ * set; the target is then untouched. */
+int rt_atomic_close(rt_atomic_file *a, int ok, int durable);
+
 /* What a training run measured, one entry per epoch (malloc'ed; rt_history_free).
  * Accuracies are fractions in [0, 1]. */
 typedef struct {

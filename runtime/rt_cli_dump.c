@@ -94,7 +94,6 @@ int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c)
     float *logits = malloc(sizeof(float) * (size_t)n * k);
     float *dlogits = malloc(sizeof(float) * (size_t)n * k);
     float *state0 = malloc(sizeof(float) * (m->nstate ? m->nstate : 1));
-    FILE *f = NULL;
     if (!x || !labels || !ilabels || !logits || !dlogits || !state0) {
         rt_cli_error(e, "out of memory");
         rc = RT_EXIT_RUN;
@@ -124,13 +123,13 @@ int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c)
     double loss = rt_softmax_xent(logits, ilabels, n, k, NULL, dlogits, NULL);
     m->backward(m->self, dlogits, n);
 
-    f = fopen(c->file, "wb");
-    if (!f) {
+    rt_atomic_file af;
+    if (rt_atomic_open(&af, c->file) < 0) {
         rt_cli_error(e, "cannot write %s: %s", c->file, strerror(errno));
         rc = RT_EXIT_RUN;
         goto done;
     }
-    out o = {f, 0};
+    out o = {af.f, 0};
     put_bytes(&o, "CNND", 4);
     put_u32(&o, DUMP_VERSION);
     put_u32(&o, (uint32_t)n);
@@ -152,14 +151,10 @@ int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c)
     put_words(&o, state0, m->nstate);
     put_words(&o, m->state, m->nstate);
     int errnum = errno;
-    if (fclose(f) != 0 && !o.failed) {
-        o.failed = 1;
-        errnum = errno;
-    }
-    f = NULL;
-    if (o.failed) {
-        rt_cli_error(e, "cannot write %s: %s", c->file, strerror(errnum));
-        remove(c->file);
+    if (rt_atomic_close(&af, !o.failed, 0) < 0) {
+        if (!o.failed)
+            errnum = errno;
+        rt_cli_error(e, "cannot write %s: %s", c->file, strerror(errnum ? errnum : EIO));
         rc = RT_EXIT_RUN;
         goto done;
     }
@@ -167,8 +162,6 @@ int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c)
            "%zu state values\n", c->file, n, in.c, in.h, in.w, k,
            c->training ? "training" : "eval", loss, m->nparams, m->nstate);
 done:
-    if (f)
-        fclose(f);
     free(x);
     free(labels);
     free(ilabels);

@@ -2,7 +2,8 @@
  * rt_data_cache.c - the decode cache: a decoded set is written once to a file keyed by a hash
  * of its file list (paths, labels, sizes, mtimes), the target shape and the format version,
  * and later loads read it back. A stale, truncated or corrupt file (bad magic, size or CRC)
- * is never trusted: the set is decoded again and the file rewritten (temporary + rename).
+ * is never trusted: the set is decoded again and the file rewritten (rt_atomic_file:
+ * temporary + rename).
  *
  * File layout (native byte order, guarded by an endianness word):
  *   "CNNCDS\0\1", u32 0x01020304, u32 version, u64 key,
@@ -323,20 +324,13 @@ int rt_cache_write(const char *file, uint64_t key, const rt_dataset *ds,
     for (size_t i = 0; hd.has_files && i < n; i++)
         hd.strbytes += strlen(ds->files[i]) + 1;
 
-    /* A unique temporary name beside the file, renamed over it when complete. */
-    static _Atomic unsigned counter;
-    size_t len = strlen(file) + 64;
-    char *tmp = malloc(len);
-    if (!tmp)
-        return -1;
-    snprintf(tmp, len, "%s.tmp.%ld.%u", file, (long)getpid(), counter++);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        rt_data_warn(opts, "cannot write the decode cache %s (%s); continuing without it", tmp,
+    rt_atomic_file a;
+    if (rt_atomic_open(&a, file) < 0) {
+        rt_data_warn(opts, "cannot write the decode cache %s (%s); continuing without it", file,
                      strerror(errno));
-        free(tmp);
         return -1;
     }
+    FILE *f = a.f;
     uLong crc = crc32_z(0, NULL, 0);
     int bad = write_crc(f, &hd, sizeof hd, &crc);
     for (int k = 0; !bad && k < ds->nclasses; k++)
@@ -351,19 +345,12 @@ int rt_cache_write(const char *file, uint64_t key, const rt_dataset *ds,
     if (!bad)
         bad = fwrite(trailer, sizeof trailer, 1, f) != 1;
     int e = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = 1;
-        e = errno;
-    }
-    if (!bad && rename(tmp, file) != 0) {
-        bad = 1;
-        e = errno;
-    }
-    if (bad) {
+    if (rt_atomic_close(&a, !bad, 0) < 0) {
+        if (!bad)
+            e = errno;
         rt_data_warn(opts, "cannot write the decode cache %s (%s); continuing without it", file,
-                     strerror(e));
-        unlink(tmp);
+                     strerror(e ? e : EIO));
+        return -1;
     }
-    free(tmp);
-    return bad ? -1 : 0;
+    return 0;
 }

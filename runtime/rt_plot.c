@@ -406,13 +406,14 @@ int rt_plot_write(const char *file, const rt_history *h, const char *title, char
             return -1;
         }
     }
-    FILE *f = fopen(file, svg ? "w" : "wb");
-    if (!f) {
+    rt_atomic_file af;
+    if (rt_atomic_open(&af, file) < 0) {
         snprintf(err, RT_ERRLEN, "cannot write plot %s: %s", file, strerror(errno));
         free(c.img);
         free(c.cov);
         return -1;
     }
+    FILE *f = af.f;
     int bad = 0;
     if (svg) {
         c.f = f;
@@ -437,13 +438,10 @@ int rt_plot_write(const char *file, const rt_history *h, const char *title, char
         bad = !stbi_write_png_to_func(png_write, &s, W, H, 3, c.img, W * 3) || s.failed;
     }
     int e = errno;
-    if (fflush(f) != 0 || ferror(f)) {
+    if (rt_atomic_close(&af, !bad, 0) < 0) {
+        if (!bad)
+            e = errno;
         bad = 1;
-        e = errno;
-    }
-    if (fclose(f) != 0 && !bad) {
-        bad = 1;
-        e = errno;
     }
     free(c.img);
     free(c.cov);

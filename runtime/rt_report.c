@@ -61,36 +61,39 @@ void rt_report_row(char *buf, size_t n, const char *model, double val_loss, doub
 
 int rt_report_append(const char *file, const char *row, char *err)
 {
-    struct stat st;
-    int fresh = stat(file, &st) != 0 || st.st_size == 0;
-    int need_nl = 0;
-    if (!fresh) {           /* keep the table intact if the file lacks a final newline */
-        FILE *r = fopen(file, "rb");
-        if (r) {
-            if (fseek(r, -1, SEEK_END) == 0)
-                need_nl = fgetc(r) != '\n';
-            fclose(r);
-        }
-    }
-    FILE *f = fopen(file, "a");
-    if (!f) {
+    /* the old table and the new row go to a new file renamed over the old one, so that a
+     * failure half way never leaves a damaged table */
+    rt_atomic_file a;
+    FILE *r = fopen(file, "rb");
+    if (rt_atomic_open(&a, file) < 0) {
         snprintf(err, RT_ERRLEN, "cannot write report %s: %s", file, strerror(errno));
+        if (r)
+            fclose(r);
         return -1;
     }
-    int bad = 0;
-    if (need_nl)
-        bad |= fputc('\n', f) == EOF;
-    if (fresh)
-        bad |= fprintf(f, "%s\n", rt_report_header()) < 0;
-    bad |= fprintf(f, "%s\n", row) < 0;
-    bad |= fflush(f) != 0;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = 1;
-        e = errno;
+    int bad = 0, last = '\n', any = 0;
+    if (r && a.tmp) {       /* a regular file: copy it (a device is written in place) */
+        char buf[4096];
+        size_t k;
+        while ((k = fread(buf, 1, sizeof buf, r)) > 0) {
+            bad |= fwrite(buf, 1, k, a.f) != k;
+            last = buf[k - 1];
+            any = 1;
+        }
+        bad |= ferror(r);
     }
-    if (bad) {
-        snprintf(err, RT_ERRLEN, "cannot write report %s: %s", file, strerror(e));
+    if (r)
+        fclose(r);
+    if (any && last != '\n')   /* keep the table intact if the file lacks a final newline */
+        bad |= fputc('\n', a.f) == EOF;
+    if (!any)
+        bad |= fprintf(a.f, "%s\n", rt_report_header()) < 0;
+    bad |= fprintf(a.f, "%s\n", row) < 0;
+    int e = errno;
+    if (rt_atomic_close(&a, !bad, 0) < 0) {
+        if (!bad)
+            e = errno;
+        snprintf(err, RT_ERRLEN, "cannot write report %s: %s", file, strerror(e ? e : EIO));
         return -1;
     }
     return 0;

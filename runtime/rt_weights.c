@@ -277,29 +277,6 @@ static void write_file(writer *w, const rt_model *m, const tensor *t, int nt,
     w_flush(w);
 }
 
-/* Makes the rename durable: fsync of the directory holding file (best effort). */
-static void sync_dir(const char *file)
-{
-    const char *slash = strrchr(file, '/');
-    char dir[PATH_MAX];
-    if (!slash)
-        strcpy(dir, ".");
-    else if (slash == file)
-        strcpy(dir, "/");
-    else {
-        size_t n = (size_t)(slash - file);
-        if (n >= sizeof dir)
-            return;
-        memcpy(dir, file, n);
-        dir[n] = 0;
-    }
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 int rt_weights_save_named(const char *file, const rt_model *m, char *const *names,
                           int nclasses, char *err)
 {
@@ -310,67 +287,32 @@ int rt_weights_save_named(const char *file, const rt_model *m, char *const *name
     if (tensor_list(m->desc, m->nparams, m->nstate, &t, &nt, err) < 0)
         return -1;
 
-    size_t flen = strlen(file);
-    char *tmp = malloc(flen + 12);
     writer *w = malloc(sizeof *w);
-    if (!tmp || !w) {
-        free(tmp);
-        free(w);
+    rt_atomic_file a;
+    if (!w) {
         free(t);
         snprintf(err, RT_ERRLEN, "out of memory");
         return -1;
     }
-    memcpy(tmp, file, flen);
-    memcpy(tmp + flen, ".tmp-XXXXXX", 12);
-
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
+    if (rt_atomic_open(&a, file) < 0) {
         snprintf(err, RT_ERRLEN, "cannot write weights file %s: %s", file, strerror(errno));
-        free(tmp);
         free(w);
         free(t);
         return -1;
     }
-    /* mkstemp makes the file 0600; give it the mode an ordinary new file gets */
-    mode_t mask = umask(0);
-    umask(mask);
-    (void)fchmod(fd, 0666 & ~mask);
-
     memset(w, 0, offsetof(writer, buf));
-    w->f = fdopen(fd, "wb");
-    if (!w->f) {
-        w->failed = 1;
-        w->err_no = errno;
-        close(fd);
-    } else {
-        write_file(w, m, t, nt, names, nclasses);
-        if (!w->failed && fflush(w->f) != 0) {
-            w->failed = 1;
-            w->err_no = errno;
-        }
-        if (!w->failed && fsync(fileno(w->f)) != 0) {
-            w->failed = 1;
-            w->err_no = errno;
-        }
-        if (fclose(w->f) != 0 && !w->failed) {
-            w->failed = 1;
-            w->err_no = errno;
-        }
-    }
-    if (!w->failed && rename(tmp, file) != 0) {
+    w->f = a.f;
+    write_file(w, m, t, nt, names, nclasses);
+    if (rt_atomic_close(&a, !w->failed, 1) < 0 && !w->failed) {
         w->failed = 1;
         w->err_no = errno;
     }
     int rc = 0;
     if (w->failed) {
-        unlink(tmp);
         snprintf(err, RT_ERRLEN, "cannot write weights file %s: %s (any previous file is "
                  "unchanged)", file, strerror(w->err_no));
         rc = -1;
-    } else {
-        sync_dir(file);
     }
-    free(tmp);
     free(w);
     free(t);
     return rc;

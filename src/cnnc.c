@@ -53,42 +53,23 @@ static void usage(FILE *out)
 typedef enum { M_DEFAULT, M_SUMMARY, M_CHECK, M_DOT, M_IR } mode_t_;
 
 /* Writes with fn into a temporary file beside path, then renames it over path, so that
- * a failure never leaves a half-written file under the final name. */
+ * a failure never leaves a half-written file under the final name (rt_atomic_file). */
 static int write_atomic(const char *path, int (*fn)(void *ctx, FILE *f), void *ctx)
 {
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp) {
-        fprintf(stderr, "cnnc: out of memory\n");
-        return 1;
-    }
-    snprintf(tmp, n, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd >= 0) { /* mkstemp makes it private; give it the mode a plain fopen would */
-        mode_t mask = umask(0);
-        umask(mask);
-        fchmod(fd, 0666 & ~mask);
-    }
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
+    rt_atomic_file a;
+    if (rt_atomic_open(&a, path) < 0) {
         fprintf(stderr, "cnnc: cannot write '%s': %s\n", path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
-        free(tmp);
         return 1;
     }
-    int rc = fn(ctx, f);
-    int bad = ferror(f);
-    if (fclose(f) != 0) bad = 1;
-    if (rc != 0 || bad || rename(tmp, path) != 0) {
-        fprintf(stderr, "cnnc: cannot write '%s': %s\n", path, errno ? strerror(errno) : "write error");
-        unlink(tmp);
-        free(tmp);
+    errno = 0;
+    int rc = fn(ctx, a.f);
+    int e = errno;
+    if (rt_atomic_close(&a, rc == 0, 0) < 0) {
+        if (rc == 0)
+            e = errno;
+        fprintf(stderr, "cnnc: cannot write '%s': %s\n", path, e ? strerror(e) : "write error");
         return 1;
     }
-    free(tmp);
     return 0;
 }
 

@@ -351,7 +351,7 @@ START_TEST(missing_directory)
     /* loading a missing file names it and why */
     ck_assert_int_eq(rt_weights_load(bad, &a.m, err), -1);
     ck_assert_msg(strstr(err, bad) && strstr(err, strerror(ENOENT)), "%s", err);
-    /* the target is a directory: the rename fails, nothing is left behind */
+    /* the target is a directory: refused, nothing is left behind */
     char sub[200];
     snprintf(sub, sizeof sub, "%s/adir", dir);
     ck_assert_int_eq(mkdir(sub, 0755), 0);
@@ -359,6 +359,11 @@ START_TEST(missing_directory)
     ck_assert_msg(strstr(err, sub) != NULL, "%s", err);
     ck_assert_int_eq(temp_files(), 0);
     rmdir(sub);
+    /* a device is written in place, never replaced by a renamed file */
+    struct stat st;
+    ck_assert_int_eq(rt_weights_save("/dev/null", &a.m, err), 0);
+    ck_assert_int_eq(stat("/dev/null", &st), 0);
+    ck_assert(S_ISCHR(st.st_mode));
     net3_free(&a);
 }
 END_TEST
