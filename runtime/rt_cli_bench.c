@@ -5,6 +5,7 @@
  * it needs no hook inside the executor.
  */
 #include "rt_cli_int.h"
+#include "rt_kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ void rt_cli_random_batch(float *x, int *labels, int n, size_t size, int k, uint6
 typedef struct {
     rt_model *m;
     rt_opt *opt;
+    rt_threads *tp;         /* the optimizer's workers, as in rt_train_run */
     const float *x;
     const int *labels;
     float *logits, *dlogits;
@@ -48,7 +50,7 @@ static int train_step(bench_run *r)
         return -1;
     r->loss = rt_softmax_xent(r->logits, r->labels, r->n, r->k, NULL, r->dlogits, NULL);
     r->m->backward(r->m->self, r->dlogits, r->n);
-    rt_opt_step(r->opt, r->m->params, r->m->grads);
+    rt_opt_step_mt(r->opt, r->m->params, r->m->grads, r->tp);
     return 0;
 }
 
@@ -245,7 +247,8 @@ int rt_cli_bench(const rt_cli_env *e, const rt_bench_cfg *b)
         goto done;
     }
     r.opt = rt_opt_create(&b->opt, r.m->nparams);
-    if (!r.opt) {
+    r.tp = rt_threads_create(b->threads, NULL);
+    if (!r.opt || !r.tp) {
         rt_cli_error(e, "out of memory");
         rc = RT_EXIT_RUN;
         goto done;
@@ -297,7 +300,7 @@ int rt_cli_bench(const rt_cli_env *e, const rt_bench_cfg *b)
         double best = -1;
         for (int s = 0; s < reps; s++) {
             double t = rt_now();
-            rt_opt_step(r.opt, r.m->params, r.m->grads);
+            rt_opt_step_mt(r.opt, r.m->params, r.m->grads, r.tp);
             t = rt_now() - t;
             best = best < 0 || t < best ? t : best;
         }
@@ -309,6 +312,7 @@ failed:
     rc = RT_EXIT_RUN;
 done:
     rt_opt_destroy(r.opt);
+    rt_threads_destroy(r.tp);
     rt_model_destroy(r.m);
     free(x);
     free(labels);

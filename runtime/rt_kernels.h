@@ -288,6 +288,11 @@ void rt_dropout_forward_mt(const float *x, const float *mask, float *y, size_t n
 void rt_dropout_backward_mt(const float *dy, const float *mask, float *dx, size_t n,
                             int accum, rt_threads *tp);
 
+/* ------------------------------------------------------------------ optimizer, in parallel */
+
+/* rt_opt_step with the parameters split over a pool, bit-identical to it for any pool. */
+void rt_opt_step_mt(rt_opt *o, float *params, const float *grads, rt_threads *tp);
+
 /* ------------------------------------------------------------------ padding */
 
 /* Maps coordinate i (possibly in the padding) of an axis of length n to the source index

@@ -2,7 +2,8 @@
  * rt_opt.c - the optimizers, following torch.optim.SGD and torch.optim.Adam step for step:
  * weight decay is added to the gradient (L2, not AdamW); SGD's momentum buffer starts as the
  * first gradient (dampening 0, no Nesterov); Adam uses bias correction with eps added after
- * the square root of the corrected second moment.
+ * the square root of the corrected second moment. rt_opt_step_mt splits the parameters
+ * over a pool (the same bits: every parameter is updated on its own).
  */
 #include "cnnrt.h"
 #include "rt_kernels.h"
@@ -106,11 +107,44 @@ static void adam_step(rt_opt *o, float *params, const float *grads)
     }
 }
 
+/* A worker's share: whole blocks of RT_VEC parameters, so that every parameter sees the
+ * same arithmetic whatever the number of workers. */
+typedef struct {
+    rt_opt *o;
+    float *params;
+    const float *grads;
+} step_job;
+
+static void step_task(void *arg, rt_worker *w)
+{
+    const step_job *j = arg;
+    size_t blocks = (j->o->n + RT_VEC - 1) / RT_VEC, nw = (size_t)rt_worker_count(w);
+    size_t t = (size_t)rt_worker_id(w), per = blocks / nw, extra = blocks % nw;
+    size_t lo = RT_VEC * (t * per + (t < extra ? t : extra));
+    size_t hi = lo + RT_VEC * (per + (t < extra));
+    if (hi > j->o->n)
+        hi = j->o->n;
+    if (lo >= hi)
+        return;
+    rt_opt part = *j->o; /* the same settings and step over [lo, hi) */
+    part.n = hi - lo;
+    part.m = j->o->m + lo;
+    part.v = j->o->v ? j->o->v + lo : NULL;
+    if (part.cfg.kind == RT_OPT_ADAM)
+        adam_step(&part, j->params + lo, j->grads + lo);
+    else
+        sgd_step(&part, j->params + lo, j->grads + lo);
+}
+
+void rt_opt_step_mt(rt_opt *o, float *params, const float *grads, rt_threads *tp)
+{
+    step_job j = {o, params, grads};
+    /* small models are not worth waking the workers */
+    rt_threads_run(o->n >= 65536 ? tp : NULL, step_task, &j);
+    o->step++;
+}
+
 void rt_opt_step(rt_opt *o, float *params, const float *grads)
 {
-    if (o->cfg.kind == RT_OPT_ADAM)
-        adam_step(o, params, grads);
-    else
-        sgd_step(o, params, grads);
-    o->step++;
+    rt_opt_step_mt(o, params, grads, NULL);
 }

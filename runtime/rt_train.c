@@ -5,6 +5,7 @@
  * and saving happen in the caller's hooks.
  */
 #include "rt_train_int.h"
+#include "rt_kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -165,8 +166,11 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
     float *best_p = malloc(sizeof(float) * (m->nparams ? m->nparams : 1));
     float *best_s = malloc(sizeof(float) * (m->nstate ? m->nstate : 1));
     rt_opt *opt = rt_opt_create(&cfg->opt, m->nparams);
+    /* the optimizer's own workers (the model keeps its pool to itself) */
+    rt_threads *tp = rt_threads_create(cfg->threads, NULL);
     int rc = 0;
-    if (!x || !logits || !dlogits || !y || !flip || !order || !best_p || !best_s || !opt) {
+    if (!x || !logits || !dlogits || !y || !flip || !order || !best_p || !best_s || !opt ||
+        !tp) {
         snprintf(err, RT_ERRLEN, "out of memory");
         rc = -1;
         goto out;
@@ -220,7 +224,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                 goto out;
             }
             m->backward(m->self, dlogits, nb);
-            rt_opt_step(opt, m->params, m->grads);
+            rt_opt_step_mt(opt, m->params, m->grads, tp);
             sum += loss * nb;
             correct += c;
             seen += nb;
@@ -258,6 +262,7 @@ out:
     }
     if (opt)
         rt_opt_destroy(opt);
+    rt_threads_destroy(tp);
     free(x);
     free(logits);
     free(dlogits);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "cnnrt.h"
+#include "rt_kernels.h"
 
 /* ck_assert writes a record for every check that passes (fork mode): checks inside loops over
  * many values go through CHECK, which reports only a failure. */
@@ -138,6 +139,44 @@ START_TEST(against_reference)
 }
 END_TEST
 
+/* The optimizers split over a pool give the same bits as the serial step, for a length
+ * that is not a multiple of the blocks and large enough to use the pool. */
+START_TEST(pool_same_bits)
+{
+    const size_t n = 200003;
+    char err[RT_ERRLEN];
+    rt_threads *tp = rt_threads_create(3, err);
+    ck_assert_ptr_nonnull(tp);
+    float *p1 = malloc(n * sizeof *p1), *p2 = malloc(n * sizeof *p2);
+    float *g = malloc(n * sizeof *g);
+    const rt_opt_cfg cfgs[2] = {{RT_OPT_SGD, 0.05f, 0.9f, 1e-3f, 0, 0, 0},
+                                {RT_OPT_ADAM, 1e-3f, 0, 1e-2f, 0.9f, 0.999f, 1e-8f}};
+    for (int c = 0; c < 2; c++) {
+        rt_opt *a = rt_opt_create(&cfgs[c], n), *b = rt_opt_create(&cfgs[c], n);
+        ck_assert(a && b);
+        uint32_t r = 7;
+        for (size_t i = 0; i < n; i++) {
+            r = r * 1664525u + 1013904223u;
+            p1[i] = p2[i] = (float)(r >> 8) / 16777216.0f - 0.5f;
+        }
+        for (int step = 0; step < 3; step++) {
+            for (size_t i = 0; i < n; i++) {
+                r = r * 1664525u + 1013904223u;
+                g[i] = ((float)(r >> 8) / 16777216.0f - 0.5f) * (step + 1);
+            }
+            rt_opt_step(a, p1, g);
+            rt_opt_step_mt(b, p2, g, tp);
+            for (size_t i = 0; i < n; i++)
+                CHECK(p1[i] == p2[i], "optimizer %d step %d: parameter %zu differs", c, step, i);
+        }
+        rt_opt_destroy(a);
+        rt_opt_destroy(b);
+    }
+    free(p1), free(p2), free(g);
+    rt_threads_destroy(tp);
+}
+END_TEST
+
 START_TEST(adam_moves_by_lr)
 {
     /* After one step every parameter with a non-zero gradient moves by almost exactly lr,
@@ -163,6 +202,7 @@ static Suite *suite(void)
     tcase_add_test(t, adam_hand);
     tcase_add_test(t, against_reference);
     tcase_add_test(t, adam_moves_by_lr);
+    tcase_add_test(t, pool_same_bits);
     suite_add_tcase(s, t);
     return s;
 }
