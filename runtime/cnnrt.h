@@ -288,10 +288,12 @@ typedef struct {
     FILE *f;                /* write here */
     char *tmp;              /* the temporary file, PATH.tmp-XXXXXX (NULL: in place) */
     const char *path;       /* the target (not copied: keep it alive until closed) */
+    char *target;           /* path was a symbolic link: the file it names */
 } rt_atomic_file;
-/* Creates the temporary file; a target that exists and is not a regular file (/dev/null,
- * a pipe) is opened and written in place instead (tmp NULL). Returns 0, or -1 with errno
- * set. */
+/* Creates the temporary file beside the target (beside the file a symbolic link names).
+ * A target that exists and is not a regular file (/dev/null, a pipe), or a writable file
+ * in a folder where no file can be created, is opened and written in place instead (tmp
+ * NULL). Returns 0, or -1 with errno set. */
 int rt_atomic_open(rt_atomic_file *a, const char *path);
 /* When ok (and no write to a->f failed): flushes, with durable also fsyncs the file and,
  * after the rename, its folder, closes and renames it over the target. Otherwise, or when

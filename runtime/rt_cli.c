@@ -596,18 +596,23 @@ static void on_batch(void *ctx, int epoch, int batch, int nbatches, double loss,
     rt_progress_batch(&t->prog, epoch, batch, nbatches, loss, acc);
 }
 
-/* The class every prediction of a confusion matrix falls in, or -1 if there are several. */
+/* The class every prediction of a confusion matrix falls in, or -1 if there are several
+ * or the images hold only one true class (then one prediction may well be right). */
 static int single_prediction(const int *conf, int k)
 {
-    int only = -1;
-    for (int t = 0; t < k; t++)
+    int only = -1, classes = 0;
+    for (int t = 0; t < k; t++) {
+        int seen = 0;
         for (int p = 0; p < k; p++)
             if (conf[t * k + p] > 0) {
                 if (only >= 0 && only != p)
                     return -1;
                 only = p;
+                seen = 1;
             }
-    return only;
+        classes += seen;
+    }
+    return classes >= 2 ? only : -1;
 }
 
 static int on_epoch(void *ctx, const rt_history *h, int epoch, int improved,

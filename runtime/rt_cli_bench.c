@@ -247,8 +247,13 @@ int rt_cli_bench(const rt_cli_env *e, const rt_bench_cfg *b)
         goto done;
     }
     r.opt = rt_opt_create(&b->opt, r.m->nparams);
-    r.tp = rt_threads_create(b->threads, NULL);
-    if (!r.opt || !r.tp) {
+    r.tp = rt_threads_create(b->threads, err);
+    if (!r.tp) {
+        rt_cli_error(e, "%s", err);
+        rc = RT_EXIT_RUN;
+        goto done;
+    }
+    if (!r.opt) {
         rt_cli_error(e, "out of memory");
         rc = RT_EXIT_RUN;
         goto done;

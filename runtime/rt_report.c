@@ -6,6 +6,7 @@
 #include "rt_train_int.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -61,38 +62,43 @@ void rt_report_row(char *buf, size_t n, const char *model, double val_loss, doub
 
 int rt_report_append(const char *file, const char *row, char *err)
 {
-    /* the old table and the new row go to a new file renamed over the old one, so that a
-     * failure half way never leaves a damaged table */
-    rt_atomic_file a;
-    FILE *r = fopen(file, "rb");
-    if (rt_atomic_open(&a, file) < 0) {
-        snprintf(err, RT_ERRLEN, "cannot write report %s: %s", file, strerror(errno));
-        if (r)
+    /* Appended in one write to a file opened for appending: the rows already there are
+     * never rewritten, and two runs finishing together each add their whole row. */
+    struct stat st;
+    int regular = stat(file, &st) == 0 && S_ISREG(st.st_mode);
+    int fresh = !regular || st.st_size == 0, need_nl = 0;
+    if (!fresh) {           /* keep the table intact if the file lacks a final newline */
+        FILE *r = fopen(file, "rb");
+        if (r) {
+            if (fseek(r, -1, SEEK_END) == 0)
+                need_nl = fgetc(r) != '\n';
             fclose(r);
+        }
+    }
+    size_t n = strlen(row) + (fresh ? strlen(rt_report_header()) + 1 : 0) + 3;
+    char *text = malloc(n);
+    if (!text) {
+        snprintf(err, RT_ERRLEN, "out of memory");
         return -1;
     }
-    int bad = 0, last = '\n', any = 0;
-    if (r && a.tmp) {       /* a regular file: copy it (a device is written in place) */
-        char buf[4096];
-        size_t k;
-        while ((k = fread(buf, 1, sizeof buf, r)) > 0) {
-            bad |= fwrite(buf, 1, k, a.f) != k;
-            last = buf[k - 1];
-            any = 1;
-        }
-        bad |= ferror(r);
+    snprintf(text, n, "%s%s%s%s\n", need_nl ? "\n" : "", fresh ? rt_report_header() : "",
+             fresh ? "\n" : "", row);
+    FILE *f = fopen(file, "a");
+    if (!f) {
+        snprintf(err, RT_ERRLEN, "cannot write report %s: %s", file, strerror(errno));
+        free(text);
+        return -1;
     }
-    if (r)
-        fclose(r);
-    if (any && last != '\n')   /* keep the table intact if the file lacks a final newline */
-        bad |= fputc('\n', a.f) == EOF;
-    if (!any)
-        bad |= fprintf(a.f, "%s\n", rt_report_header()) < 0;
-    bad |= fprintf(a.f, "%s\n", row) < 0;
+    size_t len = strlen(text);
+    int bad = fwrite(text, 1, len, f) != len;
+    bad |= fflush(f) != 0;
     int e = errno;
-    if (rt_atomic_close(&a, !bad, 0) < 0) {
-        if (!bad)
-            e = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    free(text);
+    if (bad) {
         snprintf(err, RT_ERRLEN, "cannot write report %s: %s", file, strerror(e ? e : EIO));
         return -1;
     }

@@ -167,10 +167,13 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
     float *best_s = malloc(sizeof(float) * (m->nstate ? m->nstate : 1));
     rt_opt *opt = rt_opt_create(&cfg->opt, m->nparams);
     /* the optimizer's own workers (the model keeps its pool to itself) */
-    rt_threads *tp = rt_threads_create(cfg->threads, NULL);
+    rt_threads *tp = rt_threads_create(cfg->threads, err);
     int rc = 0;
-    if (!x || !logits || !dlogits || !y || !flip || !order || !best_p || !best_s || !opt ||
-        !tp) {
+    if (!tp) {
+        rc = -1;
+        goto out;
+    }
+    if (!x || !logits || !dlogits || !y || !flip || !order || !best_p || !best_s || !opt) {
         snprintf(err, RT_ERRLEN, "out of memory");
         rc = -1;
         goto out;

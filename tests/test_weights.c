@@ -359,6 +359,24 @@ START_TEST(missing_directory)
     ck_assert_msg(strstr(err, sub) != NULL, "%s", err);
     ck_assert_int_eq(temp_files(), 0);
     rmdir(sub);
+    /* a symbolic link stays a link: the file it names gets the weights */
+    char real[200], link[200];
+    snprintf(real, sizeof real, "%s/real.weights", dir);
+    snprintf(link, sizeof link, "%s/link.weights", dir);
+    ck_assert_int_eq(rt_weights_save(real, &a.m, err), 0);
+    ck_assert_int_eq(symlink("real.weights", link), 0);
+    a.m.params[0] += 1.0f;
+    float want = a.m.params[0];
+    ck_assert_int_eq(rt_weights_save(link, &a.m, err), 0);
+    struct stat ls;
+    ck_assert_int_eq(lstat(link, &ls), 0);
+    ck_assert(S_ISLNK(ls.st_mode));
+    a.m.params[0] = 0.0f;
+    ck_assert_int_eq(rt_weights_load(real, &a.m, err), 0);
+    ck_assert(a.m.params[0] == want);
+    ck_assert_int_eq(temp_files(), 0);
+    unlink(link);
+    unlink(real);
     /* a device is written in place, never replaced by a renamed file */
     struct stat st;
     ck_assert_int_eq(rt_weights_save("/dev/null", &a.m, err), 0);
