@@ -4,8 +4,8 @@
  *
  * The interpreter and generated C both call these, so they run the same code. Each worker
  * takes one contiguous range of whole 16-float blocks (64 bytes), and each value's result
- * does not depend on the split, so any pool size gives the same bits. Arrays under 64Ki
- * values run on the calling thread: waking the workers would cost more than it saves.
+ * does not depend on the split, so any pool size gives the same bits. Arrays under
+ * RT_SERIAL_BELOW values run on the calling thread.
  */
 #include "rt_kernels.h"
 
@@ -21,17 +21,11 @@ typedef struct {
     int accum;
 } ew_job;
 
-enum { EW_SERIAL_BELOW = 65536 };
-
 static void ew_task(void *arg, rt_worker *w)
 {
     const ew_job *j = arg;
-    size_t nw = (size_t)rt_worker_count(w), t = (size_t)rt_worker_id(w);
-    size_t blocks = (j->n + 15) / 16, per = blocks / nw, extra = blocks % nw;
-    size_t lo = 16 * (t * per + (t < extra ? t : extra));
-    size_t hi = lo + 16 * (per + (t < extra));
-    if (hi > j->n)
-        hi = j->n;
+    size_t lo, hi;
+    rt_worker_blocks(w, j->n, 16, &lo, &hi);
     if (lo >= hi)
         return;
     size_t k = hi - lo;
@@ -52,7 +46,7 @@ static void ew(ew_op op, rt_act act, float alpha, const float *a, const float *b
                size_t n, int accum, rt_threads *tp)
 {
     ew_job j = {op, act, alpha, a, b, out, n, accum};
-    rt_threads_run(n >= EW_SERIAL_BELOW ? tp : NULL, ew_task, &j);
+    rt_threads_run(n >= RT_SERIAL_BELOW ? tp : NULL, ew_task, &j);
 }
 
 void rt_copy_mt(const float *x, float *y, size_t n, rt_threads *tp)

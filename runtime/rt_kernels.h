@@ -274,8 +274,9 @@ static inline void rt_dropout_backward(const float *dy, const float *mask, float
 /* ------------------------------------------------------------------ elementwise, in parallel */
 
 /* The elementwise kernels above split over a pool (rt_elementwise.c), for the large
- * activations between conv layers; arrays under 64Ki values run serially. Results are the
- * same bits for every pool size. Outputs may equal an input; other overlaps are not allowed. */
+ * activations between conv layers; arrays under RT_SERIAL_BELOW values run serially.
+ * Results are the same bits for every pool size. Outputs may equal an input; other
+ * overlaps are not allowed. */
 void rt_copy_mt(const float *x, float *y, size_t n, rt_threads *tp);
 void rt_act_forward_mt(rt_act act, float alpha, const float *x, float *y, size_t n,
                        rt_threads *tp);

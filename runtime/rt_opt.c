@@ -118,12 +118,8 @@ typedef struct {
 static void step_task(void *arg, rt_worker *w)
 {
     const step_job *j = arg;
-    size_t blocks = (j->o->n + RT_VEC - 1) / RT_VEC, nw = (size_t)rt_worker_count(w);
-    size_t t = (size_t)rt_worker_id(w), per = blocks / nw, extra = blocks % nw;
-    size_t lo = RT_VEC * (t * per + (t < extra ? t : extra));
-    size_t hi = lo + RT_VEC * (per + (t < extra));
-    if (hi > j->o->n)
-        hi = j->o->n;
+    size_t lo, hi;
+    rt_worker_blocks(w, j->o->n, RT_VEC, &lo, &hi);
     if (lo >= hi)
         return;
     rt_opt part = *j->o; /* the same settings and step over [lo, hi) */
@@ -139,8 +135,7 @@ static void step_task(void *arg, rt_worker *w)
 void rt_opt_step_mt(rt_opt *o, float *params, const float *grads, rt_threads *tp)
 {
     step_job j = {o, params, grads};
-    /* small models are not worth waking the workers */
-    rt_threads_run(o->n >= 65536 ? tp : NULL, step_task, &j);
+    rt_threads_run(o->n >= RT_SERIAL_BELOW ? tp : NULL, step_task, &j);
     o->step++;
 }
 

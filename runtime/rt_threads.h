@@ -56,6 +56,26 @@ static inline void rt_split_range(int total, int n, int i, int *lo, int *hi)
     *hi = *lo + q + (i < r);
 }
 
+/* Worker w's part of [0, n) when it is cut into whole blocks of `block` elements (the last
+ * block may be short), as nearly equal in blocks as possible: [*lo, *hi), empty when
+ * *lo == *hi. Elementwise loops use it so that vector blocks never straddle two workers. */
+static inline void rt_worker_blocks(const rt_worker *w, size_t n, size_t block, size_t *lo,
+                                    size_t *hi)
+{
+    size_t nw = (size_t)rt_worker_count(w), t = (size_t)rt_worker_id(w);
+    size_t blocks = (n + block - 1) / block, per = blocks / nw, extra = blocks % nw;
+    *lo = block * (t * per + (t < extra ? t : extra));
+    *hi = *lo + block * (per + (t < extra));
+    if (*hi > n)
+        *hi = n;
+    if (*lo > *hi)
+        *lo = *hi;
+}
+
+/* Elementwise work on fewer values than this runs on the calling thread: waking the
+ * workers would cost more than it saves. */
+#define RT_SERIAL_BELOW 65536
+
 #ifdef __cplusplus
 }
 #endif
