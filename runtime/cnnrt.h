@@ -298,7 +298,8 @@ int rt_atomic_open(rt_atomic_file *a, const char *path);
 /* When ok (and no write to a->f failed): flushes, with durable also fsyncs the file and,
  * after the rename, its folder, closes and renames it over the target. Otherwise, or when
  * any of that fails, closes and removes the temporary file. Returns 0, or -1 with errno
- * set; the target is then untouched. */
+ * set (for ok == 0, to errno as it was at the call: the caller's failure); the target is
+ * then untouched. */
 int rt_atomic_close(rt_atomic_file *a, int ok, int durable);
 
 /* What a training run measured, one entry per epoch (malloc'ed; rt_history_free).

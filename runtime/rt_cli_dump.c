@@ -150,11 +150,8 @@ int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c)
     put_words(&o, m->grads, m->nparams);
     put_words(&o, state0, m->nstate);
     put_words(&o, m->state, m->nstate);
-    int errnum = errno;
     if (rt_atomic_close(&af, !o.failed, 0) < 0) {
-        if (!o.failed)
-            errnum = errno;
-        rt_cli_error(e, "cannot write %s: %s", c->file, strerror(errnum ? errnum : EIO));
+        rt_cli_error(e, "cannot write %s: %s", c->file, strerror(errno ? errno : EIO));
         rc = RT_EXIT_RUN;
         goto done;
     }

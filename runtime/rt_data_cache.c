@@ -344,12 +344,9 @@ int rt_cache_write(const char *file, uint64_t key, const rt_dataset *ds,
     uint32_t trailer[2] = {(uint32_t)crc, 0};
     if (!bad)
         bad = fwrite(trailer, sizeof trailer, 1, f) != 1;
-    int e = errno;
     if (rt_atomic_close(&a, !bad, 0) < 0) {
-        if (!bad)
-            e = errno;
         rt_data_warn(opts, "cannot write the decode cache %s (%s); continuing without it", file,
-                     strerror(e ? e : EIO));
+                     strerror(errno ? errno : EIO));
         return -1;
     }
     return 0;

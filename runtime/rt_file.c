@@ -19,17 +19,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Frees the names rt_atomic_open kept; returns -1 with errno e, for the failure paths. */
+static int release(rt_atomic_file *a, int e)
+{
+    free(a->tmp);
+    free(a->target);
+    a->tmp = a->target = NULL;
+    errno = e;
+    return -1;
+}
+
 /* Opens the target itself (no temporary file); 0 or -1 with errno set. */
 static int in_place(rt_atomic_file *a)
 {
     a->f = fopen(a->path, "wb");
-    if (a->f)
-        return 0;
-    int e = errno;
-    free(a->target);
-    a->target = NULL;
-    errno = e;
-    return -1;
+    return a->f ? 0 : release(a, errno);
 }
 
 int rt_atomic_open(rt_atomic_file *a, const char *path)
@@ -51,12 +55,8 @@ int rt_atomic_open(rt_atomic_file *a, const char *path)
     const char *t = a->target ? a->target : path;
     size_t n = strlen(t);
     a->tmp = malloc(n + 12);
-    if (!a->tmp) {
-        free(a->target);
-        a->target = NULL;
-        errno = ENOMEM;
-        return -1;
-    }
+    if (!a->tmp)
+        return release(a, ENOMEM);
     memcpy(a->tmp, t, n);
     memcpy(a->tmp + n, ".tmp-XXXXXX", 12);
     int fd = mkstemp(a->tmp);
@@ -67,10 +67,7 @@ int rt_atomic_open(rt_atomic_file *a, const char *path)
         /* a file we may write in a folder where we may not create one: in place */
         if (exists && (e == EACCES || e == EPERM || e == EROFS) && access(t, W_OK) == 0)
             return in_place(a);
-        free(a->target);
-        a->target = NULL;
-        errno = e;
-        return -1;
+        return release(a, e);
     }
     /* mkstemp makes the file 0600; give it the mode an ordinary new file gets */
     mode_t mask = umask(0);
@@ -81,12 +78,7 @@ int rt_atomic_open(rt_atomic_file *a, const char *path)
         int e = errno;
         close(fd);
         unlink(a->tmp);
-        free(a->tmp);
-        a->tmp = NULL;
-        free(a->target);
-        a->target = NULL;
-        errno = e;
-        return -1;
+        return release(a, e);
     }
     return 0;
 }
@@ -116,7 +108,7 @@ static void sync_dir(const char *file)
 
 int rt_atomic_close(rt_atomic_file *a, int ok, int durable)
 {
-    int e = 0;
+    int e = ok ? 0 : errno; /* the caller's failure, as it saw it */
     if (!a->f)
         return -1;
     if (ok && (ferror(a->f) || fflush(a->f) != 0))
@@ -126,26 +118,15 @@ int rt_atomic_close(rt_atomic_file *a, int ok, int durable)
     if (fclose(a->f) != 0 && ok)
         ok = 0, e = errno;
     a->f = NULL;
-    if (!a->tmp) { /* written in place */
-        free(a->target);
-        a->target = NULL;
-        errno = e;
-        return ok ? 0 : -1;
+    if (a->tmp) {
+        const char *t = a->target ? a->target : a->path;
+        if (ok && rename(a->tmp, t) != 0)
+            ok = 0, e = errno;
+        if (ok && durable)
+            sync_dir(t);
+        if (!ok)
+            unlink(a->tmp);
     }
-    const char *t = a->target ? a->target : a->path;
-    if (ok && rename(a->tmp, t) != 0)
-        ok = 0, e = errno;
-    if (ok && durable)
-        sync_dir(t);
-    if (!ok)
-        unlink(a->tmp);
-    free(a->tmp);
-    a->tmp = NULL;
-    free(a->target);
-    a->target = NULL;
-    if (!ok) {
-        errno = e;
-        return -1;
-    }
-    return 0;
+    release(a, e);
+    return ok ? 0 : -1;
 }

@@ -437,12 +437,8 @@ int rt_plot_write(const char *file, const rt_history *h, const char *title, char
         png_sink s = {f, 0};
         bad = !stbi_write_png_to_func(png_write, &s, W, H, 3, c.img, W * 3) || s.failed;
     }
+    bad = rt_atomic_close(&af, !bad, 0) < 0;
     int e = errno;
-    if (rt_atomic_close(&af, !bad, 0) < 0) {
-        if (!bad)
-            e = errno;
-        bad = 1;
-    }
     free(c.img);
     free(c.cov);
     if (bad) {

@@ -62,12 +62,8 @@ static int write_atomic(const char *path, int (*fn)(void *ctx, FILE *f), void *c
         return 1;
     }
     errno = 0;
-    int rc = fn(ctx, a.f);
-    int e = errno;
-    if (rt_atomic_close(&a, rc == 0, 0) < 0) {
-        if (rc == 0)
-            e = errno;
-        fprintf(stderr, "cnnc: cannot write '%s': %s\n", path, e ? strerror(e) : "write error");
+    if (rt_atomic_close(&a, fn(ctx, a.f) == 0, 0) < 0) {
+        fprintf(stderr, "cnnc: cannot write '%s': %s\n", path, errno ? strerror(errno) : "write error");
         return 1;
     }
     return 0;
