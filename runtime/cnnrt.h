@@ -23,32 +23,64 @@ extern "C" {
 
 /* ------------------------------------------------------------------ network description */
 
-typedef enum {
-    RT_INPUT,            /* the network's input; no computation */
-    RT_CONV,             /* 2-D cross-correlation (or convolution, flip=1), optional bias and act */
-    RT_MAXPOOL,          /* window max; padded cells never win (PyTorch's -inf padding) */
-    RT_AVGPOOL,          /* window mean; zero padding counted (PyTorch's count_include_pad) */
-    RT_GLOBALAVGPOOL,    /* CxHxW -> Cx1x1 mean */
-    RT_GLOBALMAXPOOL,    /* CxHxW -> Cx1x1 max */
-    RT_FLATTEN,          /* CxHxW -> (C*H*W)x1x1, C-major order as PyTorch's flatten */
-    RT_DROPOUT,          /* inverted dropout with probability p while training */
-    RT_DENSE,            /* fully connected, optional bias and act; flattens its input */
-    RT_BATCHNORM,        /* per-channel batch normalisation (BatchNorm2d / BatchNorm1d) */
-    RT_ACTIVATION,       /* a stand-alone activation layer (act, alpha) */
-    RT_ADD,              /* residual: output = output of src + output of src2 */
-    RT_NKINDS
-} rt_kind;
+/* Every layer kind, activation and padding mode exists once, here: each list makes its enum
+ * (RT_CONV, ...) and its names (rt_kind_name, ...), and the op registry (rt_op.h) holds one
+ * entry per kind with everything else the runtime knows of it. X(ENUM, "name", comment). */
+#define RT_KIND_LIST(X)                                                                      \
+    X(RT_INPUT, "input")                 /* the network's input; no computation */          \
+    X(RT_CONV, "conv")                   /* 2-D cross-correlation (flip=1: convolution),     \
+                                            optional bias and activation, groups, dilation */\
+    X(RT_MAXPOOL, "maxpool")             /* window max; padded cells never win */           \
+    X(RT_AVGPOOL, "avgpool")             /* window mean; zero padding counted */            \
+    X(RT_GLOBALAVGPOOL, "globalavgpool") /* CxHxW -> Cx1x1 mean */                          \
+    X(RT_GLOBALMAXPOOL, "globalmaxpool") /* CxHxW -> Cx1x1 max */                           \
+    X(RT_FLATTEN, "flatten")             /* CxHxW -> (C*H*W)x1x1 in C-major order */        \
+    X(RT_DROPOUT, "dropout")             /* inverted dropout with probability p */          \
+    X(RT_DENSE, "dense")                 /* fully connected; flattens its input */          \
+    X(RT_BATCHNORM, "batchnorm")         /* per-channel batch normalisation */              \
+    X(RT_ACTIVATION, "activation")       /* a stand-alone activation (act, alpha) */        \
+    X(RT_ADD, "add")                     /* output of src + output of src2 */               \
+    X(RT_CONCAT, "concat")               /* channels of src, then channels of src2 */
 
-typedef enum {
-    RT_ACT_NONE,
-    RT_ACT_RELU,
-    RT_ACT_LEAKYRELU,    /* slope alpha for x < 0 */
-    RT_ACT_SIGMOID,
-    RT_ACT_TANH,
-    RT_ACT_SOFTMAX       /* only on the last layer: folded into the cross-entropy loss */
-} rt_act;
+/* Activations; softmax only on the last layer, where it is folded into the loss. An
+ * activation that needs its input for the gradient (rt_act_needs_input) runs as its own
+ * layer, never fused into conv or dense. */
+#define RT_ACT_LIST(X)                                                                       \
+    X(RT_ACT_NONE, "none")                                                                   \
+    X(RT_ACT_RELU, "relu")                                                                   \
+    X(RT_ACT_LEAKYRELU, "leakyrelu")     /* slope alpha for x < 0 */                        \
+    X(RT_ACT_SIGMOID, "sigmoid")                                                             \
+    X(RT_ACT_TANH, "tanh")                                                                   \
+    X(RT_ACT_SOFTMAX, "softmax")                                                             \
+    X(RT_ACT_RELU6, "relu6")             /* min(max(x, 0), 6) */                            \
+    X(RT_ACT_SILU, "silu")               /* x * sigmoid(x) (swish) */                       \
+    X(RT_ACT_GELU, "gelu")               /* x * Phi(x), the exact erf form */               \
+    X(RT_ACT_ELU, "elu")                 /* x > 0 ? x : alpha * (exp(x) - 1) */
 
-typedef enum { RT_PAD_ZERO, RT_PAD_REFLECT, RT_PAD_REPLICATE, RT_PAD_CIRCULAR } rt_padmode;
+#define RT_PAD_LIST(X)                                                                       \
+    X(RT_PAD_ZERO, "zero")                                                                   \
+    X(RT_PAD_REFLECT, "reflect")         /* mirror without repeating the edge */            \
+    X(RT_PAD_REPLICATE, "replicate")     /* repeat the edge */                              \
+    X(RT_PAD_CIRCULAR, "circular")       /* wrap around */
+
+#define RT_ENUM_ITEM_(e, name) e,
+typedef enum { RT_KIND_LIST(RT_ENUM_ITEM_) RT_NKINDS } rt_kind;
+typedef enum { RT_ACT_LIST(RT_ENUM_ITEM_) RT_NACTS } rt_act;
+typedef enum { RT_PAD_LIST(RT_ENUM_ITEM_) RT_NPADS } rt_padmode;
+#undef RT_ENUM_ITEM_
+
+/* "conv", "relu", "reflect" (NULL when out of range) and the C spelling of the enum value,
+ * "RT_CONV", for generated code; *_from_name gives -1 for an unknown word. */
+const char *rt_kind_name(rt_kind k);
+const char *rt_kind_cname(rt_kind k);
+const char *rt_act_name(rt_act a);
+const char *rt_act_cname(rt_act a);
+int rt_act_from_name(const char *word);
+const char *rt_pad_name(rt_padmode m);
+const char *rt_pad_cname(rt_padmode m);
+int rt_pad_from_name(const char *word);
+/* 1 for activations whose gradient needs their input, not only their output (silu, gelu). */
+int rt_act_needs_input(rt_act a);
 
 typedef struct { int c, h, w; } rt_shape;
 
@@ -58,10 +90,11 @@ typedef struct { int c, h, w; } rt_shape;
  *   dense:     weights [out][in] with in in flatten order, bias [out]
  *   batchnorm: gamma at w_off, beta at b_off (c each); running mean then running variance
  *              live in the state array at [s_off, s_off + 2c).
- * Layers are in topological order; src (and src2 for RT_ADD) index earlier layers. */
+ * Layers are in topological order; src (and src2 for RT_ADD and RT_CONCAT) index earlier
+ * layers. */
 typedef struct {
     rt_kind kind;
-    int src, src2;          /* producers; -1 for the input layer; src2 only for RT_ADD */
+    int src, src2;          /* producers; -1 for the input layer; src2 for RT_ADD, RT_CONCAT */
     rt_shape in, out;       /* in == layers[src].out */
     int line;               /* .cnn source line it came from (0 when unknown) */
     int kh, kw;             /* window (conv, pooling) */
@@ -69,6 +102,9 @@ typedef struct {
     int pt, pb, pl, pr;     /* padding: top, bottom, left, right, in pixels */
     rt_padmode padmode;     /* how conv padding is filled */
     int flip;               /* conv: 1 = true convolution (kernel flipped), 0 = correlation */
+    int dh, dw;             /* conv: dilation (>= 1; 0 is read as 1) */
+    int groups;             /* conv: channel groups (>= 1; 0 is read as 1); weights
+                               [out_c][in_c / groups][kh][kw] as PyTorch's */
     int bias;               /* conv, dense: has a bias */
     rt_act act;             /* activation applied after conv/dense, or of RT_ACTIVATION */
     float alpha;            /* leaky relu slope */

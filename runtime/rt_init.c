@@ -1,9 +1,10 @@
 /*
- * rt_init.c - initial parameters as PyTorch sets them by default: conv and dense weights and
- * biases uniform in +-1/sqrt(fan_in), batchnorm gamma 1 and beta 0 with running mean 0 and
- * running variance 1. Draws go layer by layer, weights before bias, from one seeded rt_rng.
+ * rt_init.c - initial parameters as PyTorch sets them by default: the weights and biases of
+ * every layer with a fan-in (conv, dense) uniform in +-1/sqrt(fan_in), anything else by its
+ * op's own rule (batchnorm: gamma 1, beta 0, running mean 0, running variance 1). Draws go
+ * layer by layer, weights before bias, from one seeded rt_rng.
  */
-#include "cnnrt.h"
+#include "rt_op.h"
 
 #include <math.h>
 #include <string.h>
@@ -24,35 +25,18 @@ void rt_init_params(const rt_netdesc *d, float *params, float *state, uint64_t s
         memset(state, 0, d->nstate * sizeof *state);
     for (int i = 0; i < d->nlayers; i++) {
         const rt_layer *L = &d->layers[i];
-        switch (L->kind) {
-        case RT_CONV:
-        case RT_DENSE: {
-            size_t fan_in = L->kind == RT_CONV ? (size_t)L->in.c * L->kh * L->kw
-                                               : (size_t)L->in.c * L->in.h * L->in.w;
+        const rt_op *op = rt_op_of(L->kind);
+        if (!op)
+            continue;
+        if (op->fan_in) {
+            size_t fan_in = op->fan_in(L);
             float bound = fan_in ? (float)(1.0 / sqrt((double)fan_in)) : 0.0f;
             if (params) {
                 uniform_fill(params + L->w_off, L->w_len, bound, &r);
                 uniform_fill(params + L->b_off, L->b_len, bound, &r);
             }
-            break;
         }
-        case RT_BATCHNORM:
-            if (params) {
-                for (size_t k = 0; k < L->w_len; k++)
-                    params[L->w_off + k] = 1.0f;
-                for (size_t k = 0; k < L->b_len; k++)
-                    params[L->b_off + k] = 0.0f;
-            }
-            if (state) {
-                size_t c = L->s_len / 2;
-                for (size_t k = 0; k < c; k++) {
-                    state[L->s_off + k] = 0.0f;
-                    state[L->s_off + c + k] = 1.0f;
-                }
-            }
-            break;
-        default:
-            break;
-        }
+        if (op->init)
+            op->init(L, params, state);
     }
 }

@@ -289,6 +289,11 @@ void rt_dropout_forward_mt(const float *x, const float *mask, float *y, size_t n
 void rt_dropout_backward_mt(const float *dy, const float *mask, float *dx, size_t n,
                             int accum, rt_threads *tp);
 
+/* TEMPORARY declarations until the act branch lands */
+void rt_act_backward_xy_mt(rt_act act, float alpha, const float *x, const float *y, const float *dy, float *dx, size_t n, int accum, rt_threads *tp);
+void rt_concat_forward_mt(const float *a, int ca, const float *b, int cb, int hw, float *y, int n, rt_threads *tp);
+void rt_concat_backward_mt(const float *dy, int ca, int cb, int hw, float *da, int acc_a, float *db, int acc_b, int n, rt_threads *tp);
+
 /* ------------------------------------------------------------------ optimizer, in parallel */
 
 /* rt_opt_step with the parameters split over a pool, bit-identical to it for any pool. */
@@ -331,6 +336,8 @@ typedef struct {
     int pt, pb, pl, pr;   /* padding: top, bottom, left, right */
     rt_padmode pad;       /* what the padded cells hold */
     int flip;             /* 1: true convolution (kernel rotated 180 degrees) */
+    int dh, dw;           /* dilation, >= 1 (0 means 1, so older initializers keep working) */
+    int groups;           /* channel groups, >= 1 (0 means 1) */
 } rt_conv_geom;
 
 /* 0 if every window lies inside the padded input and the padding suits the mode;

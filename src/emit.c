@@ -2,7 +2,7 @@
  * emit.c - writes the training program of a network as one C11 file: the network's
  * description (for weights files and the shared command line), static buffers sized at
  * compile time, forward and backward as straight-line kernel calls with literal shapes
- * (from emit_layers.c), the rt_model glue, and a main that hands over to the runtime's
+ * (one emitter per kind, src/ops/), the rt_model glue, and a main that hands over to the runtime's
  * command line, so `./net --train DIR` behaves as `cnnrun net.cnn --train DIR`.
  */
 #include "config.h"
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "emit_layers.h"
+#include "ops/cnn_op.h"
 #include "util.h"
 #include "report.h"
 
@@ -44,17 +44,51 @@ static void emit_desc(const ir_net *net, FILE *out)
     fprintf(out, "static rt_layer layers[%d] = {\n", net->n);
     for (int i = 0; i < net->n; i++) {
         const rt_layer *L = &net->nodes[i].L;
-        fprintf(out, "    {.kind = %d, .src = %d, .src2 = %d, .in = {%d, %d, %d}, .out = {%d, %d, %d}, .line = %d,\n"
+        fprintf(out, "    {.kind = %s, .src = %d, .src2 = %d, .in = {%d, %d, %d}, .out = {%d, %d, %d}, .line = %d,\n"
                      "     .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = %d, .pb = %d, .pl = %d, .pr = %d,\n"
-                     "     .padmode = %s, .flip = %d, .bias = %d, .act = %s, .alpha = %s, .p = %s,\n"
-                     "     .eps = %s, .momentum = %s, .w_off = %zu, .w_len = %zu, .b_off = %zu, .b_len = %zu,\n"
-                     "     .s_off = %zu, .s_len = %zu},\n",
-                L->kind, L->src, L->src2, L->in.c, L->in.h, L->in.w, L->out.c, L->out.h, L->out.w, L->line, L->kh,
-                L->kw, L->sh, L->sw, L->pt, L->pb, L->pl, L->pr, emit_pad_name(L->padmode), L->flip, L->bias,
-                emit_act_name(L->act), emit_f(L->alpha), emit_f(L->p), emit_f(L->eps), emit_f(L->momentum), L->w_off, L->w_len, L->b_off, L->b_len,
-                L->s_off, L->s_len);
+                     "     .padmode = %s, .flip = %d, .dh = %d, .dw = %d, .groups = %d, .bias = %d, .act = %s,\n"
+                     "     .alpha = %s, .p = %s, .eps = %s, .momentum = %s, .w_off = %zu, .w_len = %zu, .b_off = %zu,\n"
+                     "     .b_len = %zu, .s_off = %zu, .s_len = %zu},\n",
+                rt_kind_cname(L->kind), L->src, L->src2, L->in.c, L->in.h, L->in.w, L->out.c, L->out.h, L->out.w,
+                L->line, L->kh, L->kw, L->sh, L->sw, L->pt, L->pb, L->pl, L->pr, rt_pad_cname(L->padmode), L->flip,
+                L->dh, L->dw, L->groups, L->bias, rt_act_cname(L->act), emit_f(L->alpha), emit_f(L->p), emit_f(L->eps),
+                emit_f(L->momentum), L->w_off, L->w_len, L->b_off, L->b_len, L->s_off, L->s_len);
     }
     fprintf(out, "};\n");
+}
+
+/* Names of the buffers in the generated code: the network's input is x_in, a layer with
+ * storage of its own writes out<i> (an output that aliases its input only when not
+ * training reads through the pointer y<i>), gradients live in dout<i>. */
+typedef struct {
+    char (*y)[32];
+    char (*dy)[32];
+} names;
+
+static void name_buffers(const ir_net *net, const rt_plan *p, names *nm)
+{
+    nm->y = cnn_xcalloc((size_t)net->n, sizeof *nm->y);
+    nm->dy = cnn_xcalloc((size_t)net->n, sizeof *nm->dy);
+    snprintf(nm->y[0], sizeof nm->y[0], "x_in");
+    for (int i = 1; i < net->n; i++) {
+        const rt_step *s = rt_plan_step(p, i);
+        if (s->alias == RT_ALIAS_ALWAYS) snprintf(nm->y[i], sizeof nm->y[i], "%s", nm->y[s->ybuf]);
+        else if (s->alias == RT_ALIAS_EVAL) snprintf(nm->y[i], sizeof nm->y[i], "view%d", i);
+        else snprintf(nm->y[i], sizeof nm->y[i], "out%d", i);
+        snprintf(nm->dy[i], sizeof nm->dy[i], "dout%d", s->dybuf);
+    }
+}
+
+static emit_ctx layer_ctx(const ir_net *net, const rt_plan *p, const names *nm, int i, FILE *out)
+{
+    const rt_layer *L = &net->nodes[i].L;
+    const rt_step *s = rt_plan_step(p, i);
+    emit_ctx e = {.net = net, .step = s, .i = i, .in = nm->y[L->src], .in2 = L->src2 >= 0 ? nm->y[L->src2] : "",
+                  .y = nm->y[i], .out = out};
+    snprintf(e.dy, sizeof e.dy, "%s", nm->dy[i]);
+    if (s->dxbuf >= 0) snprintf(e.dx, sizeof e.dx, "dout%d", s->dxbuf);
+    if (s->dx2buf >= 0) snprintf(e.dx2, sizeof e.dx2, "dout%d", s->dx2buf);
+    return e;
 }
 
 int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
@@ -89,19 +123,32 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
     fprintf(out, "/* Parameters, their gradients and the batchnorm statistics, in the runtime's layout. */\n"
                  "static _Alignas(64) float P[%zu], G[%zu], S[%zu];\n", d.nparams ? d.nparams : 1, d.nparams ? d.nparams : 1,
             d.nstate ? d.nstate : 1);
+    rt_plan plan;
+    char perr[RT_ERRLEN];
+    if (rt_plan_build(&d, &plan, perr) != 0) {
+        ir_desc_free(&d);
+        return -1;
+    }
+    names nm;
+    name_buffers(net, &plan, &nm);
     fprintf(out, "/* Each layer's output out<i> and its gradient dout<i> (names no libm function has), for %s images,\n"
-                 " * on 64-byte cache lines like the interpreter's. */\n", maxbname);
+                 " * on 64-byte cache lines like the interpreter's; the execution plan decides which layers own\n"
+                 " * one (flatten and eval-mode dropout read their input's: no copy). */\n", maxbname);
     for (int i = 1; i < net->n; i++) {
         long sz = emit_size(net->nodes[i].L.out);
-        fprintf(out, "static _Alignas(64) float out%d[%s * %ld], dout%d[%s * %ld];\n", i, maxbname, sz, i, maxbname, sz);
-        emit_ctx e = {.net = net, .i = i, .out = out};
-        emit_layer_buffers(&e, maxbname);
+        if (plan.own[i]) fprintf(out, "static _Alignas(64) float out%d[%s * %ld];\n", i, maxbname, sz);
+        if (plan.own_grad[i]) fprintf(out, "static _Alignas(64) float dout%d[%s * %ld];\n", i, maxbname, sz);
+        if (rt_plan_step(&plan, i)->alias == RT_ALIAS_EVAL) fprintf(out, "static float *view%d; /* out%d, or its input out of training */\n", i, i);
+        emit_ctx e = layer_ctx(net, &plan, &nm, i, out);
+        const cnn_op *op = cnn_op_of(net->nodes[i].L.kind);
+        if (op->emit_buffers) op->emit_buffers(&e, maxbname);
     }
-    fprintf(out, "\nstatic rt_threads *tp;\nstatic const float *x_in; /* the input of the last forward, for the backward */\nstatic rt_rng drop;\nstatic int last_n, last_training, in_use;\n"
+    fprintf(out, "\nstatic rt_threads *tp;\nstatic const float *x_in; /* the input of the last forward */\nstatic rt_rng drop;\nstatic int last_n, last_training, in_use;\n"
                  "static rt_model model;\n\n");
     for (int i = 1; i < net->n; i++) {
-        emit_ctx e = {.net = net, .i = i, .out = out};
-        emit_layer_decls(&e);
+        emit_ctx e = layer_ctx(net, &plan, &nm, i, out);
+        const cnn_op *op = cnn_op_of(net->nodes[i].L.kind);
+        if (op->emit_decls) op->emit_decls(&e);
     }
     fprintf(out,
             "\nstatic int fail(int layer)\n{\n"
@@ -113,34 +160,39 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
             "    for (size_t k = 0; k < sizeof G / sizeof G[0]; k++)\n"
             "        G[k] = 0.0f / 0.0f; /* NaN: a failed backward must not look like a gradient */\n}\n\n");
 
-    /* forward */
+    /* forward: the plan's order and aliases */
     fprintf(out, "static int forward(void *self, const float *x, int n, int training, float *logits)\n{\n"
                  "    (void)self;\n"
                  "    if (n < 1 || n > %s) {\n"
                  "        last_n = 0;\n"
                  "        snprintf(model.err, sizeof model.err, \"batch of %%d images, the program takes 1 to %%d\", n, %s);\n"
-                 "        return -1;\n    }\n", maxbname, maxbname);
+                 "        return -1;\n    }\n"
+                 "    x_in = x;\n", maxbname, maxbname);
     for (int i = 1; i < net->n; i++) {
         const ir_node *nd = &net->nodes[i];
-        char in[32], in2[32] = "";
-        if (nd->L.src == 0) snprintf(in, sizeof in, "x");
-        else snprintf(in, sizeof in, "out%d", nd->L.src);
-        if (nd->L.src2 >= 0) {
-            if (nd->L.src2 == 0) snprintf(in2, sizeof in2, "x");
-            else snprintf(in2, sizeof in2, "out%d", nd->L.src2);
-        }
-        emit_ctx e = {.net = net, .i = i, .in = in, .in2 = in2, .out = out};
+        const rt_step *st = rt_plan_step(&plan, i);
+        const cnn_op *op = cnn_op_of(nd->L.kind);
+        emit_ctx e = layer_ctx(net, &plan, &nm, i, out);
         fprintf(out, "    /* line %d: %s -> %dx%dx%d */\n", nd->L.line, nd->text, nd->L.out.c, nd->L.out.h, nd->L.out.w);
-        emit_layer_forward(&e);
+        if (st->alias == RT_ALIAS_ALWAYS) {
+            fprintf(out, "    /* (reads %s as it is: no copy) */\n", nm.y[st->ybuf]);
+        } else if (st->alias == RT_ALIAS_EVAL) {
+            char own[32];
+            snprintf(own, sizeof own, "out%d", i);
+            e.y = own;
+            fprintf(out, "    if (training) {\n");
+            op->emit_forward(&e);
+            fprintf(out, "        view%d = out%d;\n    } else {\n        view%d = (float *)%s; /* no copy */\n    }\n", i, i, i,
+                    nm.y[nd->L.src]);
+        } else {
+            op->emit_forward(&e);
+        }
     }
-    fprintf(out, "    memcpy(logits, out%d, (size_t)n * %ld * sizeof(float));\n"
-                 "    x_in = x;\n    last_n = n;\n    last_training = training;\n    return 0;\n}\n\n",
-            last, emit_size(net->nodes[last].L.out));
+    fprintf(out, "    memcpy(logits, %s, (size_t)n * %ld * sizeof(float));\n"
+                 "    last_n = n;\n    last_training = training;\n    return 0;\n}\n\n",
+            nm.y[last], emit_size(net->nodes[last].L.out));
 
-    /* backward: the interpreter's order, with its accumulate flags resolved now */
-    /* which gradient buffers hold a gradient yet, in the interpreter's order, so that each
-     * layer knows now whether to overwrite or add (a flag at run time there) */
-    int *ginit = cnn_xcalloc((size_t)net->n, sizeof *ginit);
+    /* backward: the plan's gradient buffers and accumulate flags */
     fprintf(out, "static void backward(void *self, const float *dlogits, int n)\n{\n"
                  "    (void)self;\n"
                  "    if (n != last_n || n < 1) {\n"
@@ -148,39 +200,25 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
                  "        for (size_t k = 0; k < sizeof G / sizeof G[0]; k++)\n"
                  "            G[k] = 0.0f / 0.0f;\n"
                  "        return;\n    }\n"
-                 "    memcpy(dout%d, dlogits, (size_t)n * %ld * sizeof(float));\n", last, emit_size(net->nodes[last].L.out));
-    ginit[last] = 1;
+                 "    memcpy(%s, dlogits, (size_t)n * %ld * sizeof(float));\n", nm.dy[last], emit_size(net->nodes[last].L.out));
     for (int i = last; i >= 1; i--) {
         const ir_node *nd = &net->nodes[i];
         const rt_layer *L = &nd->L;
-        if (!ginit[i]) {
+        const rt_step *st = rt_plan_step(&plan, i);
+        if (!st->grad) {
             if (L->w_len) fprintf(out, "    memset(G + %zu, 0, %zu * sizeof(float)); /* layer %d gets no gradient */\n",
                                   L->w_off, L->w_len, i);
             if (L->b_len) fprintf(out, "    memset(G + %zu, 0, %zu * sizeof(float));\n", L->b_off, L->b_len);
             continue;
         }
-        int s = L->src;
-        char in[32], in2[32] = "";
-        if (s == 0) snprintf(in, sizeof in, "x_in");
-        else snprintf(in, sizeof in, "out%d", s);
-        emit_ctx e = {.net = net, .desc = &d, .i = i, .in = in, .in2 = in2, .out = out};
-        if (s > 0) {
-            snprintf(e.dx, sizeof e.dx, "dout%d", s);
-            e.acc = ginit[s];
-        }
-        if (L->kind == RT_ADD) {
-            if (s > 0) ginit[s] = 1;
-            if (L->src2 > 0) {
-                snprintf(e.dx2, sizeof e.dx2, "dout%d", L->src2);
-                e.acc2 = ginit[L->src2];
-                ginit[L->src2] = 1;
-            }
-        }
         fprintf(out, "    /* line %d: %s */\n", L->line, nd->text);
-        emit_layer_backward(&e);
-        if (s > 0) ginit[s] = 1;
+        if (st->pass) {
+            fprintf(out, "    /* (its gradient buffer is its input's: nothing to do) */\n");
+            continue;
+        }
+        emit_ctx e = layer_ctx(net, &plan, &nm, i, out);
+        cnn_op_of(L->kind)->emit_backward(&e);
     }
-    free(ginit);
     fprintf(out, "}\n\n");
 
     /* glue */
@@ -202,8 +240,10 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
                  "    size_t scratch = rt_sgemm_ws_size();\n",
             net->name, maxbname, maxbname, maxbname);
     for (int i = 1; i < net->n; i++)
-        if (net->nodes[i].L.kind == RT_CONV)
-            fprintf(out, "    if (rt_conv2d_scratch_size(&geom%d) > scratch)\n        scratch = rt_conv2d_scratch_size(&geom%d);\n", i, i);
+        if (cnn_op_of(net->nodes[i].L.kind)->emit_scratch) {
+            emit_ctx e = {.net = net, .i = i, .out = out};
+            cnn_op_of(net->nodes[i].L.kind)->emit_scratch(&e);
+        }
     fprintf(out, "    if (rt_threads_reserve(tp, scratch) != 0) {\n"
                  "        rt_threads_destroy(tp);\n        tp = NULL;\n"
                  "        snprintf(err, RT_ERRLEN, \"out of memory allocating %%zu bytes of scratch per thread\", scratch);\n"
@@ -219,6 +259,9 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
     fprintf(out, "#ifndef %s_NO_MAIN\nint main(int argc, char **argv)\n{\n"
                  "    return rt_cli_main(argc, argv, argv[0], &desc, &train_defaults, make_model, NULL);\n}\n#endif\n",
             NAME);
+    rt_plan_free(&plan);
+    free(nm.y);
+    free(nm.dy);
     ir_desc_free(&d);
     return ferror(out) ? -1 : 0;
 }

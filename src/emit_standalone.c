@@ -9,9 +9,11 @@
 #include "emit.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "emit_layers.h"
+#include "ops/cnn_op.h"
+#include "util.h"
 
 
 static void emit_array(FILE *out, const char *name, const float *v, size_t n)
@@ -39,144 +41,54 @@ static const char *PAD_HELPER =
     "    case 2:\n        return i < 0 ? 0 : n - 1;\n"
     "    case 3:\n        i %= n;\n        return i < 0 ? i + n : i;\n"
     "    default:\n        return -1;\n    }\n}\n\n"
+    "/* The activations by their number in the runtime's rt_act (cnnrt.h). */\n"
     "static float act(int kind, float alpha, float v)\n{\n"
     "    switch (kind) {\n"
-    "    case 1: return v > 0.0f ? v : 0.0f;\n"
-    "    case 2: return v > 0.0f ? v : alpha * v;\n"
-    "    case 3: return 1.0f / (1.0f + expf(-v));\n"
-    "    case 4: return tanhf(v);\n"
+    "    case @RELU@: return v > 0.0f ? v : 0.0f;\n"
+    "    case @LEAKYRELU@: return v > 0.0f ? v : alpha * v;\n"
+    "    case @SIGMOID@: return 1.0f / (1.0f + expf(-v));\n"
+    "    case @TANH@: return tanhf(v);\n"
+    "    case @RELU6@: return v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;\n"
+    "    case @SILU@: return v / (1.0f + expf(-v));\n"
+    "    case @GELU@: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));\n"
+    "    case @ELU@: return v > 0.0f ? v : alpha * expm1f(v);\n"
     "    default: return v;\n    }\n}\n\n";
 
-static int act_code(rt_act a)
+/* PAD_HELPER with the @NAME@ place-holders replaced by the numbers of rt_act. */
+static void emit_helpers(FILE *out)
 {
-    switch (a) {
-    case RT_ACT_RELU: return 1;
-    case RT_ACT_LEAKYRELU: return 2;
-    case RT_ACT_SIGMOID: return 3;
-    case RT_ACT_TANH: return 4;
-    default: return 0;
+    static const struct { const char *tag; rt_act a; } ACTS[] = {
+        {"@RELU@", RT_ACT_RELU}, {"@LEAKYRELU@", RT_ACT_LEAKYRELU}, {"@SIGMOID@", RT_ACT_SIGMOID},
+        {"@TANH@", RT_ACT_TANH}, {"@RELU6@", RT_ACT_RELU6}, {"@SILU@", RT_ACT_SILU},
+        {"@GELU@", RT_ACT_GELU}, {"@ELU@", RT_ACT_ELU},
+    };
+    for (const char *p = PAD_HELPER; *p; p++) {
+        int done = 0;
+        for (size_t k = 0; *p == '@' && k < sizeof ACTS / sizeof ACTS[0] && !done; k++)
+            if (strncmp(p, ACTS[k].tag, strlen(ACTS[k].tag)) == 0) {
+                fprintf(out, "%d", (int)ACTS[k].a);
+                p += strlen(ACTS[k].tag) - 1;
+                done = 1;
+            }
+        if (!done) fputc(*p, out);
     }
 }
 
-static void conv_loops(FILE *o, const rt_layer *L, const char *in, const char *y, int ac)
-{
-    char init[48];
-    if (L->bias && L->b_len) snprintf(init, sizeof init, "W[%zu + oc]", L->b_off);
-    else snprintf(init, sizeof init, "0.0f");
-    fprintf(o, "    for (int oc = 0; oc < %d; oc++)\n"
-               "        for (int oy = 0; oy < %d; oy++)\n"
-               "            for (int ox = 0; ox < %d; ox++) {\n"
-               "                float s = 0.0f;\n"
-               "                for (int c = 0; c < %d; c++)\n"
-               "                    for (int ky = 0; ky < %d; ky++) {\n"
-               "                        int iy = pad_index(oy * %d - %d + ky, %d, %d);\n"
-               "                        if (iy < 0)\n                            continue;\n"
-               "                        for (int kx = 0; kx < %d; kx++) {\n"
-               "                            int ix = pad_index(ox * %d - %d + kx, %d, %d);\n"
-               "                            if (ix < 0)\n                                continue;\n"
-               "                            s += %s[(c * %d + iy) * %d + ix] * W[%zu + ((oc * %d + c) * %d + %s) * %d + %s];\n"
-               "                        }\n"
-               "                    }\n"
-               "                %s[(oc * %d + oy) * %d + ox] = act(%d, %s, s + %s);\n"
-               "            }\n",
-            L->out.c, L->out.h, L->out.w, L->in.c, L->kh, L->sh, L->pt, L->in.h, (int)L->padmode, L->kw, L->sw,
-            L->pl, L->in.w, (int)L->padmode, in, L->in.h, L->in.w, L->w_off, L->in.c, L->kh,
-            L->flip ? "(KH - 1 - ky)" : "ky", L->kw, L->flip ? "(KW - 1 - kx)" : "kx", y, L->out.h, L->out.w, ac,
-            emit_f(L->alpha), init);
-}
-
-static void layer_code(FILE *o, const ir_net *net, int i)
+/* One layer of the standalone file: its op's loops, on the plan's buffers (flatten and
+ * dropout read their input's as it is). */
+static void layer_code(FILE *o, const ir_net *net, const rt_plan *plan, char (*y)[16], int i)
 {
     const rt_layer *L = &net->nodes[i].L;
-    char in[16], y[16], in2[16] = "";
-    if (L->src == 0) snprintf(in, sizeof in, "x");
-    else snprintf(in, sizeof in, "a%d", L->src);
-    if (L->src2 == 0) snprintf(in2, sizeof in2, "x");
-    else if (L->src2 > 0) snprintf(in2, sizeof in2, "a%d", L->src2);
-    snprintf(y, sizeof y, "a%d", i);
+    const rt_step *s = rt_plan_step(plan, i);
+    if (s->alias != RT_ALIAS_NONE) snprintf(y[i], sizeof y[i], "%s", y[L->src]);
+    else snprintf(y[i], sizeof y[i], "a%d", i);
     fprintf(o, "    /* line %d: %s -> %dx%dx%d */\n", L->line, net->nodes[i].text, L->out.c, L->out.h, L->out.w);
-    int ac = act_code(L->act);
-    switch (L->kind) {
-    case RT_CONV:
-        fprintf(o, "    {\n    enum { KH = %d, KW = %d };\n", L->kh, L->kw);
-        conv_loops(o, L, in, y, ac);
-        fprintf(o, "    }\n");
-        break;
-    case RT_MAXPOOL: case RT_AVGPOOL: {
-        int is_max = L->kind == RT_MAXPOOL;
-        fprintf(o, "    for (int c = 0; c < %d; c++)\n"
-                   "        for (int oy = 0; oy < %d; oy++)\n"
-                   "            for (int ox = 0; ox < %d; ox++) {\n"
-                   "                float s = %s;\n                int cells = 0, real = 0;\n"
-                   "                for (int ky = 0; ky < %d; ky++)\n"
-                   "                    for (int kx = 0; kx < %d; kx++) {\n"
-                   "                        int iy = oy * %d - %d + ky, ix = ox * %d - %d + kx;\n"
-                   "                        if (iy < -%d || iy >= %d || ix < -%d || ix >= %d)\n"
-                   "                            continue;\n"
-                   "                        cells++;\n"
-                   "                        if (iy < 0 || iy >= %d || ix < 0 || ix >= %d)\n"
-                   "                            continue;\n"
-                   "                        float v = %s[(c * %d + iy) * %d + ix];\n"
-                   "                        %s\n"
-                   "                        real++;\n"
-                   "                    }\n"
-                   "                %s[(c * %d + oy) * %d + ox] = %s;\n"
-                   "            }\n",
-                L->in.c, L->out.h, L->out.w, is_max ? "-INFINITY" : "0.0f", L->kh, L->kw, L->sh, L->pt, L->sw, L->pl,
-                L->pt, L->in.h + L->pb, L->pl, L->in.w + L->pr, L->in.h, L->in.w, in, L->in.h, L->in.w,
-                is_max ? "s = v > s ? v : s;" : "s += v;", y, L->out.h, L->out.w,
-                is_max ? "real ? s : 0.0f" : "cells ? s / (float)cells : 0.0f");
-        break;
+    if (s->alias != RT_ALIAS_NONE) {
+        fprintf(o, "    /* (reads %s as it is: no copy) */\n", y[i]);
+        return;
     }
-    case RT_GLOBALAVGPOOL: case RT_GLOBALMAXPOOL: {
-        int hw = L->in.h * L->in.w, is_max = L->kind == RT_GLOBALMAXPOOL;
-        char result[48];
-        if (is_max) snprintf(result, sizeof result, "s");
-        else snprintf(result, sizeof result, "s / %d.0f", hw);
-        fprintf(o, "    for (int c = 0; c < %d; c++) {\n"
-                   "        float s = %s[c * %d];\n"
-                   "        for (int k = 1; k < %d; k++) {\n"
-                   "            float v = %s[c * %d + k];\n"
-                   "            %s\n"
-                   "        }\n"
-                   "        %s[c] = %s;\n    }\n",
-                L->in.c, in, hw, hw, in, hw, is_max ? "s = v > s ? v : s;" : "s += v;", y, result);
-        break;
-    }
-    case RT_FLATTEN: case RT_DROPOUT:
-        fprintf(o, "    memcpy(%s, %s, %ld * sizeof(float));\n", y, in, emit_size(L->in));
-        break;
-    case RT_DENSE: {
-        char init[48];
-        if (L->bias && L->b_len) snprintf(init, sizeof init, "W[%zu + j]", L->b_off);
-        else snprintf(init, sizeof init, "0.0f");
-        fprintf(o, "    for (int j = 0; j < %ld; j++) {\n"
-                   "        float s = 0.0f;\n"
-                   "        for (int k = 0; k < %ld; k++)\n"
-                   "            s += %s[k] * W[%zu + (size_t)j * %ld + k];\n"
-                   "        %s[j] = act(%d, %s, s + %s);\n    }\n",
-                emit_size(L->out), emit_size(L->in), in, L->w_off, emit_size(L->in), y, ac, emit_f(L->alpha), init);
-        break;
-    }
-    case RT_BATCHNORM: {
-        int hw = L->in.h * L->in.w;
-        fprintf(o, "    for (int c = 0; c < %d; c++) {\n"
-                   "        float inv = 1.0f / sqrtf(ST[%zu + c] + %s);\n"
-                   "        for (int k = 0; k < %d; k++)\n"
-                   "            %s[c * %d + k] = W[%zu + c] * ((%s[c * %d + k] - ST[%zu + c]) * inv) + W[%zu + c];\n    }\n",
-                L->in.c, L->s_off + (size_t)L->in.c, emit_f(L->eps), hw, y, hw, L->w_off, in, hw, L->s_off, L->b_off);
-        break;
-    }
-    case RT_ACTIVATION:
-        fprintf(o, "    for (int k = 0; k < %ld; k++)\n        %s[k] = act(%d, %s, %s[k]);\n", emit_size(L->out), y, ac,
-                emit_f(L->alpha), in);
-        break;
-    case RT_ADD:
-        fprintf(o, "    for (int k = 0; k < %ld; k++)\n        %s[k] = %s[k] + %s[k];\n", emit_size(L->out), y, in, in2);
-        break;
-    default:
-        break;
-    }
+    emit_ctx e = {.net = net, .step = s, .i = i, .in = y[L->src], .in2 = L->src2 >= 0 ? y[L->src2] : "", .y = y[i], .out = o};
+    cnn_op_of(L->kind)->emit_standalone(&e);
 }
 
 /* The optional main of a standalone file: reads binary PGM/PPM images (P5/P6, 8 bit),
@@ -284,23 +196,36 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
                  " * batchnorm running statistics, as in the weights file. */\n");
     emit_array(out, "W", params, d.nparams);
     if (d.nstate) emit_array(out, "ST", state, d.nstate);
-    fprintf(out, "\n%s", PAD_HELPER);
+    fputc('\n', out);
+    emit_helpers(out);
     fprintf(out, "/* Activations of one image; static, so %s_predict is not reentrant. */\n", net->name);
-    for (int i = 1; i < net->n; i++) fprintf(out, "static float a%d[%ld];\n", i, emit_size(net->nodes[i].L.out));
+    rt_plan plan;
+    char perr[RT_ERRLEN];
+    if (rt_plan_build(&d, &plan, perr) != 0) {
+        ir_desc_free(&d);
+        return -1;
+    }
+    for (int i = 1; i < net->n; i++)
+        if (rt_plan_step(&plan, i)->alias == RT_ALIAS_NONE)
+            fprintf(out, "static float a%d[%ld];\n", i, emit_size(net->nodes[i].L.out));
+    char (*y)[16] = cnn_xcalloc((size_t)net->n, sizeof *y);
+    snprintf(y[0], sizeof y[0], "x");
     fprintf(out, "\n/* input: %dx%dx%d floats in [0, 1], planar [c][h][w]. probs: %d probabilities.\n"
                  " * Returns the most probable class. */\n"
                  "int %s_predict(const float *input, float *probs)\n{\n    const float *x = input;\n",
             in->out.c, in->out.h, in->out.w, classes, net->name);
-    for (int i = 1; i < net->n; i++) layer_code(out, net, i);
+    for (int i = 1; i < net->n; i++) layer_code(out, net, &plan, y, i);
     fprintf(out, "    /* softmax */\n"
-                 "    float m = a%d[0];\n    int best = 0;\n"
-                 "    for (int k = 1; k < %d; k++)\n        if (a%d[k] > m) {\n            m = a%d[k];\n            best = k;\n        }\n"
+                 "    float m = %s[0];\n    int best = 0;\n"
+                 "    for (int k = 1; k < %d; k++)\n        if (%s[k] > m) {\n            m = %s[k];\n            best = k;\n        }\n"
                  "    float sum = 0.0f;\n"
-                 "    for (int k = 0; k < %d; k++) {\n        probs[k] = expf(a%d[k] - m);\n        sum += probs[k];\n    }\n"
+                 "    for (int k = 0; k < %d; k++) {\n        probs[k] = expf(%s[k] - m);\n        sum += probs[k];\n    }\n"
                  "    for (int k = 0; k < %d; k++)\n        probs[k] /= sum;\n"
                  "    return best;\n}\n",
-            net->n - 1, classes, net->n - 1, net->n - 1, classes, net->n - 1, classes);
+            y[net->n - 1], classes, y[net->n - 1], y[net->n - 1], classes, y[net->n - 1], classes);
     emit_template(out, STANDALONE_MAIN, net->name);
+    free(y);
+    rt_plan_free(&plan);
     ir_desc_free(&d);
     return ferror(out) ? -1 : 0;
 }

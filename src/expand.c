@@ -124,9 +124,12 @@ static void unknown_word(expander *ex, const ast_stmt *s)
         snprintf(hint, sizeof hint, "'%s' is a training setting: put it inside train { }", s->name);
     else if (near)
         snprintf(hint, sizeof hint, "did you mean '%s'?", near);
-    else
-        snprintf(hint, sizeof hint, "layers are: input conv maxpool avgpool globalavgpool globalmaxpool "
-                                    "flatten dropout dense batchnorm relu leakyrelu sigmoid tanh softmax");
+    else {
+        size_t len = (size_t)snprintf(hint, sizeof hint, "layers are:");
+        for (int i = 0; i < n && len < sizeof hint; i++)
+            if (layers_find(words[i]) && strcmp(layers_find(words[i])->name, words[i]) == 0)
+                len += (size_t)snprintf(hint + len, sizeof hint - len, " %s", words[i]);
+    }
     ex_error(ex, s->nameloc, hint, "unknown layer '%.64s%s'", s->name, strlen(s->name) > 64 ? "..." : "");
 }
 
@@ -188,9 +191,9 @@ static void layer_stmt(expander *ex, const ast_stmt *s)
         unknown_word(ex, s);
         return;
     }
-    if (s->head_value && !(li->kind == RT_ACTIVATION && li->act == RT_ACT_LEAKYRELU)) {
+    if (s->head_value && !(li->kind == RT_ACTIVATION && li->npos > 0)) {
         char hint[160];
-        snprintf(hint, sizeof hint, "write '%s %s' without '=' (only leakyrelu=A takes one)", s->name,
+        snprintf(hint, sizeof hint, "write '%s %s' without '=' (only leakyrelu=A and elu=A take one)", s->name,
                  s->args[0].val.word ? s->args[0].val.word : "");
         ex_error(ex, s->nameloc, hint, "'%s' takes no '=' value", s->name);
         return;
@@ -226,6 +229,20 @@ static void layer_stmt(expander *ex, const ast_stmt *s)
         frame *outer = NULL;
         for (frame *f = ex->top; f; f = f->up) outer = f;
         if (outer) n->via = outer->call->loc;
+        if (rt_act_needs_input(n->L.act) && li->kind != RT_ACTIVATION) {
+            /* its gradient needs its input: it runs as a layer of its own after this one */
+            ir_node *a = ir_add(ex->net);
+            ir_node *prev = &ex->net->nodes[ex->net->n - 2];
+            a->L.kind = RT_ACTIVATION;
+            a->L.act = prev->L.act;
+            a->L.alpha = prev->L.alpha;
+            a->loc = prev->loc;
+            a->via = prev->via;
+            a->L.line = prev->L.line;
+            snprintf(a->text, sizeof a->text, "%s", rt_act_name(prev->L.act));
+            prev->L.act = RT_ACT_NONE;
+            prev->L.alpha = 0.0f;
+        }
     }
     free(args);
 }

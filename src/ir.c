@@ -59,25 +59,12 @@ void ir_desc_free(rt_netdesc *d)
 
 const char *ir_kind_name(rt_kind k)
 {
-    static const char *const names[RT_NKINDS] = {
-        [RT_INPUT] = "input",     [RT_CONV] = "conv",           [RT_MAXPOOL] = "maxpool",
-        [RT_AVGPOOL] = "avgpool", [RT_GLOBALAVGPOOL] = "globalavgpool",
-        [RT_GLOBALMAXPOOL] = "globalmaxpool", [RT_FLATTEN] = "flatten",
-        [RT_DROPOUT] = "dropout", [RT_DENSE] = "dense",         [RT_BATCHNORM] = "batchnorm",
-        [RT_ACTIVATION] = "activation", [RT_ADD] = "add",
-    };
-    return (unsigned)k < RT_NKINDS ? names[k] : "?";
+    const char *n = rt_kind_name(k);
+    return n ? n : "?";
 }
 
 const char *ir_act_name(rt_act a)
 {
-    switch (a) {
-    case RT_ACT_NONE: return "";
-    case RT_ACT_RELU: return "relu";
-    case RT_ACT_LEAKYRELU: return "leakyrelu";
-    case RT_ACT_SIGMOID: return "sigmoid";
-    case RT_ACT_TANH: return "tanh";
-    case RT_ACT_SOFTMAX: return "softmax";
-    }
-    return "?";
+    const char *n = a == RT_ACT_NONE ? "" : rt_act_name(a);
+    return n ? n : "?";
 }

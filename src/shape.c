@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "ops/cnn_op.h"
+#include "rt_op.h"
 #include "util.h"
 
 int shape_out_size(int n, int k, int p_total, int s)
@@ -48,19 +50,22 @@ static void note_shrink(infer *in, int node_src)
     }
 }
 
-/* Padding, then the output size of a windowed layer (conv or pooling). */
+/* Padding of a windowed layer (conv or pooling) from what the user asked for, with the
+ * dilated extent d*(k-1)+1 for pad=same, and the errors the user can act on. */
 static int window(infer *in, ir_node *n)
 {
     rt_layer *L = &n->L;
+    int dh = L->dh > 0 ? L->dh : 1, dw = L->dw > 0 ? L->dw : 1;
+    int ext_h = dh * (L->kh - 1) + 1, ext_w = dw * (L->kw - 1) + 1;
     if (n->spec.pad_same) {
-        shape_same_pad(L->in.h, L->kh, L->sh, &L->pt, &L->pb);
-        shape_same_pad(L->in.w, L->kw, L->sw, &L->pl, &L->pr);
+        shape_same_pad(L->in.h, ext_h, L->sh, &L->pt, &L->pb);
+        shape_same_pad(L->in.w, ext_w, L->sw, &L->pl, &L->pr);
     } else {
         L->pt = L->pb = n->spec.ph;
         L->pl = L->pr = n->spec.pw;
     }
     int bad = 0;
-    if (L->kind == RT_CONV && (L->padmode == RT_PAD_REFLECT || L->padmode == RT_PAD_CIRCULAR)) {
+    if (L->padmode == RT_PAD_REFLECT || L->padmode == RT_PAD_CIRCULAR) {
         int limit_h = L->padmode == RT_PAD_REFLECT ? L->in.h - 1 : L->in.h;
         int limit_w = L->padmode == RT_PAD_REFLECT ? L->in.w - 1 : L->in.w;
         int worst_h = L->pt > L->pb ? L->pt : L->pb, worst_w = L->pl > L->pr ? L->pl : L->pr;
@@ -73,86 +78,43 @@ static int window(infer *in, ir_node *n)
             bad = 1;
         }
     }
-    if ((L->kind == RT_MAXPOOL || L->kind == RT_AVGPOOL) &&
+    if (!(rt_op_of(L->kind)->flags & RT_OP_CONV) &&
         (L->pt > L->kh / 2 || L->pb > L->kh / 2 || L->pl > L->kw / 2 || L->pr > L->kw / 2)) {
         diag_error(in->diag, n->loc, "pooling padding can be at most half the window (as in PyTorch)",
                    "padding %dx%d is too large for a %dx%d window", L->pt > L->pb ? L->pt : L->pb,
                    L->pl > L->pr ? L->pl : L->pr, L->kh, L->kw);
         bad = 1;
     }
-    if (L->in.h + L->pt + L->pb < L->kh || L->in.w + L->pl + L->pr < L->kw) {
+    if (L->in.h + L->pt + L->pb < ext_h || L->in.w + L->pl + L->pr < ext_w) {
         char hint[160];
         snprintf(hint, sizeof hint, "the input here is %dx%dx%d; use a smaller window, pad=same, or fewer "
                  "size-reducing layers before it", L->in.c, L->in.h, L->in.w);
-        diag_error(in->diag, n->loc, hint, "the %dx%d window is larger than its %dx%d input%s", L->kh, L->kw,
-                   L->in.h, L->in.w, (L->pt + L->pb + L->pl + L->pr) ? " (with padding)" : "");
+        diag_error(in->diag, n->loc, hint, "the %dx%d window%s is larger than its %dx%d input%s", ext_h, ext_w,
+                   dh > 1 || dw > 1 ? " (dilated)" : "", L->in.h, L->in.w,
+                   (L->pt + L->pb + L->pl + L->pr) ? " (with padding)" : "");
         note_shrink(in, L->src);
         return -1;
     }
-    if (bad) return -1;
-    L->out.h = shape_out_size(L->in.h, L->kh, L->pt + L->pb, L->sh);
-    L->out.w = shape_out_size(L->in.w, L->kw, L->pl + L->pr, L->sw);
-    return 0;
+    return bad ? -1 : 0;
 }
 
 static int node_shape(infer *in, int i, size_t *poff, size_t *soff)
 {
     ir_node *n = &in->net->nodes[i];
     rt_layer *L = &n->L;
+    const rt_op *op = rt_op_of(L->kind);
     if (L->kind != RT_INPUT) L->in = in->net->nodes[L->src].L.out;
-    rt_shape x = L->in;
-    double nin = elems(x);
+    rt_shape x = L->in, in2 = {0, 0, 0};
+    if (op->flags & RT_OP_TWO_IN) in2 = in->net->nodes[L->src2].L.out;
     n->params = 0;
-    switch (L->kind) {
-    case RT_INPUT:
-        L->in = L->out;
-        break;
-    case RT_CONV:
-        if (window(in, n)) return -1;
-        L->out.c = n->spec.out;
-        L->w_len = (size_t)L->out.c * x.c * L->kh * L->kw;
-        L->b_len = L->bias ? (size_t)L->out.c : 0;
-        break;
-    case RT_MAXPOOL: case RT_AVGPOOL:
-        if (window(in, n)) return -1;
-        L->out.c = x.c;
-        break;
-    case RT_GLOBALAVGPOOL: case RT_GLOBALMAXPOOL:
-        L->out = (rt_shape){x.c, 1, 1};
-        break;
-    case RT_FLATTEN:
-        L->out = (rt_shape){x.c * x.h * x.w, 1, 1};
-        break;
-    case RT_DENSE:
-        L->out = (rt_shape){n->spec.out, 1, 1};
-        L->w_len = (size_t)n->spec.out * (size_t)nin;
-        L->b_len = L->bias ? (size_t)n->spec.out : 0;
-        break;
-    case RT_BATCHNORM:
-        L->out = x;
-        L->w_len = L->b_len = (size_t)x.c;
-        L->s_len = 2 * (size_t)x.c;
-        break;
-    case RT_DROPOUT:
-        L->out = x;
-        break;
-    case RT_ACTIVATION:
-        L->out = x;
-        break;
-    case RT_ADD: {
-        rt_shape skip = in->net->nodes[L->src2].L.out;
-        if (skip.c != x.c || skip.h != x.h || skip.w != x.w) {
-            diag_error(in->diag, n->loc, "a residual body must keep the shape: use pad=same, stride 1 and "
-                       "the same number of channels as its input",
-                       "residual body turns %dx%dx%d into %dx%dx%d; output = input + body needs equal shapes",
-                       skip.c, skip.h, skip.w, x.c, x.h, x.w);
-            return -1;
-        }
-        L->out = x;
-        break;
-    }
-    default:
-        break;
+    if ((op->flags & RT_OP_WINDOW) && window(in, n)) return -1;
+    if (n->spec.out > 0) L->out.c = n->spec.out; /* conv channels, dense units */
+    char why[RT_ERRLEN];
+    if (rt_layer_shape(L, in2, why) != 0) {
+        const cnn_op *cop = cnn_op_of(L->kind);
+        if (cop->explain) cop->explain(in->net, n, in->diag, in2);
+        else diag_error(in->diag, n->loc, NULL, "%s", why);
+        return -1;
     }
     n->flops = rt_layer_flops_of(L); /* the runtime's rule, so --summary and --bench agree */
     if (elems(L->out) > (double)INT_MAX / 4 || (double)L->w_len > (double)INT_MAX) {

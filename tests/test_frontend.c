@@ -165,8 +165,11 @@ START_TEST(t_unknown_words)
     ck_assert_int_eq(layers_act_word("rleu"), RT_ACT_NONE);
     int n;
     const char *const *all = layers_all_words(&n);
-    /* 15 canonical names + 17 aliases (see the table in layers.c) */
-    ck_assert_int_eq(n, 32);
+    /* 19 canonical names + 18 aliases (the words of src/ops/): the lecture's 15 and 17,
+     * then relu6, silu (alias swish), gelu and elu */
+    ck_assert_int_eq(n, 37);
+    ck_assert_int_eq(layers_act_word("swish"), RT_ACT_SILU);
+    ck_assert_int_eq(layers_act_word("gelu"), RT_ACT_GELU);
     ck_assert_ptr_null(all[n]);
     for (int i = 0; i < n; i++) ck_assert_ptr_nonnull(layers_find(all[i]));
 }

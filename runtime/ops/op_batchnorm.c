@@ -1,0 +1,83 @@
+/*
+ * op_batchnorm.c - the registry entry of batch normalisation (BatchNorm2d over each channel's
+ * n*h*w values, BatchNorm1d for vectors): gamma and beta are parameters, the running mean
+ * and variance are state; the layer keeps the batch mean and 1/std for its backward.
+ */
+#include "rt_op.h"
+
+#include <stdio.h>
+
+static int bn_shape(rt_layer *L, rt_shape in2, char *why)
+{
+    (void)in2;
+    if (!(L->eps > 0.0f) || !(L->momentum >= 0.0f && L->momentum <= 1.0f)) {
+        snprintf(why, RT_ERRLEN, "batchnorm needs eps > 0 and 0 <= momentum <= 1");
+        return -1;
+    }
+    L->out = L->in;
+    L->w_len = L->b_len = (size_t)L->in.c;
+    L->s_len = 2 * (size_t)L->in.c;
+    return 0;
+}
+
+static void bn_init(const rt_layer *L, float *params, float *state)
+{
+    size_t c = (size_t)L->in.c;
+    for (size_t k = 0; params && k < c; k++) {
+        params[L->w_off + k] = 1.0f;
+        params[L->b_off + k] = 0.0f;
+    }
+    for (size_t k = 0; state && k < c; k++) {
+        state[L->s_off + k] = 0.0f;
+        state[L->s_off + c + k] = 1.0f;
+    }
+}
+
+static double bn_flops(const rt_layer *L)
+{
+    return 2.0 * (double)rt_shape_size(L->in);
+}
+
+static size_t bn_aux(const rt_layer *L, int max_batch)
+{
+    (void)max_batch;
+    return 2 * (size_t)L->in.c;
+}
+
+static int bn_forward(const rt_op_args *a)
+{
+    const rt_layer *L = a->L;
+    int c = L->in.c, hw = L->in.h * L->in.w;
+    if (a->training)
+        rt_batchnorm_forward_train_mt(a->x, a->P + L->w_off, a->P + L->b_off, a->S + L->s_off,
+                                      a->S + L->s_off + c, L->momentum, L->eps, a->y, a->aux,
+                                      a->aux + c, a->n, c, hw, a->tp);
+    else
+        rt_batchnorm_forward_eval_mt(a->x, a->P + L->w_off, a->P + L->b_off, a->S + L->s_off,
+                                     a->S + L->s_off + c, L->eps, a->y, a->n, c, hw, a->tp);
+    return 0;
+}
+
+static int bn_backward(const rt_op_args *a)
+{
+    const rt_layer *L = a->L;
+    int c = L->in.c, hw = L->in.h * L->in.w;
+    if (a->training)
+        rt_batchnorm_backward_train_mt(a->x, a->P + L->w_off, a->aux, a->aux + c, a->dy,
+                                       a->dx, a->step->acc, a->G + L->w_off, a->G + L->b_off,
+                                       a->n, c, hw, a->tp);
+    else
+        rt_batchnorm_backward_eval_mt(a->x, a->P + L->w_off, a->S + L->s_off,
+                                      a->S + L->s_off + c, L->eps, a->dy, a->dx, a->step->acc,
+                                      a->G + L->w_off, a->G + L->b_off, a->n, c, hw, a->tp);
+    return 0;
+}
+
+const rt_op rt_op_batchnorm = {
+    .shape = bn_shape,
+    .init = bn_init,
+    .flops = bn_flops,
+    .aux_floats = bn_aux,
+    .forward = bn_forward,
+    .backward = bn_backward,
+};

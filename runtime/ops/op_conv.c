@@ -1,0 +1,86 @@
+/*
+ * op_conv.c - the registry entry of 2-D convolution: output size by the lecture's rule
+ * floor((n - k + p + s) / s) with the dilated extent d*(k-1)+1 in place of k, weights
+ * [out_c][in_c / groups][kh][kw], bias [out_c], fused activation (its backward runs here
+ * on the gradient in place, unless the plan gave it to the max pooling that follows).
+ */
+#include "rt_op.h"
+
+#include <stdio.h>
+
+static int conv_shape(rt_layer *L, rt_shape in2, char *why)
+{
+    (void)in2;
+    rt_conv_geom g = rt_layer_conv_geom(L);
+    int ext_h = g.dh * (L->kh - 1) + 1, ext_w = g.dw * (L->kw - 1) + 1;
+    if (L->out.c < 1 || L->kh < 1 || L->kw < 1 || L->sh < 1 || L->sw < 1 || L->dh < 0 ||
+        L->dw < 0 || L->groups < 0 || L->pt < 0 || L->pb < 0 || L->pl < 0 || L->pr < 0) {
+        snprintf(why, RT_ERRLEN, "channels, kernel, stride and dilation must be positive, "
+                 "padding not negative");
+        return -1;
+    }
+    if (L->in.c % g.groups || L->out.c % g.groups) {
+        snprintf(why, RT_ERRLEN, "groups=%d must divide the input channels (%d) and the "
+                 "output channels (%d)", g.groups, L->in.c, L->out.c);
+        return -1;
+    }
+    if (L->in.h + L->pt + L->pb < ext_h || L->in.w + L->pl + L->pr < ext_w) {
+        snprintf(why, RT_ERRLEN, "the %dx%d window (dilated extent) is larger than the "
+                 "padded %dx%d input", ext_h, ext_w, L->in.h + L->pt + L->pb,
+                 L->in.w + L->pl + L->pr);
+        return -1;
+    }
+    L->out.h = (L->in.h + L->pt + L->pb - ext_h) / L->sh + 1;
+    L->out.w = (L->in.w + L->pl + L->pr - ext_w) / L->sw + 1;
+    L->w_len = (size_t)L->out.c * (L->in.c / g.groups) * L->kh * L->kw;
+    L->b_len = L->bias ? (size_t)L->out.c : 0;
+    L->s_len = 0;
+    g = rt_layer_conv_geom(L);
+    return rt_conv_geom_check(&g, why);
+}
+
+static size_t conv_fan_in(const rt_layer *L)
+{
+    int groups = L->groups > 0 ? L->groups : 1;
+    return (size_t)(L->in.c / groups) * L->kh * L->kw;
+}
+
+static double conv_flops(const rt_layer *L)
+{
+    return 2.0 * (double)conv_fan_in(L) * rt_shape_size(L->out);
+}
+
+static size_t conv_scratch(const rt_layer *L)
+{
+    rt_conv_geom g = rt_layer_conv_geom(L);
+    return rt_conv2d_scratch_size(&g);
+}
+
+static int conv_forward(const rt_op_args *a)
+{
+    const rt_layer *L = a->L;
+    rt_conv_geom g = rt_layer_conv_geom(L);
+    return rt_conv2d_forward(&g, a->x, a->P + L->w_off, L->bias ? a->P + L->b_off : NULL,
+                             rt_layer_act(L), L->alpha, a->y, a->n, a->tp);
+}
+
+static int conv_backward(const rt_op_args *a)
+{
+    const rt_layer *L = a->L;
+    rt_conv_geom g = rt_layer_conv_geom(L);
+    if (rt_layer_act(L) != RT_ACT_NONE && !a->step->relu_by_pool)
+        rt_act_backward_mt(rt_layer_act(L), L->alpha, a->y, a->dy, a->dy,
+                           (size_t)a->n * rt_shape_size(L->out), 0, a->tp);
+    return rt_conv2d_backward(&g, a->x, a->P + L->w_off, a->dy, a->dx, a->step->acc,
+                              a->G + L->w_off, L->bias ? a->G + L->b_off : NULL, a->n, a->tp);
+}
+
+const rt_op rt_op_conv = {
+    .flags = RT_OP_ACT | RT_OP_WINDOW | RT_OP_CONV | RT_OP_BIAS,
+    .shape = conv_shape,
+    .fan_in = conv_fan_in,
+    .flops = conv_flops,
+    .scratch = conv_scratch,
+    .forward = conv_forward,
+    .backward = conv_backward,
+};

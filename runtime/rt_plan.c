@@ -1,0 +1,140 @@
+/*
+ * rt_plan.c - builds the execution plan of a network description (see rt_plan.h): output
+ * aliases, gradient buffers and their accumulate flags, and the fusions, in one pass forward
+ * and one backward, so that the interpreter and the C generator read the same decisions.
+ */
+#include "rt_op.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Number of layers reading the output of layer s (any src2 counts, even of a kind that
+ * reads none: a conservative answer, as in rt_netdesc_pool_takes_relu). */
+static int readers(const rt_netdesc *d, int s)
+{
+    int k = 0;
+    for (int j = 1; j < d->nlayers; j++)
+        k += (d->layers[j].src == s) + (d->layers[j].src2 == s);
+    return k;
+}
+
+int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
+{
+    memset(p, 0, sizeof *p);
+    int nl = d->nlayers;
+    p->nlayers = nl;
+    p->nsteps = nl - 1;
+    p->steps = calloc((size_t)nl, sizeof *p->steps);
+    p->own = calloc((size_t)nl, sizeof *p->own);
+    p->own_grad = calloc((size_t)nl, sizeof *p->own_grad);
+    int *ginit = calloc((size_t)nl, sizeof *ginit);
+    if (!p->steps || !p->own || !p->own_grad || !ginit) {
+        free(ginit);
+        rt_plan_free(p);
+        if (err)
+            snprintf(err, RT_ERRLEN, "out of memory building the execution plan");
+        return -1;
+    }
+    /* forward: where each output lives */
+    for (int i = 1; i < nl; i++) {
+        const rt_layer *L = &d->layers[i];
+        rt_step *s = &p->steps[i - 1];
+        s->layer = i;
+        s->ybuf = i;
+        if (L->kind == RT_FLATTEN || (L->kind == RT_DROPOUT && !(L->p > 0.0f)))
+            s->alias = RT_ALIAS_ALWAYS;
+        else if (L->kind == RT_DROPOUT)
+            s->alias = RT_ALIAS_EVAL;
+        if (s->alias == RT_ALIAS_ALWAYS)
+            s->ybuf = L->src == 0 ? 0 : p->steps[L->src - 1].ybuf;
+        p->own[i] = s->alias != RT_ALIAS_ALWAYS;
+        s->pool_with_relu = rt_netdesc_pool_takes_relu(d, i);
+        if (s->pool_with_relu)
+            p->steps[L->src - 1].relu_by_pool = 1;
+    }
+    /* gradient buffers: a pure pass (flatten, dropout with p = 0) that is its source's only
+     * reader hands its gradient buffer to the source, so it has nothing to do */
+    for (int i = 1; i < nl; i++) {
+        const rt_layer *L = &d->layers[i];
+        rt_step *s = &p->steps[i - 1];
+        s->pass = s->alias == RT_ALIAS_ALWAYS && L->src > 0 && readers(d, L->src) == 1;
+        s->dybuf = s->pass ? p->steps[L->src - 1].dybuf : i;
+        p->own_grad[i] = !s->pass;
+    }
+    /* backward, in reverse order: which outputs get a gradient, which writes add */
+    p->steps[nl - 2].grad = 1;
+    ginit[p->steps[nl - 2].dybuf] = 1;
+    for (int i = nl - 1; i >= 1; i--) {
+        rt_step *s = &p->steps[i - 1];
+        const rt_layer *L = &d->layers[i];
+        const rt_op *op = rt_op_of(L->kind);
+        s->dxbuf = s->dx2buf = -1;
+        if (!s->grad)
+            continue;
+        if (L->src > 0) {
+            rt_step *src = &p->steps[L->src - 1];
+            s->dxbuf = src->dybuf;
+            s->acc = s->pass ? 0 : ginit[s->dxbuf];
+            ginit[s->dxbuf] = 1;
+            src->grad = 1;
+        }
+        if ((op->flags & RT_OP_TWO_IN) && L->src2 > 0) {
+            rt_step *src2 = &p->steps[L->src2 - 1];
+            s->dx2buf = src2->dybuf;
+            s->acc2 = ginit[s->dx2buf];
+            ginit[s->dx2buf] = 1;
+            src2->grad = 1;
+        }
+    }
+    free(ginit);
+    return 0;
+}
+
+void rt_plan_free(rt_plan *p)
+{
+    free(p->steps);
+    free(p->own);
+    free(p->own_grad);
+    memset(p, 0, sizeof *p);
+}
+
+const rt_step *rt_plan_step(const rt_plan *p, int i)
+{
+    return i >= 1 && i < p->nlayers ? &p->steps[i - 1] : NULL;
+}
+
+void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
+{
+    static const char *const ALIAS[] = {"", " (alias of its input: no copy)",
+                                        " (alias of its input when not training)"};
+    fprintf(f, "forward\n");
+    for (int k = 0; k < p->nsteps; k++) {
+        const rt_step *s = &p->steps[k];
+        const rt_layer *L = &d->layers[s->layer];
+        fprintf(f, "  %3d %-13s line %-4d y%d%s\n", s->layer, rt_kind_name(L->kind), L->line,
+                s->ybuf, ALIAS[s->alias]);
+    }
+    fprintf(f, "backward\n");
+    for (int k = p->nsteps - 1; k >= 0; k--) {
+        const rt_step *s = &p->steps[k];
+        const rt_layer *L = &d->layers[s->layer];
+        fprintf(f, "  %3d %-13s line %-4d ", s->layer, rt_kind_name(L->kind), L->line);
+        if (!s->grad) {
+            fprintf(f, "no gradient: its parameter gradients are zero\n");
+            continue;
+        }
+        fprintf(f, "dy%d", s->dybuf);
+        if (s->pass)
+            fprintf(f, " (its input's gradient buffer: nothing to do)");
+        if (s->dxbuf >= 0 && !s->pass)
+            fprintf(f, " -> dy%d %s", s->dxbuf, s->acc ? "+=" : "=");
+        if (s->dx2buf >= 0)
+            fprintf(f, ", dy%d %s", s->dx2buf, s->acc2 ? "+=" : "=");
+        if (s->relu_by_pool)
+            fprintf(f, " (relu backward done by the max pooling after it)");
+        if (s->pool_with_relu)
+            fprintf(f, " (with its source's relu backward)");
+        fputc('\n', f);
+    }
+}

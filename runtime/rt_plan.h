@@ -1,0 +1,75 @@
+/*
+ * rt_plan.h - the execution plan: built once from a network description, it holds every
+ * decision about running the network that is not arithmetic: the order of the layers, which
+ * buffer holds each output and each gradient (flatten and eval-mode dropout alias their
+ * input and copy nothing), which gradient writes add and which overwrite, which layers get
+ * no gradient, and every fusion (a max pooling that applies its source's relu backward).
+ * The interpreter runs the plan; cnnc prints the same plan as C (and with --plan, as text),
+ * so the two cannot decide differently. A later lowering stage can rewrite a plan.
+ */
+#ifndef RT_PLAN_H
+#define RT_PLAN_H
+
+#include <stdio.h>
+
+#include "cnnrt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    RT_ALIAS_NONE,   /* the layer writes its own buffer */
+    RT_ALIAS_ALWAYS, /* its output is its input's buffer (flatten; dropout with p = 0) */
+    RT_ALIAS_EVAL    /* its input's buffer in evaluation mode, its own while training
+                        (dropout) */
+} rt_alias;
+
+/* One layer's step. Buffers are named by the layer that owns them: layer i's storage is
+ * buffer i; an aliased output names its input's buffer. */
+typedef struct {
+    int layer;              /* index in the description */
+    rt_alias alias;         /* forward: where the output lives */
+    int ybuf;               /* buffer of the output (its own, or the one it aliases always;
+                               for RT_ALIAS_EVAL its own, the training-mode buffer) */
+    /* backward */
+    int grad;               /* 1: a gradient reaches this layer's output; 0: its parameter
+                               gradients are zeroed and nothing else runs */
+    int dybuf;              /* gradient buffer of the output */
+    int pass;               /* 1: the gradient needs no work (its buffer is its input's) */
+    int dxbuf, dx2buf;      /* gradient buffers of src and src2; -1: none needed (the
+                               network's input) */
+    int acc, acc2;          /* 1: add into dxbuf (dx2buf), 0: overwrite it */
+    int relu_by_pool;       /* this conv or dense layer skips its relu backward: the max
+                               pooling that reads it does it */
+    int pool_with_relu;     /* this max pooling applies its source's relu backward too */
+} rt_step;
+
+typedef struct {
+    int nsteps;             /* = nlayers - 1: every layer but the input, in order */
+    rt_step *steps;         /* steps[k] runs layer k + 1 */
+    int nlayers;
+    int *own;               /* per layer: 1 when it needs an output buffer of its own */
+    int *own_grad;          /* per layer: 1 when it needs a gradient buffer of its own */
+} rt_plan;
+
+/* Builds the plan of a description that rt_netdesc_check accepts. Returns 0, or -1 with a
+ * message in err (out of memory). */
+int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err);
+void rt_plan_free(rt_plan *p);
+/* The step of layer i (1 <= i < nlayers). */
+const rt_step *rt_plan_step(const rt_plan *p, int i);
+/* The plan as text, one line per step forward and per step backward (cnnc --plan). */
+void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f);
+
+/* Checks that a description is consistent (sources, shapes, hyper-parameters, parameter
+ * ranges) by the op registry's rules. Returns 0, or -1 with a message in err. */
+int rt_netdesc_check(const rt_netdesc *d, char *err);
+/* Output shape and parameter lengths of L from L->in (and the output shape of src2) by its
+ * kind's rule; the compiler's shape inference calls it. Returns 0, or -1 with why set. */
+int rt_layer_shape(rt_layer *L, rt_shape in2, char *why);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,140 @@
+/*
+ * conv.c - the compiler's side of 2-D convolution: `conv KHxKW N [ACT] [stride=] [pad=]
+ * [padding=] [bias=] [mode=] [groups=] [dilation=]`, and the code it prints: a geometry
+ * constant and kernel calls for the training program, plain loops for the standalone file.
+ */
+#include "cnn_op.h"
+
+#include <string.h>
+
+static const cnn_layer_info WORDS[] = {
+    {"conv", "conv2d convolution",
+     "conv KHxKW N [ACT] [stride=S|SHxSW] [pad=P|PHxPW|same|valid] "
+     "[padding=zero|reflect|replicate|circular] [bias=true|false] "
+     "[mode=correlation|convolution] [groups=G] [dilation=D|DHxDW]",
+     "stride pad padding bias mode groups dilation", RT_CONV, RT_ACT_NONE, 2, 2},
+};
+
+static void defaults(ir_node *n)
+{
+    n->L.bias = 1;
+    n->L.dh = n->L.dw = n->L.groups = 1;
+}
+
+static void positional(cnn_chk *c, int idx, const ast_value *v, ir_node *n)
+{
+    if (idx == 0) cnn_want_pair(c, v, 1, "the kernel size", &n->L.kh, &n->L.kw);
+    else if (cnn_want_int(c, v, 1, 1 << 20, "the number of output channels")) n->spec.out = (int)v->i;
+}
+
+static void keyword(cnn_chk *c, const ast_arg *a, ir_node *n)
+{
+    rt_layer *L = &n->L;
+    const char *k = a->key;
+    const ast_value *v = &a->val;
+    if (cnn_key_window(c, a, n)) return;
+    if (strcmp(k, "padding") == 0) {
+        if (cnn_want_word(c, v, "padding", "zero reflect replicate circular"))
+            L->padmode = (rt_padmode)rt_pad_from_name(v->word);
+    } else if (strcmp(k, "bias") == 0) {
+        if (cnn_want_word(c, v, "bias", "true false")) L->bias = strcmp(v->word, "true") == 0;
+    } else if (strcmp(k, "mode") == 0) {
+        if (cnn_want_word(c, v, "mode", "correlation convolution")) L->flip = strcmp(v->word, "convolution") == 0;
+    } else if (strcmp(k, "groups") == 0) {
+        if (cnn_want_int(c, v, 1, 1 << 20, "groups")) L->groups = (int)v->i;
+    } else if (strcmp(k, "dilation") == 0) {
+        cnn_want_pair(c, v, 1, "dilation", &L->dh, &L->dw);
+    }
+}
+
+static void emit_decls(const emit_ctx *e)
+{
+    const rt_layer *L = &e->net->nodes[e->i].L;
+    fprintf(e->out, "static const rt_conv_geom geom%d = {.c = %d, .h = %d, .w = %d, .oc = %d, .oh = %d, .ow = %d,\n"
+                    "    .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = %d, .pb = %d, .pl = %d, .pr = %d,\n"
+                    "    .pad = %s, .flip = %d, .dh = %d, .dw = %d, .groups = %d};\n",
+            e->i, L->in.c, L->in.h, L->in.w, L->out.c, L->out.h, L->out.w, L->kh, L->kw, L->sh, L->sw,
+            L->pt, L->pb, L->pl, L->pr, rt_pad_cname(L->padmode), L->flip, L->dh, L->dw, L->groups);
+}
+
+static void emit_forward(const emit_ctx *e)
+{
+    const rt_layer *L = &e->net->nodes[e->i].L;
+    FILE *o = e->out;
+    fprintf(o, "    if (rt_conv2d_forward(&geom%d, %s, P + %zu, ", e->i, e->in, L->w_off);
+    emit_bias_ptr(o, "P", L);
+    fprintf(o, ", %s, %s, %s, n, tp) != 0)\n        return fail(%d);\n", rt_act_cname(cnn_run_act(L)),
+            emit_f(L->alpha), e->y, e->i);
+}
+
+static void emit_backward(const emit_ctx *e)
+{
+    const rt_layer *L = &e->net->nodes[e->i].L;
+    FILE *o = e->out;
+    emit_act_backward_inplace(e);
+    fprintf(o, "    if (rt_conv2d_backward(&geom%d, %s, P + %zu, %s, %s, %d, G + %zu, ", e->i, e->in, L->w_off, e->dy,
+            e->dx[0] ? e->dx : "NULL", e->step->acc, L->w_off);
+    emit_bias_ptr(o, "G", L);
+    fprintf(o, ", n, tp) != 0) {\n        fail_backward(%d);\n        return;\n    }\n", e->i);
+}
+
+static void emit_scratch(const emit_ctx *e)
+{
+    fprintf(e->out, "    if (rt_conv2d_scratch_size(&geom%d) > scratch)\n        scratch = rt_conv2d_scratch_size(&geom%d);\n",
+            e->i, e->i);
+}
+
+static void emit_standalone(const emit_ctx *e)
+{
+    const rt_layer *L = &e->net->nodes[e->i].L;
+    int g = L->groups > 0 ? L->groups : 1, cg = L->in.c / g, og = L->out.c / g;
+    char init[48];
+    if (L->bias && L->b_len) snprintf(init, sizeof init, "W[%zu + oc]", L->b_off);
+    else snprintf(init, sizeof init, "0.0f");
+    fprintf(e->out,
+            "    for (int oc = 0; oc < %d; oc++)\n"
+            "        for (int oy = 0; oy < %d; oy++)\n"
+            "            for (int ox = 0; ox < %d; ox++) {\n"
+            "                float s = 0.0f;\n"
+            "                for (int c = 0; c < %d; c++) {\n"
+            "                    const int ci = oc / %d * %d + c; /* the group's input channels */\n"
+            "                    for (int ky = 0; ky < %d; ky++) {\n"
+            "                        int iy = pad_index(oy * %d - %d + ky * %d, %d, %d);\n"
+            "                        if (iy < 0)\n                            continue;\n"
+            "                        for (int kx = 0; kx < %d; kx++) {\n"
+            "                            int ix = pad_index(ox * %d - %d + kx * %d, %d, %d);\n"
+            "                            if (ix < 0)\n                                continue;\n"
+            "                            s += %s[(ci * %d + iy) * %d + ix] * W[%zu + ((oc * %d + c) * %d + %s) * %d + %s];\n"
+            "                        }\n"
+            "                    }\n"
+            "                }\n"
+            "                %s[(oc * %d + oy) * %d + ox] = act(%d, %s, s + %s);\n"
+            "            }\n",
+            L->out.c, L->out.h, L->out.w, cg, og, cg, L->kh, L->sh, L->pt, L->dh, L->in.h, (int)L->padmode, L->kw,
+            L->sw, L->pl, L->dw, L->in.w, (int)L->padmode, e->in, L->in.h, L->in.w, L->w_off, cg, L->kh,
+            L->flip ? "(KH - 1 - ky)" : "ky", L->kw, L->flip ? "(KW - 1 - kx)" : "kx", e->y, L->out.h, L->out.w,
+            (int)L->act, emit_f(L->alpha), init);
+}
+
+static void emit_standalone_wrapped(const emit_ctx *e)
+{
+    const rt_layer *L = &e->net->nodes[e->i].L;
+    fprintf(e->out, "    {\n    enum { KH = %d, KW = %d };\n", L->kh, L->kw);
+    emit_standalone(e);
+    fprintf(e->out, "    }\n");
+}
+
+const cnn_op cnn_op_conv = {
+    .kind = RT_CONV,
+    .words = WORDS,
+    .nwords = 1,
+    .trailing_act = 1,
+    .positional = positional,
+    .keyword = keyword,
+    .defaults = defaults,
+    .emit_decls = emit_decls,
+    .emit_forward = emit_forward,
+    .emit_backward = emit_backward,
+    .emit_scratch = emit_scratch,
+    .emit_standalone = emit_standalone_wrapped,
+};

@@ -1,0 +1,72 @@
+/*
+ * merge.c - the compiler's side of the two kinds that join branches, written by the
+ * `residual { } [shortcut { }]` and `concat { path { } ... }` blocks rather than by a word:
+ * the add (output = body + shortcut) and the channel concatenation.
+ */
+#include "cnn_op.h"
+
+static void add_forward(const emit_ctx *e)
+{
+    fprintf(e->out, "    rt_add_forward_mt(%s, %s, %s, (size_t)n * %ld, tp);\n", e->in, e->in2, e->y,
+            emit_size(e->net->nodes[e->i].L.out));
+}
+
+static void add_backward(const emit_ctx *e)
+{
+    long sz = emit_size(e->net->nodes[e->i].L.out);
+    if (e->dx[0]) fprintf(e->out, "    rt_grad_pass_mt(%s, %s, (size_t)n * %ld, %d, tp);\n", e->dy, e->dx, sz, e->step->acc);
+    if (e->dx2[0]) fprintf(e->out, "    rt_grad_pass_mt(%s, %s, (size_t)n * %ld, %d, tp);\n", e->dy, e->dx2, sz, e->step->acc2);
+}
+
+static void add_standalone(const emit_ctx *e)
+{
+    fprintf(e->out, "    for (int k = 0; k < %ld; k++)\n        %s[k] = %s[k] + %s[k];\n", emit_size(e->net->nodes[e->i].L.out),
+            e->y, e->in, e->in2);
+}
+
+static void add_explain(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shape skip)
+{
+    (void)net;
+    rt_shape x = n->L.in;
+    diag_error(diag, n->loc, "a residual body must keep the shape: use pad=same, stride 1 and "
+               "the same number of channels as its input, or give it a shortcut { } that matches",
+               "residual body turns %dx%dx%d into %dx%dx%d; output = input + body needs equal shapes",
+               skip.c, skip.h, skip.w, x.c, x.h, x.w);
+}
+
+const cnn_op cnn_op_add = {
+    .kind = RT_ADD,
+    .explain = add_explain,
+    .emit_forward = add_forward,
+    .emit_backward = add_backward,
+    .emit_standalone = add_standalone,
+};
+
+static void concat_forward(const emit_ctx *e)
+{
+    const rt_layer *L = &e->net->nodes[e->i].L;
+    fprintf(e->out, "    rt_concat_forward_mt(%s, %d, %s, %d, %d, %s, n, tp);\n", e->in, L->in.c, e->in2,
+            L->out.c - L->in.c, L->in.h * L->in.w, e->y);
+}
+
+static void concat_backward(const emit_ctx *e)
+{
+    const rt_layer *L = &e->net->nodes[e->i].L;
+    fprintf(e->out, "    rt_concat_backward_mt(%s, %d, %d, %d, %s, %d, %s, %d, n, tp);\n", e->dy, L->in.c,
+            L->out.c - L->in.c, L->in.h * L->in.w, emit_dx(e), e->step->acc, e->dx2[0] ? e->dx2 : "NULL", e->step->acc2);
+}
+
+static void concat_standalone(const emit_ctx *e)
+{
+    const rt_layer *L = &e->net->nodes[e->i].L;
+    long a = emit_size(L->in), b = emit_size(L->out) - a;
+    fprintf(e->out, "    memcpy(%s, %s, %ld * sizeof(float));\n    memcpy(%s + %ld, %s, %ld * sizeof(float));\n", e->y,
+            e->in, a, e->y, a, e->in2, b);
+}
+
+const cnn_op cnn_op_concat = {
+    .kind = RT_CONCAT,
+    .emit_forward = concat_forward,
+    .emit_backward = concat_backward,
+    .emit_standalone = concat_standalone,
+};
