@@ -1,7 +1,7 @@
 /*
  * cnn.y - the grammar of the .cnn language. A file is a list of statements; a statement
  * is a word followed by arguments (numbers, sizes, words, key=value), a block call
- * NAME(args), or one of the structures repeat/residual/block/train. The grammar builds
+ * NAME(args), or one of the structures repeat/residual [shortcut]/concat {path}/block/train. The grammar builds
  * the AST and knows no layer names: what a statement means is checked later, so that
  * errors about meaning can name the valid choices.
  */
@@ -92,6 +92,7 @@ static void ast_pending_reset(cnn_parse_ctx *ctx)
 %token <str> T_IDENT "word"
 %token T_SEP "end of statement"
 %token T_REPEAT "repeat" T_RESIDUAL "residual" T_BLOCK "block" T_TRAIN "train" T_NETWORK "network"
+%token T_SHORTCUT "shortcut" T_CONCAT "concat" T_PATH "path"
 %token END 0 "end of file"
 
 %type <stmt> lines line stmt opt_stmt body head simple
@@ -130,6 +131,11 @@ stmt
     | T_REPEAT value body       { $$ = ast_stmt_new(STMT_REPEAT, @1); $$->count = $2; $$->body = $3;
                                   $$->endloc = @3; $$->endloc.line = @3.last_line; $$->endloc.col = @3.last_col; }
     | T_RESIDUAL body           { $$ = ast_stmt_new(STMT_RESIDUAL, @1); $$->body = $2; }
+    | T_RESIDUAL body T_SHORTCUT body
+                                { $$ = ast_stmt_new(STMT_RESIDUAL, @1); $$->body = $2; $$->body2 = $4;
+                                  $$->has_body2 = 1; $$->nameloc = @3; }
+    | T_CONCAT body             { $$ = ast_stmt_new(STMT_CONCAT, @1); $$->body = $2; }
+    | T_PATH body               { $$ = ast_stmt_new(STMT_PATH, @1); $$->body = $2; }
     | T_TRAIN body              { $$ = ast_stmt_new(STMT_TRAIN, @1); $$->body = $2; }
     | T_BLOCK T_IDENT '(' params ')' body
                                 { $$ = ast_stmt_new(STMT_BLOCK, @1); $$->name = $2; $$->nameloc = @2;

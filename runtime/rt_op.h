@@ -21,6 +21,8 @@ enum {
     RT_OP_CONV = 1 << 4,       /* padmode, flip, dilation and groups mean something */
     RT_OP_BIAS = 1 << 5,       /* L->bias means something */
     RT_OP_IS_ACT = 1 << 6,     /* L->act is what the layer computes (activation layers) */
+    RT_OP_RUNNING_STATS = 1 << 7, /* its state is a running mean then a running variance, one
+                                     per channel (batchnorm); weights files name them so */
 };
 
 /* Everything a forward or backward of one layer reads and writes, for n images. */
@@ -49,6 +51,9 @@ typedef struct {
     /* Inputs of one weight (for the uniform +-1/sqrt(fan_in) initialisation); NULL: the
      * layer has no uniformly initialised parameters. */
     size_t (*fan_in)(const rt_layer *L);
+    /* The shape of the weights tensor as weights files record it (PyTorch's): fills dims
+     * and returns their number; NULL: one dimension of w_len. */
+    int (*weight_dims)(const rt_layer *L, size_t dims[4]);
     /* Sets non-random initial values (batchnorm's gamma 1, beta 0, running variance 1);
      * params and state may each be NULL. */
     void (*init)(const rt_layer *L, float *params, float *state);

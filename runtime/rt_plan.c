@@ -108,12 +108,19 @@ void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
 {
     static const char *const ALIAS[] = {"", " (alias of its input: no copy)",
                                         " (alias of its input when not training)"};
-    fprintf(f, "forward\n");
+    fprintf(f, "forward (x0: the network's input)\n");
     for (int k = 0; k < p->nsteps; k++) {
         const rt_step *s = &p->steps[k];
         const rt_layer *L = &d->layers[s->layer];
-        fprintf(f, "  %3d %-13s line %-4d y%d%s\n", s->layer, rt_kind_name(L->kind), L->line,
-                s->ybuf, ALIAS[s->alias]);
+        const rt_op *op = rt_op_of(L->kind);
+        int in = L->src > 0 ? p->steps[L->src - 1].ybuf : 0;
+        fprintf(f, "  %3d %-13s line %-4d y%d <- %s%d", s->layer, rt_kind_name(L->kind), L->line,
+                s->ybuf, in ? "y" : "x", in);
+        if (op->flags & RT_OP_TWO_IN) {
+            int in2 = L->src2 > 0 ? p->steps[L->src2 - 1].ybuf : 0;
+            fprintf(f, ", %s%d", in2 ? "y" : "x", in2);
+        }
+        fprintf(f, "%s\n", ALIAS[s->alias]);
     }
     fprintf(f, "backward\n");
     for (int k = p->nsteps - 1; k >= 0; k--) {

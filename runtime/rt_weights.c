@@ -30,6 +30,7 @@
  * Loading checks, in order: magic, version, length, checksum, structure hash, and that
  * every tensor has the layer, role and shape this network expects.
  */
+#include "rt_op.h"
 #include "rt_train_int.h"
 
 #include <errno.h>
@@ -95,18 +96,11 @@ static int tensor_list(const rt_netdesc *d, size_t nparams, size_t nstate, tenso
     size_t pcount = 0, scount = 0;
     for (int i = 0; i < d->nlayers; i++) {
         const rt_layer *L = &d->layers[i];
-        size_t in = (size_t)L->in.c * L->in.h * L->in.w;
-        size_t outn = (size_t)L->out.c * L->out.h * L->out.w;
+        const rt_op *op = rt_op_of(L->kind);
         if (L->w_len) {
-            size_t conv[4] = {(size_t)L->out.c, (size_t)L->in.c, (size_t)L->kh, (size_t)L->kw};
-            size_t dense[2] = {outn, in};
-            size_t one[1] = {L->w_len};
-            if (L->kind == RT_CONV)
-                tensor_set(&t[n++], i, ROLE_W, L->w_off, L->w_len, 4, conv);
-            else if (L->kind == RT_DENSE)
-                tensor_set(&t[n++], i, ROLE_W, L->w_off, L->w_len, 2, dense);
-            else
-                tensor_set(&t[n++], i, ROLE_W, L->w_off, L->w_len, 1, one);
+            size_t dims[4] = {L->w_len};
+            int nd = op && op->weight_dims ? op->weight_dims(L, dims) : 1;
+            tensor_set(&t[n++], i, ROLE_W, L->w_off, L->w_len, nd, dims);
             pcount += L->w_len;
         }
         if (L->b_len) {
@@ -115,7 +109,7 @@ static int tensor_list(const rt_netdesc *d, size_t nparams, size_t nstate, tenso
             pcount += L->b_len;
         }
         if (L->s_len) {
-            if (L->kind == RT_BATCHNORM && L->s_len == 2 * (size_t)L->out.c) {
+            if (op && (op->flags & RT_OP_RUNNING_STATS) && L->s_len == 2 * (size_t)L->out.c) {
                 size_t c[1] = {(size_t)L->out.c};
                 tensor_set(&t[n++], i, ROLE_MEAN, L->s_off, c[0], 1, c);
                 tensor_set(&t[n++], i, ROLE_VAR, L->s_off + c[0], c[0], 1, c);

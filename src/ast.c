@@ -74,6 +74,7 @@ void ast_free(ast_stmt *s)
         free(s->paramlocs);
         ast_value_free(&s->count);
         ast_free(s->body);
+        ast_free(s->body2);
         free(s);
         s = next;
     }

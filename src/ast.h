@@ -34,7 +34,9 @@ typedef enum {
     STMT_LAYER,     /* NAME args...           a layer, an activation, or a block call */
     STMT_CALL,      /* NAME(args) args...     a block call with parentheses */
     STMT_REPEAT,    /* repeat N { body }     */
-    STMT_RESIDUAL,  /* residual { body }     */
+    STMT_RESIDUAL,  /* residual { body } [shortcut { body2 }] */
+    STMT_CONCAT,    /* concat { path { } path { } ... } */
+    STMT_PATH,      /* path { body }, inside concat */
     STMT_BLOCK,     /* block NAME(params) { body } */
     STMT_TRAIN,     /* train { settings }    */
     STMT_NETWORK    /* network NAME          */
@@ -54,7 +56,9 @@ struct ast_stmt {
     cnn_loc *paramlocs;
     int nparams, capparams;
     ast_value count;        /* STMT_REPEAT */
-    ast_stmt *body;         /* REPEAT, RESIDUAL, BLOCK, TRAIN */
+    ast_stmt *body;         /* REPEAT, RESIDUAL, CONCAT, PATH, BLOCK, TRAIN */
+    ast_stmt *body2;        /* RESIDUAL: the shortcut's body (nameloc: the word shortcut) */
+    int has_body2;          /* RESIDUAL: a shortcut was written (its body may be empty) */
     cnn_loc endloc;         /* the closing brace */
     int head_value;         /* written NAME=VALUE (as leakyrelu=0.2) */
     ast_stmt *next;

@@ -20,7 +20,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: cnnc FILE.cnn [--summary | --check | --dot | --ir] [-o OUT]\n"
+            "usage: cnnc FILE.cnn [--summary | --check | --dot | --ir | --plan] [-o OUT]\n"
             "       cnnc FILE.cnn -o NET.c [--max-batch N]\n"
             "       cnnc FILE.cnn --standalone --weights MODEL -o NET.c\n"
             "\n"
@@ -32,6 +32,9 @@ static void usage(FILE *out)
             "  --dot           print the network as a Graphviz graph\n"
             "                  (cnnc net.cnn --dot | dot -Tpng -o net.png)\n"
             "  --ir            print the resolved layers, one line each with every field (for scripts)\n"
+            "  --plan          print the execution plan that cnnrun runs and -o compiles: which\n"
+            "                  layers copy nothing (aliases), which gradients add or overwrite,\n"
+            "                  and the fusions\n"
             "  -o OUT          write the output to OUT; without --summary/--dot/--ir this writes\n"
             "                  the network as a C program with the same command line as cnnrun\n"
             "                  (--train, --eval, --predict); build it with\n"
@@ -50,7 +53,7 @@ static void usage(FILE *out)
             "The language is described in doc/language.md; train networks with cnnrun(1).\n");
 }
 
-typedef enum { M_DEFAULT, M_SUMMARY, M_CHECK, M_DOT, M_IR } mode_t_;
+typedef enum { M_DEFAULT, M_SUMMARY, M_CHECK, M_DOT, M_IR, M_PLAN } mode_t_;
 
 /* Writes with fn into a temporary file beside path, then renames it over path, so that
  * a failure never leaves a half-written file under the final name (rt_atomic_file). */
@@ -85,6 +88,7 @@ static int run_job(void *ctx, FILE *out)
     case M_SUMMARY: report_summary(j->net, j->file, out); return 0;
     case M_DOT: report_dot(j->net, out); return 0;
     case M_IR: report_ir(j->net, out); return 0;
+    case M_PLAN: return report_plan(j->net, out);
     default:
         if (j->params) return emit_standalone(j->net, &j->eo, j->params, j->state, j->classnames, out);
         return emit_program(j->net, &j->eo, out);
@@ -139,6 +143,8 @@ int main(int argc, char **argv)
             mode = M_DOT, nmodes++;
         } else if (strcmp(a, "--ir") == 0) {
             mode = M_IR, nmodes++;
+        } else if (strcmp(a, "--plan") == 0) {
+            mode = M_PLAN, nmodes++;
         } else if (strcmp(a, "--standalone") == 0) {
             standalone = 1;
         } else if (strcmp(a, "-o") == 0 || strcmp(a, "--weights") == 0 || strcmp(a, "--max-batch") == 0) {
@@ -164,15 +170,15 @@ int main(int argc, char **argv)
         }
     }
     if (!file) {
-        fprintf(stderr, "cnnc: no input file\nusage: cnnc FILE.cnn [--summary | --check | --dot | --ir] [-o OUT]\n");
+        fprintf(stderr, "cnnc: no input file\nusage: cnnc FILE.cnn [--summary | --check | --dot | --ir | --plan] [-o OUT]\n");
         return 2;
     }
     if (nmodes > 1) {
-        fprintf(stderr, "cnnc: choose one of --summary, --check, --dot and --ir\n");
+        fprintf(stderr, "cnnc: choose one of --summary, --check, --dot, --ir and --plan\n");
         return 2;
     }
     if (standalone && (nmodes || !weights || !outpath)) {
-        fprintf(stderr, "cnnc: --standalone needs --weights MODEL and -o NET.c (and no --summary/--dot/--ir)\n");
+        fprintf(stderr, "cnnc: --standalone needs --weights MODEL and -o NET.c (and no --summary/--dot/--ir/--plan)\n");
         return 2;
     }
     if (weights && !standalone) {

@@ -33,6 +33,7 @@ typedef struct {
     frame *top;
     int depth;
     int too_many;               /* CNN_MAX_LAYERS reached (reported once) */
+    int tip;                    /* the node whose output the next layer reads (-1: none yet) */
     uint64_t *seen;             /* hashes of reported errors, to report each once */
     int nseen, capseen;
 } expander;
@@ -220,7 +221,7 @@ static void layer_stmt(expander *ex, const ast_stmt *s)
                  "the first layer must be 'input CxHxW', not '%s'", s->name);
     } else {
         ir_node *n = ir_add(ex->net);
-        int src = n->L.src;
+        int src = ex->tip;
         layers_build(li, s, args, s->nargs, n, &ex->sink); /* errors are counted in diag */
         n->L.src = src;
         n->L.src2 = -1;
@@ -233,6 +234,7 @@ static void layer_stmt(expander *ex, const ast_stmt *s)
             /* its gradient needs its input: it runs as a layer of its own after this one */
             ir_node *a = ir_add(ex->net);
             ir_node *prev = &ex->net->nodes[ex->net->n - 2];
+            a->L.src = ex->net->n - 2;
             a->L.kind = RT_ACTIVATION;
             a->L.act = prev->L.act;
             a->L.alpha = prev->L.alpha;
@@ -243,6 +245,7 @@ static void layer_stmt(expander *ex, const ast_stmt *s)
             prev->L.act = RT_ACT_NONE;
             prev->L.alpha = 0.0f;
         }
+        ex->tip = ex->net->n - 1;
     }
     free(args);
 }
@@ -271,37 +274,93 @@ static void repeat_stmt(expander *ex, const ast_stmt *s)
         ex_error(ex, s->loc, "put layers inside the braces", "the repeat body adds no layers");
 }
 
+/* Expands body as a branch reading node `from`; returns the node that ends it (`from`
+ * itself for an empty body, the identity) and leaves ex->tip there. */
+static int branch(expander *ex, const ast_stmt *s, const ast_stmt *body, int from)
+{
+    frame f = {.block = NULL, .call = s, .up = ex->top};
+    ex->top = &f;
+    ex->tip = from;
+    expand_list(ex, body);
+    ex->top = f.up;
+    return ex->tip;
+}
+
+/* A node joining two branches (an add or a concatenation), reading a and b. */
+static ir_node *join(expander *ex, const ast_stmt *s, rt_kind kind, int a, int b)
+{
+    ir_node *n = ir_add(ex->net);
+    n->L.kind = kind;
+    n->L.src = a;
+    n->L.src2 = b;
+    n->loc = s->loc;
+    n->L.line = s->loc.line;
+    frame *outer = NULL;
+    for (frame *g = ex->top; g; g = g->up) outer = g;
+    if (outer) n->via = outer->call->loc;
+    ex->tip = ex->net->n - 1;
+    return n;
+}
+
 static void residual_stmt(expander *ex, const ast_stmt *s)
 {
-    if (ex->net->n == 0) {
+    if (ex->tip < 0) {
         ex_error(ex, s->loc, "start the network with e.g. input 3x128x128",
                  "the first layer must be 'input CxHxW', not a residual");
         return;
     }
-    int before = ex->net->n - 1;
+    int before = ex->tip;
     if (!s->body) {
         ex_error(ex, s->loc, "put layers inside the braces: residual { conv 3x3 16 pad=same }",
                  "empty residual body");
         return;
     }
-    frame f = {.block = NULL, .call = s, .up = ex->top};
-    ex->top = &f;
-    int errors = ex->diag->nerrors;
-    expand_list(ex, s->body);
-    ex->top = f.up;
-    if (ex->net->n - 1 == before && ex->diag->nerrors == errors)
+    int errors = ex->diag->nerrors, n0 = ex->net->n;
+    int body = branch(ex, s, s->body, before);
+    if (ex->net->n == n0 && ex->diag->nerrors == errors)
         ex_error(ex, s->loc, "put layers inside the braces: residual { conv 3x3 16 pad=same }",
                  "the residual body adds no layers");
-    if (ex->net->n - 1 == before || ex->too_many) return;
-    ir_node *n = ir_add(ex->net);
-    n->L.kind = RT_ADD;
-    n->L.src2 = before;
-    n->loc = s->loc;
-    n->L.line = s->loc.line;
-    snprintf(n->text, sizeof n->text, "residual add");
-    frame *outer = NULL;
-    for (frame *g = ex->top; g; g = g->up) outer = g;
-    if (outer) n->via = outer->call->loc;
+    if (body == before || ex->too_many) return;
+    int shortcut = s->has_body2 ? branch(ex, s, s->body2, before) : before;
+    if (ex->too_many) return;
+    ir_node *n = join(ex, s, RT_ADD, body, shortcut);
+    snprintf(n->text, sizeof n->text, "%s", s->has_body2 && shortcut != before ? "residual add (with shortcut)"
+                                                                             : "residual add");
+}
+
+static void concat_stmt(expander *ex, const ast_stmt *s)
+{
+    if (ex->tip < 0) {
+        ex_error(ex, s->loc, "start the network with e.g. input 3x128x128",
+                 "the first layer must be 'input CxHxW', not a concat");
+        return;
+    }
+    int from = ex->tip, out = -1, npaths = 0;
+    for (const ast_stmt *p = s->body; p; p = p->next) {
+        if (p->kind != STMT_PATH) {
+            ex_error(ex, p->loc, "write each branch as path { ... }: concat { path { conv 1x1 8 } path { conv 3x3 8 pad=same } }",
+                     "only path { } blocks go inside concat");
+            continue;
+        }
+        int end = branch(ex, p, p->body, from);
+        if (ex->too_many) return;
+        npaths++;
+        if (out < 0) {
+            out = end;
+        } else {
+            ir_node *n = join(ex, p, RT_CONCAT, out, end);
+            n->spec.out = npaths; /* for messages: this joins path npaths to those before it */
+            snprintf(n->text, sizeof n->text, "concat (paths 1-%d)", npaths);
+            out = ex->tip;
+        }
+    }
+    if (npaths < 2) {
+        ex_error(ex, s->loc, "concatenate two paths or more: concat { path { ... } path { ... } }",
+                 "concat needs at least two paths, got %d", npaths);
+        ex->tip = npaths ? out : from;
+        return;
+    }
+    ex->tip = out;
 }
 
 static void expand_list(expander *ex, const ast_stmt *s)
@@ -316,6 +375,10 @@ static void expand_list(expander *ex, const ast_stmt *s)
         case STMT_LAYER: case STMT_CALL: layer_stmt(ex, s); break;
         case STMT_REPEAT: repeat_stmt(ex, s); break;
         case STMT_RESIDUAL: residual_stmt(ex, s); break;
+        case STMT_CONCAT: concat_stmt(ex, s); break;
+        case STMT_PATH:
+            ex_error(ex, s->loc, "path { } stands inside concat { }", "a path outside concat");
+            break;
         case STMT_BLOCK:
             if (ex->top) ex_error(ex, s->loc, "define blocks at the top level of the file",
                                   "block '%s' is defined inside another construct", s->name);
@@ -344,7 +407,7 @@ static int valid_c_name(const char *s)
 
 int cnn_expand(const ast_stmt *program, const char *default_name, ir_net *net, cnn_diag *diag)
 {
-    expander ex = {.sink = {.error = sink_error}, .diag = diag, .net = net};
+    expander ex = {.sink = {.error = sink_error}, .diag = diag, .net = net, .tip = -1};
     int errors_before = diag->nerrors;
     const ast_stmt *named = NULL, *trained = NULL;
     snprintf(net->name, sizeof net->name, "%s", default_name);

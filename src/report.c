@@ -4,6 +4,8 @@
  */
 #include "report.h"
 
+#include "rt_plan.h"
+
 #include <string.h>
 
 void report_thousands(long v, char *buf, size_t n)
@@ -98,4 +100,20 @@ void report_ir(const ir_net *net, FILE *out)
                 L->bias, L->act == RT_ACT_NONE ? "none" : ir_act_name(L->act), L->alpha, L->p, L->eps,
                 L->momentum, L->w_off, L->w_len, L->b_off, L->b_len, L->s_off, L->s_len, L->line);
     }
+}
+
+int report_plan(const ir_net *net, FILE *out)
+{
+    rt_netdesc d;
+    rt_plan p;
+    char err[RT_ERRLEN];
+    ir_to_desc(net, &d);
+    int rc = rt_plan_build(&d, &p, err);
+    if (rc == 0) {
+        fprintf(out, "Execution plan of %s (y<i>: the output buffer of layer i; dy<i>: its gradient)\n", net->name);
+        rt_plan_print(&p, &d, out);
+        rt_plan_free(&p);
+    }
+    ir_desc_free(&d);
+    return rc;
 }

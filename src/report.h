@@ -16,4 +16,7 @@ void report_ir(const ir_net *net, FILE *out);
 /* 1234567 -> "1,234,567" */
 void report_thousands(long v, char *buf, size_t n);
 
+/* The execution plan of the network (rt_plan_print). Returns 0, or -1 when out of memory. */
+int report_plan(const ir_net *net, FILE *out);
+
 #endif

@@ -108,7 +108,7 @@ static int node_shape(infer *in, int i, size_t *poff, size_t *soff)
     if (op->flags & RT_OP_TWO_IN) in2 = in->net->nodes[L->src2].L.out;
     n->params = 0;
     if ((op->flags & RT_OP_WINDOW) && window(in, n)) return -1;
-    if (n->spec.out > 0) L->out.c = n->spec.out; /* conv channels, dense units */
+    if (n->spec.out > 0) L->out.c = n->spec.out; /* conv channels, dense units (concat: ignored) */
     char why[RT_ERRLEN];
     if (rt_layer_shape(L, in2, why) != 0) {
         const cnn_op *cop = cnn_op_of(L->kind);

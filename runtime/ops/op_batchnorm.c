@@ -74,6 +74,7 @@ static int bn_backward(const rt_op_args *a)
 }
 
 const rt_op rt_op_batchnorm = {
+    .flags = RT_OP_RUNNING_STATS,
     .shape = bn_shape,
     .init = bn_init,
     .flops = bn_flops,

@@ -45,6 +45,16 @@ static size_t conv_fan_in(const rt_layer *L)
     return (size_t)(L->in.c / groups) * L->kh * L->kw;
 }
 
+static int conv_weight_dims(const rt_layer *L, size_t dims[4])
+{
+    int groups = L->groups > 0 ? L->groups : 1;
+    dims[0] = (size_t)L->out.c;
+    dims[1] = (size_t)(L->in.c / groups);
+    dims[2] = (size_t)L->kh;
+    dims[3] = (size_t)L->kw;
+    return 4;
+}
+
 static double conv_flops(const rt_layer *L)
 {
     return 2.0 * (double)conv_fan_in(L) * rt_shape_size(L->out);
@@ -79,6 +89,7 @@ const rt_op rt_op_conv = {
     .flags = RT_OP_ACT | RT_OP_WINDOW | RT_OP_CONV | RT_OP_BIAS,
     .shape = conv_shape,
     .fan_in = conv_fan_in,
+    .weight_dims = conv_weight_dims,
     .flops = conv_flops,
     .scratch = conv_scratch,
     .forward = conv_forward,

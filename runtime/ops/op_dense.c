@@ -26,6 +26,13 @@ static size_t dense_fan_in(const rt_layer *L)
     return rt_shape_size(L->in);
 }
 
+static int dense_weight_dims(const rt_layer *L, size_t dims[4])
+{
+    dims[0] = rt_shape_size(L->out);
+    dims[1] = rt_shape_size(L->in);
+    return 2;
+}
+
 static double dense_flops(const rt_layer *L)
 {
     return 2.0 * (double)rt_shape_size(L->in) * rt_shape_size(L->out);
@@ -60,6 +67,7 @@ const rt_op rt_op_dense = {
     .flags = RT_OP_ACT | RT_OP_FLAT_IN | RT_OP_BIAS,
     .shape = dense_shape,
     .fan_in = dense_fan_in,
+    .weight_dims = dense_weight_dims,
     .flops = dense_flops,
     .scratch = dense_scratch,
     .forward = dense_forward,

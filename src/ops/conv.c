@@ -47,6 +47,27 @@ static void keyword(cnn_chk *c, const ast_arg *a, ir_node *n)
     }
 }
 
+/* The runtime's rule refused the layer: say why in the user's terms. */
+static void explain(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shape in2)
+{
+    (void)net;
+    (void)in2;
+    const rt_layer *L = &n->L;
+    int g = L->groups > 0 ? L->groups : 1;
+    if (L->in.c % g || L->out.c % g) {
+        char hint[200];
+        snprintf(hint, sizeof hint, "groups divides both channel counts; groups=%d makes it depthwise "
+                 "(the output channels then a multiple of %d)", L->in.c, L->in.c);
+        diag_error(diag, n->loc, hint, "groups=%d does not divide the %d input and %d output channels", g, L->in.c,
+                   L->out.c);
+        return;
+    }
+    rt_layer copy = *L;
+    char why[RT_ERRLEN];
+    rt_layer_shape(&copy, in2, why);
+    diag_error(diag, n->loc, NULL, "%s", why);
+}
+
 static void emit_decls(const emit_ctx *e)
 {
     const rt_layer *L = &e->net->nodes[e->i].L;
@@ -132,6 +153,7 @@ const cnn_op cnn_op_conv = {
     .positional = positional,
     .keyword = keyword,
     .defaults = defaults,
+    .explain = explain,
     .emit_decls = emit_decls,
     .emit_forward = emit_forward,
     .emit_backward = emit_backward,

@@ -5,6 +5,8 @@
  */
 #include "cnn_op.h"
 
+#include <string.h>
+
 static void add_forward(const emit_ctx *e)
 {
     fprintf(e->out, "    rt_add_forward_mt(%s, %s, %s, (size_t)n * %ld, tp);\n", e->in, e->in2, e->y,
@@ -28,6 +30,13 @@ static void add_explain(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_
 {
     (void)net;
     rt_shape x = n->L.in;
+    if (strstr(n->text, "shortcut")) {
+        diag_error(diag, n->loc, "make the shortcut give the body's shape, e.g. shortcut { conv 1x1 C stride=S } "
+                   "with the body's channels C and stride S",
+                   "residual body gives %dx%dx%d but its shortcut gives %dx%dx%d; output = body + shortcut needs "
+                   "equal shapes", x.c, x.h, x.w, skip.c, skip.h, skip.w);
+        return;
+    }
     diag_error(diag, n->loc, "a residual body must keep the shape: use pad=same, stride 1 and "
                "the same number of channels as its input, or give it a shortcut { } that matches",
                "residual body turns %dx%dx%d into %dx%dx%d; output = input + body needs equal shapes",
@@ -64,8 +73,23 @@ static void concat_standalone(const emit_ctx *e)
             e->in, a, e->y, a, e->in2, b);
 }
 
+static void concat_explain(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shape b)
+{
+    (void)net;
+    rt_shape a = n->L.in;
+    if (n->spec.out == 2)
+        diag_error(diag, n->loc, "give the paths the same height and width: pad=same, and the same strides and poolings",
+                   "concat: path 1 gives %dx%dx%d but path 2 gives %dx%dx%d; concatenation along the channels needs "
+                   "equal height and width", a.c, a.h, a.w, b.c, b.h, b.w);
+    else
+        diag_error(diag, n->loc, "give the paths the same height and width: pad=same, and the same strides and poolings",
+                   "concat: paths 1-%d give %dx%d maps but path %d gives %dx%dx%d; concatenation along the channels "
+                   "needs equal height and width", n->spec.out - 1, a.h, a.w, n->spec.out, b.c, b.h, b.w);
+}
+
 const cnn_op cnn_op_concat = {
     .kind = RT_CONCAT,
+    .explain = concat_explain,
     .emit_forward = concat_forward,
     .emit_backward = concat_backward,
     .emit_standalone = concat_standalone,
