@@ -937,8 +937,10 @@ typedef struct {
     double flops;
 } layer_want;
 
-static void check_example(const char *file, const char *name, const layer_want *want, int n,
-                          long total_params, double total_flops)
+/* Compiles examples/FILE and checks every layer's kind, shape, parameters and FLOPs, and the
+ * totals, against hand-worked numbers; returns the network (ir_free it). */
+static ir_net check_counts(const char *file, const char *name, const layer_want *want, int n,
+                           long total_params, double total_flops)
 {
     char path[1024];
     example_path(file, path, sizeof path);
@@ -967,6 +969,13 @@ static void check_example(const char *file, const char *name, const layer_want *
     ck_assert_int_eq(net.total_params, total_params);
     ck_assert_msg(net.total_flops == total_flops, "%s: %.0f FLOPs, want %.0f", file, net.total_flops,
                   total_flops);
+    return net;
+}
+
+static void check_example(const char *file, const char *name, const layer_want *want, int n,
+                          long total_params, double total_flops)
+{
+    ir_net net = check_counts(file, name, want, n, total_params, total_flops);
     /* the lecture's networks all train with adam lr 0.001, batch 32 (fashion: 64) */
     ck_assert_int_eq(net.has_train, 1);
     ck_assert_int_eq(net.train.opt.kind, RT_OPT_ADAM);
@@ -1247,6 +1256,10 @@ static void check_ir(const ir_net *net, const char *text)
             ck_assert(L->src2 >= 0 && L->src2 < i);
             rt_shape sk = net->nodes[L->src2].L.out;
             ck_assert(sk.c == L->out.c && sk.h == L->out.h && sk.w == L->out.w);
+        } else if (L->kind == RT_CONCAT) {
+            ck_assert(L->src2 >= 0 && L->src2 < i);
+            rt_shape sk = net->nodes[L->src2].L.out;
+            ck_assert(sk.c + L->in.c == L->out.c && sk.h == L->out.h && sk.w == L->out.w);
         } else {
             ck_assert_int_eq(L->src2, -1);
         }
@@ -1285,8 +1298,155 @@ static void robust(const char *text, size_t len)
     ir_free(&net);
 }
 
+/* ---------------------------------------------------------------- the new kinds' examples
+ * Each count below is worked out by hand from the rule in cnnrt.h (a multiply-add 2 FLOPs;
+ * bias, activation, pooling window element, add and batchnorm scale/shift 1 per output). */
+
+START_TEST(t_example_mobilenet_tiny)
+{
+    /* stem conv 3x3 16 stride 2 same, no bias: 16x16x16 (4096); 16*3*9 = 432; 2*27*4096 = 221184
+     * bn 16: 32 params, 2*4096 = 8192; relu6: 4096
+     * dws(16,32,1): dw 3x3 groups 16: 16*1*9 = 144, 2*9*4096 = 73728; bn 32, 8192; relu6 4096;
+     *   pw 1x1 32: 32x16x16 (8192), 32*16 = 512, 2*16*8192 = 262144; bn 64, 16384; relu6 8192
+     * dws(32,64,2): dw stride 2: 32x8x8 (2048), 288, 2*9*2048 = 36864; bn 64, 4096; relu6 2048;
+     *   pw 1x1 64: 64x8x8 (4096), 2048, 2*32*4096 = 262144; bn 128, 8192; relu6 4096
+     * dws(64,64,1): dw: 576, 2*9*4096 = 73728; bn 128, 8192; relu6 4096;
+     *   pw: 4096, 2*64*4096 = 524288; bn 128, 8192; relu6 4096
+     * gap 4096; dropout 0; dense 10: 650, 2*64*10 + 10 = 1290
+     * params 464 + 752 + 2528 + 4928 + 650 = 9322
+     * FLOPs 233472 + 372736 + 317440 + 622592 + 5386 = 1551626 */
+    static const layer_want w[] = {
+        {RT_INPUT, 3, 32, 32, 0, 0},
+        {RT_CONV, 16, 16, 16, 432, 221184}, {RT_BATCHNORM, 16, 16, 16, 32, 8192}, {RT_ACTIVATION, 16, 16, 16, 0, 4096},
+        {RT_CONV, 16, 16, 16, 144, 73728}, {RT_BATCHNORM, 16, 16, 16, 32, 8192}, {RT_ACTIVATION, 16, 16, 16, 0, 4096},
+        {RT_CONV, 32, 16, 16, 512, 262144}, {RT_BATCHNORM, 32, 16, 16, 64, 16384}, {RT_ACTIVATION, 32, 16, 16, 0, 8192},
+        {RT_CONV, 32, 8, 8, 288, 36864}, {RT_BATCHNORM, 32, 8, 8, 64, 4096}, {RT_ACTIVATION, 32, 8, 8, 0, 2048},
+        {RT_CONV, 64, 8, 8, 2048, 262144}, {RT_BATCHNORM, 64, 8, 8, 128, 8192}, {RT_ACTIVATION, 64, 8, 8, 0, 4096},
+        {RT_CONV, 64, 8, 8, 576, 73728}, {RT_BATCHNORM, 64, 8, 8, 128, 8192}, {RT_ACTIVATION, 64, 8, 8, 0, 4096},
+        {RT_CONV, 64, 8, 8, 4096, 524288}, {RT_BATCHNORM, 64, 8, 8, 128, 8192}, {RT_ACTIVATION, 64, 8, 8, 0, 4096},
+        {RT_GLOBALAVGPOOL, 64, 1, 1, 0, 4096}, {RT_DROPOUT, 64, 1, 1, 0, 0}, {RT_DENSE, 10, 1, 1, 650, 1290},
+    };
+    ir_net net = check_counts("mobilenet_tiny.cnn", "mobilenet_tiny", w, 25, 9322, 1551626);
+    ck_assert_int_eq(net.nodes[4].L.groups, 16);   /* depthwise */
+    ck_assert_int_eq(net.nodes[1].L.pt, 0);        /* same, stride 2 on 32: 1 pixel, after */
+    ck_assert_int_eq(net.nodes[1].L.pb, 1);
+    ir_free(&net);
+}
+END_TEST
+
+START_TEST(t_example_dilated)
+{
+    /* conv 3x3 16 same relu: 16x28x28 (12544); 160; 2*9*12544 + 12544 + 12544 = 250880
+     * conv 3x3 16 dilation 2 same relu: extent 5, pad 2 each side; 2320; 2*144*12544 + 2*12544 = 3637760
+     * conv 3x3 32 dilation 4 same (gelu split off): extent 9, pad 4; 32x28x28 (25088); 4640;
+     *   2*144*25088 + 25088 = 7250432; gelu 25088
+     * maxpool 2x2: 32x14x14 (6272) * 4 = 25088
+     * conv 3x3 32 dilation 2 elu, no pad: 14 - 5 + 1 = 10: 32x10x10 (3200); 9248; 2*288*3200 + 2*3200 = 1849600
+     * gap 3200; dense 10: 330, 650
+     * params 160 + 2320 + 4640 + 9248 + 330 = 16698
+     * FLOPs 250880 + 3637760 + 7250432 + 25088 + 25088 + 1849600 + 3200 + 650 = 13042698 */
+    static const layer_want w[] = {
+        {RT_INPUT, 1, 28, 28, 0, 0},         {RT_CONV, 16, 28, 28, 160, 250880},
+        {RT_CONV, 16, 28, 28, 2320, 3637760}, {RT_CONV, 32, 28, 28, 4640, 7250432},
+        {RT_ACTIVATION, 32, 28, 28, 0, 25088}, {RT_MAXPOOL, 32, 14, 14, 0, 25088},
+        {RT_CONV, 32, 10, 10, 9248, 1849600}, {RT_GLOBALAVGPOOL, 32, 1, 1, 0, 3200},
+        {RT_DENSE, 10, 1, 1, 330, 650},
+    };
+    ir_net net = check_counts("dilated.cnn", "dilated", w, 9, 16698, 13042698);
+    ck_assert_int_eq(net.nodes[3].L.dh, 4);
+    ck_assert_int_eq(net.nodes[3].L.pt, 4);
+    ck_assert_int_eq(net.nodes[3].L.act, RT_ACT_NONE);
+    ck_assert_int_eq(net.nodes[4].L.act, RT_ACT_GELU);
+    ck_assert_int_eq(net.nodes[6].L.act, RT_ACT_ELU);
+    ck_assert_float_eq(net.nodes[6].L.alpha, 1.0f);
+    ir_free(&net);
+}
+END_TEST
+
+START_TEST(t_example_resnet_proj)
+{
+    /* stem conv 3x3 16 same no bias: 16x32x32 (16384); 432; 2*27*16384 = 884736; bn 32, 32768; relu 16384
+     * down(32): body conv 3x3 32 s2: 32x16x16 (8192), 4608, 2*144*8192 = 2359296; bn 64, 16384; relu 8192;
+     *   conv 3x3 32: 9216, 2*288*8192 = 4718592; bn 64, 16384;
+     *   shortcut conv 1x1 32 s2: (32-1)/2+1 = 16: 512, 2*16*8192 = 262144; bn 64, 16384; add 8192; relu 8192
+     * down(64): conv 3x3 64 s2: 64x8x8 (4096), 18432, 2*288*4096 = 2359296; bn 128, 8192; relu 4096;
+     *   conv 3x3 64: 36864, 2*576*4096 = 4718592; bn 128, 8192;
+     *   shortcut 1x1 64 s2: 2048, 2*32*4096 = 262144; bn 128, 8192; add 4096; relu 4096
+     * gap 4096; dense 10: 650, 1290
+     * params 464 + 14528 + 57728 + 650 = 73370
+     * FLOPs 933888 + 7413760 + 7376896 + 5386 = 15729930 */
+    static const layer_want w[] = {
+        {RT_INPUT, 3, 32, 32, 0, 0},
+        {RT_CONV, 16, 32, 32, 432, 884736}, {RT_BATCHNORM, 16, 32, 32, 32, 32768}, {RT_ACTIVATION, 16, 32, 32, 0, 16384},
+        {RT_CONV, 32, 16, 16, 4608, 2359296}, {RT_BATCHNORM, 32, 16, 16, 64, 16384}, {RT_ACTIVATION, 32, 16, 16, 0, 8192},
+        {RT_CONV, 32, 16, 16, 9216, 4718592}, {RT_BATCHNORM, 32, 16, 16, 64, 16384},
+        {RT_CONV, 32, 16, 16, 512, 262144}, {RT_BATCHNORM, 32, 16, 16, 64, 16384},
+        {RT_ADD, 32, 16, 16, 0, 8192}, {RT_ACTIVATION, 32, 16, 16, 0, 8192},
+        {RT_CONV, 64, 8, 8, 18432, 2359296}, {RT_BATCHNORM, 64, 8, 8, 128, 8192}, {RT_ACTIVATION, 64, 8, 8, 0, 4096},
+        {RT_CONV, 64, 8, 8, 36864, 4718592}, {RT_BATCHNORM, 64, 8, 8, 128, 8192},
+        {RT_CONV, 64, 8, 8, 2048, 262144}, {RT_BATCHNORM, 64, 8, 8, 128, 8192},
+        {RT_ADD, 64, 8, 8, 0, 4096}, {RT_ACTIVATION, 64, 8, 8, 0, 4096},
+        {RT_GLOBALAVGPOOL, 64, 1, 1, 0, 4096}, {RT_DENSE, 10, 1, 1, 650, 1290},
+    };
+    ir_net net = check_counts("resnet_proj.cnn", "resnet_proj", w, 24, 73370, 15729930);
+    /* the adds read the body's end and the shortcut's end; the shortcut reads the block's input */
+    ck_assert_int_eq(net.nodes[11].L.src, 8);
+    ck_assert_int_eq(net.nodes[11].L.src2, 10);
+    ck_assert_int_eq(net.nodes[9].L.src, 3);
+    ck_assert_int_eq(net.nodes[18].L.src, 12);
+    ir_free(&net);
+}
+END_TEST
+
+START_TEST(t_example_inception_tiny)
+{
+    /* stem conv 3x3 32 same relu: 32x32x32 (32768); 896; 2*27*32768 + 2*32768 = 1835008
+     * maxpool 2x2: 32x16x16 (8192) * 4 = 32768
+     * inception(16,24,8,8) on 32x16x16 (hw 256):
+     *   1x1 16 relu: 528, 2*32*4096 + 2*4096 = 270336
+     *   1x1 16 relu: 528, 270336; 3x3 24 relu: 3480, 2*144*6144 + 2*6144 = 1781760; concat 16+24
+     *   1x1 8 relu: 264, 2*32*2048 + 2*2048 = 135168; 5x5 8 relu: 1608, 2*200*2048 + 2*2048 = 823296; concat 48
+     *   maxpool 3x3 s1 p1: 32x16x16 * 9 = 73728; 1x1 8 relu: 264, 135168; concat 56
+     * maxpool 2x2: 56x8x8 (3584) * 4 = 14336
+     * inception(32,32,16,16) on 56x8x8 (hw 64):
+     *   1x1 32: 1824, 2*56*2048 + 2*2048 = 233472
+     *   1x1 16: 912, 2*56*1024 + 2*1024 = 116736; 3x3 32: 4640, 2*144*2048 + 2*2048 = 593920; concat 64
+     *   1x1 8: 456, 2*56*512 + 2*512 = 58368; 5x5 16: 3216, 2*200*1024 + 2*1024 = 411648; concat 80
+     *   maxpool 3x3: 56x8x8 * 9 = 32256; 1x1 16: 912, 116736; concat 96
+     * gap 96*64 = 6144; dropout; dense 10: 970, 2*96*10 + 10 = 1930
+     * params 896 + 6672 + 11960 + 970 = 20498
+     * FLOPs 1835008 + 32768 + 3489792 + 14336 + 1563136 + 6144 + 1930 = 6943114 */
+    static const layer_want w[] = {
+        {RT_INPUT, 3, 32, 32, 0, 0}, {RT_CONV, 32, 32, 32, 896, 1835008}, {RT_MAXPOOL, 32, 16, 16, 0, 32768},
+        {RT_CONV, 16, 16, 16, 528, 270336},
+        {RT_CONV, 16, 16, 16, 528, 270336}, {RT_CONV, 24, 16, 16, 3480, 1781760}, {RT_CONCAT, 40, 16, 16, 0, 0},
+        {RT_CONV, 8, 16, 16, 264, 135168}, {RT_CONV, 8, 16, 16, 1608, 823296}, {RT_CONCAT, 48, 16, 16, 0, 0},
+        {RT_MAXPOOL, 32, 16, 16, 0, 73728}, {RT_CONV, 8, 16, 16, 264, 135168}, {RT_CONCAT, 56, 16, 16, 0, 0},
+        {RT_MAXPOOL, 56, 8, 8, 0, 14336},
+        {RT_CONV, 32, 8, 8, 1824, 233472},
+        {RT_CONV, 16, 8, 8, 912, 116736}, {RT_CONV, 32, 8, 8, 4640, 593920}, {RT_CONCAT, 64, 8, 8, 0, 0},
+        {RT_CONV, 8, 8, 8, 456, 58368}, {RT_CONV, 16, 8, 8, 3216, 411648}, {RT_CONCAT, 80, 8, 8, 0, 0},
+        {RT_MAXPOOL, 56, 8, 8, 0, 32256}, {RT_CONV, 16, 8, 8, 912, 116736}, {RT_CONCAT, 96, 8, 8, 0, 0},
+        {RT_GLOBALAVGPOOL, 96, 1, 1, 0, 6144}, {RT_DROPOUT, 96, 1, 1, 0, 0}, {RT_DENSE, 10, 1, 1, 970, 1930},
+    };
+    ir_net net = check_counts("inception_tiny.cnn", "inception_tiny", w, 27, 20498, 6943114);
+    /* every path reads the module's input; the concatenations chain the paths in order */
+    ck_assert_int_eq(net.nodes[3].L.src, 2);
+    ck_assert_int_eq(net.nodes[4].L.src, 2);
+    ck_assert_int_eq(net.nodes[7].L.src, 2);
+    ck_assert_int_eq(net.nodes[10].L.src, 2);
+    ck_assert_int_eq(net.nodes[6].L.src, 3);
+    ck_assert_int_eq(net.nodes[6].L.src2, 5);
+    ck_assert_int_eq(net.nodes[9].L.src, 6);
+    ck_assert_int_eq(net.nodes[9].L.src2, 8);
+    ck_assert_int_eq(net.nodes[12].L.src2, 11);
+    ir_free(&net);
+}
+END_TEST
+
 static const char *const EXAMPLES[] = {"mlp.cnn", "cnn1.cnn", "cnn2.cnn", "cnn3.cnn", "cnn4.cnn",
-                                       "fashion.cnn", "resnet_tiny.cnn"};
+                                       "fashion.cnn", "resnet_tiny.cnn", "mobilenet_tiny.cnn",
+                                       "dilated.cnn", "resnet_proj.cnn", "inception_tiny.cnn"};
 enum { NEXAMPLES = sizeof EXAMPLES / sizeof EXAMPLES[0] };
 
 static char *read_example(const char *file, size_t *len)
@@ -1397,6 +1557,10 @@ static Suite *frontend_suite(void)
 
     tc = tcase_create("examples");
     tcase_add_test(tc, t_example_mlp);
+    tcase_add_test(tc, t_example_mobilenet_tiny);
+    tcase_add_test(tc, t_example_dilated);
+    tcase_add_test(tc, t_example_resnet_proj);
+    tcase_add_test(tc, t_example_inception_tiny);
     tcase_add_test(tc, t_example_cnn1);
     tcase_add_test(tc, t_example_cnn2);
     tcase_add_test(tc, t_example_cnn3);
