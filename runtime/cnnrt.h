@@ -45,7 +45,11 @@ typedef enum {
     RT_ACT_LEAKYRELU,    /* slope alpha for x < 0 */
     RT_ACT_SIGMOID,
     RT_ACT_TANH,
-    RT_ACT_SOFTMAX       /* only on the last layer: folded into the cross-entropy loss */
+    RT_ACT_SOFTMAX,      /* only on the last layer: folded into the cross-entropy loss */
+    RT_ACT_RELU6,        /* min(max(x, 0), 6) */
+    RT_ACT_SILU,         /* x * sigmoid(x) (swish) */
+    RT_ACT_GELU,         /* x * Phi(x), the exact erf form */
+    RT_ACT_ELU           /* x > 0 ? x : alpha * (exp(x) - 1) */
 } rt_act;
 
 typedef enum { RT_PAD_ZERO, RT_PAD_REFLECT, RT_PAD_REPLICATE, RT_PAD_CIRCULAR } rt_padmode;
