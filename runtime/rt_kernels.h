@@ -113,13 +113,15 @@ static inline float rt_act_grad(rt_act act, float alpha, float y, float dy)
 }
 
 /* act'(x) * dy from the input x, for silu and gelu (in double for gelu, see above):
- * silu'(x) = s (1 + x (1 - s)) with s = sigmoid(x) and 1 - s = e s, e = exp(-x) (no
- * cancellation for large x); gelu'(x) = Phi(x) + x phi(x), phi the standard normal density. */
+ * silu'(x) = s (1 + x (1 - s)) with s = sigmoid(x), 1 - s taken as e s (e = exp(-x)) for
+ * x >= 0, where 1 - s would cancel, and as 1 - s below (where e s may be inf * 0);
+ * gelu'(x) = Phi(x) + x phi(x), phi the standard normal density. */
 static inline float rt_act_grad_x(rt_act act, float x, float dy)
 {
     if (act == RT_ACT_SILU) {
-        const float e = expf(-x), s = 1.0f / (1.0f + e);
-        return dy * (s * (1.0f + x * (e * s)));
+        const float e = expf(-x), s = 1.0f / (1.0f + e), lo = 1.0f - s, hi = e * s;
+        const float c = x < 0.0f ? lo : hi; /* 1 - s; both sides computed: a select */
+        return dy * (s * (1.0f + x * c));
     }
     if (act == RT_ACT_GELU) {
         const double v = x;
