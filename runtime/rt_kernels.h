@@ -62,8 +62,8 @@ int rt_gemm_use_isa(const char *name);
  * alpha * (exp(x) - 1). gelu evaluates Phi as erfc(-x / sqrt 2) / 2, in double: the same
  * function, but 1 + erf(.) cancels for x < 0 (PyTorch's float32 gelu loses digits there and
  * is 0 below x ~ -5.5), and the float rounding of x / sqrt 2 alone would cost ~2 x^2 ulp in
- * the far tail. elu uses expm1 (exact near 0). */
-static inline float rt_act_gelu_(float v)
+ * the far tail. elu uses expm1 (accurate near 0). */
+static inline float rt_act_gelu_f(float v)
 {
     const double x = v;
     return (float)(0.5 * x * erfc(x * -0.70710678118654752440));
@@ -78,7 +78,7 @@ static inline float rt_act_apply(rt_act act, float alpha, float v)
     case RT_ACT_TANH: return tanhf(v);
     case RT_ACT_RELU6: return v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
     case RT_ACT_SILU: return v / (1.0f + expf(-v));
-    case RT_ACT_GELU: return rt_act_gelu_(v);
+    case RT_ACT_GELU: return rt_act_gelu_f(v);
     case RT_ACT_ELU: return v > 0.0f ? v : alpha * expm1f(v);
     default: return v;
     }
