@@ -43,7 +43,7 @@ extern "C" {
     X(RT_CONCAT, "concat")               /* channels of src, then channels of src2 */
 
 /* Activations; softmax only on the last layer, where it is folded into the loss. An
- * activation that needs its input for the gradient (rt_act_needs_input) runs as its own
+ * activation that needs its input for the gradient (rt_act_needs_input in rt_kernels.h) runs as its own
  * layer, never fused into conv or dense. */
 #define RT_ACT_LIST(X)                                                                       \
     X(RT_ACT_NONE, "none")                                                                   \
@@ -79,8 +79,6 @@ int rt_act_from_name(const char *word);
 const char *rt_pad_name(rt_padmode m);
 const char *rt_pad_cname(rt_padmode m);
 int rt_pad_from_name(const char *word);
-/* 1 for activations whose gradient needs their input, not only their output (silu, gelu). */
-int rt_act_needs_input(rt_act a);
 
 typedef struct { int c, h, w; } rt_shape;
 

@@ -16,6 +16,7 @@ typedef struct {
     rt_act act;
     float alpha;
     const float *a, *b; /* inputs: x or y, and dy / the second summand / the mask */
+    const float *x;     /* the activation's input, for its backward (or NULL) */
     float *out;
     size_t n;
     int accum;
@@ -29,12 +30,14 @@ static void ew_task(void *arg, rt_worker *w)
     if (lo >= hi)
         return;
     size_t k = hi - lo;
-    const float *a = j->a + lo, *b = j->b ? j->b + lo : NULL;
+    const float *a = j->a ? j->a + lo : NULL, *b = j->b ? j->b + lo : NULL;
     float *o = j->out + lo;
     switch (j->op) {
     case EW_COPY: memmove(o, a, k * sizeof *o); break;
     case EW_ACT_FWD: rt_act_forward(j->act, j->alpha, a, o, k); break;
-    case EW_ACT_BWD: rt_act_backward(j->act, j->alpha, a, b, o, k, j->accum); break;
+    case EW_ACT_BWD:
+        rt_act_backward_xy(j->act, j->alpha, j->x ? j->x + lo : NULL, a, b, o, k, j->accum);
+        break;
     case EW_ADD: rt_add_forward(a, b, o, k); break;
     case EW_PASS: rt_grad_pass(a, o, k, j->accum); break;
     case EW_DROP_FWD: rt_dropout_forward(a, b, o, k); break;
@@ -42,11 +45,17 @@ static void ew_task(void *arg, rt_worker *w)
     }
 }
 
+static void ew_x(ew_op op, rt_act act, float alpha, const float *a, const float *b,
+                 const float *x, float *out, size_t n, int accum, rt_threads *tp)
+{
+    ew_job j = {op, act, alpha, a, b, x, out, n, accum};
+    rt_threads_run(n >= RT_SERIAL_BELOW ? tp : NULL, ew_task, &j);
+}
+
 static void ew(ew_op op, rt_act act, float alpha, const float *a, const float *b, float *out,
                size_t n, int accum, rt_threads *tp)
 {
-    ew_job j = {op, act, alpha, a, b, out, n, accum};
-    rt_threads_run(n >= RT_SERIAL_BELOW ? tp : NULL, ew_task, &j);
+    ew_x(op, act, alpha, a, b, NULL, out, n, accum, tp);
 }
 
 void rt_copy_mt(const float *x, float *y, size_t n, rt_threads *tp)
@@ -65,6 +74,12 @@ void rt_act_backward_mt(rt_act act, float alpha, const float *y, const float *dy
                         size_t n, int accum, rt_threads *tp)
 {
     ew(EW_ACT_BWD, act, alpha, y, dy, dx, n, accum, tp);
+}
+
+void rt_act_backward_xy_mt(rt_act act, float alpha, const float *x, const float *y,
+                           const float *dy, float *dx, size_t n, int accum, rt_threads *tp)
+{
+    ew_x(EW_ACT_BWD, act, alpha, y, dy, x, dx, n, accum, tp);
 }
 
 void rt_add_forward_mt(const float *a, const float *b, float *y, size_t n, rt_threads *tp)

@@ -13,7 +13,7 @@
  *     output feeds several consumers (residual connections) sums their gradients;
  *   - parameter gradients (dw, db, dgamma, dbeta) are always overwritten;
  *   - backward kernels of conv and dense take dz, the gradient at the PRE-activation output:
- *     callers apply rt_act_backward to the gradient first (it works in place);
+ *     callers apply rt_act_backward(_xy) to the gradient first (it works in place);
  *   - a NULL rt_threads pool runs serially; results for a given pool size are bit-identical
  *     run after run (reductions across workers add per-worker partials in worker order).
  */
@@ -54,7 +54,21 @@ int rt_gemm_use_isa(const char *name);
 /* ------------------------------------------------------------------ activations */
 
 /* Softmax is not an elementwise activation: on the last layer it is folded into the loss
- * (rt_softmax_xent), so here it, like RT_ACT_NONE, is the identity. */
+ * (rt_softmax_xent), so here it, like RT_ACT_NONE, is the identity.
+ *
+ * relu6, silu, gelu and elu are PyTorch's (torch.nn.functional): relu6 = hardtanh(x, 0, 6)
+ * = min(max(x, 0), 6); silu(x) = x / (1 + exp(-x)); gelu is the exact form (approximate =
+ * 'none'), x * Phi(x) with Phi(x) = (1 + erf(x / sqrt 2)) / 2; elu(x) = x > 0 ? x :
+ * alpha * (exp(x) - 1). gelu evaluates Phi as erfc(-x / sqrt 2) / 2, in double: the same
+ * function, but 1 + erf(.) cancels for x < 0 (PyTorch's float32 gelu loses digits there and
+ * is 0 below x ~ -5.5), and the float rounding of x / sqrt 2 alone would cost ~2 x^2 ulp in
+ * the far tail. elu uses expm1 (accurate near 0). */
+static inline float rt_act_gelu_f(float v)
+{
+    const double x = v;
+    return (float)(0.5 * x * erfc(x * -0.70710678118654752440));
+}
+
 static inline float rt_act_apply(rt_act act, float alpha, float v)
 {
     switch (act) {
@@ -62,8 +76,19 @@ static inline float rt_act_apply(rt_act act, float alpha, float v)
     case RT_ACT_LEAKYRELU: return v > 0.0f ? v : alpha * v;
     case RT_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
     case RT_ACT_TANH: return tanhf(v);
+    case RT_ACT_RELU6: return v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+    case RT_ACT_SILU: return v / (1.0f + expf(-v));
+    case RT_ACT_GELU: return rt_act_gelu_f(v);
+    case RT_ACT_ELU: return v > 0.0f ? v : alpha * expm1f(v);
     default: return v;
     }
+}
+
+/* 1 when the gradient of act needs its input x (silu, gelu); the others get it from their
+ * output y (see rt_act_backward_xy). */
+static inline int rt_act_needs_input(rt_act a)
+{
+    return a == RT_ACT_SILU || a == RT_ACT_GELU;
 }
 
 /* The elementwise loops below run in blocks of RT_VEC values staged in a local array: gcc
@@ -72,7 +97,8 @@ static inline float rt_act_apply(rt_act act, float alpha, float v)
  * in-place use (output == input) safe. The remainder runs value by value. */
 #define RT_VEC 16
 
-/* act'(.) * dy from the output y: see rt_act_backward. */
+/* act'(.) * dy from the output y, for the activations that do not need their input: see
+ * rt_act_backward_xy. */
 static inline float rt_act_grad(rt_act act, float alpha, float y, float dy)
 {
     switch (act) {
@@ -80,8 +106,30 @@ static inline float rt_act_grad(rt_act act, float alpha, float y, float dy)
     case RT_ACT_LEAKYRELU: return y > 0.0f ? dy : alpha * dy;
     case RT_ACT_SIGMOID: return dy * y * (1.0f - y);
     case RT_ACT_TANH: return dy * (1.0f - y * y);
+    case RT_ACT_RELU6: return y <= 0.0f || y >= 6.0f ? 0.0f : dy;
+    case RT_ACT_ELU: return y > 0.0f ? dy : dy * (y + alpha);
     default: return dy;
     }
+}
+
+/* act'(x) * dy from the input x, for silu and gelu (in double for gelu, see above):
+ * silu'(x) = s (1 + x (1 - s)) with s = sigmoid(x), 1 - s taken as e s (e = exp(-x)) for
+ * x >= 0, where 1 - s would cancel, and as 1 - s below (where e s may be inf * 0);
+ * gelu'(x) = Phi(x) + x phi(x), phi the standard normal density. */
+static inline float rt_act_grad_x(rt_act act, float x, float dy)
+{
+    if (act == RT_ACT_SILU) {
+        const float e = expf(-x), s = 1.0f / (1.0f + e), lo = 1.0f - s, hi = e * s;
+        const float c = x < 0.0f ? lo : hi; /* 1 - s; both sides computed: a select */
+        return dy * (s * (1.0f + x * c));
+    }
+    if (act == RT_ACT_GELU) {
+        const double v = x;
+        const double cdf = 0.5 * erfc(v * -0.70710678118654752440);
+        const double pdf = 0.39894228040143267794 * exp(-0.5 * v * v);
+        return dy * (float)(cdf + v * pdf);
+    }
+    return dy;
 }
 
 /* y = act(x) for n values; y may equal x. */
@@ -89,7 +137,8 @@ static inline void rt_act_forward(rt_act act, float alpha, const float *x, float
 {
     size_t i = 0;
     if (act != RT_ACT_RELU && act != RT_ACT_LEAKYRELU && act != RT_ACT_SIGMOID &&
-        act != RT_ACT_TANH) {
+        act != RT_ACT_TANH && act != RT_ACT_RELU6 && act != RT_ACT_SILU &&
+        act != RT_ACT_GELU && act != RT_ACT_ELU) {
         if (y != x)
             memmove(y, x, n * sizeof *y);
         return;
@@ -106,6 +155,11 @@ static inline void rt_act_forward(rt_act act, float alpha, const float *x, float
                 const float v = t[k], a = alpha * v;
                 t[k] = v > 0.0f ? v : a;
             }
+        else if (act == RT_ACT_RELU6) /* the same bits as rt_act_apply (NaN stays NaN) */
+            for (int k = 0; k < RT_VEC; k++) {
+                const float v = t[k], lo = v < 0.0f ? 0.0f : v;
+                t[k] = v > 6.0f ? 6.0f : lo;
+            }
         else
             for (int k = 0; k < RT_VEC; k++)
                 t[k] = rt_act_apply(act, alpha, t[k]);
@@ -116,12 +170,19 @@ static inline void rt_act_forward(rt_act act, float alpha, const float *x, float
         y[i] = rt_act_apply(act, alpha, x[i]);
 }
 
-/* Gradient through an activation, computed from its OUTPUT y (as PyTorch does for sigmoid
- * and tanh; for relu and leaky relu y > 0 exactly when x > 0, which needs alpha >= 0):
- * dx (+)= act'(.) * dy. dx may equal dy (in place, with accum 0). */
-static inline void rt_act_backward(rt_act act, float alpha, const float *y, const float *dy,
-                                   float *dx, size_t n, int accum)
+/* Gradient through an activation: dx (+)= act'(x) * dy, from the input x for silu and gelu
+ * (rt_act_needs_input) and from the output y for the others (as PyTorch does for sigmoid,
+ * tanh and in-place elu; for relu, leaky relu and elu y > 0 exactly when x > 0, which needs
+ * alpha >= 0). x may be NULL when the activation does not need it, y when it does. dx may
+ * equal dy, x or y (in place, then with accum 0).
+ *
+ * At the kinks the derivative is PyTorch's: relu6 (hardtanh) passes the gradient only where
+ * 0 < x < 6 strictly, so 0 at x = 0 and at x = 6; elu takes the x <= 0 side at 0, alpha
+ * (y + alpha with y = 0); relu and leaky relu take the x <= 0 side (0, alpha). */
+static inline void rt_act_backward_xy(rt_act act, float alpha, const float *x, const float *y,
+                                      const float *dy, float *dx, size_t n, int accum)
 {
+    const int from_x = rt_act_needs_input(act);
     size_t i = 0;
     for (; i + RT_VEC <= n; i += RT_VEC) {
         float t[RT_VEC];
@@ -146,6 +207,23 @@ static inline void rt_act_backward(rt_act act, float alpha, const float *y, cons
             for (int k = 0; k < RT_VEC; k++)
                 t[k] = dy[i + k] * (1.0f - y[i + k] * y[i + k]);
             break;
+        case RT_ACT_RELU6:
+            for (int k = 0; k < RT_VEC; k++) {
+                const float v = y[i + k], d = dy[i + k];
+                t[k] = v <= 0.0f || v >= 6.0f ? 0.0f : d;
+            }
+            break;
+        case RT_ACT_ELU:
+            for (int k = 0; k < RT_VEC; k++) {
+                const float v = y[i + k], d = dy[i + k], a = d * (v + alpha);
+                t[k] = v > 0.0f ? d : a;
+            }
+            break;
+        case RT_ACT_SILU:
+        case RT_ACT_GELU:
+            for (int k = 0; k < RT_VEC; k++)
+                t[k] = rt_act_grad_x(act, x[i + k], dy[i + k]);
+            break;
         default:
             for (int k = 0; k < RT_VEC; k++)
                 t[k] = dy[i + k];
@@ -159,9 +237,17 @@ static inline void rt_act_backward(rt_act act, float alpha, const float *y, cons
                 dx[i + k] = t[k];
     }
     for (; i < n; i++) {
-        float d = rt_act_grad(act, alpha, y[i], dy[i]);
+        float d = from_x ? rt_act_grad_x(act, x[i], dy[i]) : rt_act_grad(act, alpha, y[i], dy[i]);
         dx[i] = accum ? dx[i] + d : d;
     }
+}
+
+/* The same for the activations computed from their output alone (rt_act_needs_input(act)
+ * == 0); silu and gelu must go through rt_act_backward_xy. */
+static inline void rt_act_backward(rt_act act, float alpha, const float *y, const float *dy,
+                                   float *dx, size_t n, int accum)
+{
+    rt_act_backward_xy(act, alpha, NULL, y, dy, dx, n, accum);
 }
 
 /* ------------------------------------------------------------------ elementwise helpers */
@@ -282,6 +368,8 @@ void rt_act_forward_mt(rt_act act, float alpha, const float *x, float *y, size_t
                        rt_threads *tp);
 void rt_act_backward_mt(rt_act act, float alpha, const float *y, const float *dy, float *dx,
                         size_t n, int accum, rt_threads *tp);
+void rt_act_backward_xy_mt(rt_act act, float alpha, const float *x, const float *y,
+                           const float *dy, float *dx, size_t n, int accum, rt_threads *tp);
 void rt_add_forward_mt(const float *a, const float *b, float *y, size_t n, rt_threads *tp);
 void rt_grad_pass_mt(const float *dy, float *dx, size_t n, int accum, rt_threads *tp);
 void rt_dropout_forward_mt(const float *x, const float *mask, float *y, size_t n,
@@ -289,10 +377,17 @@ void rt_dropout_forward_mt(const float *x, const float *mask, float *y, size_t n
 void rt_dropout_backward_mt(const float *dy, const float *mask, float *dx, size_t n,
                             int accum, rt_threads *tp);
 
-/* TEMPORARY declarations until the act branch lands */
-void rt_act_backward_xy_mt(rt_act act, float alpha, const float *x, const float *y, const float *dy, float *dx, size_t n, int accum, rt_threads *tp);
-void rt_concat_forward_mt(const float *a, int ca, const float *b, int cb, int hw, float *y, int n, rt_threads *tp);
-void rt_concat_backward_mt(const float *dy, int ca, int cb, int hw, float *da, int acc_a, float *db, int acc_b, int n, rt_threads *tp);
+/* ------------------------------------------------------------------ channel concatenation */
+
+/* torch.cat((a, b), dim=1): y [n][ca+cb][hw] holds, per image, a [n][ca][hw] then
+ * b [n][cb][hw]. The backward splits dy [n][ca+cb][hw] into da (+)= its first ca channels and
+ * db (+)= the other cb (acc_a, acc_b select += or =; a NULL target is skipped). Outputs must
+ * not overlap inputs. Split over a pool by channel rows (rt_concat.c): the same bits for any
+ * pool size. */
+void rt_concat_forward_mt(const float *a, int ca, const float *b, int cb, int hw, float *y,
+                          int n, rt_threads *tp);
+void rt_concat_backward_mt(const float *dy, int ca, int cb, int hw, float *da, int acc_a,
+                           float *db, int acc_b, int n, rt_threads *tp);
 
 /* ------------------------------------------------------------------ optimizer, in parallel */
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "layers.h"
+#include "rt_kernels.h"
 #include "train_section.h"
 #include "util.h"
 

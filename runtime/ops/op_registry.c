@@ -59,11 +59,6 @@ static int find(const char *const *names, int n, const char *word)
 int rt_act_from_name(const char *word) { return find(ACT_NAMES, RT_NACTS, word); }
 int rt_pad_from_name(const char *word) { return find(PAD_NAMES, RT_NPADS, word); }
 
-int rt_act_needs_input(rt_act a)
-{
-    return a == RT_ACT_SILU || a == RT_ACT_GELU;
-}
-
 /* ------------------------------------------------------------------ shared helpers */
 
 size_t rt_shape_size(rt_shape s)
