@@ -109,13 +109,15 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
     ir_to_desc(net, &d);
     int last = net->n - 1;
     emit_desc(net, out);
-    fprintf(out, "static const rt_netdesc desc = {\"%s\", %d, layers, %zu, %zu, 0x%016llxULL};\n\n", net->name,
-            net->n, d.nparams, d.nstate, (unsigned long long)d.hash);
+    fprintf(out, "static const rt_netdesc desc = {.name = \"%s\", .nlayers = %d, .layers = layers, .nparams = %zu,\n"
+                 "                                .nstate = %zu, .hash = 0x%016llxULL};\n\n",
+            net->name, net->n, d.nparams, d.nstate, (unsigned long long)d.hash);
     const rt_train_cfg *t = &net->train;
     fprintf(out, "/* Defaults from the train { } section; the command line overrides them. */\n"
                  "static const rt_train_cfg train_defaults = {\n"
-                 "    {%s, %s, %s, %s, %s, %s, %s},\n"
-                 "    %d, %d, {%d, %d, %d}, %lluULL, %d, %d};\n\n",
+                 "    .opt = {.kind = %s, .lr = %s, .momentum = %s, .weight_decay = %s, .beta1 = %s, .beta2 = %s,\n"
+                 "            .eps = %s},\n"
+                 "    .batch = %d, .epochs = %d, .split = {%d, %d, %d}, .seed = %lluULL, .augment_hflip = %d, .threads = %d};\n\n",
             t->opt.kind == RT_OPT_SGD ? "RT_OPT_SGD" : "RT_OPT_ADAM", emit_f(t->opt.lr), emit_f(t->opt.momentum), emit_f(t->opt.weight_decay),
             emit_f(t->opt.beta1), emit_f(t->opt.beta2), emit_f(t->opt.eps), t->batch, t->epochs, t->split[0], t->split[1], t->split[2],
             (unsigned long long)t->seed, t->augment_hflip, t->threads);
