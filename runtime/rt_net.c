@@ -67,7 +67,7 @@ static rt_conv_geom conv_geom(const rt_layer *L)
 {
     rt_conv_geom g = {L->in.c, L->in.h,  L->in.w, L->out.c, L->out.h, L->out.w,
                       L->kh,   L->kw,    L->sh,   L->sw,    L->pt,    L->pb,
-                      L->pl,   L->pr,    L->padmode, L->flip};
+                      L->pl,   L->pr,    L->padmode, L->flip, 1, 1, 1};
     return g;
 }
 

@@ -64,7 +64,7 @@ static void dx_arg(const emit_ctx *e) { fprintf(e->out, "%s", e->dx[0] ? e->dx :
 static void conv_decls(const emit_ctx *e)
 {
     const rt_layer *L = layer(e);
-    fprintf(e->out, "static const rt_conv_geom geom%d = {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %s, %d};\n",
+    fprintf(e->out, "static const rt_conv_geom geom%d = {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %s, %d, 1, 1, 1};\n",
             e->i, L->in.c, L->in.h, L->in.w, L->out.c, L->out.h, L->out.w, L->kh, L->kw, L->sh, L->sw,
             L->pt, L->pb, L->pl, L->pr, emit_pad_name(L->padmode), L->flip);
 }
