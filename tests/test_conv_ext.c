@@ -634,7 +634,7 @@ START_TEST(geometry_rejected)
                        .sh = 1, .sw = 1, .pad = RT_PAD_ZERO, .dh = 2, .dw = 2, .groups = 2};
     ck_assert_int_eq(rt_conv_geom_check(&ok, NULL), 0); /* extent 5 on 5: one window */
     rt_conv_geom g = ok;
-    g.groups = 3; /* divides neither 4 nor... 6, but not 4 */
+    g.groups = 3; /* divides oc = 6, not c = 4 */
     rejected(g, "groups must divide");
     g = ok, g.c = 6, g.oc = 4, g.groups = 3; /* divides c, not oc */
     rejected(g, "groups must divide");
