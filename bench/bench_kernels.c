@@ -3,6 +3,8 @@
  * input 3x128x128: conv 3->16, maxpool, conv 16->32, maxpool, conv 32->64, maxpool,
  * dense 12544->128, dense 128->4) with 1 and 2 threads, and prints GFLOP/s.
  *
+ * Then conv variants outside that network (depthwise, grouped, dilated) with 1 and 2 threads.
+ *
  * Then it times whole training steps of that network through the interpreter (forward,
  * softmax cross-entropy, backward, Adam): the number to compare with PyTorch.
  *
@@ -53,7 +55,7 @@ static void time_layer(const layer *L, rt_threads *tp, int reps, double *tf, dou
     if (L->kind == 0) {
         nx = (size_t)N * L->g.c * L->g.h * L->g.w;
         ny = (size_t)N * L->g.oc * L->g.oh * L->g.ow;
-        nw = (size_t)L->g.oc * L->g.c * L->g.kh * L->g.kw;
+        nw = rt_conv2d_weight_count(&L->g);
     } else if (L->kind == 1) {
         nx = (size_t)N * L->pg.c * L->pg.h * L->pg.w;
         ny = (size_t)N * L->pg.c * L->pg.oh * L->pg.ow;
@@ -95,7 +97,8 @@ static void time_layer(const layer *L, rt_threads *tp, int reps, double *tf, dou
 static double flops(const layer *L)
 {
     if (L->kind == 0)
-        return 2.0 * N * L->g.oc * L->g.oh * L->g.ow * L->g.c * L->g.kh * L->g.kw;
+        return 2.0 * N * L->g.oc * L->g.oh * L->g.ow * (double)rt_conv2d_weight_count(&L->g) /
+               L->g.oc;
     if (L->kind == 2)
         return 2.0 * N * L->in * L->out;
     return 0;
@@ -201,7 +204,9 @@ int main(int argc, char **argv)
     int reps = argc > 1 ? atoi(argv[1]) : 5;
     if (reps < 1)
         reps = 1;
-#define CONV3(c, h, oc) {c, h, h, oc, h - 2, h - 2, 3, 3, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0}
+#define CONV3(c, h, oc) {c, h, h, oc, h - 2, h - 2, 3, 3, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0, 1, 1, 1}
+/* 3x3, zero padding d (the size kept), dilation d, groups G */
+#define CONV3G(c, h, oc, d, G) {c, h, h, oc, h, h, 3, 3, 1, 1, d, d, d, d, RT_PAD_ZERO, 0, d, d, G}
 #define POOL2(c, h) {c, h, h, h / 2, h / 2, 2, 2, 2, 2, 0, 0, 0, 0}
     layer Ls[] = {
         {"conv 3->16 128->126", 0, CONV3(3, 128, 16), {0}, 0, 0, 0},
@@ -214,6 +219,13 @@ int main(int argc, char **argv)
         {"dense 128->4", 2, {0}, {0}, 128, 4, 1},
     };
     int nl = (int)(sizeof Ls / sizeof Ls[0]);
+    layer Vs[] = {
+        {"depthwise 32 32x32", 0, CONV3G(32, 32, 32, 1, 32), {0}, 0, 0, 1},
+        {"depthwise 32->64 32x32", 0, CONV3G(32, 32, 64, 1, 32), {0}, 0, 0, 1},
+        {"groups 4 64->64 30x30", 0, CONV3G(64, 30, 64, 1, 4), {0}, 0, 0, 1},
+        {"dilation 2 32->64 30", 0, CONV3G(32, 30, 64, 2, 1), {0}, 0, 0, 1},
+    };
+    int nv = (int)(sizeof Vs / sizeof Vs[0]);
     printf("GEMM micro-kernel: %s, best of %d\n", rt_gemm_isa(), reps);
     /* a big square GEMM, the yardstick of the micro-kernel */
     {
@@ -259,6 +271,21 @@ int main(int argc, char **argv)
         }
         printf("%-22s %9.2f %8s   %11.2f   (step: %.2f ms)\n", "total", tot_f * 1e3, "",
                tot_b * 1e3, (tot_f + tot_b) * 1e3);
+        rt_threads_destroy(tp);
+    }
+    printf("\nconv variants at batch %d:\n", N);
+    for (int threads = 1; threads <= 2; threads++) {
+        rt_threads *tp = rt_threads_create(threads, NULL);
+        if (!tp)
+            return 1;
+        printf("\n%d thread%s          forward ms  GFLOP/s   backward ms  GFLOP/s\n", threads,
+               threads > 1 ? "s" : " ");
+        for (int i = 0; i < nv; i++) {
+            double tf, tb, f = flops(&Vs[i]);
+            time_layer(&Vs[i], tp, reps, &tf, &tb);
+            printf("%-22s %9.2f %8.1f   %11.2f %8.1f\n", Vs[i].name, tf * 1e3, f / tf * 1e-9,
+                   tb * 1e3, 2 * f / tb * 1e-9);
+        }
         rt_threads_destroy(tp);
     }
     rt_netdesc d = net_desc();

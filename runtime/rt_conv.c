@@ -7,8 +7,10 @@
  * the weights are packed once per call. Backward computes dW from the same patches and dX as
  * W^T times the gradient followed by col2im, which sends a padded cell's gradient to the
  * pixel it was copied from. 1x1 stride-1 unpadded convolutions use the image itself.
+ * Grouped convolutions run the same steps once per group, on the group's channel blocks;
+ * depthwise ones (a group per input channel) go to the direct loops of rt_conv_dw.c.
  */
-#include "rt_kernels.h"
+#include "rt_conv_int.h"
 #include "rt_gemm_int.h"
 #include "rt_simd.h"
 
@@ -23,17 +25,25 @@
  * take half the time, at K = 144 and 288 the packed GEMM wins clearly. */
 #define NT_MAX_K 64
 
-int rt_conv_geom_check(const rt_conv_geom *g, char *err)
+int rt_conv_geom_check(const rt_conv_geom *gin, char *err)
 {
+    const rt_conv_geom n = rt_conv_norm(gin), *g = &n;
     const char *why = NULL;
     if (g->c < 1 || g->h < 1 || g->w < 1 || g->oc < 1 || g->oh < 1 || g->ow < 1)
         why = "empty input or output";
     else if (g->kh < 1 || g->kw < 1 || g->sh < 1 || g->sw < 1)
         why = "kernel and stride must be positive";
+    else if (g->dh < 1 || g->dw < 1)
+        why = "dilation must be positive";
+    else if (g->groups < 1 || g->c % g->groups || g->oc % g->groups)
+        why = "the groups must divide the input and output channels";
     else if (g->pt < 0 || g->pb < 0 || g->pl < 0 || g->pr < 0)
         why = "negative padding";
-    else if ((g->oh - 1) * g->sh + g->kh > g->h + g->pt + g->pb ||
-             (g->ow - 1) * g->sw + g->kw > g->w + g->pl + g->pr)
+    /* in 64 bits: the dilated extent of a hostile geometry may not fit in an int */
+    else if ((long long)(g->oh - 1) * g->sh + (long long)g->dh * (g->kh - 1) + 1 >
+                 (long long)g->h + g->pt + g->pb ||
+             (long long)(g->ow - 1) * g->sw + (long long)g->dw * (g->kw - 1) + 1 >
+                 (long long)g->w + g->pl + g->pr)
         why = "the output size needs windows outside the padded input";
     else if (g->pad == RT_PAD_REFLECT &&
              (g->pt >= g->h || g->pb >= g->h || g->pl >= g->w || g->pr >= g->w))
@@ -43,25 +53,36 @@ int rt_conv_geom_check(const rt_conv_geom *g, char *err)
         why = "circular padding cannot exceed the input size";
     if (!why)
         return 0;
-    if (err)
-        snprintf(err, RT_ERRLEN, "convolution %dx%dx%d -> %dx%dx%d, kernel %dx%d: %s", g->c,
-                 g->h, g->w, g->oc, g->oh, g->ow, g->kh, g->kw, why);
+    if (err) {
+        char extra[64] = "";
+        if (g->dh != 1 || g->dw != 1 || g->groups != 1)
+            snprintf(extra, sizeof extra, " dilation %dx%d groups %d", g->dh, g->dw, g->groups);
+        snprintf(err, RT_ERRLEN, "convolution %dx%dx%d -> %dx%dx%d, kernel %dx%d%s: %s", g->c,
+                 g->h, g->w, g->oc, g->oh, g->ow, g->kh, g->kw, extra, why);
+    }
     return -1;
 }
 
-/* The range [*lo, *hi) of output columns whose input column ox*sw + off lies in [0, w). */
-static void interior(int ow, int sw, int off, int w, int *lo, int *hi)
+size_t rt_conv2d_weight_count(const rt_conv_geom *gin)
 {
-    int a = off >= 0 ? 0 : (-off + sw - 1) / sw;
-    int b = w - 1 - off < 0 ? 0 : (w - 1 - off) / sw + 1;
-    if (a > ow)
-        a = ow;
-    if (b > ow)
-        b = ow;
-    if (b < a)
-        b = a;
-    *lo = a;
-    *hi = b;
+    const rt_conv_geom g = rt_conv_norm(gin);
+    return (size_t)g.oc * (size_t)(g.c / g.groups) * (size_t)g.kh * (size_t)g.kw;
+}
+
+/* One group's geometry (g normalised): its c/G input and oc/G output channels. */
+static rt_conv_geom group_geom(const rt_conv_geom *g)
+{
+    rt_conv_geom q = *g;
+    q.c /= g->groups;
+    q.oc /= g->groups;
+    q.groups = 1;
+    return q;
+}
+
+/* Depthwise geometries (a group per input channel, g normalised) take the direct loops. */
+static int is_depthwise(const rt_conv_geom *g)
+{
+    return g->groups > 1 && g->groups == g->c;
 }
 
 /* Row r = (ci, ky, kx) of the patch matrix for output rows [oy0, oy1), into d. */
@@ -71,11 +92,11 @@ static void im2col_row(const rt_conv_geom *g, const float *x, int r, int oy0, in
     const int ow = g->ow;
     const int kx = r % g->kw, ky = (r / g->kw) % g->kh, ci = r / (g->kw * g->kh);
     const int ey = g->flip ? g->kh - 1 - ky : ky, ex = g->flip ? g->kw - 1 - kx : kx;
-    const int off = ex - g->pl;
+    const int off = ex * g->dw - g->pl;
     int lo, hi;
-    interior(ow, g->sw, off, g->w, &lo, &hi);
+    rt_conv_interior(ow, g->sw, off, g->w, &lo, &hi);
     for (int oy = oy0; oy < oy1; oy++, d += ow) {
-        int iy = rt_pad_index(oy * g->sh + ey - g->pt, g->h, g->pad);
+        int iy = rt_pad_index(oy * g->sh + ey * g->dh - g->pt, g->h, g->pad);
         if (iy < 0) {
             memset(d, 0, (size_t)ow * sizeof *d);
             continue;
@@ -97,11 +118,18 @@ static void im2col_row(const rt_conv_geom *g, const float *x, int r, int oy0, in
     }
 }
 
-void rt_im2col(const rt_conv_geom *g, const float *x, int oy0, int oy1, float *col)
+/* The patch matrix of g's c channels (g normalised). */
+static void im2col(const rt_conv_geom *g, const float *x, int oy0, int oy1, float *col)
 {
     const int K = g->c * g->kh * g->kw, pc = (oy1 - oy0) * g->ow;
     for (int r = 0; r < K; r++)
         im2col_row(g, x, r, oy0, oy1, col + (size_t)r * pc);
+}
+
+void rt_im2col(const rt_conv_geom *g, const float *x, int oy0, int oy1, float *col)
+{
+    const rt_conv_geom n = rt_conv_norm(g);
+    im2col(&n, x, oy0, oy1, col);
 }
 
 /* The patch matrix (K x pc) in the GEMM's packed-B layout: panels of NR pixels, each over
@@ -154,19 +182,20 @@ static void im2col_packed_t(const rt_conv_geom *g, const float *x, int oy0, int 
     }
 }
 
-void rt_col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float *dx)
+/* Adds the patch matrix of g's c channels back into dx (g normalised). */
+static void col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float *dx)
 {
     const int ow = g->ow, pc = (oy1 - oy0) * ow;
     for (int ci = 0; ci < g->c; ci++)
         for (int ky = 0; ky < g->kh; ky++)
             for (int kx = 0; kx < g->kw; kx++) {
                 int ey = g->flip ? g->kh - 1 - ky : ky, ex = g->flip ? g->kw - 1 - kx : kx;
-                int off = ex - g->pl, lo, hi;
-                interior(ow, g->sw, off, g->w, &lo, &hi);
+                int off = ex * g->dw - g->pl, lo, hi;
+                rt_conv_interior(ow, g->sw, off, g->w, &lo, &hi);
                 const float *row = col + (size_t)((ci * g->kh + ky) * g->kw + kx) * pc;
                 for (int oy = oy0; oy < oy1; oy++) {
                     const float *s = row + (size_t)(oy - oy0) * ow;
-                    int iy = rt_pad_index(oy * g->sh + ey - g->pt, g->h, g->pad);
+                    int iy = rt_pad_index(oy * g->sh + ey * g->dh - g->pt, g->h, g->pad);
                     if (iy < 0)
                         continue;
                     float *d = dx + ((size_t)ci * g->h + iy) * g->w;
@@ -191,6 +220,12 @@ void rt_col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float 
             }
 }
 
+void rt_col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float *dx)
+{
+    const rt_conv_geom n = rt_conv_norm(g);
+    col2im(&n, col, oy0, oy1, dx);
+}
+
 /* A 1x1, stride 1, unpadded convolution is a plain GEMM on the image itself. */
 static int is_pointwise(const rt_conv_geom *g)
 {
@@ -198,7 +233,8 @@ static int is_pointwise(const rt_conv_geom *g)
            g->pb == 0 && g->pl == 0 && g->pr == 0 && g->oh == g->h && g->ow == g->w;
 }
 
-/* Output rows per band so that the band's patch matrix is about COL_TARGET_FLOATS. */
+/* Output rows per band so that the band's patch matrix is about COL_TARGET_FLOATS (g: one
+ * group's geometry). */
 static int band_rows(const rt_conv_geom *g)
 {
     size_t per_row = (size_t)g->c * g->kh * g->kw * g->ow;
@@ -209,11 +245,12 @@ static int band_rows(const rt_conv_geom *g)
 }
 
 /* Where each buffer lives in a worker's scratch, in floats; every piece starts on a cache
- * line. Forward: packed W, packed patches, one patch row. Backward: the dW+db partial (first,
- * so that the reduction finds it), packed W^T, dZ packed as A and as B, the patches
- * transposed and packed as B, the patch matrix (later dcol), and NR patch rows. */
+ * line. Forward: packed W (one block of wstride floats per group), packed patches, one patch
+ * row. Backward: the dW+db partial (first, so that the reduction finds it), packed W^T (per
+ * group), dZ packed as A and as B, the patches transposed and packed as B, the patch matrix
+ * (later dcol), and NR patch rows. Sizes other than W's and the partial's are one group's. */
 typedef struct {
-    size_t part, wpack, dza, dzb, patches, dcol, row, total;
+    size_t part, wpack, wstride, dza, dzb, patches, dcol, row, total;
 } layout;
 
 static size_t up16(size_t f)
@@ -223,20 +260,23 @@ static size_t up16(size_t f)
 
 static layout plan(const rt_conv_geom *g, int backward)
 {
-    const int K = g->c * g->kh * g->kw, pc = band_rows(g) * g->ow;
-    layout l = {0, 0, 0, 0, 0, 0, 0, 0};
+    const rt_conv_geom q = group_geom(g);
+    const int K = q.c * q.kh * q.kw, pc = band_rows(&q) * q.ow;
+    layout l = {0, 0, 0, 0, 0, 0, 0, 0, 0};
     size_t at = 0;
 #define TAKE(field, floats) (l.field = at, at += up16(floats))
     if (backward) {
+        l.wstride = up16(rt_gemm_packed_a_floats(K, q.oc));
         TAKE(part, (size_t)g->oc * K + (size_t)g->oc);
-        TAKE(wpack, rt_gemm_packed_a_floats(K, g->oc));
-        TAKE(dza, rt_gemm_packed_a_floats(g->oc, pc));
-        TAKE(dzb, rt_gemm_packed_b_floats(g->oc, pc));
+        TAKE(wpack, l.wstride * g->groups);
+        TAKE(dza, rt_gemm_packed_a_floats(q.oc, pc));
+        TAKE(dzb, rt_gemm_packed_b_floats(q.oc, pc));
         TAKE(patches, rt_gemm_packed_b_floats(pc, K));
         TAKE(dcol, (size_t)K * pc);
         TAKE(row, (size_t)pc * rt_gemm_nr());
     } else {
-        TAKE(wpack, rt_gemm_packed_a_floats(g->oc, K));
+        l.wstride = up16(rt_gemm_packed_a_floats(q.oc, K));
+        TAKE(wpack, l.wstride * g->groups);
         TAKE(patches, rt_gemm_packed_b_floats(K, pc));
         TAKE(row, (size_t)pc);
     }
@@ -245,9 +285,12 @@ static layout plan(const rt_conv_geom *g, int backward)
     return l;
 }
 
-size_t rt_conv2d_scratch_size(const rt_conv_geom *g)
+size_t rt_conv2d_scratch_size(const rt_conv_geom *gin)
 {
-    size_t f = plan(g, 0).total, b = plan(g, 1).total;
+    const rt_conv_geom g = rt_conv_norm(gin);
+    if (is_depthwise(&g))
+        return rt_conv_dw_scratch_size(&g);
+    size_t f = plan(&g, 0).total, b = plan(&g, 1).total;
     return (f > b ? f : b) * sizeof(float);
 }
 
@@ -266,13 +309,14 @@ typedef struct {
 static void fwd_task(void *arg, rt_worker *wk)
 {
     fwd_job *j = arg;
-    const rt_conv_geom *g = j->g;
-    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
-    const int rows = band_rows(g), bands = (g->oh + rows - 1) / rows;
+    const rt_conv_geom *g = j->g, q = group_geom(g);
+    const int G = g->groups, K = q.c * q.kh * q.kw, P = g->oh * g->ow;
+    const int rows = band_rows(&q), bands = (g->oh + rows - 1) / rows;
     const int pointwise = is_pointwise(g);
-    /* work items are (image, band) pairs, split in contiguous runs over the workers */
+    /* work items are (image, group, band) triples, split in contiguous runs over the
+     * workers; every output is made by one worker the same way, whatever the pool */
     int lo, hi;
-    rt_split_range(j->n * bands, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
+    rt_split_range(j->n * G * bands, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
     if (lo >= hi)
         return;
     layout l = plan(g, 0);
@@ -282,34 +326,40 @@ static void fwd_task(void *arg, rt_worker *wk)
         return;
     }
     float *wp = scr + l.wpack, *bp = scr + l.patches, *row = scr + l.row;
-    rt_gemm_pack_a(0, g->oc, K, 1.0f, j->w, K, wp);
+    for (int gi = 0; gi < G; gi++) /* group gi's weights are the block [oc/G][K] */
+        rt_gemm_pack_a(0, q.oc, K, 1.0f, j->w + (size_t)gi * q.oc * K, K,
+                       wp + (size_t)gi * l.wstride);
     for (int it = lo; it < hi; it++) {
-        int s = it / bands, oy0 = (it % bands) * rows;
+        int s = it / (G * bands), gi = it / bands % G, oy0 = (it % bands) * rows;
         int oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh, pc = (oy1 - oy0) * g->ow;
-        const float *xs = j->x + (size_t)s * g->c * g->h * g->w;
-        float *ys = j->y + (size_t)s * g->oc * P + (size_t)oy0 * g->ow;
+        const float *xs = j->x + ((size_t)s * g->c + (size_t)gi * q.c) * g->h * g->w;
+        float *ys = j->y + ((size_t)s * g->oc + (size_t)gi * q.oc) * P + (size_t)oy0 * g->ow;
         if (pointwise)
             rt_gemm_pack_b(0, K, pc, xs + (size_t)oy0 * g->ow, P, bp);
         else
-            im2col_packed(g, xs, oy0, oy1, row, bp);
+            im2col_packed(&q, xs, oy0, oy1, row, bp);
         /* bias and relu / leaky relu are applied as the GEMM stores its tiles */
         int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
                     j->act == RT_ACT_LEAKYRELU;
-        rt_gemm_packed_ep(g->oc, pc, K, wp, bp, 0, ys, P, j->b, fused ? j->act : RT_ACT_NONE,
-                          j->alpha);
+        rt_gemm_packed_ep(q.oc, pc, K, wp + (size_t)gi * l.wstride, bp, 0, ys, P,
+                          j->b ? j->b + (size_t)gi * q.oc : NULL,
+                          fused ? j->act : RT_ACT_NONE, j->alpha);
         if (!fused)
-            for (int o = 0; o < g->oc; o++)
+            for (int o = 0; o < q.oc; o++)
                 rt_act_forward(j->act, j->alpha, ys + (size_t)o * P, ys + (size_t)o * P,
                                (size_t)pc);
     }
 }
 
-int rt_conv2d_forward(const rt_conv_geom *g, const float *x, const float *w, const float *b,
+int rt_conv2d_forward(const rt_conv_geom *gin, const float *x, const float *w, const float *b,
                       rt_act act, float alpha, float *y, int n, rt_threads *tp)
 {
-    fwd_job j = {g, x, w, b, act, alpha, y, n, 0};
+    const rt_conv_geom g = rt_conv_norm(gin);
     if (n <= 0)
         return 0;
+    if (is_depthwise(&g))
+        return rt_conv_dw_forward(&g, x, w, b, act, alpha, y, n, tp);
+    fwd_job j = {&g, x, w, b, act, alpha, y, n, 0};
     rt_threads_run(tp, fwd_task, &j);
     return atomic_load(&j.fail) ? -1 : 0;
 }
@@ -325,13 +375,57 @@ typedef struct {
     atomic_int fail;
 } bwd_job;
 
+/* dW, db and dX of one group of one image (q: the group's geometry; xs, dzs, dw, db, dxs
+ * point at the group's blocks; wt is its packed W^T). */
+static void bwd_group(const rt_conv_geom *q, const layout *l, float *scr, const float *xs,
+                      const float *dzs, const float *wt, float *dw, float *db, float *dxs)
+{
+    const int K = q->c * q->kh * q->kw, P = q->oh * q->ow, rows = band_rows(q);
+    const int pointwise = is_pointwise(q);
+    float *dza = scr + l->dza, *dzb = scr + l->dzb;
+    float *pt = scr + l->patches, *dcol = scr + l->dcol, *row = scr + l->row;
+    for (int oy0 = 0; oy0 < q->oh; oy0 += rows) {
+        int oy1 = oy0 + rows < q->oh ? oy0 + rows : q->oh, pc = (oy1 - oy0) * q->ow;
+        const float *dzband = dzs + (size_t)oy0 * q->ow;
+        /* dW[oc][K] += dZ[oc][band] . patches[K][band]^T */
+        if (K <= NT_MAX_K) {
+            /* few patch rows over many pixels (a first layer): dot products of rows
+             * that are both contiguous, nothing packed (patches borrow dcol's buffer) */
+            if (pointwise) {
+                rt_gemm_nt(q->oc, K, pc, dzband, P, xs + (size_t)oy0 * q->ow, P, 1, dw, K);
+            } else {
+                im2col(q, xs, oy0, oy1, dcol);
+                rt_gemm_nt(q->oc, K, pc, dzband, P, dcol, pc, 1, dw, K);
+            }
+        } else {
+            rt_gemm_pack_a(0, q->oc, pc, 1.0f, dzband, P, dza);
+            if (pointwise)
+                rt_gemm_pack_b(1, pc, K, xs + (size_t)oy0 * q->ow, P, pt);
+            else
+                im2col_packed_t(q, xs, oy0, oy1, row, pt);
+            rt_gemm_packed(q->oc, K, pc, dza, pt, 1, dw, K);
+        }
+        if (db)
+            for (int o = 0; o < q->oc; o++)
+                db[o] += (float)rt_sum(dzband + (size_t)o * P, (size_t)pc);
+        if (!dxs)
+            continue;
+        /* dX: W^T[K][oc] * dZ[oc][band], then back to the pixels the patches came from */
+        rt_gemm_pack_b(0, q->oc, pc, dzband, P, dzb);
+        if (pointwise) {
+            rt_gemm_packed(K, pc, q->oc, wt, dzb, 1, dxs + (size_t)oy0 * q->ow, P);
+        } else {
+            rt_gemm_packed(K, pc, q->oc, wt, dzb, 0, dcol, pc);
+            col2im(q, dcol, oy0, oy1, dxs);
+        }
+    }
+}
+
 static void bwd_task(void *arg, rt_worker *wk)
 {
     bwd_job *j = arg;
-    const rt_conv_geom *g = j->g;
-    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, tid = rt_worker_id(wk);
-    const int rows = band_rows(g);
-    const int pointwise = is_pointwise(g);
+    const rt_conv_geom *g = j->g, q = group_geom(g);
+    const int G = g->groups, K = q.c * q.kh * q.kw, P = g->oh * g->ow, tid = rt_worker_id(wk);
     layout l = plan(g, 1);
     float *scr = rt_worker_scratch(wk, l.total * sizeof(float));
     if (!scr) {
@@ -341,8 +435,7 @@ static void bwd_task(void *arg, rt_worker *wk)
     /* worker 0 sums straight into dw/db; the others into partials added in order later */
     float *dw = tid == 0 ? j->dw : scr + l.part;
     float *db = j->db ? (tid == 0 ? j->db : scr + l.part + (size_t)g->oc * K) : NULL;
-    float *wt = scr + l.wpack, *dza = scr + l.dza, *dzb = scr + l.dzb;
-    float *pt = scr + l.patches, *dcol = scr + l.dcol, *row = scr + l.row;
+    float *wt = scr + l.wpack;
     memset(dw, 0, (size_t)g->oc * K * sizeof *dw);
     if (db)
         memset(db, 0, (size_t)g->oc * sizeof *db);
@@ -350,48 +443,19 @@ static void bwd_task(void *arg, rt_worker *wk)
     int s0, s1;
     rt_split_range(j->n, rt_worker_count(wk), tid, &s0, &s1);
     if (j->dx && s0 < s1)
-        rt_gemm_pack_a(1, K, g->oc, 1.0f, j->w, K, wt); /* W^T: K x oc */
+        for (int gi = 0; gi < G; gi++) /* W^T of each group: K x oc/G */
+            rt_gemm_pack_a(1, K, q.oc, 1.0f, j->w + (size_t)gi * q.oc * K, K,
+                           wt + (size_t)gi * l.wstride);
     for (int s = s0; s < s1; s++) {
-        const float *xs = j->x + (size_t)s * g->c * g->h * g->w;
-        const float *dzs = j->dz + (size_t)s * g->oc * P;
-        float *dxs = j->dx ? j->dx + (size_t)s * g->c * g->h * g->w : NULL;
+        const size_t xsz = (size_t)g->c * g->h * g->w, gx = (size_t)q.c * g->h * g->w;
+        float *dxs = j->dx ? j->dx + (size_t)s * xsz : NULL;
         if (dxs && !j->accum)
-            memset(dxs, 0, (size_t)g->c * g->h * g->w * sizeof *dxs);
-        for (int oy0 = 0; oy0 < g->oh; oy0 += rows) {
-            int oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh, pc = (oy1 - oy0) * g->ow;
-            const float *dzband = dzs + (size_t)oy0 * g->ow;
-            /* dW[oc][K] += dZ[oc][band] . patches[K][band]^T */
-            if (K <= NT_MAX_K) {
-                /* few patch rows over many pixels (a first layer): dot products of rows
-                 * that are both contiguous, nothing packed (patches borrow dcol's buffer) */
-                if (pointwise) {
-                    rt_gemm_nt(g->oc, K, pc, dzband, P, xs + (size_t)oy0 * g->ow, P, 1, dw, K);
-                } else {
-                    rt_im2col(g, xs, oy0, oy1, dcol);
-                    rt_gemm_nt(g->oc, K, pc, dzband, P, dcol, pc, 1, dw, K);
-                }
-            } else {
-                rt_gemm_pack_a(0, g->oc, pc, 1.0f, dzband, P, dza);
-                if (pointwise)
-                    rt_gemm_pack_b(1, pc, K, xs + (size_t)oy0 * g->ow, P, pt);
-                else
-                    im2col_packed_t(g, xs, oy0, oy1, row, pt);
-                rt_gemm_packed(g->oc, K, pc, dza, pt, 1, dw, K);
-            }
-            if (db)
-                for (int o = 0; o < g->oc; o++)
-                    db[o] += (float)rt_sum(dzband + (size_t)o * P, (size_t)pc);
-            if (!dxs)
-                continue;
-            /* dX: W^T[K][oc] * dZ[oc][band], then back to the pixels the patches came from */
-            rt_gemm_pack_b(0, g->oc, pc, dzband, P, dzb);
-            if (pointwise) {
-                rt_gemm_packed(K, pc, g->oc, wt, dzb, 1, dxs + (size_t)oy0 * g->ow, P);
-            } else {
-                rt_gemm_packed(K, pc, g->oc, wt, dzb, 0, dcol, pc);
-                rt_col2im(g, dcol, oy0, oy1, dxs);
-            }
-        }
+            memset(dxs, 0, xsz * sizeof *dxs);
+        for (int gi = 0; gi < G; gi++)
+            bwd_group(&q, &l, scr, j->x + (size_t)s * xsz + gi * gx,
+                      j->dz + ((size_t)s * g->oc + (size_t)gi * q.oc) * P,
+                      wt + (size_t)gi * l.wstride, dw + (size_t)gi * q.oc * K,
+                      db ? db + (size_t)gi * q.oc : NULL, dxs ? dxs + gi * gx : NULL);
     }
 }
 
@@ -400,7 +464,7 @@ static void reduce_task(void *arg, rt_worker *wk)
 {
     bwd_job *j = arg;
     const rt_conv_geom *g = j->g;
-    const int K = g->c * g->kh * g->kw, nt = rt_worker_count(wk);
+    const int K = g->c / g->groups * g->kh * g->kw, nt = rt_worker_count(wk);
     const int nw = g->oc * K, total = nw + (j->db ? g->oc : 0);
     const size_t part = plan(g, 1).part;
     int lo, hi;
@@ -414,17 +478,19 @@ static void reduce_task(void *arg, rt_worker *wk)
     }
 }
 
-int rt_conv2d_backward(const rt_conv_geom *g, const float *x, const float *w, const float *dz,
+int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, const float *dz,
                        float *dx, int accum, float *dw, float *db, int n, rt_threads *tp)
 {
-    const int K = g->c * g->kh * g->kw;
-    bwd_job j = {g, x, w, dz, dx, dw, db, accum, n, tp, 0};
+    const rt_conv_geom g = rt_conv_norm(gin);
     if (n <= 0) {
-        memset(dw, 0, (size_t)g->oc * K * sizeof *dw);
+        memset(dw, 0, rt_conv2d_weight_count(&g) * sizeof *dw);
         if (db)
-            memset(db, 0, (size_t)g->oc * sizeof *db);
+            memset(db, 0, (size_t)g.oc * sizeof *db);
         return 0;
     }
+    if (is_depthwise(&g))
+        return rt_conv_dw_backward(&g, x, w, dz, dx, accum, dw, db, n, tp);
+    bwd_job j = {&g, x, w, dz, dx, dw, db, accum, n, tp, 0};
     rt_threads_run(tp, bwd_task, &j);
     if (atomic_load(&j.fail))
         return -1;

@@ -422,7 +422,14 @@ static inline int rt_pad_index(int i, int n, rt_padmode mode)
 
 /* ------------------------------------------------------------------ convolution */
 
-/* The geometry of a 2-D convolution; all sizes resolved by the caller. */
+/* The geometry of a 2-D convolution; all sizes resolved by the caller. The semantics are
+ * PyTorch's Conv2d: kernel tap (ky, kx) of output (oy, ox) reads input row
+ * oy*sh + ky*dh - pt and column ox*sw + kx*dw - pl, so a window spans dh*(kh-1)+1 rows (its
+ * dilated extent) and dw*(kw-1)+1 columns. With groups G, the c input and oc output channels
+ * are cut into G equal blocks and output channel o sees only input block o / (oc/G): the
+ * weights are [oc][c/G][kh][kw]. Depthwise is G == c (oc a multiple of c).
+ * dh, dw and groups were appended later: 0 means 1 in them, so that older initializers
+ * listing only the first 16 fields keep working. */
 typedef struct {
     int c, h, w;          /* input channels, height, width */
     int oc, oh, ow;       /* output channels, height, width */
@@ -430,21 +437,27 @@ typedef struct {
     int sh, sw;           /* stride: rows, columns */
     int pt, pb, pl, pr;   /* padding: top, bottom, left, right */
     rt_padmode pad;       /* what the padded cells hold */
-    int flip;             /* 1: true convolution (kernel rotated 180 degrees) */
-    int dh, dw;           /* dilation, >= 1 (0 means 1, so older initializers keep working) */
-    int groups;           /* channel groups, >= 1 (0 means 1) */
+    int flip;             /* 1: true convolution (kernel rotated 180 degrees: with dilation,
+                           * tap ky pairs with weight row kh-1-ky) */
+    int dh, dw;           /* dilation: rows, columns; >= 1 (0 means 1) */
+    int groups;           /* channel groups; >= 1 (0 means 1), dividing c and oc */
 } rt_conv_geom;
 
-/* 0 if every window lies inside the padded input and the padding suits the mode;
- * otherwise -1 with a message (err may be NULL). */
+/* 0 if every (dilated) window lies inside the padded input, the groups divide both channel
+ * counts and the padding suits the mode; otherwise -1 with a message (err may be NULL). The
+ * caller's output size for an axis of n cells, padding p, stride s is normally
+ * floor((n + p - (d*(k-1)+1) + s) / s); any size whose windows fit is accepted. */
 int rt_conv_geom_check(const rt_conv_geom *g, char *err);
 
-/* y = act(conv(x, w) + b) for n images. x [n][c][h][w], w [oc][c][kh][kw], b [oc] or NULL,
- * y [n][oc][oh][ow]. Returns 0, or -1 if out of memory. */
+/* Floats in the weights of g: oc * (c/groups) * kh * kw. */
+size_t rt_conv2d_weight_count(const rt_conv_geom *g);
+
+/* y = act(conv(x, w) + b) for n images. x [n][c][h][w], w [oc][c/groups][kh][kw], b [oc] or
+ * NULL, y [n][oc][oh][ow]. Returns 0, or -1 if out of memory. */
 int rt_conv2d_forward(const rt_conv_geom *g, const float *x, const float *w, const float *b,
                       rt_act act, float alpha, float *y, int n, rt_threads *tp);
 /* From dz = d(loss)/d(pre-activation output) [n][oc][oh][ow]: dx (+)= (NULL: skipped),
- * dw = (all of it), db = (NULL: no bias). A padded cell's gradient flows back to the
+ * dw = (all of it, shaped as w), db = (NULL: no bias). A padded cell's gradient flows back to the
  * pixel the padding copied. Returns 0, or -1 if out of memory. */
 int rt_conv2d_backward(const rt_conv_geom *g, const float *x, const float *w, const float *dz,
                        float *dx, int accum, float *dw, float *db, int n, rt_threads *tp);
@@ -454,7 +467,10 @@ size_t rt_conv2d_scratch_size(const rt_conv_geom *g);
 
 /* The building blocks, for tests and hand-written fast paths: im2col writes the rows
  * (c, ky, kx) of the patch matrix for output rows [oy0, oy1) of one image, col
- * [c*kh*kw][(oy1-oy0)*ow]; col2im adds such a matrix back into dx [c][h][w]. */
+ * [c*kh*kw][(oy1-oy0)*ow], with the dilation, padding and flip of g; col2im adds such a
+ * matrix back into dx [c][h][w]. Both ignore groups and cover all c channels: the rows of
+ * group q are the contiguous block from row q*(c/G)*kh*kw, the depth of that group's GEMM
+ * with its weights block [oc/G][c/G*kh*kw]. */
 void rt_im2col(const rt_conv_geom *g, const float *x, int oy0, int oy1, float *col);
 void rt_col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float *dx);
 

@@ -1,0 +1,51 @@
+/*
+ * rt_conv_int.h - what the two convolution files share, internal to libcnnrt: the geometry
+ * with its defaults resolved, the interior range of a kernel tap, and the direct depthwise
+ * kernels (rt_conv_dw.c) that rt_conv.c hands depthwise geometries to.
+ */
+#ifndef RT_CONV_INT_H
+#define RT_CONV_INT_H
+
+#include "rt_kernels.h"
+
+/* g with 0 read as 1 in the fields appended later (dilation, groups). */
+static inline rt_conv_geom rt_conv_norm(const rt_conv_geom *g)
+{
+    rt_conv_geom n = *g;
+    if (n.dh == 0)
+        n.dh = 1;
+    if (n.dw == 0)
+        n.dw = 1;
+    if (n.groups == 0)
+        n.groups = 1;
+    return n;
+}
+
+/* The range [*lo, *hi) of output columns whose input column ox*sw + off lies in [0, w). */
+static inline void rt_conv_interior(int ow, int sw, int off, int w, int *lo, int *hi)
+{
+    int a = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    int b = w - 1 - off < 0 ? 0 : (w - 1 - off) / sw + 1;
+    if (a > ow)
+        a = ow;
+    if (b > ow)
+        b = ow;
+    if (b < a)
+        b = a;
+    *lo = a;
+    *hi = b;
+}
+
+/* Direct depthwise kernels for a normalised g with groups == c: each output channel o reads
+ * input channel o / (oc/c) only, so a loop over its taps beats GEMMs with one row. Same
+ * contracts as rt_conv2d_forward / rt_conv2d_backward; every output element, dx, dw and db
+ * included, is computed by one worker in a fixed order, so the bits do not depend on the
+ * pool. */
+int rt_conv_dw_forward(const rt_conv_geom *g, const float *x, const float *w, const float *b,
+                       rt_act act, float alpha, float *y, int n, rt_threads *tp);
+int rt_conv_dw_backward(const rt_conv_geom *g, const float *x, const float *w, const float *dz,
+                        float *dx, int accum, float *dw, float *db, int n, rt_threads *tp);
+/* Bytes of worker scratch they ask for. */
+size_t rt_conv_dw_scratch_size(const rt_conv_geom *g);
+
+#endif
