@@ -17,7 +17,7 @@ import torch.nn.functional as F
 # ------------------------------------------------------------------ the IR
 
 INT_FIELDS = {"i", "src", "src2", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kh",
-              "kw", "sh", "sw", "pt", "pb", "pl", "pr", "flip", "bias", "w_off", "w_len",
+              "kw", "sh", "sw", "pt", "pb", "pl", "pr", "flip", "dh", "dw", "groups", "bias", "w_off", "w_len",
               "b_off", "b_len", "s_off", "s_len", "line"}
 FLOAT_FIELDS = {"alpha", "p", "eps", "momentum"}
 
