@@ -80,7 +80,9 @@ void report_dot(const ir_net *net, FILE *out)
         fprintf(out, "\"%s];\n", n->L.kind == RT_INPUT ? ", fillcolor=\"#dff0d8\"" :
                                   n->L.kind == RT_ADD ? ", shape=circle, label=\"+\"" : "");
         if (n->L.kind != RT_INPUT) fprintf(out, "  n%d -> n%d;\n", n->L.src, i);
-        if (n->L.kind == RT_ADD) fprintf(out, "  n%d -> n%d [style=dashed, label=\"skip\"];\n", n->L.src2, i);
+        if (n->L.src2 >= 0) /* the second input of an add (the skip or shortcut) or a concat */
+            fprintf(out, "  n%d -> n%d [style=dashed%s];\n", n->L.src2, i,
+                    n->L.kind == RT_ADD ? (strstr(n->text, "shortcut") ? ", label=\"shortcut\"" : ", label=\"skip\"") : "");
     }
     fprintf(out, "}\n");
 }
