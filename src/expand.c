@@ -195,8 +195,12 @@ static void layer_stmt(expander *ex, const ast_stmt *s)
     }
     if (s->head_value && !(li->kind == RT_ACTIVATION && li->npos > 0)) {
         char hint[160];
-        snprintf(hint, sizeof hint, "write '%s %s' without '=' (only leakyrelu=A and elu=A take one)", s->name,
-                 s->args[0].val.word ? s->args[0].val.word : "");
+        if (li->npos == 0)
+            snprintf(hint, sizeof hint, "'%s' takes no value: write just '%s' (only leakyrelu=A and elu=A take one)",
+                     s->name, s->name);
+        else
+            snprintf(hint, sizeof hint, "write '%s %s' without '=' (only leakyrelu=A and elu=A take one)", s->name,
+                     s->args[0].val.word ? s->args[0].val.word : "");
         ex_error(ex, s->nameloc, hint, "'%s' takes no '=' value", s->name);
         return;
     }
@@ -336,9 +340,10 @@ static void concat_stmt(expander *ex, const ast_stmt *s)
                  "the first layer must be 'input CxHxW', not a concat");
         return;
     }
-    int from = ex->tip, out = -1, npaths = 0;
+    int from = ex->tip, out = -1, npaths = 0, strays = 0;
     for (const ast_stmt *p = s->body; p; p = p->next) {
         if (p->kind != STMT_PATH) {
+            strays++;
             ex_error(ex, p->loc, "write each branch as path { ... }: concat { path { conv 1x1 8 } path { conv 3x3 8 pad=same } }",
                      "only path { } blocks go inside concat");
             continue;
@@ -355,13 +360,13 @@ static void concat_stmt(expander *ex, const ast_stmt *s)
             out = ex->tip;
         }
     }
-    if (npaths < 2) {
+    if (npaths < 2 && !strays) {
         ex_error(ex, s->loc, "concatenate two paths or more: concat { path { ... } path { ... } }",
                  "concat needs at least two paths, got %d", npaths);
         ex->tip = npaths ? out : from;
         return;
     }
-    ex->tip = out;
+    ex->tip = out >= 0 ? out : from;
 }
 
 static void expand_list(expander *ex, const ast_stmt *s)
