@@ -383,6 +383,15 @@ START_TEST(conv_geometry_rejected)
     rt_conv_geom g = {1, 3, 3, 1, 4, 4, 2, 2, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0};
     ck_assert_int_eq(rt_conv_geom_check(&g, err), -1); /* 4x4 output needs padding */
     ck_assert_ptr_nonnull(strstr(err, "outside"));
+    /* output sizes round down: 5 rows, kernel 2, stride 2 give (5-2)/2+1 = 2 rows (windows at
+     * rows 0 and 2); 3 rows would need a window at rows 4-5, one past the input (ceil mode,
+     * which convolutions do not have); the same across with stride 3: (7-2)/3+1 = 2 */
+    rt_conv_geom down = {1, 5, 7, 1, 2, 2, 2, 2, 2, 3, 0, 0, 0, 0, RT_PAD_ZERO, 0};
+    ck_assert_int_eq(rt_conv_geom_check(&down, err), 0);
+    down.oh = 3;
+    ck_assert_int_eq(rt_conv_geom_check(&down, err), -1);
+    down.oh = 2, down.ow = 3;
+    ck_assert_int_eq(rt_conv_geom_check(&down, err), -1);
     rt_conv_geom r = {1, 3, 3, 1, 5, 5, 2, 2, 1, 1, 3, 0, 3, 0, RT_PAD_REFLECT, 0};
     ck_assert_int_eq(rt_conv_geom_check(&r, err), -1);
     ck_assert_ptr_nonnull(strstr(err, "reflect"));
