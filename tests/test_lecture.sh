@@ -105,6 +105,26 @@ check "the generated program's --dump runs ($(tail -n 2 gen.log))" test $? -eq 0
 check "the generated program gives the lecture's numbers" dump_is_lecture gen.dump
 check "the generated program's dump equals cnnrun's" "$cmpdump" run.dump gen.dump 1e-6 -q
 
+# cmp_dump's negative controls: a logit off in its last bit passes 1e-6 but not 0 and is not
+# called bit-identical; a gradient off by far fails; a truncated file is malformed (2)
+patch() { # patch FILE OFFSET BYTE(octal): overwrite one byte
+    printf "\\$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+cp run.dump ulp.dump && cp run.dump far.dump
+b=$(od -An -v -to1 -j 128 -N 1 run.dump | tr -d ' ')
+patch ulp.dump 128 "$(printf '%03o' $(( (0$b) ^ 1 )))"
+patch far.dump 199 101
+head -c 150 run.dump >short.dump
+"$cmpdump" run.dump ulp.dump 1e-6 -q >cmp1.out 2>&1
+check "cmp_dump accepts a 1-ulp logit at 1e-6" test $? -eq 0
+check "cmp_dump does not call it bit-identical" sh -c '! grep -q "^bit-identical" cmp1.out'
+"$cmpdump" run.dump ulp.dump 0 -q >/dev/null 2>&1
+check "cmp_dump rejects a 1-ulp logit at tolerance 0" test $? -eq 1
+"$cmpdump" run.dump far.dump 1e-6 -q >/dev/null 2>&1
+check "cmp_dump rejects a wrong gradient" test $? -eq 1
+"$cmpdump" run.dump short.dump 1e-6 -q >/dev/null 2>&1
+check "cmp_dump calls a truncated dump malformed" test $? -eq 2
+
 cat > harness.c <<'EOF'
 #include "lecture_sa.c"
 #include <math.h>
