@@ -913,6 +913,14 @@ START_TEST(test_cache)
     ck_assert_int_eq(ds.cached, 0);
     check_plane(&ds, find_file(&ds, "a1.bmp"), 1, 255, 0);
     rt_dataset_free(&ds);
+    /* a file rewritten with another size but the same mtime (a copy keeping times) too */
+    const unsigned char grey[3] = {128, 128, 128};
+    write_solid(P("set/ant/a1.bmp"), 4, 4, 3, grey);
+    set_mtime(P("set/ant/a1.bmp"), 1000000100);
+    ck_assert_int_eq(rt_dataset_load(P("set"), s, &o, &ds, err), 0);
+    ck_assert_int_eq(ds.cached, 0);
+    check_plane(&ds, find_file(&ds, "a1.bmp"), 1, 128, 0);
+    rt_dataset_free(&ds);
     /* a new file in a class also does */
     write_solid(P("set/ant/a3.png"), 3, 3, 3, white);
     ck_assert_int_eq(rt_dataset_load(P("set"), s, &o, &ds, err), 0);
