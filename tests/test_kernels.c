@@ -1,8 +1,10 @@
 /*
- * test_kernels.c - the forward kernels against numbers worked out by hand (the lecture's
- * examples and their padding, flip, pooling and multi-channel variants) and against naive
- * float64 references written here; GEMM on every micro-kernel this CPU has; the lecture's
- * translation equivariance and invariance properties; loss, dropout, RNG and init.
+ * test_kernels.c - the kernels against numbers worked out by hand (the lecture's examples
+ * and their padding, flip, pooling and multi-channel variants; the backward passes of conv,
+ * pooling with ties on every path, dense, batchnorm in both modes and the elementwise layers)
+ * and against naive float64 references written here; GEMM on every micro-kernel this CPU
+ * has (one it lacks is reported as skipped); the lecture's translation equivariance and
+ * invariance properties; loss, dropout, RNG and init.
  */
 #include <check.h>
 #include <math.h>
