@@ -6,7 +6,7 @@
 # disable a mutant). Ends with "mutants: N, caught: M" and the survivors; exits 0 only when
 # every mutant was caught. Not part of `make check` (it takes minutes).
 # Usage: scripts/mutants.sh [LIST]   (MUTANTS_DIR: scratch directory, default /tmp/...;
-#        MUTANTS_ONLY=K: only the K-th mutant of the list; CFLAGS passed to configure)
+#        MUTANTS_ONLY="K ...": only these mutants, by number in the list; CFLAGS: configure's)
 set -u
 LC_ALL=C
 export LC_ALL
@@ -79,12 +79,16 @@ if ! run "$alltests"; then
 fi
 
 k=0
+ran=0
 caught=0
 broken=0
 survivors=""
 while IFS="$tab" read -r ln file find repl tests; do
     k=$((k + 1))
-    [ -n "${MUTANTS_ONLY:-}" ] && [ "$MUTANTS_ONLY" != "$k" ] && continue
+    if [ -n "${MUTANTS_ONLY:-}" ]; then
+        case " $MUTANTS_ONLY " in *" $k "*) ;; *) continue ;; esac
+        ran=$((ran + 1))
+    fi
     apply "$src/$file" "$find" "$repl"
     if ! ( cd "$build" && make -j"$jobs" >"$scratch/build.log" 2>&1 ); then
         echo "mutant $k ($file, list line $ln): DOES NOT BUILD"
@@ -104,7 +108,7 @@ while IFS="$tab" read -r ln file find repl tests; do
 done <<EOF
 $entries
 EOF
-[ -n "${MUTANTS_ONLY:-}" ] && total=1
+[ -n "${MUTANTS_ONLY:-}" ] && total=$ran
 echo "mutants: $total, caught: $caught"
 if [ -n "$survivors" ]; then
     echo "survivors:$survivors"
