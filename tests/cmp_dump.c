@@ -43,7 +43,10 @@ static int load(const char *path, blob *b)
         b->len += got;
         if (b->len < cap) break;
         cap *= 2;
-        b->p = realloc(b->p, cap);
+        unsigned char *grown = realloc(b->p, cap);
+        if (!grown)
+            free(b->p);
+        b->p = grown;
     }
     int bad = ferror(f);
     fclose(f);
@@ -178,10 +181,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: cmp_dump A.dump B.dump RELATIVE_TOLERANCE [-q]\n");
         return 2;
     }
-    blob a, b;
+    /* every exit below frees both files (a leak would fail the sanitizer build) */
+    blob a = {NULL, 0, argv[1]}, b = {NULL, 0, argv[2]};
     layout la, lb;
-    if (load(argv[1], &a) || load(argv[2], &b) || parse(&a, &la) || parse(&b, &lb)) return 2;
     int bad = 0;
+    if (load(argv[1], &a) || load(argv[2], &b) || parse(&a, &la) || parse(&b, &lb)) {
+        bad = 2;
+        goto out;
+    }
     const char *names[] = {"n", "c", "h", "w", "classes", "training", "params", "state"};
     uint64_t va[] = {la.n, la.c, la.h, la.w, la.k, la.training, la.P, la.S};
     uint64_t vb[] = {lb.n, lb.c, lb.h, lb.w, lb.k, lb.training, lb.P, lb.S};
@@ -193,7 +200,7 @@ int main(int argc, char **argv)
         }
     if (bad) {
         printf("dumps differ in their headers\n");
-        return 1;
+        goto out;
     }
     size_t N = la.n * la.c * la.h * la.w;
     bad |= cmp_floats("x", &a, &b, la.off_x, N, tol);
@@ -216,6 +223,7 @@ int main(int argc, char **argv)
     bad |= cmp_floats("state'", &a, &b, la.off_state1, la.S, tol);
     int same = a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
     printf("%s\n", same ? "bit-identical" : bad ? "DIFFERENT beyond the tolerance" : "equal within the tolerance");
+out:
     free(a.p);
     free(b.p);
     return bad;

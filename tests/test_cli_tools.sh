@@ -2,8 +2,9 @@
 # test_cli_tools.sh - `cnnrun NET --bench` and `cnnrun NET --dump` end to end on tiny
 # networks: the bench lines and their FLOP count (worked out by hand below), the profile
 # lines, the dump's size and header for the layout documented in runtime/rt_cli_dump.c,
-# determinism for a seed, eval vs training mode, and exit status 2 for usage errors.
-# Run from the build tree by `make check` (top_builddir comes from the Makefile).
+# determinism for a seed, eval vs training mode, exit status 2 for usage errors, and
+# --help and --version (the version configure.ac gives).
+# Run from the build tree by `make check` (top_srcdir, top_builddir come from the Makefile).
 
 LC_ALL=C
 export LC_ALL
@@ -11,6 +12,7 @@ export LC_ALL
 here=$(cd "$(dirname "$0")" && pwd)
 builddir=${top_builddir:-$here/..}
 builddir=$(cd "$builddir" && pwd) || exit 99
+srcdir=$(cd "${top_srcdir:-$here/..}" && pwd) || exit 99
 cnnrun=$builddir/cnnrun
 if [ ! -x "$cnnrun" ]; then
     echo "test_cli_tools: $cnnrun is not built" >&2
@@ -154,6 +156,36 @@ usage "--weights does not apply to --bench" --bench 1 --weights w
 usage "choose one of" --bench 1 --dump f.bin
 usage "given twice" --dump a --dump b
 check "no dump file after usage errors" test ! -e f.bin
+
+# ------------------------------------------------------------ --help, --version
+"$cnnrun" --help >out.txt 2>err.txt
+rc=$?
+check "--help exits 0 (got $rc)" test "$rc" -eq 0
+check "--help writes nothing on stderr" test ! -s err.txt
+check "--help starts with the usage" grep -q "^usage: cnnrun NET.cnn --train DIR" out.txt
+check "--help shows --eval and --predict" grep -q -e "^ *cnnrun NET.cnn --eval DIR" out.txt
+check "--help points to NET.cnn --help" grep -q "'cnnrun NET.cnn --help' lists every option" out.txt
+# with a network: every option, and the defaults of its train section (tiny has none)
+"$cnnrun" tiny.cnn --help >out.txt 2>err.txt
+rc=$?
+check "tiny.cnn --help exits 0 (got $rc)" test "$rc" -eq 0
+check "tiny.cnn --help writes nothing on stderr" test ! -s err.txt
+for mode in --train --eval --predict --bench --dump; do
+    check "tiny.cnn --help shows the $mode usage" grep -q "^.*cnnrun tiny.cnn $mode " out.txt
+done
+for opt in --epochs --batch --optimizer --lr --momentum --weight-decay --augment --out \
+    --report --plot --split --seed --cache-dir --no-cache --all --bench --profile --dump \
+    --train-mode --weights --threads --quiet --help --version; do
+    check "tiny.cnn --help describes $opt" grep -q -e "^  $opt " out.txt
+done
+check "tiny.cnn --help names the default weights file" grep -q "default tiny.weights" out.txt
+version=$(sed -n 's/^AC_INIT(\[cnnc\], \[\([^]]*\)\].*/\1/p' "$srcdir/configure.ac")
+"$cnnrun" --version >out.txt 2>err.txt
+rc=$?
+check "--version exits 0 (got $rc)" test "$rc" -eq 0
+check "--version prints 'cnnrun $version' (got '$(cat out.txt)')" \
+    test -n "$version" -a "$(cat out.txt)" = "cnnrun $version"
+check "--version writes nothing on stderr" test ! -s err.txt
 
 echo "test_cli_tools: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -560,6 +560,82 @@ START_TEST(test_kaggle)
 }
 END_TEST
 
+/* Quoted fields (each field may be in double quotes, blanks around are trimmed), a path in
+ * the filename (only its last part counts) and duplicate rows (the first row of a name wins,
+ * every later one is reported with both line numbers). */
+START_TEST(test_kaggle_quotes_duplicates)
+{
+    make_kaggle("kg");
+    write_text(P("kg/ground_truth.csv"),
+               "\"filename\",\"tom\",\"jerry\"\n"            /* 1 */
+               "\"frame0.jpg\",\"1\",\"0\"\n"                /* 2: tom */
+               "  frame1.jpg , 1 ,\t0 \n"                    /* 3: tom */
+               "frame2.jpg,0,1\n"                            /* 4: jerry */
+               "frame3.jpg,\"0\",0\n"                        /* 5: neither */
+               "\"tom_and_jerry/tom_jerry_1/frame4.jpg\",1,1\n" /* 6: both */
+               "frame5.jpg,1,1\n"                            /* 7: both */
+               "frame2.jpg,1,0\n"                            /* 8: again, ignored */
+               "frame6.jpg,0,1\n"                            /* 9: jerry */
+               "frame8.jpg,0,1\n"                            /* 10: jerry */
+               "frame6.jpg,1,1\n");                          /* 11: again, ignored */
+    rt_load_opts o = no_cache();
+    rt_dataset ds;
+    char err[RT_ERRLEN];
+    capture_begin();
+    int rc = rt_dataset_load(P("kg"), (rt_shape){3, 4, 6}, &o, &ds, err);
+    char *msg = capture_end();
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_int_eq(ds.nclasses, 4); /* jerry, tom, tom_jerry_0, tom_jerry_1 */
+    ck_assert_int_eq(ds.n, 8);        /* frames 0-6 and 8 */
+    ck_assert_int_eq(ds.nskipped, 0);
+    static const struct { const char *file; int label; } want[] = {
+        {"frame0.jpg", 1}, {"frame1.jpg", 1}, {"frame2.jpg", 0}, {"frame3.jpg", 2},
+        {"frame4.jpg", 3}, {"frame5.jpg", 3}, {"frame6.jpg", 0}, {"frame8.jpg", 0},
+    };
+    for (int k = 0; k < 8; k++) {
+        int i = find_file(&ds, want[k].file);
+        ck_assert_msg(i >= 0, "%s missing", want[k].file);
+        ck_assert_msg(ds.label[i] == want[k].label, "%s: label %d, expected %d", want[k].file,
+                      ds.label[i], want[k].label);
+    }
+    ck_assert_msg(strstr(msg, "ground_truth.csv:8: frame2.jpg is listed again (first on line 4)")
+                  && strstr(msg, "ground_truth.csv:11: frame6.jpg is listed again (first on "
+                                 "line 9)")
+                  && !strstr(msg, "malformed"),
+                  "got: %s", msg);
+    free(msg);
+    rt_dataset_free(&ds);
+}
+END_TEST
+
+/* A folder inside a class folder is neither an image nor a class: ignored with a warning
+ * naming it, the rest of the set loads as without it. */
+START_TEST(test_folder_nested)
+{
+    make_folder_set("set");
+    mkdirs(P("set/ant/inner"));
+    write_solid(P("set/ant/inner/deep.png"), 8, 6, 3, COL[0]);
+    rt_load_opts o = no_cache();
+    rt_dataset ds;
+    char err[RT_ERRLEN];
+    capture_begin();
+    int rc = rt_dataset_load(P("set"), (rt_shape){3, 4, 5}, &o, &ds, err);
+    char *msg = capture_end();
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_int_eq(ds.n, 6);
+    ck_assert_int_eq(ds.nclasses, 3);
+    ck_assert_int_eq(find_file(&ds, "deep.png"), -1);
+    for (int f = 0; f < 6; f++) {
+        int i = find_file(&ds, NAME[f]);
+        ck_assert_msg(i >= 0 && ds.label[i] == LABEL[f], "%s", NAME[f]);
+    }
+    ck_assert_msg(strstr(msg, "inner") && strstr(msg, "a folder inside class folder 'ant'"),
+                  "got: %s", msg);
+    free(msg);
+    rt_dataset_free(&ds);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ IDX */
 
 static void put32(unsigned char *p, unsigned v)
@@ -836,6 +912,14 @@ START_TEST(test_cache)
     ck_assert_int_eq(rt_dataset_load(P("set"), s, &o, &ds, err), 0);
     ck_assert_int_eq(ds.cached, 0);
     check_plane(&ds, find_file(&ds, "a1.bmp"), 1, 255, 0);
+    rt_dataset_free(&ds);
+    /* a file rewritten with another size but the same mtime (a copy keeping times) too */
+    const unsigned char grey[3] = {128, 128, 128};
+    write_solid(P("set/ant/a1.bmp"), 4, 4, 3, grey);
+    set_mtime(P("set/ant/a1.bmp"), 1000000100);
+    ck_assert_int_eq(rt_dataset_load(P("set"), s, &o, &ds, err), 0);
+    ck_assert_int_eq(ds.cached, 0);
+    check_plane(&ds, find_file(&ds, "a1.bmp"), 1, 128, 0);
     rt_dataset_free(&ds);
     /* a new file in a class also does */
     write_solid(P("set/ant/a3.png"), 3, 3, 3, white);
@@ -1238,7 +1322,8 @@ int main(void)
         {"folder_rgb", test_folder_rgb}, {"folder_grey", test_folder_grey},
         {"folder_layout", test_folder_layout}, {"folder_corrupt", test_folder_corrupt},
         {"folder_errors", test_folder_errors}, {"folder_threads", test_folder_threads},
-        {"kaggle", test_kaggle}, {"idx", test_idx}, {"idx_errors", test_idx_errors},
+        {"kaggle", test_kaggle}, {"kaggle_quotes_duplicates", test_kaggle_quotes_duplicates},
+        {"folder_nested", test_folder_nested}, {"idx", test_idx}, {"idx_errors", test_idx_errors},
         {"cache", test_cache}, {"cache_corrupt", test_cache_corrupt},
         {"cache_idx_kaggle", test_cache_idx_kaggle}, {"split", test_split},
         {"split_idx", test_split_idx}, {"batch", test_batch}, {"image_load", test_image_load},

@@ -1,12 +1,15 @@
 /*
- * test_kernels.c - the forward kernels against numbers worked out by hand (the lecture's
- * examples and their padding, flip, pooling and multi-channel variants) and against naive
- * float64 references written here; GEMM on every micro-kernel this CPU has; the lecture's
- * translation equivariance and invariance properties; loss, dropout, RNG and init.
+ * test_kernels.c - the kernels against numbers worked out by hand (the lecture's examples
+ * and their padding, flip, pooling and multi-channel variants; the backward passes of conv,
+ * pooling with ties on every path, dense, batchnorm in both modes and the elementwise layers)
+ * and against naive float64 references written here; GEMM on every micro-kernel this CPU
+ * has (one it lacks is reported as skipped); the lecture's translation equivariance and
+ * invariance properties; loss, dropout, RNG and init.
  */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -335,6 +338,23 @@ static void conv_vs_naive(const rt_conv_geom *g, int n, rt_act act, rt_threads *
     free(ry), free(rdx), free(rdw), free(rdb);
 }
 
+/* Switches the GEMM to micro-kernel isa; when this CPU lacks it, says so on stdout (the
+ * test log) and returns 0, or fails when CNNC_REQUIRE_ISA (e.g. "avx2 avx512") names it,
+ * so a CI machine that must test an instruction set cannot skip it silently. */
+static int use_isa(const char *isa, const char *test)
+{
+    if (rt_gemm_use_isa(isa) == 0)
+        return 1;
+    const char *req = getenv("CNNC_REQUIRE_ISA");
+    size_t n = strlen(isa);
+    for (const char *p = req; p && (p = strstr(p, isa)) != NULL; p += n)
+        if ((p == req || p[-1] == ' ') && (p[n] == 0 || p[n] == ' '))
+            ck_abort_msg("%s: this CPU has no %s, which CNNC_REQUIRE_ISA requires", test, isa);
+    printf("test_kernels: SKIPPED %s on %s: this CPU (or build) lacks it\n", test, isa);
+    fflush(stdout);
+    return 0;
+}
+
 START_TEST(conv_random_geometries)
 {
     /* every micro-kernel this CPU has, serial and on two threads, with and without a fused
@@ -357,7 +377,7 @@ START_TEST(conv_random_geometries)
         {8, 24, 40, 6, 3, 3, 1, 1, 1, 1, 1, 1}, {30, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1},
     };
     for (int is = 0; is < 3; is++) {
-        if (rt_gemm_use_isa(isas[is]) != 0)
+        if (!use_isa(isas[is], "conv_random_geometries"))
             continue;
         for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++)
             for (int pad = 0; pad < 4; pad++)
@@ -383,6 +403,15 @@ START_TEST(conv_geometry_rejected)
     rt_conv_geom g = {1, 3, 3, 1, 4, 4, 2, 2, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0};
     ck_assert_int_eq(rt_conv_geom_check(&g, err), -1); /* 4x4 output needs padding */
     ck_assert_ptr_nonnull(strstr(err, "outside"));
+    /* output sizes round down: 5 rows, kernel 2, stride 2 give (5-2)/2+1 = 2 rows (windows at
+     * rows 0 and 2); 3 rows would need a window at rows 4-5, one past the input (ceil mode,
+     * which convolutions do not have); the same across with stride 3: (7-2)/3+1 = 2 */
+    rt_conv_geom down = {1, 5, 7, 1, 2, 2, 2, 2, 2, 3, 0, 0, 0, 0, RT_PAD_ZERO, 0};
+    ck_assert_int_eq(rt_conv_geom_check(&down, err), 0);
+    down.oh = 3;
+    ck_assert_int_eq(rt_conv_geom_check(&down, err), -1);
+    down.oh = 2, down.ow = 3;
+    ck_assert_int_eq(rt_conv_geom_check(&down, err), -1);
     rt_conv_geom r = {1, 3, 3, 1, 5, 5, 2, 2, 1, 1, 3, 0, 3, 0, RT_PAD_REFLECT, 0};
     ck_assert_int_eq(rt_conv_geom_check(&r, err), -1);
     ck_assert_ptr_nonnull(strstr(err, "reflect"));
@@ -615,6 +644,74 @@ START_TEST(pool_global_hand)
 }
 END_TEST
 
+/* Max pooling's gradient goes to the FIRST maximum of each window in reading order (the rule
+ * rt_pool.c documents), on every path: the tiled 2x2 one (vector blocks of four windows and
+ * the scalar tail), the 2x2 one that adds (accum), the relu-fused one, general windows,
+ * padded and clipped windows, and global max pooling. Inputs full of ties. */
+START_TEST(pool_ties_hand)
+{
+    /* 2x10 plane, five 2x2 windows a b / c e:
+     *   w0 3 3 / 1 2 -> a (a = b)          w1 1 2 / 4 4 -> c (c = e)
+     *   w2 1 5 / 5 0 -> b (b = c, top and bottom halves tie)
+     *   w3 7 7 / 7 7 -> a (all equal)      w4 6 6 / 2 6 -> a (a = b = e; the scalar tail)
+     * maxima 3 4 5 7 6; dy = 1..5 lands on (0,0) (1,2) (0,5) (0,6) (0,8) */
+    static const float x[20] = {3, 3, 1, 2, 1, 5, 7, 7, 6, 6, /* row 0 */
+                                1, 2, 4, 4, 5, 0, 7, 7, 2, 6};
+    static const float want[20] = {1, 0, 0, 0, 0, 3, 4, 0, 5, 0, /* row 0 */
+                                   0, 0, 2, 0, 0, 0, 0, 0, 0, 0};
+    const float dy[5] = {1, 2, 3, 4, 5};
+    float y[9], dx[20];
+    rt_threads *tp = rt_threads_create(2, NULL);
+    rt_pool_geom g = pgeom(2, 10, 1, 5, 2, 2, 0);
+    rt_maxpool_forward(&g, x, y, 1, NULL);
+    expect(y, (const float[]){3, 4, 5, 7, 6}, 5, 0, "max 2x2 ties");
+    for (int pool = 0; pool < 2; pool++) {
+        rt_threads *use = pool ? tp : NULL;
+        memset(dx, 0x7f, sizeof dx); /* tiled: every cell written */
+        rt_maxpool_backward(&g, x, dy, dx, 0, 1, use);
+        expect(dx, want, 20, 0, "max 2x2 ties, tiled");
+        memset(dx, 0, sizeof dx);
+        rt_maxpool_backward(&g, x, dy, dx, 1, 1, use);
+        expect(dx, want, 20, 0, "max 2x2 ties, accumulating");
+        memset(dx, 0x7f, sizeof dx);
+        rt_maxpool_backward_relu(&g, x, dy, dx, 1, use); /* every maximum > 0: same */
+        expect(dx, want, 20, 0, "max 2x2 ties, relu fused");
+    }
+
+    /* general window 3x3 stride 1 on 0 9 0 9 / 9 0 0 0 / 0 0 9 0 / 9 0 0 9: the windows'
+     * first 9s are (0,1), (0,1), (1,0), (2,2); dy 1 2 3 4 -> dx[1] = 3, dx[4] = 3, dx[10] = 4 */
+    static const float x9[16] = {0, 9, 0, 9, 9, 0, 0, 0, 0, 0, 9, 0, 9, 0, 0, 9};
+    g = pgeom(4, 4, 2, 2, 3, 1, 0);
+    rt_maxpool_forward(&g, x9, y, 1, NULL);
+    expect(y, (const float[]){9, 9, 9, 9}, 4, 0, "max 3x3 ties");
+    rt_maxpool_backward(&g, x9, dy, dx, 0, 1, NULL);
+    expect(dx, (const float[]){0, 3, 0, 0, 3, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0}, 16, 0,
+           "max 3x3 ties backward");
+
+    /* padded: 2x2 stride 2 padding 1 over a 4x4 plane of -1 (all tie; padding never wins,
+     * so every output is -1, not 0). The windows' real cells start at (0,0), (0,1), (0,3) /
+     * (1,0), (1,1) [an inner window], (1,3) / (3,0), (3,1), (3,3): dy = 1..9 lands there */
+    float m1[16];
+    for (int i = 0; i < 16; i++)
+        m1[i] = -1;
+    g = pgeom(4, 4, 3, 3, 2, 2, 1);
+    rt_maxpool_forward(&g, m1, y, 1, NULL);
+    expect(y, (const float[]){-1, -1, -1, -1, -1, -1, -1, -1, -1}, 9, 0, "max padded ties");
+    rt_maxpool_backward(&g, m1, (const float[]){1, 2, 3, 4, 5, 6, 7, 8, 9}, dx, 0, 1, tp);
+    expect(dx, (const float[]){1, 2, 0, 3, 4, 5, 0, 6, 0, 0, 0, 0, 7, 8, 0, 9}, 16, 0,
+           "max padded ties backward");
+
+    /* global: 2 5 1 5 5 -> 5, the gradient to index 1 */
+    const float gx[5] = {2, 5, 1, 5, 5};
+    float gy, gdx[5];
+    rt_globalmaxpool_forward(gx, &gy, 1, 1, 5);
+    ck_assert_float_eq(gy, 5);
+    rt_globalmaxpool_backward(gx, (const float[]){3}, gdx, 0, 1, 1, 5);
+    expect(gdx, (const float[]){0, 3, 0, 0, 0}, 5, 0, "global max ties backward");
+    rt_threads_destroy(tp);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ GEMM */
 
 static void gemm_case(int ta, int tb, int m, int n, int k, float alpha, float beta)
@@ -657,7 +754,7 @@ START_TEST(gemm_all_isas)
     const char *before = rt_gemm_isa();
     int tested = 0;
     for (int i = 0; i < 3; i++) {
-        if (rt_gemm_use_isa(isas[i]) != 0)
+        if (!use_isa(isas[i], "gemm_all_isas"))
             continue;
         tested++;
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
@@ -732,6 +829,86 @@ START_TEST(batchnorm_hand)
     rt_batchnorm_forward_eval(x, &gamma, &beta, &rm, &rv, 1e-5f, y, 2, 1, 2);
     for (int i = 0; i < 4; i++)
         ck_assert_float_eq_tol(y[i], 2 * (x[i] - 0.25) / sqrt(rv + 1e-5) + 1, 1e-5);
+}
+END_TEST
+
+/* Batchnorm backward by hand, one channel, x = 1 2 | 3 4 (two images of two values), gamma 2,
+ * eps 0, dy one-hot on the 3.
+ * Training: mean 2.5, biased var 1.25, s = 1/sqrt(1.25) = 2/sqrt(5) = 0.89442719,
+ *   xhat = (x - 2.5) s. dbeta = sum dy = 1; dgamma = sum dy xhat = 0.5 s = 0.44721360.
+ *   dx = gamma s (dy - mean(dy) - xhat mean(dy xhat)), mean(dy) = 1/4,
+ *   mean(dy xhat) = 0.5 s / 4, so xhat mean(dy xhat) = (x - 2.5) s^2 / 8 = (x - 2.5) / 10:
+ *   dx = 2s (0 - .25 + .15, 0 - .25 + .05, 1 - .25 - .05, 0 - .25 - .15)
+ *      = 2s (-0.1, -0.2, 0.7, -0.4) = -0.17888544 -0.35777088 1.25219807 -0.71554175
+ * Evaluation with running mean 2, running var 16: invstd 1/4, dx = gamma dy / 4 = 0 0 .5 0,
+ *   dgamma = sum dy (x - 2) / 4 = 1/4, dbeta = 1. */
+START_TEST(batchnorm_backward_hand)
+{
+    const float x[4] = {1, 2, 3, 4}, dy[4] = {0, 0, 1, 0}, gamma = 2, beta = 1;
+    float y[4], dx[4], rm = 0, rv = 1, sm, si, dg, db;
+    rt_batchnorm_forward_train(x, &gamma, &beta, &rm, &rv, 0.1f, 0.0f, y, &sm, &si, 2, 1, 2);
+    rt_batchnorm_backward_train(x, &gamma, &sm, &si, dy, dx, 0, &dg, &db, 2, 1, 2);
+    expect(dx, (const float[]){-0.17888544f, -0.35777088f, 1.25219807f, -0.71554175f}, 4,
+           1e-6f, "batchnorm train dx");
+    ck_assert_float_eq_tol(dg, 0.44721360f, 1e-6f);
+    ck_assert_float_eq_tol(db, 1.0f, 1e-7f);
+    /* accumulating adds the same onto what dx held */
+    for (int i = 0; i < 4; i++)
+        dx[i] = 1;
+    rt_batchnorm_backward_train(x, &gamma, &sm, &si, dy, dx, 1, &dg, &db, 2, 1, 2);
+    expect(dx, (const float[]){0.82111456f, 0.64222912f, 2.25219807f, 0.28445825f}, 4,
+           1e-6f, "batchnorm train dx accum");
+    /* the same on a pool with a second channel (two copies of the first) */
+    rt_threads *tp = rt_threads_create(2, NULL);
+    const float x2[8] = {1, 2, 1, 2, 3, 4, 3, 4}, dy2[8] = {0, 0, 0, 0, 1, 0, 1, 0};
+    const float g2[2] = {2, 2}, b2[2] = {1, 1};
+    float y2[8], dx2[8], rm2[2] = {0, 0}, rv2[2] = {1, 1}, sm2[2], si2[2], dg2[2], db2[2];
+    rt_batchnorm_forward_train_mt(x2, g2, b2, rm2, rv2, 0.1f, 0.0f, y2, sm2, si2, 2, 2, 2, tp);
+    rt_batchnorm_backward_train_mt(x2, g2, sm2, si2, dy2, dx2, 0, dg2, db2, 2, 2, 2, tp);
+    expect(dx2, (const float[]){-0.17888544f, -0.35777088f, -0.17888544f, -0.35777088f,
+                                1.25219807f, -0.71554175f, 1.25219807f, -0.71554175f},
+           8, 1e-6f, "batchnorm train dx, 2 channels on a pool");
+    expect(dg2, (const float[]){0.44721360f, 0.44721360f}, 2, 1e-6f, "dgamma, pool");
+    expect(db2, (const float[]){1, 1}, 2, 0, "dbeta, pool");
+    rt_threads_destroy(tp);
+
+    const float rme = 2, rve = 16;
+    rt_batchnorm_backward_eval(x, &gamma, &rme, &rve, 0.0f, dy, dx, 0, &dg, &db, 2, 1, 2);
+    expect(dx, (const float[]){0, 0, 0.5f, 0}, 4, 1e-7f, "batchnorm eval dx");
+    ck_assert_float_eq_tol(dg, 0.25f, 1e-7f);
+    ck_assert_float_eq_tol(db, 1.0f, 1e-7f);
+}
+END_TEST
+
+/* The elementwise backward passes by hand: relu, sigmoid, tanh, dropout, and the plain
+ * pass-through of flatten and residual adds. */
+START_TEST(elementwise_backward_hand)
+{
+    const float dy[4] = {1, 2, 3, 4};
+    float dx[4];
+    /* relu from its outputs 0 0 0 1.5: only the last passes */
+    rt_act_backward(RT_ACT_RELU, 0, (const float[]){0, 0, 0, 1.5f}, dy, dx, 4, 0);
+    expect(dx, (const float[]){0, 0, 0, 4}, 4, 0, "relu'");
+    /* sigmoid at 0 and ln 3: y = 1/2 and 3/4, y (1 - y) = 1/4 and 3/16;
+     * tanh at 0 and ln 2: y = 0 and 3/5, 1 - y^2 = 1 and 16/25 */
+    float x[2] = {0, (float)log(3.0)}, y[2];
+    rt_act_forward(RT_ACT_SIGMOID, 0, x, y, 2);
+    rt_act_backward(RT_ACT_SIGMOID, 0, y, dy, dx, 2, 0);
+    expect(dx, (const float[]){0.25f, 2 * 0.1875f}, 2, 1e-6f, "sigmoid'");
+    x[1] = (float)log(2.0);
+    rt_act_forward(RT_ACT_TANH, 0, x, y, 2);
+    rt_act_backward(RT_ACT_TANH, 0, y, dy, dx, 2, 0);
+    expect(dx, (const float[]){1, 2 * 0.64f}, 2, 1e-6f, "tanh'");
+    /* dropout with mask 0 2 2 0 (p = 1/2): dx = dy mask, and accumulating adds it */
+    const float mask[4] = {0, 2, 2, 0};
+    rt_dropout_backward(dy, mask, dx, 4, 0);
+    expect(dx, (const float[]){0, 4, 6, 0}, 4, 0, "dropout'");
+    rt_dropout_backward(dy, mask, dx, 4, 1);
+    expect(dx, (const float[]){0, 8, 12, 0}, 4, 0, "dropout' accum");
+    rt_grad_pass(dy, dx, 4, 1);
+    expect(dx, (const float[]){1, 10, 15, 4}, 4, 0, "pass accum");
+    rt_grad_pass(dy, dx, 4, 0);
+    expect(dx, dy, 4, 0, "pass");
 }
 END_TEST
 
@@ -901,6 +1078,7 @@ static Suite *suite(void)
     tcase_add_test(t, pool_hand);
     tcase_add_test(t, pool_padding_hand);
     tcase_add_test(t, pool_global_hand);
+    tcase_add_test(t, pool_ties_hand);
     tcase_add_test(t, pool_relu_fused_hand);
     tcase_add_test(t, pool_relu_fused_equals_pair);
     tcase_add_test(t, global_pool_invariance);
@@ -913,6 +1091,8 @@ static Suite *suite(void)
     t = tcase_create("other");
     tcase_add_test(t, dense_hand);
     tcase_add_test(t, batchnorm_hand);
+    tcase_add_test(t, batchnorm_backward_hand);
+    tcase_add_test(t, elementwise_backward_hand);
     tcase_add_test(t, activations_hand);
     tcase_add_test(t, softmax_xent_hand);
     tcase_add_test(t, dropout_mask);

@@ -10,7 +10,8 @@
 #     probability: 1e-4 apart at most, plus 1e-4 for the two roundings);
 #   - NAME_predict, built into tests/emit_sa_harness.c, on the inputs of a cnnrun --dump
 #     with the same weights, must give the softmax of cnnrun's logits within 1e-5.
-# Under a sanitizer build ($SAN_CFLAGS) the standalone file is also run sanitized.
+# Under a sanitizer build ($SAN_CFLAGS) the standalone file is also run sanitized. Without
+# clang on PATH the test fails unless CNNC_NO_CLANG=1.
 # Last line: "standalone: N passed, M failed". Run by `make check` (see test_emit.sh).
 
 LC_ALL=C
@@ -52,6 +53,17 @@ fail() {
 }
 show() { sed 's/^/   | /' "$1" | head -n "${2:-12}" | cut -c 1-240; }
 sanitized() { grep -a -q -e 'Sanitizer' -e 'runtime error:' "$@" 2>/dev/null; }
+
+# Without clang the standalone files are not checked with it: said loudly, and a failure
+# unless CNNC_NO_CLANG=1 (as test_emit.sh).
+if [ $have_clang = 0 ]; then
+    echo "test_standalone: *** clang is not installed: the standalone C is NOT checked with clang ***"
+    if [ "${CNNC_NO_CLANG:-}" = 1 ]; then
+        echo "test_standalone: CNNC_NO_CLANG=1: going on with $CC alone"
+    else
+        fail "clang missing (install clang, or set CNNC_NO_CLANG=1 to test with $CC alone)"
+    fi
+fi
 
 # same_predictions SA_OUT RUN_OUT: for each image the standalone's "FILE: CLASS PROB" and
 # cnnrun's "FILE: CLASS P%  (then CLASS2 P2%, ...)" agree; a different class is accepted only

@@ -456,6 +456,57 @@ START_TEST(bad_configurations)
 }
 END_TEST
 
+/* A forward that works for its first `fail_after` calls and then fails, as a model whose
+ * kernel runs out of scratch memory would. */
+static int fail_after;
+static int failing_forward(void *self, const float *x, int n, int training, float *logits)
+{
+    if (fail_after-- <= 0)
+        return -1;
+    return fake_forward(self, x, n, training, logits);
+}
+
+/* Images of another shape than the network's input, and a forward that fails: both stop
+ * training and evaluation with a message (and nothing leaks, as the sanitizer build sees). */
+START_TEST(shape_mismatch_and_forward_failure)
+{
+    fake_net net;
+    fake_net_init(&net, "lin", 1, 2, 3, 3); /* takes 1x2x3 */
+    rt_dataset ds;
+    ds_separable(&ds, 30, 5);               /* images 1x2x2 */
+    rt_split sp;
+    split_ranges(&sp, 20, 25, 30);
+    fake_model *f = fake_new(&net.desc, 4, 3);
+    rt_history h;
+    char err[RT_ERRLEN];
+    rt_train_cfg cfg = cfg_adam(2, 4, 0.01f, 1);
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, &h, err), -1);
+    ck_assert_msg(strstr(err, "the images are 1x2x2 but the network takes 1x2x3") != NULL, "%s",
+                  err);
+    ck_assert_int_eq(f->fwd_train + f->fwd_eval, 0);
+    rt_history_free(&h);
+    double loss, acc;
+    ck_assert_int_eq(rt_evaluate(&f->m, &ds, sp.test, sp.ntest, &loss, &acc, NULL, err), -1);
+    ck_assert_msg(strstr(err, "the images are 1x2x2 but the network takes 1x2x3") != NULL, "%s",
+                  err);
+    f->m.destroy(f);
+
+    fake_net_init(&net, "lin", 1, 2, 2, 3); /* the right shape, a forward that fails */
+    f = fake_new(&net.desc, 4, 3);
+    f->m.forward = failing_forward;
+    fail_after = 5 + 2; /* epoch 1: 5 training batches and 2 validation ones; then fails */
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, &h, err), -1);
+    ck_assert_msg(strstr(err, "forward pass failed at epoch 2") != NULL, "%s", err);
+    rt_history_free(&h);
+    fail_after = 0;
+    ck_assert_int_eq(rt_evaluate(&f->m, &ds, sp.test, sp.ntest, &loss, &acc, NULL, err), -1);
+    ck_assert_msg(strstr(err, "forward pass failed") != NULL, "%s", err);
+    f->m.destroy(f);
+    split_release(&sp);
+    ds_release(&ds);
+}
+END_TEST
+
 /* With weights W[j][p] = (p == j), the prediction is the brightest of pixels 0..2. */
 START_TEST(confusion_counts)
 {
@@ -1348,6 +1399,7 @@ int main(void)
     tcase_add_test(t, best_weights_restored);
     tcase_add_test(t, no_validation_uses_train_loss);
     tcase_add_test(t, bad_configurations);
+    tcase_add_test(t, shape_mismatch_and_forward_failure);
     tcase_add_test(t, confusion_counts);
     suite_add_tcase(s, t);
     TCase *r = tcase_create("reports");
