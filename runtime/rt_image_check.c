@@ -1,0 +1,124 @@
+/*
+ * rt_image_check.c - what an image file must pass before any decoder sees it: its format
+ * by the magic bytes (only JPEG, PNG, BMP and binary PGM/PPM go on), its size against the
+ * cap, and for JPEG the Huffman tables that stb_image would otherwise trust.
+ */
+#include "rt_image_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+rt_img_format rt_image_sniff(const uint8_t *buf, size_t len)
+{
+    static const uint8_t png[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+    if (len >= 3 && buf[0] == 0xff && buf[1] == 0xd8 && buf[2] == 0xff)
+        return RT_IMG_JPEG;
+    if (len >= 8 && memcmp(buf, png, 8) == 0)
+        return RT_IMG_PNG;
+    if (len >= 2 && buf[0] == 'B' && buf[1] == 'M')
+        return RT_IMG_BMP;
+    if (len >= 2 && buf[0] == 'P' && (buf[1] == '5' || buf[1] == '6'))
+        return RT_IMG_PNM;
+    return RT_IMG_UNKNOWN;
+}
+
+int rt_image_size_ok(long w, long h, char *why, size_t whylen)
+{
+    if (w < 1 || h < 1 || w > RT_IMAGE_FILE_MAX_SIDE || h > RT_IMAGE_FILE_MAX_SIDE
+        || w * h > RT_IMAGE_FILE_MAX_PIXELS) {
+        snprintf(why, whylen, "%ldx%ld pixels, more than the cap of %d on a side and %ld in all",
+                 w, h, RT_IMAGE_FILE_MAX_SIDE, (long)RT_IMAGE_FILE_MAX_PIXELS);
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks one DHT segment's payload of n bytes, of which the first have are in p (stb_image
+ * reads zeros past the end of a cut-off file, and so does this): tables of a class/id
+ * byte, 16 code counts and that many symbols, exactly filling the payload. */
+static int jpeg_dht_ok(const uint8_t *p, size_t have, size_t n, char *why, size_t whylen)
+{
+#define DHT_BYTE(i) ((i) < have ? p[i] : 0)
+    size_t at = 0;
+    while (at < n) {
+        if (n - at < 17) {
+            snprintf(why, whylen, "JPEG Huffman table header cut short");
+            return -1;
+        }
+        if ((DHT_BYTE(at) >> 4) > 1 || (DHT_BYTE(at) & 15) > 3) {
+            snprintf(why, whylen, "JPEG Huffman table class/id 0x%02x", DHT_BYTE(at));
+            return -1;
+        }
+        size_t codes = 0;
+        for (size_t i = 1; i <= 16; i++)
+            codes += DHT_BYTE(at + i);
+        if (codes > 256) {
+            snprintf(why, whylen, "JPEG Huffman table with %zu codes (256 at most)", codes);
+            return -1;
+        }
+        if (n - at - 17 < codes) {
+            snprintf(why, whylen, "JPEG Huffman table symbols cut short");
+            return -1;
+        }
+        at += 17 + codes;
+    }
+    return 0;
+#undef DHT_BYTE
+}
+
+int rt_jpeg_check(const uint8_t *buf, size_t len, char *why, size_t whylen)
+{
+    if (len < 2 || buf[0] != 0xff || buf[1] != 0xd8) {
+        snprintf(why, whylen, "not a JPEG");
+        return -1;
+    }
+    size_t pos = 2;
+    for (;;) {
+        /* A marker: 0xFF, any number of 0xFF fill bytes, the code. stb_image fails on
+         * anything else here, so stopping the walk cannot hide a table from it. */
+        if (pos >= len || buf[pos] != 0xff)
+            return 0;
+        while (pos < len && buf[pos] == 0xff)
+            pos++;
+        if (pos >= len)
+            return 0;
+        const uint8_t m = buf[pos++];
+        if (m == 0xd9) /* EOI */
+            return 0;
+        if (m == 0x01 || (m >= 0xd0 && m <= 0xd7)) /* TEM, RSTn: no segment */
+            continue;
+        if (len - pos < 2) /* a truncated file: stb_image reads zeros from here on */
+            return 0;
+        const size_t seg = (size_t)buf[pos] << 8 | buf[pos + 1];
+        if (seg < 2) {
+            snprintf(why, whylen, "JPEG segment 0x%02x of length %zu", m, seg);
+            return -1;
+        }
+        if (m == 0xc4) {
+            size_t have = len - pos - 2 < seg - 2 ? len - pos - 2 : seg - 2;
+            if (jpeg_dht_ok(buf + pos + 2, have, seg - 2, why, whylen) < 0)
+                return -1;
+        }
+        if (len - pos < seg)
+            return 0;
+        pos += seg;
+        if (m == 0xda) {
+            /* Entropy-coded data up to the next marker: 0xFF followed by neither 0x00 (a
+             * stuffed byte) nor RSTn; fill bytes 0xFF are part of the marker. */
+            while (pos < len) {
+                if (buf[pos] != 0xff) {
+                    pos++;
+                    continue;
+                }
+                size_t q = pos + 1;
+                while (q < len && buf[q] == 0xff)
+                    q++;
+                if (q < len && (buf[q] == 0x00 || (buf[q] >= 0xd0 && buf[q] <= 0xd7))) {
+                    pos = q + 1;
+                    continue;
+                }
+                break; /* pos is at the 0xFF of the next marker (or q is at the end) */
+            }
+        }
+    }
+}
