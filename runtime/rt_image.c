@@ -165,25 +165,16 @@ int rt_image_decode_mem(const uint8_t *buf, size_t len, const char *name, rt_sha
     int w = 0, h = 0;
     if (rt_shape_check(shape, err) < 0)
         return -1;
-    switch (rt_image_sniff(buf, len)) {
-    case RT_IMG_PNM:
-        px = rt_pnm_decode(buf, len, shape.c, &w, &h, why, sizeof why);
-        break;
-    case RT_IMG_JPEG:
-        if (rt_jpeg_check(buf, len, why, sizeof why) < 0)
-            break;
-        /* fall through */
-    case RT_IMG_PNG:
-    case RT_IMG_BMP:
-        if (len > INT_MAX)
-            snprintf(why, sizeof why, "file too large");
-        else
-            px = stb_decode(buf, len, shape.c, &w, &h, why, sizeof why);
-        break;
-    default:
+    const rt_img_format fmt = rt_image_sniff(buf, len);
+    if (fmt == RT_IMG_UNKNOWN)
         snprintf(why, sizeof why, "unknown format: JPEG, PNG, BMP or binary PGM/PPM expected");
-        break;
-    }
+    else if (fmt == RT_IMG_PNM)
+        px = rt_pnm_decode(buf, len, shape.c, &w, &h, why, sizeof why);
+    else if (len > INT_MAX)
+        snprintf(why, sizeof why, "file too large");
+    else if ((fmt != RT_IMG_JPEG || rt_jpeg_check(buf, len, why, sizeof why) == 0)
+             && (fmt != RT_IMG_PNG || rt_png_check(buf, len, why, sizeof why) == 0))
+        px = stb_decode(buf, len, shape.c, &w, &h, why, sizeof why);
     if (!px) {
         snprintf(err, RT_ERRLEN, "%s: not a readable image (%s)", name, why);
         return -1;

@@ -36,7 +36,8 @@ int rt_image_size_ok(long w, long h, char *why, size_t whylen)
 /* Checks one DHT segment's payload of n bytes, of which the first have are in p (stb_image
  * reads zeros past the end of a cut-off file, and so does this): tables of a class/id
  * byte, 16 code counts and that many symbols, exactly filling the payload. */
-static int jpeg_dht_ok(const uint8_t *p, size_t have, size_t n, char *why, size_t whylen)
+static int jpeg_dht_ok(const uint8_t *p, size_t have, size_t n, unsigned *defined, char *why,
+                       size_t whylen)
 {
 #define DHT_BYTE(i) ((i) < have ? p[i] : 0)
     size_t at = 0;
@@ -60,10 +61,55 @@ static int jpeg_dht_ok(const uint8_t *p, size_t have, size_t n, char *why, size_
             snprintf(why, whylen, "JPEG Huffman table symbols cut short");
             return -1;
         }
+        *defined |= 1u << ((DHT_BYTE(at) >> 4) * 4 + (DHT_BYTE(at) & 15));
         at += 17 + codes;
     }
     return 0;
 #undef DHT_BYTE
+}
+
+/* Checks that a scan header (SOS payload, have of its n bytes in p, zeros past) only uses
+ * Huffman tables defined before it: stb_image decodes with whatever an undefined table's
+ * memory holds (an index far outside it). A baseline scan uses both tables of each of
+ * its components; a progressive one its DC table in a first DC scan (Ss = 0, Ah = 0) and
+ * its AC table in an AC scan (Ss > 0), as stbi__decode_block_prog_dc/ac do. */
+static int jpeg_sos_ok(const uint8_t *p, size_t have, size_t n, int progressive,
+                       unsigned defined, char *why, size_t whylen)
+{
+#define SOS_BYTE(i) ((i) < have ? p[i] : 0)
+    const size_t ns = SOS_BYTE(0);
+    if (n < 1 + 2 * ns + 3)
+        return 0; /* stb_image refuses it ("bad SOS len") */
+    const int ss = SOS_BYTE(1 + 2 * ns), ah = SOS_BYTE(3 + 2 * ns) >> 4;
+    for (size_t i = 0; i < ns; i++) {
+        const int td = SOS_BYTE(2 + 2 * i) >> 4, ta = SOS_BYTE(2 + 2 * i) & 15;
+        const int need_dc = !progressive || (ss == 0 && ah == 0);
+        const int need_ac = !progressive || ss > 0;
+        if ((need_dc && (td > 3 || !(defined >> td & 1)))
+            || (need_ac && (ta > 3 || !(defined >> (4 + ta) & 1)))) {
+            snprintf(why, whylen, "JPEG scan uses an undefined Huffman table");
+            return -1;
+        }
+    }
+    return 0;
+#undef SOS_BYTE
+}
+
+int rt_png_check(const uint8_t *buf, size_t len, char *why, size_t whylen)
+{
+    size_t pos = 8; /* past the signature */
+    while (len - pos >= 8) {
+        const size_t n = (size_t)buf[pos] << 24 | (size_t)buf[pos + 1] << 16
+                         | (size_t)buf[pos + 2] << 8 | buf[pos + 3];
+        if (len - pos - 8 < 4 || n > len - pos - 12) {
+            snprintf(why, whylen, "PNG chunk of %zu bytes past the end of the file", n);
+            return -1;
+        }
+        if (memcmp(buf + pos + 4, "IEND", 4) == 0)
+            return 0;
+        pos += 12 + n;
+    }
+    return 0; /* cut off between chunks: stb_image reports it */
 }
 
 int rt_jpeg_check(const uint8_t *buf, size_t len, char *why, size_t whylen)
@@ -73,9 +119,16 @@ int rt_jpeg_check(const uint8_t *buf, size_t len, char *why, size_t whylen)
         return -1;
     }
     size_t pos = 2;
+    int header = 1; /* before the frame header (SOF0..2), as stbi__decode_jpeg_header */
+    int progressive = 0;
+    unsigned defined = 0; /* bit 4 * class + id: the Huffman tables defined so far */
     for (;;) {
-        /* A marker: 0xFF, any number of 0xFF fill bytes, the code. stb_image fails on
-         * anything else here, so stopping the walk cannot hide a table from it. */
+        /* A marker: 0xFF, any number of 0xFF fill bytes, the code. Before the frame
+         * header stb_image skips other bytes between segments looking for the next 0xFF
+         * (and so does this walk); after it, stb_image stops reading there. */
+        if (header)
+            while (pos < len && buf[pos] != 0xff)
+                pos++;
         if (pos >= len || buf[pos] != 0xff)
             return 0;
         while (pos < len && buf[pos] == 0xff)
@@ -94,17 +147,24 @@ int rt_jpeg_check(const uint8_t *buf, size_t len, char *why, size_t whylen)
             snprintf(why, whylen, "JPEG segment 0x%02x of length %zu", m, seg);
             return -1;
         }
-        if (m == 0xc4) {
-            size_t have = len - pos - 2 < seg - 2 ? len - pos - 2 : seg - 2;
-            if (jpeg_dht_ok(buf + pos + 2, have, seg - 2, why, whylen) < 0)
-                return -1;
+        const size_t have = len - pos - 2 < seg - 2 ? len - pos - 2 : seg - 2;
+        if (m == 0xc4 && jpeg_dht_ok(buf + pos + 2, have, seg - 2, &defined, why, whylen) < 0)
+            return -1;
+        if (m == 0xda
+            && jpeg_sos_ok(buf + pos + 2, have, seg - 2, progressive, defined, why, whylen) < 0)
+            return -1;
+        if (header && m >= 0xc0 && m <= 0xc2) {
+            header = 0;
+            progressive = m == 0xc2;
         }
         if (len - pos < seg)
             return 0;
         pos += seg;
         if (m == 0xda) {
             /* Entropy-coded data up to the next marker: 0xFF followed by neither 0x00 (a
-             * stuffed byte) nor RSTn; fill bytes 0xFF are part of the marker. */
+             * stuffed byte) nor RSTn; fill bytes 0xFF are part of the marker. stb_image
+             * stops its bit reader at the same place, or earlier and then looks for the
+             * first 0xFF, which is a stuffed byte or RSTn (it stops) or this marker. */
             while (pos < len) {
                 if (buf[pos] != 0xff) {
                     pos++;

@@ -16,7 +16,9 @@
  * STBI_MAX_DIMENSIONS) and RT_IMAGE_FILE_MAX_PIXELS pixels in all (an 8K UHD frame,
  * 7680x4320, fits), and files of at most RT_IMAGE_FILE_MAX_BYTES. */
 #define RT_IMAGE_FILE_MAX_SIDE 16384
+#ifndef RT_IMAGE_FILE_MAX_PIXELS /* the fuzz build sets a smaller one, for speed */
 #define RT_IMAGE_FILE_MAX_PIXELS (1L << 25)
+#endif
 #define RT_IMAGE_FILE_MAX_BYTES (256L << 20)
 
 /* The formats that reach a decoder; anything else is refused by its first bytes. */
@@ -36,6 +38,11 @@ rt_img_format rt_image_sniff(const uint8_t *buf, size_t len);
  * segment. stb_image trusts these counts (a write past stbi__huffman.size). Returns 0, or
  * -1 with why set to a short reason. */
 int rt_jpeg_check(const uint8_t *buf, size_t len, char *why, size_t whylen);
+
+/* Walks a PNG's chunks: each must lie inside the file (stb_image reallocates its buffer to
+ * an IDAT's announced length before reading it: 2 GiB for a 100-byte file). Returns 0, or
+ * -1 with why set. */
+int rt_png_check(const uint8_t *buf, size_t len, char *why, size_t whylen);
 
 /* Decodes a binary PGM (P5) or PPM (P6) with maxval 1..65535 (two big-endian bytes per
  * sample above 255) to 8-bit samples scaled by 255/maxval (rounded), converted to
