@@ -128,15 +128,15 @@ int rt_pixels_to_planar(const uint8_t *in, int w, int h, int comp, rt_shape shap
 
 /* Decodes buf with the stb_image of rt_stb.c after its header passed stbi_info and the cap.
  * Returns the pixels [h][w][req_comp] or NULL with why set. */
-static uint8_t *stb_decode(const uint8_t *buf, size_t len, int req_comp, int *w, int *h,
-                           char *why, size_t whylen)
+static uint8_t *stb_decode(const uint8_t *buf, size_t len, const char *format_name,
+                           int req_comp, int *w, int *h, char *why, size_t whylen)
 {
     int iw, ih, comp, dw, dh;
     /* Top row first (nothing else in the program reaches this copy of stb_image). */
     stbi_set_flip_vertically_on_load_thread(0);
     if (!stbi_info_from_memory(buf, (int)len, &iw, &ih, &comp)) {
-        const char *r = stbi_failure_reason();
-        snprintf(why, whylen, "%s", r ? r : "unknown");
+        /* stb_image tried its other formats after this one's header failed: say which. */
+        snprintf(why, whylen, "corrupt or unsupported %s header", format_name);
         return NULL;
     }
     if (rt_image_size_ok(iw, ih, why, whylen) < 0)
@@ -174,7 +174,8 @@ int rt_image_decode_mem(const uint8_t *buf, size_t len, const char *name, rt_sha
         snprintf(why, sizeof why, "file too large");
     else if ((fmt != RT_IMG_JPEG || rt_jpeg_check(buf, len, why, sizeof why) == 0)
              && (fmt != RT_IMG_PNG || rt_png_check(buf, len, why, sizeof why) == 0))
-        px = stb_decode(buf, len, shape.c, &w, &h, why, sizeof why);
+        px = stb_decode(buf, len, fmt == RT_IMG_JPEG ? "JPEG" : fmt == RT_IMG_PNG ? "PNG" : "BMP",
+                        shape.c, &w, &h, why, sizeof why);
     if (!px) {
         snprintf(err, RT_ERRLEN, "%s: not a readable image (%s)", name, why);
         return -1;

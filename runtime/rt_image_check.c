@@ -98,6 +98,13 @@ static int jpeg_sos_ok(const uint8_t *p, size_t have, size_t n, int progressive,
 int rt_png_check(const uint8_t *buf, size_t len, char *why, size_t whylen)
 {
     size_t pos = 8; /* past the signature */
+    /* The size cap on the header's width and height, so that the message says so. */
+    if (len >= 24 && memcmp(buf + 12, "IHDR", 4) == 0) {
+        const long w = (long)buf[16] << 24 | buf[17] << 16 | buf[18] << 8 | buf[19];
+        const long h = (long)buf[20] << 24 | buf[21] << 16 | buf[22] << 8 | buf[23];
+        if (rt_image_size_ok(w, h, why, whylen) < 0)
+            return -1;
+    }
     while (len - pos >= 8) {
         const size_t n = (size_t)buf[pos] << 24 | (size_t)buf[pos + 1] << 16
                          | (size_t)buf[pos + 2] << 8 | buf[pos + 3];
@@ -154,6 +161,11 @@ int rt_jpeg_check(const uint8_t *buf, size_t len, char *why, size_t whylen)
             && jpeg_sos_ok(buf + pos + 2, have, seg - 2, progressive, defined, why, whylen) < 0)
             return -1;
         if (header && m >= 0xc0 && m <= 0xc2) {
+            /* payload: precision, height, width (big-endian); the cap applies */
+            if (have >= 5 && rt_image_size_ok((long)buf[pos + 5] << 8 | buf[pos + 6],
+                                              (long)buf[pos + 3] << 8 | buf[pos + 4], why,
+                                              whylen) < 0)
+                return -1;
             header = 0;
             progressive = m == 0xc2;
         }
