@@ -20,7 +20,7 @@ rt=$srcdir/runtime
 # seconds, and the fuzzer spent its time there.
 $CLANG $flags $san -DRT_IMAGE_FILE_MAX_PIXELS='(1L << 14)' -I"$rt" $stb -o "$out/fuzz_image" "$srcdir/fuzz/fuzz_image.c" \
     "$rt/rt_image.c" "$rt/rt_image_check.c" "$rt/rt_image_pnm.c" "$rt/rt_stb.c" \
-    "$rt/rt_data_util.c" -lm
+    "$rt/rt_data_util.c" -lz -lm
 # Progressive JPEG seeds need libjpeg (Debian: libjpeg-dev); without it, baseline only.
 jpeg=
 if printf '#include <stdio.h>\n#include <jpeglib.h>\nint main(void){return 0;}\n' \

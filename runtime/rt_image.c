@@ -174,7 +174,8 @@ int rt_image_decode_mem(const uint8_t *buf, size_t len, const char *name, rt_sha
         snprintf(why, sizeof why, "file too large");
     else if ((fmt != RT_IMG_JPEG || rt_jpeg_check(buf, len, why, sizeof why) == 0)
              && (fmt != RT_IMG_PNG || rt_png_check(buf, len, why, sizeof why) == 0))
-        px = stb_decode(buf, len, fmt == RT_IMG_JPEG ? "JPEG" : fmt == RT_IMG_PNG ? "PNG" : "BMP",
+        px = stb_decode(buf, len,
+                        fmt == RT_IMG_JPEG ? "JPEG" : fmt == RT_IMG_PNG ? "PNG" : "BMP",
                         shape.c, &w, &h, why, sizeof why);
     if (!px) {
         snprintf(err, RT_ERRLEN, "%s: not a readable image (%s)", name, why);

@@ -1,12 +1,14 @@
 /*
  * rt_image_check.c - what an image file must pass before any decoder sees it: its format
  * by the magic bytes (only JPEG, PNG, BMP and binary PGM/PPM go on), its size against the
- * cap, and for JPEG the Huffman tables that stb_image would otherwise trust.
+ * cap, for JPEG the Huffman tables and for PNG the chunks that stb_image would otherwise
+ * trust.
  */
 #include "rt_image_int.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
 rt_img_format rt_image_sniff(const uint8_t *buf, size_t len)
 {
@@ -95,28 +97,78 @@ static int jpeg_sos_ok(const uint8_t *p, size_t have, size_t n, int progressive,
 #undef SOS_BYTE
 }
 
+/* Inflates the IDAT data n bytes at a time into a scratch buffer, only counting: 1 when it
+ * comes to more than limit bytes, else 0 (also for a stream zlib cannot read: stb_image
+ * reports that). */
+typedef struct {
+    z_stream z;
+    unsigned long long out, limit;
+    int over, done;
+} png_inflate;
+
+static void png_feed(png_inflate *pi, const uint8_t *p, size_t n)
+{
+    unsigned char scratch[16384];
+    pi->z.next_in = (Bytef *)p;
+    pi->z.avail_in = (uInt)n;
+    while (!pi->done && !pi->over && pi->z.avail_in > 0) {
+        pi->z.next_out = scratch;
+        pi->z.avail_out = sizeof scratch;
+        int rc = inflate(&pi->z, Z_NO_FLUSH);
+        pi->out += sizeof scratch - pi->z.avail_out;
+        if (pi->out > pi->limit)
+            pi->over = 1;
+        if (rc != Z_OK)
+            pi->done = 1; /* the stream's end, or an error stb_image will report */
+    }
+}
+
 int rt_png_check(const uint8_t *buf, size_t len, char *why, size_t whylen)
 {
     size_t pos = 8; /* past the signature */
-    /* The size cap on the header's width and height, so that the message says so. */
+    png_inflate pi;
+    memset(&pi, 0, sizeof pi);
+    /* The size cap on the header's width and height, so that the message says so; from
+     * them the most the image data can inflate to (16-bit RGBA, a filter byte a row,
+     * doubled for interlacing's extra rows, plus 64 KiB). A 100 KB "zlib bomb" would
+     * otherwise have stb_image allocate 100 MB, growing as it inflates. */
     if (len >= 24 && memcmp(buf + 12, "IHDR", 4) == 0) {
         const long w = (long)buf[16] << 24 | buf[17] << 16 | buf[18] << 8 | buf[19];
         const long h = (long)buf[20] << 24 | buf[21] << 16 | buf[22] << 8 | buf[23];
         if (rt_image_size_ok(w, h, why, whylen) < 0)
             return -1;
+        pi.limit = 2ull * ((unsigned long long)w * 8 + 1) * (unsigned long long)h + 65536;
+    } else {
+        pi.done = 1; /* no IHDR first: stb_image refuses it */
     }
+    if (!pi.done && inflateInit(&pi.z) != Z_OK) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    int rc = 0;
     while (len - pos >= 8) {
         const size_t n = (size_t)buf[pos] << 24 | (size_t)buf[pos + 1] << 16
                          | (size_t)buf[pos + 2] << 8 | buf[pos + 3];
         if (len - pos - 8 < 4 || n > len - pos - 12) {
             snprintf(why, whylen, "PNG chunk of %zu bytes past the end of the file", n);
-            return -1;
+            rc = -1;
+            break;
         }
         if (memcmp(buf + pos + 4, "IEND", 4) == 0)
-            return 0;
+            break;
+        if (memcmp(buf + pos + 4, "IDAT", 4) == 0)
+            png_feed(&pi, buf + pos + 8, n);
+        if (pi.over) {
+            snprintf(why, whylen, "PNG data inflates past %llu bytes (its image needs less)",
+                     pi.limit);
+            rc = -1;
+            break;
+        }
         pos += 12 + n;
     }
-    return 0; /* cut off between chunks: stb_image reports it */
+    if (pi.limit)
+        inflateEnd(&pi.z);
+    return rc; /* 0 also when cut off between chunks: stb_image reports that */
 }
 
 int rt_jpeg_check(const uint8_t *buf, size_t len, char *why, size_t whylen)

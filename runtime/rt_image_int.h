@@ -40,8 +40,9 @@ rt_img_format rt_image_sniff(const uint8_t *buf, size_t len);
 int rt_jpeg_check(const uint8_t *buf, size_t len, char *why, size_t whylen);
 
 /* Walks a PNG's chunks: each must lie inside the file (stb_image reallocates its buffer to
- * an IDAT's announced length before reading it: 2 GiB for a 100-byte file). Returns 0, or
- * -1 with why set. */
+ * an IDAT's announced length before reading it: 2 GiB for a 100-byte file), the header's
+ * size passes the cap, and the image data must not inflate to much more than that size
+ * needs. Returns 0, or -1 with why set. */
 int rt_png_check(const uint8_t *buf, size_t len, char *why, size_t whylen);
 
 /* Decodes a binary PGM (P5) or PPM (P6) with maxval 1..65535 (two big-endian bytes per

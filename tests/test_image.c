@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <stb_image_write.h> /* Debian's libstb, to write test JPEGs and PNGs */
 
@@ -352,6 +353,46 @@ START_TEST(size_cap)
 }
 END_TEST
 
+/* A 4x4 grey PNG whose image data inflates to 1 MiB of zeros: 4 rows of a filter byte and
+ * 4 samples need 20 bytes; the limit is 2 * (4 * 8 + 1) * 4 + 65536 = 65800. */
+START_TEST(png_inflate_bomb_refused)
+{
+    static unsigned char zeros[1 << 20], z[1 << 16], png[1 << 16];
+    uLongf zn = sizeof z;
+    ck_assert_int_eq(compress2(z, &zn, zeros, sizeof zeros, 9), Z_OK);
+    ck_assert_uint_lt(zn, 2048);
+    size_t n = png_header(png, 4, 4) - 12; /* IEND goes after the IDAT */
+    unsigned char *c = png + n;
+    c[0] = zn >> 24, c[1] = zn >> 16, c[2] = zn >> 8, c[3] = zn;
+    memcpy(c + 4, "IDAT", 4);
+    memcpy(c + 8, z, zn);
+    memset(c + 8 + zn, 0, 4);
+    n += 12 + zn;
+    static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+    memcpy(png + n, iend, 12);
+    n += 12;
+    assert_refused(png, n, (rt_shape){1, 4, 4}, "PNG data inflates past 65800 bytes");
+    /* The same header with 20 bytes of data passes the check (stb_image does not test
+     * the CRCs): the image decodes to zeros. */
+    zn = sizeof z;
+    ck_assert_int_eq(compress2(z, &zn, zeros, 20, 9), Z_OK);
+    n = png_header(png, 4, 4) - 12;
+    c = png + n;
+    c[0] = zn >> 24, c[1] = zn >> 16, c[2] = zn >> 8, c[3] = zn;
+    memcpy(c + 4, "IDAT", 4);
+    memcpy(c + 8, z, zn);
+    memset(c + 8 + zn, 0, 4);
+    n += 12 + zn;
+    memcpy(png + n, iend, 12);
+    n += 12;
+    uint8_t out[16];
+    char err[RT_ERRLEN];
+    ck_assert_msg(decode_bytes(png, n, (rt_shape){1, 4, 4}, out, err) == 0, "%s", err);
+    static const uint8_t black[16];
+    ck_assert_mem_eq(out, black, 16);
+}
+END_TEST
+
 START_TEST(good_formats_decode)
 {
     /* One 2x2 grey image in PNG, BMP and PGM decodes to the same pixels (JPEG is lossy:
@@ -393,6 +434,7 @@ int main(void)
     tcase_add_test(tc, pnm_bad_headers_refused);
     tcase_add_test(tc, unknown_formats_refused);
     tcase_add_test(tc, size_cap);
+    tcase_add_test(tc, png_inflate_bomb_refused);
     tcase_add_test(tc, good_formats_decode);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
