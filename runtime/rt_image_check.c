@@ -145,7 +145,7 @@ int rt_png_check(const uint8_t *buf, size_t len, char *why, size_t whylen)
         snprintf(why, whylen, "out of memory");
         return -1;
     }
-    int rc = 0;
+    int rc = 0, seen_idat = 0;
     while (len - pos >= 8) {
         const size_t n = (size_t)buf[pos] << 24 | (size_t)buf[pos + 1] << 16
                          | (size_t)buf[pos + 2] << 8 | buf[pos + 3];
@@ -156,8 +156,18 @@ int rt_png_check(const uint8_t *buf, size_t len, char *why, size_t whylen)
         }
         if (memcmp(buf + pos + 4, "IEND", 4) == 0)
             break;
-        if (memcmp(buf + pos + 4, "IDAT", 4) == 0)
+        if (memcmp(buf + pos + 4, "IDAT", 4) == 0) {
+            /* stb_image adds the offset to its still NULL buffer for an empty first IDAT
+             * (undefined behaviour): such a file, legal but never written by encoders,
+             * is refused. */
+            if (n == 0 && !seen_idat) {
+                snprintf(why, whylen, "PNG with an empty first IDAT chunk");
+                rc = -1;
+                break;
+            }
+            seen_idat = 1;
             png_feed(&pi, buf + pos + 8, n);
+        }
         if (pi.over) {
             snprintf(why, whylen, "PNG data inflates past %llu bytes (its image needs less)",
                      pi.limit);

@@ -162,6 +162,7 @@ START_TEST(fuzz_findings_refused)
         {"fuzz_jpeg_junk_then_bad_huffman.jpg", "Huffman table with"},
         {"fuzz_jpeg_undefined_huffman.jpg", "undefined Huffman table"},
         {"fuzz_png_huge_chunk.png", "past the end of the file"},
+        {"fuzz_png_empty_first_idat.png", "empty first IDAT chunk"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[1024];
