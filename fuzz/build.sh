@@ -18,9 +18,17 @@ rt=$srcdir/runtime
 # The pixel cap is lowered to 2^14 here (the side cap stays 16384): the same checks and
 # decoders, but a 4 KB file announcing 2^25 pixels would be decoded (from zeros) for
 # seconds, and the fuzzer spent its time there.
-$CLANG $flags $san -DRT_IMAGE_FILE_MAX_PIXELS='(1L << 14)' -I"$rt" $stb -o "$out/fuzz_image" "$srcdir/fuzz/fuzz_image.c" \
-    "$rt/rt_image.c" "$rt/rt_image_check.c" "$rt/rt_image_pnm.c" "$rt/rt_stb.c" \
-    "$rt/rt_data_util.c" -lz -lm
+#
+# One check is reported and not fatal inside stb_image only: its JPEG bit reader shifts by
+# 24 - code_bits after code_bits went negative at the end of corrupt entropy data (the
+# shifted value is then always 0: past a marker it feeds zero bytes). Nothing checked
+# before decoding can rule that out; fuzz/known/stb_jpeg_code_bits_shift.jpg shows it. The
+# run's log lists each place once ("runtime error"): any other is a finding.
+$CLANG $flags $san -fsanitize-recover=shift-exponent -DRT_IMAGE_FILE_MAX_PIXELS='(1L << 14)' \
+    -I"$rt" $stb -c "$rt/rt_stb.c" -o "$out/rt_stb.o"
+$CLANG $flags $san -DRT_IMAGE_FILE_MAX_PIXELS='(1L << 14)' -I"$rt" $stb -o "$out/fuzz_image" \
+    "$srcdir/fuzz/fuzz_image.c" "$rt/rt_image.c" "$rt/rt_image_check.c" "$rt/rt_image_pnm.c" \
+    "$out/rt_stb.o" "$rt/rt_data_util.c" -lz -lm
 # Progressive JPEG seeds need libjpeg (Debian: libjpeg-dev); without it, baseline only.
 jpeg=
 if printf '#include <stdio.h>\n#include <jpeglib.h>\nint main(void){return 0;}\n' \
