@@ -4,6 +4,7 @@
  * builds see inside the decoders: stb_image for JPEG, PNG and BMP only (binary PGM/PPM is
  * decoded by rt_image_pnm.c; GIF, PSD, HDR, PIC and TGA never reach a decoder), capped at
  * RT_IMAGE_FILE_MAX_SIDE pixels a side, plus stb_image_resize and stb_image_write.
+ * Built alone with -fwrapv (runtime/data.am): see there.
  */
 #include "rt_image_int.h"
 
