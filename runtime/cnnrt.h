@@ -228,7 +228,7 @@ typedef struct {
 void rt_load_opts_defaults(rt_load_opts *o);
 
 /* Loads PATH as an image-folder set (PATH/<class>/<image>, classes in byte order of their
- * names, any format stb_image reads), a Kaggle Tom & Jerry download (PATH/ground_truth.csv:
+ * names; JPEG, PNG, BMP or binary PGM/PPM, see cnnrun(1)), a Kaggle Tom & Jerry download (PATH/ground_truth.csv:
  * classes jerry, tom, tom_jerry_0 (neither), tom_jerry_1 (both)), or an IDX set (a folder or
  * file with train-/t10k- images-idx3-ubyte and labels-idx1-ubyte, each maybe .gz). Images are
  * converted to shape.c channels (1 grey, 3 RGB; 2 and 4 add alpha) and resized to shape.h x

@@ -120,7 +120,7 @@ int rt_decode_scan(rt_scan *s, const char *dir, rt_shape shape, const rt_load_op
     }
     if (m == 0) {
         snprintf(err, RT_ERRLEN, "%s: no readable images: all %d files failed to decode "
-                 "(expected images stb_image reads: jpg, png, bmp, gif, tga, pnm, ...)", dir, n);
+                 "(expected JPEG, PNG, BMP or binary PGM/PPM images)", dir, n);
         goto fail;
     }
     uint8_t *shrunk = m < n ? realloc(d.pix, (size_t)m * chw) : NULL;

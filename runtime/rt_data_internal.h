@@ -13,7 +13,7 @@
 
 /* Bumped whenever decoding changes what a set's pixels are (resize filter, colour
  * conversion, file layout), so that old cache files are rebuilt, never trusted. */
-#define RT_DATA_FORMAT_VERSION 1u
+#define RT_DATA_FORMAT_VERSION 2u /* 2: PGM/PPM scaled by maxval, 16-bit read right */
 
 /* Largest accepted network input side and channel count (stbi's req_comp is 1..4). */
 #define RT_IMAGE_MAX_SIDE 16384
@@ -98,7 +98,8 @@ void rt_pool_run(int n, int nthreads, void (*job)(void *ctx, int i), void *ctx);
  * ratio is not kept. Returns 0, or -1 with err set (memory). */
 int rt_pixels_to_planar(const uint8_t *in, int w, int h, int comp, rt_shape shape,
                         uint8_t *out, char *err);
-/* Decodes one image file with stb_image straight to planar uint8 at the shape. */
+/* Decodes one image file (checked first, see rt_image_int.h) straight to planar uint8 at
+ * the shape. */
 int rt_image_decode(const char *file, rt_shape shape, uint8_t *out, char *err);
 
 /* ------------------------------------------------------------------ the decode cache */

@@ -10,6 +10,9 @@
 #     probability: 1e-4 apart at most, plus 1e-4 for the two roundings);
 #   - NAME_predict, built into tests/emit_sa_harness.c, on the inputs of a cnnrun --dump
 #     with the same weights, must give the softmax of cnnrun's logits within 1e-5.
+#   - its PGM/PPM reader: a 16-bit copy (maxval 4095) of an image gives cnnrun --predict's
+#     class and probability; a cut-off copy, issue 14's 17-byte PGM and a maxval 0 file are
+#     refused with "FILE: not a readable image (...)" and a nonzero exit.
 # Under a sanitizer build ($SAN_CFLAGS) the standalone file is also run sanitized. Without
 # clang on PATH the test fails unless CNNC_NO_CLANG=1.
 # Last line: "standalone: N passed, M failed". Run by `make check` (see test_emit.sh).
@@ -88,6 +91,52 @@ same_predictions() {
         END { if (seen != n || n == 0) { print n " standalone lines, " seen " from cnnrun"; bad = 1 }; exit bad }
     ' "$1" "$2"
 }
+
+# pnm_inputs IN.pgm|ppm DIR: writes DIR/deep.EXT (IN as 16-bit samples, maxval 4095:
+# v -> 16 v + v / 16), DIR/cut.EXT (deep less its last byte), DIR/issue14.pgm (header "P5",
+# "8 4", maxval 275, 5 bytes of the 64 announced) and DIR/maxval0.pgm.
+cat >pnm_inputs.c <<'PNMEOF'
+#include <stdio.h>
+#include <string.h>
+static unsigned char in[1 << 22], out[1 << 23];
+static int put(const char *dir, const char *name, const void *p, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    return !f || fwrite(p, 1, n, f) != n || fclose(f) != 0;
+}
+int main(int argc, char **argv)
+{
+    FILE *f = argc == 3 ? fopen(argv[1], "rb") : NULL;
+    int w, h, maxv;
+    char m;
+    if (!f || fscanf(f, "P%c %d %d %d", &m, &w, &h, &maxv) != 4 || fgetc(f) == EOF || maxv != 255)
+        return 1;
+    size_t n = (size_t)w * h * (m == '6' ? 3 : 1);
+    if (n > sizeof in || fread(in, 1, n, f) != n)
+        return 1;
+    int k = snprintf((char *)out, 64, "P%c\n%d %d\n4095\n", m, w, h);
+    for (size_t i = 0; i < n; i++) {
+        unsigned s = in[i] * 16u + in[i] / 16u;
+        out[k++] = (unsigned char)(s >> 8);
+        out[k++] = (unsigned char)s;
+    }
+    const char *ext = m == '6' ? "ppm" : "pgm";
+    char deep[16], cut[16];
+    snprintf(deep, sizeof deep, "deep.%s", ext);
+    snprintf(cut, sizeof cut, "cut.%s", ext);
+    static const char issue[] = "P5 \n8 4\n275\n\x01\x02\x03\x04\x05";
+    return put(argv[2], deep, out, k) || put(argv[2], cut, out, k - 1)
+           || put(argv[2], "issue14.pgm", issue, sizeof issue - 1)
+           || put(argv[2], "maxval0.pgm", "P5 1 1 0\n\0", 10);
+}
+PNMEOF
+if ! $CC -std=c11 -O1 pnm_inputs.c -o pnm_inputs >pnm_inputs.cc 2>&1; then
+    echo "test_standalone: cannot compile its PGM/PPM helper" >&2
+    cat pnm_inputs.cc >&2
+    exit 99
+fi
 
 # only_libc_libm BINARY: ldd lists the C library, libm, the loader and the vDSO, nothing else
 only_libc_libm() {
@@ -211,6 +260,37 @@ check_sa() { # LABEL NET PER_CLASS DUMP_BATCH
             return
         fi
     done
+    # --- 16-bit and broken PGM/PPM files
+    mkdir -p "$d/pnm" && ./pnm_inputs "$(head -n 1 "$d/images")" "$d/pnm" || {
+        fail "$label: pnm_inputs failed"
+        return
+    }
+    deep=$(ls "$d"/pnm/deep.*)
+    if ! $tlimit "$cnnrun" "$net" --predict "$deep" --weights "$d/W" --threads 1 >"$d/deep.run" 2>"$d/deep.err" ||
+        sanitized "$d/deep.err"; then
+        fail "$label: cnnrun --predict on a 16-bit PGM/PPM failed"
+        show "$d/deep.err"
+        return
+    fi
+    for r in $runs; do
+        if ! $tlimit "$d/$r" "$deep" >"$d/$r.deep" 2>"$d/$r.err" || sanitized "$d/$r.err" ||
+            ! same_predictions "$d/$r.deep" "$d/deep.run" >"$d/cmp.out"; then
+            fail "$label: $r on a 16-bit PGM/PPM: failed or disagrees with cnnrun"
+            show "$d/$r.err"
+            show "$d/cmp.out"
+            return
+        fi
+        for bad in $(ls "$d"/pnm/cut.*) "$d/pnm/issue14.pgm" "$d/pnm/maxval0.pgm"; do
+            $tlimit "$d/$r" "$bad" >"$d/$r.bad" 2>"$d/$r.err"
+            rc=$?
+            if [ $rc -eq 0 ] || [ $rc -gt 2 ] || sanitized "$d/$r.err" || [ -s "$d/$r.bad" ] ||
+                ! grep -q "^$bad: not a readable image (" "$d/$r.err"; then
+                fail "$label: $r on $(basename "$bad"): exit $rc, expected 1 and \"FILE: not a readable image (...)\""
+                show "$d/$r.err"
+                return
+            fi
+        done
+    done
     # --- full precision on a random batch
     if ! (cd "$d" && $tlimit "$cnnrun" "$net" --dump D --weights W --seed 9 --batch "$batch" >dump.out 2>&1) ||
         sanitized "$d/dump.out"; then
@@ -225,6 +305,7 @@ check_sa() { # LABEL NET PER_CLASS DUMP_BATCH
     fi
     nimg=$(wc -l <"$d/images")
     echo "ok   $label (${c}x${h}x${w}, $k classes): $nimg images same class and probability ($runs);" \
+        "16-bit PGM/PPM agrees, 3 broken ones refused;" \
         "dump: $(head -n 1 "$d/h.out"), $(($(date +%s) - t0)) s"
     passed=$((passed + 1))
     rm -rf "$d"
