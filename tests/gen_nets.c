@@ -65,7 +65,7 @@ static void put(sbuf *b, const char *fmt, ...)
 /* ---- statements: what they mean (for the shapes) and how they are written ---- */
 
 enum { K_CONV, K_MAXPOOL, K_AVGPOOL, K_BN, K_DROPOUT, K_ACT, K_GAP, K_GMP, K_FLATTEN, K_DENSE };
-enum { A_NONE, A_RELU, A_LEAKY, A_SIGMOID, A_TANH, A_SOFTMAX };
+enum { A_NONE, A_RELU, A_LEAKY, A_SIGMOID, A_TANH, A_SOFTMAX, A_RELU6, A_SILU, A_GELU, A_ELU };
 enum { P_OMIT, P_VALID, P_ONE, P_TWO, P_SAME };           /* how pad= is written */
 static const char *const PADMODES[] = {"zero", "reflect", "replicate", "circular"};
 
@@ -78,10 +78,14 @@ typedef struct {
     int flip, flip_text;
     int bias, bias_text;
     int act, alpha_milli, alpha_text, act_first; /* act_first: before the keys */
+    int act_alias;                  /* silu written as swish */
+    int groups, groups_text;        /* 0 or 1: not grouped; groups_text: write groups=1 */
+    int dh, dw, dtext;              /* dilation (0 is 1); dtext: 0 omitted, 1 "D", 2 "DHxDW" */
     int n;                          /* channels or units */
     int p_pct;                      /* dropout probability, percent */
     int eps_text, mom_text;
     const char *kname, *nname;      /* block parameters written instead of the kernel, N */
+    const char *gname, *sname, *dname; /* ... instead of groups, stride, dilation */
     const char *alias;              /* another name of the layer kind, or NULL */
 } stmt;
 
@@ -112,19 +116,24 @@ static int apply(const stmt *s, shp *x, long *params, double *flops)
     switch (s->kind) {
     case K_CONV: case K_MAXPOOL: case K_AVGPOOL: {
         if (x->vec) return -1;
+        /* a dilated kernel spans d*(k-1)+1 pixels: the size rule and pad=same use that */
+        int conv = s->kind == K_CONV, g = conv && s->groups > 1 ? s->groups : 1;
+        int eh = conv && s->dh > 1 ? s->dh * (s->kh - 1) + 1 : s->kh;
+        int ew = conv && s->dw > 1 ? s->dw * (s->kw - 1) + 1 : s->kw;
         int pt, pb, pl, pr;
-        pads(s, x->h, s->kh, s->sh, s->ph, &pt, &pb);
-        pads(s, x->w, s->kw, s->sw, s->padt == P_TWO ? s->pw : s->ph, &pl, &pr);
-        if (x->h + pt + pb < s->kh || x->w + pl + pr < s->kw) return -1;
+        pads(s, x->h, eh, s->sh, s->ph, &pt, &pb);
+        pads(s, x->w, ew, s->sw, s->padt == P_TWO ? s->pw : s->ph, &pl, &pr);
+        if (x->h + pt + pb < eh || x->w + pl + pr < ew) return -1;
+        if (conv && (x->c % g != 0 || s->n % g != 0)) return -1;
         if (s->kind == K_CONV && s->padmode == 1 && (pt > x->h - 1 || pb > x->h - 1 || pl > x->w - 1 || pr > x->w - 1))
             return -1;
         if (s->kind == K_CONV && s->padmode == 3 && (pt > x->h || pb > x->h || pl > x->w || pr > x->w)) return -1;
         if (s->kind != K_CONV && (pt > s->kh / 2 || pb > s->kh / 2 || pl > s->kw / 2 || pr > s->kw / 2)) return -1;
-        int oh = (x->h + pt + pb - s->kh) / s->sh + 1, ow = (x->w + pl + pr - s->kw) / s->sw + 1;
+        int oh = (x->h + pt + pb - eh) / s->sh + 1, ow = (x->w + pl + pr - ew) / s->sw + 1;
         int oc = s->kind == K_CONV ? s->n : x->c;
-        if (s->kind == K_CONV) {
-            *params += (long)s->kh * s->kw * x->c * oc + (s->bias ? oc : 0);
-            *flops += 2.0 * s->kh * s->kw * x->c * oc * oh * ow + (double)oc * oh * ow * (1 + (s->act != A_NONE));
+        if (s->kind == K_CONV) { /* grouped: each output sees C/G input channels */
+            *params += (long)s->kh * s->kw * (x->c / g) * oc + (s->bias ? oc : 0);
+            *flops += 2.0 * s->kh * s->kw * (x->c / g) * oc * oh * ow + (double)oc * oh * ow * (1 + (s->act != A_NONE));
         } else {
             *flops += (double)s->kh * s->kw * oc * oh * ow;
         }
@@ -164,9 +173,11 @@ static int apply(const stmt *s, shp *x, long *params, double *flops)
 
 static void put_act(sbuf *b, const stmt *s)
 {
-    static const char *const names[] = {"", "relu", "leakyrelu", "sigmoid", "tanh", "softmax"};
-    put(b, "%s", names[s->act]);
-    if (s->act == A_LEAKY && s->alpha_text) put(b, "=%d.%03d", s->alpha_milli / 1000, s->alpha_milli % 1000);
+    static const char *const names[] = {"", "relu", "leakyrelu", "sigmoid", "tanh", "softmax",
+                                        "relu6", "silu", "gelu", "elu"};
+    put(b, "%s", s->act == A_SILU && s->act_alias ? "swish" : names[s->act]);
+    if ((s->act == A_LEAKY || s->act == A_ELU) && s->alpha_text)
+        put(b, "=%d.%03d", s->alpha_milli / 1000, s->alpha_milli % 1000);
 }
 
 static void put_size(sbuf *b, int a, int c, int square)
@@ -190,8 +201,9 @@ static void put_stmt(sbuf *b, const stmt *s)
             put(b, " ");
             put_act(b, s);
         }
-        if (s->stext == 1) put(b, " stride=%d", s->sh);
-        if (s->stext == 2) put(b, " stride=%dx%d", s->sh, s->sw);
+        if (s->sname) put(b, " stride=%s", s->sname);
+        else if (s->stext == 1) put(b, " stride=%d", s->sh);
+        else if (s->stext == 2) put(b, " stride=%dx%d", s->sh, s->sw);
         if (s->padt == P_VALID) put(b, " pad=valid");
         if (s->padt == P_ONE) put(b, " pad=%d", s->ph);
         if (s->padt == P_TWO) put(b, " pad=%dx%d", s->ph, s->pw);
@@ -200,6 +212,11 @@ static void put_stmt(sbuf *b, const stmt *s)
             if (s->padmode || s->padmode_text) put(b, " padding=%s", PADMODES[s->padmode]);
             if (s->flip || s->flip_text) put(b, " mode=%s", s->flip ? "convolution" : "correlation");
             if (!s->bias || s->bias_text) put(b, " bias=%s", s->bias ? "true" : "false");
+            if (s->gname) put(b, " groups=%s", s->gname);
+            else if (s->groups > 1 || s->groups_text) put(b, " groups=%d", s->groups > 1 ? s->groups : 1);
+            if (s->dname) put(b, " dilation=%s", s->dname);
+            else if (s->dtext == 1) put(b, " dilation=%d", s->dh > 1 ? s->dh : 1);
+            else if (s->dtext == 2) put(b, " dilation=%dx%d", s->dh > 1 ? s->dh : 1, s->dw > 1 ? s->dw : 1);
         }
         if (s->act != A_NONE && !s->act_first) {
             put(b, " ");
@@ -239,13 +256,28 @@ static void put_stmt(sbuf *b, const stmt *s)
 
 /* ---- random statements ---- */
 
+/* An activation: none (none_pct percent), one of the first four (relu, leakyrelu, sigmoid,
+ * tanh) or one of relu6, silu/swish, gelu, elu (about 45% of the rest). */
 static int random_act(rng *r, int none_pct, stmt *s)
 {
-    s->act = chance(r, none_pct) ? A_NONE : between(r, A_RELU, A_TANH);
-    s->alpha_text = s->act == A_LEAKY && chance(r, 60);
-    s->alpha_milli = s->alpha_text ? between(r, 1, 300) : 10;
+    s->act = chance(r, none_pct) ? A_NONE : chance(r, 55) ? between(r, A_RELU, A_TANH) : between(r, A_RELU6, A_ELU);
+    s->alpha_text = (s->act == A_LEAKY || s->act == A_ELU) && chance(r, 60);
+    s->alpha_milli = !s->alpha_text ? (s->act == A_ELU ? 1000 : 10)
+                   : s->act == A_ELU ? between(r, 50, 2000) : between(r, 1, 300);
+    s->act_alias = s->act == A_SILU && chance(r, 35);
     s->act_first = chance(r, 50);
     return s->act;
+}
+
+static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
+
+/* A random divisor > 1 of n, or 1 when n has none. */
+static int some_divisor(rng *r, int n)
+{
+    int d[16], nd = 0;
+    for (int i = 2; i <= n && nd < 16; i++)
+        if (n % i == 0) d[nd++] = i;
+    return nd ? d[rnd(r, nd)] : 1;
 }
 
 /* A convolution for input x; same: pad=same and stride 1 (keeps the size). */
@@ -262,13 +294,24 @@ static stmt random_conv(rng *r, const shp *x, int same, int channels)
         s.sw = chance(r, 40) ? between(r, 1, 3) : s.sh;
     }
     s.stext = s.sh != s.sw ? 2 : s.sh != 1 ? (chance(r, 50) ? 1 : 2) : (chance(r, 15) ? 1 : 0);
+    /* dilation (a kernel of 1 has nothing to spread, but dilation=D is still valid there) */
+    s.dh = s.dw = 1;
+    if ((s.kh > 1 || s.kw > 1) && chance(r, 25)) {
+        s.dh = between(r, 1, 3);
+        s.dw = chance(r, 30) ? between(r, 1, 3) : s.dh;
+        if (s.dh == 1 && s.dw == 1) s.dh = 2;
+        s.dtext = s.dh != s.dw ? 2 : chance(r, 60) ? 1 : 2;
+    } else if (chance(r, 4)) {
+        s.dtext = 1;
+    }
+    int eh = s.dh * (s.kh - 1) + 1, ew = s.dw * (s.kw - 1) + 1;
     if (same) {
         s.padt = P_SAME;
     } else {
         int t = rnd(r, 5);
         s.padt = t;
-        s.ph = between(r, 0, s.kh / 2 + 1);
-        s.pw = t == P_TWO ? between(r, 0, s.kw / 2 + 1) : s.ph;
+        s.ph = between(r, 0, eh / 2 + 1);
+        s.pw = t == P_TWO ? between(r, 0, ew / 2 + 1) : s.ph;
     }
     s.padmode = chance(r, 45) ? 0 : between(r, 1, 3);
     s.padmode_text = chance(r, 20);
@@ -278,13 +321,32 @@ static stmt random_conv(rng *r, const shp *x, int same, int channels)
     s.bias_text = chance(r, 15);
     random_act(r, 35, &s);
     s.n = channels > 0 ? channels : between(r, 1, 8);
+    /* groups: depthwise (groups = input channels, output a multiple of them; the output
+     * channels may be fixed by the caller), grouped (a divisor of both), or none */
+    int gk = rnd(r, 100);
+    if (gk < 14 && x->c > 1 && (channels <= 0 || channels % x->c == 0)) {
+        s.groups = x->c;
+        if (channels <= 0) s.n = x->c * between(r, 1, 2);
+    } else if (gk < 28) {
+        if (channels > 0) {
+            s.groups = some_divisor(r, gcd(x->c, channels));
+        } else {
+            s.groups = some_divisor(r, x->c);
+            s.n = s.groups * between(r, 1, s.groups > 4 ? 1 : 8 / s.groups);
+        }
+    }
+    s.groups_text = s.groups <= 1 && chance(r, 4);
     s.alias = chance(r, 10) ? (chance(r, 50) ? "conv2d" : "convolution") : NULL;
-    /* the window must fit and the padding mode be valid: fall back step by step */
+    /* the window must fit and the padding mode be valid: fall back step by step (groups
+     * stay valid as drawn) */
     shp t = *x;
     long p = 0;
     double f = 0;
     if (apply(&s, &t, &p, &f) == 0) return s;
     s.padmode = 2; /* replicate: any padding */
+    t = *x;
+    if (apply(&s, &t, &p, &f) == 0) return s;
+    s.dh = s.dw = 1; /* no dilation */
     t = *x;
     if (apply(&s, &t, &p, &f) == 0) return s;
     s.kh = s.kh < x->h ? s.kh : x->h;
@@ -374,22 +436,63 @@ static int emit(net *g, const stmt *s)
     return 0;
 }
 
-/* A residual unit: stride-1 same-padded convolutions (the last back to the channels of
- * its input), batchnorm, activations, a size-keeping pool. */
+/* A statement line in a path or a shortcut: s is known to be valid on g->x. */
+static void emit_valid(net *g, const stmt *s)
+{
+    if (emit(g, s) != 0) abort(); /* the generator's own mistake */
+}
+
+/* A 1x1 convolution to n channels with stride sh x sw and no padding: ceil(size / stride),
+ * valid on every image. */
+static stmt conv1x1(rng *r, int n, int sh, int sw)
+{
+    stmt s = {0};
+    s.kind = K_CONV;
+    s.kh = s.kw = 1;
+    s.ksquare = chance(r, 50);
+    s.sh = sh;
+    s.sw = sw;
+    s.stext = sh != sw ? 2 : sh != 1 ? (chance(r, 50) ? 1 : 2) : 0;
+    s.padt = chance(r, 20) ? P_VALID : P_OMIT;
+    s.bias = chance(r, 40);
+    s.n = n;
+    return s;
+}
+
+static void concat(net *g, int st);
+
+/* A residual unit. Without a shortcut: stride-1 same-padded convolutions (the last back to
+ * the channels of its input), batchnorm, activations, a size-keeping pool, now and then a
+ * concat. With one (proj): the body may stride (its first convolution) and change the
+ * channels, and the shortcut brings the input to the body's shape: a strided 1x1
+ * convolution (projection), or a same-padded convolution and batchnorm. */
 static void residual(net *g)
 {
     rng *r = g->r;
-    int c = g->x.c;
+    shp x0 = g->x;
+    int proj = chance(r, 45);
+    int c = proj ? between(r, 1, 12) : g->x.c;
+    int sh = 1, sw = 1;
+    if (proj && chance(r, 60)) {
+        sh = between(r, 1, 2);
+        sw = chance(r, 30) ? between(r, 1, 2) : sh;
+    }
     indent(g);
     put(&g->body, "residual {\n");
     g->depth++;
     int nconv = between(r, 1, 2);
     for (int i = 0; i < nconv; i++) {
+        if (i == nconv - 1 && i > 0 && g->depth < 3 && chance(r, 15)) concat(g, 1);
         stmt s = random_conv(r, &g->x, 1, i == nconv - 1 ? c : between(r, 1, 8));
+        if (i == 0 && (sh > 1 || sw > 1)) {
+            s.sh = sh;
+            s.sw = sw;
+            s.stext = sh != sw ? 2 : chance(r, 50) ? 1 : 2;
+        }
         s.act = chance(r, 50) ? s.act : A_NONE;
         if (emit(g, &s) != 0) { /* a window wider than a tiny image with reflect: make it 1x1 */
             s.kh = s.kw = 1;
-            emit(g, &s);
+            emit_valid(g, &s);
         }
         if (chance(r, 35)) {
             stmt b = random_simple(r, K_BN);
@@ -415,7 +518,145 @@ static void residual(net *g)
     }
     g->depth--;
     indent(g);
+    if (!proj) {
+        put(&g->body, "}\n");
+        return;
+    }
+    /* the shortcut, on the block's input, to the body's output shape */
+    shp body = g->x;
+    put(&g->body, "} shortcut {\n");
+    g->depth++;
+    g->x = x0;
+    stmt s[3];
+    int n = 0;
+    if (chance(r, 55)) {
+        s[n] = conv1x1(r, c, sh, sw);
+        if (chance(r, 25)) s[n].groups = some_divisor(r, gcd(x0.c, c));
+        n++;
+        if (chance(r, 50)) s[n++] = random_simple(r, K_BN);
+    } else {
+        s[n] = random_conv(r, &x0, 1, c);
+        s[n].sh = sh;
+        s[n].sw = sw;
+        s[n].stext = sh != sw ? 2 : sh != 1 ? 1 : 0;
+        n++;
+        s[n++] = random_simple(r, K_BN);
+        if (chance(r, 20)) s[n++] = random_simple(r, K_ACT);
+    }
+    shp t = x0;
+    long p = 0;
+    double f = 0;
+    for (int i = 0; i < n; i++)
+        if (apply(&s[i], &t, &p, &f) != 0) t.c = -1;
+    if (t.c != body.c || t.h != body.h || t.w != body.w) { /* cannot happen: the projection */
+        s[0] = conv1x1(r, c, sh, sw);
+        n = 1;
+    }
+    for (int i = 0; i < n; i++)
+        emit_valid(g, &s[i]);
+    if (g->x.c != body.c || g->x.h != body.h || g->x.w != body.w) abort();
+    g->depth--;
+    indent(g);
     put(&g->body, "}\n");
+}
+
+/* concat { path { ... } ... }: 2-4 paths on the same input, each to ceil(size / st) (its
+ * first statement has stride st, the rest keep the size): same-padded convolutions
+ * (grouped, dilated), a 1x1 convolution before one, a pooling (and a 1x1 convolution), or
+ * with st = 1 now and then the empty path (the identity). Written inline or one statement
+ * a line. */
+static void concat(net *g, int st)
+{
+    rng *r = g->r;
+    shp x0 = g->x;
+    int th = (x0.h + st - 1) / st, tw = (x0.w + st - 1) / st;
+    int npaths = between(r, 2, 4);
+    int ident = st == 1 && chance(r, 35) ? rnd(r, npaths) : -1;
+    stmt ps[4][3];
+    int pn[4];
+    shp out = {0, th, tw, 0};
+    for (int i = 0; i < npaths; i++) {
+        stmt *s = ps[i];
+        int n = 0;
+        if (i == ident) {
+            pn[i] = 0;
+            out.c += x0.c;
+            continue;
+        }
+        int what = rnd(r, 100);
+        if (what < 45) {
+            s[n] = random_conv(r, &x0, 1, 0);
+            s[n].sh = s[n].sw = st;
+            s[n].stext = st > 1 ? 1 : s[n].stext;
+            n++;
+            if (chance(r, 25)) s[n++] = random_simple(r, K_BN);
+            if (chance(r, 25)) s[n++] = random_simple(r, K_ACT);
+        } else if (what < 70) {
+            s[n] = conv1x1(r, between(r, 1, 8), st, st);
+            random_act(r, 40, &s[n]);
+            n++;
+            shp m = {s[0].n, th, tw, 0};
+            s[n++] = random_conv(r, &m, 1, 0);
+        } else {
+            s[n] = (stmt){0};
+            s[n].kind = chance(r, 50) ? K_MAXPOOL : K_AVGPOOL;
+            s[n].kh = s[n].kw = 3;
+            s[n].ksquare = chance(r, 50);
+            s[n].sh = s[n].sw = st;
+            s[n].stext = 1;
+            s[n].padt = st == 1 && chance(r, 50) ? P_ONE : P_SAME;
+            s[n].ph = 1;
+            n++;
+            if (chance(r, 60)) {
+                s[n] = conv1x1(r, between(r, 1, 8), 1, 1);
+                random_act(r, 40, &s[n]);
+                n++;
+            }
+        }
+        shp t = x0;
+        long p = 0;
+        double f = 0;
+        for (int j = 0; j < n; j++)
+            if (apply(&s[j], &t, &p, &f) != 0) t.c = -1;
+        if (t.c < 0 || t.h != th || t.w != tw) { /* a window too wide for a tiny image */
+            s[0] = conv1x1(r, between(r, 1, 8), st, st);
+            n = 1;
+            t = x0;
+            apply(&s[0], &t, &p, &f);
+        }
+        pn[i] = n;
+        out.c += t.c;
+    }
+    indent(g);
+    put(&g->body, "concat {\n");
+    g->depth++;
+    for (int i = 0; i < npaths; i++) {
+        g->x = x0;
+        indent(g);
+        if (pn[i] == 0) {
+            put(&g->body, "path { }\n");
+        } else if (chance(r, 60)) {
+            put(&g->body, "path {");
+            for (int j = 0; j < pn[i]; j++) {
+                if (apply(&ps[i][j], &g->x, &g->params, &g->flops) != 0) abort();
+                put(&g->body, "%s", j ? "; " : " ");
+                put_stmt(&g->body, &ps[i][j]);
+            }
+            put(&g->body, " }\n");
+        } else {
+            put(&g->body, "path {\n");
+            g->depth++;
+            for (int j = 0; j < pn[i]; j++)
+                emit_valid(g, &ps[i][j]);
+            g->depth--;
+            indent(g);
+            put(&g->body, "}\n");
+        }
+    }
+    g->depth--;
+    indent(g);
+    put(&g->body, "}\n");
+    g->x = out;
 }
 
 /* repeat N { stride-1 same convolutions, batchnorm, activation }: valid every time. */
@@ -446,13 +687,64 @@ static void repeat(net *g)
     put(&g->body, " }\n");
 }
 
+/* A depthwise separable block as MobileNet's, the channels, stride and dilation its
+ * parameters: block dwsN(cin, cout, s, d) { conv KxK cin groups=cin stride=s dilation=d
+ * pad=same; [batchnorm;] conv 1x1 cout }, called once or twice with cin the channels there. */
+static void dws_block(net *g, int id)
+{
+    rng *r = g->r;
+    stmt dw = random_conv(r, &g->x, 1, 0);
+    dw.padmode = chance(r, 70) ? 0 : 2; /* any kernel, dilation and size */
+    dw.groups = 2;                      /* written as the parameter */
+    dw.nname = dw.gname = "cin";
+    dw.sname = "s";
+    dw.dname = "d";
+    dw.dtext = 0;
+    stmt pw = conv1x1(r, 1, 1, 1);
+    pw.nname = "cout";
+    random_act(r, 40, &pw);
+    int with_bn = chance(r, 50);
+    put(&g->defs, "block dws%d(cin, cout, s, d) {\n    ", id);
+    put_stmt(&g->defs, &dw);
+    if (with_bn) put(&g->defs, "\n    batchnorm");
+    put(&g->defs, "\n    ");
+    put_stmt(&g->defs, &pw);
+    put(&g->defs, "\n}\n");
+    int calls = between(r, 1, 2);
+    for (int i = 0; i < calls; i++) {
+        int cin = g->x.c, cout = between(r, 1, 8), st = between(r, 1, 2), d = between(r, 1, 2);
+        stmt s[3];
+        int n = 0;
+        s[n] = dw, s[n].n = s[n].groups = cin, s[n].sh = s[n].sw = st, s[n].dh = s[n].dw = d, n++;
+        if (with_bn) s[n++] = random_simple(r, K_BN);
+        s[n] = pw, s[n].n = cout, n++;
+        shp x = g->x;
+        long p = g->params;
+        double f = g->flops;
+        int ok = 1;
+        for (int j = 0; j < n && ok; j++)
+            ok = apply(&s[j], &x, &p, &f) == 0;
+        if (!ok) abort(); /* same padding, zero or replicate: valid everywhere */
+        g->x = x;
+        g->params = p;
+        g->flops = f;
+        indent(g);
+        put(&g->body, "dws%d(%d, %d, %d, %d)\n", id, cin, cout, st, d);
+    }
+}
+
 /* A block with parameters (channels c, kernel k) defined at the top and called with values
  * valid here; sometimes a second block calling the first. */
 static void block(net *g)
 {
     rng *r = g->r;
     int id = g->nblocks++;
+    if (chance(r, 35)) {
+        dws_block(g, id);
+        return;
+    }
     stmt conv = random_conv(r, &g->x, 1, 0);
+    conv.groups = 1; /* the calls change the channels */
     conv.kname = "k";
     conv.nname = "c";
     int with_bn = chance(r, 50), nested = chance(r, 30);
@@ -515,24 +807,26 @@ static int network(rng *r, const char *name, sbuf *out, int *classes, shp *input
     int nimg = between(r, 1, 6);
     for (int i = 0; i < nimg; i++) {
         int what = rnd(r, 100);
-        if (what < 40) {
+        if (what < 36) {
             stmt s = random_conv(r, &g.x, 0, 0);
             emit(&g, &s);
-        } else if (what < 55) {
+        } else if (what < 50) {
             stmt s = random_pool(r, &g.x);
             emit(&g, &s);
-        } else if (what < 63) {
+        } else if (what < 57) {
             stmt s = random_simple(r, K_BN);
             emit(&g, &s);
-        } else if (what < 68) {
+        } else if (what < 61) {
             stmt s = random_simple(r, K_DROPOUT);
             emit(&g, &s);
-        } else if (what < 74) {
+        } else if (what < 67) {
             stmt s = random_simple(r, K_ACT);
             emit(&g, &s);
-        } else if (what < 84) {
+        } else if (what < 78) {
             residual(&g);
-        } else if (what < 92) {
+        } else if (what < 86) {
+            concat(&g, chance(r, 25) ? 2 : 1);
+        } else if (what < 93) {
             repeat(&g);
         } else {
             block(&g);
