@@ -17,8 +17,8 @@ import torch.nn.functional as F
 # ------------------------------------------------------------------ the IR
 
 INT_FIELDS = {"i", "src", "src2", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kh",
-              "kw", "sh", "sw", "pt", "pb", "pl", "pr", "flip", "dh", "dw", "groups", "bias", "w_off", "w_len",
-              "b_off", "b_len", "s_off", "s_len", "line"}
+              "kw", "sh", "sw", "pt", "pb", "pl", "pr", "flip", "dh", "dw", "groups", "bias",
+              "w_off", "w_len", "b_off", "b_len", "s_off", "s_len", "line"}
 FLOAT_FIELDS = {"alpha", "p", "eps", "momentum"}
 
 
@@ -41,6 +41,10 @@ def read_ir(cnnc, net_file):
             layers.append(L)
     for k, L in enumerate(layers):
         assert L["i"] == k
+        # IR v1 (before dilation and groups) had neither column
+        L.setdefault("dh", 1)
+        L.setdefault("dw", 1)
+        L.setdefault("groups", 1)
     return name, layers
 
 
@@ -71,33 +75,62 @@ def act_fn(name, alpha):
         return torch.sigmoid
     if name == "tanh":
         return torch.tanh
+    if name == "relu6":
+        return F.relu6
+    if name == "silu":
+        return F.silu
+    if name == "gelu":
+        return lambda x: F.gelu(x, approximate="none")
+    if name == "elu":
+        return lambda x: F.elu(x, alpha)
     raise ValueError("unknown activation " + name)
 
 
 class Act(nn.Module):
-    """An activation (None: identity). For equivalence tests, a relu or leaky relu can
-    record its input (record = True keeps z) and take the other side of its kink at the
-    elements of flip (a bool mask of z's shape): where another implementation rounded a
-    tiny z to the other sign, the gradients upstream legitimately differ."""
+    """An activation (None: identity). For equivalence tests, an activation with a kink
+    (relu, leaky relu and relu6 at 0, relu6 also at 6, elu at 0 unless alpha is 1) can
+    record its input (record = True keeps z) and take the other side of its nearest kink
+    at the elements of flip (a bool mask of z's shape): where another implementation
+    rounded a z that close to the kink to the other side, the gradients upstream
+    legitimately differ. silu and gelu are smooth."""
 
     def __init__(self, name, alpha):
         super().__init__()
         self.name, self.alpha = name, alpha
         self.fn = act_fn(name, alpha)
-        self.kinked = name in ("relu", "leakyrelu")
+        self.kinked = name in ("relu", "leakyrelu", "relu6") or (name == "elu" and alpha != 1)
         self.record, self.z, self.flip = False, None, None
+
+    def kink_distance(self):
+        """|z - the nearest kink| / max |z| of the recorded input (None if none)."""
+        if self.z is None:
+            return None
+        d = self.z.abs()
+        if self.name == "relu6":
+            d = torch.minimum(d, (self.z - 6).abs())
+        return d / self.z.abs().max().clamp_min(1e-30)
 
     def forward(self, z):
         if self.record and self.kinked:
             self.z = z.detach()
         if self.flip is not None:
             pos = (z > 0) ^ self.flip
+            if self.name == "elu":
+                return torch.where(pos, z, self.alpha * torch.expm1(z))
+            if self.name == "relu6":
+                # elements nearer 6 than 0 are flipped about 6, the others about 0
+                hi = (z.detach() - 6).abs() < z.detach().abs()
+                top = (z >= 6) ^ self.flip
+                return torch.where(hi, torch.where(top, 6 + 0 * z, z),
+                                   torch.where(pos, z, 0 * z))
             return torch.where(pos, z, z * (self.alpha if self.name == "leakyrelu" else 0.0))
         return self.fn(z) if self.fn else z
 
 
 class Conv(nn.Module):
-    """conv with any padding mode (F.pad with (left, right, top, bottom)) and flip."""
+    """conv with any padding mode (F.pad with (left, right, top, bottom)), flip, dilation
+    and groups. The IR's padding is in pixels of the input, already sized for the dilated
+    kernel (dh*(kh-1)+1 tall), so F.pad takes it as it is and the conv pads nothing more."""
 
     def __init__(self, L):
         super().__init__()
@@ -108,6 +141,7 @@ class Conv(nn.Module):
         self.inner_pad = sym and L["padmode"] == "zero"
         self.conv = nn.Conv2d(L["in_c"], L["out_c"], (L["kh"], L["kw"]), (L["sh"], L["sw"]),
                               padding=(L["pt"], L["pl"]) if self.inner_pad else 0,
+                              dilation=(L["dh"], L["dw"]), groups=L["groups"],
                               bias=bool(L["bias"]))
         self.act = Act(L["act"], L["alpha"])
 
@@ -120,7 +154,8 @@ class Conv(nn.Module):
         w = self.conv.weight
         if L["flip"]:       # true convolution = correlation with the kernel turned 180 degrees
             w = torch.flip(w, dims=(2, 3))
-            y = F.conv2d(x, w, self.conv.bias, self.conv.stride, self.conv.padding)
+            y = F.conv2d(x, w, self.conv.bias, self.conv.stride, self.conv.padding,
+                         self.conv.dilation, self.conv.groups)
         else:
             y = self.conv(x)
         return self.act(y)
@@ -234,22 +269,24 @@ def make_layer(L):
         return nn.BatchNorm2d(L["in_c"], eps=L["eps"], momentum=L["momentum"])
     if k == "activation":
         return Act(L["act"], L["alpha"])
-    if k == "add":
-        return None     # handled by IRNet: output of src + output of src2
+    if k in ("add", "concat"):
+        return None     # handled by IRNet: src + src2, or src's channels then src2's
     raise ValueError("unknown layer kind " + k)
 
 
 class IRNet(nn.Module):
     """The network of an IR listing: layers run in order, each reading layers[src] (and
-    layers[src2] for add); the last output, reshaped to (n, classes), is the logits."""
+    layers[src2] for add and concat: any earlier layer, not only the block's input); the
+    last output, reshaped to (n, classes), is the logits."""
 
     def __init__(self, layers):
         super().__init__()
         self.layers = layers
-        self.mods = nn.ModuleList([nn.Identity() if L["kind"] in ("input", "add")
+        self.mods = nn.ModuleList([nn.Identity() if L["kind"] in ("input", "add", "concat")
                                    else make_layer(L) for L in layers])
         # sequential networks (every layer reads the one before) skip the list of outputs
-        self.chain = all(L["src"] == L["i"] - 1 and L["kind"] != "add" for L in layers[1:])
+        self.chain = all(L["src"] == L["i"] - 1 and L["kind"] not in ("add", "concat")
+                         for L in layers[1:])
 
     def forward(self, x):
         if self.chain:
@@ -260,6 +297,8 @@ class IRNet(nn.Module):
         for L, m in zip(self.layers[1:], self.mods[1:]):
             if L["kind"] == "add":
                 outs.append(outs[L["src"]] + outs[L["src2"]])
+            elif L["kind"] == "concat":
+                outs.append(torch.cat((outs[L["src"]], outs[L["src2"]]), dim=1))
             else:
                 outs.append(m(outs[L["src"]]))
         return outs[-1].reshape(x.shape[0], -1)
@@ -367,8 +406,9 @@ def _fnv(h, v):
 
 PADMODES = {"zero": 0, "reflect": 1, "replicate": 2, "circular": 3}
 KINDS = ["input", "conv", "maxpool", "avgpool", "globalavgpool", "globalmaxpool", "flatten",
-         "dropout", "dense", "batchnorm", "activation", "add"]
-ACTS = ["none", "relu", "leakyrelu", "sigmoid", "tanh", "softmax"]
+         "dropout", "dense", "batchnorm", "activation", "add", "concat"]
+ACTS = ["none", "relu", "leakyrelu", "sigmoid", "tanh", "softmax", "relu6", "silu", "gelu",
+        "elu"]
 
 
 def structure_hash(layers):
@@ -382,7 +422,7 @@ def structure_hash(layers):
         conv = k == "conv"
         window = conv or k in ("maxpool", "avgpool")
         act = conv or k in ("dense", "activation")
-        v = [KINDS.index(k), L["src"], L["src2"] if k == "add" else -1,
+        v = [KINDS.index(k), L["src"], L["src2"] if k in ("add", "concat") else -1,
              L["in_c"], L["in_h"], L["in_w"], L["out_c"], L["out_h"], L["out_w"]]
         v += [L[f] if window else 0 for f in ("kh", "kw", "sh", "sw", "pt", "pb", "pl", "pr")]
         v += [PADMODES[L["padmode"]] if conv else 0, L["flip"] if conv else 0,
@@ -390,6 +430,10 @@ def structure_hash(layers):
         v += [L["w_off"], L["w_len"], L["b_off"], L["b_len"], L["s_off"], L["s_len"]]
         for x in v:
             h = _fnv(h, x)
+        # dilation and groups enter only when one is not 1 (older hashes stay valid)
+        if conv and (L["dh"] != 1 or L["dw"] != 1 or L["groups"] != 1):
+            for x in (L["dh"], L["dw"], L["groups"]):
+                h = _fnv(h, x)
     return h
 
 
@@ -411,7 +455,8 @@ def write_weights(path, name, layers, params, state):
         w = params[L["w_off"]:L["w_off"] + L["w_len"]]
         b = params[L["b_off"]:L["b_off"] + L["b_len"]]
         if k == "conv":
-            tensor(i, 0, [L["out_c"], L["in_c"], L["kh"], L["kw"]], w)
+            # grouped: each output channel sees in_c / groups input channels
+            tensor(i, 0, [L["out_c"], L["in_c"] // L["groups"], L["kh"], L["kw"]], w)
             if L["b_len"]:
                 tensor(i, 1, [L["out_c"]], b)
         elif k == "dense":

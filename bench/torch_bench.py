@@ -35,7 +35,8 @@ def layer_flops(L):
     nin = L["in_c"] * L["in_h"] * L["in_w"]
     nout = L["out_c"] * L["out_h"] * L["out_w"]
     k = L["kind"]
-    f = {"conv": 2.0 * L["in_c"] * L["kh"] * L["kw"] * nout,
+    # a grouped conv's output sees in_c / groups channels; concat moves values, 0 FLOPs
+    f = {"conv": 2.0 * (L["in_c"] // L.get("groups", 1)) * L["kh"] * L["kw"] * nout,
          "maxpool": L["kh"] * L["kw"] * nout, "avgpool": L["kh"] * L["kw"] * nout,
          "globalavgpool": nin, "globalmaxpool": nin, "dense": 2.0 * nin * nout,
          "batchnorm": 2.0 * nin, "activation": nin, "add": nin}.get(k, 0)
@@ -72,7 +73,13 @@ def profile(model, layers, n):
         best_f = best_b = None
         for rep in range(6):
             t0 = now()
-            y = x + x if L["kind"] == "add" else m(x)
+            if L["kind"] == "add":
+                y = x + x
+            elif L["kind"] == "concat":     # src's channels, then src2's
+                s2 = layers[L["src2"]]
+                y = torch.cat((x, x.new_ones(n, s2["out_c"], s2["out_h"], s2["out_w"])), dim=1)
+            else:
+                y = m(x)
             t1 = now()
             if rep == 0:
                 g = torch.rand_like(y) * 1e-3

@@ -40,8 +40,9 @@ import cnnir  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 DEFAULT_NETS = ["examples/%s.cnn" % n for n in
-                ("mlp", "cnn1", "cnn2", "cnn3", "cnn4", "fashion", "resnet_tiny")] + \
-               ["bench/nets/features.cnn", "bench/nets/resid.cnn"]
+                ("mlp", "cnn1", "cnn2", "cnn3", "cnn4", "fashion", "resnet_tiny",
+                 "mobilenet_tiny", "dilated", "resnet_proj", "inception_tiny")] + \
+               ["bench/nets/%s.cnn" % n for n in ("features", "resid", "newops")]
 
 
 def rel_err(a, b):
@@ -115,7 +116,7 @@ def torch_pass(layers, d, dtype, flips=None, record=False):
     zs = {}
     for i, a in acts.items():
         if a.z is not None:
-            zs[i] = a.z.abs() / a.z.abs().max().clamp_min(1e-30)
+            zs[i] = a.kink_distance()
     for i, a in maxes.items():
         if a.gap is not None:
             zs[i] = a.gap
