@@ -959,26 +959,6 @@ out:
 
 /* ------------------------------------------------------------ entry */
 
-void rt_train_cfg_defaults(rt_train_cfg *c)
-{
-    memset(c, 0, sizeof *c);
-    c->opt.kind = RT_OPT_ADAM;
-    c->opt.lr = 1e-3f;
-    c->opt.momentum = 0;
-    c->opt.weight_decay = 0;
-    c->opt.beta1 = 0.9f;
-    c->opt.beta2 = 0.999f;
-    c->opt.eps = 1e-8f;
-    c->batch = 32;
-    c->epochs = 10;
-    c->split[0] = 7;
-    c->split[1] = 2;
-    c->split[2] = 1;
-    c->seed = 1;
-    c->augment_hflip = 0;
-    c->threads = 0;
-}
-
 int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
                 const rt_train_cfg *defaults, rt_model_factory make_model, void *ctx)
 {
