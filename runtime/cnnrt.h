@@ -314,6 +314,10 @@ double rt_layer_flops_of(const rt_layer *L);
 double rt_layer_flops(const rt_netdesc *d, int i);
 double rt_netdesc_flops(const rt_netdesc *d);
 
+/* The Levenshtein distance between a and b (insertions, deletions, substitutions), for
+ * "did you mean" hints; a string longer than 64 bytes gives 1000. */
+int rt_edit_distance(const char *a, const char *b);
+
 /* ------------------------------------------------------------------ files */
 
 /* A file written beside its target and renamed over it when complete, so that a failure

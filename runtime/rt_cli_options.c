@@ -151,32 +151,6 @@ static void usage(const rt_cli_env *e, const rt_train_cfg *c, FILE *f)
 
 /* ------------------------------------------------------------ parsing */
 
-/* Edit distance, to suggest the option that was meant. */
-static int distance(const char *a, const char *b)
-{
-    size_t n = strlen(a), m = strlen(b);
-    if (n > 40 || m > 40)
-        return 99;
-    int row[41];
-    for (size_t j = 0; j <= m; j++)
-        row[j] = (int)j;
-    for (size_t i = 1; i <= n; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= m; j++) {
-            int up = row[j];
-            int best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[m];
-}
-
 static int bad_value(const rt_cli_env *e, rt_cli_opt o, const char *v)
 {
     return usage_error(e, "%s: '%s' is not valid; expected %s", opts[o].name, v, opts[o].what);
@@ -363,7 +337,7 @@ int rt_cli_parse(const rt_cli_env *e, int argc, char **argv, rt_cli_args *c)
             snprintf(name, sizeof name, "%.*s", (int)(len < 60 ? len : 60), a);
             int best = -1, bd = 3;
             for (int k = 0; k < RT_NOPTS; k++) {
-                int dd = distance(name, opts[k].name);
+                int dd = rt_edit_distance(name, opts[k].name);
                 if (dd < bd) {
                     bd = dd;
                     best = k;
