@@ -344,11 +344,18 @@ static void fmt_shape(char *buf, size_t n, const uint32_t *dims, uint32_t ndim)
     }
 }
 
-/* Checks everything and copies the values into m; on error m is untouched. */
-static int parse(const char *file, const unsigned char *b, size_t len, rt_model *m,
+/* The arrays a file is read into: params[nparams] and state[nstate] for network d. */
+typedef struct {
+    const rt_netdesc *d;
+    float *params, *state;
+    size_t nparams, nstate;
+} target;
+
+/* Checks everything and copies the values into the arrays; on error they are untouched. */
+static int parse(const char *file, const unsigned char *b, size_t len, const target *m,
                  char ***names_out, int *nnames_out, char *err)
 {
-    const rt_netdesc *d = m->desc;
+    const rt_netdesc *d = m->d;
     if (len < 4 || memcmp(b, MAGIC, 4) != 0) {
         snprintf(err, RT_ERRLEN, "%s is not a cnnc weights file%s", file,
                  len == 0 ? " (it is empty)" : "");
@@ -493,8 +500,9 @@ bad:
     return -1;
 }
 
-int rt_weights_load_named(const char *file, rt_model *m, char ***names, int *nclasses,
-                          char *err)
+/* Reads file into the arrays of m; the one reader behind both entry points below. */
+static int read_into(const char *file, const target *m, char ***names, int *nclasses,
+                     char *err)
 {
     unsigned char *b;
     size_t len;
@@ -507,6 +515,21 @@ int rt_weights_load_named(const char *file, rt_model *m, char ***names, int *ncl
     int rc = parse(file, b, len, m, names, nclasses, err);
     free(b);
     return rc;
+}
+
+int rt_weights_read(const char *file, const rt_netdesc *d, float *params, float *state,
+                    char ***names, int *nclasses, char *err)
+{
+    target t = {d, params, state, d->nparams, d->nstate};
+    return read_into(file, &t, names, nclasses, err);
+}
+
+int rt_weights_load_named(const char *file, rt_model *m, char ***names, int *nclasses,
+                          char *err)
+{
+    /* the model's own lengths: one that disagrees with its layers is refused as before */
+    target t = {m->desc, m->params, m->state, m->nparams, m->nstate};
+    return read_into(file, &t, names, nclasses, err);
 }
 
 int rt_weights_load(const char *file, rt_model *m, char *err)
