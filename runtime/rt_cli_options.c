@@ -52,7 +52,7 @@ static const opt_def opts[RT_NOPTS] = {
     [RT_O_TRAINMODE] = {"--train-mode", NULL, RT_M_DUMP, NULL},
 };
 
-/* ------------------------------------------------------------ messages */
+/* ------------------------------------------------------------ messages and --help */
 
 static int usage_error(const rt_cli_env *e, const char *fmt, ...) RT_PRINTF_LIKE(2, 3);
 static int usage_error(const rt_cli_env *e, const char *fmt, ...)
@@ -67,6 +67,7 @@ static int usage_error(const rt_cli_env *e, const char *fmt, ...)
     return RT_EXIT_USAGE;
 }
 
+/* The --help text, with the network's sizes and the defaults in effect (c). */
 static void usage(const rt_cli_env *e, const rt_train_cfg *c, FILE *f)
 {
     const rt_netdesc *d = e->d;
