@@ -275,6 +275,14 @@ int rt_weights_save_named(const char *file, const rt_model *m, char *const *name
  * model is untouched unless the whole file checks out. */
 int rt_weights_load_named(const char *file, rt_model *m, char ***names, int *nclasses,
                           char *err);
+/* As rt_weights_load_named, without a model: reads the weights of network d into
+ * params[d->nparams] and state[d->nstate] (for a program that only needs the values, such
+ * as cnnc --standalone). The same checks and messages: structure hash, truncation,
+ * checksum, every tensor's layer, role and shape. The arrays are untouched unless the
+ * whole file checks out. names and nclasses as in rt_weights_load_named (names may be
+ * NULL). Returns 0, or -1 with err set. */
+int rt_weights_read(const char *file, const rt_netdesc *d, float *params, float *state,
+                    char ***names, int *nclasses, char *err);
 void rt_names_free(char **names, int n);
 
 /* ------------------------------------------------------------------ training and the CLI */
@@ -313,6 +321,10 @@ int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
 double rt_layer_flops_of(const rt_layer *L);
 double rt_layer_flops(const rt_netdesc *d, int i);
 double rt_netdesc_flops(const rt_netdesc *d);
+
+/* The Levenshtein distance between a and b (insertions, deletions, substitutions), for
+ * "did you mean" hints; a string longer than 64 bytes gives 1000. */
+int rt_edit_distance(const char *a, const char *b);
 
 /* ------------------------------------------------------------------ files */
 

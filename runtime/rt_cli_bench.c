@@ -18,18 +18,6 @@ static double elems(rt_shape s)
     return (double)s.c * s.h * s.w;
 }
 
-/* ------------------------------------------------------------ the random batch */
-
-void rt_cli_random_batch(float *x, int *labels, int n, size_t size, int k, uint64_t seed)
-{
-    rt_rng r;
-    rt_rng_seed(&r, seed);
-    for (size_t i = 0; i < (size_t)n * size; i++)
-        x[i] = rt_rng_uniform(&r);
-    for (int i = 0; i < n; i++)
-        labels[i] = k > 0 ? i % k : 0;
-}
-
 /* ------------------------------------------------------------ --bench */
 
 typedef struct {

@@ -25,58 +25,13 @@
  *          state'     float32 [S], after the forward (differs only in training mode)
  */
 #include "rt_cli_int.h"
+#include "rt_lewrite.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DUMP_VERSION 1
-
-typedef struct {
-    FILE *f;
-    int failed;
-} out;
-
-static void put_bytes(out *o, const void *p, size_t n)
-{
-    if (!o->failed && n && fwrite(p, 1, n, o->f) != n)
-        o->failed = 1;
-}
-
-static void put_u32(out *o, uint32_t v)
-{
-    unsigned char b[4];
-    for (int i = 0; i < 4; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-    put_bytes(o, b, 4);
-}
-
-static void put_u64(out *o, uint64_t v)
-{
-    unsigned char b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-    put_bytes(o, b, 8);
-}
-
-/* 32-bit words (float32 or int32 bit patterns) in little-endian order, a block at a time. */
-static void put_words(out *o, const void *p, size_t n)
-{
-    unsigned char buf[4096];
-    const unsigned char *src = p;
-    while (n > 0) {
-        size_t m = n < sizeof buf / 4 ? n : sizeof buf / 4;
-        for (size_t i = 0; i < m; i++) {
-            uint32_t v;
-            memcpy(&v, src + 4 * i, 4);
-            for (int j = 0; j < 4; j++)
-                buf[4 * i + j] = (unsigned char)(v >> (8 * j));
-        }
-        put_bytes(o, buf, 4 * m);
-        src += 4 * m;
-        n -= m;
-    }
-}
 
 int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c)
 {
@@ -129,29 +84,38 @@ int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c)
         rc = RT_EXIT_RUN;
         goto done;
     }
-    out o = {af.f, 0};
-    put_bytes(&o, "CNND", 4);
-    put_u32(&o, DUMP_VERSION);
-    put_u32(&o, (uint32_t)n);
-    put_u32(&o, (uint32_t)in.c);
-    put_u32(&o, (uint32_t)in.h);
-    put_u32(&o, (uint32_t)in.w);
-    put_u32(&o, (uint32_t)k);
-    put_u32(&o, (uint32_t)(c->training != 0));
-    put_u64(&o, (uint64_t)m->nparams);
-    put_u64(&o, (uint64_t)m->nstate);
-    put_words(&o, x, (size_t)n * isz);
-    put_words(&o, labels, (size_t)n);
-    put_words(&o, logits, (size_t)n * k);
+    rt_lewriter *o = rt_le_create(af.f, NULL);
+    if (!o) {
+        rt_atomic_close(&af, 0, 0);
+        rt_cli_error(e, "out of memory");
+        rc = RT_EXIT_RUN;
+        goto done;
+    }
+    rt_le_bytes(o, "CNND", 4);
+    rt_le_u32(o, DUMP_VERSION);
+    rt_le_u32(o, (uint32_t)n);
+    rt_le_u32(o, (uint32_t)in.c);
+    rt_le_u32(o, (uint32_t)in.h);
+    rt_le_u32(o, (uint32_t)in.w);
+    rt_le_u32(o, (uint32_t)k);
+    rt_le_u32(o, (uint32_t)(c->training != 0));
+    rt_le_u64(o, (uint64_t)m->nparams);
+    rt_le_u64(o, (uint64_t)m->nstate);
+    rt_le_f32s(o, x, (size_t)n * isz);
+    rt_le_i32s(o, labels, (size_t)n);
+    rt_le_f32s(o, logits, (size_t)n * k);
     uint64_t lb;
     memcpy(&lb, &loss, sizeof lb);
-    put_u64(&o, lb);
-    put_words(&o, m->params, m->nparams);
-    put_words(&o, m->grads, m->nparams);
-    put_words(&o, state0, m->nstate);
-    put_words(&o, m->state, m->nstate);
-    if (rt_atomic_close(&af, !o.failed, 0) < 0) {
-        rt_cli_error(e, "cannot write %s: %s", c->file, strerror(errno ? errno : EIO));
+    rt_le_u64(o, lb);
+    rt_le_f32s(o, m->params, m->nparams);
+    rt_le_f32s(o, m->grads, m->nparams);
+    rt_le_f32s(o, state0, m->nstate);
+    rt_le_f32s(o, m->state, m->nstate);
+    int ok = rt_le_flush(o) == 0;     /* else errno says why */
+    int closed = rt_atomic_close(&af, ok, 0), err_no = errno;
+    rt_le_destroy(o);
+    if (closed < 0) {
+        rt_cli_error(e, "cannot write %s: %s", c->file, strerror(err_no ? err_no : EIO));
         rc = RT_EXIT_RUN;
         goto done;
     }

@@ -1,7 +1,7 @@
 /*
- * rt_cli_int.h - private to the shared command line (not installed): what rt_cli.c (option
- * parsing, --train/--eval/--predict) shares with rt_cli_bench.c (--bench, --profile) and
- * rt_cli_dump.c (--dump): the program's context, its error message and model building.
+ * rt_cli_int.h - private to the shared command line (not installed): the parsed options
+ * (rt_cli_options.c), the helpers several commands share (rt_cli_env.c), and the commands
+ * themselves, which rt_cli_main (rt_cli.c) dispatches to. Commands use only the helpers.
  */
 #ifndef RT_CLI_INT_H
 #define RT_CLI_INT_H
@@ -25,16 +25,69 @@ typedef struct {
 #define RT_PRINTF_LIKE(f, a)
 #endif
 
+/* ------------------------------------------------------------ options (rt_cli_options.c) */
+
+/* The commands, as bits: an option names the commands it applies to. */
+enum { RT_M_TRAIN = 1, RT_M_EVAL = 2, RT_M_PREDICT = 4, RT_M_BENCH = 8, RT_M_DUMP = 16,
+       RT_M_ALL = 31 };
+
+typedef enum {
+    RT_O_TRAIN, RT_O_EVAL, RT_O_PREDICT, RT_O_WEIGHTS, RT_O_OUT, RT_O_EPOCHS, RT_O_BATCH,
+    RT_O_LR, RT_O_OPTIMIZER, RT_O_MOMENTUM, RT_O_WD, RT_O_SEED, RT_O_THREADS, RT_O_SPLIT,
+    RT_O_AUGMENT, RT_O_REPORT, RT_O_PLOT, RT_O_CACHEDIR, RT_O_NOCACHE, RT_O_ALL, RT_O_QUIET,
+    RT_O_HELP, RT_O_VERSION, RT_O_BENCH, RT_O_PROFILE, RT_O_DUMP, RT_O_TRAINMODE,
+    RT_NOPTS
+} rt_cli_opt;
+
+/* Everything the command line said. */
+typedef struct {
+    int mode;                   /* one RT_M_ bit */
+    const char *dir;            /* --train DIR, --eval DIR */
+    char **images;              /* --predict IMAGE...: room for argc entries */
+    int nimages;
+    const char *weights, *out, *report, *plot, *cache_dir;
+    int no_cache, all, quiet;
+    int bench_steps, profile;   /* --bench STEPS, --profile */
+    const char *dump;           /* --dump FILE */
+    int train_mode;             /* --train-mode */
+    rt_train_cfg cfg;
+    int given[RT_NOPTS];        /* which options appeared */
+} rt_cli_args;
+
+/* Fills a from argv (a->cfg holds the defaults, a->images room for argc entries); returns
+ * -1 to go on, or an exit code after --help, --version or a usage error (printed). */
+int rt_cli_parse(const rt_cli_env *e, int argc, char **argv, rt_cli_args *a);
+
+/* ------------------------------------------------------------ shared helpers (rt_cli_env.c) */
+
 /* "PROG: message" on stderr (stdout flushed first, so the two interleave correctly). */
 void rt_cli_error(const rt_cli_env *e, const char *fmt, ...) RT_PRINTF_LIKE(2, 3);
+/* "sgd" or "adam". */
+const char *rt_cli_opt_name(rt_opt_kind k);
+/* "7:2:1". */
+void rt_cli_fmt_split(char *buf, size_t n, const int s[3]);
 /* The factory's model for batch and threads, or NULL after printing why. */
 rt_model *rt_cli_make(const rt_cli_env *e, int batch, int threads, char *err);
-
+/* Loads a->dir for the network; 0, or -1 after printing why (also for a data set with
+ * another number of classes than the network's, or no images). */
+int rt_cli_load_data(const rt_cli_env *e, const rt_cli_args *a, rt_dataset *ds, char *err);
+/* Warns when the class names wn[0..nw) of weights file wfile (NULL: none stored) are not
+ * the data set's. */
+void rt_cli_check_names(const rt_cli_env *e, char **wn, int nw, const rt_dataset *ds,
+                        const char *wfile);
 /* A deterministic batch: n images of size elements uniform in [0, 1) drawn from an rng
  * seeded with seed, in order, and labels[i] = i % k. */
 void rt_cli_random_batch(float *x, int *labels, int n, size_t size, int k, uint64_t seed);
 
-/* --bench STEPS [--profile] */
+/* ------------------------------------------------------------ the commands */
+
+/* Each returns the exit code. --train DIR (rt_cli_train.c) */
+int rt_cli_train(const rt_cli_env *e, const rt_cli_args *a);
+/* --eval DIR, --predict IMAGE... (rt_cli_eval.c) */
+int rt_cli_eval(const rt_cli_env *e, const rt_cli_args *a);
+int rt_cli_predict(const rt_cli_env *e, const rt_cli_args *a);
+
+/* --bench STEPS [--profile] (rt_cli_bench.c) */
 typedef struct {
     int steps, batch, threads, profile;
     uint64_t seed;
@@ -42,7 +95,7 @@ typedef struct {
 } rt_bench_cfg;
 int rt_cli_bench(const rt_cli_env *e, const rt_bench_cfg *b);
 
-/* --dump FILE [--train-mode] */
+/* --dump FILE [--train-mode] (rt_cli_dump.c) */
 typedef struct {
     const char *file, *weights;   /* weights NULL: rt_init_params from seed */
     int batch, threads, training;

@@ -1,8 +1,8 @@
 /*
- * rt_train.c - the training loop and evaluation shared by cnnrun and generated programs:
- * seeded per-epoch shuffling, minibatch SGD/Adam on the softmax cross-entropy, validation
- * after every epoch and keeping the best weights in memory. It prints nothing; progress
- * and saving happen in the caller's hooks.
+ * rt_train.c - the training loop, its default settings and evaluation shared by cnnrun
+ * and generated programs: seeded per-epoch shuffling, minibatch SGD/Adam on the softmax
+ * cross-entropy, validation after every epoch and keeping the best weights in memory. It
+ * prints nothing; progress and saving happen in the caller's hooks.
  */
 #include "rt_train_int.h"
 #include "rt_kernels.h"
@@ -14,6 +14,27 @@
 /* Stream constants that separate the run seed's uses (shuffle, dropout). */
 #define SEED_SHUFFLE 0x53485546464c4531ull  /* "SHUFFLE1" */
 #define SEED_DROPOUT 0x44524f504f555431ull  /* "DROPOUT1" */
+
+/* PyTorch-like defaults; the .cnn train section and the command line override them. */
+void rt_train_cfg_defaults(rt_train_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->opt.kind = RT_OPT_ADAM;
+    c->opt.lr = 1e-3f;
+    c->opt.momentum = 0;
+    c->opt.weight_decay = 0;
+    c->opt.beta1 = 0.9f;
+    c->opt.beta2 = 0.999f;
+    c->opt.eps = 1e-8f;
+    c->batch = 32;
+    c->epochs = 10;
+    c->split[0] = 7;
+    c->split[1] = 2;
+    c->split[2] = 1;
+    c->seed = 1;
+    c->augment_hflip = 0;
+    c->threads = 0;
+}
 
 void rt_history_free(rt_history *h)
 {

@@ -30,6 +30,7 @@
  * Loading checks, in order: magic, version, length, checksum, structure hash, and that
  * every tensor has the layer, role and shape this network expects.
  */
+#include "rt_lewrite.h"
 #include "rt_op.h"
 #include "rt_train_int.h"
 
@@ -156,75 +157,10 @@ void rt_weights_set_write_hook(rt_write_fn fn)
     write_fn = fn ? fn : default_write;
 }
 
-/* Buffered little-endian writer computing the CRC; remembers the first failure. */
-typedef struct {
-    FILE *f;
-    uLong crc;
-    int crc_on;
-    int failed, err_no;
-    size_t used;
-    unsigned char buf[1 << 16];
-} writer;
-
-static void w_flush(writer *w)
+static void w_str(rt_lewriter *w, const char *s, size_t len)
 {
-    if (w->used && !w->failed) {
-        if (w->crc_on)
-            w->crc = crc32(w->crc, w->buf, (uInt)w->used);
-        errno = 0;
-        if (write_fn(w->buf, 1, w->used, w->f) != w->used) {
-            w->failed = 1;
-            w->err_no = errno ? errno : EIO;
-        }
-    }
-    w->used = 0;
-}
-
-static void w_bytes(writer *w, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    while (n) {
-        if (w->used == sizeof w->buf)
-            w_flush(w);
-        size_t k = sizeof w->buf - w->used;
-        if (k > n)
-            k = n;
-        memcpy(w->buf + w->used, b, k);
-        w->used += k;
-        b += k;
-        n -= k;
-    }
-}
-
-static void w_u32(writer *w, uint32_t v)
-{
-    unsigned char b[4];
-    for (int i = 0; i < 4; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-    w_bytes(w, b, 4);
-}
-
-static void w_u64(writer *w, uint64_t v)
-{
-    unsigned char b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-    w_bytes(w, b, 8);
-}
-
-static void w_floats(writer *w, const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        w_u32(w, u);
-    }
-}
-
-static void w_str(writer *w, const char *s, size_t len)
-{
-    w_u32(w, (uint32_t)len);
-    w_bytes(w, s, len);
+    rt_le_u32(w, (uint32_t)len);
+    rt_le_bytes(w, s, len);
 }
 
 static size_t name_len(const char *s)
@@ -234,7 +170,7 @@ static size_t name_len(const char *s)
 }
 
 /* Writes the whole file to w. */
-static void write_file(writer *w, const rt_model *m, const tensor *t, int nt,
+static void write_file(rt_lewriter *w, const rt_model *m, const tensor *t, int nt,
                        char *const *names, int nnames)
 {
     const rt_netdesc *d = m->desc;
@@ -244,31 +180,28 @@ static void write_file(writer *w, const rt_model *m, const tensor *t, int nt,
     for (int i = 0; i < nt; i++)
         body += 12 + 4 * (uint64_t)t[i].ndim + 4 * (uint64_t)t[i].len;
 
-    w->crc = crc32(0L, Z_NULL, 0);
-    w->crc_on = 1;
-    w_bytes(w, MAGIC, 4);
-    w_u32(w, RT_WEIGHTS_VERSION);
-    w_u64(w, d->hash);
-    w_u64(w, body);
-    w_u32(w, (uint32_t)nt);
-    w_u32(w, (uint32_t)nnames);
+    rt_le_crc_begin(w);
+    rt_le_bytes(w, MAGIC, 4);
+    rt_le_u32(w, RT_WEIGHTS_VERSION);
+    rt_le_u64(w, d->hash);
+    rt_le_u64(w, body);
+    rt_le_u32(w, (uint32_t)nt);
+    rt_le_u32(w, (uint32_t)nnames);
     w_str(w, d->name, name_len(d->name));
     for (int i = 0; i < nnames; i++)
         w_str(w, names[i] ? names[i] : "", name_len(names[i]));
     for (int i = 0; i < nt; i++) {
-        w_u32(w, t[i].layer);
-        w_u32(w, t[i].role);
-        w_u32(w, t[i].ndim);
+        rt_le_u32(w, t[i].layer);
+        rt_le_u32(w, t[i].role);
+        rt_le_u32(w, t[i].ndim);
         for (uint32_t k = 0; k < t[i].ndim; k++)
-            w_u32(w, t[i].dims[k]);
+            rt_le_u32(w, t[i].dims[k]);
         const float *src = t[i].role <= ROLE_B ? m->params : m->state;
-        w_floats(w, src + t[i].off, t[i].len);
+        rt_le_f32s(w, src + t[i].off, t[i].len);
     }
-    w_flush(w);             /* the CRC now covers header and body */
-    w->crc_on = 0;
-    w_u32(w, (uint32_t)w->crc);
-    w_bytes(w, ENDMARK, 4);
-    w_flush(w);
+    uint32_t crc = rt_le_crc_end(w);    /* of header and body */
+    rt_le_u32(w, crc);
+    rt_le_bytes(w, ENDMARK, 4);
 }
 
 int rt_weights_save_named(const char *file, const rt_model *m, char *const *names,
@@ -281,35 +214,33 @@ int rt_weights_save_named(const char *file, const rt_model *m, char *const *name
     if (tensor_list(m->desc, m->nparams, m->nstate, &t, &nt, err) < 0)
         return -1;
 
-    writer *w = malloc(sizeof *w);
     rt_atomic_file a;
+    if (rt_atomic_open(&a, file) < 0) {
+        snprintf(err, RT_ERRLEN, "cannot write weights file %s: %s", file, strerror(errno));
+        free(t);
+        return -1;
+    }
+    rt_lewriter *w = rt_le_create(a.f, write_fn);
     if (!w) {
+        rt_atomic_close(&a, 0, 0);
         free(t);
         snprintf(err, RT_ERRLEN, "out of memory");
         return -1;
     }
-    if (rt_atomic_open(&a, file) < 0) {
-        snprintf(err, RT_ERRLEN, "cannot write weights file %s: %s", file, strerror(errno));
-        free(w);
-        free(t);
+    write_file(w, m, t, nt, names, nclasses);
+    int failed = rt_le_flush(w) < 0, err_no = errno;
+    if (rt_atomic_close(&a, !failed, 1) < 0 && !failed) {
+        failed = 1;
+        err_no = errno;
+    }
+    rt_le_destroy(w);
+    free(t);
+    if (failed) {
+        snprintf(err, RT_ERRLEN, "cannot write weights file %s: %s (any previous file is "
+                 "unchanged)", file, strerror(err_no));
         return -1;
     }
-    memset(w, 0, offsetof(writer, buf));
-    w->f = a.f;
-    write_file(w, m, t, nt, names, nclasses);
-    if (rt_atomic_close(&a, !w->failed, 1) < 0 && !w->failed) {
-        w->failed = 1;
-        w->err_no = errno;
-    }
-    int rc = 0;
-    if (w->failed) {
-        snprintf(err, RT_ERRLEN, "cannot write weights file %s: %s (any previous file is "
-                 "unchanged)", file, strerror(w->err_no));
-        rc = -1;
-    }
-    free(w);
-    free(t);
-    return rc;
+    return 0;
 }
 
 int rt_weights_save(const char *file, const rt_model *m, char *err)
@@ -413,11 +344,18 @@ static void fmt_shape(char *buf, size_t n, const uint32_t *dims, uint32_t ndim)
     }
 }
 
-/* Checks everything and copies the values into m; on error m is untouched. */
-static int parse(const char *file, const unsigned char *b, size_t len, rt_model *m,
+/* The arrays a file is read into: params[nparams] and state[nstate] for network d. */
+typedef struct {
+    const rt_netdesc *d;
+    float *params, *state;
+    size_t nparams, nstate;
+} target;
+
+/* Checks everything and copies the values into the arrays; on error they are untouched. */
+static int parse(const char *file, const unsigned char *b, size_t len, const target *m,
                  char ***names_out, int *nnames_out, char *err)
 {
-    const rt_netdesc *d = m->desc;
+    const rt_netdesc *d = m->d;
     if (len < 4 || memcmp(b, MAGIC, 4) != 0) {
         snprintf(err, RT_ERRLEN, "%s is not a cnnc weights file%s", file,
                  len == 0 ? " (it is empty)" : "");
@@ -562,8 +500,9 @@ bad:
     return -1;
 }
 
-int rt_weights_load_named(const char *file, rt_model *m, char ***names, int *nclasses,
-                          char *err)
+/* Reads file into the arrays of m; the one reader behind both entry points below. */
+static int read_into(const char *file, const target *m, char ***names, int *nclasses,
+                     char *err)
 {
     unsigned char *b;
     size_t len;
@@ -576,6 +515,21 @@ int rt_weights_load_named(const char *file, rt_model *m, char ***names, int *ncl
     int rc = parse(file, b, len, m, names, nclasses, err);
     free(b);
     return rc;
+}
+
+int rt_weights_read(const char *file, const rt_netdesc *d, float *params, float *state,
+                    char ***names, int *nclasses, char *err)
+{
+    target t = {d, params, state, d->nparams, d->nstate};
+    return read_into(file, &t, names, nclasses, err);
+}
+
+int rt_weights_load_named(const char *file, rt_model *m, char ***names, int *nclasses,
+                          char *err)
+{
+    /* the model's own lengths: one that disagrees with its layers is refused as before */
+    target t = {m->desc, m->params, m->state, m->nparams, m->nstate};
+    return read_into(file, &t, names, nclasses, err);
 }
 
 int rt_weights_load(const char *file, rt_model *m, char *err)

@@ -105,17 +105,19 @@ static int parse_count(const char *s, int *out)
     return 0;
 }
 
-/* Loads trained weights through the interpreter's model, which knows the layout. */
-static int load_weights(const ir_net *net, const char *wfile, rt_netdesc *d, rt_model **m, char ***names, int *nnames)
+/* Reads trained weights into arrays laid out as the network's description says. */
+static int load_weights(const ir_net *net, const char *wfile, rt_netdesc *d, float **params,
+                        float **state, char ***names, int *nnames)
 {
     char err[RT_ERRLEN] = "";
     ir_to_desc(net, d);
-    *m = rt_net_create(d, 1, 1, err);
-    if (!*m) {
-        fprintf(stderr, "cnnc: %s\n", err);
+    *params = calloc(d->nparams ? d->nparams : 1, sizeof(float));
+    *state = calloc(d->nstate ? d->nstate : 1, sizeof(float));
+    if (!*params || !*state) {
+        fprintf(stderr, "cnnc: out of memory\n");
         return 1;
     }
-    if (rt_weights_load_named(wfile, *m, names, nnames, err) != 0) {
+    if (rt_weights_read(wfile, d, *params, *state, names, nnames, err) != 0) {
         fprintf(stderr, "cnnc: %s\n", err);
         return 1;
     }
@@ -198,14 +200,14 @@ int main(int argc, char **argv)
     }
     job j = {.net = &net, .mode = mode, .file = file, .eo = {.source = file, .max_batch = max_batch}};
     rt_netdesc d = {0};
-    rt_model *m = NULL;
+    float *params = NULL, *state = NULL;
     char **names = NULL;
     int nnames = 0, rc = 0;
     if (standalone) {
-        rc = load_weights(&net, weights, &d, &m, &names, &nnames);
+        rc = load_weights(&net, weights, &d, &params, &state, &names, &nnames);
         if (rc == 0) {
-            j.params = m->params;
-            j.state = m->state;
+            j.params = params;
+            j.state = state;
             j.classnames = nnames == net.nodes[net.n - 1].L.out.c ? names : NULL;
         }
     }
@@ -232,7 +234,8 @@ int main(int argc, char **argv)
         }
     }
     if (names) rt_names_free(names, nnames);
-    rt_model_destroy(m);
+    free(params);
+    free(state);
     if (d.layers) ir_desc_free(&d);
     ir_free(&net);
     return rc;

@@ -10,6 +10,7 @@
  */
 #include "diag.h"
 
+#include "cnnrt.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -157,34 +158,12 @@ void diag_finish(cnn_diag *d)
         fprintf(d->out, "%s: %d error%s\n", d->file, d->nerrors, d->nerrors == 1 ? "" : "s");
 }
 
-int diag_edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64) return 1000;
-    int row[65];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int up = row[j];
-            int cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            int v = diag + cost;
-            if (up + 1 < v) v = up + 1;
-            if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
-            row[j] = v;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 const char *diag_nearest(const char *word, const char *const *cands, int n)
 {
     const char *best = NULL;
     int bestd = 1000;
     for (int i = 0; i < n; i++) {
-        int dist = diag_edit_distance(word, cands[i]);
+        int dist = rt_edit_distance(word, cands[i]);
         if (dist < bestd) {
             bestd = dist;
             best = cands[i];

@@ -44,9 +44,7 @@ void diag_note(cnn_diag *d, cnn_loc loc, const char *fmt, ...)
 /* Prints the held messages in file order, then "N errors" lines; frees the messages. */
 void diag_finish(cnn_diag *d);
 
-/* Levenshtein distance, for "did you mean" hints. */
-int diag_edit_distance(const char *a, const char *b);
-/* The candidate closest to word (NULL if none is close enough). */
+/* The candidate closest to word by rt_edit_distance (NULL if none is close enough). */
 const char *diag_nearest(const char *word, const char *const *cands, int n);
 
 #endif

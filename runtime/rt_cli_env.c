@@ -1,0 +1,98 @@
+/*
+ * rt_cli_env.c - what several commands of the shared command line use: the error message,
+ * building the model, the seeded random batch of --bench and --dump, loading the data set
+ * of --train and --eval, and checking the class names a weights file was trained with.
+ */
+#include "rt_cli_int.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ messages */
+
+void rt_cli_error(const rt_cli_env *e, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "%s: ", e->prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+const char *rt_cli_opt_name(rt_opt_kind k)
+{
+    return k == RT_OPT_SGD ? "sgd" : "adam";
+}
+
+void rt_cli_fmt_split(char *buf, size_t n, const int s[3])
+{
+    snprintf(buf, n, "%d:%d:%d", s[0], s[1], s[2]);
+}
+
+/* ------------------------------------------------------------ the model and the data */
+
+rt_model *rt_cli_make(const rt_cli_env *e, int batch, int threads, char *err)
+{
+    err[0] = 0;
+    rt_model *m = e->make_model(e->ctx, batch, threads, err);
+    if (!m)
+        rt_cli_error(e, "cannot build the network: %s", err[0] ? err : "unknown error");
+    return m;
+}
+
+int rt_cli_load_data(const rt_cli_env *e, const rt_cli_args *c, rt_dataset *ds, char *err)
+{
+    rt_load_opts lo = {c->cfg.threads, !c->no_cache, c->cache_dir, c->quiet};
+    if (rt_dataset_load(c->dir, e->d->layers[0].out, &lo, ds, err) < 0) {
+        rt_cli_error(e, "%s", err);
+        return -1;
+    }
+    int k = rt_netdesc_classes(e->d);
+    if (ds->nclasses != k) {
+        rt_cli_error(e, "%s has %d classes but network '%s' has %d outputs", c->dir,
+                     ds->nclasses, e->d->name, k);
+        rt_dataset_free(ds);
+        return -1;
+    }
+    if (ds->n == 0) {
+        rt_cli_error(e, "%s holds no images", c->dir);
+        rt_dataset_free(ds);
+        return -1;
+    }
+    return 0;
+}
+
+/* The class names the weights were trained with must be the data set's. */
+void rt_cli_check_names(const rt_cli_env *e, char **wn, int nw, const rt_dataset *ds,
+                        const char *wfile)
+{
+    if (!wn)
+        return;
+    int same = nw == ds->nclasses;
+    for (int i = 0; same && i < nw; i++)
+        same = ds->classnames && ds->classnames[i] && !strcmp(wn[i], ds->classnames[i]);
+    if (!same) {
+        fflush(stdout);
+        fprintf(stderr, "%s: warning: %s was trained on classes", e->prog, wfile);
+        for (int i = 0; i < nw; i++)
+            fprintf(stderr, "%s %s", i ? "," : "", wn[i]);
+        fprintf(stderr, " but the data has");
+        for (int i = 0; i < ds->nclasses; i++)
+            fprintf(stderr, "%s %s", i ? "," : "", ds->classnames ? ds->classnames[i] : "?");
+        fprintf(stderr, "\n");
+    }
+}
+
+/* ------------------------------------------------------------ the random batch */
+
+void rt_cli_random_batch(float *x, int *labels, int n, size_t size, int k, uint64_t seed)
+{
+    rt_rng r;
+    rt_rng_seed(&r, seed);
+    for (size_t i = 0; i < (size_t)n * size; i++)
+        x[i] = rt_rng_uniform(&r);
+    for (int i = 0; i < n; i++)
+        labels[i] = k > 0 ? i % k : 0;
+}
