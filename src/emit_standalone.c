@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ops/cnn_op.h"
+#include "rt_op.h"
 #include "util.h"
 
 
@@ -29,7 +30,8 @@ static void emit_array(FILE *out, const char *name, const float *v, size_t n)
     fprintf(out, "\n};\n");
 }
 
-/* The source index for padded coordinate i of an axis of n, as rt_pad_index does. */
+/* The source index for padded coordinate i of an axis of n, as rt_pad_index does (printed
+ * only for a network with a convolution: an unused static function is a warning). */
 static const char *PAD_HELPER =
     "/* Source index of coordinate i on an axis of n pixels, or -1 for a zero cell:\n"
     " * mode 0 zero, 1 reflect (no edge repeat), 2 replicate, 3 circular. */\n"
@@ -40,7 +42,10 @@ static const char *PAD_HELPER =
     "        while (i < 0 || i >= n)\n            i = i < 0 ? -i : 2 * (n - 1) - i;\n        return i;\n"
     "    case 2:\n        return i < 0 ? 0 : n - 1;\n"
     "    case 3:\n        i %= n;\n        return i < 0 ? i + n : i;\n"
-    "    default:\n        return -1;\n    }\n}\n\n"
+    "    default:\n        return -1;\n    }\n}\n\n";
+
+/* The activations (printed only for a network with a layer that calls act()). */
+static const char *ACT_HELPER =
     "/* The activations by their number in the runtime's rt_act (cnnrt.h). */\n"
     "static float act(int kind, float alpha, float v)\n{\n"
     "    switch (kind) {\n"
@@ -54,15 +59,24 @@ static const char *PAD_HELPER =
     "    case @ELU@: return v > 0.0f ? v : alpha * expm1f(v);\n"
     "    default: return v;\n    }\n}\n\n";
 
-/* PAD_HELPER with the @NAME@ place-holders replaced by the numbers of rt_act. */
-static void emit_helpers(FILE *out)
+/* The helpers the network's loops call: PAD_HELPER for convolutions, ACT_HELPER (its
+ * @NAME@ place-holders replaced by the numbers of rt_act) for activations. */
+static void emit_helpers(FILE *out, const ir_net *net)
 {
+    int conv = 0, acts = 0;
+    for (int i = 1; i < net->n; i++) {
+        const rt_layer *L = &net->nodes[i].L;
+        conv |= (rt_op_of(L->kind)->flags & RT_OP_CONV) != 0;
+        acts |= (rt_op_of(L->kind)->flags & (RT_OP_ACT | RT_OP_IS_ACT)) != 0; /* their loops call act() */
+    }
+    if (conv) fputs(PAD_HELPER, out);
+    if (!acts) return;
     static const struct { const char *tag; rt_act a; } ACTS[] = {
         {"@RELU@", RT_ACT_RELU}, {"@LEAKYRELU@", RT_ACT_LEAKYRELU}, {"@SIGMOID@", RT_ACT_SIGMOID},
         {"@TANH@", RT_ACT_TANH}, {"@RELU6@", RT_ACT_RELU6}, {"@SILU@", RT_ACT_SILU},
         {"@GELU@", RT_ACT_GELU}, {"@ELU@", RT_ACT_ELU},
     };
-    for (const char *p = PAD_HELPER; *p; p++) {
+    for (const char *p = ACT_HELPER; *p; p++) {
         int done = 0;
         for (size_t k = 0; *p == '@' && k < sizeof ACTS / sizeof ACTS[0] && !done; k++)
             if (strncmp(p, ACTS[k].tag, strlen(ACTS[k].tag)) == 0) {
@@ -224,7 +238,7 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
     emit_array(out, "W", params, d.nparams);
     if (d.nstate) emit_array(out, "ST", state, d.nstate);
     fputc('\n', out);
-    emit_helpers(out);
+    emit_helpers(out, net);
     fprintf(out, "/* Activations of one image; static, so %s_predict is not reentrant. */\n", net->name);
     rt_plan plan;
     char perr[RT_ERRLEN];

@@ -1,6 +1,8 @@
 #!/bin/sh
 # test_standalone.sh - `cnnc --standalone` (inference in plain C with the weights baked in)
-# against cnnrun. For examples/resnet_tiny.cnn, examples/fashion.cnn and CNNC_SA_NETS
+# against cnnrun. For examples/resnet_tiny.cnn, fashion.cnn, the four networks of the new
+# kinds (mobilenet_tiny, dilated, resnet_proj, inception_tiny), tests/repro/standalone_no_conv.cnn
+# and CNNC_SA_NETS
 # (default 12) random networks from tests/gen_nets: train one epoch with cnnrun on a tiny
 # generated image set, generate the standalone file, compile it with -DNAME_MAIN
 # -std=c11 -Wall -Wextra -Werror -pedantic linking only libc and libm (-nodefaultlibs -lc -lm,
@@ -313,6 +315,12 @@ check_sa() { # LABEL NET PER_CLASS DUMP_BATCH
 
 check_sa resnet_tiny "$srcdir/examples/resnet_tiny.cnn" 2 4
 check_sa fashion "$srcdir/examples/fashion.cnn" 2 8
+check_sa mobilenet_tiny "$srcdir/examples/mobilenet_tiny.cnn" 2 4
+check_sa dilated "$srcdir/examples/dilated.cnn" 2 4
+check_sa resnet_proj "$srcdir/examples/resnet_proj.cnn" 2 4
+check_sa inception_tiny "$srcdir/examples/inception_tiny.cnn" 2 4
+# no conv, no activation: the file's unused helpers must not warn (found by gen_nets)
+check_sa no_conv "$srcdir/tests/repro/standalone_no_conv.cnn" 2 4
 mkdir -p nets
 if "$gen" nets nets "$seed" "$nets" >nets.list; then
     while read -r file _rest; do
