@@ -412,7 +412,7 @@ ACTS = ["none", "relu", "leakyrelu", "sigmoid", "tanh", "softmax", "relu6", "sil
 
 
 def structure_hash(layers):
-    """rt_netdesc_hash (runtime/rt_netdesc.c) recomputed from the IR."""
+    """rt_netdesc_hash (runtime/net/rt_netdesc.c) recomputed from the IR."""
     h = 0xCBF29CE484222325
     h = _fnv(h, len(layers))
     h = _fnv(h, nparams_of(layers))

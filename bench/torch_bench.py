@@ -10,7 +10,7 @@ interpreter, and prints the same machine-readable lines:
 Training: model.train(), Adam (lr 1e-3, PyTorch defaults), CrossEntropyLoss, on one random
 batch (pixels uniform in [0, 1), labels i % K); 2 warm-up steps, then STEPS timed steps of
 zero_grad, forward, loss, backward, step. Inference: model.eval() under torch.no_grad(),
-1 warm-up batch, then STEPS timed batches. FLOPs: the rule of src/shape.c, training
+1 warm-up batch, then STEPS timed batches. FLOPs: the rule of src/front/shape.c, training
 counted as 3x the forward. With --profile, every layer alone (its input shape, random
 input with a gradient, random output gradient) is timed forward and backward, as
 `cnnrun --profile` does, and printed as `bench layer ...` lines.
@@ -31,7 +31,7 @@ import cnnir  # noqa: E402
 
 
 def layer_flops(L):
-    """Forward FLOPs of one image through layer L (src/shape.c's rule)."""
+    """Forward FLOPs of one image through layer L (src/front/shape.c's rule)."""
     nin = L["in_c"] * L["in_h"] * L["in_w"]
     nout = L["out_c"] * L["out_h"] * L["out_w"]
     k = L["kind"]

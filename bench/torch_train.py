@@ -44,7 +44,7 @@ import cnnir  # noqa: E402
 
 def read_cache(path):
     """(class names, labels int64[n], pixels uint8[n, c, h, w]) of a cnnrun decode cache
-    (layout at the top of runtime/rt_data_cache.c; native byte order)."""
+    (layout at the top of runtime/data/rt_data_cache.c; native byte order)."""
     b = open(path, "rb").read()
     if b[:8] != b"CNNCDS\0\1":
         raise SystemExit(path + ": not a cnnc decode cache")
@@ -106,11 +106,11 @@ def read_images(root, c, h, w, threads):
 # ------------------------------------------------------------------ cnnrun's random streams
 
 M64 = (1 << 64) - 1
-SEED_SHUFFLE = 0x53485546464c4531   # runtime/rt_train.c
+SEED_SHUFFLE = 0x53485546464c4531   # runtime/train/rt_train.c
 
 
 class Xoshiro:
-    """runtime/rt_rng.c: xoshiro256** seeded through splitmix64."""
+    """runtime/train/rt_rng.c: xoshiro256** seeded through splitmix64."""
 
     def __init__(self, seed):
         x, self.s = seed & M64, []
@@ -136,7 +136,7 @@ class Xoshiro:
 
 
 def cnnrun_split(labels, ratios, seed):
-    """runtime/rt_data_split.c: per class, a shuffle and a largest-remainder cut; then each
+    """runtime/data/rt_data_split.c: per class, a shuffle and a largest-remainder cut; then each
     part shuffled."""
     r = Xoshiro(seed)
 
@@ -167,7 +167,7 @@ def cnnrun_split(labels, ratios, seed):
 
 
 def cnnrun_orders(train, seed):
-    """runtime/rt_train.c: the training order of each epoch, a Fisher-Yates pass over the
+    """runtime/train/rt_train.c: the training order of each epoch, a Fisher-Yates pass over the
     previous one with Lemire's multiply-shift for the bound."""
     r = Xoshiro(seed ^ SEED_SHUFFLE)
     order = list(train)

@@ -14,7 +14,8 @@ CLANG=${CLANG:-clang}
 stb=$(pkg-config --cflags stb)
 flags="-g -O2 -std=c11 -Wall -Wextra -D_POSIX_C_SOURCE=200809L -fno-omit-frame-pointer"
 san="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
-rt=$srcdir/runtime
+rt=$srcdir/runtime/data
+inc="-I$srcdir/runtime/include -I$srcdir/runtime/data -I$srcdir/runtime/kernels"
 # The pixel cap is lowered to 2^14 here (the side cap stays 16384): the same checks and
 # decoders, but a 4 KB file announcing 2^25 pixels would be decoded (from zeros) for
 # seconds, and the fuzzer spent its time there.
@@ -29,8 +30,8 @@ rt=$srcdir/runtime
 # fuzz/known/ holds an input for each. The run's log lists each place once ("runtime
 # error"): any other place is a finding.
 $CLANG $flags $san -fsanitize-recover=shift-exponent,signed-integer-overflow -fwrapv \
-    -DRT_IMAGE_FILE_MAX_PIXELS='(1L << 14)' -I"$rt" $stb -c "$rt/rt_stb.c" -o "$out/rt_stb.o"
-$CLANG $flags $san -DRT_IMAGE_FILE_MAX_PIXELS='(1L << 14)' -I"$rt" $stb -o "$out/fuzz_image" \
+    -DRT_IMAGE_FILE_MAX_PIXELS='(1L << 14)' $inc $stb -c "$rt/rt_stb.c" -o "$out/rt_stb.o"
+$CLANG $flags $san -DRT_IMAGE_FILE_MAX_PIXELS='(1L << 14)' $inc $stb -o "$out/fuzz_image" \
     "$srcdir/fuzz/fuzz_image.c" "$rt/rt_image.c" "$rt/rt_image_check.c" "$rt/rt_image_pnm.c" \
     "$out/rt_stb.o" "$rt/rt_data_util.c" -lz -lm
 # Progressive JPEG seeds need libjpeg (Debian: libjpeg-dev); without it, baseline only.

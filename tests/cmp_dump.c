@@ -1,5 +1,5 @@
 /*
- * cmp_dump.c - compares two `--dump` files (layout: runtime/rt_cli_dump.c, version 1) field
+ * cmp_dump.c - compares two `--dump` files (layout: runtime/cli/rt_cli_dump.c, version 1) field
  * by field, for test_emit.sh: the generated program and cnnrun must compute the same
  * forward, loss and backward pass.
  *   cmp_dump A B TOL [-q]

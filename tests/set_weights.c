@@ -3,7 +3,7 @@
  * tests that need a network with weights worked out by hand (test_lecture.sh):
  *   set_weights IN OUT V1 V2 ...   every float of IN's tensors, in file order, replaced by
  *                                  V1 V2 ... (exactly as many as IN holds), CRC-32 redone
- * A reader of the documented format written independently of runtime/rt_weights.c, with its
+ * A reader of the documented format written independently of runtime/files/rt_weights.c, with its
  * own bitwise CRC-32 (zlib's polynomial). Exit status 0 written, 2 bad input or usage.
  */
 #include <stdint.h>

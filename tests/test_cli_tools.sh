@@ -1,7 +1,7 @@
 #!/bin/sh
 # test_cli_tools.sh - `cnnrun NET --bench` and `cnnrun NET --dump` end to end on tiny
 # networks: the bench lines and their FLOP count (worked out by hand below), the profile
-# lines, the dump's size and header for the layout documented in runtime/rt_cli_dump.c,
+# lines, the dump's size and header for the layout documented in runtime/cli/rt_cli_dump.c,
 # determinism for a seed, eval vs training mode, exit status 2 for usage errors, and
 # --help and --version (the version configure.ac gives).
 # Run from the build tree by `make check` (top_srcdir, top_builddir come from the Makefile).
@@ -32,7 +32,7 @@ check() { # check WHAT COMMAND...: passes when the command succeeds
     if "$@"; then ok; else fail "$what"; fi
 }
 
-# Forward FLOPs per image by the rule of src/shape.c (multiply-add 2; bias, activation,
+# Forward FLOPs per image by the rule of src/front/shape.c (multiply-add 2; bias, activation,
 # pooling window element, residual add, batchnorm scale or shift 1 per output element):
 #   conv 3x3 2 relu on 1x6x6 -> 2x4x4 (32 outputs): 2*1*9*32 + 32 bias + 32 relu = 640
 #   batchnorm on 32 values: 2*32 = 64

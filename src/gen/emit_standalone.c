@@ -3,7 +3,7 @@
  * libc and libm: the trained weights as static const arrays, each layer as plain loops
  * with literal bounds, and NET_predict(input, probs). This is the deployment target
  * (a small device has no libcnnrt), so it cannot call the runtime's kernels; its loops
- * follow the kernels' definitions (runtime/rt_kernels.h) and the tests hold the two to
+ * follow the kernels' definitions (runtime/include/rt_kernels.h) and the tests hold the two to
  * the same predictions.
  */
 #include "emit.h"
