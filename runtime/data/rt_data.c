@@ -24,23 +24,6 @@ void rt_load_opts_defaults(rt_load_opts *o)
     o->quiet = 0;
 }
 
-void rt_dataset_free(rt_dataset *ds)
-{
-    if (!ds)
-        return;
-    if (ds->classnames)
-        for (int k = 0; k < ds->nclasses; k++)
-            free(ds->classnames[k]);
-    if (ds->files)
-        for (int i = 0; i < ds->n; i++)
-            free(ds->files[i]);
-    free(ds->classnames);
-    free(ds->files);
-    free(ds->pix);
-    free(ds->label);
-    memset(ds, 0, sizeof *ds);
-}
-
 /* Reads the cache when enabled and valid; else runs build and writes the cache. */
 static int with_cache(const char *path, uint64_t key, rt_shape shape, const rt_load_opts *opts,
                       int (*build)(void *ctx, rt_dataset *out, char *err), void *ctx,

@@ -1,6 +1,7 @@
 /*
  * rt_data_util.c - small helpers of the data loaders: the one warning printer, path joining,
- * sorted directory listings, the input shape check and the growing list of scanned files.
+ * sorted directory listings, the input shape check, the growing list of scanned files and
+ * freeing a data set (here, not in rt_data.c, so that the loaders never call up into it).
  */
 #include "rt_data_internal.h"
 
@@ -131,4 +132,21 @@ void rt_scan_free(rt_scan *s)
     free(s->e);
     rt_free_names(s->classnames, s->nclasses);
     memset(s, 0, sizeof *s);
+}
+
+void rt_dataset_free(rt_dataset *ds)
+{
+    if (!ds)
+        return;
+    if (ds->classnames)
+        for (int k = 0; k < ds->nclasses; k++)
+            free(ds->classnames[k]);
+    if (ds->files)
+        for (int i = 0; i < ds->n; i++)
+            free(ds->files[i]);
+    free(ds->classnames);
+    free(ds->files);
+    free(ds->pix);
+    free(ds->label);
+    memset(ds, 0, sizeof *ds);
 }
