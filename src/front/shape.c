@@ -112,7 +112,7 @@ static int node_shape(infer *in, int i, size_t *poff, size_t *soff)
     char why[RT_ERRLEN];
     if (rt_layer_shape(L, in2, why) != 0) {
         const cnn_op *cop = cnn_op_of(L->kind);
-        if (cop->explain) cop->explain(in->net, n, in->diag, in2);
+        if (cop->explain) cop->explain(in->net, n, in->diag, in2, why);
         else diag_error(in->diag, n->loc, NULL, "%s", why);
         return -1;
     }

@@ -4,6 +4,7 @@
  * (last layer only), relu6, silu (swish), gelu (exact, erf form) and elu[=A].
  */
 #include "cnn_op.h"
+#include "rt_op.h"
 
 static const cnn_layer_info WORDS[] = {
     {"relu", "", "relu", "", RT_ACTIVATION, RT_ACT_RELU, 0, 0},
@@ -28,7 +29,7 @@ static void positional(cnn_chk *c, int idx, const ast_value *v, ir_node *n)
 static void emit_forward(const emit_ctx *e)
 {
     const rt_layer *L = &e->net->nodes[e->i].L;
-    fprintf(e->out, "    rt_act_forward_mt(%s, %s, %s, %s, (size_t)n * %ld, tp);\n", rt_act_cname(cnn_run_act(L)),
+    fprintf(e->out, "    rt_act_forward_mt(%s, %s, %s, %s, (size_t)n * %ld, tp);\n", rt_act_cname(rt_layer_act(L)),
             emit_f(L->alpha), e->in, e->y, emit_size(L->out));
 }
 
@@ -37,7 +38,7 @@ static void emit_backward(const emit_ctx *e)
     const rt_layer *L = &e->net->nodes[e->i].L;
     if (!e->dx[0]) return;
     fprintf(e->out, "    rt_act_backward_xy_mt(%s, %s, %s, %s, %s, %s, (size_t)n * %ld, %d, tp);\n",
-            rt_act_cname(cnn_run_act(L)), emit_f(L->alpha), e->in, e->y, e->dy, e->dx, emit_size(L->out), e->step->acc);
+            rt_act_cname(rt_layer_act(L)), emit_f(L->alpha), e->in, e->y, e->dy, e->dx, emit_size(L->out), e->step->acc);
 }
 
 static void emit_standalone(const emit_ctx *e)

@@ -80,8 +80,6 @@ static inline long emit_size(rt_shape s) { return (long)s.c * s.h * s.w; }
 const char *emit_f(float v);
 /* "P + 12" or "NULL" for a layer's bias in array arr. */
 void emit_bias_ptr(FILE *o, const char *arr, const rt_layer *L);
-/* The activation a layer runs: softmax on the last layer is the loss's business. */
-rt_act cnn_run_act(const rt_layer *L);
 /* Conv and dense: the fused activation's backward on the output gradient in place, unless
  * the plan gave it to the max pooling that reads the layer. */
 void emit_act_backward_inplace(const emit_ctx *e);
@@ -99,9 +97,9 @@ typedef struct cnn_op {
     /* defaults before the arguments, and what follows from them after */
     void (*defaults)(ir_node *n);
     void (*finish)(cnn_chk *c, ir_node *n);
-    /* says why the runtime's shape rule refused the node, in the user's terms (optional:
-     * the rule's own message otherwise) */
-    void (*explain)(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shape in2);
+    /* says why the runtime's shape rule refused the node, in the user's terms, given the
+     * rule's own message why (optional: that message is reported as it is otherwise) */
+    void (*explain)(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shape in2, const char *why);
     /* the training program: file-level declarations, static buffers, forward, backward */
     void (*emit_decls)(const emit_ctx *e);
     void (*emit_buffers)(const emit_ctx *e, const char *maxb);

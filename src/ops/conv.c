@@ -4,6 +4,7 @@
  * constant and kernel calls for the training program, plain loops for the standalone file.
  */
 #include "cnn_op.h"
+#include "rt_op.h"
 
 #include <string.h>
 
@@ -48,7 +49,7 @@ static void keyword(cnn_chk *c, const ast_arg *a, ir_node *n)
 }
 
 /* The runtime's rule refused the layer: say why in the user's terms. */
-static void explain(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shape in2)
+static void explain(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shape in2, const char *why)
 {
     (void)net;
     (void)in2;
@@ -62,9 +63,6 @@ static void explain(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shap
                    L->out.c);
         return;
     }
-    rt_layer copy = *L;
-    char why[RT_ERRLEN];
-    rt_layer_shape(&copy, in2, why);
     diag_error(diag, n->loc, NULL, "%s", why);
 }
 
@@ -84,7 +82,7 @@ static void emit_forward(const emit_ctx *e)
     FILE *o = e->out;
     fprintf(o, "    if (rt_conv2d_forward(&geom%d, %s, P + %zu, ", e->i, e->in, L->w_off);
     emit_bias_ptr(o, "P", L);
-    fprintf(o, ", %s, %s, %s, n, tp) != 0)\n        return fail(%d);\n", rt_act_cname(cnn_run_act(L)),
+    fprintf(o, ", %s, %s, %s, n, tp) != 0)\n        return fail(%d);\n", rt_act_cname(rt_layer_act(L)),
             emit_f(L->alpha), e->y, e->i);
 }
 

@@ -4,6 +4,7 @@
  * standalone file.
  */
 #include "cnn_op.h"
+#include "rt_op.h"
 
 #include <string.h>
 
@@ -31,7 +32,7 @@ static void emit_forward(const emit_ctx *e)
     FILE *o = e->out;
     fprintf(o, "    if (rt_dense_forward(%s, P + %zu, ", e->in, L->w_off);
     emit_bias_ptr(o, "P", L);
-    fprintf(o, ", %s, %s, %s, n, %ld, %ld, tp) != 0)\n        return fail(%d);\n", rt_act_cname(cnn_run_act(L)),
+    fprintf(o, ", %s, %s, %s, n, %ld, %ld, tp) != 0)\n        return fail(%d);\n", rt_act_cname(rt_layer_act(L)),
             emit_f(L->alpha), e->y, emit_size(L->in), emit_size(L->out), e->i);
 }
 

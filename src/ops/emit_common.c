@@ -4,6 +4,7 @@
  * layers with a fused activation.
  */
 #include "cnn_op.h"
+#include "rt_op.h"
 
 #include <math.h>
 #include <string.h>
@@ -29,11 +30,6 @@ void emit_bias_ptr(FILE *o, const char *arr, const rt_layer *L)
     else fprintf(o, "NULL");
 }
 
-rt_act cnn_run_act(const rt_layer *L)
-{
-    return L->act == RT_ACT_SOFTMAX ? RT_ACT_NONE : L->act;
-}
-
 const char *emit_dx(const emit_ctx *e)
 {
     return e->dx[0] ? e->dx : "NULL";
@@ -42,11 +38,11 @@ const char *emit_dx(const emit_ctx *e)
 void emit_act_backward_inplace(const emit_ctx *e)
 {
     const rt_layer *L = &e->net->nodes[e->i].L;
-    if (cnn_run_act(L) == RT_ACT_NONE) return; /* the kernel's identity: nothing to do */
+    if (rt_layer_act(L) == RT_ACT_NONE) return; /* the kernel's identity: nothing to do */
     if (e->step->relu_by_pool) {
         fprintf(e->out, "    /* (the relu's backward is done by the max pooling after it) */\n");
         return;
     }
-    fprintf(e->out, "    rt_act_backward_mt(%s, %s, %s, %s, %s, (size_t)n * %ld, 0, tp);\n", rt_act_cname(cnn_run_act(L)),
+    fprintf(e->out, "    rt_act_backward_mt(%s, %s, %s, %s, %s, (size_t)n * %ld, 0, tp);\n", rt_act_cname(rt_layer_act(L)),
             emit_f(L->alpha), e->y, e->dy, e->dy, emit_size(L->out));
 }

@@ -26,9 +26,10 @@ static void add_standalone(const emit_ctx *e)
             e->y, e->in, e->in2);
 }
 
-static void add_explain(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shape skip)
+static void add_explain(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shape skip, const char *why)
 {
     (void)net;
+    (void)why;
     rt_shape x = n->L.in;
     if (strstr(n->text, "shortcut")) {
         diag_error(diag, n->loc, "make the shortcut give the body's shape, e.g. shortcut { conv 1x1 C stride=S } "
@@ -73,9 +74,10 @@ static void concat_standalone(const emit_ctx *e)
             e->in, a, e->y, a, e->in2, b);
 }
 
-static void concat_explain(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shape b)
+static void concat_explain(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shape b, const char *why)
 {
     (void)net;
+    (void)why;
     rt_shape a = n->L.in;
     if (n->spec.out == 2)
         diag_error(diag, n->loc, "give the paths the same height and width: pad=same, and the same strides and poolings",
