@@ -542,7 +542,7 @@ START_TEST(t_train_settings)
     ck_assert_int_eq(net.train.epochs, 3);
     ck_assert(net.train.split[0] == 8 && net.train.split[1] == 1 && net.train.split[2] == 0);
     ck_assert(net.train.seed == 42);
-    ck_assert_int_eq(net.train.augment_hflip, 1);
+    ck_assert_int_eq(net.train.augment.hflip, 1);
     ck_assert_int_eq(net.train.threads, 2);
     ir_free(&net);
 
@@ -550,7 +550,7 @@ START_TEST(t_train_settings)
     ok("train { optimizer adam lr=0.01; augment none; seed 0 }\ninput 1x4x4\nflatten\n", &net);
     ck_assert_int_eq(net.train.opt.kind, RT_OPT_ADAM);
     ck_assert_float_eq_tol(net.train.opt.lr, 0.01f, 1e-8f);
-    ck_assert_int_eq(net.train.augment_hflip, 0);
+    ck_assert_int_eq(net.train.augment.hflip, 0);
     ck_assert(net.train.seed == 0);
     ck_assert_int_eq(net.train.batch, 32);  /* untouched settings keep their defaults */
     ir_free(&net);

@@ -179,7 +179,7 @@ static void run_seed(uint64_t seed, rt_history *h, float *params, uint64_t *dsee
     rt_train_cfg cfg = cfg_adam(4, 6, 0.1f, seed);
     cfg.opt.kind = RT_OPT_SGD;
     cfg.opt.momentum = 0.9f;
-    cfg.augment_hflip = 1;
+    cfg.augment.hflip = 1;
     char err[RT_ERRLEN];
     ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, h, err), 0);
     memcpy(params, f->m.params, sizeof(float) * net.desc.nparams);
@@ -278,7 +278,7 @@ static void count_flips(int augment, long *plain, long *flipped)
     split_ranges(&sp, 100, 100, 100);
     fake_model *f = fake_new(&net.desc, 10, 3);
     rt_train_cfg cfg = cfg_adam(4, 10, 0.01f, 3);
-    cfg.augment_hflip = augment;
+    cfg.augment.hflip = augment;
     rt_history h;
     char err[RT_ERRLEN];
     ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, &h, err), 0);

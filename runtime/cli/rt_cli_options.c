@@ -146,7 +146,7 @@ static void usage(const rt_cli_env *e, const rt_train_cfg *c, FILE *f)
             e->prog, e->prog, e->prog, e->prog, e->prog, d->name, d->nparams, in.c, in.h, in.w,
             rt_netdesc_classes(d), c->epochs, c->batch, rt_cli_opt_name(c->opt.kind),
             (double)c->opt.lr, (double)c->opt.momentum, (double)c->opt.weight_decay,
-            c->augment_hflip ? "hflip" : "none", e->default_weights, split,
+            c->augment.hflip ? "hflip" : "none", e->default_weights, split,
             (unsigned long long)c->seed, e->default_weights, c->threads);
 }
 
@@ -279,9 +279,9 @@ static int parse_value(const rt_cli_env *e, rt_cli_args *c, rt_cli_opt o, const 
         break;
     case RT_O_AUGMENT:
         if (!strcmp(v, "hflip"))
-            g->augment_hflip = 1;
+            g->augment.hflip = 1;
         else if (!strcmp(v, "none"))
-            g->augment_hflip = 0;
+            g->augment.hflip = 0;
         else
             return bad_value(e, o, v);
         break;

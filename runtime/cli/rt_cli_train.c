@@ -140,7 +140,7 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
             printf(" momentum %g", (double)g->opt.momentum);
         if (g->opt.weight_decay > 0)
             printf(" weight decay %g", (double)g->opt.weight_decay);
-        printf("%s; best weights to %s\n", g->augment_hflip ? ", random flips" : "", out);
+        printf("%s; best weights to %s\n", g->augment.hflip ? ", random flips" : "", out);
         if (sp.nval == 0)
             printf("note: no validation images: the best epoch is chosen by training loss\n");
         fflush(stdout);

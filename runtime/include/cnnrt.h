@@ -186,11 +186,12 @@ double rt_softmax_xent(const float *logits, const int *labels, int n, int k,
 
 /* ------------------------------------------------------------------ optimizers */
 
-typedef enum { RT_OPT_SGD, RT_OPT_ADAM } rt_opt_kind;
+typedef enum { RT_OPT_SGD, RT_OPT_ADAM, RT_OPT_ADAMW } rt_opt_kind;
 typedef struct {
     rt_opt_kind kind;
     float lr, momentum, weight_decay;   /* sgd: PyTorch's SGD; adam: momentum unused */
     float beta1, beta2, eps;            /* adam: PyTorch's defaults 0.9, 0.999, 1e-8 */
+    int nesterov;                       /* sgd: torch.optim.SGD(nesterov=True) */
 } rt_opt_cfg;
 typedef struct rt_opt rt_opt;
 rt_opt *rt_opt_create(const rt_opt_cfg *cfg, size_t n);
@@ -287,13 +288,39 @@ void rt_names_free(char **names, int n);
 
 /* ------------------------------------------------------------------ training and the CLI */
 
+/* The learning rate of each epoch: constant, cosine to 0 over the run, times gamma every
+ * `every` epochs, or times factor after `patience` epochs without a better validation loss;
+ * each optionally after a linear warmup of `warmup` epochs. */
+typedef enum { RT_SCHED_CONSTANT, RT_SCHED_COSINE, RT_SCHED_STEP, RT_SCHED_PLATEAU } rt_sched_kind;
+typedef struct {
+    rt_sched_kind kind;
+    int warmup;             /* epochs of linear warmup (0: none) */
+    int every;              /* step: epochs between decays */
+    float gamma;            /* step: the decay factor */
+    int patience;           /* plateau: epochs without improvement before a decay */
+    float factor;           /* plateau: the decay factor */
+} rt_sched_cfg;
+
+/* Random transformations of training images, deterministic for the run's seed. */
+typedef struct {
+    int hflip, vflip;       /* mirror with probability 1/2 */
+    int crop;               /* pad by crop pixels, then cut a random window (0: off) */
+    float rotate;           /* rotate by a uniform angle in [-rotate, rotate] degrees */
+    float scale;            /* zoom by a uniform factor in [1-scale, 1+scale] */
+    float jitter;           /* brightness and contrast by uniform factors in [1-j, 1+j] */
+} rt_augment_cfg;
+
 typedef struct {
     rt_opt_cfg opt;
     int batch, epochs;
     int split[3];
     uint64_t seed;
-    int augment_hflip;
+    rt_augment_cfg augment;
     int threads;
+    rt_sched_cfg schedule;
+    int stop_patience;      /* early stopping after this many epochs without improvement (0: off) */
+    float label_smoothing;  /* PyTorch's CrossEntropyLoss(label_smoothing=) */
+    float clip_norm;        /* clip the gradient's global L2 norm to this (0: off) */
 } rt_train_cfg;
 
 /* PyTorch-like defaults: adam lr 1e-3, batch 32, 10 epochs, split 7:2:1, seed 1. */
@@ -355,6 +382,7 @@ typedef struct {
     double *train_loss, *train_acc;   /* running means over each epoch's minibatches */
     double *val_loss, *val_acc;       /* eval mode after each epoch; 0 when !has_val */
     double *secs;           /* wall time of each epoch (display only, never steers) */
+    double *lr;             /* the learning rate each epoch trained with */
     int best_epoch;         /* 0-based epoch whose weights were kept; -1 before the first */
     int has_val;            /* 0: no validation images, the best is chosen by train loss */
 } rt_history;

@@ -32,7 +32,9 @@ void rt_train_cfg_defaults(rt_train_cfg *c)
     c->split[1] = 2;
     c->split[2] = 1;
     c->seed = 1;
-    c->augment_hflip = 0;
+    c->schedule.gamma = 0.1f;
+    c->schedule.factor = 0.1f;
+    c->schedule.patience = 10;
     c->threads = 0;
 }
 
@@ -43,6 +45,7 @@ void rt_history_free(rt_history *h)
     free(h->val_loss);
     free(h->val_acc);
     free(h->secs);
+    free(h->lr);
     memset(h, 0, sizeof *h);
     h->best_epoch = -1;
 }
@@ -57,7 +60,9 @@ static int history_alloc(rt_history *h, int epochs)
     h->val_loss = calloc(n, sizeof(double));
     h->val_acc = calloc(n, sizeof(double));
     h->secs = calloc(n, sizeof(double));
-    if (!h->train_loss || !h->train_acc || !h->val_loss || !h->val_acc || !h->secs) {
+    h->lr = calloc(n, sizeof(double));
+    if (!h->train_loss || !h->train_acc || !h->val_loss || !h->val_acc || !h->secs ||
+        !h->lr) {
         rt_history_free(h);
         return -1;
     }
@@ -222,10 +227,10 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
         for (int b = 0; b < nbatches; b++) {
             int off = b * bs;
             int nb = sp->ntrain - off < bs ? sp->ntrain - off : bs;
-            if (cfg->augment_hflip)
+            if (cfg->augment.hflip)
                 for (int i = 0; i < nb; i++)
                     flip[i] = (uint8_t)(rt_rng_next(&rng) >> 63);
-            rt_dataset_batch(ds, order + off, nb, cfg->augment_hflip ? flip : NULL, x, y);
+            rt_dataset_batch(ds, order + off, nb, cfg->augment.hflip ? flip : NULL, x, y);
             for (int i = 0; i < nb; i++)
                 if (y[i] < 0 || y[i] >= k) {
                     snprintf(err, RT_ERRLEN, "label %d is outside the network's %d classes",
@@ -273,6 +278,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
             memcpy(best_s, m->state, sizeof(float) * m->nstate);
         }
         h->secs[e] = rt_now() - t0;
+        h->lr[e] = cfg->opt.lr;
         h->epochs = e + 1;
         if (hooks->epoch_done && hooks->epoch_done(hooks->ctx, h, e, improved, m, err) != 0) {
             rc = -1;

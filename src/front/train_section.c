@@ -135,8 +135,8 @@ void train_section_read(const ast_stmt *train, rt_train_cfg *cfg, cnn_errsink *s
             const char *usage = "augment hflip|none";
             if (!one_positional(s, sink, usage)) continue;
             const ast_value *v = &s->args[0].val;
-            if (v->kind == VAL_WORD && strcmp(v->word, "hflip") == 0) cfg->augment_hflip = 1;
-            else if (v->kind == VAL_WORD && strcmp(v->word, "none") == 0) cfg->augment_hflip = 0;
+            if (v->kind == VAL_WORD && strcmp(v->word, "hflip") == 0) cfg->augment.hflip = 1;
+            else if (v->kind == VAL_WORD && strcmp(v->word, "none") == 0) cfg->augment.hflip = 0;
             else sink->error(sink, v->loc, usage, "unknown augmentation '%s'", v->word ? v->word : "");
         } else if (strcmp(n, "loss") == 0) {
             const char *usage = "loss cross_entropy";

@@ -113,14 +113,25 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
                  "                                .nstate = %zu, .hash = 0x%016llxULL};\n\n",
             net->name, net->n, d.nparams, d.nstate, (unsigned long long)d.hash);
     const rt_train_cfg *t = &net->train;
+    static const char *const opt_names[] = {"RT_OPT_SGD", "RT_OPT_ADAM", "RT_OPT_ADAMW"};
+    static const char *const sched_names[] = {"RT_SCHED_CONSTANT", "RT_SCHED_COSINE",
+                                              "RT_SCHED_STEP", "RT_SCHED_PLATEAU"};
+    const rt_augment_cfg *a = &t->augment;
+    const rt_sched_cfg *sc = &t->schedule;
     fprintf(out, "/* Defaults from the train { } section; the command line overrides them. */\n"
                  "static const rt_train_cfg train_defaults = {\n"
                  "    .opt = {.kind = %s, .lr = %s, .momentum = %s, .weight_decay = %s, .beta1 = %s, .beta2 = %s,\n"
-                 "            .eps = %s},\n"
-                 "    .batch = %d, .epochs = %d, .split = {%d, %d, %d}, .seed = %lluULL, .augment_hflip = %d, .threads = %d};\n\n",
-            t->opt.kind == RT_OPT_SGD ? "RT_OPT_SGD" : "RT_OPT_ADAM", emit_f(t->opt.lr), emit_f(t->opt.momentum), emit_f(t->opt.weight_decay),
-            emit_f(t->opt.beta1), emit_f(t->opt.beta2), emit_f(t->opt.eps), t->batch, t->epochs, t->split[0], t->split[1], t->split[2],
-            (unsigned long long)t->seed, t->augment_hflip, t->threads);
+                 "            .eps = %s, .nesterov = %d},\n"
+                 "    .batch = %d, .epochs = %d, .split = {%d, %d, %d}, .seed = %lluULL, .threads = %d,\n",
+            opt_names[t->opt.kind], emit_f(t->opt.lr), emit_f(t->opt.momentum), emit_f(t->opt.weight_decay),
+            emit_f(t->opt.beta1), emit_f(t->opt.beta2), emit_f(t->opt.eps), t->opt.nesterov, t->batch, t->epochs,
+            t->split[0], t->split[1], t->split[2], (unsigned long long)t->seed, t->threads);
+    fprintf(out, "    .augment = {.hflip = %d, .vflip = %d, .crop = %d, .rotate = %s, .scale = %s, .jitter = %s},\n",
+            a->hflip, a->vflip, a->crop, emit_f(a->rotate), emit_f(a->scale), emit_f(a->jitter));
+    fprintf(out, "    .schedule = {.kind = %s, .warmup = %d, .every = %d, .gamma = %s, .patience = %d, .factor = %s},\n",
+            sched_names[sc->kind], sc->warmup, sc->every, emit_f(sc->gamma), sc->patience, emit_f(sc->factor));
+    fprintf(out, "    .stop_patience = %d, .label_smoothing = %s, .clip_norm = %s};\n\n",
+            t->stop_patience, emit_f(t->label_smoothing), emit_f(t->clip_norm));
 
     fprintf(out, "/* Parameters, their gradients and the batchnorm statistics, in the runtime's layout. */\n"
                  "static _Alignas(64) float P[%zu], G[%zu], S[%zu];\n", d.nparams ? d.nparams : 1, d.nparams ? d.nparams : 1,
