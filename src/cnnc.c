@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "emit.h"
+#include "util.h"
 #include "frontend.h"
 #include "report.h"
 
@@ -93,6 +94,12 @@ static int run_job(void *ctx, FILE *out)
         if (j->params) return emit_standalone(j->net, &j->eo, j->params, j->state, j->classnames, out);
         return emit_program(j->net, &j->eo, out);
     }
+}
+
+static int run_header(void *ctx, FILE *out)
+{
+    job *j = ctx;
+    return emit_standalone_header(j->net, &j->eo, j->eo.header, out);
 }
 
 static int parse_count(const char *s, int *out)
@@ -212,8 +219,20 @@ int main(int argc, char **argv)
         }
     }
     if (rc == 0 && mode != M_CHECK) {
+        char *hpath = NULL;
+        if (outpath && standalone) {
+            /* NET.c gets NET.h beside it, written first: the .c includes it */
+            size_t len = strlen(outpath);
+            hpath = cnn_xcalloc(len + 3, 1);
+            memcpy(hpath, outpath, len);
+            if (len > 2 && strcmp(outpath + len - 2, ".c") == 0) hpath[len - 1] = 'h';
+            else memcpy(hpath + len, ".h", 2);
+            const char *hb = strrchr(hpath, '/');
+            j.eo.header = hb ? hb + 1 : hpath;
+            rc = write_atomic(hpath, run_header, &j);
+        }
         if (outpath) {
-            rc = write_atomic(outpath, run_job, &j);
+            if (rc == 0) rc = write_atomic(outpath, run_job, &j);
         } else {
             rc = run_job(&j, stdout);
             if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -225,13 +244,14 @@ int main(int argc, char **argv)
             const char *base = strrchr(outpath, '/');
             base = base ? base + 1 : outpath;
             if (standalone)
-                fprintf(stderr, "cnnc: wrote %s; compile it with: cc -O2 -c %s (needs only libc and libm;\n"
+                fprintf(stderr, "cnnc: wrote %s and %s; compile it with: cc -O2 -c %s (needs only libc and libm;\n"
                                 "      -D%s_MAIN -lm builds a classifier of .pgm/.ppm images)\n",
-                        outpath, base, net.name);
+                        outpath, hpath, base, net.name);
             else
                 fprintf(stderr, "cnnc: wrote %s; build it with: cc -O2 %s $(pkg-config --cflags --libs cnnrt) -o %s\n",
                         outpath, base, net.name);
         }
+        free(hpath);
     }
     if (names) rt_names_free(names, nnames);
     free(params);

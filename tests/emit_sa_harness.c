@@ -6,6 +6,8 @@
  *   cc -DSA_FILE='"net_sa.c"' -DSA_NAME=net emit_sa_harness.c -lm
  *   ./harness DUMP TOLERANCE          exit 0: every probability within TOLERANCE (absolute)
  *                                     and the same class for every image; 1: not; 2: bad input
+ * It also holds the interface of NAME.h to its word: NAME_predict_batch over all the images
+ * and NAME_predict_ctx with two contexts taking turns give NAME_predict's bits exactly.
  */
 #include SA_FILE
 
@@ -18,6 +20,9 @@
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 #define PREDICT CAT(SA_NAME, _predict)
+#define PREDICT_CTX CAT(SA_NAME, _predict_ctx)
+#define PREDICT_BATCH CAT(SA_NAME, _predict_batch)
+#define CTX CAT(SA_NAME, _ctx)
 #define IN_C CAT(SA_NAME, _INPUT_C)
 #define IN_H CAT(SA_NAME, _INPUT_H)
 #define IN_W CAT(SA_NAME, _INPUT_W)
@@ -100,6 +105,28 @@ int main(int argc, char **argv)
         }
     }
     printf("%ld images, worst probability difference %.3g\n", n, worst);
+    /* the batch entry point and two contexts in turns: the same bits as NAME_predict */
+    float *pb = malloc(sizeof(float) * (size_t)n * CLASSES);
+    int *cb = malloc(sizeof(int) * (size_t)n);
+    CTX *two = malloc(2 * sizeof(CTX));
+    if (!pb || !cb || !two) {
+        fprintf(stderr, "harness: out of memory\n");
+        return 2;
+    }
+    PREDICT_BATCH(&two[0], x, (int)n, pb, cb);
+    for (long i = 0; i < n; i++) {
+        float p1[CLASSES], p2[CLASSES];
+        int k1 = PREDICT(x + (size_t)i * isz, p1);
+        int k2 = PREDICT_CTX(&two[i % 2], x + (size_t)i * isz, p2);
+        if (k1 != cb[i] || k2 != k1 || memcmp(p1, pb + (size_t)i * CLASSES, sizeof p1) != 0 ||
+            memcmp(p1, p2, sizeof p1) != 0) {
+            printf("image %ld: _predict_batch or _predict_ctx differs from _predict\n", i);
+            bad = 1;
+        }
+    }
+    free(pb);
+    free(cb);
+    free(two);
     free(raw);
     free(x);
     return bad || !(worst <= tol);

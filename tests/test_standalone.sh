@@ -11,7 +11,10 @@
 #     probability (cnnrun prints two decimals of a percent, the standalone four of the
 #     probability: 1e-4 apart at most, plus 1e-4 for the two roundings);
 #   - NAME_predict, built into tests/emit_sa_harness.c, on the inputs of a cnnrun --dump
-#     with the same weights, must give the softmax of cnnrun's logits within 1e-5.
+#     with the same weights, must give the softmax of cnnrun's logits within 1e-5, and
+#     NAME_predict_batch and NAME_predict_ctx (two contexts in turns) its exact bits;
+#   - sa.h is written beside sa.c, which includes it, and sa.c has no writable static but
+#     NAME_predict's own context;
 #   - its PGM/PPM reader: a 16-bit copy (maxval 4095) of an image gives cnnrun --predict's
 #     class and probability; a cut-off copy, issue 14's 17-byte PGM and a maxval 0 file are
 #     refused with "FILE: not a readable image (...)" and a nonzero exit.
@@ -177,6 +180,18 @@ check_sa() { # LABEL NET PER_CLASS DUMP_BATCH
         sanitized "$d/cnnc.out"; then
         fail "$label: cnnc --standalone failed"
         show "$d/cnnc.out"
+        return
+    fi
+    # --- its header beside it, and no writable static outside NAME_predict's own context
+    #     (NAME_predict_ctx must be safe in two threads with two contexts)
+    if [ ! -s "$d/sa.h" ] || ! grep -q "^#include \"sa.h\"" "$d/sa.c" || ! grep -q "_predict_batch(" "$d/sa.h"; then
+        fail "$label: no sa.h with the interface beside sa.c, or sa.c does not include it"
+        return
+    fi
+    statics=$(sed "/^#ifdef ${name}_MAIN/,\$d" "$d/sa.c" | grep -E '^[[:space:]]*static [^(]*;' | grep -v 'static const' |
+        grep -v -x "    static ${name}_ctx ctx;")
+    if [ -n "$statics" ]; then
+        fail "$label: sa.c has writable statics besides ${name}_predict's context: $statics"
         return
     fi
     # gcc (only libc and libm), clang, the harness and the sanitized build side by side

@@ -14,6 +14,7 @@
 
 #include "ops/cnn_op.h"
 #include "rt_op.h"
+#include "rt_memplan.h"
 #include "util.h"
 
 
@@ -31,7 +32,7 @@ static void emit_array(FILE *out, const char *name, const float *v, size_t n)
 }
 
 /* The source index for padded coordinate i of an axis of n, as rt_pad_index does (printed
- * only for a network with a convolution: an unused static function is a warning). */
+ * only for a network with a padded convolution: an unused static function is a warning). */
 static const char *PAD_HELPER =
     "/* Source index of coordinate i on an axis of n pixels, or -1 for a zero cell:\n"
     " * mode 0 zero, 1 reflect (no edge repeat), 2 replicate, 3 circular. */\n"
@@ -66,8 +67,10 @@ static void emit_helpers(FILE *out, const ir_net *net)
     int conv = 0, acts = 0;
     for (int i = 1; i < net->n; i++) {
         const rt_layer *L = &net->nodes[i].L;
-        conv |= (rt_op_of(L->kind)->flags & RT_OP_CONV) != 0;
-        acts |= (rt_op_of(L->kind)->flags & (RT_OP_ACT | RT_OP_IS_ACT)) != 0; /* their loops call act() */
+        const cnn_op *op = cnn_op_of(L->kind);   /* the padded copies call pad_index() */
+        conv |= op->standalone_tmp && op->standalone_tmp(L) > 0;
+        unsigned f = rt_op_of(L->kind)->flags;   /* the loops that call act() */
+        acts |= (f & RT_OP_IS_ACT) || ((f & RT_OP_ACT) && rt_layer_act(L) != RT_ACT_NONE);
     }
     if (conv) fputs(PAD_HELPER, out);
     if (!acts) return;
@@ -90,18 +93,17 @@ static void emit_helpers(FILE *out, const ir_net *net)
 
 /* One layer of the standalone file: its op's loops, on the plan's buffers (flatten and
  * dropout read their input's as it is). */
-static void layer_code(FILE *o, const ir_net *net, const rt_plan *plan, char (*y)[16], int i)
+static void layer_code(FILE *o, const ir_net *net, const rt_plan *plan, char (*y)[40], char (*tmp)[40], int i)
 {
     const rt_layer *L = &net->nodes[i].L;
     const rt_step *s = rt_plan_step(plan, i);
     if (s->alias != RT_ALIAS_NONE) snprintf(y[i], sizeof y[i], "%s", y[L->src]);
-    else snprintf(y[i], sizeof y[i], "a%d", i);
     fprintf(o, "    /* line %d: %s -> %dx%dx%d */\n", L->line, net->nodes[i].text, L->out.c, L->out.h, L->out.w);
     if (s->alias != RT_ALIAS_NONE) {
         fprintf(o, "    /* (reads %s as it is: no copy) */\n", y[i]);
         return;
     }
-    emit_ctx e = {.net = net, .step = s, .i = i, .in = y[L->src], .in2 = L->src2 >= 0 ? y[L->src2] : "", .y = y[i], .out = o};
+    emit_ctx e = {.net = net, .step = s, .i = i, .in = y[L->src], .in2 = L->src2 >= 0 ? y[L->src2] : "", .y = y[i], .tmp = tmp[i], .out = o};
     cnn_op_of(L->kind)->emit_standalone(&e);
 }
 
@@ -203,25 +205,135 @@ static void emit_template(FILE *out, const char *t, const char *name)
     }
 }
 
+/* The context type's name, the functions' prefix and the header's guard come from the
+ * network's name. The header documents the interface; the .c file includes it. */
+static void emit_api(FILE *out, const ir_net *net, long arena)
+{
+    const rt_layer *in = &net->nodes[0].L;
+    const char *n = net->name;
+    int classes = net->nodes[net->n - 1].L.out.c;
+    fprintf(out, "#define %s_INPUT_C %d\n#define %s_INPUT_H %d\n#define %s_INPUT_W %d\n#define %s_CLASSES %d\n",
+            n, in->out.c, n, in->out.h, n, in->out.w, n, classes);
+    fprintf(out, "/* Floats of one prediction's working memory (every layer's output, reused once read). */\n"
+                 "#define %s_CTX_FLOATS %ld\n\n", n, arena > 0 ? arena : 1);
+    fprintf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+    fprintf(out, "/* Class names, in the order of the probabilities. */\n"
+                 "extern const char *const %s_class_names[%s_CLASSES];\n\n", n, n);
+    fprintf(out, "/* The working memory of one prediction at a time: give each thread its own to predict\n"
+                 " * in parallel (%ld bytes; allocate it with malloc if that is large for a stack). */\n"
+                 "typedef struct {\n    float arena[%s_CTX_FLOATS];\n} %s_ctx;\n\n",
+            (arena > 0 ? arena : 1) * 4, n, n);
+    fprintf(out, "/* input: one image of %s_INPUT_C x %s_INPUT_H x %s_INPUT_W floats, planar [c][h][w] (channel\n"
+                 " * planes one after the other, rows top to bottom), each pixel value / 255 (0 black, 1\n"
+                 " * white), channels as the training images had them (1 grey, 3 RGB). probs: %s_CLASSES\n"
+                 " * floats, the softmax of the network's output. Returns the most probable class. */\n"
+                 "int %s_predict_ctx(%s_ctx *ctx, const float *input, float *probs);\n"
+                 "/* As %s_predict_ctx with one context of its own: not for two threads at once. */\n"
+                 "int %s_predict(const float *input, float *probs);\n"
+                 "/* n images one after the other in inputs; probs gets n rows of %s_CLASSES (may be NULL),\n"
+                 " * classes the n predicted classes (may be NULL). */\n"
+                 "void %s_predict_batch(%s_ctx *ctx, const float *inputs, int n, float *probs, int *classes);\n\n",
+            n, n, n, n, n, n, n, n, n, n, n);
+    fprintf(out, "#ifdef __cplusplus\n}\n#endif\n");
+}
+
+/* The upper-case guard of a header name: FASHION_H for fashion.h. */
+static void guard_of(const char *name, char *g, size_t len)
+{
+    size_t k = 0;
+    for (const char *p = name; *p && k + 1 < len; p++, k++)
+        g[k] = (*p >= 'a' && *p <= 'z') ? (char)(*p - 32) : ((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')) ? *p : '_';
+    g[k] = 0;
+}
+
+/* The per-layer scratch of the standalone loops and the memory plan over it. */
+static int plan_memory(const ir_net *net, const rt_netdesc *d, const rt_plan *plan, rt_memplan *m)
+{
+    long *tmp = cnn_xcalloc((size_t)net->n, sizeof *tmp);
+    for (int i = 1; i < net->n; i++) {
+        const cnn_op *op = cnn_op_of(net->nodes[i].L.kind);
+        if (op->standalone_tmp) tmp[i] = op->standalone_tmp(&net->nodes[i].L);
+    }
+    char err[RT_ERRLEN];
+    int rc = rt_memplan_infer(d, plan, tmp, m, err);
+    free(tmp);
+    return rc;
+}
+
+long emit_standalone_arena(const ir_net *net, long *naive)
+{
+    rt_netdesc d;
+    ir_to_desc(net, &d);
+    rt_plan plan;
+    rt_memplan m;
+    char err[RT_ERRLEN];
+    long total = -1;
+    if (rt_plan_build(&d, &plan, err) == 0) {
+        if (plan_memory(net, &d, &plan, &m) == 0) {
+            total = m.total;
+            if (naive) *naive = m.naive;
+            rt_memplan_free(&m);
+        }
+        rt_plan_free(&plan);
+    }
+    ir_desc_free(&d);
+    return total;
+}
+
+int emit_standalone_header(const ir_net *net, const emit_opts *o, const char *hname, FILE *out)
+{
+    char guard[128];
+    guard_of(hname, guard, sizeof guard);
+    char what[160];
+    snprintf(what, sizeof what, "the interface of %s_predict (standalone inference)", net->name);
+    emit_header_comment(net, o, out, hname, what, "include it; compile and link the .c beside it");
+    fprintf(out, "#ifndef %s\n#define %s\n\n", guard, guard);
+    long arena = emit_standalone_arena(net, NULL);
+    if (arena < 0) return -1;
+    emit_api(out, net, arena);
+    fprintf(out, "\n#endif\n");
+    return ferror(out) ? -1 : 0;
+}
+
 int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, const float *state,
                     char *const *classnames, FILE *out)
 {
-    const rt_layer *in = &net->nodes[0].L, *last = &net->nodes[net->n - 1].L;
+    const rt_layer *last = &net->nodes[net->n - 1].L;
+    const char *nm = net->name;
     int classes = last->out.c;
     char build[512];
     snprintf(build, sizeof build, "cc -O2 -c %s.c  (or with -D%s_MAIN for a classifier of .pgm/.ppm files: "
-             "cc -O2 -D%s_MAIN %s.c -lm -o %s)", net->name, net->name, net->name, net->name, net->name);
-    emit_header_comment(net, o, out, "standalone inference with trained weights", build);
+             "cc -O2 -D%s_MAIN %s.c -lm -o %s)", nm, nm, nm, nm, nm);
+    char cname[256] = "";
+    if (o->header && strlen(o->header) < sizeof cname) { /* NET.h is the .c's name with .h */
+        strcpy(cname, o->header);
+        size_t len = strlen(cname);
+        if (len > 2 && strcmp(cname + len - 2, ".h") == 0) cname[len - 1] = 'c';
+    }
+    emit_header_comment(net, o, out, cname[0] ? cname : NULL, "standalone inference with trained weights", build);
     fprintf(out, "#include <math.h>\n#include <stddef.h>\n#include <string.h>\n\n");
-    fprintf(out, "#define %s_INPUT_C %d\n#define %s_INPUT_H %d\n#define %s_INPUT_W %d\n#define %s_CLASSES %d\n\n",
-            net->name, in->out.c, net->name, in->out.h, net->name, in->out.w, net->name, classes);
-    fprintf(out, "/* Class names, in the order of the probabilities. */\n"
-                 "const char *const %s_class_names[%d] = {", net->name, classes);
+    if (o->header) fprintf(out, "#include \"%s\"\n\n", o->header);
+    rt_netdesc d;
+    ir_to_desc(net, &d);
+    rt_plan plan;
+    rt_memplan m;
+    char perr[RT_ERRLEN];
+    if (rt_plan_build(&d, &plan, perr) != 0) {
+        ir_desc_free(&d);
+        return -1;
+    }
+    if (plan_memory(net, &d, &plan, &m) != 0) {
+        rt_plan_free(&plan);
+        ir_desc_free(&d);
+        return -1;
+    }
+    if (!o->header) emit_api(out, net, m.total); /* one file: the interface comes first */
+    fprintf(out, "\nconst char *const %s_class_names[%s_CLASSES] = {", nm, nm);
     for (int k = 0; k < classes; k++) {
         fputc('"', out);
-        const char *nm = classnames && classnames[k] ? classnames[k] : NULL;
-        if (nm) {
-            for (const char *p = nm; *p; p++) {
+        const char *cn = classnames && classnames[k] ? classnames[k] : NULL;
+        if (cn) {
+            for (const char *p = cn; *p; p++) {
                 if (*p == '"' || *p == '\\') fputc('\\', out);
                 if ((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f) fputc(*p, out);
             }
@@ -231,41 +343,53 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
         fprintf(out, "\"%s", k + 1 < classes ? ", " : "");
     }
     fprintf(out, "};\n\n");
-    rt_netdesc d;
-    ir_to_desc(net, &d);
-    fprintf(out, "/* Trained parameters (weights [out][in][kh][kw], biases, batchnorm gamma/beta) and\n"
-                 " * batchnorm running statistics, as in the weights file. */\n");
-    emit_array(out, "W", params, d.nparams);
+    /* the weights in the order the loops read them */
+    float *w = cnn_xcalloc(d.nparams ? d.nparams : 1, sizeof *w);
+    memcpy(w, params, d.nparams * sizeof *w);
+    for (int i = 1; i < net->n; i++) {
+        const cnn_op *op = cnn_op_of(net->nodes[i].L.kind);
+        if (op->standalone_layout) op->standalone_layout(&net->nodes[i].L, w);
+    }
+    fprintf(out, "/* Trained parameters (convolution and dense weights in the order their loops read them:\n"
+                 " * [group][block of up to 32 outputs][input][ky][kx][output in block]; biases, batchnorm\n"
+                 " * gamma/beta) and batchnorm running statistics. */\n");
+    emit_array(out, "W", w, d.nparams);
+    free(w);
     if (d.nstate) emit_array(out, "ST", state, d.nstate);
     fputc('\n', out);
     emit_helpers(out, net);
-    fprintf(out, "/* Activations of one image; static, so %s_predict is not reentrant. */\n", net->name);
-    rt_plan plan;
-    char perr[RT_ERRLEN];
-    if (rt_plan_build(&d, &plan, perr) != 0) {
-        ir_desc_free(&d);
-        return -1;
-    }
-    for (int i = 1; i < net->n; i++)
-        if (rt_plan_step(&plan, i)->alias == RT_ALIAS_NONE)
-            fprintf(out, "static float a%d[%ld];\n", i, emit_size(net->nodes[i].L.out));
-    char (*y)[16] = cnn_xcalloc((size_t)net->n, sizeof *y);
+    char (*y)[40] = cnn_xcalloc((size_t)net->n, sizeof *y);
+    char (*tmp)[40] = cnn_xcalloc((size_t)net->n, sizeof *tmp);
     snprintf(y[0], sizeof y[0], "x");
-    fprintf(out, "\n/* input: %dx%dx%d floats in [0, 1], planar [c][h][w]. probs: %d probabilities.\n"
-                 " * Returns the most probable class. */\n"
-                 "int %s_predict(const float *input, float *probs)\n{\n    const float *x = input;\n",
-            in->out.c, in->out.h, in->out.w, classes, net->name);
-    for (int i = 1; i < net->n; i++) layer_code(out, net, &plan, y, i);
-    fprintf(out, "    /* softmax */\n"
-                 "    float m = %s[0];\n    int best = 0;\n"
-                 "    for (int k = 1; k < %d; k++)\n        if (%s[k] > m) {\n            m = %s[k];\n            best = k;\n        }\n"
+    for (int i = 1; i < net->n; i++) {
+        if (m.out_off[i] >= 0) snprintf(y[i], sizeof y[i], "(m + %ld)", m.out_off[i]);
+        if (m.tmp_off[i] >= 0) snprintf(tmp[i], sizeof tmp[i], "(m + %ld)", m.tmp_off[i]);
+    }
+    fprintf(out, "int %s_predict_ctx(%s_ctx *ctx, const float *input, float *probs)\n{\n"
+                 "    float *const m = ctx->arena; /* the memory plan: each layer's output at its offset */\n"
+                 "    const float *x = input;\n", nm, nm);
+    for (int i = 1; i < net->n; i++) layer_code(out, net, &plan, y, tmp, i);
+    fprintf(out, "    (void)m;\n    /* softmax */\n"
+                 "    float mx = %s[0];\n    int best = 0;\n"
+                 "    for (int k = 1; k < %d; k++)\n        if (%s[k] > mx) {\n            mx = %s[k];\n            best = k;\n        }\n"
                  "    float sum = 0.0f;\n"
-                 "    for (int k = 0; k < %d; k++) {\n        probs[k] = expf(%s[k] - m);\n        sum += probs[k];\n    }\n"
+                 "    for (int k = 0; k < %d; k++) {\n        probs[k] = expf(%s[k] - mx);\n        sum += probs[k];\n    }\n"
                  "    for (int k = 0; k < %d; k++)\n        probs[k] /= sum;\n"
-                 "    return best;\n}\n",
+                 "    return best;\n}\n\n",
             y[net->n - 1], classes, y[net->n - 1], y[net->n - 1], classes, y[net->n - 1], classes);
-    emit_template(out, STANDALONE_MAIN, net->name);
+    fprintf(out, "int %s_predict(const float *input, float *probs)\n{\n"
+                 "    static %s_ctx ctx;\n    return %s_predict_ctx(&ctx, input, probs);\n}\n\n", nm, nm, nm);
+    fprintf(out, "void %s_predict_batch(%s_ctx *ctx, const float *inputs, int n, float *probs, int *classes)\n{\n"
+                 "    float p[%s_CLASSES];\n"
+                 "    for (int i = 0; i < n; i++) {\n"
+                 "        float *pi = probs ? probs + (size_t)i * %s_CLASSES : p;\n"
+                 "        int k = %s_predict_ctx(ctx, inputs + (size_t)i * %s_INPUT_C * %s_INPUT_H * %s_INPUT_W, pi);\n"
+                 "        if (classes)\n            classes[i] = k;\n    }\n}\n",
+            nm, nm, nm, nm, nm, nm, nm, nm);
+    emit_template(out, STANDALONE_MAIN, nm);
     free(y);
+    free(tmp);
+    rt_memplan_free(&m);
     rt_plan_free(&plan);
     ir_desc_free(&d);
     return ferror(out) ? -1 : 0;

@@ -68,6 +68,7 @@ typedef struct {
     int i;                  /* this layer's index */
     const char *in, *in2;   /* expressions of the input buffers (in2: two-input kinds) */
     const char *y;          /* expression of the output buffer */
+    const char *tmp;        /* standalone: the layer's scratch (standalone_tmp floats) */
     char dy[32];            /* gradient of the output */
     char dx[32], dx2[32];   /* gradients of the inputs, or "" when none is needed */
     FILE *out;
@@ -109,6 +110,10 @@ typedef struct cnn_op {
     void (*emit_scratch)(const emit_ctx *e);
     /* the standalone file: one image, plain loops (W: parameters, ST: state) */
     void (*emit_standalone)(const emit_ctx *e);
+    /* optional: the floats of scratch its loops use (e->tmp), and the order they read the
+     * layer's weights in (rearranged in place from the runtime's order) */
+    long (*standalone_tmp)(const rt_layer *L);
+    void (*standalone_layout)(const rt_layer *L, float *params);
 } cnn_op;
 
 /* The compiler's entry of kind k. */

@@ -5,6 +5,7 @@
  */
 #include "cnn_op.h"
 #include "rt_op.h"
+#include "sa_conv.h"
 
 #include <string.h>
 
@@ -103,44 +104,33 @@ static void emit_scratch(const emit_ctx *e)
             e->i, e->i);
 }
 
-static void emit_standalone(const emit_ctx *e)
+/* The standalone loops' view of the layer (sa_conv.c). */
+static sa_conv sa_of(const rt_layer *L, const char *in, const char *y)
 {
-    const rt_layer *L = &e->net->nodes[e->i].L;
-    int g = L->groups > 0 ? L->groups : 1, cg = L->in.c / g, og = L->out.c / g;
-    char init[48];
-    if (L->bias && L->b_len) snprintf(init, sizeof init, "W[%zu + oc]", L->b_off);
-    else snprintf(init, sizeof init, "0.0f");
-    fprintf(e->out,
-            "    for (int oc = 0; oc < %d; oc++)\n"
-            "        for (int oy = 0; oy < %d; oy++)\n"
-            "            for (int ox = 0; ox < %d; ox++) {\n"
-            "                float s = 0.0f;\n"
-            "                for (int c = 0; c < %d; c++) {\n"
-            "                    const int ci = oc / %d * %d + c; /* the group's input channels */\n"
-            "                    for (int ky = 0; ky < %d; ky++) {\n"
-            "                        int iy = pad_index(oy * %d - %d + ky * %d, %d, %d);\n"
-            "                        if (iy < 0)\n                            continue;\n"
-            "                        for (int kx = 0; kx < %d; kx++) {\n"
-            "                            int ix = pad_index(ox * %d - %d + kx * %d, %d, %d);\n"
-            "                            if (ix < 0)\n                                continue;\n"
-            "                            s += %s[(ci * %d + iy) * %d + ix] * W[%zu + ((oc * %d + c) * %d + %s) * %d + %s];\n"
-            "                        }\n"
-            "                    }\n"
-            "                }\n"
-            "                %s[(oc * %d + oy) * %d + ox] = act(%d, %s, s + %s);\n"
-            "            }\n",
-            L->out.c, L->out.h, L->out.w, cg, og, cg, L->kh, L->sh, L->pt, L->dh, L->in.h, (int)L->padmode, L->kw,
-            L->sw, L->pl, L->dw, L->in.w, (int)L->padmode, e->in, L->in.h, L->in.w, L->w_off, cg, L->kh,
-            L->flip ? "(KH - 1 - ky)" : "ky", L->kw, L->flip ? "(KW - 1 - kx)" : "kx", e->y, L->out.h, L->out.w,
-            (int)L->act, emit_f(L->alpha), init);
+    return (sa_conv){.ic = L->in.c, .ih = L->in.h, .iw = L->in.w, .oc = L->out.c, .oh = L->out.h, .ow = L->out.w,
+                     .kh = L->kh, .kw = L->kw, .sh = L->sh, .sw = L->sw, .dh = L->dh, .dw = L->dw,
+                     .groups = L->groups, .pt = L->pt, .pb = L->pb, .pl = L->pl, .pr = L->pr,
+                     .padmode = (int)L->padmode, .flip = L->flip, .w_off = L->w_off, .b_off = L->b_off,
+                     .has_bias = L->bias && L->b_len, .act = (int)rt_layer_act(L), .alpha = L->alpha,
+                     .in = in, .y = y};
 }
 
-static void emit_standalone_wrapped(const emit_ctx *e)
+static void emit_standalone(const emit_ctx *e)
 {
-    const rt_layer *L = &e->net->nodes[e->i].L;
-    fprintf(e->out, "    {\n    enum { KH = %d, KW = %d };\n", L->kh, L->kw);
-    emit_standalone(e);
-    fprintf(e->out, "    }\n");
+    sa_conv c = sa_of(&e->net->nodes[e->i].L, e->in, e->y);
+    sa_conv_emit(e->out, &c, e->tmp);
+}
+
+static long standalone_tmp(const rt_layer *L)
+{
+    sa_conv c = sa_of(L, "", "");
+    return sa_conv_tmp_floats(&c);
+}
+
+static void standalone_layout(const rt_layer *L, float *params)
+{
+    sa_conv c = sa_of(L, "", "");
+    sa_conv_layout(&c, params);
 }
 
 const cnn_op cnn_op_conv = {
@@ -156,5 +146,7 @@ const cnn_op cnn_op_conv = {
     .emit_forward = emit_forward,
     .emit_backward = emit_backward,
     .emit_scratch = emit_scratch,
-    .emit_standalone = emit_standalone_wrapped,
+    .emit_standalone = emit_standalone,
+    .standalone_tmp = standalone_tmp,
+    .standalone_layout = standalone_layout,
 };

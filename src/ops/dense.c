@@ -5,6 +5,7 @@
  */
 #include "cnn_op.h"
 #include "rt_op.h"
+#include "sa_conv.h"
 
 #include <string.h>
 
@@ -48,19 +49,25 @@ static void emit_backward(const emit_ctx *e)
             emit_size(L->out), e->i);
 }
 
+/* The standalone loops treat a dense layer as a 1x1 convolution of a 1x1 map (sa_conv.c). */
+static sa_conv sa_of(const rt_layer *L, const char *in, const char *y)
+{
+    return (sa_conv){.ic = (int)emit_size(L->in), .ih = 1, .iw = 1, .oc = (int)emit_size(L->out), .oh = 1, .ow = 1,
+                     .kh = 1, .kw = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .groups = 1, .w_off = L->w_off,
+                     .b_off = L->b_off, .has_bias = L->bias && L->b_len, .act = (int)rt_layer_act(L),
+                     .alpha = L->alpha, .in = in, .y = y};
+}
+
 static void emit_standalone(const emit_ctx *e)
 {
-    const rt_layer *L = &e->net->nodes[e->i].L;
-    char init[48];
-    if (L->bias && L->b_len) snprintf(init, sizeof init, "W[%zu + j]", L->b_off);
-    else snprintf(init, sizeof init, "0.0f");
-    fprintf(e->out, "    for (int j = 0; j < %ld; j++) {\n"
-                    "        float s = 0.0f;\n"
-                    "        for (int k = 0; k < %ld; k++)\n"
-                    "            s += %s[k] * W[%zu + (size_t)j * %ld + k];\n"
-                    "        %s[j] = act(%d, %s, s + %s);\n    }\n",
-            emit_size(L->out), emit_size(L->in), e->in, L->w_off, emit_size(L->in), e->y, (int)L->act,
-            emit_f(L->alpha), init);
+    sa_conv c = sa_of(&e->net->nodes[e->i].L, e->in, e->y);
+    sa_conv_emit(e->out, &c, e->tmp);
+}
+
+static void standalone_layout(const rt_layer *L, float *params)
+{
+    sa_conv c = sa_of(L, "", "");
+    sa_conv_layout(&c, params);
 }
 
 const cnn_op cnn_op_dense = {
@@ -74,4 +81,5 @@ const cnn_op cnn_op_dense = {
     .emit_forward = emit_forward,
     .emit_backward = emit_backward,
     .emit_standalone = emit_standalone,
+    .standalone_layout = standalone_layout,
 };
