@@ -3,6 +3,7 @@
  * straight from the IR: layer, source line, output shape, parameters, MFLOPs, totals.
  */
 #include "report.h"
+#include "emit.h"
 
 #include "rt_plan.h"
 
@@ -60,6 +61,14 @@ void report_summary(const ir_net *net, const char *file, FILE *out)
     fprintf(out, "Total parameters:          %s (%s as float32)\n", total, pmem);
     fprintf(out, "Forward FLOPs per image:   %.2f MFLOPs\n", net->total_flops / 1e6);
     fprintf(out, "Activation memory:         %s per image (forward, float32)\n", act);
+    long naive = 0, arena = emit_standalone_arena(net, &naive);
+    if (arena >= 0) {
+        char planned[32], all[32];
+        bytes_text(4.0 * (double)arena, planned, sizeof planned);
+        bytes_text(4.0 * (double)naive, all, sizeof all);
+        fprintf(out, "Inference memory plan:     %s per image (buffers reused once read; %s without reuse)\n",
+                planned, all);
+    }
 }
 
 void report_dot(const ir_net *net, FILE *out)

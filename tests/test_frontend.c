@@ -17,6 +17,8 @@
 #include "ir.h"
 #include "layers.h"
 #include "shape.h"
+#include "emit.h"
+#include "rt_memplan.h"
 
 #ifndef CNN_TEST_SRCDIR
 #define CNN_TEST_SRCDIR "."
@@ -1515,6 +1517,40 @@ START_TEST(t_mutations)
 }
 END_TEST
 
+/* The inference memory plan (runtime/net/rt_memplan.c) of a chain worked by hand: the
+ * conv's output (32 floats) at 0 and its padded copy (36, rounded to 48) beside it; the
+ * pooling (8 -> 16) cannot reuse 0, which the conv's output holds while it is read, so 32;
+ * flatten owns nothing; the dense layer (3 -> 16) reuses 0 once the conv's output is dead. */
+START_TEST(t_memory_plan)
+{
+    ir_net net;
+    ok("network m\ninput 1x4x4\nconv 3x3 2 pad=1\nmaxpool 2x2\nflatten\ndense 3\n", &net);
+    rt_netdesc d;
+    ir_to_desc(&net, &d);
+    rt_plan p;
+    char err[RT_ERRLEN];
+    ck_assert_int_eq(rt_plan_build(&d, &p, err), 0);
+    long tmp[5] = {0, 36, 0, 0, 0};
+    rt_memplan m;
+    ck_assert_int_eq(rt_memplan_infer(&d, &p, tmp, &m, err), 0);
+    const long want_out[5] = {-1, 0, 32, -1, 0};
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(m.out_off[i], want_out[i]);
+    ck_assert_int_eq(m.tmp_off[1], 32);
+    ck_assert_int_eq(m.buf[3], 2);
+    ck_assert_int_eq(m.buf[4], 4);
+    ck_assert_int_eq(m.total, 80);
+    ck_assert_int_eq(m.naive, 32 + 48 + 16 + 16);
+    /* the standalone file's arena: the conv's own scratch rule gives the same 36 floats */
+    long naive = 0;
+    ck_assert_int_eq(emit_standalone_arena(&net, &naive), 80);
+    ck_assert_int_eq(naive, 112);
+    rt_memplan_free(&m);
+    rt_plan_free(&p);
+    ir_desc_free(&d);
+    ir_free(&net);
+}
+END_TEST
+
 static Suite *frontend_suite(void)
 {
     Suite *s = suite_create("frontend");
@@ -1533,6 +1569,7 @@ static Suite *frontend_suite(void)
     tcase_add_test(tc, t_dense_dropout);
     tcase_add_test(tc, t_train_defaults);
     tcase_add_test(tc, t_train_settings);
+    tcase_add_test(tc, t_memory_plan);
     tcase_add_test(tc, t_error_counts);
     suite_add_tcase(s, tc);
 

@@ -63,8 +63,8 @@ int rt_memplan_infer(const rt_netdesc *d, const rt_plan *p, const long *tmp_floa
     for (int i = 1; i < n; i++) {
         const rt_layer *L = &d->layers[i];
         long size = (long)L->out.c * L->out.h * L->out.w;
-        m->naive += round16(size);
         if (m->buf[i] == i) {
+            m->naive += round16(size);
             long off = first_fit(b, nb, round16(size), i, last[i]);
             b[nb++] = (block){off, round16(size), i, last[i]};
             m->out_off[i] = off;
