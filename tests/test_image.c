@@ -19,6 +19,7 @@
 #include <stb_image_write.h> /* Debian's libstb, to write test JPEGs and PNGs */
 
 #include "rt_image_int.h"
+#include "rt_resize_impl.h" /* the resizing rule itself (static functions) */
 
 #ifndef TEST_SRCDIR
 #define TEST_SRCDIR "."
@@ -420,6 +421,50 @@ START_TEST(good_formats_decode)
 }
 END_TEST
 
+/* The resizing rule (rt_resize_impl.h), worked by hand. 3 -> 2 pixels: unit 1/4 pixel,
+ * radius 6 units, centres at 1 and 7: tent weights 5,3 and 3,5 of 8, i.e. 10240/6144 of
+ * 16384; [10 20 40] -> 13.75 and 32.5 -> 14 and 33 (half rounds up). 2 -> 4 (up): unit 1/8,
+ * radius 8, centres -2, 2, 6, 10: [0 100] -> 0, 25, 75, 100 (bilinear, pixel centres).
+ * 5 -> 2: the area pass by 2 averages columns [0,2) and [2,5): [10..50] -> 15, 40. A 3x2 RGB
+ * block to 1x1: area pass by 3 and 2, every channel its own mean. */
+START_TEST(resize_rule_by_hand)
+{
+    int lo[2], wt[2 * RT_RSZ_TAPS];
+    rt_rsz_axis(3, 2, lo, wt);
+    ck_assert_int_eq(lo[0], 0);
+    ck_assert_int_eq(wt[0], 10240);
+    ck_assert_int_eq(wt[1], 6144);
+    ck_assert_int_eq(wt[2], 0);
+    ck_assert_int_eq(lo[1], 1);
+    ck_assert_int_eq(wt[RT_RSZ_TAPS], 6144);
+    ck_assert_int_eq(wt[RT_RSZ_TAPS + 1], 10240);
+    unsigned char a[3] = {10, 20, 40}, b[2];
+    ck_assert_int_eq(rt_resize_u8(a, 3, 1, 1, b, 2, 1), 0);
+    ck_assert_int_eq(b[0], 14);
+    ck_assert_int_eq(b[1], 33);
+    unsigned char up[2] = {0, 100}, u4[4];
+    ck_assert_int_eq(rt_resize_u8(up, 2, 1, 1, u4, 4, 1), 0);
+    ck_assert_int_eq(u4[0], 0);
+    ck_assert_int_eq(u4[1], 25);
+    ck_assert_int_eq(u4[2], 75);
+    ck_assert_int_eq(u4[3], 100);
+    /* the same along the other axis */
+    ck_assert_int_eq(rt_resize_u8(up, 1, 2, 1, u4, 1, 4), 0);
+    ck_assert_int_eq(u4[1], 25);
+    ck_assert_int_eq(u4[2], 75);
+    unsigned char five[5] = {10, 20, 30, 40, 50}, two[2];
+    ck_assert_int_eq(rt_resize_u8(five, 5, 1, 1, two, 2, 1), 0);
+    ck_assert_int_eq(two[0], 15);
+    ck_assert_int_eq(two[1], 40);
+    unsigned char rgb[3 * 2 * 3] = {0, 10, 200, 3, 10, 200, 6, 10, 200, 9, 10, 201, 12, 10, 201, 15, 10, 201};
+    unsigned char one[3];
+    ck_assert_int_eq(rt_resize_u8(rgb, 3, 2, 3, one, 1, 1), 0);
+    ck_assert_int_eq(one[0], 8); /* 45 / 6 = 7.5, rounded up */
+    ck_assert_int_eq(one[1], 10);
+    ck_assert_int_eq(one[2], 201); /* 1203 / 6 = 200.5 */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("image");
@@ -437,6 +482,7 @@ int main(void)
     tcase_add_test(tc, size_cap);
     tcase_add_test(tc, png_inflate_bomb_refused);
     tcase_add_test(tc, good_formats_decode);
+    tcase_add_test(tc, resize_rule_by_hand);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_ENV);

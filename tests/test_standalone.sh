@@ -7,7 +7,8 @@
 # generated image set, generate the standalone file, compile it with -DNAME_MAIN
 # -std=c11 -Wall -Wextra -Werror -pedantic linking only libc and libm (-nodefaultlibs -lc -lm,
 # and ldd must list nothing else), then
-#   - its main on the images must give cnnrun --predict's class for every image and its
+#   - its main on the images (and on copies of other sizes, which it must resize as cnnrun
+#     does) must give cnnrun --predict's class for every image and its
 #     probability (cnnrun prints two decimals of a percent, the standalone four of the
 #     probability: 1e-4 apart at most, plus 1e-4 for the two roundings);
 #   - NAME_predict, built into tests/emit_sa_harness.c, on the inputs of a cnnrun --dump
@@ -256,7 +257,14 @@ check_sa() { # LABEL NET PER_CLASS DUMP_BATCH
         fail "$label: gen_nets images failed"
         return
     }
-    find "$ds" "$d/other" -type f | sort >"$d/images"
+    # and images of other sizes, which both must resize alike (rt_resize_impl.h): larger
+    # (the area pass, then the tent filter down) and smaller (the tent filter up)
+    "$gen" images "$d/big" "${c}x$((2 * h + 3))x$((3 * w + 1))" "$k" 1 17 &&
+        "$gen" images "$d/small" "${c}x$(((h + 1) / 2))x$((w - w / 3))" "$k" 1 19 || {
+        fail "$label: gen_nets images (other sizes) failed"
+        return
+    }
+    find "$ds" "$d/other" "$d/big" "$d/small" -type f | sort >"$d/images"
     # shellcheck disable=SC2046
     if ! $tlimit "$cnnrun" "$net" --predict $(cat "$d/images") --weights "$d/W" --threads 1 >"$d/run.out" 2>"$d/run.err" ||
         sanitized "$d/run.err"; then

@@ -13,7 +13,8 @@
 
 /* Bumped whenever decoding changes what a set's pixels are (resize filter, colour
  * conversion, file layout), so that old cache files are rebuilt, never trusted. */
-#define RT_DATA_FORMAT_VERSION 2u /* 2: PGM/PPM scaled by maxval, 16-bit read right */
+#define RT_DATA_FORMAT_VERSION 3u /* 2: PGM/PPM scaled by maxval, 16-bit read right;
+                                     3: resized by rt_resize_impl.h */
 
 /* Largest accepted network input side and channel count (stbi's req_comp is 1..4). */
 #define RT_IMAGE_MAX_SIDE 16384
@@ -92,10 +93,10 @@ void rt_pool_run(int n, int nthreads, void (*job)(void *ctx, int i), void *ctx);
 
 /* Converts interleaved pixels (w x h, comp channels) to planar uint8 [c][h][w] at the
  * shape: grey input (comp 1) is replicated into colour channels (alpha, if any, 255),
- * otherwise comp must equal shape.c; the size is changed with stb_image_resize's default
- * filters (Mitchell down, Catmull-Rom up), after an exact area-average pre-pass by an
- * integer factor when the source is 2 or more times larger along a side (speed); the aspect
- * ratio is not kept. Returns 0, or -1 with err set (memory). */
+ * otherwise comp must equal shape.c; the size is changed by rt_resize_impl.h's rule (an
+ * exact area average by an integer factor when the source is 2 or more times larger along a
+ * side, then an antialiased tent filter in integer arithmetic), which standalone files
+ * print verbatim; the aspect ratio is not kept. Returns 0, or -1 with err set (memory). */
 int rt_pixels_to_planar(const uint8_t *in, int w, int h, int comp, rt_shape shape,
                         uint8_t *out, char *err);
 /* Decodes one image file (checked first, see rt_image_int.h) straight to planar uint8 at

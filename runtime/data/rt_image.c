@@ -2,7 +2,7 @@
  * rt_image.c - one image to the network's input: the file read whole, checked (format by
  * its magic bytes, size cap, rt_image_check.c) and decoded (JPEG, PNG, BMP by the stb_image
  * compiled in rt_stb.c, PGM/PPM by rt_image_pnm.c, converted to the channel count as stbi's
- * req_comp does), resized with stb_image_resize and moved to planar [c][h][w]. The set
+ * req_comp does), resized by rt_resize_impl.h's rule (shared with standalone files) and moved to planar [c][h][w]. The set
  * loaders and --predict (rt_image_load) share it, so a predicted file sees exactly the
  * conversion the training images saw.
  */
@@ -16,54 +16,7 @@
 
 #define STBI_NO_STDIO /* as rt_stb.c builds it: from memory only */
 #include <stb_image.h>
-#include <stb_image_resize.h>
-
-/* Area-averages w x h pixels down to nw x nh (nw <= w, nh <= h): output pixel (jx, jy)
- * is the rounded mean of source columns [jx*w/nw, (jx+1)*w/nw) and the matching rows, so
- * every source pixel counts once. A cheap pre-pass for large reductions: stb_image_resize
- * spends ~8 ms taking a 1280x720 frame to 128x128 (about as long as decoding it), this
- * pass ~0.5 ms, and stbir then ~0.4 ms on what is left (see rt_pixels_to_planar). */
-static int box_shrink(const uint8_t *in, int w, int h, int comp, uint8_t *out, int nw, int nh)
-{
-    const size_t rowlen = (size_t)w * comp;
-    int *xb = malloc(((size_t)nw + 1) * sizeof *xb);
-    uint32_t *col = malloc(rowlen * sizeof *col); /* column sums over a band of rows */
-    if (!xb || !col) {
-        free(xb);
-        free(col);
-        return -1;
-    }
-    for (int j = 0; j <= nw; j++)
-        xb[j] = (int)((long long)j * w / nw);
-    for (int jy = 0; jy < nh; jy++) {
-        int y0 = (int)((long long)jy * h / nh), y1 = (int)((long long)(jy + 1) * h / nh);
-        /* Sum the band's rows (a contiguous loop the compiler vectorises), then the
-         * column blocks of that sum. */
-        memset(col, 0, rowlen * sizeof *col);
-        for (int y = y0; y < y1; y++) {
-            const uint8_t *row = in + (size_t)y * rowlen;
-            size_t i = 0;
-            for (; i + 16 <= rowlen; i += 16) /* fixed-length blocks: SIMD at plain -O2 */
-                for (int k = 0; k < 16; k++)
-                    col[i + k] += row[i + k];
-            for (; i < rowlen; i++)
-                col[i] += row[i];
-        }
-        uint8_t *o = out + (size_t)jy * nw * comp;
-        for (int jx = 0; jx < nw; jx++) {
-            uint32_t cnt = (uint32_t)(y1 - y0) * (uint32_t)(xb[jx + 1] - xb[jx]);
-            for (int c = 0; c < comp; c++) {
-                uint32_t sum = 0;
-                for (int x = xb[jx]; x < xb[jx + 1]; x++)
-                    sum += col[(size_t)x * comp + c];
-                o[jx * comp + c] = (uint8_t)((sum + cnt / 2) / cnt);
-            }
-        }
-    }
-    free(xb);
-    free(col);
-    return 0;
-}
+#include "rt_resize_impl.h"
 
 int rt_pixels_to_planar(const uint8_t *in, int w, int h, int comp, rt_shape shape,
                         uint8_t *out, char *err)
@@ -73,36 +26,15 @@ int rt_pixels_to_planar(const uint8_t *in, int w, int h, int comp, rt_shape shap
         snprintf(err, RT_ERRLEN, "cannot convert %d-channel pixels to %d channels", comp, C);
         return -1;
     }
-    /* A source at least twice the target along a side is first area-averaged by the
-     * integer factor that leaves it 1 to 2 times the target, then resized by stbir. */
+    /* Resize with the source's channels (grey is cheaper to resize than its copies), by
+     * the rule standalone files share (rt_resize_impl.h). */
     const uint8_t *src = in;
-    uint8_t *tmp = NULL, *pre = NULL;
-    int kx = w / W, ky = h / H;
-    if (kx >= 2 || ky >= 2) {
-        int nw = kx >= 2 ? w / kx : w, nh = ky >= 2 ? h / ky : h;
-        pre = malloc((size_t)nw * nh * comp);
-        if (!pre || box_shrink(in, w, h, comp, pre, nw, nh) < 0) {
-            free(pre);
-            snprintf(err, RT_ERRLEN, "out of memory resizing a %dx%d image", w, h);
-            return -1;
-        }
-        in = pre;
-        w = nw;
-        h = nh;
-    }
-    /* Resize with the source's channels (grey is cheaper to resize than its copies). */
-    src = in;
+    uint8_t *tmp = NULL;
     if (w != W || h != H) {
         tmp = malloc((size_t)W * H * comp);
-        if (!tmp) {
-            free(pre);
-            snprintf(err, RT_ERRLEN, "out of memory resizing a %dx%d image", w, h);
-            return -1;
-        }
-        if (!stbir_resize_uint8(in, w, h, 0, tmp, W, H, 0, comp)) {
+        if (!tmp || rt_resize_u8(in, w, h, comp, tmp, W, H) != 0) {
             free(tmp);
-            free(pre);
-            snprintf(err, RT_ERRLEN, "cannot resize a %dx%d image to %dx%d", w, h, W, H);
+            snprintf(err, RT_ERRLEN, "out of memory resizing a %dx%d image", w, h);
             return -1;
         }
         src = tmp;
@@ -122,7 +54,6 @@ int rt_pixels_to_planar(const uint8_t *in, int w, int h, int comp, rt_shape shap
         }
     }
     free(tmp);
-    free(pre);
     return 0;
 }
 

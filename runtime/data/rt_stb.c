@@ -3,7 +3,8 @@
  * pkg-config) into libcnnrt instead of linking its libstb.so, so that sanitizer and fuzz
  * builds see inside the decoders: stb_image for JPEG, PNG and BMP only (binary PGM/PPM is
  * decoded by rt_image_pnm.c; GIF, PSD, HDR, PIC and TGA never reach a decoder), capped at
- * RT_IMAGE_FILE_MAX_SIDE pixels a side, plus stb_image_resize and stb_image_write.
+ * RT_IMAGE_FILE_MAX_SIDE pixels a side, plus stb_image_write (resizing is our own:
+ * rt_resize_impl.h).
  * Built alone with -fwrapv (runtime/data.am): see there.
  */
 #include "rt_image_int.h"
@@ -51,8 +52,6 @@
 #define STBI_MAX_DIMENSIONS RT_IMAGE_FILE_MAX_SIDE
 #include <stb_image.h>
 
-#define STB_IMAGE_RESIZE_IMPLEMENTATION
-#include <stb_image_resize.h>
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>

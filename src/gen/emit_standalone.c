@@ -108,12 +108,13 @@ static void layer_code(FILE *o, const ir_net *net, const rt_plan *plan, char (*y
 }
 
 /* The optional main of a standalone file: reads binary PGM/PPM images (P5/P6, 8 or 16 bit),
- * converts them to the network's channels (grey as stb_image does), resizes them by
- * nearest neighbour when their size differs, and prints the class of each. "@N@" stands
+ * converts them to the network's channels (grey as stb_image does), resizes them exactly as
+ * cnnrun does (the runtime's rt_resize_impl.h, printed as it is), and prints the class of each. "@N@" stands
  * for the network's name. */
 static const char *const STANDALONE_MAIN =
     "\n#ifdef @N@_MAIN\n"
     "#include <stdio.h>\n#include <stdlib.h>\n\n"
+    "@RESIZE@\n"
     "/* One header field of a binary PGM/PPM: white space or '#' comments before it (at\n"
     " * least one), then 1 to 9 digits followed by white space or a comment. */\n"
     "static long pnm_field(FILE *f)\n{\n"
@@ -174,29 +175,45 @@ static const char *const STANDALONE_MAIN =
     "        if (!px) {\n"
     "            fprintf(stderr, \"%s: not a readable image (%s)\\n\", argv[a], why);\n"
     "            status = 1;\n            continue;\n        }\n"
+    "        /* the channels cnnrun resizes: grey (a grey network, or a grey image for a colour one,\n"
+    "         * copied into every colour channel after) or RGB; grey from RGB as stb_image makes it */\n"
+    "        const int comp = @N@_INPUT_C <= 2 || ch == 1 ? 1 : 3;\n"
+    "        unsigned char *src = malloc((size_t)w * h * comp), *rs = malloc((size_t)@N@_INPUT_W * @N@_INPUT_H * comp);\n"
+    "        if (src)\n"
+    "            for (size_t i = 0; i < (size_t)w * h; i++) {\n"
+    "                const unsigned char *p = px + i * ch;\n"
+    "                if (comp == 3)\n                    memcpy(src + 3 * i, p, 3);\n"
+    "                else\n                    src[i] = (unsigned char)(ch == 1 ? p[0] : (p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8);\n"
+    "            }\n"
+    "        if (!src || !rs || rt_resize_u8(src, w, h, comp, rs, @N@_INPUT_W, @N@_INPUT_H) != 0) {\n"
+    "            fprintf(stderr, \"%s: out of memory\\n\", argv[a]);\n"
+    "            free(src);\n            free(rs);\n            free(px);\n            return 1;\n        }\n"
+    "        const size_t plane = (size_t)@N@_INPUT_H * @N@_INPUT_W;\n"
     "        for (int c = 0; c < @N@_INPUT_C; c++)\n"
-    "            for (int y = 0; y < @N@_INPUT_H; y++)\n"
-    "                for (int xx = 0; xx < @N@_INPUT_W; xx++) {\n"
-    "                    int sy = y * h / @N@_INPUT_H, sx = xx * w / @N@_INPUT_W;\n"
-    "                    const unsigned char *p = px + ((size_t)sy * w + sx) * ch;\n"
-    "                    /* channels as stb_image gives them: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA */\n"
-    "                    int grey = ch == 1 ? p[0] : (p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8;\n"
-    "                    int v;\n"
-    "                    if (@N@_INPUT_C <= 2)\n                        v = c == 0 ? grey : 255;\n"
-    "                    else if (c == 3)\n                        v = 255;\n"
-    "                    else\n                        v = ch == 1 ? p[0] : p[c];\n"
-    "                    x[((size_t)c * @N@_INPUT_H + y) * @N@_INPUT_W + xx] = (float)v / 255.0f;\n"
-    "                }\n"
+    "            for (size_t i = 0; i < plane; i++) {\n"
+    "                /* a second (grey+alpha) or fourth (RGBA) channel is opaque alpha */\n"
+    "                int v = (@N@_INPUT_C == 2 && c == 1) || c == 3 ? 255 : comp == 1 ? rs[i] : rs[i * 3 + c];\n"
+    "                x[c * plane + i] = (float)v / 255.0f;\n"
+    "            }\n"
+    "        free(src);\n        free(rs);\n"
     "        free(px);\n"
     "        int k = @N@_predict(x, probs);\n"
     "        printf(\"%s: %s %.4f\\n\", argv[a], @N@_class_names[k], probs[k]);\n"
     "    }\n"
     "    return status;\n}\n#endif\n";
 
+/* rt_resize_impl.h as text (generated from the runtime's file at build time). */
+static const char RESIZE_TEXT[] =
+#include "resize_text.h"
+    ;
+
 static void emit_template(FILE *out, const char *t, const char *name)
 {
     for (const char *p = t; *p; p++) {
-        if (strncmp(p, "@N@", 3) == 0) {
+        if (strncmp(p, "@RESIZE@", 8) == 0) {
+            fputs(RESIZE_TEXT, out);
+            p += 7;
+        } else if (strncmp(p, "@N@", 3) == 0) {
             fputs(name, out);
             p += 2;
         } else {
