@@ -4,6 +4,7 @@
  */
 #include "report.h"
 #include "emit.h"
+#include "rt_memplan.h"
 
 #include "rt_plan.h"
 
@@ -69,6 +70,25 @@ void report_summary(const ir_net *net, const char *file, FILE *out)
         fprintf(out, "Inference memory plan:     %s per image (buffers reused once read; %s without reuse)\n",
                 planned, all);
     }
+    rt_netdesc d;
+    ir_to_desc(net, &d);
+    rt_plan p;
+    rt_memplan m;
+    char err[RT_ERRLEN];
+    if (rt_plan_build(&d, &p, err) == 0) {
+        if (rt_memplan_train(&d, &p, &m, err) == 0) {
+            char planned[32], all[32], batch[32];
+            int b = net->train.batch > 0 ? net->train.batch : 32;
+            bytes_text(4.0 * (double)m.total, planned, sizeof planned);
+            bytes_text(4.0 * (double)m.naive, all, sizeof all);
+            bytes_text(4.0 * (double)m.total * b, batch, sizeof batch);
+            fprintf(out, "Training memory plan:      %s per image, %s at batch %d (outputs and gradients;\n"
+                         "                           %s per image without reuse)\n", planned, batch, b, all);
+            rt_memplan_free(&m);
+        }
+        rt_plan_free(&p);
+    }
+    ir_desc_free(&d);
 }
 
 void report_dot(const ir_net *net, FILE *out)

@@ -1545,6 +1545,23 @@ START_TEST(t_memory_plan)
     ck_assert_int_eq(emit_standalone_arena(&net, &naive), 80);
     ck_assert_int_eq(naive, 112);
     rt_memplan_free(&m);
+    /* training, times 1-4 forward, 5 the loss, 10 - i layer i's backward: out1 [1,9] at 0,
+     * out2 [2,8] at 32, out4 [4,6] at 48, then the gradients: dense's [5,6] at 64, the
+     * pooling's (flatten passes its own to it) [6,8] at 80, and the conv's [8,9] (32 floats)
+     * fits at 48, where the dense output and gradient are used up */
+    ck_assert_int_eq(rt_memplan_train(&d, &p, &m, err), 0);
+    ck_assert_int_eq(m.out_off[1], 0);
+    ck_assert_int_eq(m.out_off[2], 32);
+    ck_assert_int_eq(m.out_off[3], -1);
+    ck_assert_int_eq(m.out_off[4], 48);
+    ck_assert_int_eq(m.grad_off[4], 64);
+    ck_assert_int_eq(m.grad_off[3], -1);
+    ck_assert_int_eq(m.grad_off[2], 80);
+    ck_assert_int_eq(m.grad_off[1], 48);
+    ck_assert_int_eq(m.buf[3], 2);
+    ck_assert_int_eq(m.total, 96);
+    ck_assert_int_eq(m.naive, 128);
+    rt_memplan_free(&m);
     rt_plan_free(&p);
     ir_desc_free(&d);
     ir_free(&net);

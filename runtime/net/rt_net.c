@@ -3,12 +3,15 @@
  * op registry's forward and backward (rt_op.h), shapes taken at run time.
  *
  * rt_net_create checks the description, builds the plan, allocates the buffers the plan asks
- * for (an output and a gradient buffer per layer that owns one, for max_batch images), each
+ * for (an output and a gradient buffer per layer that owns one, for max_batch images, laid
+ * out in one arena by the training memory plan of rt_memplan.c, which reuses the place of
+ * outputs already used up for gradients), each
  * op's own memory, the parameter/gradient/state arrays and every worker's scratch up front
  * (so running cannot run out of memory), and returns an rt_model. Nothing here knows a
  * layer kind: what a kind does lives in its registry entry, what runs when in the plan.
  */
 #include "rt_op.h"
+#include "rt_memplan.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +24,7 @@ typedef struct {
     rt_plan plan;
     rt_threads *tp;
     int max_batch;
+    float *arena;            /* every output and gradient buffer (rt_memplan_train) */
     float **store, **gstore; /* per layer: its own output and gradient storage, or NULL */
     float **aux;             /* per layer: its op's own memory, or NULL */
     const float **y;         /* per layer: where its output is in the current mode */
@@ -148,14 +152,10 @@ static void net_destroy(void *self)
     rt_net *net = self;
     if (!net)
         return;
-    for (int i = 0; i < net->plan.nlayers; i++) {
-        if (net->store)
-            free(net->store[i]);
-        if (net->gstore)
-            free(net->gstore[i]);
+    for (int i = 0; i < net->plan.nlayers; i++)
         if (net->aux)
             free(net->aux[i]);
-    }
+    free(net->arena);
     free(net->store);
     free(net->gstore);
     free(net->aux);
@@ -205,21 +205,27 @@ rt_model *rt_net_create(const rt_netdesc *d, int max_batch, int threads, char *e
     net->m.state = falloc(d->nstate);
     int ok = net->store && net->gstore && net->aux && net->y && net->m.params &&
              net->m.grads && net->m.state;
+    rt_memplan mp = {0};
+    if (ok && rt_memplan_train(d, &net->plan, &mp, err) != 0) {
+        net_destroy(net);
+        return NULL;
+    }
+    ok = ok && (net->arena = falloc((size_t)max_batch * (size_t)mp.total));
     size_t scratch = 0;
     for (int i = 1; ok && i < nl; i++) {
         const rt_layer *L = &d->layers[i];
         const rt_op *op = rt_op_of(L->kind);
-        size_t nb = (size_t)max_batch * rt_shape_size(L->out);
         if (net->plan.own[i])
-            ok = ok && (net->store[i] = falloc(nb));
+            net->store[i] = net->arena + (size_t)max_batch * (size_t)mp.out_off[i];
         if (net->plan.own_grad[i])
-            ok = ok && (net->gstore[i] = falloc(nb));
+            net->gstore[i] = net->arena + (size_t)max_batch * (size_t)mp.grad_off[i];
         size_t na = op->aux_floats ? op->aux_floats(L, max_batch) : 0;
         if (na)
             ok = ok && (net->aux[i] = falloc(na));
         size_t b = op->scratch ? op->scratch(L) : 0;
         scratch = b > scratch ? b : scratch;
     }
+    rt_memplan_free(&mp);
     if (!ok) {
         net_destroy(net);
         fail(err, "out of memory allocating a network for batches of %d", max_batch);

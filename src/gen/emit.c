@@ -15,6 +15,7 @@
 #include "ops/cnn_op.h"
 #include "util.h"
 #include "report.h"
+#include "rt_memplan.h"
 
 
 static void upper(const char *s, char *out, size_t n)
@@ -147,13 +148,22 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
     }
     names nm;
     name_buffers(net, &plan, &nm);
+    rt_memplan mp;
+    if (rt_memplan_train(&d, &plan, &mp, perr) != 0) {
+        rt_plan_free(&plan);
+        ir_desc_free(&d);
+        return -1;
+    }
     fprintf(out, "/* Each layer's output out<i> and its gradient dout<i> (names no libm function has), for %s images,\n"
                  " * on 64-byte cache lines like the interpreter's; the execution plan decides which layers own\n"
-                 " * one (flatten and eval-mode dropout read their input's: no copy). */\n", maxbname);
+                 " * one (flatten and eval-mode dropout read their input's: no copy), and the training memory\n"
+                 " * plan where each lives in one arena (a gradient takes the place of outputs already used up):\n"
+                 " * %ld floats an image, against %ld with a buffer each. */\n"
+                 "static _Alignas(64) float arena[%s * %ld];\n", maxbname, mp.total, mp.naive, maxbname,
+            mp.total > 0 ? mp.total : 1);
     for (int i = 1; i < net->n; i++) {
-        long sz = emit_size(net->nodes[i].L.out);
-        if (plan.own[i]) fprintf(out, "static _Alignas(64) float out%d[%s * %ld];\n", i, maxbname, sz);
-        if (plan.own_grad[i]) fprintf(out, "static _Alignas(64) float dout%d[%s * %ld];\n", i, maxbname, sz);
+        if (plan.own[i]) fprintf(out, "static float *const out%d = arena + (size_t)%s * %ld;\n", i, maxbname, mp.out_off[i]);
+        if (plan.own_grad[i]) fprintf(out, "static float *const dout%d = arena + (size_t)%s * %ld;\n", i, maxbname, mp.grad_off[i]);
         if (rt_plan_step(&plan, i)->alias == RT_ALIAS_EVAL) fprintf(out, "static float *view%d; /* out%d, or its input out of training */\n", i, i);
         emit_ctx e = layer_ctx(net, &plan, &nm, i, out);
         const cnn_op *op = cnn_op_of(net->nodes[i].L.kind);
@@ -275,6 +285,7 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
     fprintf(out, "#ifndef %s_NO_MAIN\nint main(int argc, char **argv)\n{\n"
                  "    return rt_cli_main(argc, argv, argv[0], &desc, &train_defaults, make_model, NULL);\n}\n#endif\n",
             NAME);
+    rt_memplan_free(&mp);
     rt_plan_free(&plan);
     free(nm.y);
     free(nm.dy);
