@@ -197,6 +197,16 @@ typedef struct rt_opt rt_opt;
 rt_opt *rt_opt_create(const rt_opt_cfg *cfg, size_t n);
 void rt_opt_step(rt_opt *o, float *params, const float *grads);
 void rt_opt_destroy(rt_opt *o);
+/* Changes the learning rate of the following steps (a schedule); the state is kept. */
+void rt_opt_set_lr(rt_opt *o, float lr);
+/* torch.nn.utils.clip_grad_norm_: scales g[0..n) by max_norm / (||g||_2 + 1e-6) when that
+ * is below 1 (max_norm <= 0: never). Returns the norm before clipping. */
+double rt_clip_grad_norm(float *g, size_t n, float max_norm);
+/* rt_softmax_xent with torch's CrossEntropyLoss(label_smoothing=e): the target is
+ * (1-e) onehot + e/k, so the loss of a row is (1-e) (lse - l_y) + e mean_j (lse - l_j) and
+ * d(mean loss)/d(logits) = (softmax - (1-e) onehot - e/k) / n. *correct as there. */
+double rt_softmax_xent_smooth(const float *logits, const int *labels, int n, int k,
+                              float smoothing, float *probs, float *dlogits, int *correct);
 
 /* ------------------------------------------------------------------ data */
 

@@ -244,7 +244,8 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                 goto out;
             }
             int c = 0;
-            double loss = rt_softmax_xent(logits, y, nb, k, NULL, dlogits, &c);
+            double loss = rt_softmax_xent_smooth(logits, y, nb, k, cfg->label_smoothing, NULL,
+                                                 dlogits, &c);
             if (!isfinite(loss)) {
                 snprintf(err, RT_ERRLEN, "training diverged at epoch %d, batch %d (the loss is "
                          "%s); try a smaller learning rate (--lr)", e + 1, b + 1,
@@ -253,6 +254,8 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                 goto out;
             }
             m->backward(m->self, dlogits, nb);
+            if (cfg->clip_norm > 0)
+                rt_clip_grad_norm(m->grads, m->nparams, cfg->clip_norm);
             rt_opt_step_mt(opt, m->params, m->grads, tp);
             sum += loss * nb;
             correct += c;
