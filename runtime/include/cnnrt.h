@@ -398,6 +398,21 @@ typedef struct {
 } rt_history;
 void rt_history_free(rt_history *h);
 
+/* The learning rate of epoch `epoch` (0-based), a pure function of the settings and of the
+ * history of the epochs before it (h may be NULL except for plateau), so that a resumed
+ * run gets the same rates. With base = c->opt.lr and W = schedule.warmup:
+ *   epoch < W (warmup):  base * (epoch + 1) / (W + 1)
+ *   then with e = epoch - W:
+ *   constant: base;  cosine: base * (1 + cos(pi e / (epochs - W))) / 2 (torch's
+ *   CosineAnnealingLR, eta_min 0);  step: base * gamma^floor(e / every) (StepLR);
+ *   plateau: torch's ReduceLROnPlateau (mode min, threshold 1e-4 relative, cooldown 0)
+ *   replayed over the validation loss (training loss without validation) of epochs W to
+ *   epoch - 1, starting from base. */
+double rt_sched_lr(const rt_train_cfg *c, int epoch, const rt_history *h);
+/* Early stopping: 1 when stop_patience > 0 and the last stop_patience epochs of h all
+ * failed to beat the lowest criterion (validation loss, else training loss) before them. */
+int rt_sched_stop(const rt_train_cfg *c, const rt_history *h);
+
 /* Optional callbacks of rt_train_run (any may be NULL): progress and saving live there. */
 typedef struct {
     void *ctx;
