@@ -655,6 +655,56 @@ START_TEST(softmax_xent)
 }
 END_TEST
 
+/* The same with label smoothing 0.1 (torch's CrossEntropyLoss(label_smoothing=0.1)):
+ * the reference is the cross-entropy against the smoothed target q = 0.9 onehot + 0.1/k,
+ * -sum_j q_j log softmax_j, written independently of rt_loss.c's (1-e) CE + e mean form. */
+#define XENT_LS 0.1
+
+static void xent_ls_fwd(gc_case *c, const float *x, const float *p, float *y)
+{
+    (void)p;
+    y[0] = (float)rt_softmax_xent_smooth(x, xent_labels, 3, c->nx / 3, (float)XENT_LS, NULL, NULL,
+                                         NULL);
+}
+
+static void xent_ls_bwd(gc_case *c, const float *x, const float *p, const float *y,
+                        const float *dy, float *dx, int accum, float *dp)
+{
+    (void)p, (void)y, (void)dp;
+    float d[15];
+    rt_softmax_xent_smooth(x, xent_labels, 3, c->nx / 3, (float)XENT_LS, NULL, d, NULL);
+    for (int i = 0; i < c->nx; i++)
+        dx[i] = accum ? dx[i] + dy[0] * d[i] : dy[0] * d[i];
+}
+
+static uint64_t xent_ls_ref(gc_case *c, const double *x, const double *p, double *y)
+{
+    (void)p;
+    int k = c->nx / 3;
+    double t = 0;
+    for (int s = 0; s < 3; s++) {
+        double z = 0;
+        for (int j = 0; j < k; j++)
+            z += exp(x[s * k + j]);
+        for (int j = 0; j < k; j++) {
+            double q = (j == xent_labels[s] ? 1 - XENT_LS : 0) + XENT_LS / k;
+            t -= q * (x[s * k + j] - log(z));
+        }
+    }
+    y[0] = t / 3;
+    return 0;
+}
+
+START_TEST(softmax_xent_smoothed)
+{
+    gc_case c = {"softmax-xent-ls", 15, 1, 0, {0}, {NULL}, xent_ls_fwd, xent_ls_bwd, xent_ls_ref,
+                 0, NULL, NULL, NULL};
+    c.x = gc_rand_array(15, -3, 3);
+    gc_run(&c);
+    free(c.x);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("gradcheck");
@@ -669,6 +719,7 @@ static Suite *suite(void)
     tcase_add_test(t, activations);
     tcase_add_test(t, add_dropout_flatten);
     tcase_add_test(t, softmax_xent);
+    tcase_add_test(t, softmax_xent_smoothed);
     suite_add_tcase(s, t);
     return s;
 }

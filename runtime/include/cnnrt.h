@@ -197,6 +197,16 @@ typedef struct rt_opt rt_opt;
 rt_opt *rt_opt_create(const rt_opt_cfg *cfg, size_t n);
 void rt_opt_step(rt_opt *o, float *params, const float *grads);
 void rt_opt_destroy(rt_opt *o);
+/* Changes the learning rate of the following steps (a schedule); the state is kept. */
+void rt_opt_set_lr(rt_opt *o, float lr);
+/* torch.nn.utils.clip_grad_norm_: scales g[0..n) by max_norm / (||g||_2 + 1e-6) when that
+ * is below 1 (max_norm <= 0: never). Returns the norm before clipping. */
+double rt_clip_grad_norm(float *g, size_t n, float max_norm);
+/* rt_softmax_xent with torch's CrossEntropyLoss(label_smoothing=e): the target is
+ * (1-e) onehot + e/k, so the loss of a row is (1-e) (lse - l_y) + e mean_j (lse - l_j) and
+ * d(mean loss)/d(logits) = (softmax - (1-e) onehot - e/k) / n. *correct as there. */
+double rt_softmax_xent_smooth(const float *logits, const int *labels, int n, int k,
+                              float smoothing, float *probs, float *dlogits, int *correct);
 
 /* ------------------------------------------------------------------ data */
 
@@ -387,6 +397,21 @@ typedef struct {
     int has_val;            /* 0: no validation images, the best is chosen by train loss */
 } rt_history;
 void rt_history_free(rt_history *h);
+
+/* The learning rate of epoch `epoch` (0-based), a pure function of the settings and of the
+ * history of the epochs before it (h may be NULL except for plateau), so that a resumed
+ * run gets the same rates. With base = c->opt.lr and W = schedule.warmup:
+ *   epoch < W (warmup):  base * (epoch + 1) / (W + 1)
+ *   then with e = epoch - W:
+ *   constant: base;  cosine: base * (1 + cos(pi e / (epochs - W))) / 2 (torch's
+ *   CosineAnnealingLR, eta_min 0);  step: base * gamma^floor(e / every) (StepLR);
+ *   plateau: torch's ReduceLROnPlateau (mode min, threshold 1e-4 relative, cooldown 0)
+ *   replayed over the validation loss (training loss without validation) of epochs W to
+ *   epoch - 1, starting from base. */
+double rt_sched_lr(const rt_train_cfg *c, int epoch, const rt_history *h);
+/* Early stopping: 1 when stop_patience > 0 and the last stop_patience epochs of h all
+ * failed to beat the lowest criterion (validation loss, else training loss) before them. */
+int rt_sched_stop(const rt_train_cfg *c, const rt_history *h);
 
 /* Optional callbacks of rt_train_run (any may be NULL): progress and saving live there. */
 typedef struct {

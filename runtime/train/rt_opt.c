@@ -1,9 +1,11 @@
 /*
- * rt_opt.c - the optimizers, following torch.optim.SGD and torch.optim.Adam step for step:
- * weight decay is added to the gradient (L2, not AdamW); SGD's momentum buffer starts as the
- * first gradient (dampening 0, no Nesterov); Adam uses bias correction with eps added after
- * the square root of the corrected second moment. rt_opt_step_mt splits the parameters
- * over a pool (the same bits: every parameter is updated on its own).
+ * rt_opt.c - the optimizers, following torch.optim.SGD, Adam and AdamW step for step: SGD
+ * and Adam add weight decay to the gradient (L2); AdamW decays the weights themselves first
+ * (p -= lr wd p); SGD's momentum buffer starts as the first gradient (dampening 0), with
+ * Nesterov stepping along g + momentum * buffer; Adam uses bias correction with eps added
+ * after the square root of the corrected second moment. rt_opt_step_mt splits the
+ * parameters over a pool (the same bits: every parameter is updated on its own). Also
+ * clip_grad_norm_'s clipping of the gradient by its global L2 norm.
  */
 #include "cnnrt.h"
 #include "rt_kernels.h"
@@ -28,9 +30,10 @@ rt_opt *rt_opt_create(const rt_opt_cfg *cfg, size_t n)
     o->n = n;
     size_t k = n ? n : 1;
     o->m = calloc(k, sizeof *o->m);
-    if (cfg->kind == RT_OPT_ADAM)
+    int adam = cfg->kind == RT_OPT_ADAM || cfg->kind == RT_OPT_ADAMW;
+    if (adam)
         o->v = calloc(k, sizeof *o->v);
-    if (!o->m || (cfg->kind == RT_OPT_ADAM && !o->v)) {
+    if (!o->m || (adam && !o->v)) {
         rt_opt_destroy(o);
         return NULL;
     }
@@ -52,7 +55,7 @@ void rt_opt_destroy(rt_opt *o)
 static void sgd_step(rt_opt *o, float *params, const float *grads)
 {
     const float lr = o->cfg.lr, mom = o->cfg.momentum, wd = o->cfg.weight_decay;
-    const int first = o->step == 0;
+    const int first = o->step == 0, nesterov = o->cfg.nesterov && mom != 0.0f;
     for (size_t i = 0; i < o->n; i += RT_VEC) {
         int n = o->n - i < RT_VEC ? (int)(o->n - i) : RT_VEC;
         float p[RT_VEC] = {0}, g[RT_VEC] = {0}, m[RT_VEC] = {0};
@@ -68,8 +71,12 @@ static void sgd_step(rt_opt *o, float *params, const float *grads)
             else
                 for (int k = 0; k < RT_VEC; k++)
                     m[k] = mom * m[k] + g[k];
-            for (int k = 0; k < RT_VEC; k++)
-                g[k] = m[k];
+            if (nesterov) /* torch: grad = grad.add(buf, alpha=momentum) */
+                for (int k = 0; k < RT_VEC; k++)
+                    g[k] += mom * m[k];
+            else
+                for (int k = 0; k < RT_VEC; k++)
+                    g[k] = m[k];
         }
         for (int k = 0; k < RT_VEC; k++)
             p[k] -= lr * g[k];
@@ -82,7 +89,11 @@ static void sgd_step(rt_opt *o, float *params, const float *grads)
 static void adam_step(rt_opt *o, float *params, const float *grads)
 {
     const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
-    const float wd = o->cfg.weight_decay;
+    /* Adam: wd joins the gradient; AdamW: p *= 1 - lr wd before the update (torch's
+     * param.mul_(1 - lr * weight_decay)), and the gradient stays as it is */
+    const int decoupled = o->cfg.kind == RT_OPT_ADAMW;
+    const float wd = decoupled ? 0.0f : o->cfg.weight_decay;
+    const float keep = decoupled ? (float)(1.0 - (double)o->cfg.lr * o->cfg.weight_decay) : 1.0f;
     const double t = (double)(o->step + 1);
     /* as PyTorch: step_size = lr / (1 - b1^t), denom = sqrt(v) / sqrt(1 - b2^t) + eps */
     const float step_size = (float)(o->cfg.lr / (1.0 - pow(b1, t)));
@@ -95,6 +106,7 @@ static void adam_step(rt_opt *o, float *params, const float *grads)
         memcpy(m, o->m + i, n * sizeof *m);
         memcpy(v, o->v + i, n * sizeof *v);
         for (int k = 0; k < RT_VEC; k++) {
+            p[k] *= keep; /* 1 for Adam: exact */
             float d = g[k] + wd * p[k];
             m[k] += (1.0f - b1) * (d - m[k]); /* torch's lerp_(grad, 1 - beta1) */
             v[k] = v[k] * b2 + (1.0f - b2) * d * d;
@@ -126,7 +138,7 @@ static void step_task(void *arg, rt_worker *w)
     part.n = hi - lo;
     part.m = j->o->m + lo;
     part.v = j->o->v ? j->o->v + lo : NULL;
-    if (part.cfg.kind == RT_OPT_ADAM)
+    if (part.cfg.kind == RT_OPT_ADAM || part.cfg.kind == RT_OPT_ADAMW)
         adam_step(&part, j->params + lo, j->grads + lo);
     else
         sgd_step(&part, j->params + lo, j->grads + lo);
@@ -142,4 +154,27 @@ void rt_opt_step_mt(rt_opt *o, float *params, const float *grads, rt_threads *tp
 void rt_opt_step(rt_opt *o, float *params, const float *grads)
 {
     rt_opt_step_mt(o, params, grads, NULL);
+}
+
+void rt_opt_set_lr(rt_opt *o, float lr)
+{
+    o->cfg.lr = lr;
+}
+
+/* torch.nn.utils.clip_grad_norm_(max_norm): total = ||g||_2 over every parameter,
+ * coef = max_norm / (total + 1e-6), g *= coef when coef < 1. The norm is summed in double,
+ * serially (the same bits for any thread count). */
+double rt_clip_grad_norm(float *g, size_t n, float max_norm)
+{
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)g[i] * g[i];
+    double total = sqrt(ss);
+    double coef = max_norm / (total + 1e-6);
+    if (max_norm > 0.0f && coef < 1.0) {
+        float c = (float)coef;
+        for (size_t i = 0; i < n; i++)
+            g[i] *= c;
+    }
+    return total;
 }

@@ -215,6 +215,8 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
 
     for (int e = 0; e < cfg->epochs; e++) {
         double t0 = rt_now();
+        h->lr[e] = rt_sched_lr(cfg, e, h); /* the schedule, from the history so far */
+        rt_opt_set_lr(opt, (float)h->lr[e]);
         /* Fisher-Yates on the previous order: deterministic for the seed */
         for (int i = sp->ntrain - 1; i > 0; i--) {
             int j = (int)below(&rng, (uint32_t)i + 1);
@@ -244,7 +246,8 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                 goto out;
             }
             int c = 0;
-            double loss = rt_softmax_xent(logits, y, nb, k, NULL, dlogits, &c);
+            double loss = rt_softmax_xent_smooth(logits, y, nb, k, cfg->label_smoothing, NULL,
+                                                 dlogits, &c);
             if (!isfinite(loss)) {
                 snprintf(err, RT_ERRLEN, "training diverged at epoch %d, batch %d (the loss is "
                          "%s); try a smaller learning rate (--lr)", e + 1, b + 1,
@@ -253,6 +256,8 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                 goto out;
             }
             m->backward(m->self, dlogits, nb);
+            if (cfg->clip_norm > 0)
+                rt_clip_grad_norm(m->grads, m->nparams, cfg->clip_norm);
             rt_opt_step_mt(opt, m->params, m->grads, tp);
             sum += loss * nb;
             correct += c;
@@ -278,12 +283,13 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
             memcpy(best_s, m->state, sizeof(float) * m->nstate);
         }
         h->secs[e] = rt_now() - t0;
-        h->lr[e] = cfg->opt.lr;
         h->epochs = e + 1;
         if (hooks->epoch_done && hooks->epoch_done(hooks->ctx, h, e, improved, m, err) != 0) {
             rc = -1;
             goto out;
         }
+        if (rt_sched_stop(cfg, h)) /* early stopping: h->epochs < cfg->epochs tells */
+            break;
     }
 out:
     if (h->best_epoch >= 0) {   /* also after an error: leave the best weights seen */
