@@ -1164,7 +1164,7 @@ START_TEST(t_error_counts)
     rc = compile("block b() { conv 3x3 }\ninput 3x8x8\nb()\nb()\nflatten\n", &net);
     ck_assert_int_eq(rc, 1);
     ck_assert_ptr_nonnull(strstr(errtext, "t.cnn:1:21: error: conv needs 2 arguments, got 1\n"));
-    ck_assert_ptr_nonnull(strstr(errtext, "t.cnn:3:1: note: in block 'b' called here\n"));
+    ck_assert_ptr_nonnull(strstr(errtext, "t.cnn:3:1: note: in call `b()` at line 3\n"));
     ir_free(&net);
     /* diagnostics come in file order, and a note stays right after its error even when
      * it points to an earlier line */
