@@ -1166,7 +1166,7 @@ START_TEST(t_error_counts)
     rc = compile("block b() { conv 3x3 }\ninput 3x8x8\nb()\nb()\nflatten\n", &net);
     ck_assert_int_eq(rc, 1);
     ck_assert_ptr_nonnull(strstr(errtext, "t.cnn:1:21: error: conv needs 2 arguments, got 1\n"));
-    ck_assert_ptr_nonnull(strstr(errtext, "t.cnn:3:1: note: in block 'b' called here\n"));
+    ck_assert_ptr_nonnull(strstr(errtext, "t.cnn:3:1: note: in call `b()` at line 3\n"));
     ir_free(&net);
     /* diagnostics come in file order, and a note stays right after its error even when
      * it points to an earlier line */
@@ -1203,6 +1203,30 @@ START_TEST(t_error_counts)
         fclose(devnull);
         ck_assert_int_gt(rc, 0);
         ck_assert_msg(net.n == 0 && net.nodes == NULL, "%s: net left uninitialised", paths[i]);
+        ir_free(&net);
+    }
+}
+END_TEST
+
+/* Channels last is caught only where no channels-first image could mean it: the first
+ * size above 4 (the runtime's images have 1 to 4 channels) and the last 1, 3 or 4. */
+START_TEST(t_input_channels_last)
+{
+    static const char *const ok[] = {"3x32x32", "1x28x28", "4x8x8", "3x32x3", "1x5x1", "8x8x8", "16x7x7"};
+    static const char *const bad[][2] = {{"32x32x3", "3x32x32"}, {"28x20x1", "1x28x20"}, {"5x6x4", "4x5x6"}};
+    ir_net net;
+    char text[128];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        snprintf(text, sizeof text, "input %s\nflatten\ndense 2\n", ok[i]);
+        ck_assert_msg(compile(text, &net) == 0, "input %s: %s", ok[i], errtext);
+        ir_free(&net);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "input %s\nflatten\ndense 2\n", bad[i][0]);
+        ck_assert_int_eq(compile(text, &net), 1);
+        char want[96];
+        snprintf(want, sizeof want, "hint: channels come first: did you mean `input %s`?\n", bad[i][1]);
+        ck_assert_msg(strstr(errtext, want) != NULL, "input %s: %s", bad[i][0], errtext);
         ir_free(&net);
     }
 }
@@ -1588,6 +1612,7 @@ static Suite *frontend_suite(void)
     tcase_add_test(tc, t_train_settings);
     tcase_add_test(tc, t_memory_plan);
     tcase_add_test(tc, t_error_counts);
+    tcase_add_test(tc, t_input_channels_last);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("expansion");

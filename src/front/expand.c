@@ -32,6 +32,7 @@ typedef struct {
     const ast_stmt **blocks;
     int nblocks, capblocks;
     frame *top;
+    int ctx;                    /* the current block call or repeat pass (ir_net.ctxs; 0: none) */
     int depth;
     int too_many;               /* CNN_MAX_LAYERS reached (reported once) */
     int tip;                    /* the node whose output the next layer reads (-1: none yet) */
@@ -62,9 +63,7 @@ static void ex_verror(expander *ex, cnn_loc loc, const char *hint, const char *f
     cnn_grow((void **)&ex->seen, &ex->capseen, ex->nseen, sizeof *ex->seen);
     ex->seen[ex->nseen++] = h;
     diag_error(ex->diag, loc, hint, "%s", msg);
-    for (frame *f = ex->top; f; f = f->up)
-        if (f->block)
-            diag_note(ex->diag, f->call->loc, "in block '%s' called here", f->block->name);
+    ir_note_ctx(ex->net, ex->ctx, ex->diag);
 }
 
 static void ex_error(expander *ex, cnn_loc loc, const char *hint, const char *fmt, ...)
@@ -158,10 +157,20 @@ static void call_block(expander *ex, const ast_stmt *s, const ast_stmt *b)
         }
     ast_value *vals = cnn_xcalloc((size_t)(s->ncallargs ? s->ncallargs : 1), sizeof *vals);
     for (int i = 0; i < s->ncallargs; i++) vals[i] = subst(ex, &s->callargs[i]);
+    /* the call as written, for the notes on errors inside it: down(5) */
+    char text[64];
+    size_t len = (size_t)snprintf(text, sizeof text, "%s%s", s->name, s->kind == STMT_CALL ? "(" : "");
+    for (int i = 0; i < s->ncallargs && len < sizeof text; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s%s", i ? ", " : "",
+                                s->callargs[i].word ? s->callargs[i].word : "?");
+    if (s->kind == STMT_CALL && len < sizeof text) snprintf(text + len, sizeof text - len, ")");
     frame f = {.block = b, .call = s, .values = vals, .up = ex->top};
+    int outer_ctx = ex->ctx;
     ex->top = &f;
+    ex->ctx = ir_add_ctx(ex->net, s->nameloc, text, 0, outer_ctx);
     expand_list(ex, b->body);
     ex->top = f.up;
+    ex->ctx = outer_ctx;
     free(vals);
 }
 
@@ -232,9 +241,7 @@ static void layer_stmt(expander *ex, const ast_stmt *s)
         n->L.src2 = -1;
         n->loc = s->nameloc;
         n->L.line = s->loc.line;
-        frame *outer = NULL;
-        for (frame *f = ex->top; f; f = f->up) outer = f;
-        if (outer) n->via = outer->call->loc;
+        n->ctx = ex->ctx;
         if (rt_act_needs_input(n->L.act) && li->kind != RT_ACTIVATION) {
             /* its gradient needs its input: it runs as a layer of its own after this one */
             ir_node *a = ir_add(ex->net);
@@ -244,7 +251,7 @@ static void layer_stmt(expander *ex, const ast_stmt *s)
             a->L.act = prev->L.act;
             a->L.alpha = prev->L.alpha;
             a->loc = prev->loc;
-            a->via = prev->via;
+            a->ctx = prev->ctx;
             a->L.line = prev->L.line;
             snprintf(a->text, sizeof a->text, "%s", rt_act_name(prev->L.act));
             prev->L.act = RT_ACT_NONE;
@@ -272,8 +279,14 @@ static void repeat_stmt(expander *ex, const ast_stmt *s)
     }
     frame f = {.block = NULL, .call = s, .up = ex->top};
     ex->top = &f;
-    int before = ex->net->n, errors = ex->diag->nerrors;
-    for (long i = 0; i < v.i && !ex->too_many; i++) expand_list(ex, s->body);
+    int before = ex->net->n, errors = ex->diag->nerrors, outer_ctx = ex->ctx;
+    char text[64];
+    snprintf(text, sizeof text, "repeat %ld", v.i);
+    for (long i = 0; i < v.i && !ex->too_many; i++) {
+        ex->ctx = ir_add_ctx(ex->net, s->loc, text, (int)i + 1, outer_ctx); /* one per pass */
+        expand_list(ex, s->body);
+    }
+    ex->ctx = outer_ctx;
     ex->top = f.up;
     if (ex->net->n == before && ex->diag->nerrors == errors)
         ex_error(ex, s->loc, "put layers inside the braces", "the repeat body adds no layers");
@@ -300,9 +313,7 @@ static ir_node *join(expander *ex, const ast_stmt *s, rt_kind kind, int a, int b
     n->L.src2 = b;
     n->loc = s->loc;
     n->L.line = s->loc.line;
-    frame *outer = NULL;
-    for (frame *g = ex->top; g; g = g->up) outer = g;
-    if (outer) n->via = outer->call->loc;
+    n->ctx = ex->ctx;
     ex->tip = ex->net->n - 1;
     return n;
 }

@@ -4,6 +4,7 @@
  */
 #include "ir.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,33 @@ void ir_free(ir_net *net)
     free(net->nodes);
     net->nodes = NULL;
     net->n = net->cap = 0;
+    free(net->ctxs);
+    net->ctxs = NULL;
+    net->nctx = net->capctx = 0;
+}
+
+int ir_add_ctx(ir_net *net, cnn_loc loc, const char *text, int pass, int up)
+{
+    cnn_grow((void **)&net->ctxs, &net->capctx, net->nctx, sizeof *net->ctxs);
+    ir_ctx *c = &net->ctxs[net->nctx++];
+    memset(c, 0, sizeof *c);
+    c->loc = loc;
+    snprintf(c->text, sizeof c->text, "%s", text);
+    c->pass = pass;
+    c->up = up;
+    return net->nctx;
+}
+
+void ir_note_ctx(const ir_net *net, int ctx, cnn_diag *diag)
+{
+    for (int guard = 0; ctx > 0 && ctx <= net->nctx && guard < 128; guard++) {
+        const ir_ctx *c = &net->ctxs[ctx - 1];
+        if (c->pass > 0)
+            diag_note(diag, c->loc, "in pass %d of `%s` at line %d", c->pass, c->text, c->loc.line);
+        else
+            diag_note(diag, c->loc, "in call `%s` at line %d", c->text, c->loc.line);
+        ctx = c->up;
+    }
 }
 
 int ir_to_desc(const ir_net *net, rt_netdesc *d)

@@ -24,16 +24,28 @@ typedef struct {
     rt_layer L;             /* kind, hyper-parameters; shapes and offsets after shape.c */
     ir_spec spec;
     cnn_loc loc;            /* the statement that made this layer */
-    cnn_loc via;            /* the outermost block call or repeat it came from (line 0: none) */
+    int ctx;                /* 1 + index in ir_net.ctxs of the innermost block call or repeat
+                               pass it came from (0: written at the top level) */
     char text[128];         /* how the layer reads, for reports: "conv 3x3 16 relu" */
     long params;            /* trainable parameters */
     double flops;           /* forward FLOPs per image (see doc/language.md for the rule) */
 } ir_node;
 
+/* Where a layer came from when blocks and repeats expanded it: one block call or one pass
+ * of a repeat, chained to the construct around it, so an error can name every level. */
+typedef struct {
+    cnn_loc loc;            /* the call (its name) or the repeat statement */
+    char text[64];          /* the call as written, "down(5)"; "repeat 5" */
+    int pass;               /* repeat: 1-based pass (0 for a block call) */
+    int up;                 /* 1 + index of the enclosing context (0: top level) */
+} ir_ctx;
+
 typedef struct {
     char name[64];
     ir_node *nodes;
     int n, cap;
+    ir_ctx *ctxs;           /* the contexts nodes refer to */
+    int nctx, capctx;
     rt_train_cfg train;     /* defaults, overridden by the train { } section */
     int has_train;
     long total_params;
@@ -44,6 +56,11 @@ typedef struct {
 void ir_init(ir_net *net);
 ir_node *ir_add(ir_net *net);
 void ir_free(ir_net *net);
+/* Adds a context under `up` (0: top level); returns its number for ir_node.ctx. */
+int ir_add_ctx(ir_net *net, cnn_loc loc, const char *text, int pass, int up);
+/* Notes, after the error just reported, every call and repeat pass that led to context
+ * ctx, innermost first: "in call `down(5)` at line 9", "in pass 3 of `repeat 5` at line 8". */
+void ir_note_ctx(const ir_net *net, int ctx, cnn_diag *diag);
 /* A runtime description of the network (shares nothing with net; free with ir_desc_free). */
 int ir_to_desc(const ir_net *net, rt_netdesc *d);
 void ir_desc_free(rt_netdesc *d);

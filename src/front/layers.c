@@ -35,6 +35,20 @@ static void set_act(cnn_chk *c, ir_node *n, rt_act act, float alpha, cnn_loc loc
     n->L.alpha = alpha;
 }
 
+/* Keys as PyTorch and Keras spell them, for the hint on an unknown key: their padding=
+ * is our pad= (ours names the fill), strides= is stride=, and so on. Edit distance does
+ * not find these (padding is 4 edits from pad). */
+static const char *key_alias(const char *key)
+{
+    static const char *const alias[][2] = {
+        {"padding", "pad"}, {"strides", "stride"}, {"use_bias", "bias"}, {"dilation_rate", "dilation"},
+        {"padding_mode", "padding"}, {"epsilon", "eps"},
+    };
+    for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
+        if (strcmp(key, alias[i][0]) == 0) return alias[i][1];
+    return NULL;
+}
+
 int layers_build(const cnn_layer_info *li, const ast_stmt *st, const ast_arg *args, int nargs,
                  ir_node *n, cnn_errsink *sink)
 {
@@ -76,7 +90,11 @@ int layers_build(const cnn_layer_info *li, const ast_stmt *st, const ast_arg *ar
                     p += strspn(p, " ");
                 }
                 const char *near = diag_nearest(a->key, cands, nk);
-                if (near) snprintf(hint, sizeof hint, "did you mean '%s'? valid keys for %s: %s", near, li->name, li->keys);
+                const char *alias = key_alias(a->key);
+                if (alias && cnn_word_in_list(alias, li->keys))
+                    snprintf(hint, sizeof hint, "did you mean `%s=%s`? valid keys for %s: %s", alias,
+                             a->val.word ? a->val.word : "", li->name, li->keys);
+                else if (near) snprintf(hint, sizeof hint, "did you mean '%s'? valid keys for %s: %s", near, li->name, li->keys);
                 else if (*li->keys) snprintf(hint, sizeof hint, "valid keys for %s: %s", li->name, li->keys);
                 else snprintf(hint, sizeof hint, "%s takes no keys; usage: %s", li->name, li->usage);
                 CNN_FAIL(&c, a->keyloc, hint, "unknown key '%s' for %s", a->key, li->name);

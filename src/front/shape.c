@@ -147,6 +147,7 @@ int shape_infer(ir_net *net, cnn_diag *diag)
     net->act_bytes = 0;
     for (int i = 0; i < net->n && rc == 0; i++) {
         rc = node_shape(&in, i, &poff, &soff);
+        if (rc != 0) ir_note_ctx(net, net->nodes[i].ctx, diag); /* which call, which pass */
         if (rc == 0) {
             net->total_params += net->nodes[i].params;
             net->total_flops += net->nodes[i].flops;
@@ -160,6 +161,7 @@ int shape_infer(ir_net *net, cnn_diag *diag)
                 diag_error(diag, n->loc, "softmax is folded into the cross-entropy loss; "
                            "use it only on the last layer, or leave it out",
                            "softmax is only allowed on the last layer");
+                ir_note_ctx(net, n->ctx, diag);
                 rc = -1;
             }
         }
@@ -180,6 +182,8 @@ int shape_infer(ir_net *net, cnn_diag *diag)
                        "the network ends with %d output; at least 2 classes are needed", last->L.out.c);
             rc = -1;
         }
+        if (net->n == 1 || last->L.out.h != 1 || last->L.out.w != 1 || last->L.out.c < 2)
+            ir_note_ctx(net, last->ctx, diag);
     }
     free(in.shrunk_by);
     return rc;

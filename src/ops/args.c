@@ -76,8 +76,20 @@ int cnn_want_positive_float(cnn_chk *c, const ast_value *v, const char *what, fl
 int cnn_want_word(cnn_chk *c, const ast_value *v, const char *key, const char *choices)
 {
     if (v->kind == VAL_WORD && cnn_word_in_list(v->word, choices)) return 1;
-    char hint[160];
-    snprintf(hint, sizeof hint, "%s is one of: %s", key, choices);
+    char hint[192], words[8][32];
+    const char *cands[8];
+    int nw = 0;
+    for (const char *p = choices; *p && nw < 8;) { /* the choices as a list, for the nearest */
+        size_t len = strcspn(p, " ");
+        snprintf(words[nw], sizeof words[nw], "%.*s", (int)len, p);
+        cands[nw] = words[nw];
+        nw++;
+        p += len;
+        p += strspn(p, " ");
+    }
+    const char *near = v->kind == VAL_WORD ? diag_nearest(v->word, cands, nw) : NULL;
+    if (near) snprintf(hint, sizeof hint, "did you mean '%s'? %s is one of: %s", near, key, choices);
+    else snprintf(hint, sizeof hint, "%s is one of: %s", key, choices);
     CNN_FAIL(c, v->loc, hint, "invalid %s '%s'", key, v->word ? v->word : "");
     return 0;
 }
@@ -91,8 +103,12 @@ void cnn_key_pad(cnn_chk *c, const ast_value *v, ir_node *n)
     } else if (v->kind == VAL_INT || v->kind == VAL_DIMS) {
         cnn_want_pair(c, v, 0, "pad", &n->spec.ph, &n->spec.pw);
     } else {
-        CNN_FAIL(c, v->loc, "pad is P, PHxPW (pixels on each side), same or valid",
-                 "invalid pad '%s'", v->word);
+        static const char *const words[] = {"same", "valid"};
+        const char *near = v->kind == VAL_WORD ? diag_nearest(v->word, words, 2) : NULL;
+        char hint[128];
+        snprintf(hint, sizeof hint, "%s%s%spad is P, PHxPW (pixels on each side), same or valid",
+                 near ? "did you mean '" : "", near ? near : "", near ? "'? " : "");
+        CNN_FAIL(c, v->loc, hint, "invalid pad '%s'", v->word);
     }
 }
 

@@ -35,7 +35,14 @@ static void keyword(cnn_chk *c, const ast_arg *a, ir_node *n)
     const char *k = a->key;
     const ast_value *v = &a->val;
     if (cnn_key_window(c, a, n)) return;
-    if (strcmp(k, "padding") == 0) {
+    if (strcmp(k, "padding") == 0 && (v->kind == VAL_INT || v->kind == VAL_DIMS ||
+                                      (v->kind == VAL_WORD && cnn_word_in_list(v->word, "same valid")))) {
+        /* PyTorch's and Keras's padding= is our pad=; our padding= is PyTorch's padding_mode= */
+        char hint[192];
+        snprintf(hint, sizeof hint, "did you mean `pad=%s`? (padding= says how padded pixels are filled: "
+                 "zero reflect replicate circular)", v->word);
+        CNN_FAIL(c, v->loc, hint, "invalid padding '%s'", v->word);
+    } else if (strcmp(k, "padding") == 0) {
         if (cnn_want_word(c, v, "padding", "zero reflect replicate circular"))
             L->padmode = (rt_padmode)rt_pad_from_name(v->word);
     } else if (strcmp(k, "bias") == 0) {
