@@ -212,6 +212,120 @@ START_TEST(same_seed_same_run)
 }
 END_TEST
 
+/* A checkpoint hook that writes epoch `at`'s checkpoint to a file and keeps copies of what
+ * it was given, to compare with what rt_checkpoint_read gives back. */
+typedef struct {
+    const char *file;
+    int at;
+    rt_train_state copy;
+    float params[15];
+} ck_watch;
+
+static int ck_hook(void *ctx, const rt_train_state *s, const rt_history *h, const rt_model *m,
+                   char *err)
+{
+    ck_watch *w = ctx;
+    if (s->epoch != w->at)
+        return 0;
+    char *args[2] = {"--train", "somewhere"};
+    if (rt_checkpoint_write(w->file, m, s, h, 2, args, err) < 0)
+        return -1;
+    w->copy = *s;
+    w->copy.order = malloc(sizeof(int) * (size_t)s->ntrain);
+    w->copy.opt_state = malloc(sizeof(float) * s->opt_floats);
+    memcpy(w->copy.order, s->order, sizeof(int) * (size_t)s->ntrain);
+    memcpy(w->copy.opt_state, s->opt_state, sizeof(float) * s->opt_floats);
+    w->copy.best_params = w->copy.best_state = NULL;
+    memcpy(w->params, m->params, sizeof w->params);
+    return 0;
+}
+
+/* 4 epochs of SGD with momentum and flips, against 2 epochs checkpointed, then a new model
+ * read from the checkpoint and run on: the same parameters, bit for bit; the checkpoint
+ * gives back exactly what the hook was given; Adam's moments go through export/import. */
+START_TEST(checkpoint_round_trip)
+{
+    for (int adam = 0; adam <= 1; adam++) {
+        fake_net net;
+        fake_net_init(&net, "lin", 1, 2, 2, 3);
+        rt_dataset ds;
+        ds_separable(&ds, 60, 2);
+        rt_split sp;
+        split_ranges(&sp, 40, 50, 60);
+        rt_train_cfg cfg = cfg_adam(4, 6, 0.1f, 3);
+        if (!adam) {
+            cfg.opt.kind = RT_OPT_SGD;
+            cfg.opt.momentum = 0.9f;
+        }
+        cfg.augment.hflip = 1;
+        char err[RT_ERRLEN], file[] = "/tmp/cnnc-ckpt-XXXXXX";
+        int fd = mkstemp(file);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        rt_history h;
+        fake_model *full = fake_new(&net.desc, 6, 3);
+        rt_init_params(&net.desc, full->m.params, full->m.state, 3);
+        ck_assert_int_eq(rt_train_run(&full->m, &ds, &sp, &cfg, NULL, &h, err), 0);
+        rt_history_free(&h);
+
+        fake_model *a = fake_new(&net.desc, 6, 3);
+        rt_init_params(&net.desc, a->m.params, a->m.state, 3);
+        ck_watch w = {.file = file, .at = 2};
+        rt_train_hooks hk = {.ctx = &w, .checkpoint = ck_hook};
+        cfg.epochs = 2;
+        ck_assert_int_eq(rt_train_run(&a->m, &ds, &sp, &cfg, &hk, &h, err), 0);
+        rt_history_free(&h);
+
+        fake_model *b = fake_new(&net.desc, 6, 3);
+        rt_train_state rs;
+        rt_history rh;
+        ck_assert_int_eq(rt_checkpoint_read(file, &b->m, &rs, &rh, err), 0);
+        ck_assert_int_eq(rs.epoch, 2);
+        ck_assert_int_eq(rh.epochs, 2);
+        ck_assert_int_eq(memcmp(&rs.rng, &w.copy.rng, sizeof rs.rng), 0);
+        ck_assert_int_eq(rs.ntrain, 40);
+        ck_assert_int_eq(memcmp(rs.order, w.copy.order, sizeof(int) * 40), 0);
+        ck_assert_int_eq(rs.opt_step, w.copy.opt_step);
+        ck_assert_int_eq(rs.opt_step, 2 * 7); /* 40 images in batches of 6: 7 a epoch */
+        ck_assert_uint_eq(rs.opt_floats, adam ? 30 : 15);
+        ck_assert_int_eq(memcmp(rs.opt_state, w.copy.opt_state, sizeof(float) * rs.opt_floats), 0);
+        ck_assert_int_eq(memcmp(b->m.params, w.params, sizeof w.params), 0);
+        int nargs;
+        char **args;
+        ck_assert_int_eq(rt_checkpoint_args(file, &net.desc, &nargs, &args, err), 0);
+        ck_assert_int_eq(nargs, 2);
+        ck_assert_str_eq(args[1], "somewhere");
+        rt_names_free(args, nargs);
+        cfg.epochs = 4;
+        rt_train_hooks hr = {.resume = &rs, .resume_history = &rh};
+        ck_assert_int_eq(rt_train_run(&b->m, &ds, &sp, &cfg, &hr, &h, err), 0);
+        ck_assert_int_eq(h.epochs, 4);
+        ck_assert_int_eq(memcmp(b->m.params, full->m.params, sizeof(float) * net.desc.nparams), 0);
+        ck_assert_int_eq(memcmp(b->m.state, full->m.state, sizeof(float) * net.desc.nstate), 0);
+        /* another network's model refuses the file */
+        fake_net other;
+        fake_net_init(&other, "lin", 1, 2, 2, 4);
+        fake_model *o = fake_new(&other.desc, 6, 4);
+        rt_train_state os;
+        rt_history oh;
+        ck_assert_int_eq(rt_checkpoint_read(file, &o->m, &os, &oh, err), -1);
+        ck_assert_msg(strstr(err, "belongs to another network") != NULL, "%s", err);
+        o->m.destroy(o);
+        rt_history_free(&h);
+        rt_history_free(&rh);
+        rt_train_state_free(&rs);
+        free(w.copy.order);
+        free(w.copy.opt_state);
+        unlink(file);
+        full->m.destroy(full);
+        a->m.destroy(a);
+        b->m.destroy(b);
+        split_release(&sp);
+        ds_release(&ds);
+    }
+}
+END_TEST
+
 /* Each image's first pixel is its index: the model's record shows the visiting order. */
 START_TEST(each_epoch_a_new_permutation)
 {
@@ -363,7 +477,7 @@ START_TEST(best_weights_restored)
     fake_model *f = fake_new(&net.desc, 5, 3);
     rt_train_cfg cfg = cfg_adam(E, 5, 0.02f, 1);
     watch w = {.f = f, .ds = &ds, .sp = &sp};
-    rt_train_hooks hooks = {&w, watch_batch, watch_epoch};
+    rt_train_hooks hooks = {.ctx = &w, .batch_done = watch_batch, .epoch_done = watch_epoch};
     rt_history h;
     char err[RT_ERRLEN];
     ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, &hooks, &h, err), 0);
@@ -1394,6 +1508,7 @@ int main(void)
     TCase *t = tcase_create("training");
     tcase_add_test(t, learns_separable_set);
     tcase_add_test(t, same_seed_same_run);
+    tcase_add_test(t, checkpoint_round_trip);
     tcase_add_test(t, each_epoch_a_new_permutation);
     tcase_add_test(t, hflip_augmentation);
     tcase_add_test(t, best_weights_restored);

@@ -22,12 +22,19 @@ int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
         c.cfg = *defaults;
     else
         rt_train_cfg_defaults(&c.cfg);
+    c.cfg0 = c.cfg;
+    c.nargs = argc > 1 ? argc - 1 : 0; /* what a checkpoint stores to run it again */
+    c.args = argv + 1;
+    char **stored = NULL;
+    int nstored = 0;
     c.images = malloc(sizeof(char *) * (size_t)(argc > 0 ? argc : 1));
     if (!c.images) {
         rt_cli_error(&e, "out of memory");
         return RT_EXIT_RUN;
     }
     int rc = rt_cli_parse(&e, argc, argv, &c);
+    if (rc < 0 && c.resume)
+        rc = rt_cli_resume_args(&e, argc > 0 ? argv[0] : (char *)"cnnrun", &c, &stored, &nstored);
     if (rc < 0) {
         switch (c.mode) {
         case RT_M_TRAIN: rc = rt_cli_train(&e, &c); break;
@@ -48,6 +55,7 @@ int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
         }
     }
     free(c.images);
+    rt_names_free(stored, nstored);
     fflush(stdout);
     return rc;
 }

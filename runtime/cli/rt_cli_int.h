@@ -36,6 +36,7 @@ typedef enum {
     RT_O_LR, RT_O_OPTIMIZER, RT_O_MOMENTUM, RT_O_WD, RT_O_SEED, RT_O_THREADS, RT_O_SPLIT,
     RT_O_AUGMENT, RT_O_REPORT, RT_O_PLOT, RT_O_CACHEDIR, RT_O_NOCACHE, RT_O_ALL, RT_O_QUIET,
     RT_O_HELP, RT_O_VERSION, RT_O_BENCH, RT_O_PROFILE, RT_O_DUMP, RT_O_TRAINMODE,
+    RT_O_CHECKPOINT, RT_O_RESUME, RT_O_INIT, RT_O_LOG,
     RT_NOPTS
 } rt_cli_opt;
 
@@ -51,12 +52,31 @@ typedef struct {
     const char *dump;           /* --dump FILE */
     int train_mode;             /* --train-mode */
     rt_train_cfg cfg;
+    rt_train_cfg cfg0;          /* the defaults the command line started from */
     int given[RT_NOPTS];        /* which options appeared */
+    const char *checkpoint;     /* --checkpoint FILE (NULL: --out with .ckpt) */
+    const char *resume;         /* --resume FILE */
+    const char *init;           /* --init WEIGHTS: fine-tune from trained weights */
+    const char *log;            /* --log FILE.csv */
+    int nargs;                  /* the run's own arguments, stored in its checkpoints */
+    char **args;
 } rt_cli_args;
 
 /* Fills a from argv (a->cfg holds the defaults, a->images room for argc entries); returns
  * -1 to go on, or an exit code after --help, --version or a usage error (printed). */
 int rt_cli_parse(const rt_cli_env *e, int argc, char **argv, rt_cli_args *a);
+/* An option's name ("--lr") and whether it takes a value. */
+const char *rt_cli_option_name(int o);
+int rt_cli_option_takes_value(int o);
+/* --resume FILE: a replaced by the arguments stored in the checkpoint (which live in
+ * *stored: rt_names_free(*stored, *nstored)), after checking that any other settings the
+ * command line gave are the same. Returns -1 to go on, or an exit code (printed). */
+int rt_cli_resume_args(const rt_cli_env *e, char *prog, rt_cli_args *a, char ***stored,
+                       int *nstored);
+/* The checkpoint file of a run: --checkpoint, else --out's path with .ckpt in place of
+ * its extension (buf of n bytes). */
+const char *rt_cli_checkpoint_path(const rt_cli_env *e, const rt_cli_args *a, char *buf,
+                                   size_t n);
 
 /* ------------------------------------------------------------ shared helpers (rt_cli_env.c) */
 

@@ -50,7 +50,21 @@ static const opt_def opts[RT_NOPTS] = {
     [RT_O_PROFILE] = {"--profile", NULL, RT_M_BENCH, NULL},
     [RT_O_DUMP] = {"--dump", "FILE", RT_M_ALL, "a file name"},
     [RT_O_TRAINMODE] = {"--train-mode", NULL, RT_M_DUMP, NULL},
+    [RT_O_CHECKPOINT] = {"--checkpoint", "FILE", RT_M_TRAIN, "a file name"},
+    [RT_O_RESUME] = {"--resume", "FILE", RT_M_TRAIN, "a checkpoint file"},
+    [RT_O_INIT] = {"--init", "WEIGHTS", RT_M_TRAIN, "a weights file of this network"},
+    [RT_O_LOG] = {"--log", "FILE.csv", RT_M_TRAIN, "a file name"},
 };
+
+const char *rt_cli_option_name(int o)
+{
+    return o >= 0 && o < RT_NOPTS ? opts[o].name : "";
+}
+
+int rt_cli_option_takes_value(int o)
+{
+    return o >= 0 && o < RT_NOPTS && opts[o].arg != NULL;
+}
 
 /* ------------------------------------------------------------ messages and --help */
 
@@ -101,6 +115,12 @@ static void usage(const rt_cli_env *e, const rt_train_cfg *c, FILE *f)
             "  --out FILE             where the best weights are saved (default %s)\n"
             "  --report FILE.md       append the results row to a Markdown table\n"
             "  --plot FILE            loss and accuracy curves per epoch, .png or .svg\n"
+            "  --log FILE.csv         one line per epoch: lr, losses, accuracies, seconds\n"
+            "  --checkpoint FILE      where the run is saved after every epoch (default: the\n"
+            "                         --out path with .ckpt for its extension)\n"
+            "  --resume FILE          continue the run a checkpoint saved, bit for bit as if\n"
+            "                         never stopped (alone, or with the same arguments)\n"
+            "  --init WEIGHTS         start from trained weights (fine-tuning)\n"
             "\n"
             "Data (--train, --eval):\n"
             "  --split A:B:C          train:validation:test ratios (default %s); an IDX set\n"
@@ -141,8 +161,9 @@ static void usage(const rt_cli_env *e, const rt_train_cfg *c, FILE *f)
             "The training keeps the weights of the epoch with the lowest validation loss and\n"
             "reports them on the test split as | Model | Val Loss | Val Acc | Test Loss |\n"
             "Test Acc | Runtime |. The same seed and thread count give the same results,\n"
-            "bit for bit. Exit status: 0 success, 1 an error in the data, weights or files,\n"
-            "2 a wrong command line.\n",
+            "bit for bit. Ctrl-C (or SIGTERM) stops training and prints the command that\n"
+            "resumes it. Exit status: 0 success, 1 an error in the data, weights or files,\n"
+            "2 a wrong command line, 130 interrupted.\n",
             e->prog, e->prog, e->prog, e->prog, e->prog, d->name, d->nparams, in.c, in.h, in.w,
             rt_netdesc_classes(d), c->epochs, c->batch, rt_cli_opt_name(c->opt.kind),
             (double)c->opt.lr, (double)c->opt.momentum, (double)c->opt.weight_decay,
@@ -219,6 +240,10 @@ static int parse_value(const rt_cli_env *e, rt_cli_args *c, rt_cli_opt o, const 
         c->bench_steps = (int)l;
         break;
     case RT_O_OUT: c->out = v; break;
+    case RT_O_CHECKPOINT: c->checkpoint = v; break;
+    case RT_O_RESUME: c->resume = v; break;
+    case RT_O_INIT: c->init = v; break;
+    case RT_O_LOG: c->log = v; break;
     case RT_O_REPORT: c->report = v; break;
     case RT_O_CACHEDIR: c->cache_dir = v; break;
     case RT_O_PLOT: {
@@ -407,6 +432,8 @@ int rt_cli_parse(const rt_cli_env *e, int argc, char **argv, rt_cli_args *c)
         if (rc)
             return rc;
     }
+    if (!c->mode && c->given[RT_O_RESUME])
+        c->mode = RT_M_TRAIN; /* --resume FILE alone continues a training run */
     if (!c->mode)
         return usage_error(e, "nothing to do: give --train DIR, --eval DIR, "
                            "--predict IMAGE..., --bench STEPS or --dump FILE");

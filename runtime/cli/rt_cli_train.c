@@ -1,14 +1,26 @@
 /*
  * rt_cli_train.c - `--train DIR`: loads and splits the data, trains with a progress
- * display, saves the best weights after every improvement, then reports the test split
- * (confusion matrix, the results row, optional Markdown report and curves).
+ * display, saves the best weights after every improvement and a checkpoint after every
+ * epoch, then reports the test split (confusion matrix, the results row, optional Markdown
+ * report, curves and per-epoch log). `--resume` continues a checkpoint's run; Ctrl-C or
+ * SIGTERM stops after the current minibatch, keeps the last checkpoint and prints the
+ * command that resumes (exit 130).
  */
 #include "rt_cli_int.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Set by SIGINT and SIGTERM while training. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    interrupted = sig;
+}
 
 /* Fails early, before hours of training, if file could not be created where it should go:
  * creates and removes a temporary file beside it. */
@@ -34,11 +46,39 @@ static int probe_writable(const rt_cli_env *e, const char *what, const char *fil
 
 typedef struct {
     const rt_cli_env *e;
+    const rt_cli_args *c;
     const rt_dataset *ds;
     rt_progress prog;
     const char *out;
+    const char *ckpt;       /* the checkpoint file */
+    int saved_epoch;        /* epochs in the last checkpoint written (0: none) */
     int save_failed;        /* the last save after an improvement failed */
 } train_ctx;
+
+/* After every epoch: the checkpoint. For tests of resuming, CNNRT_TEST_KILL_AFTER_EPOCH=N
+ * (or N:KILL) sends this process SIGTERM (SIGKILL) right after epoch N's checkpoint. */
+static int on_checkpoint(void *ctx, const rt_train_state *st, const rt_history *h,
+                         const rt_model *m, char *err)
+{
+    train_ctx *t = ctx;
+    (void)err;
+    char cerr[RT_ERRLEN];
+    if (rt_checkpoint_write(t->ckpt, m, st, h, t->c->nargs, t->c->args, cerr) < 0) {
+        /* like a failed save of the best weights: warn and go on (a full disk may clear) */
+        if (t->prog.live && !t->prog.quiet)
+            fputc('\n', t->prog.f);
+        t->prog.width = 0;
+        rt_cli_error(t->e, "warning: %s; training goes on", cerr);
+        return 0;
+    }
+    t->saved_epoch = st->epoch;
+    const char *kill_at = getenv("CNNRT_TEST_KILL_AFTER_EPOCH");
+    if (kill_at && atoi(kill_at) == st->epoch) {
+        fflush(stdout);
+        raise(strstr(kill_at, ":KILL") ? SIGKILL : SIGTERM);
+    }
+    return 0;
+}
 
 static void on_batch(void *ctx, int epoch, int batch, int nbatches, double loss, double acc)
 {
@@ -70,7 +110,6 @@ static int on_epoch(void *ctx, const rt_history *h, int epoch, int improved,
 {
     train_ctx *t = ctx;
     const char *note = NULL;
-    (void)err;
     if (improved) {
         char serr[RT_ERRLEN];
         if (rt_weights_save_named(t->out, m, t->ds->classnames, t->ds->nclasses, serr) < 0) {
@@ -87,6 +126,8 @@ static int on_epoch(void *ctx, const rt_history *h, int epoch, int improved,
         }
     }
     rt_progress_epoch(&t->prog, h, epoch, note);
+    if (t->c->log && rt_log_write(t->c->log, h, err) < 0)
+        return -1;
     return 0;
 }
 
@@ -100,7 +141,10 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
     const char *out = c->out ? c->out : e->default_weights;
     rt_dataset ds;
     rt_split sp;
+    char ckprobe[4096];
     if (probe_writable(e, "weights file", out) < 0 ||
+        probe_writable(e, "checkpoint", rt_cli_checkpoint_path(e, c, ckprobe, sizeof ckprobe)) < 0 ||
+        (c->log && probe_writable(e, "log", c->log) < 0) ||
         (c->report && probe_writable(e, "report", c->report) < 0) ||
         (c->plot && probe_writable(e, "plot", c->plot) < 0))
         return RT_EXIT_RUN;
@@ -112,7 +156,8 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
         return RT_EXIT_RUN;
     }
     int rc = RT_EXIT_OK;
-    rt_history h = {0};
+    rt_history h = {0}, rh = {0};
+    rt_train_state rs = {0};
     int *conf = NULL;
     rt_model *m = NULL;
     char split[40];
@@ -128,6 +173,32 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
         goto out;
     }
     rt_init_params(d, m->params, m->state, g->seed);
+    if (c->init && !c->resume) { /* fine-tuning: trained weights instead of random ones */
+        char **wn = NULL;
+        int nw = 0;
+        if (rt_weights_load_named(c->init, m, &wn, &nw, err) < 0) {
+            rt_cli_error(e, "--init: %s", err);
+            rc = RT_EXIT_RUN;
+            goto out;
+        }
+        rt_cli_check_names(e, wn, nw, &ds, c->init);
+        rt_names_free(wn, nw);
+    }
+    char ckbuf[4096];
+    const char *ckpt = rt_cli_checkpoint_path(e, c, ckbuf, sizeof ckbuf);
+    if (c->resume) {
+        if (rt_checkpoint_read(c->resume, m, &rs, &rh, err) < 0) {
+            rt_cli_error(e, "%s", err);
+            rc = RT_EXIT_RUN;
+            goto out;
+        }
+        if (rs.epoch >= g->epochs) {
+            rt_cli_error(e, "the run in %s has finished all its %d epochs: nothing to resume",
+                         c->resume, g->epochs);
+            rc = RT_EXIT_RUN;
+            goto out;
+        }
+    }
 
     if (!c->quiet) {
         printf("%s: %zu parameters, input %dx%dx%d, %d classes\n", d->name, d->nparams,
@@ -141,17 +212,49 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
         if (g->opt.weight_decay > 0)
             printf(" weight decay %g", (double)g->opt.weight_decay);
         printf("%s; best weights to %s\n", g->augment.hflip ? ", random flips" : "", out);
+        if (c->resume)
+            printf("resuming from %s: %d of %d epochs done\n", c->resume, rs.epoch, g->epochs);
+        else if (c->init)
+            printf("starting from the weights in %s\n", c->init);
+        printf("checkpoint after every epoch: %s\n", ckpt);
         if (sp.nval == 0)
             printf("note: no validation images: the best epoch is chosen by training loss\n");
         fflush(stdout);
     }
 
-    train_ctx tc = {e, &ds, {0}, out, 0};
+    train_ctx tc = {.e = e, .c = c, .ds = &ds, .out = out, .ckpt = ckpt,
+                    .saved_epoch = c->resume ? rs.epoch : 0};
     rt_progress_init(&tc.prog, stdout, isatty(fileno(stdout)), c->quiet, g->epochs);
-    rt_train_hooks hooks = {&tc, on_batch, on_epoch};
-    if (rt_train_run(m, &ds, &sp, g, &hooks, &h, err) < 0) {
+    rt_train_hooks hooks = {.ctx = &tc, .batch_done = on_batch, .epoch_done = on_epoch,
+                            .checkpoint = on_checkpoint, .resume = c->resume ? &rs : NULL,
+                            .resume_history = c->resume ? &rh : NULL,
+                            .interrupt = &interrupted};
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int trc = rt_train_run(m, &ds, &sp, g, &hooks, &h, err);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (trc < 0) {
         if (tc.prog.live && tc.prog.width)
             fputc('\n', stdout);
+        if (trc == RT_TRAIN_INTERRUPTED) {
+            fflush(stdout);
+            if (tc.saved_epoch > 0)
+                fprintf(stderr, "%s: %s by %s; the checkpoint of epoch %d is in %s\n"
+                        "resume with: %s --resume %s\n", e->prog, err,
+                        interrupted == SIGTERM ? "SIGTERM" : "Ctrl-C", tc.saved_epoch, ckpt,
+                        e->prog, ckpt);
+            else
+                fprintf(stderr, "%s: %s by %s, before the first epoch ended: nothing was "
+                        "saved\n", e->prog, err, interrupted == SIGTERM ? "SIGTERM" : "Ctrl-C");
+            rc = 130;
+            goto out;
+        }
         rt_cli_error(e, "%s", err);
         rc = RT_EXIT_RUN;
         goto out;
@@ -230,6 +333,8 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
 out:
     free(conf);
     rt_history_free(&h);
+    rt_history_free(&rh);
+    rt_train_state_free(&rs);
     rt_model_destroy(m);
     rt_split_free(&sp);
     rt_dataset_free(&ds);

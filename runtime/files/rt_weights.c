@@ -157,6 +157,11 @@ void rt_weights_set_write_hook(rt_write_fn fn)
     write_fn = fn ? fn : default_write;
 }
 
+rt_write_fn rt_weights_write_hook(void)
+{
+    return write_fn;
+}
+
 static void w_str(rt_lewriter *w, const char *s, size_t len)
 {
     rt_le_u32(w, (uint32_t)len);

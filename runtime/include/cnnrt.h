@@ -11,6 +11,7 @@
 #define CNNRT_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -199,6 +200,12 @@ void rt_opt_step(rt_opt *o, float *params, const float *grads);
 void rt_opt_destroy(rt_opt *o);
 /* Changes the learning rate of the following steps (a schedule); the state is kept. */
 void rt_opt_set_lr(rt_opt *o, float lr);
+/* The optimizer's state for checkpoints: its moment buffers (SGD with momentum: one of n
+ * floats; Adam/AdamW: two; else none) and the steps taken. export copies
+ * rt_opt_state_floats(o) floats to buf; import sets them and the step count back. */
+size_t rt_opt_state_floats(const rt_opt *o);
+long rt_opt_export(const rt_opt *o, float *buf);
+void rt_opt_import(rt_opt *o, long steps, const float *buf);
 /* torch.nn.utils.clip_grad_norm_: scales g[0..n) by max_norm / (||g||_2 + 1e-6) when that
  * is below 1 (max_norm <= 0: never). Returns the norm before clipping. */
 double rt_clip_grad_norm(float *g, size_t n, float max_norm);
@@ -413,6 +420,38 @@ double rt_sched_lr(const rt_train_cfg *c, int epoch, const rt_history *h);
  * failed to beat the lowest criterion (validation loss, else training loss) before them. */
 int rt_sched_stop(const rt_train_cfg *c, const rt_history *h);
 
+/* Where a training run stands after an epoch: with the model's parameters, state and the
+ * history, all that continuing it bit for bit needs. Arrays are the run's own (read only)
+ * in a checkpoint hook, malloc'ed by rt_checkpoint_read (rt_train_state_free). */
+typedef struct rt_train_state {
+    int epoch;              /* epochs completed */
+    rt_rng rng;             /* the shuffling (and flipping) generator after them */
+    int ntrain;
+    int *order;             /* the training order after the last shuffle */
+    long opt_step;          /* optimizer steps taken */
+    size_t opt_floats;      /* its moment buffers' floats (rt_opt_state_floats) */
+    float *opt_state;
+    double best;            /* the lowest criterion so far (INFINITY: none) */
+    int best_epoch;         /* its epoch, 0-based; -1: none */
+    float *best_params, *best_state;
+} rt_train_state;
+void rt_train_state_free(rt_train_state *s);
+
+/* Checkpoint files (rt_checkpoint.c, doc/checkpoint-format.md): the model's parameters and
+ * state, s, the history's first s->epoch epochs and the run's arguments args[0..nargs),
+ * written atomically with fsync (the previous file stays whole on any failure). */
+int rt_checkpoint_write(const char *file, const rt_model *m, const rt_train_state *s,
+                        const rt_history *h, int nargs, char *const *args, char *err);
+/* Reads a checkpoint of m's network: m's parameters and state, s and h (malloc'ed:
+ * rt_train_state_free, rt_history_free). m is untouched unless the whole file checks out
+ * (mark, version, length, checksum, structure hash, contents). Returns 0, or -1 with err. */
+int rt_checkpoint_read(const char *file, rt_model *m, rt_train_state *s, rt_history *h,
+                       char *err);
+/* Only the stored arguments (malloc'ed: rt_names_free(*args, *nargs)), for network d. */
+int rt_checkpoint_args(const char *file, const rt_netdesc *d, int *nargs, char ***args,
+                       char *err);
+#define RT_TRAIN_INTERRUPTED (-2)
+
 /* Optional callbacks of rt_train_run (any may be NULL): progress and saving live there. */
 typedef struct {
     void *ctx;
@@ -422,7 +461,21 @@ typedef struct {
      * nonzero (with err set) stops training with that error. */
     int (*epoch_done)(void *ctx, const rt_history *h, int epoch, int improved,
                       const rt_model *m, char *err);
+    /* after epoch_done, with where the run stands (a checkpoint's contents besides m's
+     * parameters and state, which are the current, not the best, ones). Returning nonzero
+     * (with err set) stops training with that error. */
+    int (*checkpoint)(void *ctx, const rt_train_state *s, const rt_history *h,
+                      const rt_model *m, char *err);
+    /* a run to continue (rt_checkpoint_read's state and history; m already holds the
+     * parameters and state it saved), or NULL for a new run */
+    const rt_train_state *resume;
+    const rt_history *resume_history;
+    /* set nonzero (by a signal handler) to stop after the current minibatch: rt_train_run
+     * then returns RT_TRAIN_INTERRUPTED */
+    const volatile sig_atomic_t *interrupt;
 } rt_train_hooks;
+
+
 
 /* Trains m on sp->train (minibatches of cfg->batch, reshuffled each epoch by an rng
  * seeded from cfg->seed; optional horizontal flips), evaluates sp->val after each epoch,
@@ -451,6 +504,9 @@ void rt_report_row(char *buf, size_t n, const char *model, double val_loss, doub
 /* Appends row (and a newline) to a Markdown file, writing the header first when the file
  * is new or empty. Returns 0, or -1 with err set. */
 int rt_report_append(const char *file, const char *row, char *err);
+/* Writes the history as CSV (epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds; the
+ * validation columns empty without validation images), atomically. 0, or -1 with err. */
+int rt_log_write(const char *file, const rt_history *h, char *err);
 /* Prints a k*k confusion matrix [true][predicted] with class names (NULL: numbers) and
  * each class's recall. */
 void rt_confusion_print(FILE *f, const int *conf, int k, char *const *names);

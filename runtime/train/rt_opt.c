@@ -178,3 +178,26 @@ double rt_clip_grad_norm(float *g, size_t n, float max_norm)
     }
     return total;
 }
+
+/* ------------------------------------------------------------------ checkpoints */
+
+size_t rt_opt_state_floats(const rt_opt *o)
+{
+    return o->n + (o->v ? o->n : 0); /* m (SGD's momentum buffer, Adam's first moment), v */
+}
+
+long rt_opt_export(const rt_opt *o, float *buf)
+{
+    memcpy(buf, o->m, o->n * sizeof *buf);
+    if (o->v)
+        memcpy(buf + o->n, o->v, o->n * sizeof *buf);
+    return o->step;
+}
+
+void rt_opt_import(rt_opt *o, long steps, const float *buf)
+{
+    memcpy(o->m, buf, o->n * sizeof *buf);
+    if (o->v)
+        memcpy(o->v, buf + o->n, o->n * sizeof *buf);
+    o->step = steps;
+}

@@ -146,6 +146,45 @@ out:
     return rc;
 }
 
+void rt_train_state_free(rt_train_state *s)
+{
+    free(s->order);
+    free(s->opt_state);
+    free(s->best_params);
+    free(s->best_state);
+    memset(s, 0, sizeof *s);
+}
+
+/* Puts a run back where checkpoint state r and history rh left it. */
+static int resume_run(const rt_train_state *r, const rt_history *rh, int ntrain, rt_model *m,
+                      rt_opt *opt, rt_history *h, rt_rng *rng, int *order, double *best,
+                      float *best_p, float *best_s, char *err)
+{
+    if (r->ntrain != ntrain || r->opt_floats != rt_opt_state_floats(opt) || r->epoch < 1 ||
+        r->epoch > rh->epochs) {
+        snprintf(err, RT_ERRLEN, "the checkpoint does not belong to this run (%d training "
+                 "images and %zu optimizer values, here %d and %zu)", r->ntrain, r->opt_floats,
+                 ntrain, rt_opt_state_floats(opt));
+        return -1;
+    }
+    int n = r->epoch;
+    memcpy(h->train_loss, rh->train_loss, sizeof(double) * (size_t)n);
+    memcpy(h->train_acc, rh->train_acc, sizeof(double) * (size_t)n);
+    memcpy(h->val_loss, rh->val_loss, sizeof(double) * (size_t)n);
+    memcpy(h->val_acc, rh->val_acc, sizeof(double) * (size_t)n);
+    memcpy(h->secs, rh->secs, sizeof(double) * (size_t)n);
+    memcpy(h->lr, rh->lr, sizeof(double) * (size_t)n);
+    h->epochs = n;
+    h->best_epoch = r->best_epoch;
+    *rng = r->rng;
+    memcpy(order, r->order, sizeof(int) * (size_t)ntrain);
+    rt_opt_import(opt, r->opt_step, r->opt_state);
+    *best = r->best;
+    memcpy(best_p, r->best_params, sizeof(float) * m->nparams);
+    memcpy(best_s, r->best_state, sizeof(float) * m->nstate);
+    return 0;
+}
+
 int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                  const rt_train_cfg *cfg, const rt_train_hooks *hooks, rt_history *h,
                  char *err)
@@ -192,6 +231,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
     float *best_p = malloc(sizeof(float) * (m->nparams ? m->nparams : 1));
     float *best_s = malloc(sizeof(float) * (m->nstate ? m->nstate : 1));
     rt_opt *opt = rt_opt_create(&cfg->opt, m->nparams);
+    float *optbuf = opt ? malloc(sizeof(float) * (rt_opt_state_floats(opt) + 1)) : NULL;
     /* the optimizer's own workers (the model keeps its pool to itself) */
     rt_threads *tp = rt_threads_create(cfg->threads, err);
     int rc = 0;
@@ -199,7 +239,8 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
         rc = -1;
         goto out;
     }
-    if (!x || !logits || !dlogits || !y || !flip || !order || !best_p || !best_s || !opt) {
+    if (!x || !logits || !dlogits || !y || !flip || !order || !best_p || !best_s || !opt ||
+        !optbuf) {
         snprintf(err, RT_ERRLEN, "out of memory");
         rc = -1;
         goto out;
@@ -207,14 +248,24 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
 
     rt_rng rng;
     rt_rng_seed(&rng, cfg->seed ^ SEED_SHUFFLE);
-    if (m->seed_dropout)
-        m->seed_dropout(m->self, cfg->seed ^ SEED_DROPOUT);
     memcpy(order, sp->train, sizeof(int) * (size_t)sp->ntrain);
     int nbatches = (sp->ntrain + bs - 1) / bs;
     double best = INFINITY;
+    int first = 0;
+    if (hooks->resume && resume_run(hooks->resume, hooks->resume_history, sp->ntrain, m, opt,
+                                    h, &rng, order, &best, best_p, best_s, err) < 0) {
+        rc = -1;
+        goto out;
+    }
+    if (hooks->resume)
+        first = hooks->resume->epoch;
 
-    for (int e = 0; e < cfg->epochs; e++) {
+    for (int e = first; e < cfg->epochs; e++) {
         double t0 = rt_now();
+        /* dropout draws from a generator seeded by the run's seed and the epoch, so that a
+         * resumed run needs no generator state of the model's */
+        if (m->seed_dropout)
+            m->seed_dropout(m->self, cfg->seed ^ SEED_DROPOUT ^ (0x9e3779b97f4a7c15ull * (uint64_t)(e + 1)));
         h->lr[e] = rt_sched_lr(cfg, e, h); /* the schedule, from the history so far */
         rt_opt_set_lr(opt, (float)h->lr[e]);
         /* Fisher-Yates on the previous order: deterministic for the seed */
@@ -265,6 +316,11 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
             if (hooks->batch_done)
                 hooks->batch_done(hooks->ctx, e, b, nbatches, sum / seen,
                                   (double)correct / seen);
+            if (hooks->interrupt && *hooks->interrupt) {
+                snprintf(err, RT_ERRLEN, "interrupted in epoch %d", e + 1);
+                rc = RT_TRAIN_INTERRUPTED;
+                goto out;
+            }
         }
         h->train_loss[e] = sum / seen;
         h->train_acc[e] = (double)correct / seen;
@@ -288,6 +344,18 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
             rc = -1;
             goto out;
         }
+        if (hooks->checkpoint) {
+            rt_train_state st = {.epoch = e + 1, .rng = rng, .ntrain = sp->ntrain,
+                                 .order = order, .opt_floats = rt_opt_state_floats(opt),
+                                 .opt_state = optbuf, .best = best,
+                                 .best_epoch = h->best_epoch, .best_params = best_p,
+                                 .best_state = best_s};
+            st.opt_step = rt_opt_export(opt, optbuf);
+            if (hooks->checkpoint(hooks->ctx, &st, h, m, err) != 0) {
+                rc = -1;
+                goto out;
+            }
+        }
         if (rt_sched_stop(cfg, h)) /* early stopping: h->epochs < cfg->epochs tells */
             break;
     }
@@ -307,5 +375,6 @@ out:
     free(order);
     free(best_p);
     free(best_s);
+    free(optbuf);
     return rc;
 }

@@ -17,6 +17,8 @@ double rt_now(void);
  * fails part-way with ENOSPC; NULL restores the default (fwrite). */
 typedef size_t (*rt_write_fn)(const void *p, size_t size, size_t n, FILE *f);
 void rt_weights_set_write_hook(rt_write_fn fn);
+/* The hook in force (checkpoints write through it too). */
+rt_write_fn rt_weights_write_hook(void);
 
 /* The per-batch and per-epoch display of a training run: a \r-updated bar with the
  * epoch's running loss/accuracy and ETA when live (a terminal), one plain line per epoch
