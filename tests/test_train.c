@@ -781,10 +781,22 @@ START_TEST(confusion_matrix_print)
     FILE *f = open_memstream(&buf, &len);
     rt_confusion_print(f, conf, 3, names);
     fclose(f);
-    expect_words(buf, 0, "true \\ predicted cat dog mouse recall");
-    expect_words(buf, 1, "cat 3 1 0 75.0%");
-    expect_words(buf, 2, "dog 1 1 0 50.0%");
-    expect_words(buf, 3, "mouse 0 0 4 100.0%");
+    expect_words(buf, 0, "true \\ predicted cat dog mouse recall precision F1");
+    expect_words(buf, 1, "cat 3 1 0 75.0% 75.0% 75.0%");
+    expect_words(buf, 2, "dog 1 1 0 50.0% 50.0% 50.0%");
+    expect_words(buf, 3, "mouse 0 0 4 100.0% 100.0% 100.0%");
+    expect_words(buf, 4, "macro average 75.0% 75.0% 75.0%");
+    free(buf);
+    /* by hand: cat R 3/4, P 3/5, F1 2(.75)(.6)/1.35 = 2/3; dog R 1/3, P 1/2, F1 2/5; mouse
+     * all 1; macro R (3/4 + 1/3 + 1)/3 = 69.4%, P 70.0%, F1 (2/3 + 2/5 + 1)/3 = 68.9% */
+    static const int asym[9] = {3, 1, 0, 2, 1, 0, 0, 0, 4};
+    f = open_memstream(&buf, &len);
+    rt_confusion_print(f, asym, 3, names);
+    fclose(f);
+    expect_words(buf, 1, "cat 3 1 0 75.0% 60.0% 66.7%");
+    expect_words(buf, 2, "dog 2 1 0 33.3% 50.0% 40.0%");
+    expect_words(buf, 3, "mouse 0 0 4 100.0% 100.0% 100.0%");
+    expect_words(buf, 4, "macro average 69.4% 70.0% 68.9%");
     free(buf);
     /* long names: numbered columns, rows "[i] name" */
     char *longn[] = {"a_very_long_class_name", "b", "c"};
@@ -792,9 +804,9 @@ START_TEST(confusion_matrix_print)
     f = open_memstream(&buf, &len);
     rt_confusion_print(f, zero, 3, longn);
     fclose(f);
-    expect_words(buf, 0, "true \\ predicted [0] [1] [2] recall");
-    expect_words(buf, 1, "[0] a_very_long_class_name 0 0 0 -");
-    expect_words(buf, 2, "[1] b 0 2 0 100.0%");
+    expect_words(buf, 0, "true \\ predicted [0] [1] [2] recall precision F1");
+    expect_words(buf, 1, "[0] a_very_long_class_name 0 0 0 - - -");
+    expect_words(buf, 2, "[1] b 0 2 0 100.0% 100.0% 100.0%");
     free(buf);
 }
 END_TEST

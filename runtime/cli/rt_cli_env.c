@@ -61,6 +61,45 @@ int rt_cli_load_data(const rt_cli_env *e, const rt_cli_args *c, rt_dataset *ds, 
         rt_dataset_free(ds);
         return -1;
     }
+    /* --val DIR and --test DIR: the set's fixed parts, in that order after the rest */
+    const char *part[2] = {c->val_dir, c->test_dir};
+    for (int p = 0; p < 2; p++) {
+        if (!part[p])
+            continue;
+        if (ds->ntest_fixed > 0 || (p == 0 && ds->nval_fixed > 0)) {
+            rt_cli_error(e, "%s %s: %s already has its own %s images (%s)", p ? "--test" : "--val",
+                         part[p], c->dir, ds->ntest_fixed > 0 ? "test" : "validation",
+                         ds->parts[0] ? ds->parts : "an IDX test set");
+            rt_dataset_free(ds);
+            return -1;
+        }
+        rt_dataset extra;
+        int before = ds->n;
+        if (rt_dataset_load(part[p], e->d->layers[0].out, &lo, &extra, err) < 0 ||
+            rt_dataset_append(ds, &extra, part[p], err) < 0) {
+            rt_cli_error(e, "%s", err);
+            rt_dataset_free(ds);
+            return -1;
+        }
+        if (p == 0)
+            ds->nval_fixed = ds->n - before;
+        else
+            ds->ntest_fixed = ds->n - before;
+    }
+    if (!c->quiet && (ds->parts[0] || c->val_dir || c->test_dir)) {
+        printf("%s: %s%s%s: ", c->dir, ds->parts[0] ? ds->parts : "",
+               ds->parts[0] && (c->val_dir || c->test_dir) ? ", " : "",
+               c->val_dir && c->test_dir ? "--val and --test" : c->val_dir ? "--val" : c->test_dir
+               ? "--test" : "");
+        if (ds->nval_fixed)
+            printf("%d validation images as they come", ds->nval_fixed);
+        else
+            printf("validation images taken from the rest by the split's train:val part");
+        if (ds->ntest_fixed)
+            printf(", %d test images as they come\n", ds->ntest_fixed);
+        else
+            printf(", test images by the split's test part\n");
+    }
     return 0;
 }
 

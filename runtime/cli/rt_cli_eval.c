@@ -1,12 +1,17 @@
 /*
- * rt_cli_eval.c - `--eval DIR` (trained weights on the test split or, with --all, every
- * image: loss, accuracy, confusion matrix) and `--predict IMAGE...` (each image's top
- * classes with their probabilities).
+ * rt_cli_eval.c - `--eval DIR` (trained weights on every image of a folder, its own test
+ * part (DIR/test, an IDX test set) or with --split a split's test part: loss, accuracy,
+ * confusion matrix with precision, recall and F1) and `--predict IMAGE|FOLDER...` (each
+ * image's top classes with their probabilities, as text, CSV or JSON).
  */
 #include "rt_cli_int.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 /* ------------------------------------------------------------ --eval */
 
@@ -40,7 +45,10 @@ int rt_cli_eval(const rt_cli_env *e, const rt_cli_args *c)
     rt_cli_check_names(e, wn, nw, &ds, wfile);
     char split[40];
     rt_cli_fmt_split(split, sizeof split, g->split);
-    if (c->all) {
+    /* every image of a folder that is not split; the set's own test part if it has one;
+     * a --split's test part when one is given */
+    int all = c->all || (!c->given[RT_O_SPLIT] && ds.ntest_fixed == 0);
+    if (all) {
         idx = malloc(sizeof *idx * (size_t)ds.n);
         if (!idx) {
             rt_cli_error(e, "out of memory");
@@ -71,7 +79,7 @@ int rt_cli_eval(const rt_cli_env *e, const rt_cli_args *c)
         goto out;
     }
     double loss, acc;
-    if (rt_evaluate(m, &ds, c->all ? idx : sp.test, n, &loss, &acc, conf, err) < 0) {
+    if (rt_evaluate(m, &ds, all ? idx : sp.test, n, &loss, &acc, conf, err) < 0) {
         rt_cli_error(e, "%s", err);
         rc = RT_EXIT_RUN;
         goto out;
@@ -79,8 +87,11 @@ int rt_cli_eval(const rt_cli_env *e, const rt_cli_args *c)
     long correct = 0;
     for (int i = 0; i < k; i++)
         correct += conf[(size_t)i * k + i];
-    if (c->all)
+    if (all)
         printf("%s on %s: all %d images\n", wfile, c->dir, n);
+    else if (!c->given[RT_O_SPLIT])
+        printf("%s on %s: its %d test images (%s)\n", wfile, c->dir, n,
+               ds.parts[0] ? ds.parts : "the set's own test set");
     else
         printf("%s on %s: the %d test images of split %s, seed %llu\n", wfile, c->dir, n, split,
                (unsigned long long)g->seed);
@@ -99,6 +110,104 @@ out:
 
 /* ------------------------------------------------------------ --predict */
 
+typedef struct {
+    char **v;
+    int n, cap;
+} file_list;
+
+static int list_add(file_list *l, const char *s)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        char **v = realloc(l->v, sizeof(char *) * (size_t)cap);
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    return (l->v[l->n] = strdup(s)) ? (l->n++, 0) : -1;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The image files under dir, in name order, sub-folders walked (depth <= 16: a symbolic
+ * link loop ends there). Files whose names do not end in an image extension are left out. */
+static int walk(const char *dir, int depth, file_list *out)
+{
+    static const char *const EXT[] = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".pnm"};
+    DIR *d = depth <= 16 ? opendir(dir) : NULL;
+    if (!d)
+        return 0;
+    file_list here = {0};
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d)) != NULL && rc == 0)
+        if (e->d_name[0] != '.')
+            rc = list_add(&here, e->d_name);
+    closedir(d);
+    qsort(here.v, (size_t)here.n, sizeof *here.v, by_name);
+    for (int i = 0; i < here.n && rc == 0; i++) {
+        size_t len = strlen(dir) + strlen(here.v[i]) + 2;
+        char *p = malloc(len);
+        if (!p) {
+            rc = -1;
+            break;
+        }
+        snprintf(p, len, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", here.v[i]);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            rc = walk(p, depth + 1, out);
+        } else {
+            const char *dot = strrchr(here.v[i], '.');
+            int image = 0;
+            for (size_t k = 0; dot && k < sizeof EXT / sizeof EXT[0]; k++)
+                image |= strcasecmp(dot, EXT[k]) == 0;
+            if (image)
+                rc = list_add(out, p);
+        }
+        free(p);
+    }
+    for (int i = 0; i < here.n; i++)
+        free(here.v[i]);
+    free(here.v);
+    return rc;
+}
+
+/* A CSV field: quoted when it holds a comma, quote or line break. */
+static void csv_field(const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"')
+            putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+/* A JSON string (quotes, backslashes and control characters escaped). */
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
 int rt_cli_predict(const rt_cli_env *e, const rt_cli_args *c)
 {
     char err[RT_ERRLEN];
@@ -107,7 +216,8 @@ int rt_cli_predict(const rt_cli_env *e, const rt_cli_args *c)
     rt_shape in = d->layers[0].out;
     const char *wfile = c->weights ? c->weights : e->default_weights;
     char **wn = NULL;
-    int nw = 0, rc = RT_EXIT_OK;
+    int nw = 0, rc = RT_EXIT_OK, printed = 0;
+    file_list files = {0};
     rt_model *m = rt_cli_make(e, 1, c->cfg.threads, err);
     if (!m)
         return RT_EXIT_RUN;
@@ -124,18 +234,58 @@ int rt_cli_predict(const rt_cli_env *e, const rt_cli_args *c)
         wn = NULL;
         nw = 0;
     }
+    /* the files: each argument, a folder walked in name order */
+    for (int i = 0; i < c->nimages; i++) {
+        struct stat st;
+        const char *a = c->images[i];
+        if (stat(a, &st) < 0) {
+            rt_cli_error(e, "cannot open %s: %s", a, strerror(errno));
+            rc = RT_EXIT_RUN;
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            int before = files.n;
+            if (walk(a, 0, &files) < 0) {
+                rt_cli_error(e, "out of memory");
+                rc = RT_EXIT_RUN;
+                goto out;
+            }
+            if (files.n == before) {
+                rt_cli_error(e, "%s holds no images (.jpg, .jpeg, .png, .bmp, .pgm, .ppm or "
+                             ".pnm, in it or its sub-folders)", a);
+                rc = RT_EXIT_RUN;
+            }
+        } else if (list_add(&files, a) < 0) {
+            rt_cli_error(e, "out of memory");
+            rc = RT_EXIT_RUN;
+            goto out;
+        }
+    }
     float *x = malloc(sizeof(float) * (size_t)in.c * in.h * in.w);
     float *logits = malloc(sizeof(float) * (size_t)k);
     float *probs = malloc(sizeof(float) * (size_t)k);
     int *order = malloc(sizeof(int) * (size_t)k);
-    if (!x || !logits || !probs || !order) {
+    char (*names)[32] = malloc(sizeof *names * (size_t)k);
+    if (!x || !logits || !probs || !order || !names) {
         rt_cli_error(e, "out of memory");
         rc = RT_EXIT_RUN;
-        goto out;
+        goto done;
+    }
+    for (int j = 0; j < k; j++)
+        snprintf(names[j], sizeof names[j], "class %d", j);
+    if (c->format == 1) {
+        printf("file,class,probability");
+        for (int j = 0; j < k; j++) {
+            putchar(',');
+            csv_field(wn ? wn[j] : names[j]);
+        }
+        putchar('\n');
+    } else if (c->format == 2) {
+        printf("[");
     }
     int top = k < 3 ? k : 3;
-    for (int i = 0; i < c->nimages; i++) {
-        const char *file = c->images[i];
+    for (int i = 0; i < files.n; i++) {
+        const char *file = files.v[i];
         if (rt_image_load(file, in, x, err) < 0) {
             rt_cli_error(e, "%s", err);
             rc = RT_EXIT_RUN;
@@ -157,23 +307,51 @@ int rt_cli_predict(const rt_cli_env *e, const rt_cli_args *c)
                     order[a] = order[j];
                     order[j] = t;
                 }
-        char name[32];
-        for (int a = 0; a < top; a++) {
-            const char *cn = wn ? wn[order[a]] : (snprintf(name, sizeof name, "class %d",
-                                                           order[a]), name);
-            if (a == 0)
-                printf("%s: %s %.2f%%", file, cn, 100.0 * probs[order[a]]);
-            else
-                printf("%s%s %.2f%%", a == 1 ? "  (then " : ", ", cn, 100.0 * probs[order[a]]);
+        if (c->format == 1) {
+            csv_field(file);
+            putchar(',');
+            csv_field(wn ? wn[order[0]] : names[order[0]]);
+            printf(",%.6f", probs[order[0]]);
+            for (int j = 0; j < k; j++)
+                printf(",%.6f", probs[j]);
+            putchar('\n');
+        } else if (c->format == 2) {
+            printf("%s\n  {\"file\": ", printed ? "," : "");
+            json_string(file);
+            printf(", \"class\": ");
+            json_string(wn ? wn[order[0]] : names[order[0]]);
+            printf(", \"probability\": %.6f, \"probabilities\": {", probs[order[0]]);
+            for (int j = 0; j < k; j++) {
+                printf("%s", j ? ", " : "");
+                json_string(wn ? wn[j] : names[j]);
+                printf(": %.6f", probs[j]);
+            }
+            printf("}}");
+        } else {
+            for (int a = 0; a < top; a++) {
+                const char *cn = wn ? wn[order[a]] : names[order[a]];
+                if (a == 0)
+                    printf("%s: %s %.2f%%", file, cn, 100.0 * probs[order[a]]);
+                else
+                    printf("%s%s %.2f%%", a == 1 ? "  (then " : ", ", cn, 100.0 * probs[order[a]]);
+            }
+            printf("%s\n", top > 1 ? ")" : "");
         }
-        printf("%s\n", top > 1 ? ")" : "");
+        printed++;
         fflush(stdout);
     }
-out:
+    if (c->format == 2)
+        printf("%s]\n", printed ? "\n" : "");
+done:
     free(x);
     free(logits);
     free(probs);
     free(order);
+    free(names);
+out:
+    for (int i = 0; i < files.n; i++)
+        free(files.v[i]);
+    free(files.v);
     rt_names_free(wn, nw);
     rt_model_destroy(m);
     return rc;

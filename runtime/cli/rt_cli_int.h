@@ -36,7 +36,7 @@ typedef enum {
     RT_O_LR, RT_O_OPTIMIZER, RT_O_MOMENTUM, RT_O_WD, RT_O_SEED, RT_O_THREADS, RT_O_SPLIT,
     RT_O_AUGMENT, RT_O_REPORT, RT_O_PLOT, RT_O_CACHEDIR, RT_O_NOCACHE, RT_O_ALL, RT_O_QUIET,
     RT_O_HELP, RT_O_VERSION, RT_O_BENCH, RT_O_PROFILE, RT_O_DUMP, RT_O_TRAINMODE,
-    RT_O_CHECKPOINT, RT_O_RESUME, RT_O_INIT, RT_O_LOG,
+    RT_O_CHECKPOINT, RT_O_RESUME, RT_O_INIT, RT_O_LOG, RT_O_VAL, RT_O_TEST, RT_O_FORMAT,
     RT_NOPTS
 } rt_cli_opt;
 
@@ -58,6 +58,8 @@ typedef struct {
     const char *resume;         /* --resume FILE */
     const char *init;           /* --init WEIGHTS: fine-tune from trained weights */
     const char *log;            /* --log FILE.csv */
+    const char *val_dir, *test_dir; /* --val DIR, --test DIR: the validation and test parts */
+    int format;                 /* --predict --format: 0 text, 1 csv, 2 json */
     int nargs;                  /* the run's own arguments, stored in its checkpoints */
     char **args;
 } rt_cli_args;

@@ -54,6 +54,9 @@ static const opt_def opts[RT_NOPTS] = {
     [RT_O_RESUME] = {"--resume", "FILE", RT_M_TRAIN, "a checkpoint file"},
     [RT_O_INIT] = {"--init", "WEIGHTS", RT_M_TRAIN, "a weights file of this network"},
     [RT_O_LOG] = {"--log", "FILE.csv", RT_M_TRAIN, "a file name"},
+    [RT_O_VAL] = {"--val", "DIR", RT_M_TRAIN, "a folder with one sub-folder of images per class"},
+    [RT_O_TEST] = {"--test", "DIR", RT_M_TRAIN, "a folder with one sub-folder of images per class"},
+    [RT_O_FORMAT] = {"--format", "text|csv|json", RT_M_PREDICT, "text, csv or json"},
 };
 
 const char *rt_cli_option_name(int o)
@@ -121,6 +124,8 @@ static void usage(const rt_cli_env *e, const rt_train_cfg *c, FILE *f)
             "  --resume FILE          continue the run a checkpoint saved, bit for bit as if\n"
             "                         never stopped (alone, or with the same arguments)\n"
             "  --init WEIGHTS         start from trained weights (fine-tuning)\n"
+            "  --val DIR, --test DIR  validation and test images from their own folders (one\n"
+            "                         sub-folder per class) instead of a split of DIR\n"
             "\n"
             "Data (--train, --eval):\n"
             "  --split A:B:C          train:validation:test ratios (default %s); an IDX set\n"
@@ -131,7 +136,13 @@ static void usage(const rt_cli_env *e, const rt_train_cfg *c, FILE *f)
             "  --cache-dir D          where decoded images are cached\n"
             "                         (default $XDG_CACHE_HOME/cnnc or ~/.cache/cnnc)\n"
             "  --no-cache             decode the images again and write no cache\n"
-            "  --all                  --eval every image, not only the test split\n"
+            "  --all                  --eval every image (the default for a folder that is not\n"
+            "                         split; --split A:B:C scores that split's test part)\n"
+            "DIR may also hold train/, val/ (or valid/) and test/ folders, each with one\n"
+            "sub-folder per class: they are the split (--eval scores test/).\n"
+            "\n"
+            "Classifying (--predict IMAGE|FOLDER...): folders are walked in name order;\n"
+            "  --format text|csv|json one line per image (default text)\n"
             "\n"
             "Speed and equivalence checks (no data needed; see bench/README.md):\n"
             "  --bench STEPS          time STEPS training steps (forward, loss, backward,\n"
@@ -244,6 +255,18 @@ static int parse_value(const rt_cli_env *e, rt_cli_args *c, rt_cli_opt o, const 
     case RT_O_RESUME: c->resume = v; break;
     case RT_O_INIT: c->init = v; break;
     case RT_O_LOG: c->log = v; break;
+    case RT_O_VAL: c->val_dir = v; break;
+    case RT_O_TEST: c->test_dir = v; break;
+    case RT_O_FORMAT:
+        if (!strcmp(v, "text"))
+            c->format = 0;
+        else if (!strcmp(v, "csv"))
+            c->format = 1;
+        else if (!strcmp(v, "json"))
+            c->format = 2;
+        else
+            return bad_value(e, o, v);
+        break;
     case RT_O_REPORT: c->report = v; break;
     case RT_O_CACHEDIR: c->cache_dir = v; break;
     case RT_O_PLOT: {

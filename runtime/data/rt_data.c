@@ -124,6 +124,9 @@ int rt_dataset_load(const char *path, rt_shape shape, const rt_load_opts *opts,
         snprintf(err, RT_ERRLEN, "%s: not a folder: " EXPECTED, path);
         return -1;
     }
+    int parts = rt_dataset_load_parts(path, shape, opts, out, err);
+    if (parts <= 0)
+        return parts; /* loaded as DIR/train, DIR/val, DIR/test, or failed there */
     char *csv = rt_path_join(path, "ground_truth.csv");
     if (!csv) {
         snprintf(err, RT_ERRLEN, "%s: out of memory", path);

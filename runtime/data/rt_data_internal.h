@@ -29,6 +29,10 @@ void rt_data_warn(const rt_load_opts *opts, const char *fmt, ...)
 
 /* malloc'ed "a/b" (no doubled slash); NULL when out of memory. */
 char *rt_path_join(const char *a, const char *b);
+/* PATH/train with PATH/val (valid, validation) and/or PATH/test, each with class folders
+ * (rt_data_parts.c): 0 loaded, 1 not this layout (out untouched), -1 failed (err set). */
+int rt_dataset_load_parts(const char *path, rt_shape shape, const rt_load_opts *opts,
+                          rt_dataset *out, char *err);
 
 /* The non-hidden entries (names not starting with '.') of a directory, sorted by strcmp
  * (byte order), malloc'ed; *n their count. Returns 0, or -1 with err set. */

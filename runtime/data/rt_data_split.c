@@ -72,14 +72,17 @@ int rt_split_make(const rt_dataset *ds, const int ratio[3], uint64_t seed, rt_sp
         return -1;
     }
     const int fixed = ds->ntest_fixed > 0 ? ds->ntest_fixed : 0;
-    const int pool = ds->n - fixed; /* images split by the ratios: [0, pool) */
-    if (ds->n <= 0 || pool <= 0 || fixed > ds->n || ds->nclasses <= 0) {
+    const int vfixed = ds->nval_fixed > 0 ? ds->nval_fixed : 0;
+    const int pool = ds->n - fixed - vfixed; /* images split by the ratios: [0, pool) */
+    if (ds->n <= 0 || pool <= 0 || fixed + vfixed > ds->n || ds->nclasses <= 0) {
         snprintf(err, RT_ERRLEN, "cannot split a set of %d images (%d of them a fixed test "
-                 "set): no images to train on", ds->n, fixed);
+                 "set, %d a fixed validation set): no images to train on", ds->n, fixed,
+                 vfixed);
         return -1;
     }
-    /* An IDX set's test part is its own: the rest is split by train:val only. */
-    const int r[3] = {ratio[0], ratio[1], fixed ? 0 : ratio[2]};
+    /* A set's own test part (IDX, DIR/test) stays: the rest is split by train:val only;
+     * with its own validation part too, the rest is all training. */
+    const int r[3] = {ratio[0], vfixed ? 0 : ratio[1], fixed ? 0 : ratio[2]};
     const int K = ds->nclasses;
 
     /* The pool's indices grouped by class, in set order within a class. */
@@ -101,7 +104,7 @@ int rt_split_make(const rt_dataset *ds, const int ratio[3], uint64_t seed, rt_sp
     for (int k = 0; ok && k < K; k++)
         count[k + 1] += count[k]; /* count[k] = start of class k */
     for (int k = 0; ok && k < 3; k++)
-        ok = (parts[k] = malloc((size_t)(k == 2 && fixed ? fixed : pool) * sizeof(int))) != NULL;
+        ok = (parts[k] = malloc((size_t)(pool + vfixed + fixed) * sizeof(int))) != NULL;
     if (!ok) {
         snprintf(err, RT_ERRLEN, "out of memory splitting %d images", ds->n);
         free(count);
@@ -136,9 +139,10 @@ int rt_split_make(const rt_dataset *ds, const int ratio[3], uint64_t seed, rt_sp
             for (int j = 0; j < size[p]; j++)
                 parts[p][np[p]++] = v[at++];
     }
-    if (fixed)
-        for (int i = 0; i < fixed; i++)
-            parts[2][np[2]++] = pool + i;
+    for (int i = 0; i < vfixed; i++)
+        parts[1][np[1]++] = pool + i;
+    for (int i = 0; i < fixed; i++)
+        parts[2][np[2]++] = pool + vfixed + i;
     /* Mix the classes within each part (the set lists them class after class). */
     for (int p = 0; p < 3; p++)
         shuffle(parts[p], np[p], &rng);

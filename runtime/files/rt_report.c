@@ -152,6 +152,8 @@ void rt_confusion_print(FILE *f, const int *conf, int k, char *const *names)
         cw = maxname;
     }
 
+    double sum_r = 0, sum_p = 0, sum_f = 0;
+    int present = 0;
     fprintf(f, "%-*s", lw, corner);
     for (int j = 0; j < k; j++) {
         if (named)
@@ -161,7 +163,7 @@ void rt_confusion_print(FILE *f, const int *conf, int k, char *const *names)
             fprintf(f, "  %*s", cw, label);
         }
     }
-    fprintf(f, "   recall\n");
+    fprintf(f, "   recall  precision       F1\n");
     for (int i = 0; i < k; i++) {
         if (named)
             fprintf(f, "%-*.*s", lw, lw, names[i]);
@@ -173,14 +175,38 @@ void rt_confusion_print(FILE *f, const int *conf, int k, char *const *names)
             snprintf(label, sizeof label, "[%d]", i);
             fprintf(f, "%-*s", lw, label);
         }
-        long tot = 0;
+        long tot = 0, col = 0;
         for (int j = 0; j < k; j++) {
             fprintf(f, "  %*d", cw, conf[(size_t)i * k + j]);
             tot += conf[(size_t)i * k + j];
+            col += conf[(size_t)j * k + i];
         }
-        if (tot)
-            fprintf(f, "  %6.1f%%\n", 100.0 * conf[(size_t)i * k + i] / tot);
+        /* recall: of class i's images, the share predicted i; precision: of the images
+         * predicted i, the share that are i; F1 their harmonic mean */
+        double tp = conf[(size_t)i * k + i];
+        double r = tot ? tp / tot : 0, p = col ? tp / col : 0, f1 = r + p > 0 ? 2 * r * p / (r + p) : 0;
+        if (tot) {
+            fprintf(f, "  %6.1f%%", 100 * r);
+            sum_r += r;
+            sum_p += p;
+            sum_f += f1;
+            present++;
+        } else {
+            fprintf(f, "  %7s", "-");
+        }
+        if (col)
+            fprintf(f, "  %9.1f%%", 100 * p);
+        else
+            fprintf(f, "  %10s", "-");
+        if (tot || col)
+            fprintf(f, "  %6.1f%%\n", 100 * f1);
         else
             fprintf(f, "  %7s\n", "-");
     }
+    /* macro averages over the classes that have images (a class never predicted counts
+     * precision 0, as scikit-learn's zero_division=0) */
+    if (present)
+        fprintf(f, "%-*s  %*s  %6.1f%%  %9.1f%%  %6.1f%%\n", lw, "macro average",
+                k * (cw + 2) - 2, "", 100 * sum_r / present, 100 * sum_p / present,
+                100 * sum_f / present);
 }

@@ -225,7 +225,11 @@ typedef struct {
     uint8_t *pix;           /* n * c * h * w, planar [n][c][h][w] */
     int *label;             /* n labels in [0, nclasses) */
     char **files;           /* n source names, for messages (may be NULL for IDX) */
-    int ntest_fixed;        /* IDX: the last ntest_fixed images are the set's own test set */
+    int ntest_fixed;        /* the last ntest_fixed images are the set's own test set (IDX,
+                               DIR/test, --test DIR) */
+    int nval_fixed;         /* the nval_fixed images before them its own validation set
+                               (DIR/val, --val DIR) */
+    char parts[64];         /* how it came split, e.g. "train/, val/ and test/ folders" */
     int nskipped;           /* images skipped with a warning: unreadable, or (Kaggle) not
                                labelled by ground_truth.csv */
     int cached;             /* 1: the pixels were read from the decode cache */
@@ -247,14 +251,20 @@ void rt_load_opts_defaults(rt_load_opts *o);
 
 /* Loads PATH as an image-folder set (PATH/<class>/<image>, classes in byte order of their
  * names; JPEG, PNG, BMP or binary PGM/PPM, see cnnrun(1)), a Kaggle Tom & Jerry download (PATH/ground_truth.csv:
- * classes jerry, tom, tom_jerry_0 (neither), tom_jerry_1 (both)), or an IDX set (a folder or
- * file with train-/t10k- images-idx3-ubyte and labels-idx1-ubyte, each maybe .gz). Images are
+ * classes jerry, tom, tom_jerry_0 (neither), tom_jerry_1 (both)), an IDX set (a folder or
+ * file with train-/t10k- images-idx3-ubyte and labels-idx1-ubyte, each maybe .gz), or a set
+ * split in folders: PATH/train and PATH/test and/or PATH/val (or valid, validation), each
+ * with one folder per class (the validation and test parts become the set's fixed ones:
+ * nval_fixed, ntest_fixed; parts says so). Images are
  * converted to shape.c channels (1 grey, 3 RGB; 2 and 4 add alpha) and resized to shape.h x
  * shape.w (aspect not kept). Unreadable images are skipped with a warning. Returns 0, or -1
  * with err set (missing path, no classes, an empty class, no images, a broken IDX file). */
 int rt_dataset_load(const char *path, rt_shape shape, const rt_load_opts *opts,
                     rt_dataset *out, char *err);
 void rt_dataset_free(rt_dataset *ds);       /* frees the arrays; ds itself may be reused */
+/* Appends b's images to a (labels matched by class name: b's classes must all be a's),
+ * then frees b; what names b in messages. Returns 0, or -1 with err set. */
+int rt_dataset_append(rt_dataset *a, rt_dataset *b, const char *what, char *err);
 
 /* Stratified split by ratios (e.g. 7,2,1) deterministic for seed. An IDX set keeps its own
  * test set and splits the rest by train:val. Index arrays are malloc'ed.
