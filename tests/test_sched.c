@@ -8,6 +8,8 @@
  */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -407,6 +409,50 @@ START_TEST(cli_words)
 }
 END_TEST
 
+/* The lr of each epoch on the epoch line, and over the loss panel of the plot when it
+ * changed (not when constant). */
+START_TEST(display)
+{
+    const double val[3] = {1, 0.9, 0.8};
+    rt_history h = hist_of(val, 3, 1);
+    h.train_acc = calloc(3, sizeof(double));
+    h.val_acc = calloc(3, sizeof(double));
+    h.secs = calloc(3, sizeof(double));
+    h.lr = calloc(3, sizeof(double));
+    h.lr[0] = 0.05, h.lr[1] = 0.1, h.lr[2] = 0.0146447;
+    char *buf;
+    size_t len;
+    FILE *f = open_memstream(&buf, &len);
+    rt_progress p;
+    rt_progress_init(&p, f, 0, 0, 3);
+    rt_progress_epoch(&p, &h, 2, "saved");
+    fclose(f);
+    ck_assert_msg(strstr(buf, "  lr 0.0146  saved\n") != NULL, "epoch line '%s'", buf);
+    free(buf);
+
+    char dir[] = "/tmp/cnnc-stest-XXXXXX", file[64], err[RT_ERRLEN], text[200000];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/c.svg", dir);
+    for (int constant = 0; constant < 2; constant++) {
+        if (constant)
+            h.lr[0] = h.lr[1] = h.lr[2] = 0.1;
+        ck_assert_int_eq(rt_plot_write(file, &h, "t", err), 0);
+        f = fopen(file, "r");
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = 0;
+        if (constant)
+            ck_assert_ptr_null(strstr(text, "lr (0 to"));
+        else
+            ck_assert_ptr_nonnull(strstr(text, "lr (0 to 0.1)"));
+    }
+    unlink(file);
+    rmdir(dir);
+    free(h.val_loss), free(h.train_loss), free(h.train_acc), free(h.val_acc), free(h.secs);
+    free(h.lr);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sched");
@@ -419,6 +465,7 @@ static Suite *suite(void)
     tcase_add_test(t, loop_uses_schedule_and_stops);
     tcase_add_test(t, words);
     tcase_add_test(t, cli_words);
+    tcase_add_test(t, display);
     suite_add_tcase(s, t);
     return s;
 }
