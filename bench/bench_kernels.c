@@ -170,7 +170,7 @@ static int time_steps(const rt_netdesc *d, int threads, int reps, double *best, 
         fprintf(stderr, "bench_kernels: %s\n", err);
         return -1;
     }
-    rt_opt_cfg oc = {RT_OPT_ADAM, 1e-3f, 0, 0, 0.9f, 0.999f, 1e-8f};
+    rt_opt_cfg oc = {RT_OPT_ADAM, 1e-3f, 0, 0, 0.9f, 0.999f, 1e-8f, 0};
     rt_opt *o = rt_opt_create(&oc, m->nparams);
     float *x = buf((size_t)N * 3 * 128 * 128), logits[N * 4], dl[N * 4];
     int y[N];

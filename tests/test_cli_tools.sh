@@ -175,7 +175,9 @@ for mode in --train --eval --predict --bench --dump; do
 done
 for opt in --epochs --batch --optimizer --lr --momentum --weight-decay --augment --out \
     --report --plot --split --seed --cache-dir --no-cache --all --bench --profile --dump \
-    --train-mode --weights --threads --quiet --help --version; do
+    --train-mode --weights --threads --quiet --help --version \
+    --schedule --warmup --step-every --step-gamma --plateau-patience --plateau-factor \
+    --stop-patience --betas --nesterov --clip-norm --label-smoothing; do
     check "tiny.cnn --help describes $opt" grep -q -e "^  $opt " out.txt
 done
 check "tiny.cnn --help names the default weights file" grep -q "default tiny.weights" out.txt

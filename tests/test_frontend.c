@@ -557,13 +557,49 @@ START_TEST(t_train_settings)
     ck_assert_int_eq(net.train.batch, 32);  /* untouched settings keep their defaults */
     ir_free(&net);
 
+    /* the words shared with the command line (rt_train_words.c) */
+    ok("input 1x4x4\nflatten\ntrain {\n"
+       "  optimizer adamw lr=0.002 beta1=0.8 beta2=0.99\n"
+       "  schedule step every=3 gamma=0.5 warmup=2\n"
+       "  stop patience=4\n  clip norm=2.5\n  loss cross_entropy smoothing=0.1\n"
+       "  augment hflip vflip crop=4 rotate=10 scale=0.1 jitter=0.2\n}\n", &net);
+    ck_assert_int_eq(net.train.opt.kind, RT_OPT_ADAMW);
+    ck_assert_float_eq_tol(net.train.opt.weight_decay, 0.01f, 1e-9f); /* adamw's default */
+    ck_assert_float_eq_tol(net.train.opt.beta1, 0.8f, 1e-9f);
+    ck_assert_float_eq_tol(net.train.opt.beta2, 0.99f, 1e-9f);
+    ck_assert_int_eq(net.train.schedule.kind, RT_SCHED_STEP);
+    ck_assert_int_eq(net.train.schedule.every, 3);
+    ck_assert_float_eq_tol(net.train.schedule.gamma, 0.5f, 1e-9f);
+    ck_assert_int_eq(net.train.schedule.warmup, 2);
+    ck_assert_int_eq(net.train.stop_patience, 4);
+    ck_assert_float_eq_tol(net.train.clip_norm, 2.5f, 1e-9f);
+    ck_assert_float_eq_tol(net.train.label_smoothing, 0.1f, 1e-9f);
+    ck_assert(net.train.augment.hflip && net.train.augment.vflip && net.train.augment.crop == 4);
+    ck_assert_float_eq_tol(net.train.augment.rotate, 10.0f, 1e-9f);
+    ck_assert_float_eq_tol(net.train.augment.scale, 0.1f, 1e-9f);
+    ck_assert_float_eq_tol(net.train.augment.jitter, 0.2f, 1e-9f);
+    ir_free(&net);
+    ok("input 1x4x4\nflatten\ntrain {\n  optimizer sgd momentum=0.9 nesterov weight_decay=0\n"
+       "  schedule plateau patience=2 factor=0.5\n}\n", &net);
+    ck_assert_int_eq(net.train.opt.nesterov, 1);
+    ck_assert_float_eq_tol(net.train.opt.weight_decay, 0.0f, 1e-9f);
+    ck_assert_int_eq(net.train.schedule.kind, RT_SCHED_PLATEAU);
+    ck_assert_int_eq(net.train.schedule.patience, 2);
+    ck_assert_float_eq_tol(net.train.schedule.factor, 0.5f, 1e-9f);
+    ir_free(&net);
+    ok("input 1x4x4\nflatten\ntrain { optimizer adamw weight_decay=0.05; schedule cosine }\n", &net);
+    ck_assert_float_eq_tol(net.train.opt.weight_decay, 0.05f, 1e-9f);
+    ck_assert_int_eq(net.train.schedule.kind, RT_SCHED_COSINE);
+    ir_free(&net);
+
     /* an empty section is allowed */
     ok("input 1x4x4\nflatten\ntrain {\n}\n", &net);
     ck_assert_int_eq(net.has_train, 1);
     ir_free(&net);
 
     bad("input 1x4x4\nflatten\ntrain { epoch 3 }\n", "did you mean 'epochs'?");
-    bad("input 1x4x4\nflatten\ntrain { optimizer rmsprop }\n", "unknown optimizer 'rmsprop'");
+    bad("input 1x4x4\nflatten\ntrain { optimizer rmsprop }\n", "optimizer: 'rmsprop' is not valid; "
+        "expected sgd, adam or adamw");
     bad("input 1x4x4\nflatten\ntrain { split 7:2 }\n", "invalid split '7:2'");
     bad("input 1x4x4\nflatten\ntrain { batch 0 }\n", "from 1 to 65536");
     bad("input 1x4x4\nflatten\ntrain { batch 2 }\ntrain { batch 4 }\n", "a second train section");

@@ -536,7 +536,7 @@ START_TEST(train_separable)
         for (int i = 0; i < 36; i++)
             x[s * 36 + i] = (float)(0.2 * (drand() + 1)) + (i % 6 == col ? 1.0f : 0.0f);
     }
-    rt_opt_cfg cfg = {RT_OPT_ADAM, 0.01f, 0, 0, 0.9f, 0.999f, 1e-8f};
+    rt_opt_cfg cfg = {RT_OPT_ADAM, 0.01f, 0, 0, 0.9f, 0.999f, 1e-8f, 0};
     rt_opt *o = rt_opt_create(&cfg, m->nparams);
     ck_assert_ptr_nonnull(o);
     double first = 0, loss = 0;

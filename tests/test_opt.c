@@ -26,7 +26,7 @@ START_TEST(sgd_hand)
      * step 2: d = [0.5 + 0.00949, 0.25 - 0.02023] = [0.50949, 0.22977]
      *         buffer = 0.9 [0.51, 0.23] + d = [0.96849, 0.43677]
      *         p = [0.949 - 0.096849, -2.023 - 0.043677] = [0.852151, -2.066677] */
-    rt_opt_cfg cfg = {RT_OPT_SGD, 0.1f, 0.9f, 0.01f, 0, 0, 0};
+    rt_opt_cfg cfg = {RT_OPT_SGD, 0.1f, 0.9f, 0.01f, 0, 0, 0, 0};
     rt_opt *o = rt_opt_create(&cfg, 2);
     float p[2] = {1, -2};
     const float g[2] = {0.5f, 0.25f};
@@ -39,7 +39,7 @@ START_TEST(sgd_hand)
     rt_opt_destroy(o);
 
     /* plain SGD: p - lr g exactly */
-    rt_opt_cfg plain = {RT_OPT_SGD, 0.5f, 0, 0, 0, 0, 0};
+    rt_opt_cfg plain = {RT_OPT_SGD, 0.5f, 0, 0, 0, 0, 0, 0};
     o = rt_opt_create(&plain, 2);
     p[0] = 1, p[1] = -2;
     rt_opt_step(o, p, g);
@@ -57,7 +57,7 @@ START_TEST(adam_hand)
      *         vhat = 0.001999 g^2 / (1 - 0.998001) = g^2.
      * So every step moves p by lr * g / (|g| + eps) = lr * sign(g) (eps 1e-8 is negligible):
      * p = [1, -2], g = [0.5, -0.25], lr 0.01: [0.99, -1.99], then [0.98, -1.98]. */
-    rt_opt_cfg cfg = {RT_OPT_ADAM, 0.01f, 0, 0, 0.9f, 0.999f, 1e-8f};
+    rt_opt_cfg cfg = {RT_OPT_ADAM, 0.01f, 0, 0, 0.9f, 0.999f, 1e-8f, 0};
     rt_opt *o = rt_opt_create(&cfg, 2);
     float p[2] = {1, -2};
     const float g[2] = {0.5f, -0.25f};
@@ -139,7 +139,7 @@ START_TEST(against_reference)
         for (int wdi = 0; wdi < 2; wdi++) {
             double wd = wdi ? 0.05 : 0;
             rt_opt_cfg cfg = {kind ? RT_OPT_ADAM : RT_OPT_SGD, kind ? 0.02f : 0.05f, 0.8f,
-                              (float)wd, 0.9f, 0.999f, 1e-8f};
+                              (float)wd, 0.9f, 0.999f, 1e-8f, 0};
             rt_opt *o = rt_opt_create(&cfg, N);
             ck_assert_ptr_nonnull(o);
             float p[N], g[N];
@@ -354,7 +354,7 @@ START_TEST(adam_moves_by_lr)
     /* After one step every parameter with a non-zero gradient moves by almost exactly lr,
      * whatever the gradient's size: the scale invariance Adam is known for. Precisely it
      * moves by lr |g| / (|g| + eps), which for g = 1e-3 is 1e-3 * (1 - ~1e-5). */
-    rt_opt_cfg cfg = {RT_OPT_ADAM, 0.001f, 0, 0, 0.9f, 0.999f, 1e-8f};
+    rt_opt_cfg cfg = {RT_OPT_ADAM, 0.001f, 0, 0, 0.9f, 0.999f, 1e-8f, 0};
     rt_opt *o = rt_opt_create(&cfg, 3);
     float p[3] = {0, 0, 0};
     const float g[3] = {1e-3f, -7, 250};

@@ -2,15 +2,20 @@
  * test_sched.c - the learning-rate schedules and early stopping (rt_sched.c) against values
  * worked out by hand and against float64 re-implementations of torch's schedulers written
  * here from their documentation (CosineAnnealingLR's recursive form, ReduceLROnPlateau's
- * steps), and the training loop using them: the lr of each epoch, early stopping.
+ * steps), and the training loop using them: the lr of each epoch, early stopping. Also the
+ * settings shared by the train { } section and the command line (rt_train_words.c) and
+ * the command line's parsing of them into the configuration.
  */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cnnrt.h"
 #include "fake_model.h"
+#include "rt_cli_int.h"
 
 #define CHECK(cond, ...)                                                                   \
     do {                                                                                  \
@@ -254,6 +259,200 @@ START_TEST(loop_uses_schedule_and_stops)
 }
 END_TEST
 
+START_TEST(words)
+{
+    rt_train_cfg c;
+    rt_train_cfg_defaults(&c);
+    char err[RT_ERRLEN];
+    unsigned char given[RT_NWORDS] = {0};
+    ck_assert_int_eq(rt_train_word_set(&c, RT_W_OPTIMIZER, "adamw", err), 0);
+    ck_assert_int_eq(c.opt.kind, RT_OPT_ADAMW);
+    ck_assert_int_eq(rt_train_word_set(&c, RT_W_BETAS, "0.8,0.95", err), 0);
+    ck_assert_float_eq(c.opt.beta1, 0.8f);
+    ck_assert_float_eq(c.opt.beta2, 0.95f);
+    const struct { rt_train_word w; const char *v; } badv[] = {
+        {RT_W_OPTIMIZER, "rmsprop"}, {RT_W_LR, "0"}, {RT_W_LR, "1e-3x"}, {RT_W_MOMENTUM, "1"},
+        {RT_W_WD, "-0.1"}, {RT_W_BETAS, "0.9"}, {RT_W_BETAS, "0.9,"}, {RT_W_BETAS, ",0.9"},
+        {RT_W_BETA1, "1"}, {RT_W_NESTEROV, "1"}, {RT_W_SCHEDULE, "linear"},
+        {RT_W_WARMUP, "-1"}, {RT_W_WARMUP, "1.5"}, {RT_W_EVERY, "0"}, {RT_W_GAMMA, "0"},
+        {RT_W_GAMMA, "1.5"}, {RT_W_PATIENCE, "x"}, {RT_W_FACTOR, "1"}, {RT_W_STOP, "-2"},
+        {RT_W_CLIP, "nan"}, {RT_W_SMOOTHING, "1"}, {RT_W_LR, NULL}};
+    for (size_t i = 0; i < sizeof badv / sizeof badv[0]; i++) {
+        rt_train_cfg before = c;
+        CHECK(rt_train_word_set(&c, badv[i].w, badv[i].v, err) == -1, "word %d '%s' accepted",
+              badv[i].w, badv[i].v ? badv[i].v : "(null)");
+        CHECK(strstr(err, "expected") != NULL, "no valid values in '%s'", err);
+        CHECK(!memcmp(&before, &c, sizeof c), "word %d changed the settings", badv[i].w);
+    }
+    /* augment items */
+    rt_augment_cfg a = {0};
+    const char *items[] = {"hflip", "vflip", "crop=4", "rotate=10", "scale=0.1", "jitter=0.2"};
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(rt_train_augment_item(&a, items[i], err), 0);
+    ck_assert(a.hflip && a.vflip && a.crop == 4);
+    ck_assert_float_eq(a.rotate, 10.0f);
+    ck_assert_float_eq(a.scale, 0.1f);
+    ck_assert_float_eq(a.jitter, 0.2f);
+    const char *baditems[] = {"hflip=1", "crop", "crop=0", "rotate=0", "scale=1", "jitter=-1",
+                              "flip", ""};
+    for (int i = 0; i < 8; i++)
+        CHECK(rt_train_augment_item(&a, baditems[i], err) == -1, "'%s' accepted", baditems[i]);
+    ck_assert_int_eq(rt_train_augment_item(&a, "none", err), 0);
+    ck_assert(!a.hflip && !a.vflip && !a.crop && a.rotate == 0);
+
+    /* the rules between settings; the word at fault comes back */
+    rt_train_cfg_defaults(&c);
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), -1);
+    given[RT_W_MOMENTUM] = 1;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), RT_W_MOMENTUM); /* adam */
+    c.opt.kind = RT_OPT_SGD;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), -1);
+    c.opt.nesterov = 1;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), RT_W_NESTEROV); /* momentum 0 */
+    c.opt.momentum = 0.9f;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), -1);
+    given[RT_W_BETA2] = 1;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), RT_W_BETA2);
+    rt_train_cfg_defaults(&c);
+    memset(given, 0, sizeof given);
+    given[RT_W_GAMMA] = 1;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), RT_W_GAMMA);
+    c.schedule.kind = RT_SCHED_STEP;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), RT_W_SCHEDULE); /* every */
+    c.schedule.every = 3;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), -1);
+    given[RT_W_PATIENCE] = 1;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), RT_W_PATIENCE);
+    memset(given, 0, sizeof given);
+    c.schedule.warmup = c.epochs;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), RT_W_WARMUP);
+    c.schedule.warmup = c.epochs - 1;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), -1);
+    /* adamw chosen without a decay gets torch's 0.01; a decay given stays */
+    c.opt.kind = RT_OPT_ADAMW;
+    given[RT_W_OPTIMIZER] = 1;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), -1);
+    ck_assert_float_eq(c.opt.weight_decay, 0.01f);
+    c.opt.weight_decay = 0;
+    given[RT_W_WD] = 1;
+    ck_assert_int_eq(rt_train_words_check(&c, given, err), -1);
+    ck_assert_float_eq(c.opt.weight_decay, 0.0f);
+}
+END_TEST
+
+/* The command line's words land in the configuration. */
+static int parse(rt_cli_args *a, const rt_train_cfg *defaults, const char *const *args)
+{
+    static fake_net net;
+    fake_net_init(&net, "fakenet", 1, 2, 2, 3);
+    rt_cli_env e = {"testprog", &net.desc, fake_factory, &net.desc, "fakenet.weights"};
+    static char *argv[64];
+    int argc = 0;
+    argv[argc++] = "prog";
+    while (*args)
+        argv[argc++] = (char *)*args++;
+    static char *images[64];
+    memset(a, 0, sizeof *a);
+    a->cfg = *defaults;
+    a->images = images;
+    return rt_cli_parse(&e, argc, argv, a);
+}
+
+START_TEST(cli_words)
+{
+    rt_train_cfg d;
+    rt_train_cfg_defaults(&d);
+    rt_cli_args a;
+    ck_assert_int_eq(parse(&a, &d, (const char *const[]){"--train", "x", "--optimizer", "sgd",
+        "--momentum", "0.8", "--nesterov", "--schedule", "step", "--step-every", "3",
+        "--step-gamma", "0.5", "--warmup", "2", "--stop-patience", "4", "--clip-norm", "2.5",
+        "--label-smoothing", "0.1", "--augment", "hflip,crop=4,jitter=0.2", NULL}), -1);
+    ck_assert_int_eq(a.cfg.opt.kind, RT_OPT_SGD);
+    ck_assert_float_eq(a.cfg.opt.momentum, 0.8f);
+    ck_assert_int_eq(a.cfg.opt.nesterov, 1);
+    ck_assert_int_eq(a.cfg.schedule.kind, RT_SCHED_STEP);
+    ck_assert_int_eq(a.cfg.schedule.every, 3);
+    ck_assert_float_eq(a.cfg.schedule.gamma, 0.5f);
+    ck_assert_int_eq(a.cfg.schedule.warmup, 2);
+    ck_assert_int_eq(a.cfg.stop_patience, 4);
+    ck_assert_float_eq(a.cfg.clip_norm, 2.5f);
+    ck_assert_float_eq(a.cfg.label_smoothing, 0.1f);
+    ck_assert(a.cfg.augment.hflip && !a.cfg.augment.vflip && a.cfg.augment.crop == 4);
+    ck_assert_float_eq(a.cfg.augment.jitter, 0.2f);
+
+    ck_assert_int_eq(parse(&a, &d, (const char *const[]){"--train", "x", "--optimizer", "adamw",
+        "--betas", "0.85,0.99", "--schedule", "plateau", "--plateau-patience", "2",
+        "--plateau-factor", "0.5", NULL}), -1);
+    ck_assert_int_eq(a.cfg.opt.kind, RT_OPT_ADAMW);
+    ck_assert_float_eq(a.cfg.opt.weight_decay, 0.01f); /* torch's default for adamw */
+    ck_assert_float_eq(a.cfg.opt.beta1, 0.85f);
+    ck_assert_float_eq(a.cfg.opt.beta2, 0.99f);
+    ck_assert_int_eq(a.cfg.schedule.patience, 2);
+    ck_assert_float_eq(a.cfg.schedule.factor, 0.5f);
+
+    /* the file chose adamw with its own decay: --optimizer adamw keeps it; --augment
+     * replaces the file's list */
+    d.opt.kind = RT_OPT_ADAMW;
+    d.opt.weight_decay = 0.05f;
+    d.augment.vflip = 1;
+    ck_assert_int_eq(parse(&a, &d, (const char *const[]){"--train", "x", "--optimizer", "adamw",
+        "--augment", "hflip", NULL}), -1);
+    ck_assert_float_eq(a.cfg.opt.weight_decay, 0.05f);
+    ck_assert(a.cfg.augment.hflip && !a.cfg.augment.vflip);
+    /* the file's schedule step with every=3: --step-gamma alone is fine */
+    rt_train_cfg_defaults(&d);
+    d.schedule.kind = RT_SCHED_STEP;
+    d.schedule.every = 3;
+    ck_assert_int_eq(parse(&a, &d, (const char *const[]){"--train", "x", "--step-gamma", "0.3",
+        "--quiet", NULL}), -1);
+    ck_assert_float_eq(a.cfg.schedule.gamma, 0.3f);
+}
+END_TEST
+
+/* The lr of each epoch on the epoch line, and over the loss panel of the plot when it
+ * changed (not when constant). */
+START_TEST(display)
+{
+    const double val[3] = {1, 0.9, 0.8};
+    rt_history h = hist_of(val, 3, 1);
+    h.train_acc = calloc(3, sizeof(double));
+    h.val_acc = calloc(3, sizeof(double));
+    h.secs = calloc(3, sizeof(double));
+    h.lr = calloc(3, sizeof(double));
+    h.lr[0] = 0.05, h.lr[1] = 0.1, h.lr[2] = 0.0146447;
+    char *buf;
+    size_t len;
+    FILE *f = open_memstream(&buf, &len);
+    rt_progress p;
+    rt_progress_init(&p, f, 0, 0, 3);
+    rt_progress_epoch(&p, &h, 2, "saved");
+    fclose(f);
+    ck_assert_msg(strstr(buf, "  lr 0.0146  saved\n") != NULL, "epoch line '%s'", buf);
+    free(buf);
+
+    char dir[] = "/tmp/cnnc-stest-XXXXXX", file[64], err[RT_ERRLEN], text[200000];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/c.svg", dir);
+    for (int constant = 0; constant < 2; constant++) {
+        if (constant)
+            h.lr[0] = h.lr[1] = h.lr[2] = 0.1;
+        ck_assert_int_eq(rt_plot_write(file, &h, "t", err), 0);
+        f = fopen(file, "r");
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = 0;
+        if (constant)
+            ck_assert_ptr_null(strstr(text, "lr (0 to"));
+        else
+            ck_assert_ptr_nonnull(strstr(text, "lr (0 to 0.1)"));
+    }
+    unlink(file);
+    rmdir(dir);
+    free(h.val_loss), free(h.train_loss), free(h.train_acc), free(h.val_acc), free(h.secs);
+    free(h.lr);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sched");
@@ -264,6 +463,9 @@ static Suite *suite(void)
     tcase_add_test(t, plateau);
     tcase_add_test(t, early_stopping);
     tcase_add_test(t, loop_uses_schedule_and_stops);
+    tcase_add_test(t, words);
+    tcase_add_test(t, cli_words);
+    tcase_add_test(t, display);
     suite_add_tcase(s, t);
     return s;
 }

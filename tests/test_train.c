@@ -1054,12 +1054,38 @@ START_TEST(cli_usage_errors)
     expect_usage(RUN("--train", "d", "--lr", "nan"), "--lr: 'nan'");
     expect_usage(RUN("--train", "d", "--split", "7:2"), "--split: '7:2'");
     expect_usage(RUN("--train", "d", "--split", "0:1:1"), "A >= 1");
-    expect_usage(RUN("--train", "d", "--optimizer", "rmsprop"), "sgd or adam");
+    expect_usage(RUN("--train", "d", "--optimizer", "rmsprop"), "sgd, adam or adamw");
     expect_usage(RUN("--train", "d", "--optimizer", "sgd", "--momentum", "1"), "--momentum");
-    expect_usage(RUN("--train", "d", "--momentum", "0.9"), "--optimizer sgd only");
+    expect_usage(RUN("--train", "d", "--momentum", "0.9"), "sgd optimizer only");
+    /* the settings shared with the train { } section (rt_train_words.c) */
+    expect_usage(RUN("--train", "d", "--optimizer", "adamw", "--momentum", "0.9"),
+                 "--momentum: momentum applies to the sgd optimizer only (this one is adamw");
+    expect_usage(RUN("--train", "d", "--optimizer", "sgd", "--nesterov"), "--nesterov: nesterov "
+                 "needs a momentum above 0");
+    expect_usage(RUN("--train", "d", "--nesterov", "--momentum", "0.9"), "sgd optimizer only");
+    expect_usage(RUN("--train", "d", "--betas", "0.9,0.999", "--optimizer", "sgd"),
+                 "--betas: betas apply to adam and adamw only");
+    expect_usage(RUN("--train", "d", "--betas", "0.9"), "--betas: '0.9' is not valid");
+    expect_usage(RUN("--train", "d", "--betas", "0.9,1"), "--betas: '0.9,1' is not valid");
+    expect_usage(RUN("--train", "d", "--schedule", "linear"), "constant, cosine, step or plateau");
+    expect_usage(RUN("--train", "d", "--schedule", "step"), "--schedule: the step schedule needs");
+    expect_usage(RUN("--train", "d", "--schedule", "cosine", "--step-gamma", "0.5"),
+                 "--step-gamma: every and gamma belong to the step schedule (this one is cosine)");
+    expect_usage(RUN("--train", "d", "--plateau-factor", "0.5"),
+                 "--plateau-factor: patience and factor belong to the plateau schedule");
+    expect_usage(RUN("--train", "d", "--schedule", "plateau", "--plateau-factor", "1"),
+                 "--plateau-factor: '1' is not valid");
+    expect_usage(RUN("--train", "d", "--warmup", "10", "--epochs", "10"),
+                 "--warmup: a warmup of 10 epochs");
+    expect_usage(RUN("--train", "d", "--stop-patience", "-1"), "--stop-patience: '-1'");
+    expect_usage(RUN("--train", "d", "--clip-norm", "inf"), "--clip-norm: 'inf'");
+    expect_usage(RUN("--train", "d", "--label-smoothing", "1"), "--label-smoothing: '1'");
+    expect_usage(RUN("--train", "d", "--augment", "hflip,,crop=4"), "--augment: 'hflip,,crop=4'");
+    expect_usage(RUN("--train", "d", "--augment", "hflip,crop=0"), "augment crop: '0'");
+    expect_usage(RUN("--train", "d", "--augment", "rotate"), "augment rotate: ''");
     expect_usage(RUN("--train", "d", "--threads", "-1"), "--threads: '-1'");
     expect_usage(RUN("--train", "d", "--seed", "-3"), "--seed: '-3'");
-    expect_usage(RUN("--train", "d", "--augment", "vflip"), "hflip or none");
+    expect_usage(RUN("--train", "d", "--augment", "spin"), "hflip, vflip, crop=PIXELS");
     expect_usage(RUN("--train", "d", "--plot", "x.jpg"), ".png or .svg");
     expect_usage(RUN("--train", "d", "--eval", "d"), "choose one of");
     expect_usage(RUN("--train", "d", "--epochs", "2", "--epochs", "3"), "given twice");
@@ -1093,7 +1119,10 @@ START_TEST(cli_help_version)
                                 "--epochs", "--batch", "--lr", "--optimizer", "--momentum",
                                 "--weight-decay", "--seed", "--threads", "--split",
                                 "--augment", "--report", "--plot", "--cache-dir",
-                                "--no-cache", "--all", "--quiet", "--help", "--version"};
+                                "--no-cache", "--all", "--quiet", "--help", "--version",
+                                "--schedule", "--warmup", "--step-every", "--step-gamma",
+                                "--plateau-patience", "--plateau-factor", "--stop-patience",
+                                "--betas", "--nesterov", "--clip-norm", "--label-smoothing"};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         ck_assert_msg(strstr(out_text, all[i]) != NULL, "%s undocumented", all[i]);
     ck_assert_int_eq(RUN("--train", "d", "-h"), 0);

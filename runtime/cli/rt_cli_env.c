@@ -23,7 +23,19 @@ void rt_cli_error(const rt_cli_env *e, const char *fmt, ...)
 
 const char *rt_cli_opt_name(rt_opt_kind k)
 {
-    return k == RT_OPT_SGD ? "sgd" : "adam";
+    return rt_opt_kind_name(k);
+}
+
+void rt_cli_fmt_augment(char *buf, size_t n, const rt_augment_cfg *a)
+{
+    rt_train_cfg c;
+    memset(&c, 0, sizeof c);
+    c.augment = *a;
+    c.opt.kind = RT_OPT_SGD;
+    char all[300];
+    rt_train_describe(&c, all, sizeof all);
+    const char *p = strstr(all, ", augment ");
+    snprintf(buf, n, "%s", p ? p + strlen(", augment ") : "none");
 }
 
 void rt_cli_fmt_split(char *buf, size_t n, const int s[3])

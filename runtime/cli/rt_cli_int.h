@@ -37,6 +37,9 @@ typedef enum {
     RT_O_AUGMENT, RT_O_REPORT, RT_O_PLOT, RT_O_CACHEDIR, RT_O_NOCACHE, RT_O_ALL, RT_O_QUIET,
     RT_O_HELP, RT_O_VERSION, RT_O_BENCH, RT_O_PROFILE, RT_O_DUMP, RT_O_TRAINMODE,
     RT_O_CHECKPOINT, RT_O_RESUME, RT_O_INIT, RT_O_LOG, RT_O_VAL, RT_O_TEST, RT_O_FORMAT,
+    /* schedules, stopping, optimizer and loss details (words of rt_train_words.c) */
+    RT_O_SCHEDULE, RT_O_WARMUP, RT_O_STEPEVERY, RT_O_STEPGAMMA, RT_O_PPATIENCE, RT_O_PFACTOR,
+    RT_O_STOPPAT, RT_O_BETAS, RT_O_NESTEROV, RT_O_CLIPNORM, RT_O_SMOOTHING,
     RT_NOPTS
 } rt_cli_opt;
 
@@ -84,10 +87,12 @@ const char *rt_cli_checkpoint_path(const rt_cli_env *e, const rt_cli_args *a, ch
 
 /* "PROG: message" on stderr (stdout flushed first, so the two interleave correctly). */
 void rt_cli_error(const rt_cli_env *e, const char *fmt, ...) RT_PRINTF_LIKE(2, 3);
-/* "sgd" or "adam". */
+/* "sgd", "adam" or "adamw". */
 const char *rt_cli_opt_name(rt_opt_kind k);
 /* "7:2:1". */
 void rt_cli_fmt_split(char *buf, size_t n, const int s[3]);
+/* "hflip crop=4", or "none". */
+void rt_cli_fmt_augment(char *buf, size_t n, const rt_augment_cfg *a);
 /* The factory's model for batch and threads, or NULL after printing why. */
 rt_model *rt_cli_make(const rt_cli_env *e, int batch, int threads, char *err);
 /* Loads a->dir for the network; 0, or -1 after printing why (also for a data set with

@@ -29,7 +29,7 @@ static const opt_def opts[RT_NOPTS] = {
     [RT_O_BATCH] = {"--batch", "B", RT_M_TRAIN | RT_M_EVAL | RT_M_BENCH | RT_M_DUMP,
                     "a whole number from 1 to 65536"},
     [RT_O_LR] = {"--lr", "X", RT_M_TRAIN, "a number greater than 0, e.g. 0.001 or 1e-3"},
-    [RT_O_OPTIMIZER] = {"--optimizer", "sgd|adam", RT_M_TRAIN, "sgd or adam"},
+    [RT_O_OPTIMIZER] = {"--optimizer", "sgd|adam|adamw", RT_M_TRAIN, "sgd, adam or adamw"},
     [RT_O_MOMENTUM] = {"--momentum", "M", RT_M_TRAIN, "a number from 0 up to (not including) 1"},
     [RT_O_WD] = {"--weight-decay", "W", RT_M_TRAIN, "a number, 0 or more"},
     [RT_O_SEED] = {"--seed", "S", RT_M_TRAIN | RT_M_EVAL | RT_M_BENCH | RT_M_DUMP,
@@ -37,7 +37,9 @@ static const opt_def opts[RT_NOPTS] = {
     [RT_O_THREADS] = {"--threads", "T", RT_M_ALL, "a whole number from 0 (all cores) to 1024"},
     [RT_O_SPLIT] = {"--split", "A:B:C", RT_M_TRAIN | RT_M_EVAL,
                     "three whole numbers A:B:C (train:validation:test), e.g. 7:2:1, with A >= 1"},
-    [RT_O_AUGMENT] = {"--augment", "hflip|none", RT_M_TRAIN, "hflip or none"},
+    [RT_O_AUGMENT] = {"--augment", "LIST", RT_M_TRAIN,
+                      "a comma-separated list of hflip, vflip, crop=PIXELS, rotate=DEGREES, "
+                      "scale=F, jitter=F, or none"},
     [RT_O_REPORT] = {"--report", "FILE.md", RT_M_TRAIN, "a file name"},
     [RT_O_PLOT] = {"--plot", "FILE.png|.svg", RT_M_TRAIN, "a file name ending in .png or .svg"},
     [RT_O_CACHEDIR] = {"--cache-dir", "D", RT_M_TRAIN | RT_M_EVAL, "a folder"},
@@ -57,6 +59,23 @@ static const opt_def opts[RT_NOPTS] = {
     [RT_O_VAL] = {"--val", "DIR", RT_M_TRAIN, "a folder with one sub-folder of images per class"},
     [RT_O_TEST] = {"--test", "DIR", RT_M_TRAIN, "a folder with one sub-folder of images per class"},
     [RT_O_FORMAT] = {"--format", "text|csv|json", RT_M_PREDICT, "text, csv or json"},
+    [RT_O_SCHEDULE] = {"--schedule", "KIND", RT_M_TRAIN, "constant, cosine, step or plateau"},
+    [RT_O_WARMUP] = {"--warmup", "N", RT_M_TRAIN, "a whole number of epochs, 0 or more"},
+    [RT_O_STEPEVERY] = {"--step-every", "N", RT_M_TRAIN, "a whole number of epochs, 1 or more"},
+    [RT_O_STEPGAMMA] = {"--step-gamma", "G", RT_M_TRAIN,
+                        "a number greater than 0 and at most 1, e.g. 0.1"},
+    [RT_O_PPATIENCE] = {"--plateau-patience", "N", RT_M_TRAIN,
+                        "a whole number of epochs, 0 or more"},
+    [RT_O_PFACTOR] = {"--plateau-factor", "F", RT_M_TRAIN,
+                      "a number between 0 and 1 (both excluded), e.g. 0.1"},
+    [RT_O_STOPPAT] = {"--stop-patience", "N", RT_M_TRAIN,
+                      "a whole number of epochs, 0 (off) or more"},
+    [RT_O_BETAS] = {"--betas", "B1,B2", RT_M_TRAIN,
+                    "two numbers from 0 up to (not including) 1, e.g. 0.9,0.999"},
+    [RT_O_NESTEROV] = {"--nesterov", NULL, RT_M_TRAIN, NULL},
+    [RT_O_CLIPNORM] = {"--clip-norm", "X", RT_M_TRAIN, "a number, 0 (off) or more, e.g. 1.0"},
+    [RT_O_SMOOTHING] = {"--label-smoothing", "E", RT_M_TRAIN,
+                        "a number from 0 up to (not including) 1, e.g. 0.1"},
 };
 
 const char *rt_cli_option_name(int o)
@@ -68,6 +87,16 @@ int rt_cli_option_takes_value(int o)
 {
     return o >= 0 && o < RT_NOPTS && opts[o].arg != NULL;
 }
+
+/* The options that set a word shared with the train { } section (rt_train_words.c). */
+static const struct { rt_cli_opt opt; rt_train_word word; } word_opts[] = {
+    {RT_O_OPTIMIZER, RT_W_OPTIMIZER}, {RT_O_LR, RT_W_LR}, {RT_O_MOMENTUM, RT_W_MOMENTUM},
+    {RT_O_WD, RT_W_WD}, {RT_O_BETAS, RT_W_BETAS}, {RT_O_NESTEROV, RT_W_NESTEROV},
+    {RT_O_SCHEDULE, RT_W_SCHEDULE}, {RT_O_WARMUP, RT_W_WARMUP}, {RT_O_STEPEVERY, RT_W_EVERY},
+    {RT_O_STEPGAMMA, RT_W_GAMMA}, {RT_O_PPATIENCE, RT_W_PATIENCE}, {RT_O_PFACTOR, RT_W_FACTOR},
+    {RT_O_STOPPAT, RT_W_STOP}, {RT_O_CLIPNORM, RT_W_CLIP}, {RT_O_SMOOTHING, RT_W_SMOOTHING},
+};
+enum { NWORD_OPTS = sizeof word_opts / sizeof word_opts[0] };
 
 /* ------------------------------------------------------------ messages and --help */
 
@@ -89,8 +118,9 @@ static void usage(const rt_cli_env *e, const rt_train_cfg *c, FILE *f)
 {
     const rt_netdesc *d = e->d;
     rt_shape in = d->layers[0].out;
-    char split[40];
+    char split[40], augment[200];
     rt_cli_fmt_split(split, sizeof split, c->split);
+    rt_cli_fmt_augment(augment, sizeof augment, &c->augment);
     fprintf(f,
             "Usage: %s --train DIR [options]\n"
             "       %s --eval DIR [--weights FILE] [options]\n"
@@ -110,11 +140,30 @@ static void usage(const rt_cli_env *e, const rt_train_cfg *c, FILE *f)
             "  --epochs N             epochs to train (default %d)\n"
             "  --batch B              minibatch size (default %d; also for --eval, --bench\n"
             "                         and --dump)\n"
-            "  --optimizer sgd|adam   optimizer (default %s)\n"
+            "  --optimizer sgd|adam|adamw  optimizer (default %s); adamw: decoupled weight\n"
+            "                         decay as torch.optim.AdamW (default 0.01)\n"
             "  --lr X                 learning rate (default %g)\n"
             "  --momentum M           SGD momentum, 0 <= M < 1 (default %g)\n"
-            "  --weight-decay W       L2 weight decay (default %g)\n"
-            "  --augment hflip|none   random horizontal flips of training images (default %s)\n"
+            "  --nesterov             SGD with Nesterov momentum (needs --momentum > 0)\n"
+            "  --betas B1,B2          Adam and AdamW betas (default %g,%g)\n"
+            "  --weight-decay W       weight decay: L2 for sgd and adam, decoupled for adamw\n"
+            "                         (default %g)\n"
+            "  --schedule KIND        learning rate per epoch: constant, cosine (to 0 over\n"
+            "                         the run), step or plateau (default %s)\n"
+            "  --warmup N             first N epochs ramp linearly: lr (e+1)/(N+1) in epoch e\n"
+            "  --step-every N         step: multiply the lr by --step-gamma every N epochs\n"
+            "  --step-gamma G         step: the factor, 0 < G <= 1 (default %g)\n"
+            "  --plateau-patience N   plateau: multiply the lr by --plateau-factor after more\n"
+            "                         than N epochs without a better validation loss\n"
+            "                         (default %d)\n"
+            "  --plateau-factor F     plateau: the factor, 0 < F < 1 (default %g)\n"
+            "  --stop-patience N      stop after N epochs without a better validation loss\n"
+            "                         (default %d, 0: never)\n"
+            "  --clip-norm X          clip the gradient's global L2 norm to X (0: off)\n"
+            "  --label-smoothing E    cross-entropy with label smoothing E, 0 <= E < 1\n"
+            "  --augment LIST         random changes of training images, comma-separated:\n"
+            "                         hflip, vflip, crop=PIXELS, rotate=DEGREES, scale=F,\n"
+            "                         jitter=F, or none (default %s)\n"
             "  --out FILE             where the best weights are saved (default %s)\n"
             "  --report FILE.md       append the results row to a Markdown table\n"
             "  --plot FILE            loss and accuracy curves per epoch, .png or .svg\n"
@@ -177,8 +226,11 @@ static void usage(const rt_cli_env *e, const rt_train_cfg *c, FILE *f)
             "2 a wrong command line, 130 interrupted.\n",
             e->prog, e->prog, e->prog, e->prog, e->prog, d->name, d->nparams, in.c, in.h, in.w,
             rt_netdesc_classes(d), c->epochs, c->batch, rt_cli_opt_name(c->opt.kind),
-            (double)c->opt.lr, (double)c->opt.momentum, (double)c->opt.weight_decay,
-            c->augment.hflip ? "hflip" : "none", e->default_weights, split,
+            (double)c->opt.lr, (double)c->opt.momentum, (double)c->opt.beta1,
+            (double)c->opt.beta2, (double)c->opt.weight_decay,
+            rt_sched_kind_name(c->schedule.kind), (double)c->schedule.gamma,
+            c->schedule.patience, (double)c->schedule.factor, c->stop_patience, augment,
+            e->default_weights, split,
             (unsigned long long)c->seed, e->default_weights, c->threads);
 }
 
@@ -197,19 +249,6 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     if (!*s || *end || errno || v < lo || v > hi)
         return -1;
     *out = v;
-    return 0;
-}
-
-static int parse_float(const char *s, double lo, double hi, int lo_open, int hi_open,
-                       float *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || !isfinite(v) || v < lo || v > hi || (lo_open && v == lo) ||
-        (hi_open && v == hi))
-        return -1;
-    *out = (float)v;
     return 0;
 }
 
@@ -292,18 +331,6 @@ static int parse_value(const rt_cli_env *e, rt_cli_args *c, rt_cli_opt o, const 
             return bad_value(e, o, v);
         g->threads = (int)l;
         break;
-    case RT_O_LR:
-        if (parse_float(v, 0, 1e6, 1, 0, &g->opt.lr) < 0)
-            return bad_value(e, o, v);
-        break;
-    case RT_O_MOMENTUM:
-        if (parse_float(v, 0, 1, 0, 1, &g->opt.momentum) < 0)
-            return bad_value(e, o, v);
-        break;
-    case RT_O_WD:
-        if (parse_float(v, 0, 1e6, 0, 0, &g->opt.weight_decay) < 0)
-            return bad_value(e, o, v);
-        break;
     case RT_O_SEED: {
         char *end;
         errno = 0;
@@ -317,23 +344,31 @@ static int parse_value(const rt_cli_env *e, rt_cli_args *c, rt_cli_opt o, const 
         if (parse_split(v, g->split) < 0)
             return bad_value(e, o, v);
         break;
-    case RT_O_OPTIMIZER:
-        if (!strcmp(v, "sgd"))
-            g->opt.kind = RT_OPT_SGD;
-        else if (!strcmp(v, "adam"))
-            g->opt.kind = RT_OPT_ADAM;
-        else
-            return bad_value(e, o, v);
+    case RT_O_AUGMENT: {
+        /* the list replaces the file's: each item of "hflip,crop=4" in turn */
+        char item[64], err[RT_ERRLEN];
+        memset(&g->augment, 0, sizeof g->augment);
+        for (const char *p = v;; p++) {
+            size_t n = strcspn(p, ",");
+            if (n == 0 || n >= sizeof item)
+                return bad_value(e, o, v);
+            memcpy(item, p, n);
+            item[n] = 0;
+            if (rt_train_augment_item(&g->augment, item, err) < 0)
+                return usage_error(e, "%s: %s", opts[o].name, err);
+            p += n;
+            if (!*p)
+                break;
+        }
         break;
-    case RT_O_AUGMENT:
-        if (!strcmp(v, "hflip"))
-            g->augment.hflip = 1;
-        else if (!strcmp(v, "none"))
-            g->augment.hflip = 0;
-        else
-            return bad_value(e, o, v);
-        break;
+    }
     default:
+        for (int k = 0; k < NWORD_OPTS; k++)
+            if (word_opts[k].opt == o) {
+                char err[RT_ERRLEN];
+                if (rt_train_word_set(g, word_opts[k].word, v, err) < 0)
+                    return bad_value(e, o, v);
+            }
         break;
     }
     return 0;
@@ -365,6 +400,7 @@ static void mode_list(int mask, char *buf, size_t n)
 /* Fills c from argv; returns -1 to go on, or an exit code (help, version, usage error). */
 int rt_cli_parse(const rt_cli_env *e, int argc, char **argv, rt_cli_args *c)
 {
+    const rt_opt_kind kind0 = c->cfg.opt.kind; /* the file's: --optimizer may change it */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h"))
@@ -420,6 +456,8 @@ int rt_cli_parse(const rt_cli_env *e, int argc, char **argv, rt_cli_args *c)
                 c->profile = 1;
             else if (o == RT_O_TRAINMODE)
                 c->train_mode = 1;
+            else if (o == RT_O_NESTEROV)
+                c->cfg.opt.nesterov = 1;
             continue;
         }
         if (o == RT_O_TRAIN || o == RT_O_EVAL || o == RT_O_PREDICT || o == RT_O_BENCH ||
@@ -467,8 +505,23 @@ int rt_cli_parse(const rt_cli_env *e, int argc, char **argv, rt_cli_args *c)
             return usage_error(e, "%s does not apply to %s (it is for %s)", opts[o].name,
                                mode_word(c->mode), uses);
         }
-    if (c->given[RT_O_MOMENTUM] && c->cfg.opt.kind != RT_OPT_SGD)
-        return usage_error(e, "--momentum applies to --optimizer sgd only (the optimizer is "
-                           "%s)", rt_cli_opt_name(c->cfg.opt.kind));
+    if (c->mode == RT_M_TRAIN) {
+        /* the rules between settings, the same as the train { } section's; the optimizer
+         * chosen here or in the file, each setting given here */
+        unsigned char given[RT_NWORDS] = {0};
+        for (int k = 0; k < NWORD_OPTS; k++)
+            given[word_opts[k].word] = (unsigned char)c->given[word_opts[k].opt];
+        /* adamw's default decay only when adamw is new here, not the file's own choice */
+        given[RT_W_OPTIMIZER] = c->given[RT_O_OPTIMIZER] && c->cfg.opt.kind != kind0;
+        char err[RT_ERRLEN];
+        int w = rt_train_words_check(&c->cfg, given, err);
+        if (w >= 0) {
+            const char *name = "--optimizer";
+            for (int k = 0; k < NWORD_OPTS; k++)
+                if ((int)word_opts[k].word == w)
+                    name = opts[word_opts[k].opt].name;
+            return usage_error(e, "%s: %s", name, err);
+        }
+    }
     return -1;
 }

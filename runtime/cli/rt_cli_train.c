@@ -205,13 +205,11 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
                d->layers[0].out.c, d->layers[0].out.h, d->layers[0].out.w, k);
         printf("images: %d in %s; %d train, %d validation, %d test (split %s, seed %llu)\n",
                ds.n, c->dir, sp.ntrain, sp.nval, sp.ntest, split, (unsigned long long)g->seed);
-        printf("training: %d epoch%s, batch %d, %s lr %g", g->epochs, g->epochs == 1 ? "" : "s",
-               g->batch, rt_cli_opt_name(g->opt.kind), (double)g->opt.lr);
-        if (g->opt.kind == RT_OPT_SGD && g->opt.momentum > 0)
-            printf(" momentum %g", (double)g->opt.momentum);
-        if (g->opt.weight_decay > 0)
-            printf(" weight decay %g", (double)g->opt.weight_decay);
-        printf("%s; best weights to %s\n", g->augment.hflip ? ", random flips" : "", out);
+        /* optimizer, schedule, stopping, clipping, smoothing and augmentation */
+        char how[400];
+        rt_train_describe(g, how, sizeof how);
+        printf("training: %d epoch%s, batch %d, %s; best weights to %s\n", g->epochs,
+               g->epochs == 1 ? "" : "s", g->batch, how, out);
         if (c->resume)
             printf("resuming from %s: %d of %d epochs done\n", c->resume, rs.epoch, g->epochs);
         else if (c->init)
@@ -267,6 +265,9 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
             tc.save_failed = 0;
         }
     }
+    if (h.epochs < g->epochs && !c->quiet)
+        printf("stopped early after epoch %d: no better %s loss in %d epochs (stop patience)\n",
+               h.epochs, h.has_val ? "validation" : "training", g->stop_patience);
     int b = h.best_epoch;
     if (b < 0) {
         rt_cli_error(e, "no epoch gave a finite %s loss; no weights kept", h.has_val ? "validation"

@@ -1,6 +1,8 @@
 /*
  * rt_plot.c - learning curves of a training run: loss and accuracy per epoch, train and
- * validation, side by side with axes, ticks, grid, legend and the best epoch marked. One
+ * validation, side by side with axes, ticks, grid, legend and the best epoch marked; a
+ * learning rate that changed over the run is drawn thin over the loss panel, scaled from 0
+ * to its largest value (labelled at the panel's top right). One
  * layout drawn by two small back ends: SVG text, or a PNG rasterised here (anti-aliased
  * lines, stb_easy_font glyphs) and encoded by stb_image_write.
  */
@@ -24,7 +26,7 @@ enum { ALIGN_LEFT, ALIGN_CENTER, ALIGN_RIGHT };
 typedef struct { unsigned char r, g, b; } color;
 static const color C_TEXT = {40, 40, 40}, C_AXIS = {90, 90, 90}, C_GRID = {225, 225, 225},
                    C_TRAIN = {31, 119, 180}, C_VAL = {255, 127, 14}, C_BEST = {150, 150, 150},
-                   C_WHITE = {255, 255, 255};
+                   C_WHITE = {255, 255, 255}, C_LR = {44, 160, 44};
 
 /* A drawing back end: what the layout needs, nothing more. */
 typedef struct canvas canvas;
@@ -337,6 +339,22 @@ static void draw_panel(canvas *c, int which, const rt_history *h, const char *na
         if (E <= 40)
             for (int e = 0; e < E; e++)
                 c->dot(c, xy[2 * e], xy[2 * e + 1], 2.6, s ? C_VAL : C_TRAIN);
+    }
+    /* the learning rate, when it changed: its own scale, 0 at the bottom, its largest
+     * value at the top */
+    double lmin = INFINITY, lmax = -INFINITY;
+    for (int e = 0; which == 0 && h->lr && e < E; e++) {
+        lmin = fmin(lmin, h->lr[e]);
+        lmax = fmax(lmax, h->lr[e]);
+    }
+    if (isfinite(lmax) && lmax > 0 && lmax > lmin) {
+        for (int e = 0; e < E; e++) {
+            xy[2 * e] = px(&p, e + 1);
+            xy[2 * e + 1] = p.y1 - h->lr[e] / lmax * (p.y1 - p.y0);
+        }
+        c->polyline(c, xy, E, C_LR, 1.2);
+        snprintf(buf, sizeof buf, "lr (0 to %.3g)", lmax);
+        c->text(c, p.x1, p.y0 - 12, buf, 8, ALIGN_RIGHT, C_LR);
     }
     free(xy);
 }

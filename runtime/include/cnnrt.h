@@ -353,6 +353,35 @@ typedef struct {
 /* PyTorch-like defaults: adam lr 1e-3, batch 32, 10 epochs, split 7:2:1, seed 1. */
 void rt_train_cfg_defaults(rt_train_cfg *c);
 
+/* The settings the .cnn train { } section and the command line share (rt_train_words.c),
+ * so that both accept and refuse the same: one word each (file: `optimizer adamw lr=X
+ * betas=B1,B2 weight_decay=W`, `optimizer sgd momentum=M nesterov`, `schedule cosine|step|
+ * plateau|constant warmup=N every=N gamma=G patience=N factor=F`, `stop patience=N`,
+ * `clip norm=X`, `loss cross_entropy smoothing=E`; command line: --optimizer, --lr, ...). */
+typedef enum {
+    RT_W_OPTIMIZER, RT_W_LR, RT_W_MOMENTUM, RT_W_WD, RT_W_BETAS, RT_W_BETA1, RT_W_BETA2,
+    RT_W_NESTEROV, RT_W_SCHEDULE, RT_W_WARMUP, RT_W_EVERY, RT_W_GAMMA, RT_W_PATIENCE,
+    RT_W_FACTOR, RT_W_STOP, RT_W_CLIP, RT_W_SMOOTHING, RT_NWORDS
+} rt_train_word;
+/* Parses value (the text as written; NULL for the flag nesterov) into c. Returns 0, or -1
+ * with err saying what is valid. */
+int rt_train_word_set(rt_train_cfg *c, rt_train_word w, const char *value, char *err);
+/* One augmentation: hflip, vflip, crop=P, rotate=DEG, scale=F, jitter=F, or none (clears
+ * all). Returns 0, or -1 with err. */
+int rt_train_augment_item(rt_augment_cfg *a, const char *item, char *err);
+/* The rules between settings, after all are read: given[w] says which words the user
+ * wrote (in this file or on this command line). Momentum only for sgd, betas only for adam
+ * and adamw, nesterov only for sgd with momentum > 0, every/gamma only for the step
+ * schedule (which needs every), patience/factor only for plateau, a warmup shorter than
+ * the epochs. Choosing adamw without weight_decay sets torch's 0.01. Returns -1 when all
+ * hold, else the word at fault with err set. */
+int rt_train_words_check(rt_train_cfg *c, const unsigned char given[RT_NWORDS], char *err);
+/* "sgd", "adam", "adamw"; "constant", "cosine", "step", "plateau". */
+const char *rt_opt_kind_name(rt_opt_kind k);
+const char *rt_sched_kind_name(rt_sched_kind k);
+/* One line: "adamw lr 0.001 weight decay 0.01, schedule cosine warmup 1, augment hflip". */
+void rt_train_describe(const rt_train_cfg *c, char *buf, size_t n);
+
 /* The command line shared by cnnrun and every generated program: --train, --eval,
  * --predict and their options. make_model builds a model for a batch size and thread
  * count. prog is the program name for messages; defaults come from the .cnn train section.

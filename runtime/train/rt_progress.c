@@ -96,16 +96,18 @@ void rt_progress_epoch(rt_progress *p, const rt_history *h, int epoch, const cha
     p->t_epoch = rt_now();
     if (p->quiet)
         return;
-    char line[256], val[64], t[24];
+    char line[280], val[64], t[24], lr[32] = "";
     if (h->has_val)
         snprintf(val, sizeof val, "val loss %.4f acc %6.2f%%", h->val_loss[epoch],
                  100 * h->val_acc[epoch]);
     else
         snprintf(val, sizeof val, "(no validation images)");
     rt_fmt_duration(h->secs[epoch], t, sizeof t);
-    snprintf(line, sizeof line, "epoch %*d/%d  train loss %.4f acc %6.2f%%  %s  %6s%s%s",
+    if (h->lr)  /* the rate this epoch trained with (a schedule changes it) */
+        snprintf(lr, sizeof lr, "  lr %.3g", h->lr[epoch]);
+    snprintf(line, sizeof line, "epoch %*d/%d  train loss %.4f acc %6.2f%%  %s  %6s%s%s%s",
              digits(p->epochs), epoch + 1, p->epochs, h->train_loss[epoch],
-             100 * h->train_acc[epoch], val, t, note ? "  " : "", note ? note : "");
+             100 * h->train_acc[epoch], val, t, lr, note ? "  " : "", note ? note : "");
     if (p->live)
         redraw(p, line);
     else
