@@ -4,7 +4,8 @@
 # silence if none), and the build line printed after -o run exactly as printed: from the
 # build tree (cnnc uninstalled), and from a copy installed with make install DESTDIR=...
 # (not in the system folders, so the line must carry its own -I/-L/rpath). The built
-# program must run (--help exits 0).
+# program must run (--help exits 0). And the man pages list every option --help lists, with
+# --eval's --weights optional in both.
 # Run from the build tree by `make check` (top_srcdir, top_builddir come from the Makefile).
 
 LC_ALL=C
@@ -61,6 +62,26 @@ check "a missing file is named" grep -qx "cnnc: 1 of 2 files have errors: missin
 rc=$?
 check "several files without --check: usage error 2 (got $rc)" test "$rc" -eq 2
 check "several files without --check: says why" grep -q "several files go only with --check" err.txt
+
+# --- the man pages and --help agree: every option --help lists is in the man page, and
+# --eval and --predict take --weights as an option (it defaults to NAME.weights)
+cnnrun=$builddir/cnnrun
+opts() { grep -o -e '--[a-z][a-z-]*' | sort -u; }
+"$cnnc" --help | opts >help_cnnc.txt
+"$cnnrun" good1.cnn --help | opts >help_cnnrun.txt
+sed 's/\\-/-/g' "$srcdir/doc/cnnc.1" | opts >man_cnnc.txt
+sed 's/\\-/-/g' "$srcdir/doc/cnnrun.1" | opts >man_cnnrun.txt
+check "cnnc --help lists options (got $(wc -l <help_cnnc.txt))" test "$(wc -l <help_cnnc.txt)" -ge 10
+check "cnnrun --help lists options (got $(wc -l <help_cnnrun.txt))" test "$(wc -l <help_cnnrun.txt)" -ge 20
+missing=$(comm -23 help_cnnc.txt man_cnnc.txt | tr '\n' ' ')
+check "cnnc.1 has every option of cnnc --help (missing: $missing)" test -z "$missing"
+missing=$(comm -23 help_cnnrun.txt man_cnnrun.txt | tr '\n' ' ')
+check "cnnrun.1 has every option of cnnrun --help (missing: $missing)" test -z "$missing"
+man_syn=$(sed -n '/^\.SH SYNOPSIS/,/^\.SH DESCRIPTION/p' "$srcdir/doc/cnnrun.1" | sed 's/\\-/-/g' | tr '\n' ' ')
+check "cnnrun.1: --eval DIR [--weights MODEL], as --help says" \
+    sh -c 'printf "%s" "$1" | grep -q -e "--eval .I DIR .RB \[ --weights"' - "$man_syn"
+"$cnnrun" good1.cnn --help >help_full.txt
+check "cnnrun --help: --eval DIR [--weights FILE]" grep -q -e '--eval DIR \[--weights FILE\]' help_full.txt
 
 # --- the build line, run as printed (from another folder than the C file's)
 # buildline DIR CNNC: writes DIR/net.c with CNNC, runs the printed line from $tmp and the program
