@@ -63,6 +63,13 @@ rc=$?
 check "several files without --check: usage error 2 (got $rc)" test "$rc" -eq 2
 check "several files without --check: says why" grep -q "several files go only with --check" err.txt
 
+# --- channels last is caught by cnnrun too (the same front end), before any data is read
+cnnrun=$builddir/cnnrun
+"$cnnrun" bad2.cnn --train "$tmp/no-such-dir" >out.txt 2>err.txt
+rc=$?
+check "cnnrun: channels last is an input error (got $rc)" test "$rc" -eq 1
+check "cnnrun: the same hint as cnnc" grep -qx 'hint: channels come first: did you mean `input 1x8x8`?' err.txt
+
 # --- the man pages and --help agree: every option --help lists is in the man page, and
 # --eval and --predict take --weights as an option (it defaults to NAME.weights)
 cnnrun=$builddir/cnnrun
