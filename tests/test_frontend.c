@@ -1293,6 +1293,30 @@ START_TEST(t_weights_other_network)
 }
 END_TEST
 
+/* Contexts (block calls, repeat passes) enter the IR only for the layers and errors that
+ * need them: 90000 passes that add nothing leave 2 (the error's outer and inner pass);
+ * 3 passes of a block call with one layer each leave 3 passes + 3 calls. */
+START_TEST(t_context_count)
+{
+    ir_net net;
+    ck_assert_int_eq(compile("input 1x8x8\nrepeat 300 { repeat 300 { bogus } }\nflatten\ndense 2\n", &net), 1);
+    ck_assert_int_eq(net.nctx, 2);
+    ck_assert_ptr_nonnull(strstr(errtext, "note: in pass 1 of `repeat 300` at line 2\n"));
+    ir_free(&net);
+    ok("block b(c) { conv 1x1 c }\ninput 1x8x8\nrepeat 3 { b(4) }\nflatten\ndense 2\n", &net);
+    ck_assert_int_eq(net.nctx, 6);
+    /* the conv of pass 2: node 2 (input 0, pass 1's conv 1); its call, then pass 2 */
+    const ir_ctx *c = &net.ctxs[net.nodes[2].ctx - 1];
+    ck_assert_str_eq(c->text, "b(4)");
+    ck_assert_int_eq(c->pass, 0);
+    c = &net.ctxs[c->up - 1];
+    ck_assert_str_eq(c->text, "repeat 3");
+    ck_assert_int_eq(c->pass, 2);
+    ck_assert_int_eq(c->up, 0);
+    ir_free(&net);
+}
+END_TEST
+
 START_TEST(t_large_expansion)
 {
     ir_net net;
@@ -1632,6 +1656,7 @@ static Suite *frontend_suite(void)
     tcase_add_test(tc, t_residual);
     tcase_add_test(tc, t_resnet_tiny);
     tcase_add_test(tc, t_large_expansion);
+    tcase_add_test(tc, t_context_count);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 

@@ -48,6 +48,8 @@ typedef struct {
     int too_many;               /* CNN_MAX_LAYERS reached (reported once) */
     int tip;                    /* the node whose output the next layer reads (-1: none yet) */
     uint64_t *seen;             /* hashes of reported errors, to report each once */
+    long raised;                /* errors found, reported or not (a repeat's later passes find
+                                   its first pass's errors again, and report none) */
     int nseen, capseen;
 } expander;
 
@@ -70,6 +72,7 @@ static int ctx_of(ir_net *net, cframe *f)
 
 static void ex_verror(expander *ex, cnn_loc loc, const char *hint, const char *fmt, va_list ap)
 {
+    ex->raised++;
     if (ex->diag->nerrors >= ex->diag->max_errors) {
         ex->diag->nerrors++; /* past what is printed, only the count matters */
         ex->diag->suppressed++;
@@ -300,7 +303,8 @@ static void repeat_stmt(expander *ex, const ast_stmt *s)
     }
     frame f = {.block = NULL, .call = s, .up = ex->top};
     ex->top = &f;
-    int before = ex->net->n, errors = ex->diag->nerrors;
+    int before = ex->net->n;
+    long errors = ex->raised;
     cframe cf = {.loc = s->loc, .up = ex->cf};
     snprintf(cf.text, sizeof cf.text, "repeat %ld", v.i);
     ex->cf = &cf;
@@ -311,7 +315,7 @@ static void repeat_stmt(expander *ex, const ast_stmt *s)
     }
     ex->cf = cf.up;
     ex->top = f.up;
-    if (ex->net->n == before && ex->diag->nerrors == errors)
+    if (ex->net->n == before && ex->raised == errors)
         ex_error(ex, s->loc, "put layers inside the braces", "the repeat body adds no layers");
 }
 
@@ -354,9 +358,10 @@ static void residual_stmt(expander *ex, const ast_stmt *s)
                  "empty residual body");
         return;
     }
-    int errors = ex->diag->nerrors, n0 = ex->net->n;
+    long errors = ex->raised;
+    int n0 = ex->net->n;
     int body = branch(ex, s, s->body, before);
-    if (ex->net->n == n0 && ex->diag->nerrors == errors)
+    if (ex->net->n == n0 && ex->raised == errors)
         ex_error(ex, s->loc, "put layers inside the braces: residual { conv 3x3 16 pad=same }",
                  "the residual body adds no layers");
     if (body == before || ex->too_many) return;
