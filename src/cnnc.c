@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buildline.h"
 #include "emit.h"
 #include "util.h"
 #include "frontend.h"
@@ -22,6 +23,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: cnnc FILE.cnn [--summary | --check | --dot | --ir | --plan] [-o OUT]\n"
+            "       cnnc FILE.cnn... --check\n"
             "       cnnc FILE.cnn -o NET.c [--max-batch N]\n"
             "       cnnc FILE.cnn --standalone --weights MODEL -o NET.c\n"
             "\n"
@@ -29,7 +31,8 @@ static void usage(FILE *out)
             "\n"
             "  --summary       print a table of layers: source line, output shape, parameters,\n"
             "                  MFLOPs, and totals (the default without -o)\n"
-            "  --check         only check the file; print nothing when it is valid\n"
+            "  --check         only check the file; print nothing when it is valid. Several files\n"
+            "                  may be given: each is checked, and the exit status is 1 if any fails\n"
             "  --dot           print the network as a Graphviz graph\n"
             "                  (cnnc net.cnn --dot | dot -Tpng -o net.png)\n"
             "  --ir            print the resolved layers, one line each with every field (for scripts)\n"
@@ -38,8 +41,9 @@ static void usage(FILE *out)
             "                  and the fusions\n"
             "  -o OUT          write the output to OUT; without --summary/--dot/--ir this writes\n"
             "                  the network as a C program with the same command line as cnnrun\n"
-            "                  (--train, --eval, --predict); build it with\n"
-            "                  cc -O2 NET.c $(pkg-config --cflags --libs cnnrt) -o NET\n"
+            "                  (--train, --eval, --predict, --bench, --dump), and print the line\n"
+            "                  that builds it (installed: cc -O2 NET.c $(pkg-config --cflags\n"
+            "                  --libs cnnrt) -o NET; from a build tree, its own -I, -L and rpath)\n"
             "  --max-batch N   images per batch the program's static buffers hold\n"
             "                  (default: the batch of the train section, or 32)\n"
             "  --standalone    with --weights: inference only, weights baked in, needs only libc\n"
@@ -131,9 +135,33 @@ static int load_weights(const ir_net *net, const char *wfile, rt_netdesc *d, flo
     return 0;
 }
 
+/* cnnc A.cnn B.cnn --check: every file checked (all their errors shown), then a line that
+ * names those with errors when there were several files; 1 if any failed. */
+static int check_files(char **files, int nfiles)
+{
+    int failed = 0;
+    for (int i = 0; i < nfiles; i++) {
+        ir_net net;
+        if (cnn_compile(files[i], NULL, 0, &net, stderr) != 0) {
+            files[failed++] = files[i]; /* keep the failed ones at the front, in order */
+        }
+        ir_free(&net);
+    }
+    if (failed && nfiles > 1) {
+        fprintf(stderr, "cnnc: %d of %d files have errors:", failed, nfiles);
+        for (int i = 0; i < failed; i++) fprintf(stderr, " %s", files[i]);
+        fputc('\n', stderr);
+    }
+    return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *file = NULL, *outpath = NULL, *weights = NULL;
+    /* every FILE argument, for --check, gathered at the front of argv (slot nfiles is
+     * always behind the argument being read, so nothing unread is overwritten) */
+    char **files = argv;
+    int nfiles = 0;
     mode_t_ mode = M_DEFAULT;
     int nmodes = 0, standalone = 0, max_batch = 0;
     for (int i = 1; i < argc; i++) {
@@ -171,12 +199,15 @@ int main(int argc, char **argv)
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "cnnc: unknown option '%s' (see cnnc --help)\n", a);
             return 2;
-        } else if (file) {
-            fprintf(stderr, "cnnc: more than one input file ('%s' and '%s')\n", file, a);
-            return 2;
         } else {
-            file = a;
+            if (!file) file = a;
+            files[nfiles++] = argv[i];
         }
+    }
+    if (nfiles > 1 && mode != M_CHECK) {
+        fprintf(stderr, "cnnc: more than one input file ('%s' and '%s'); several files go only with --check\n",
+                files[0], files[1]);
+        return 2;
     }
     if (!file) {
         fprintf(stderr, "cnnc: no input file\nusage: cnnc FILE.cnn [--summary | --check | --dot | --ir | --plan] [-o OUT]\n");
@@ -199,6 +230,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (mode == M_DEFAULT && !outpath) mode = M_SUMMARY;
+    if (mode == M_CHECK && !standalone && !max_batch) {
+        return check_files(files, nfiles);
+    }
 
     ir_net net;
     if (cnn_compile(file, NULL, 0, &net, stderr) != 0) {
@@ -241,15 +275,23 @@ int main(int argc, char **argv)
             }
         }
         if (rc == 0 && mode == M_DEFAULT) {
-            const char *base = strrchr(outpath, '/');
-            base = base ? base + 1 : outpath;
             if (standalone)
                 fprintf(stderr, "cnnc: wrote %s and %s; compile it with: cc -O2 -c %s (needs only libc and libm;\n"
                                 "      -D%s_MAIN -lm builds a classifier of .pgm/.ppm images)\n",
-                        outpath, hpath, base, net.name);
-            else
-                fprintf(stderr, "cnnc: wrote %s; build it with: cc -O2 %s $(pkg-config --cflags --libs cnnrt) -o %s\n",
-                        outpath, base, net.name);
+                        outpath, hpath, outpath, net.name);
+            else {
+                /* the program beside its C file, named as the file without .c; the line
+                 * names the file as given, so it works from the folder cnnc ran in */
+                char prog[4096], line[16384];
+                snprintf(prog, sizeof prog, "%s", outpath);
+                size_t plen = strlen(prog);
+                if (plen > 2 && strcmp(prog + plen - 2, ".c") == 0) prog[plen - 2] = '\0';
+                else snprintf(prog, sizeof prog, "%s.out", outpath); /* never the C file itself */
+                if (cnnc_build_line(line, sizeof line, outpath, prog) == 0)
+                    fprintf(stderr, "cnnc: wrote %s; build it with: %s\n", outpath, line);
+                else
+                    fprintf(stderr, "cnnc: wrote %s\n", outpath);
+            }
         }
         free(hpath);
     }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fetest_fuzz.h"
 #include "frontend.h"
@@ -1268,6 +1269,92 @@ START_TEST(t_input_channels_last)
 }
 END_TEST
 
+/* Weights of another network name the first layer that differs. The networks differ
+ * from "base" in one place each; the expected layer numbers count from the input (0), as
+ * --summary does, and the lines are those of the texts below. */
+START_TEST(t_weights_other_network)
+{
+    static const char *base = "network w\ninput 1x8x8\nconv 3x3 16 relu\nmaxpool 2x2\nconv 3x3 32 relu\n"
+                              "flatten\ndense 3\n";
+    static const char *const cases[][2] = {
+        /* second conv with 16 filters, not 32: layer 3 (input, conv, maxpool, conv) on line 5 */
+        {"network w\ninput 1x8x8\nconv 3x3 16 relu\nmaxpool 2x2\nconv 3x3 16 relu\nflatten\ndense 3\n",
+         "layer 3 (conv 3x3 16, line 5): the file has 32 filters, the network 16"},
+        /* 3 input channels: the first conv's filters read 3, the file's 1 */
+        {"network w\ninput 3x8x8\nconv 3x3 16 relu\nmaxpool 2x2\nconv 3x3 32 relu\nflatten\ndense 3\n",
+         "layer 1 (conv 3x3 16, line 3): the file's filters read 1 input channels, the network's 3"},
+        /* a 5x5 kernel (pad=same keeps every size as in base) */
+        {"network w\ninput 1x8x8\nconv 5x5 16 relu pad=same\nmaxpool 2x2\nconv 3x3 32 relu\nflatten\ndense 3\n",
+         "layer 1 (conv 5x5 16, line 3): the file has 3x3 kernels, the network 5x5"},
+        /* 4 classes: the dense layer 5 on line 7 */
+        {"network w\ninput 1x8x8\nconv 3x3 16 relu\nmaxpool 2x2\nconv 3x3 32 relu\nflatten\ndense 4\n",
+         "layer 5 (dense 4, line 7): the file has 3 units, the network 4"},
+        /* the bias of the second conv left out: the network's next tensor is the dense's weights */
+        {"network w\ninput 1x8x8\nconv 3x3 16 relu\nmaxpool 2x2\nconv 3x3 32 relu bias=false\nflatten\ndense 3\n",
+         "layer 5 (dense 3, line 7): the network expects its weights here, the file has layer 3's bias [32]"},
+        /* one more dense layer at the end: the file ends before its weights */
+        {"network w\ninput 1x8x8\nconv 3x3 16 relu\nmaxpool 2x2\nconv 3x3 32 relu\nflatten\ndense 3\ndense 2\n",
+         "layer 6 (dense 2, line 8): the file has no weights for it (it ends before)"},
+        /* avgpool for maxpool: no tensor differs, the hash does */
+        {"network w\ninput 1x8x8\nconv 3x3 16 relu\navgpool 2x2\nconv 3x3 32 relu\nflatten\ndense 3\n",
+         "every layer with weights matches; a layer without weights differs"},
+    };
+    char file[] = "/tmp/cnnc-wdiff-XXXXXX", err[RT_ERRLEN];
+    int fd = mkstemp(file);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ir_net net;
+    rt_netdesc d;
+    ok(base, &net);
+    ir_to_desc(&net, &d);
+    rt_model *m = rt_net_create(&d, 1, 1, err);
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert_msg(rt_weights_save(file, m, err) == 0, "%s", err);
+    rt_model_destroy(m);
+    ir_desc_free(&d);
+    ir_free(&net);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ok(cases[i][0], &net);
+        ir_to_desc(&net, &d);
+        float *params = calloc(d.nparams + 1, sizeof *params), *state = calloc(d.nstate + 1, sizeof *state);
+        err[0] = '\0';
+        ck_assert_int_ne(rt_weights_read(file, &d, params, state, NULL, NULL, err), 0);
+        ck_assert_msg(strstr(err, cases[i][1]) != NULL, "case %zu: %s", i, err);
+        ck_assert_msg(strstr(err, "weights are for network 'w' with a different structure") != NULL, "%s", err);
+        ck_assert_msg(strstr(err, "structure hash") != NULL, "%s", err); /* the final guard stays */
+        free(params);
+        free(state);
+        ir_desc_free(&d);
+        ir_free(&net);
+    }
+    unlink(file);
+}
+END_TEST
+
+/* Contexts (block calls, repeat passes) enter the IR only for the layers and errors that
+ * need them: 90000 passes that add nothing leave 2 (the error's outer and inner pass);
+ * 3 passes of a block call with one layer each leave 3 passes + 3 calls. */
+START_TEST(t_context_count)
+{
+    ir_net net;
+    ck_assert_int_eq(compile("input 1x8x8\nrepeat 300 { repeat 300 { bogus } }\nflatten\ndense 2\n", &net), 1);
+    ck_assert_int_eq(net.nctx, 2);
+    ck_assert_ptr_nonnull(strstr(errtext, "note: in pass 1 of `repeat 300` at line 2\n"));
+    ir_free(&net);
+    ok("block b(c) { conv 1x1 c }\ninput 1x8x8\nrepeat 3 { b(4) }\nflatten\ndense 2\n", &net);
+    ck_assert_int_eq(net.nctx, 6);
+    /* the conv of pass 2: node 2 (input 0, pass 1's conv 1); its call, then pass 2 */
+    const ir_ctx *c = &net.ctxs[net.nodes[2].ctx - 1];
+    ck_assert_str_eq(c->text, "b(4)");
+    ck_assert_int_eq(c->pass, 0);
+    c = &net.ctxs[c->up - 1];
+    ck_assert_str_eq(c->text, "repeat 3");
+    ck_assert_int_eq(c->pass, 2);
+    ck_assert_int_eq(c->up, 0);
+    ir_free(&net);
+}
+END_TEST
+
 START_TEST(t_large_expansion)
 {
     ir_net net;
@@ -1649,6 +1736,7 @@ static Suite *frontend_suite(void)
     tcase_add_test(tc, t_memory_plan);
     tcase_add_test(tc, t_error_counts);
     tcase_add_test(tc, t_input_channels_last);
+    tcase_add_test(tc, t_weights_other_network);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("expansion");
@@ -1658,6 +1746,7 @@ static Suite *frontend_suite(void)
     tcase_add_test(tc, t_residual);
     tcase_add_test(tc, t_resnet_tiny);
     tcase_add_test(tc, t_large_expansion);
+    tcase_add_test(tc, t_context_count);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 

@@ -1405,7 +1405,8 @@ START_TEST(cli_collapse_note)
         }
     }
     snprintf(w, sizeof w, "%s/m.weights", top);
-    int rc = RUN("--train", top, "--epochs", "2", "--batch", "4", "--out", w, "--no-cache",
+    /* 5 epochs: shorter runs are not judged (rt_cli_collapse.c) */
+    int rc = RUN("--train", top, "--epochs", "5", "--batch", "4", "--out", w, "--no-cache",
                  "--threads", "1");
     ck_assert_msg(rc == 0, "rc %d, stderr: %s", rc, err_text);
     ck_assert_msg(strstr(out_text, "for all 3 test images: it has collapsed to one class") &&

@@ -130,4 +130,16 @@ typedef struct {
 } rt_dump_cfg;
 int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c);
 
+/* ------------------------------------- the collapse note after training (rt_cli_collapse.c) */
+
+enum { RT_COLLAPSE_MIN_EPOCHS = 5 };    /* shorter runs are not judged */
+#define RT_COLLAPSE_LOSS_FRAC 0.9       /* of ln K: a loss this high learned nothing */
+/* The class every test image is predicted as (conf: k x k, rows true), or -1. */
+int rt_collapse_only_class(const int *conf, int k);
+/* That class when the rule of rt_cli_collapse.c says the network collapsed, else -1. */
+int rt_collapse_judge(const int *conf, int k, int ntest, const rt_history *h);
+/* Prints the note, with the advice that fits d, when rt_collapse_judge says so. */
+void rt_collapse_note(FILE *out, const rt_netdesc *d, const int *conf, int k, int ntest,
+                      const rt_history *h, char **classnames);
+
 #endif

@@ -86,25 +86,6 @@ static void on_batch(void *ctx, int epoch, int batch, int nbatches, double loss,
     rt_progress_batch(&t->prog, epoch, batch, nbatches, loss, acc);
 }
 
-/* The class every prediction of a confusion matrix falls in, or -1 if there are several
- * or the images hold only one true class (then one prediction may well be right). */
-static int single_prediction(const int *conf, int k)
-{
-    int only = -1, classes = 0;
-    for (int t = 0; t < k; t++) {
-        int seen = 0;
-        for (int p = 0; p < k; p++)
-            if (conf[t * k + p] > 0) {
-                if (only >= 0 && only != p)
-                    return -1;
-                only = p;
-                seen = 1;
-            }
-        classes += seen;
-    }
-    return classes >= 2 ? only : -1;
-}
-
 static int on_epoch(void *ctx, const rt_history *h, int epoch, int improved,
                     const rt_model *m, char *err)
 {
@@ -298,14 +279,7 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
         printf("test: loss %.4f, accuracy %.2f%% (%d images)\n\n", tl, 100 * ta, sp.ntest);
         printf("Confusion matrix on the test images (rows: true class, columns: predicted):\n");
         rt_confusion_print(stdout, conf, k, ds.classnames);
-        int only = single_prediction(conf, k);
-        if (only >= 0 && sp.ntest > 1)
-            printf("\nnote: the network predicts '%s' for all %d test images: it has collapsed "
-                   "to one class.\nWith relu layers this usually means their units died early "
-                   "(an update pushed them below\nzero for every image) and cannot recover. "
-                   "It depends on the initial weights and on\nrounding: try another --seed, a "
-                   "smaller --lr, or batchnorm after the convolutions.\n",
-                   ds.classnames[only], sp.ntest);
+        rt_collapse_note(stdout, d, conf, k, sp.ntest, &h, ds.classnames);
     } else {
         printf("test: no test images (split %s)\n", split);
     }

@@ -349,6 +349,120 @@ static void fmt_shape(char *buf, size_t n, const uint32_t *dims, uint32_t ndim)
     }
 }
 
+/* ------------------------------------------- naming the first layer that differs */
+
+/* How a layer reads in messages: "conv 3x3 32, line 7". */
+static void layer_desc(const rt_layer *L, char *buf, size_t n)
+{
+    int k;
+    if (L->kind == RT_CONV)
+        k = snprintf(buf, n, "conv %dx%d %d", L->kh, L->kw, L->out.c);
+    else if (L->kind == RT_DENSE)
+        k = snprintf(buf, n, "dense %d", L->out.c);
+    else
+        k = snprintf(buf, n, "%s", rt_kind_name(L->kind));
+    if (L->line > 0 && k >= 0 && (size_t)k < n)
+        snprintf(buf + k, n - (size_t)k, ", line %d", L->line);
+}
+
+/* What differs between the file's tensor (layer, role, dims) and the network's tensor w
+ * of the same layer and role, in the words of the layer: filters, kernels, units. */
+static void tensor_diff(const tensor *w, uint32_t ndim, const uint32_t *dims, const rt_layer *L,
+                        char *buf, size_t n)
+{
+    if (w->role == ROLE_W && L->kind == RT_CONV && ndim == 4 && w->ndim == 4) {
+        if (dims[0] != w->dims[0])
+            snprintf(buf, n, "the file has %u filters, the network %u", (unsigned)dims[0], (unsigned)w->dims[0]);
+        else if (dims[1] != w->dims[1])
+            snprintf(buf, n, "the file's filters read %u input channels, the network's %u", (unsigned)dims[1],
+                     (unsigned)w->dims[1]);
+        else
+            snprintf(buf, n, "the file has %ux%u kernels, the network %ux%u", (unsigned)dims[2],
+                     (unsigned)dims[3], (unsigned)w->dims[2], (unsigned)w->dims[3]);
+        return;
+    }
+    if (w->role == ROLE_W && L->kind == RT_DENSE && ndim == 2 && w->ndim == 2) {
+        if (dims[0] != w->dims[0])
+            snprintf(buf, n, "the file has %u units, the network %u", (unsigned)dims[0], (unsigned)w->dims[0]);
+        else
+            snprintf(buf, n, "the file's layer reads %u inputs, the network's %u", (unsigned)dims[1],
+                     (unsigned)w->dims[1]);
+        return;
+    }
+    char got[64], want[64];
+    fmt_shape(got, sizeof got, dims, ndim);
+    fmt_shape(want, sizeof want, w->dims, w->ndim);
+    if (ndim == 1 && w->ndim == 1 && w->role != ROLE_STATE)
+        snprintf(buf, n, "the file has %u channels, the network %u", (unsigned)dims[0], (unsigned)w->dims[0]);
+    else
+        snprintf(buf, n, "the file's %s is [%s], the network's [%s]", role_name[w->role], got, want);
+}
+
+/* After a structure hash mismatch: reads the file's tensor records (c is at the first
+ * one, nt of them) against network d's list and says where they first part, e.g.
+ * "layer 3 (conv 3x3 32, line 7): the file has 16 filters, the network 32". The hash
+ * stays the final guard: when every record matches, the difference is in a layer
+ * without weights, and that is what the message says. */
+static void first_difference(const rt_netdesc *d, size_t nparams, size_t nstate, cursor c, uint32_t nt,
+                             char *buf, size_t n)
+{
+    char terr[RT_ERRLEN], desc[96];
+    tensor *t;
+    int ntx;
+    snprintf(buf, n, "the layers differ");
+    if (tensor_list(d, nparams, nstate, &t, &ntx, terr) < 0)
+        return;
+    for (int i = 0; i < ntx || (uint32_t)i < nt; i++) {
+        uint32_t layer, role, ndim, dims[4];
+        int have = (uint32_t)i < nt && c_u32(&c, &layer) == 0 && c_u32(&c, &role) == 0 && c_u32(&c, &ndim) == 0 &&
+                   ndim >= 1 && ndim <= 4 && role < NROLES;
+        for (uint32_t k = 0; have && k < ndim; k++)
+            have = c_u32(&c, &dims[k]) == 0;
+        if (!have && (uint32_t)i < nt)
+            break; /* a malformed record: the hash message alone */
+        if (i >= ntx) {
+            snprintf(buf, n, "the file has weights for more layers (its tensor %d is layer %u's %s) after the "
+                     "network's last layer with weights", i + 1, (unsigned)layer, role_name[role]);
+            break;
+        }
+        const rt_layer *L = &d->layers[t[i].layer];
+        layer_desc(L, desc, sizeof desc);
+        if (!have) {
+            snprintf(buf, n, "layer %u (%s): the file has no %s for it (it ends before)", (unsigned)t[i].layer,
+                     desc, role_name[t[i].role]);
+            break;
+        }
+        if (layer == t[i].layer && role == t[i].role) {
+            int same = ndim == t[i].ndim;
+            for (uint32_t k = 0; same && k < ndim; k++)
+                same = dims[k] == t[i].dims[k];
+            if (!same) {
+                char why[180];
+                tensor_diff(&t[i], ndim, dims, L, why, sizeof why);
+                snprintf(buf, n, "layer %u (%s): %s", (unsigned)t[i].layer, desc, why);
+                break;
+            }
+        } else {
+            char got[64];
+            fmt_shape(got, sizeof got, dims, ndim);
+            snprintf(buf, n, "layer %u (%s): the network expects its %s here, the file has layer %u's %s [%s]",
+                     (unsigned)t[i].layer, desc, role_name[t[i].role], (unsigned)layer, role_name[role], got);
+            break;
+        }
+        /* skip the values */
+        size_t len = 1;
+        for (uint32_t k = 0; k < ndim; k++)
+            len *= dims[k];
+        if ((size_t)(c.end - c.p) / 4 < len)
+            break;
+        c.p += 4 * len;
+        if (i + 1 == ntx && (uint32_t)i + 1 == nt)
+            snprintf(buf, n, "every layer with weights matches; a layer without weights differs (a pooling, "
+                     "an activation, a stride or a padding)");
+    }
+    free(t);
+}
+
 /* The arrays a file is read into: params[nparams] and state[nstate] for network d. */
 typedef struct {
     const rt_netdesc *d;
@@ -412,8 +526,21 @@ static int parse(const char *file, const unsigned char *b, size_t len, const tar
     if (c_str(&c, &netname) < 0)
         goto bad;
     if (hash != d->hash) {
-        snprintf(err, RT_ERRLEN, "%s: weights are for network '%s' with a different structure "
-                 "(structure hash %016llx; network '%s' has %016llx)", file, netname,
+        char why[320];
+        cursor tc = c;
+        char *skip = NULL;
+        int ok = nnames <= 100000;
+        for (uint32_t i = 0; ok && i < nnames; i++) { /* the class names come before the tensors */
+            ok = c_str(&tc, &skip) == 0;
+            free(skip);
+            skip = NULL;
+        }
+        if (ok)
+            first_difference(d, m->nparams, m->nstate, tc, nt, why, sizeof why);
+        else
+            snprintf(why, sizeof why, "the layers differ");
+        snprintf(err, RT_ERRLEN, "%s: weights are for network '%s' with a different structure: %s "
+                 "(structure hash %016llx; network '%s' has %016llx)", file, netname, why,
                  (unsigned long long)hash, d->name, (unsigned long long)d->hash);
         free(netname);
         return -1;

@@ -25,6 +25,17 @@ typedef struct frame {
     struct frame *up;
 } frame;
 
+/* A block call or the current pass of a repeat, on the stack while its body expands. It
+ * enters ir_net.ctxs only when a layer or an error needs it (ctx_of), so that nested
+ * repeats whose passes add nothing cost no memory. */
+typedef struct cframe {
+    cnn_loc loc;
+    char text[64];              /* "down(5)", "repeat 5" */
+    int pass;                   /* repeat: 1-based pass; 0: a block call */
+    int ctx;                    /* its number in ir_net.ctxs once entered (0: not yet) */
+    struct cframe *up;
+} cframe;
+
 typedef struct {
     cnn_errsink sink;           /* first: the layer table reports through it */
     cnn_diag *diag;
@@ -32,11 +43,13 @@ typedef struct {
     const ast_stmt **blocks;
     int nblocks, capblocks;
     frame *top;
-    int ctx;                    /* the current block call or repeat pass (ir_net.ctxs; 0: none) */
+    cframe *cf;                 /* the innermost block call or repeat pass (NULL: top level) */
     int depth;
     int too_many;               /* CNN_MAX_LAYERS reached (reported once) */
     int tip;                    /* the node whose output the next layer reads (-1: none yet) */
     uint64_t *seen;             /* hashes of reported errors, to report each once */
+    long raised;                /* errors found, reported or not (a repeat's later passes find
+                                   its first pass's errors again, and report none) */
     int nseen, capseen;
 } expander;
 
@@ -46,8 +59,20 @@ static uint64_t hash_str(uint64_t h, const char *s)
     return h;
 }
 
+/* The ir_net.ctxs number of frame f, entering it and the frames around it as needed. */
+static int ctx_of(ir_net *net, cframe *f)
+{
+    if (!f) return 0;
+    if (!f->ctx) {
+        int up = ctx_of(net, f->up);
+        f->ctx = ir_add_ctx(net, f->loc, f->text, f->pass, up);
+    }
+    return f->ctx;
+}
+
 static void ex_verror(expander *ex, cnn_loc loc, const char *hint, const char *fmt, va_list ap)
 {
+    ex->raised++;
     if (ex->diag->nerrors >= ex->diag->max_errors) {
         ex->diag->nerrors++; /* past what is printed, only the count matters */
         ex->diag->suppressed++;
@@ -63,7 +88,7 @@ static void ex_verror(expander *ex, cnn_loc loc, const char *hint, const char *f
     cnn_grow((void **)&ex->seen, &ex->capseen, ex->nseen, sizeof *ex->seen);
     ex->seen[ex->nseen++] = h;
     diag_error(ex->diag, loc, hint, "%s", msg);
-    ir_note_ctx(ex->net, ex->ctx, ex->diag);
+    ir_note_ctx(ex->net, ctx_of(ex->net, ex->cf), ex->diag);
 }
 
 static void ex_error(expander *ex, cnn_loc loc, const char *hint, const char *fmt, ...)
@@ -158,19 +183,18 @@ static void call_block(expander *ex, const ast_stmt *s, const ast_stmt *b)
     ast_value *vals = cnn_xcalloc((size_t)(s->ncallargs ? s->ncallargs : 1), sizeof *vals);
     for (int i = 0; i < s->ncallargs; i++) vals[i] = subst(ex, &s->callargs[i]);
     /* the call as written, for the notes on errors inside it: down(5) */
-    char text[64];
-    size_t len = (size_t)snprintf(text, sizeof text, "%s%s", s->name, s->kind == STMT_CALL ? "(" : "");
-    for (int i = 0; i < s->ncallargs && len < sizeof text; i++)
-        len += (size_t)snprintf(text + len, sizeof text - len, "%s%s", i ? ", " : "",
+    cframe cf = {.loc = s->nameloc, .up = ex->cf};
+    size_t len = (size_t)snprintf(cf.text, sizeof cf.text, "%s%s", s->name, s->kind == STMT_CALL ? "(" : "");
+    for (int i = 0; i < s->ncallargs && len < sizeof cf.text; i++)
+        len += (size_t)snprintf(cf.text + len, sizeof cf.text - len, "%s%s", i ? ", " : "",
                                 s->callargs[i].word ? s->callargs[i].word : "?");
-    if (s->kind == STMT_CALL && len < sizeof text) snprintf(text + len, sizeof text - len, ")");
+    if (s->kind == STMT_CALL && len < sizeof cf.text) snprintf(cf.text + len, sizeof cf.text - len, ")");
     frame f = {.block = b, .call = s, .values = vals, .up = ex->top};
-    int outer_ctx = ex->ctx;
     ex->top = &f;
-    ex->ctx = ir_add_ctx(ex->net, s->nameloc, text, 0, outer_ctx);
+    ex->cf = &cf;
     expand_list(ex, b->body);
     ex->top = f.up;
-    ex->ctx = outer_ctx;
+    ex->cf = cf.up;
     free(vals);
 }
 
@@ -241,7 +265,7 @@ static void layer_stmt(expander *ex, const ast_stmt *s)
         n->L.src2 = -1;
         n->loc = s->nameloc;
         n->L.line = s->loc.line;
-        n->ctx = ex->ctx;
+        n->ctx = ctx_of(ex->net, ex->cf);
         if (rt_act_needs_input(n->L.act) && li->kind != RT_ACTIVATION) {
             /* its gradient needs its input: it runs as a layer of its own after this one */
             ir_node *a = ir_add(ex->net);
@@ -279,16 +303,19 @@ static void repeat_stmt(expander *ex, const ast_stmt *s)
     }
     frame f = {.block = NULL, .call = s, .up = ex->top};
     ex->top = &f;
-    int before = ex->net->n, errors = ex->diag->nerrors, outer_ctx = ex->ctx;
-    char text[64];
-    snprintf(text, sizeof text, "repeat %ld", v.i);
+    int before = ex->net->n;
+    long errors = ex->raised;
+    cframe cf = {.loc = s->loc, .up = ex->cf};
+    snprintf(cf.text, sizeof cf.text, "repeat %ld", v.i);
+    ex->cf = &cf;
     for (long i = 0; i < v.i && !ex->too_many; i++) {
-        ex->ctx = ir_add_ctx(ex->net, s->loc, text, (int)i + 1, outer_ctx); /* one per pass */
+        cf.pass = (int)i + 1;
+        cf.ctx = 0; /* a new pass: a new context if anything in it needs one */
         expand_list(ex, s->body);
     }
-    ex->ctx = outer_ctx;
+    ex->cf = cf.up;
     ex->top = f.up;
-    if (ex->net->n == before && ex->diag->nerrors == errors)
+    if (ex->net->n == before && ex->raised == errors)
         ex_error(ex, s->loc, "put layers inside the braces", "the repeat body adds no layers");
 }
 
@@ -313,7 +340,7 @@ static ir_node *join(expander *ex, const ast_stmt *s, rt_kind kind, int a, int b
     n->L.src2 = b;
     n->loc = s->loc;
     n->L.line = s->loc.line;
-    n->ctx = ex->ctx;
+    n->ctx = ctx_of(ex->net, ex->cf);
     ex->tip = ex->net->n - 1;
     return n;
 }
@@ -331,9 +358,10 @@ static void residual_stmt(expander *ex, const ast_stmt *s)
                  "empty residual body");
         return;
     }
-    int errors = ex->diag->nerrors, n0 = ex->net->n;
+    long errors = ex->raised;
+    int n0 = ex->net->n;
     int body = branch(ex, s, s->body, before);
-    if (ex->net->n == n0 && ex->diag->nerrors == errors)
+    if (ex->net->n == n0 && ex->raised == errors)
         ex_error(ex, s->loc, "put layers inside the braces: residual { conv 3x3 16 pad=same }",
                  "the residual body adds no layers");
     if (body == before || ex->too_many) return;
