@@ -1315,6 +1315,91 @@ END_TEST
 
 /* ------------------------------------------------------------------ suite */
 
+/* ------------------------------------------------------------ augmentation (rt_augment.c) */
+
+static void expect_floats(const float *got, const float *want, int n, float tol)
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(fabsf(got[i] - want[i]) <= tol, "value %d: %g, expected %g", i, got[i], want[i]);
+}
+
+/* Each transformation on a tiny image, worked by hand. */
+START_TEST(augment_by_hand)
+{
+    float tmp[16];
+    rt_augment_params p = {.scale = 1, .brightness = 1, .contrast = 1};
+    /* crop: shift (dy 1, dx -1) in the zero padding: out[y][x] = in[y+1][x-1] */
+    float a[9] = {.1f, .2f, .3f, .4f, .5f, .6f, .7f, .8f, .9f};
+    p.dy = 1;
+    p.dx = -1;
+    rt_augment_apply(&p, a, 1, 3, 3, tmp);
+    const float crop[9] = {0, .4f, .5f, 0, .7f, .8f, 0, 0, 0};
+    expect_floats(a, crop, 9, 0);
+    /* vertical flip */
+    float b[4] = {.1f, .2f, .3f, .4f};
+    p = (rt_augment_params){.vflip = 1, .scale = 1, .brightness = 1, .contrast = 1};
+    rt_augment_apply(&p, b, 1, 2, 2, tmp);
+    const float vf[4] = {.3f, .4f, .1f, .2f};
+    expect_floats(b, vf, 4, 0);
+    /* 90 degrees counter-clockwise: the top row 1 2 3 becomes the right column */
+    float r[9] = {.1f, .2f, .3f, .4f, .5f, .6f, .7f, .8f, .9f};
+    p = (rt_augment_params){.degrees = 90, .scale = 1, .brightness = 1, .contrast = 1};
+    rt_augment_apply(&p, r, 1, 3, 3, tmp);
+    const float rot[9] = {.3f, .6f, .9f, .2f, .5f, .8f, .1f, .4f, .7f};
+    expect_floats(r, rot, 9, 1e-6f);
+    /* zoom 2 about the centre of 5 pixels: output x samples 2 + (x - 2) / 2, bilinear */
+    float z[5] = {0, .1f, .2f, .3f, .4f};
+    p = (rt_augment_params){.scale = 2, .brightness = 1, .contrast = 1};
+    rt_augment_apply(&p, z, 1, 1, 5, tmp);
+    const float zoom[5] = {.1f, .15f, .2f, .25f, .3f};
+    expect_floats(z, zoom, 5, 1e-6f);
+    /* brightness 2 (clamped to 1), then contrast 0.5 about the mean 0.7 */
+    float j[2] = {.2f, .6f};
+    p = (rt_augment_params){.scale = 1, .brightness = 2, .contrast = .5f};
+    rt_augment_apply(&p, j, 1, 1, 2, tmp);
+    const float jit[2] = {.55f, .85f};
+    expect_floats(j, jit, 2, 1e-6f);
+}
+END_TEST
+
+/* The draws: deterministic for (seed, epoch, place), within their ranges, and a batch's
+ * result does not depend on how the epoch is cut into batches. */
+START_TEST(augment_draws)
+{
+    rt_augment_cfg a = {.vflip = 1, .crop = 3, .rotate = 15, .scale = .1f, .jitter = .2f};
+    rt_augment_params p, q;
+    int flips = 0, moved = 0;
+    for (long pos = 0; pos < 1000; pos++) {
+        rt_augment_draw(&a, 7, 2, pos, &p);
+        rt_augment_draw(&a, 7, 2, pos, &q);
+        ck_assert_int_eq(memcmp(&p, &q, sizeof p), 0);
+        ck_assert(p.dy >= -3 && p.dy <= 3 && p.dx >= -3 && p.dx <= 3);
+        ck_assert(p.degrees >= -15 && p.degrees <= 15);
+        ck_assert(p.scale >= .9f && p.scale <= 1.1f);
+        ck_assert(p.brightness >= .8f && p.brightness <= 1.2f && p.contrast >= .8f && p.contrast <= 1.2f);
+        flips += p.vflip;
+        moved += p.dy != 0 || p.dx != 0;
+    }
+    ck_assert_msg(flips > 400 && flips < 600, "%d flips of 1000", flips);
+    ck_assert_msg(moved > 800, "%d shifts of 1000", moved);
+    rt_augment_draw(&a, 7, 3, 5, &p);
+    rt_augment_draw(&a, 7, 2, 5, &q);
+    ck_assert_int_ne(memcmp(&p, &q, sizeof p), 0); /* another epoch, other draws */
+    /* nothing enabled: nothing changes */
+    rt_augment_cfg none = {0};
+    ck_assert_int_eq(rt_augment_active(&none), 0);
+    float img[2 * 48], whole[2 * 48], tmp[48];
+    for (int i = 0; i < 96; i++)
+        img[i] = whole[i] = (float)((i * 37) % 101) / 100.0f;
+    rt_augment_batch(&a, 7, 1, 10, whole, 2, 3, 4, 4, tmp);
+    rt_augment_batch(&a, 7, 1, 10, img, 1, 3, 4, 4, tmp);
+    rt_augment_batch(&a, 7, 1, 11, img + 48, 1, 3, 4, 4, tmp);
+    ck_assert_int_eq(memcmp(img, whole, sizeof img), 0);
+    for (int i = 0; i < 96; i++)
+        ck_assert(whole[i] >= 0.0f && whole[i] <= 1.0f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("data");
@@ -1327,6 +1412,7 @@ int main(void)
         {"cache", test_cache}, {"cache_corrupt", test_cache_corrupt},
         {"cache_idx_kaggle", test_cache_idx_kaggle}, {"split", test_split},
         {"split_idx", test_split_idx}, {"batch", test_batch}, {"image_load", test_image_load},
+        {"augment_by_hand", augment_by_hand}, {"augment_draws", augment_draws},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         TCase *tc = tcase_create(tests[i].name);

@@ -32,7 +32,8 @@ show() { sed 's/^/   | /' "$1" | head -n 12; }
 
 "$gen" images data 1x12x12 3 12 7 >/dev/null || { echo "gen_nets failed"; exit 99; }
 # batchnorm (state), dropout (its generator), adam (two moments), flips (the shuffling
-# generator): everything a resume must restore
+# generator), crops, rotations and jitter (drawn per epoch and place): everything a
+# resume must restore or redraw alike
 cat > n.cnn <<'EOF2'
 network n
 input 1x12x12
@@ -46,7 +47,7 @@ train {
     optimizer adam lr=0.01
     batch 8
     epochs 4
-    augment hflip
+    augment hflip crop=2 rotate=10 jitter=0.1
 }
 EOF2
 run() { "$cnnrun" n.cnn "$@" --no-cache --threads 2; }

@@ -337,6 +337,23 @@ typedef struct {
     float jitter;           /* brightness and contrast by uniform factors in [1-j, 1+j] */
 } rt_augment_cfg;
 
+/* One image's draw of the transformations (rt_augment.c): a crop shift (dy, dx) within the
+ * padding, a vertical flip, rotation in degrees, zoom factor, brightness and contrast. */
+typedef struct {
+    int dy, dx, vflip;
+    float degrees, scale, brightness, contrast;
+} rt_augment_params;
+/* 1 when a has a transformation besides hflip (which rt_dataset_batch does). */
+int rt_augment_active(const rt_augment_cfg *a);
+/* Image pos of epoch's draw for the run's seed: the same whatever the batch or threads. */
+void rt_augment_draw(const rt_augment_cfg *a, uint64_t seed, int epoch, long pos,
+                     rt_augment_params *p);
+/* Applies p to one image x[c][h][w] in [0, 1]; tmp holds c*h*w floats. */
+void rt_augment_apply(const rt_augment_params *p, float *x, int c, int h, int w, float *tmp);
+/* Draws and applies for n images whose places in the epoch are first, first + 1, ... */
+void rt_augment_batch(const rt_augment_cfg *a, uint64_t seed, int epoch, long first, float *x,
+                      int n, int c, int h, int w, float *tmp);
+
 typedef struct {
     rt_opt_cfg opt;
     int batch, epochs;

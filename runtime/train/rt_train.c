@@ -227,6 +227,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
     float *dlogits = malloc(sizeof(float) * (size_t)k * (size_t)bs);
     int *y = malloc(sizeof(int) * (size_t)bs);
     uint8_t *flip = malloc((size_t)bs);
+    float *augtmp = malloc(sizeof(float) * isz);
     int *order = malloc(sizeof(int) * (size_t)sp->ntrain);
     float *best_p = malloc(sizeof(float) * (m->nparams ? m->nparams : 1));
     float *best_s = malloc(sizeof(float) * (m->nstate ? m->nstate : 1));
@@ -239,7 +240,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
         rc = -1;
         goto out;
     }
-    if (!x || !logits || !dlogits || !y || !flip || !order || !best_p || !best_s || !opt ||
+    if (!x || !logits || !dlogits || !y || !flip || !augtmp || !order || !best_p || !best_s || !opt ||
         !optbuf) {
         snprintf(err, RT_ERRLEN, "out of memory");
         rc = -1;
@@ -284,6 +285,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                 for (int i = 0; i < nb; i++)
                     flip[i] = (uint8_t)(rt_rng_next(&rng) >> 63);
             rt_dataset_batch(ds, order + off, nb, cfg->augment.hflip ? flip : NULL, x, y);
+            rt_augment_batch(&cfg->augment, cfg->seed, e, off, x, nb, ds->c, ds->h, ds->w, augtmp);
             for (int i = 0; i < nb; i++)
                 if (y[i] < 0 || y[i] >= k) {
                     snprintf(err, RT_ERRLEN, "label %d is outside the network's %d classes",
@@ -372,6 +374,7 @@ out:
     free(dlogits);
     free(y);
     free(flip);
+    free(augtmp);
     free(order);
     free(best_p);
     free(best_s);
