@@ -96,7 +96,7 @@ static void ast_pending_reset(cnn_parse_ctx *ctx)
 %token END 0 "end of file"
 
 %type <stmt> lines line stmt opt_stmt body head simple
-%type <val> value
+%type <val> value numlist number
 %type <arg> arg
 
 %destructor { ast_value_free(&$$); } <val>
@@ -186,6 +186,18 @@ callargs
 arg
     : value                     { $$ = (ast_arg){.key = NULL, .keyloc = @1, .val = $1}; }
     | T_IDENT '=' value         { $$ = (ast_arg){.key = $1, .keyloc = @1, .val = $3}; }
+    | T_IDENT '=' numlist       { $$ = (ast_arg){.key = $1, .keyloc = @1, .val = $3}; }
+    ;
+
+/* key=A,B,C: numbers for one key (mean=0.485,0.456,0.406, betas=0.9,0.999) */
+numlist
+    : number ',' number         { $$ = ast_list_start(&$1, &$3, @$); }
+    | numlist ',' number        { $$ = $1; if (!ast_list_add(&$$, &$3)) { diag_error(ctx->diag, @3, "a key takes at most 8 numbers", "too many numbers after '='"); } }
+    ;
+
+number
+    : T_INT                     { $$ = $1; }
+    | T_FLOAT                   { $$ = $1; }
     ;
 
 value

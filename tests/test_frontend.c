@@ -1715,6 +1715,54 @@ START_TEST(t_memory_plan)
 }
 END_TEST
 
+/* The input normalisation: one number for every channel or one per channel, the presets,
+ * and the structure hash (weights trained with one normalisation do not load into a
+ * network with another; a network without one keeps its hash). */
+START_TEST(t_input_normalisation)
+{
+    ir_net a, b, c, d;
+    ok("network n\ninput 3x8x8 mean=0.5 std=0.25,0.5,1\nflatten\ndense 2\n", &a);
+    const rt_layer *L = &a.nodes[0].L;
+    ck_assert_int_eq(L->norm, 1);
+    for (int i = 0; i < 3; i++)
+        ck_assert_float_eq(L->mean[i], 0.5f);
+    ck_assert_float_eq(L->std[0], 0.25f);
+    ck_assert_float_eq(L->std[1], 0.5f);
+    ck_assert_float_eq(L->std[2], 1.0f);
+    ok("network n\ninput 3x8x8 norm=imagenet\nflatten\ndense 2\n", &b);
+    ck_assert_float_eq(b.nodes[0].L.mean[1], 0.456f);
+    ck_assert_float_eq(b.nodes[0].L.std[2], 0.225f);
+    ok("network n\ninput 3x8x8\nflatten\ndense 2\n", &c);
+    ck_assert_int_eq(c.nodes[0].L.norm, 0);
+    ok("network n\ninput 3x8x8 norm=none\nflatten\ndense 2\n", &d);
+    rt_netdesc da, db, dc, dd;
+    ir_to_desc(&a, &da);
+    ir_to_desc(&b, &db);
+    ir_to_desc(&c, &dc);
+    ir_to_desc(&d, &dd);
+    ck_assert(da.hash != db.hash && da.hash != dc.hash && db.hash != dc.hash);
+    ck_assert(dc.hash == dd.hash);
+    /* the runtime's rule: (x - mean) / std per channel */
+    float x[3 * 64], y[3 * 64];
+    for (int i = 0; i < 3 * 64; i++)
+        x[i] = 1.0f;
+    rt_input_normalize(L, x, y, 1);
+    ck_assert_float_eq(y[0], 2.0f);
+    ck_assert_float_eq(y[64], 1.0f);
+    ck_assert_float_eq(y[128], 0.5f);
+    bad("network n\ninput 3x8x8 mean=1,2\nflatten\ndense 2\n", "mean has 2 numbers for 3 channels");
+    bad("network n\ninput 1x8x8 std=0\nflatten\ndense 2\n", "std '0' is not valid");
+    ir_desc_free(&da);
+    ir_desc_free(&db);
+    ir_desc_free(&dc);
+    ir_desc_free(&dd);
+    ir_free(&a);
+    ir_free(&b);
+    ir_free(&c);
+    ir_free(&d);
+}
+END_TEST
+
 static Suite *frontend_suite(void)
 {
     Suite *s = suite_create("frontend");
@@ -1734,6 +1782,7 @@ static Suite *frontend_suite(void)
     tcase_add_test(tc, t_train_defaults);
     tcase_add_test(tc, t_train_settings);
     tcase_add_test(tc, t_memory_plan);
+    tcase_add_test(tc, t_input_normalisation);
     tcase_add_test(tc, t_error_counts);
     tcase_add_test(tc, t_input_channels_last);
     tcase_add_test(tc, t_weights_other_network);

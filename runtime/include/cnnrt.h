@@ -110,7 +110,14 @@ typedef struct {
     float p;                /* dropout probability */
     float eps, momentum;    /* batchnorm (PyTorch defaults 1e-5, 0.1) */
     size_t w_off, w_len, b_off, b_len, s_off, s_len;
+    int norm;               /* input: 1 when the pixels (in [0, 1]) are normalised to
+                               (x - mean[c]) / std[c] before the first layer */
+    float mean[4], std[4];
 } rt_layer;
+
+/* The input normalisation of layer L (an RT_INPUT with norm set): y = (x - mean) / std for
+ * n images of L->out, channel by channel (y may be x). */
+void rt_input_normalize(const rt_layer *L, const float *x, float *y, int n);
 
 typedef struct {
     char name[64];

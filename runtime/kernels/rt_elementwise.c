@@ -103,3 +103,16 @@ void rt_dropout_backward_mt(const float *dy, const float *mask, float *dx, size_
 {
     ew(EW_DROP_BWD, RT_ACT_NONE, 0.0f, dy, mask, dx, n, accum, tp);
 }
+
+void rt_input_normalize(const rt_layer *L, const float *x, float *y, int n)
+{
+    const size_t plane = (size_t)L->out.h * L->out.w;
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < L->out.c; c++) {
+            /* a division, as torchvision's Normalize does, so the bits match it */
+            const float m = L->mean[c < 4 ? c : 3], s = L->std[c < 4 ? c : 3];
+            const size_t off = ((size_t)i * L->out.c + c) * plane;
+            for (size_t k = 0; k < plane; k++)
+                y[off + k] = (x[off + k] - m) / s;
+        }
+}

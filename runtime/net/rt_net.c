@@ -25,6 +25,7 @@ typedef struct {
     rt_threads *tp;
     int max_batch;
     float *arena;            /* every output and gradient buffer (rt_memplan_train) */
+    float *xnorm;            /* the normalised input, when the input layer normalises */
     float **store, **gstore; /* per layer: its own output and gradient storage, or NULL */
     float **aux;             /* per layer: its op's own memory, or NULL */
     const float **y;         /* per layer: where its output is in the current mode */
@@ -72,6 +73,10 @@ static int net_forward(void *self, const float *x, int n, int training, float *l
                     net->max_batch);
     }
     net->y[0] = x;
+    if (d->layers[0].norm) { /* the pixels normalised as the input layer says */
+        rt_input_normalize(&d->layers[0], x, net->xnorm, n);
+        net->y[0] = net->xnorm;
+    }
     for (int k = 0; k < net->plan.nsteps; k++) {
         const rt_step *s = &net->plan.steps[k];
         int i = s->layer;
@@ -156,6 +161,7 @@ static void net_destroy(void *self)
         if (net->aux)
             free(net->aux[i]);
     free(net->arena);
+    free(net->xnorm);
     free(net->store);
     free(net->gstore);
     free(net->aux);
@@ -211,6 +217,8 @@ rt_model *rt_net_create(const rt_netdesc *d, int max_batch, int threads, char *e
         return NULL;
     }
     ok = ok && (net->arena = falloc((size_t)max_batch * (size_t)mp.total));
+    if (d->layers[0].norm)
+        ok = ok && (net->xnorm = falloc((size_t)max_batch * rt_shape_size(d->layers[0].out)));
     size_t scratch = 0;
     for (int i = 1; ok && i < nl; i++) {
         const rt_layer *L = &d->layers[i];

@@ -9,6 +9,8 @@
  */
 #include "rt_op.h"
 
+#include <string.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -212,6 +214,16 @@ uint64_t rt_netdesc_hash(const rt_netdesc *d)
                              (int64_t)L->b_len, (int64_t)L->s_off, (int64_t)L->s_len};
         for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
             h = fnv(h, v[k]);
+        /* the input normalisation only when set: weights trained with one do not load into
+         * a network without it, or with another, and older hashes stay as they were */
+        if (L->kind == RT_INPUT && L->norm)
+            for (int c = 0; c < 4; c++) {
+                int32_t mb, sb;
+                memcpy(&mb, &L->mean[c], 4);
+                memcpy(&sb, &L->std[c], 4);
+                h = fnv(h, mb);
+                h = fnv(h, sb);
+            }
         /* dilation and groups enter only when used, so that the hashes (and weights files)
          * of networks written before they existed stay valid */
         rt_conv_geom g = rt_layer_conv_geom(L);

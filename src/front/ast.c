@@ -51,6 +51,31 @@ ast_stmt *ast_append(ast_stmt *a, ast_stmt *b)
     return a;
 }
 
+ast_value ast_list_start(ast_value *a, ast_value *b, cnn_loc loc)
+{
+    ast_value v = {.kind = VAL_LIST, .loc = loc, .nlist = 2, .list = {a->f, b->f}};
+    size_t n = strlen(a->word) + strlen(b->word) + 2;
+    v.word = cnn_xcalloc(n, 1);
+    snprintf(v.word, n, "%s,%s", a->word, b->word);
+    ast_value_free(a);
+    ast_value_free(b);
+    return v;
+}
+
+int ast_list_add(ast_value *l, ast_value *b)
+{
+    int ok = l->nlist < AST_MAXLIST;
+    if (ok)
+        l->list[l->nlist++] = b->f;
+    size_t n = strlen(l->word) + strlen(b->word) + 2;
+    char *w = cnn_xcalloc(n, 1);
+    snprintf(w, n, "%s,%s", l->word, b->word);
+    free(l->word);
+    l->word = w;
+    ast_value_free(b);
+    return ok;
+}
+
 void ast_value_free(ast_value *v)
 {
     free(v->word);
@@ -88,6 +113,7 @@ const char *ast_value_kind_name(ast_valkind k)
     case VAL_DIMS: return "a size";
     case VAL_WORD: return "a word";
     case VAL_RATIO: return "a ratio";
+    case VAL_LIST: return "a list of numbers";
     }
     return "a value";
 }

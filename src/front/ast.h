@@ -8,7 +8,9 @@
 
 #include "diag.h"
 
-typedef enum { VAL_INT, VAL_FLOAT, VAL_DIMS, VAL_WORD, VAL_RATIO } ast_valkind;
+typedef enum { VAL_INT, VAL_FLOAT, VAL_DIMS, VAL_WORD, VAL_RATIO, VAL_LIST } ast_valkind;
+
+#define AST_MAXLIST 8
 
 #define AST_MAXDIMS 4
 
@@ -21,6 +23,8 @@ typedef struct {
     int ndims;              /* VAL_DIMS, VAL_RATIO */
     long dims[AST_MAXDIMS];
     char *word;             /* VAL_WORD; also the literal text of every value */
+    int nlist;              /* VAL_LIST: numbers separated by commas, key=A,B,C */
+    double list[AST_MAXLIST];
 } ast_value;
 
 /* One argument: positional (key == NULL) or key=value. */
@@ -73,6 +77,10 @@ ast_stmt *ast_reverse(ast_stmt *list);
 /* Appends list b after list a; returns the head. */
 ast_stmt *ast_append(ast_stmt *a, ast_stmt *b);
 void ast_value_free(ast_value *v);
+/* VAL_LIST values: the first two numbers, then one more (0 when the list is full); both
+ * take over their arguments' memory. */
+ast_value ast_list_start(ast_value *a, ast_value *b, cnn_loc loc);
+int ast_list_add(ast_value *l, ast_value *b);
 void ast_free(ast_stmt *s);
 const char *ast_value_kind_name(ast_valkind k);
 

@@ -16,6 +16,7 @@ typedef struct {
     int pad_same;           /* pad=same */
     int ph, pw;             /* pad=P / PHxPW: pixels on each side */
     int has_stride;         /* stride given (pooling defaults to the window) */
+    int has_norm;           /* input: mean= or std= given (the other defaults to no change) */
     int out;                /* conv channels, dense units; concat: the number of the path it
                                joins to those before it (for messages) */
 } ir_spec;

@@ -52,11 +52,16 @@ static void emit_desc(const ir_net *net, FILE *out)
                      "     .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = %d, .pb = %d, .pl = %d, .pr = %d,\n"
                      "     .padmode = %s, .flip = %d, .dh = %d, .dw = %d, .groups = %d, .bias = %d, .act = %s,\n"
                      "     .alpha = %s, .p = %s, .eps = %s, .momentum = %s, .w_off = %zu, .w_len = %zu, .b_off = %zu,\n"
-                     "     .b_len = %zu, .s_off = %zu, .s_len = %zu},\n",
+                     "     .b_len = %zu, .s_off = %zu, .s_len = %zu",
                 rt_kind_cname(L->kind), L->src, L->src2, L->in.c, L->in.h, L->in.w, L->out.c, L->out.h, L->out.w,
                 L->line, L->kh, L->kw, L->sh, L->sw, L->pt, L->pb, L->pl, L->pr, rt_pad_cname(L->padmode), L->flip,
                 L->dh, L->dw, L->groups, L->bias, rt_act_cname(L->act), emit_f(L->alpha), emit_f(L->p), emit_f(L->eps),
                 emit_f(L->momentum), L->w_off, L->w_len, L->b_off, L->b_len, L->s_off, L->s_len);
+        if (L->norm)
+            fprintf(out, ",\n     .norm = 1, .mean = {%s, %s, %s, %s}, .std = {%s, %s, %s, %s}", emit_f(L->mean[0]),
+                    emit_f(L->mean[1]), emit_f(L->mean[2]), emit_f(L->mean[3]), emit_f(L->std[0]), emit_f(L->std[1]),
+                    emit_f(L->std[2]), emit_f(L->std[3]));
+        fprintf(out, "},\n");
     }
     fprintf(out, "};\n");
 }
@@ -169,6 +174,9 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
         const cnn_op *op = cnn_op_of(net->nodes[i].L.kind);
         if (op->emit_buffers) op->emit_buffers(&e, maxbname);
     }
+    if (net->nodes[0].L.norm)
+        fprintf(out, "static _Alignas(64) float xnorm[%s * %ld]; /* the normalised input */\n", maxbname,
+                emit_size(net->nodes[0].L.out));
     fprintf(out, "\nstatic rt_threads *tp;\nstatic const float *x_in; /* the input of the last forward */\nstatic rt_rng drop;\nstatic int last_n, last_training, in_use;\n"
                  "static rt_model model;\n\n");
     for (int i = 1; i < net->n; i++) {
@@ -194,6 +202,9 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
                  "        snprintf(model.err, sizeof model.err, \"batch of %%d images, the program takes 1 to %%d\", n, %s);\n"
                  "        return -1;\n    }\n"
                  "    x_in = x;\n", maxbname, maxbname);
+    if (net->nodes[0].L.norm)
+        fprintf(out, "    rt_input_normalize(&layers[0], x, xnorm, n); /* the input layer's mean and std */\n"
+                     "    x_in = xnorm;\n");
     for (int i = 1; i < net->n; i++) {
         const ir_node *nd = &net->nodes[i];
         const rt_step *st = rt_plan_step(&plan, i);

@@ -238,11 +238,13 @@ static void emit_api(FILE *out, const ir_net *net, long arena)
                  "extern const char *const %s_class_names[%s_CLASSES];\n\n", n, n);
     fprintf(out, "/* The working memory of one prediction at a time: give each thread its own to predict\n"
                  " * in parallel (%ld bytes; allocate it with malloc if that is large for a stack). */\n"
-                 "typedef struct {\n    float arena[%s_CTX_FLOATS];\n} %s_ctx;\n\n",
-            (arena > 0 ? arena : 1) * 4, n, n);
+                 "typedef struct {\n    float arena[%s_CTX_FLOATS];\n", (arena > 0 ? arena : 1) * 4, n);
+    if (in->norm)
+        fprintf(out, "    float input[%s_INPUT_C * %s_INPUT_H * %s_INPUT_W]; /* normalised */\n", n, n, n);
+    fprintf(out, "} %s_ctx;\n\n", n);
     fprintf(out, "/* input: one image of %s_INPUT_C x %s_INPUT_H x %s_INPUT_W floats, planar [c][h][w] (channel\n"
                  " * planes one after the other, rows top to bottom), each pixel value / 255 (0 black, 1\n"
-                 " * white), channels as the training images had them (1 grey, 3 RGB). probs: %s_CLASSES\n"
+                 " * white), channels as the training images had them (1 grey, 3 RGB)%s. probs: %s_CLASSES\n"
                  " * floats, the softmax of the network's output. Returns the most probable class. */\n"
                  "int %s_predict_ctx(%s_ctx *ctx, const float *input, float *probs);\n"
                  "/* As %s_predict_ctx with one context of its own: not for two threads at once. */\n"
@@ -250,7 +252,7 @@ static void emit_api(FILE *out, const ir_net *net, long arena)
                  "/* n images one after the other in inputs; probs gets n rows of %s_CLASSES (may be NULL),\n"
                  " * classes the n predicted classes (may be NULL). */\n"
                  "void %s_predict_batch(%s_ctx *ctx, const float *inputs, int n, float *probs, int *classes);\n\n",
-            n, n, n, n, n, n, n, n, n, n, n);
+            n, n, n, in->norm ? "; the input layer's mean and std are applied here" : "", n, n, n, n, n, n, n, n);
     fprintf(out, "#ifdef __cplusplus\n}\n#endif\n");
 }
 
@@ -385,6 +387,19 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
     fprintf(out, "int %s_predict_ctx(%s_ctx *ctx, const float *input, float *probs)\n{\n"
                  "    float *const m = ctx->arena; /* the memory plan: each layer's output at its offset */\n"
                  "    const float *x = input;\n", nm, nm);
+    const rt_layer *L0 = &net->nodes[0].L;
+    if (L0->norm) { /* as the runtime's rt_input_normalize: (x - mean) / std per channel */
+        fprintf(out, "    static const float mean[%d] = {", L0->out.c);
+        for (int c = 0; c < L0->out.c; c++) fprintf(out, "%s%s", c ? ", " : "", emit_f(L0->mean[c < 4 ? c : 3]));
+        fprintf(out, "}, sd[%d] = {", L0->out.c);
+        for (int c = 0; c < L0->out.c; c++) fprintf(out, "%s%s", c ? ", " : "", emit_f(L0->std[c < 4 ? c : 3]));
+        fprintf(out, "};\n"
+                     "    for (int c = 0; c < %d; c++)\n"
+                     "        for (int k = 0; k < %d; k++)\n"
+                     "            ctx->input[c * %d + k] = (input[c * %d + k] - mean[c]) / sd[c];\n"
+                     "    x = ctx->input;\n",
+                L0->out.c, L0->out.h * L0->out.w, L0->out.h * L0->out.w, L0->out.h * L0->out.w);
+    }
     for (int i = 1; i < net->n; i++) layer_code(out, net, &plan, y, tmp, i);
     fprintf(out, "    (void)m;\n    /* softmax */\n"
                  "    float mx = %s[0];\n    int best = 0;\n"
