@@ -3,8 +3,8 @@
  * that says what is valid. The values and the rules between them are the runtime's
  * (rt_train_words.c), shared with the command line, so the file and cnnrun accept and
  * refuse the same things:
- *   optimizer sgd|adam|adamw [lr=X] [momentum=M] [nesterov] [weight_decay=W] [beta1=B]
- *             [beta2=B]
+ *   optimizer sgd|adam|adamw [lr=X] [momentum=M] [nesterov] [weight_decay=W]
+ *             [betas=B1,B2] [beta1=B] [beta2=B]
  *   schedule constant|cosine|step|plateau [warmup=N] [every=N] [gamma=G] [patience=N]
  *            [factor=F]
  *   stop patience=N; clip norm=X; loss cross_entropy [smoothing=E]
@@ -104,16 +104,16 @@ static void keyed(section *t, const ast_arg *a, const char *what, const char *co
 
 static void optimizer(section *t, const ast_stmt *s)
 {
-    static const char *const keys[] = {"lr", "momentum", "weight_decay", "beta1", "beta2"};
-    static const rt_train_word words[] = {RT_W_LR, RT_W_MOMENTUM, RT_W_WD, RT_W_BETA1, RT_W_BETA2};
+    static const char *const keys[] = {"lr", "momentum", "weight_decay", "beta1", "beta2", "betas"};
+    static const rt_train_word words[] = {RT_W_LR, RT_W_MOMENTUM, RT_W_WD, RT_W_BETA1, RT_W_BETA2, RT_W_BETAS};
     const char *usage = "optimizer sgd|adam|adamw [lr=X] [momentum=M] [nesterov] [weight_decay=W] "
-                        "[beta1=B] [beta2=B]";
+                        "[betas=B1,B2] [beta1=B] [beta2=B]";
     int seen_kind = 0;
     for (int i = 0; i < s->nargs; i++) {
         const ast_arg *a = &s->args[i];
         if (a->key) {
-            keyed(t, a, "optimizer", keys, words, 5,
-                  "valid keys: lr, momentum, weight_decay, beta1, beta2 (and the word nesterov)");
+            keyed(t, a, "optimizer", keys, words, 6,
+                  "valid keys: lr, momentum, weight_decay, betas=B1,B2, beta1, beta2 (and the word nesterov)");
         } else if (a->val.kind == VAL_WORD && !strcmp(a->val.word, "nesterov")) {
             word(t, RT_W_NESTEROV, NULL, a->val.loc, a->val.loc);
         } else if (seen_kind) {
