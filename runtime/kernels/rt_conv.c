@@ -24,6 +24,11 @@
  * measured on the 3-channel first layer of the benchmark network (K = 27) the dot products
  * take half the time, at K = 144 and 288 the packed GEMM wins clearly. */
 #define NT_MAX_K 64
+/* Small maps (a whole image in one band with fewer output pixels than this) are folded:
+ * the patch matrices of several images side by side make one GEMM of about this many
+ * columns, instead of one GEMM per image whose few columns barely reuse the packed weights
+ * (a 128-channel 8x8 layer has 64). */
+#define FOLD_COLS 256
 
 int rt_conv_geom_check(const rt_conv_geom *gin, char *err)
 {
@@ -157,15 +162,20 @@ static void im2col_packed(const rt_conv_geom *g, const float *x, int oy0, int oy
 
 /* Its transpose (pc x K) in packed-B layout, for dW = dZ . patches^T: panels of NR patch
  * rows, each over all pc pixels. tmp holds NR rows of pc values: a panel's rows are made
- * first, then transposed in 4 x 4 blocks, so that the writes are contiguous. */
-static void im2col_packed_t(const rt_conv_geom *g, const float *x, int oy0, int oy1,
-                            float *tmp, float *bp)
+ * first, then transposed in 4 x 4 blocks, so that the writes are contiguous. With nimg > 1
+ * (a folded batch: the whole image in one band) the pixels are those of nimg images,
+ * xstride floats apart, one after the other. */
+static void im2col_packed_t(const rt_conv_geom *g, const float *x, size_t xstride, int nimg,
+                            int oy0, int oy1, float *tmp, float *bp)
 {
-    const int K = g->c * g->kh * g->kw, pc = (oy1 - oy0) * g->ow, NR = rt_gemm_nr();
+    const int K = g->c * g->kh * g->kw, pi = (oy1 - oy0) * g->ow, pc = pi * nimg;
+    const int NR = rt_gemm_nr();
     for (int r0 = 0; r0 < K; r0 += NR) {
         int nr = K - r0 < NR ? K - r0 : NR;
         for (int q = 0; q < nr; q++)
-            im2col_row(g, x, r0 + q, oy0, oy1, tmp + (size_t)q * pc);
+            for (int t = 0; t < nimg; t++)
+                im2col_row(g, x + (size_t)t * xstride, r0 + q, oy0, oy1,
+                           tmp + (size_t)q * pc + (size_t)t * pi);
         if (nr < NR) /* the last panel's missing patch rows are zeros */
             memset(tmp + (size_t)nr * pc, 0, (size_t)(NR - nr) * pc * sizeof *tmp);
         float *d = bp + (size_t)(r0 / NR) * pc * NR;
@@ -182,10 +192,13 @@ static void im2col_packed_t(const rt_conv_geom *g, const float *x, int oy0, int 
     }
 }
 
-/* Adds the patch matrix of g's c channels back into dx (g normalised). */
-static void col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float *dx)
+/* Adds the patch matrix of g's c channels back into dx (g normalised); its rows are ld
+ * floats apart. */
+static void col2im_ld(const rt_conv_geom *g, const float *col, size_t ld, int oy0, int oy1,
+                      float *dx)
 {
-    const int ow = g->ow, pc = (oy1 - oy0) * ow;
+    const int ow = g->ow;
+    const size_t pc = ld;
     for (int ci = 0; ci < g->c; ci++)
         for (int ky = 0; ky < g->kh; ky++)
             for (int kx = 0; kx < g->kw; kx++) {
@@ -220,6 +233,11 @@ static void col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, fl
             }
 }
 
+static void col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float *dx)
+{
+    col2im_ld(g, col, (size_t)(oy1 - oy0) * g->ow, oy0, oy1, dx);
+}
+
 void rt_col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float *dx)
 {
     const rt_conv_geom n = rt_conv_norm(g);
@@ -244,13 +262,29 @@ static int band_rows(const rt_conv_geom *g)
     return r > g->oh ? g->oh : r;
 }
 
+/* Images per GEMM (g: one group's geometry): 1 unless the output map has fewer than
+ * FOLD_COLS / 2 pixels, which are then taken whole (no bands) whatever the channels;
+ * pointwise convolutions, which read the image in place, and grouped ones keep one GEMM per
+ * image and group. */
+static int fold_count(const rt_conv_geom *g, int groups)
+{
+    const int P = g->oh * g->ow;
+    if (groups != 1 || is_pointwise(g) || P >= FOLD_COLS / 2)
+        return 1;
+    return FOLD_COLS / P;
+}
+
 /* Where each buffer lives in a worker's scratch, in floats; every piece starts on a cache
  * line. Forward: packed W (one block of wstride floats per group), packed patches, one patch
  * row. Backward: the dW+db partial (first, so that the reduction finds it), packed W^T (per
  * group), dZ packed as A and as B, the patches transposed and packed as B, the patch matrix
- * (later dcol), and NR patch rows. Sizes other than W's and the partial's are one group's. */
+ * (later dcol), and NR patch rows. Sizes other than W's and the partial's are one group's.
+ * A folded batch (fold > 1 images per GEMM) also has the GEMM's output (forward: cbuf, one
+ * row of fold whole NR-panel widths per output channel) or its images' dZ side by side
+ * (backward: cbuf, oc rows of fold * P). */
 typedef struct {
-    size_t part, wpack, wstride, dza, dzb, patches, dcol, row, total;
+    size_t part, wpack, wstride, dza, dzb, patches, dcol, row, cbuf, total;
+    int fold;
 } layout;
 
 static size_t up16(size_t f)
@@ -261,8 +295,12 @@ static size_t up16(size_t f)
 static layout plan(const rt_conv_geom *g, int backward)
 {
     const rt_conv_geom q = group_geom(g);
-    const int K = q.c * q.kh * q.kw, pc = band_rows(&q) * q.ow;
-    layout l = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    const int K = q.c * q.kh * q.kw, NR = rt_gemm_nr(), P = q.oh * q.ow;
+    const int fold = fold_count(&q, g->groups);
+    /* columns of one GEMM: a band, or fold images (forward: each padded to whole panels) */
+    const int pc = fold == 1 ? band_rows(&q) * q.ow
+                             : fold * (backward ? P : (P + NR - 1) / NR * NR);
+    layout l = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, fold};
     size_t at = 0;
 #define TAKE(field, floats) (l.field = at, at += up16(floats))
     if (backward) {
@@ -274,11 +312,15 @@ static layout plan(const rt_conv_geom *g, int backward)
         TAKE(patches, rt_gemm_packed_b_floats(pc, K));
         TAKE(dcol, (size_t)K * pc);
         TAKE(row, (size_t)pc * rt_gemm_nr());
+        if (fold > 1)
+            TAKE(cbuf, (size_t)q.oc * pc);
     } else {
         l.wstride = up16(rt_gemm_packed_a_floats(q.oc, K));
         TAKE(wpack, l.wstride * g->groups);
         TAKE(patches, rt_gemm_packed_b_floats(K, pc));
         TAKE(row, (size_t)pc);
+        if (fold > 1)
+            TAKE(cbuf, (size_t)q.oc * pc);
     }
 #undef TAKE
     l.total = at;
@@ -306,6 +348,34 @@ typedef struct {
     atomic_int fail;
 } fwd_job;
 
+/* Forward of images [s0, s0 + nimg) at once (groups == 1, whole map in one band): each
+ * image's patches fill whole NR-wide panels side by side, one GEMM with bias and relu makes
+ * every image's outputs in cbuf (the pad columns of a partial panel are computed and
+ * dropped), which are copied to their images. A column's sum is that of the per-image GEMM,
+ * so the result does not depend on the fold. */
+static void fwd_fold(const fwd_job *j, const layout *l, float *scr, int s0, int nimg)
+{
+    const rt_conv_geom *g = j->g;
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, NR = rt_gemm_nr();
+    const int pp = (P + NR - 1) / NR * NR, pc = nimg * pp;
+    float *bp = scr + l->patches, *row = scr + l->row, *cb = scr + l->cbuf;
+    for (int t = 0; t < nimg; t++)
+        im2col_packed(g, j->x + (size_t)(s0 + t) * g->c * g->h * g->w, 0, g->oh, row,
+                      bp + (size_t)t * pp * K);
+    int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU || j->act == RT_ACT_LEAKYRELU;
+    rt_gemm_packed_ep(g->oc, pc, K, scr + l->wpack, bp, 0, cb, pc, j->b,
+                      fused ? j->act : RT_ACT_NONE, j->alpha);
+    for (int t = 0; t < nimg; t++)
+        for (int o = 0; o < g->oc; o++) {
+            float *yo = j->y + ((size_t)(s0 + t) * g->oc + o) * P;
+            const float *c = cb + (size_t)o * pc + (size_t)t * pp;
+            if (fused)
+                memcpy(yo, c, (size_t)P * sizeof *yo);
+            else
+                rt_act_forward(j->act, j->alpha, c, yo, (size_t)P);
+        }
+}
+
 static void fwd_task(void *arg, rt_worker *wk)
 {
     fwd_job *j = arg;
@@ -313,13 +383,15 @@ static void fwd_task(void *arg, rt_worker *wk)
     const int G = g->groups, K = q.c * q.kh * q.kw, P = g->oh * g->ow;
     const int rows = band_rows(&q), bands = (g->oh + rows - 1) / rows;
     const int pointwise = is_pointwise(g);
-    /* work items are (image, group, band) triples, split in contiguous runs over the
-     * workers; every output is made by one worker the same way, whatever the pool */
+    layout l = plan(g, 0);
+    /* work items are (image, group, band) triples, or runs of l.fold images, split in
+     * contiguous runs over the workers; every output is made by one worker the same way,
+     * whatever the pool */
+    const int F = l.fold, items = F > 1 ? (j->n + F - 1) / F : j->n * G * bands;
     int lo, hi;
-    rt_split_range(j->n * G * bands, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
+    rt_split_range(items, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
     if (lo >= hi)
         return;
-    layout l = plan(g, 0);
     float *scr = rt_worker_scratch(wk, l.total * sizeof(float));
     if (!scr) {
         atomic_store(&j->fail, 1);
@@ -329,6 +401,11 @@ static void fwd_task(void *arg, rt_worker *wk)
     for (int gi = 0; gi < G; gi++) /* group gi's weights are the block [oc/G][K] */
         rt_gemm_pack_a(0, q.oc, K, 1.0f, j->w + (size_t)gi * q.oc * K, K,
                        wp + (size_t)gi * l.wstride);
+    if (F > 1) {
+        for (int it = lo; it < hi; it++)
+            fwd_fold(j, &l, scr, it * F, j->n - it * F < F ? j->n - it * F : F);
+        return;
+    }
     for (int it = lo; it < hi; it++) {
         int s = it / (G * bands), gi = it / bands % G, oy0 = (it % bands) * rows;
         int oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh, pc = (oy1 - oy0) * g->ow;
@@ -402,7 +479,7 @@ static void bwd_group(const rt_conv_geom *q, const layout *l, float *scr, const 
             if (pointwise)
                 rt_gemm_pack_b(1, pc, K, xs + (size_t)oy0 * q->ow, P, pt);
             else
-                im2col_packed_t(q, xs, oy0, oy1, row, pt);
+                im2col_packed_t(q, xs, 0, 1, oy0, oy1, row, pt);
             rt_gemm_packed(q->oc, K, pc, dza, pt, 1, dw, K);
         }
         if (db)
@@ -419,6 +496,45 @@ static void bwd_group(const rt_conv_geom *q, const layout *l, float *scr, const 
             col2im(q, dcol, oy0, oy1, dxs);
         }
     }
+}
+
+/* dW, db and dX of nimg images at once (groups == 1, the whole map in one band; xs, dzs and
+ * dxs point at the first image, dxs may be NULL): their dZ side by side in cbuf make
+ * GEMMs of nimg * P columns, for dW over that depth, for dX before col2im per image. */
+static void bwd_fold(const rt_conv_geom *g, const layout *l, float *scr, const float *xs,
+                     const float *dzs, const float *wt, float *dw, float *db, float *dxs,
+                     int nimg)
+{
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, pc = nimg * P;
+    const size_t xsz = (size_t)g->c * g->h * g->w;
+    float *dza = scr + l->dza, *dzb = scr + l->dzb, *dzc = scr + l->cbuf;
+    float *pt = scr + l->patches, *dcol = scr + l->dcol, *row = scr + l->row;
+    for (int t = 0; t < nimg; t++)
+        for (int o = 0; o < g->oc; o++)
+            memcpy(dzc + (size_t)o * pc + (size_t)t * P, dzs + ((size_t)t * g->oc + o) * P,
+                   (size_t)P * sizeof *dzc);
+    /* dW[oc][K] += dZ[oc][pc] . patches[K][pc]^T, as in bwd_group */
+    if (K <= NT_MAX_K) {
+        for (int r = 0; r < K; r++)
+            for (int t = 0; t < nimg; t++)
+                im2col_row(g, xs + (size_t)t * xsz, r, 0, g->oh,
+                           dcol + (size_t)r * pc + (size_t)t * P);
+        rt_gemm_nt(g->oc, K, pc, dzc, pc, dcol, pc, 1, dw, K);
+    } else {
+        rt_gemm_pack_a(0, g->oc, pc, 1.0f, dzc, pc, dza);
+        im2col_packed_t(g, xs, xsz, nimg, 0, g->oh, row, pt);
+        rt_gemm_packed(g->oc, K, pc, dza, pt, 1, dw, K);
+    }
+    if (db)
+        for (int t = 0; t < nimg; t++)
+            for (int o = 0; o < g->oc; o++)
+                db[o] += (float)rt_sum(dzc + (size_t)o * pc + (size_t)t * P, (size_t)P);
+    if (!dxs)
+        return;
+    rt_gemm_pack_b(0, g->oc, pc, dzc, pc, dzb);
+    rt_gemm_packed(K, pc, g->oc, wt, dzb, 0, dcol, pc);
+    for (int t = 0; t < nimg; t++)
+        col2im_ld(g, dcol + (size_t)t * P, (size_t)pc, 0, g->oh, dxs + (size_t)t * xsz);
 }
 
 static void bwd_task(void *arg, rt_worker *wk)
@@ -446,11 +562,19 @@ static void bwd_task(void *arg, rt_worker *wk)
         for (int gi = 0; gi < G; gi++) /* W^T of each group: K x oc/G */
             rt_gemm_pack_a(1, K, q.oc, 1.0f, j->w + (size_t)gi * q.oc * K, K,
                            wt + (size_t)gi * l.wstride);
+    const size_t xsz = (size_t)g->c * g->h * g->w, gx = (size_t)q.c * g->h * g->w;
+    if (j->dx && !j->accum && s0 < s1)
+        memset(j->dx + (size_t)s0 * xsz, 0, (size_t)(s1 - s0) * xsz * sizeof *j->dx);
+    if (l.fold > 1) { /* runs of l.fold images of this worker's range */
+        for (int s = s0; s < s1; s += l.fold) {
+            int nimg = s1 - s < l.fold ? s1 - s : l.fold;
+            bwd_fold(g, &l, scr, j->x + (size_t)s * xsz, j->dz + (size_t)s * g->oc * P, wt,
+                     dw, db, j->dx ? j->dx + (size_t)s * xsz : NULL, nimg);
+        }
+        return;
+    }
     for (int s = s0; s < s1; s++) {
-        const size_t xsz = (size_t)g->c * g->h * g->w, gx = (size_t)q.c * g->h * g->w;
         float *dxs = j->dx ? j->dx + (size_t)s * xsz : NULL;
-        if (dxs && !j->accum)
-            memset(dxs, 0, xsz * sizeof *dxs);
         for (int gi = 0; gi < G; gi++)
             bwd_group(&q, &l, scr, j->x + (size_t)s * xsz + gi * gx,
                       j->dz + ((size_t)s * g->oc + (size_t)gi * q.oc) * P,
