@@ -138,13 +138,16 @@ void rt_im2col(const rt_conv_geom *g, const float *x, int oy0, int oy1, float *c
 }
 
 /* The patch matrix (K x pc) in the GEMM's packed-B layout: panels of NR pixels, each over
- * all K rows. tmp holds one row of pc values. */
-static void im2col_packed(const rt_conv_geom *g, const float *x, int oy0, int oy1, float *tmp,
-                          float *bp)
+ * all K rows. tmp holds one row of pc values. With nimg > 1 (a folded batch) the pixels are
+ * those of nimg images, xstride floats apart, one after the other. */
+static void im2col_packed(const rt_conv_geom *g, const float *x, size_t xstride, int nimg,
+                          int oy0, int oy1, float *tmp, float *bp)
 {
-    const int K = g->c * g->kh * g->kw, pc = (oy1 - oy0) * g->ow, NR = rt_gemm_nr();
+    const int K = g->c * g->kh * g->kw, pi = (oy1 - oy0) * g->ow, pc = pi * nimg;
+    const int NR = rt_gemm_nr();
     for (int r = 0; r < K; r++) {
-        im2col_row(g, x, r, oy0, oy1, tmp);
+        for (int t = 0; t < nimg; t++)
+            im2col_row(g, x + (size_t)t * xstride, r, oy0, oy1, tmp + (size_t)t * pi);
         /* whole panels in blocks of 8 (NR is a multiple of 8), then the partial one */
         int full = pc / NR * NR;
         for (int j = 0; j < full; j += NR) {
@@ -279,9 +282,8 @@ static int fold_count(const rt_conv_geom *g, int groups)
  * row. Backward: the dW+db partial (first, so that the reduction finds it), packed W^T (per
  * group), dZ packed as A and as B, the patches transposed and packed as B, the patch matrix
  * (later dcol), and NR patch rows. Sizes other than W's and the partial's are one group's.
- * A folded batch (fold > 1 images per GEMM) also has the GEMM's output (forward: cbuf, one
- * row of fold whole NR-panel widths per output channel) or its images' dZ side by side
- * (backward: cbuf, oc rows of fold * P). */
+ * A folded batch (fold > 1 images per GEMM) also has cbuf: the GEMM's output (forward) or
+ * the images' dZ (backward), oc rows of fold * P. */
 typedef struct {
     size_t part, wpack, wstride, dza, dzb, patches, dcol, row, cbuf, total;
     int fold;
@@ -295,11 +297,10 @@ static size_t up16(size_t f)
 static layout plan(const rt_conv_geom *g, int backward)
 {
     const rt_conv_geom q = group_geom(g);
-    const int K = q.c * q.kh * q.kw, NR = rt_gemm_nr(), P = q.oh * q.ow;
+    const int K = q.c * q.kh * q.kw, P = q.oh * q.ow;
     const int fold = fold_count(&q, g->groups);
-    /* columns of one GEMM: a band, or fold images (forward: each padded to whole panels) */
-    const int pc = fold == 1 ? band_rows(&q) * q.ow
-                             : fold * (backward ? P : (P + NR - 1) / NR * NR);
+    /* columns of one GEMM: a band, or fold whole images */
+    const int pc = fold == 1 ? band_rows(&q) * q.ow : fold * P;
     layout l = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, fold};
     size_t at = 0;
 #define TAKE(field, floats) (l.field = at, at += up16(floats))
@@ -348,27 +349,24 @@ typedef struct {
     atomic_int fail;
 } fwd_job;
 
-/* Forward of images [s0, s0 + nimg) at once (groups == 1, whole map in one band): each
- * image's patches fill whole NR-wide panels side by side, one GEMM with bias and relu makes
- * every image's outputs in cbuf (the pad columns of a partial panel are computed and
- * dropped), which are copied to their images. A column's sum is that of the per-image GEMM,
- * so the result does not depend on the fold. */
+/* Forward of images [s0, s0 + nimg) at once (groups == 1, the whole map in one band): the
+ * images' patches side by side make one GEMM of nimg * P columns, with bias and relu, into
+ * cbuf, which is copied to the images. A column's sum is that of the per-image GEMM, so the
+ * result does not depend on the fold. */
 static void fwd_fold(const fwd_job *j, const layout *l, float *scr, int s0, int nimg)
 {
     const rt_conv_geom *g = j->g;
-    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, NR = rt_gemm_nr();
-    const int pp = (P + NR - 1) / NR * NR, pc = nimg * pp;
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, pc = nimg * P;
+    const size_t xsz = (size_t)g->c * g->h * g->w;
     float *bp = scr + l->patches, *row = scr + l->row, *cb = scr + l->cbuf;
-    for (int t = 0; t < nimg; t++)
-        im2col_packed(g, j->x + (size_t)(s0 + t) * g->c * g->h * g->w, 0, g->oh, row,
-                      bp + (size_t)t * pp * K);
+    im2col_packed(g, j->x + (size_t)s0 * xsz, xsz, nimg, 0, g->oh, row, bp);
     int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU || j->act == RT_ACT_LEAKYRELU;
     rt_gemm_packed_ep(g->oc, pc, K, scr + l->wpack, bp, 0, cb, pc, j->b,
                       fused ? j->act : RT_ACT_NONE, j->alpha);
     for (int t = 0; t < nimg; t++)
         for (int o = 0; o < g->oc; o++) {
             float *yo = j->y + ((size_t)(s0 + t) * g->oc + o) * P;
-            const float *c = cb + (size_t)o * pc + (size_t)t * pp;
+            const float *c = cb + (size_t)o * pc + (size_t)t * P;
             if (fused)
                 memcpy(yo, c, (size_t)P * sizeof *yo);
             else
@@ -387,7 +385,9 @@ static void fwd_task(void *arg, rt_worker *wk)
     /* work items are (image, group, band) triples, or runs of l.fold images, split in
      * contiguous runs over the workers; every output is made by one worker the same way,
      * whatever the pool */
-    const int F = l.fold, items = F > 1 ? (j->n + F - 1) / F : j->n * G * bands;
+    const int nw = rt_worker_count(wk), per = (j->n + nw - 1) / nw;
+    const int F = l.fold < per ? l.fold : per; /* every worker gets images */
+    const int items = l.fold > 1 ? (j->n + F - 1) / F : j->n * G * bands;
     int lo, hi;
     rt_split_range(items, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
     if (lo >= hi)
@@ -401,7 +401,7 @@ static void fwd_task(void *arg, rt_worker *wk)
     for (int gi = 0; gi < G; gi++) /* group gi's weights are the block [oc/G][K] */
         rt_gemm_pack_a(0, q.oc, K, 1.0f, j->w + (size_t)gi * q.oc * K, K,
                        wp + (size_t)gi * l.wstride);
-    if (F > 1) {
+    if (l.fold > 1) {
         for (int it = lo; it < hi; it++)
             fwd_fold(j, &l, scr, it * F, j->n - it * F < F ? j->n - it * F : F);
         return;
@@ -414,7 +414,7 @@ static void fwd_task(void *arg, rt_worker *wk)
         if (pointwise)
             rt_gemm_pack_b(0, K, pc, xs + (size_t)oy0 * g->ow, P, bp);
         else
-            im2col_packed(&q, xs, oy0, oy1, row, bp);
+            im2col_packed(&q, xs, 0, 1, oy0, oy1, row, bp);
         /* bias and relu / leaky relu are applied as the GEMM stores its tiles */
         int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
                     j->act == RT_ACT_LEAKYRELU;
