@@ -171,6 +171,12 @@ START_TEST(conv_modes)
     check_conv(g8, 2, 1, RT_ACT_NONE, 0, tp, "conv 12x12 unfolded");
     rt_conv_geom g9 = {8, 12, 12, 2, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_REPLICATE, 0};
     check_conv(g9, 3, 1, RT_ACT_NONE, 0, tp, "conv 12x12 unfolded 8 channels");
+    /* zero padding, stride 1: dX as the forward convolution of dZ with the rotated kernel;
+     * asymmetric padding (2 / 0 rows, 1 / 1 columns) and a 3x2 kernel, plain and flipped */
+    for (int flip = 0; flip < 2; flip++) {
+        rt_conv_geom g10 = {3, 5, 6, 4, 0, 0, 3, 2, 1, 1, 2, 0, 1, 1, RT_PAD_ZERO, flip};
+        check_conv(g10, 3, 1, RT_ACT_NONE, 0, tp, "conv dX by correlation");
+    }
     rt_threads_destroy(tp);
 }
 END_TEST

@@ -6,7 +6,9 @@
  * a true convolution) writes the patches straight into the GEMM's packed panel layout, and
  * the weights are packed once per call. Backward computes dW from the same patches and dX as
  * W^T times the gradient followed by col2im, which sends a padded cell's gradient to the
- * pixel it was copied from. 1x1 stride-1 unpadded convolutions use the image itself.
+ * pixel it was copied from; where the padding is zeros and the stride 1, dX is instead the
+ * forward convolution of dZ with the rotated, transposed kernel (no col2im). Small maps fold
+ * several images into one GEMM. 1x1 stride-1 unpadded convolutions use the image itself.
  * Grouped convolutions run the same steps once per group, on the group's channel blocks;
  * depthwise ones (a group per input channel) go to the direct loops of rt_conv_dw.c.
  */
@@ -346,6 +348,7 @@ typedef struct {
     float alpha;
     float *y;
     int n;
+    int add; /* y += instead of y = (only with no bias and no activation) */
     atomic_int fail;
 } fwd_job;
 
@@ -367,7 +370,10 @@ static void fwd_fold(const fwd_job *j, const layout *l, float *scr, int s0, int 
         for (int o = 0; o < g->oc; o++) {
             float *yo = j->y + ((size_t)(s0 + t) * g->oc + o) * P;
             const float *c = cb + (size_t)o * pc + (size_t)t * P;
-            if (fused)
+            if (j->add)
+                for (int i = 0; i < P; i++)
+                    yo[i] += c[i];
+            else if (fused)
                 memcpy(yo, c, (size_t)P * sizeof *yo);
             else
                 rt_act_forward(j->act, j->alpha, c, yo, (size_t)P);
@@ -418,7 +424,7 @@ static void fwd_task(void *arg, rt_worker *wk)
         /* bias and relu / leaky relu are applied as the GEMM stores its tiles */
         int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
                     j->act == RT_ACT_LEAKYRELU;
-        rt_gemm_packed_ep(q.oc, pc, K, wp + (size_t)gi * l.wstride, bp, 0, ys, P,
+        rt_gemm_packed_ep(q.oc, pc, K, wp + (size_t)gi * l.wstride, bp, j->add, ys, P,
                           j->b ? j->b + (size_t)gi * q.oc : NULL,
                           fused ? j->act : RT_ACT_NONE, j->alpha);
         if (!fused)
@@ -436,7 +442,7 @@ int rt_conv2d_forward(const rt_conv_geom *gin, const float *x, const float *w, c
         return 0;
     if (is_depthwise(&g))
         return rt_conv_dw_forward(&g, x, w, b, act, alpha, y, n, tp);
-    fwd_job j = {&g, x, w, b, act, alpha, y, n, 0};
+    fwd_job j = {&g, x, w, b, act, alpha, y, n, 0, 0};
     rt_threads_run(tp, fwd_task, &j);
     return atomic_load(&j.fail) ? -1 : 0;
 }
@@ -602,6 +608,40 @@ static void reduce_task(void *arg, rt_worker *wk)
     }
 }
 
+/* The input gradient as a forward convolution, where that is exact and pays: for stride 1,
+ * no dilation, one group, zero padding of at most k - 1, dX is the correlation of dZ, zero-
+ * padded by k - 1 - p, with the kernel rotated 180 degrees and its channel axes swapped
+ * (dX[c][a][b] = sum_o,u,v W[o][c][kh-1-u][kw-1-v] dZ[o][a+u-(kh-1-pt)][b+v-(kw-1-pl)]), so
+ * it goes through the forward's GEMM (batch fold included) with no col2im, whose scattered
+ * adds are the slow half of the GEMM-then-col2im route. Returns 1 when done, 0 when g does
+ * not qualify (or memory is short: the caller takes the col2im route), -1 on failure. */
+static int dx_by_correlation(const rt_conv_geom *g, const float *w, const float *dz, float *dx,
+                             int accum, int n, rt_threads *tp)
+{
+    if (g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->groups != 1 ||
+        g->pad != RT_PAD_ZERO || g->pt > g->kh - 1 || g->pb > g->kh - 1 ||
+        g->pl > g->kw - 1 || g->pr > g->kw - 1 || is_pointwise(g))
+        return 0;
+    const size_t kk = (size_t)g->kh * g->kw;
+    float *wt = malloc((size_t)g->oc * g->c * kk * sizeof *wt);
+    if (!wt)
+        return 0;
+    for (int o = 0; o < g->oc; o++) /* W'[c][o] = W[o][c]; the rotation is the flip flag */
+        for (int c = 0; c < g->c; c++)
+            memcpy(wt + ((size_t)c * g->oc + o) * kk, w + ((size_t)o * g->c + c) * kk,
+                   kk * sizeof *wt);
+    rt_conv_geom t = *g;
+    t.c = g->oc, t.h = g->oh, t.w = g->ow;
+    t.oc = g->c, t.oh = g->h, t.ow = g->w;
+    t.pt = g->kh - 1 - g->pt, t.pb = g->kh - 1 - g->pb;
+    t.pl = g->kw - 1 - g->pl, t.pr = g->kw - 1 - g->pr;
+    t.flip = !g->flip;
+    fwd_job j = {&t, dz, wt, NULL, RT_ACT_NONE, 0.0f, dx, n, accum, 0};
+    rt_threads_run(tp, fwd_task, &j);
+    free(wt);
+    return atomic_load(&j.fail) ? -1 : 1;
+}
+
 int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, const float *dz,
                        float *dx, int accum, float *dw, float *db, int n, rt_threads *tp)
 {
@@ -614,6 +654,13 @@ int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, 
     }
     if (is_depthwise(&g))
         return rt_conv_dw_backward(&g, x, w, dz, dx, accum, dw, db, n, tp);
+    if (dx) {
+        int r = dx_by_correlation(&g, w, dz, dx, accum, n, tp);
+        if (r < 0)
+            return -1;
+        if (r > 0)
+            dx = NULL; /* done: the GEMMs below make dW and db only */
+    }
     bwd_job j = {&g, x, w, dz, dx, dw, db, accum, n, tp, 0};
     rt_threads_run(tp, bwd_task, &j);
     if (atomic_load(&j.fail))
