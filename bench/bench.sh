@@ -15,7 +15,9 @@
 #   --repeat  run every implementation R times, in rounds (cnnrun, torch, extras, then
 #             again), and report each one's best round; each run's rate is already the
 #             median of its STEPS steps
-#   --profile also per-layer forward/backward milliseconds of cnnrun and PyTorch
+#   --profile also per-layer forward/backward milliseconds of cnnrun and PyTorch, and our
+#             1024^3 SGEMM rate with each layer's forward and backward GFLOP/s as a share of it
+#             (bench/nets/ holds vgg_bn64 and resnet_bn32, issue 9's batchnorm networks)
 # Defaults: 5 steps, batch 32, 2 threads, build folder $BUILD or /tmp/build-bench.
 # The python is /usr/bin/python3 (Debian's, with torch), or $PYTHON.
 
@@ -141,20 +143,22 @@ if [ -n "$profile" ]; then
     for net in $nets; do
         net=$(basename "$net" .cnn)
         echo
-        echo "Per-layer ms for a batch of $batch, each layer alone ($net):"
-        echo "| layer | cnnrun fwd | torch fwd | cnnrun bwd | torch bwd | cnnrun fwd GFLOP/s |"
-        echo "|---|---:|---:|---:|---:|---:|"
+        echo "Per-layer ms for a batch of $batch, each layer alone ($net); our 1024^3 SGEMM in the same run:" \
+            "$(value gflops "$out/$net.cnnrun" gemm) GFLOP/s (best round); % GEMM: the layer's GFLOP/s as a share of it:"
+        echo "| layer | cnnrun fwd | torch fwd | cnnrun bwd | torch bwd | cnnrun fwd GFLOP/s | fwd % GEMM | cnnrun bwd GFLOP/s | bwd % GEMM |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         awk '
             FNR == 1 { file++ }
             $1 == "bench" && $2 == "layer" {
                 id = $3 " " $4 " " $5
                 for (i = 6; i < NF; i++) v[$i] = $(i + 1)
-                if (file == 1) { order[++n] = id; cf[id] = v["fwd-ms"]; cb[id] = v["bwd-ms"]; cg[id] = v["fwd-gflops"] }
+                if (file == 1) { order[++n] = id; cf[id] = v["fwd-ms"]; cb[id] = v["bwd-ms"]; cg[id] = v["fwd-gflops"]
+                                 cfp[id] = v["fwd-gemm-pct"]; cbg[id] = v["bwd-gflops"]; cbp[id] = v["bwd-gemm-pct"] }
                 else { tf[id] = v["fwd-ms"]; tb[id] = v["bwd-ms"] }
             }
             END { for (k = 1; k <= n; k++) { id = order[k]
-                    printf "| %s | %s | %s | %s | %s | %s |\n", id, cf[id], (id in tf) ? tf[id] : "-",
-                           cb[id], (id in tb) ? tb[id] : "-", cg[id] } }' \
+                    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", id, cf[id], (id in tf) ? tf[id] : "-",
+                           cb[id], (id in tb) ? tb[id] : "-", cg[id], cfp[id], cbg[id], cbp[id] } }' \
             "$out/$net.cnnrun" "$out/$net.torch"
     done
 fi

@@ -160,6 +160,23 @@ START_TEST(conv_modes)
     check_conv(g5, 2, 1, RT_ACT_NONE, 0, tp, "conv 8 channels");
     rt_conv_geom g6 = {70, 2, 3, 2, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0};
     check_conv(g6, 2, 1, RT_ACT_NONE, 0, NULL, "conv 1x1 70 channels");
+    /* small maps fold the batch into one GEMM: 16 channels (144 patch rows, packed dW) on
+     * 4x4, five images split 3 + 2, reflect padding; and a non-fused activation */
+    rt_conv_geom g7 = {16, 4, 4, 3, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_REFLECT, 0};
+    check_conv(g7, 5, 1, RT_ACT_NONE, 0, tp, "conv folded 16 channels");
+    check_conv(g7, 5, 1, RT_ACT_TANH, 0, NULL, "conv folded 16 channels + tanh");
+    /* maps of 128 pixels and more are not folded: one GEMM per band of an image, dW by dot
+     * products (27 patch rows) and by the packed GEMM (72) */
+    rt_conv_geom g8 = {3, 12, 12, 2, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_ZERO, 0};
+    check_conv(g8, 2, 1, RT_ACT_NONE, 0, tp, "conv 12x12 unfolded");
+    rt_conv_geom g9 = {8, 12, 12, 2, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_REPLICATE, 0};
+    check_conv(g9, 3, 1, RT_ACT_NONE, 0, tp, "conv 12x12 unfolded 8 channels");
+    /* zero padding, stride 1: dX as the forward convolution of dZ with the rotated kernel;
+     * asymmetric padding (2 / 0 rows, 1 / 1 columns) and a 3x2 kernel, plain and flipped */
+    for (int flip = 0; flip < 2; flip++) {
+        rt_conv_geom g10 = {3, 5, 6, 4, 0, 0, 3, 2, 1, 1, 2, 0, 1, 1, RT_PAD_ZERO, flip};
+        check_conv(g10, 3, 1, RT_ACT_NONE, 0, tp, "conv dX by correlation");
+    }
     rt_threads_destroy(tp);
 }
 END_TEST

@@ -168,6 +168,59 @@ START_TEST(conv_lecture_backward)
 }
 END_TEST
 
+/* Several images of a small map go through one GEMM (the batch folded into its columns):
+ * image t is the lecture's X3 times t + 1 in each of c channels, each channel's kernel is K2,
+ * so image t's valid output is c (t + 1) {19, 25, 37, 43} plus the bias, through relu; with
+ * dy = ones, dW of each channel is (1 + ... + n) {8, 12, 20, 24}, db = 4n and every image's
+ * dX channel is conv_lecture_backward's {0,1,1,2,6,4,2,5,3}. c = 1 takes dW by dot products,
+ * c = 17 (68 patch rows) by the packed GEMM; n = 5 splits 3 + 2 over two threads. */
+START_TEST(conv_batch_folded)
+{
+    static const float want1[4] = {19, 25, 37, 43};
+    static const float want_dw1[4] = {8, 12, 20, 24};
+    static const float want_dx1[9] = {0, 1, 1, 2, 6, 4, 2, 5, 3};
+    enum { N = 5, CMAX = 17 };
+    static float x[N * CMAX * 9], w[CMAX * 4], y[N * 4], dy[N * 4], dx[N * CMAX * 9],
+        dw[CMAX * 4];
+    const float bias = -20;
+    rt_threads *tp = rt_threads_create(2, NULL);
+    ck_assert_ptr_nonnull(tp);
+    for (int c = 1; c <= CMAX; c += CMAX - 1)
+        for (int pool = 0; pool < 2; pool++) {
+            rt_conv_geom g = geom(c, 3, 3, 1, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0);
+            for (int t = 0; t < N; t++)
+                for (int ci = 0; ci < c; ci++)
+                    for (int i = 0; i < 9; i++)
+                        x[(t * c + ci) * 9 + i] = X3[i] * (float)(t + 1);
+            for (int ci = 0; ci < c; ci++)
+                memcpy(w + ci * 4, K2, sizeof K2);
+            ck_assert_int_eq(rt_conv2d_forward(&g, x, w, &bias, RT_ACT_RELU, 0, y, N,
+                                               pool ? tp : NULL), 0);
+            for (int t = 0; t < N; t++)
+                for (int i = 0; i < 4; i++) {
+                    float v = (float)c * (float)(t + 1) * want1[i] + bias;
+                    v = v > 0 ? v : 0;
+                    CHECK(y[t * 4 + i] == v, "c %d image %d y[%d] = %g, expected %g", c, t, i,
+                          y[t * 4 + i], v);
+                }
+            for (int i = 0; i < N * 4; i++)
+                dy[i] = 1;
+            float db = 0;
+            ck_assert_int_eq(rt_conv2d_backward(&g, x, w, dy, dx, 0, dw, &db, N,
+                                                pool ? tp : NULL), 0);
+            for (int ci = 0; ci < c; ci++)
+                for (int i = 0; i < 4; i++)
+                    CHECK(dw[ci * 4 + i] == 15 * want_dw1[i], "c %d dW[%d][%d] = %g", c, ci, i,
+                          dw[ci * 4 + i]);
+            CHECK(db == 4 * N, "c %d db = %g", c, db);
+            for (int t = 0; t < N; t++)
+                for (int ci = 0; ci < c; ci++)
+                    expect(dx + (t * c + ci) * 9, want_dx1, 9, 0, "folded dX");
+        }
+    rt_threads_destroy(tp);
+}
+END_TEST
+
 START_TEST(conv_padding_gradient_flows_to_source)
 {
     /* A 1x1 kernel of weight 1 with padding 1 copies the padded 5x5 image; with dy = ones
@@ -1068,6 +1121,7 @@ static Suite *suite(void)
     tcase_add_test(t, conv_lecture_circular);
     tcase_add_test(t, conv_lecture_flip);
     tcase_add_test(t, conv_lecture_backward);
+    tcase_add_test(t, conv_batch_folded);
     tcase_add_test(t, conv_padding_gradient_flows_to_source);
     tcase_add_test(t, conv_multichannel_bias);
     tcase_add_test(t, conv_random_geometries);

@@ -13,6 +13,7 @@
 
 #include "cnnrt.h"
 #include "rt_kernels.h"
+#include "rt_plan.h"
 
 /* ck_assert writes a record for every check that passes (fork mode): checks inside loops over
  * many values go through CHECK, which reports only a failure. */
@@ -518,6 +519,69 @@ START_TEST(relu_pool_fusion)
 }
 END_TEST
 
+/* Batchnorm + activation: the plan fuses an activation computed from its output into the
+ * batchnorm before it (one pass forward and backward, the activation an alias); the same
+ * network with a p = 0 dropout between them (the activation then reads the dropout, so no
+ * fusion) gives the same bits: logits and gradients after a training step, for relu,
+ * leaky relu and sigmoid, on 1 and 2 threads. silu reads its input: never fused. */
+START_TEST(bn_act_fusion)
+{
+    static const rt_act acts[] = {RT_ACT_RELU, RT_ACT_LEAKYRELU, RT_ACT_SIGMOID};
+    rt_shape in = {3, 6, 6}, c1 = {4, 6, 6};
+    for (int k = 0; k < 3; k++) {
+        size_t off1 = 0, off2 = 0;
+        rt_layer A[5], B[6];
+        A[0] = layer(RT_INPUT, -1, in, in);
+        A[1] = conv_layer(0, in, 4, 3, 1, RT_PAD_ZERO, 1, RT_ACT_NONE, &off1);
+        A[2] = layer(RT_BATCHNORM, 1, c1, c1);
+        A[2].eps = 1e-5f, A[2].momentum = 0.1f;
+        A[2].w_off = off1, A[2].w_len = 4, off1 += 4;
+        A[2].b_off = off1, A[2].b_len = 4, off1 += 4;
+        A[2].s_off = 0, A[2].s_len = 8;
+        A[3] = layer(RT_ACTIVATION, 2, c1, c1);
+        A[3].act = acts[k], A[3].alpha = 0.1f;
+        A[4] = dense_layer(3, c1, 3, RT_ACT_NONE, &off1);
+        B[0] = A[0], B[1] = A[1], B[2] = A[2];
+        B[3] = layer(RT_DROPOUT, 2, c1, c1);
+        B[3].p = 0.0f;
+        B[4] = A[3], B[4].src = 3;
+        B[5] = A[4], B[5].src = 4;
+        off2 = off1;
+        rt_netdesc da, db;
+        memset(&da, 0, sizeof da), memset(&db, 0, sizeof db);
+        strcpy(da.name, "fused"), strcpy(db.name, "unfused");
+        da.nlayers = 5, da.layers = A, da.nparams = off1, da.nstate = 8;
+        db.nlayers = 6, db.layers = B, db.nparams = off2, db.nstate = 8;
+        rt_plan pa, pb;
+        ck_assert_int_eq(rt_plan_build(&da, &pa, NULL), 0);
+        ck_assert_int_eq(rt_plan_build(&db, &pb, NULL), 0);
+        CHECK(rt_plan_step(&pa, 2)->bn_act_layer == 3 && rt_plan_step(&pa, 3)->act_by_bn &&
+                  rt_plan_step(&pa, 3)->alias == RT_ALIAS_ALWAYS,
+              "act %d: batchnorm + activation not fused", k);
+        CHECK(rt_plan_step(&pb, 2)->bn_act_layer == 0, "fused through a dropout");
+        rt_plan_free(&pb);
+        A[3].act = RT_ACT_SILU; /* computed from its input: not fusable */
+        rt_plan_free(&pa);
+        ck_assert_int_eq(rt_plan_build(&da, &pa, NULL), 0);
+        CHECK(rt_plan_step(&pa, 2)->bn_act_layer == 0, "silu fused");
+        rt_plan_free(&pa);
+        A[3].act = acts[k];
+
+        const int n = 5;
+        float *x = rand_input(n * 108), *dl = rand_input(n * 3);
+        float la[15], lb[15];
+        float *ga = malloc(4 * off1), *gb = malloc(4 * off1);
+        for (int threads = 1; threads <= 2; threads++) {
+            one_step(&da, threads, 4, x, n, dl, la, ga);
+            one_step(&db, threads, 4, x, n, dl, lb, gb);
+            ck_assert_int_eq(memcmp(la, lb, sizeof la), 0);
+            ck_assert_int_eq(memcmp(ga, gb, 4 * off1), 0);
+        }
+        free(x), free(dl), free(ga), free(gb);
+    }
+}
+END_TEST
+
 START_TEST(train_separable)
 {
     /* Two classes of 6x6 images: a bright vertical bar in the left half (class 0) or in the
@@ -676,6 +740,7 @@ static Suite *suite(void)
     tcase_add_test(t, net_b_dropout_gradient);
     tcase_add_test(t, determinism);
     tcase_add_test(t, relu_pool_fusion);
+    tcase_add_test(t, bn_act_fusion);
     tcase_add_test(t, train_separable);
     tcase_add_test(t, rejected_descriptions);
     tcase_add_test(t, init_params);

@@ -110,6 +110,37 @@ static int isolate(const rt_netdesc *d, int i, rt_layer L[3], rt_netdesc *p)
     return p->nlayers - 1;
 }
 
+/* GFLOP/s of a 1024^3 SGEMM (rt_sgemm_mt) on a pool of `threads`, best of 3 after a
+ * warm-up; -1 if memory or the pool is missing. */
+static double gemm_rate(int threads)
+{
+    const int sz = 1024;
+    const size_t nn = (size_t)sz * sz;
+    float *a = malloc(nn * sizeof *a), *bm = malloc(nn * sizeof *bm);
+    float *c = malloc(nn * sizeof *c);
+    rt_threads *tp = rt_threads_create(threads, NULL);
+    double best = -1;
+    if (a && bm && c && tp) {
+        for (size_t i = 0; i < nn; i++) {
+            a[i] = (float)(i % 7) * 0.125f - 0.375f;
+            bm[i] = (float)(i % 5) * 0.25f - 0.5f;
+        }
+        for (int r = 0; r <= 3; r++) {
+            double t0 = rt_now();
+            if (rt_sgemm_mt(tp, 0, 0, sz, sz, sz, 1.0f, a, sz, bm, sz, 0.0f, c, sz) != 0)
+                break;
+            double t = rt_now() - t0;
+            if (r > 0 && (best < 0 || t < best))
+                best = t;
+        }
+    }
+    rt_threads_destroy(tp);
+    free(a);
+    free(bm);
+    free(c);
+    return best > 0 ? 2.0 * sz * sz * sz / best * 1e-9 : -1;
+}
+
 /* --profile: each layer is timed alone (see isolate) on the interpreter, on the training
  * path: forward in training mode, then backward; the fastest of a few runs of each, less
  * the copies around it that the whole network does not make (the forward's copy of the
@@ -185,15 +216,31 @@ static int profile(const rt_cli_env *e, const rt_bench_cfg *b, double opt_ms)
         sf += tf[i];
         sb += tb[i];
     }
+    /* the yardstick: our own 1024^3 SGEMM on the same threads, so that each layer's rate
+     * can be read as a share of what the GEMM reaches on this machine right now */
+    double gemm = gemm_rate(b->threads);
+    if (gemm < 0) {
+        rt_cli_error(e, "--profile: out of memory for the GEMM yardstick");
+        rc = RT_EXIT_RUN;
+        goto done;
+    }
+    printf("bench gemm 1024 gflops %.2f (our SGEMM, %d threads, best of 3)\n", gemm,
+           b->threads);
     printf("# each layer alone on the interpreter, batch %d: forward (training mode) and "
-           "backward ms, mflops per batch\n", n);
+           "backward ms, mflops per batch; backward counted as 2x the forward FLOPs (input and "
+           "weight gradients), 1x for a layer reading the network's input; gemm-pct: GFLOP/s "
+           "as a share of the GEMM's\n", n);
     for (int i = 1; i < nl; i++) {
         const rt_layer *L = &d->layers[i];
         double fl = rt_layer_flops(d, i) * n, f = 1e3 * tf[i], bw = 1e3 * tb[i];
         double share = sf + sb > 0 ? 100.0 * (tf[i] + tb[i]) / (sf + sb) : 0;
+        double bfl = fl * (L->src == 0 ? 1 : 2);
+        double fg = f > 0 ? 1e-6 * fl / f : 0, bg = bw > 0 ? 1e-6 * bfl / bw : 0;
         printf("bench layer %d %s %dx%dx%d line %d mflops %.3f fwd-ms %.3f bwd-ms %.3f "
-               "fwd-gflops %.2f share %.1f%%%s\n", i, rt_kind_name(L->kind), L->out.c, L->out.h,
-               L->out.w, L->line, 1e-6 * fl, f, bw, f > 0 ? 1e-6 * fl / f : 0, share,
+               "fwd-gflops %.2f share %.1f%% bwd-gflops %.2f fwd-gemm-pct %.1f "
+               "bwd-gemm-pct %.1f%s\n", i, rt_kind_name(L->kind), L->out.c, L->out.h,
+               L->out.w, L->line, 1e-6 * fl, f, bw, fg, share, bg, 100.0 * fg / gemm,
+               100.0 * bg / gemm,
                isolate(d, i, (rt_layer[3]){0}, &(rt_netdesc){0}) < 0
                    ? " (not timed alone: its inputs differ in shape)" : "");
     }

@@ -562,6 +562,23 @@ void rt_batchnorm_backward_eval_mt(const float *x, const float *gamma, const flo
                                    const float *run_var, float eps, const float *dy, float *dx,
                                    int accum, float *dgamma, float *dbeta, int n, int c,
                                    int hw, rt_threads *tp);
+/* Batchnorm with the activation after it fused (the plan's rt_step.bn_act_layer): the
+ * forward of either mode (training: as rt_batchnorm_forward_train_mt; else eval, save_*
+ * unused) then y = act(y) while the channel is in cache; the backward first turns dy into
+ * dy * act'(y) in place (act computed from its output: rt_act_needs_input(act) == 0), then
+ * runs the backward of the mode (training: mean/invstd are the saved ones; else mean is the
+ * running mean and run_var, eps give the std). Same bits as the two layers one after the
+ * other. */
+void rt_batchnorm_act_forward_mt(int training, const float *x, const float *gamma,
+                                 const float *beta, float *run_mean, float *run_var,
+                                 float momentum, float eps, float *y, float *save_mean,
+                                 float *save_invstd, rt_act act, float alpha, int n, int c,
+                                 int hw, rt_threads *tp);
+void rt_batchnorm_act_backward_mt(int training, const float *x, const float *gamma,
+                                  const float *mean, const float *invstd, const float *run_var,
+                                  float eps, const float *y, rt_act act, float alpha, float *dy,
+                                  float *dx, int accum, float *dgamma, float *dbeta, int n,
+                                  int c, int hw, rt_threads *tp);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,8 @@
  * decision about running the network that is not arithmetic: the order of the layers, which
  * buffer holds each output and each gradient (flatten and eval-mode dropout alias their
  * input and copy nothing), which gradient writes add and which overwrite, which layers get
- * no gradient, and every fusion (a max pooling that applies its source's relu backward).
+ * no gradient, and every fusion (a max pooling that applies its source's relu backward; a
+ * batchnorm that runs the activation after it, forward and backward).
  * The interpreter runs the plan; cnnc prints the same plan as C (and with --plan, as text),
  * so the two cannot decide differently. A later lowering stage can rewrite a plan.
  */
@@ -43,6 +44,13 @@ typedef struct {
     int relu_by_pool;       /* this conv or dense layer skips its relu backward: the max
                                pooling that reads it does it */
     int pool_with_relu;     /* this max pooling applies its source's relu backward too */
+    int bn_act_layer;       /* a batchnorm: the activation layer (its only reader, computed
+                               from its output) whose forward and backward it runs in the
+                               same pass; 0: none */
+    rt_act bn_act;          /* its activation and slope (RT_ACT_NONE when none) */
+    float bn_alpha;
+    int act_by_bn;          /* that activation layer: an alias of the batchnorm's output
+                               (always) and a pure pass backward: nothing left to do */
 } rt_step;
 
 typedef struct {

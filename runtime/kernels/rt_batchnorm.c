@@ -5,7 +5,8 @@
  * statistics are summed in a fixed order (RT_VEC float partial sums, then their total in
  * double), so the bits do not depend on the split. Training mode normalises with the batch's
  * biased variance and moves the running statistics with PyTorch's rule (unbiased variance);
- * evaluation mode uses the running ones.
+ * evaluation mode uses the running ones. The _act forms run the activation that follows
+ * (relu and the others computed from their output) on each channel while it is in cache.
  */
 #include "rt_kernels.h"
 
@@ -13,7 +14,10 @@ typedef struct {
     const float *x, *gamma, *beta, *dy, *mean, *invstd; /* mean/invstd: saved or running */
     const float *run_var;
     float *run_mean, *run_var_out, *y, *dx, *dgamma, *dbeta, *save_mean, *save_invstd;
-    float momentum, eps;
+    const float *act_y; /* backward with a fused activation: its output */
+    float *act_dy;      /* and dy, turned into dy * act'(y) in place */
+    rt_act act;         /* RT_ACT_NONE, or the fused activation */
+    float momentum, eps, alpha;
     int n, c, hw, accum, train;
 } bn_job;
 
@@ -74,8 +78,12 @@ static void fwd_channel(bn_job *j, int ch)
     }
     float a = (float)(j->gamma[ch] * invstd);
     float b = (float)(j->beta[ch] - mean * j->gamma[ch] * invstd);
-    for (int s = 0; s < j->n; s++)
-        affine(j->x + s * stride + ch * hw, a, b, j->y + s * stride + ch * hw, hw);
+    for (int s = 0; s < j->n; s++) {
+        float *yp = j->y + s * stride + ch * hw;
+        affine(j->x + s * stride + ch * hw, a, b, yp, hw);
+        if (j->act != RT_ACT_NONE)
+            rt_act_forward(j->act, j->alpha, yp, yp, hw);
+    }
 }
 
 /* Sums of dy and dy * (x - mean) over one channel. */
@@ -112,6 +120,11 @@ static void bwd_channel(bn_job *j, int ch)
     float mean = j->mean[ch];
     double invstd = j->train ? j->invstd[ch] : 1.0 / sqrt((double)j->run_var[ch] + j->eps);
     double sdy, sdyx;
+    if (j->act != RT_ACT_NONE)
+        for (int s = 0; s < j->n; s++)
+            rt_act_backward(j->act, j->alpha, j->act_y + s * stride + ch * hw,
+                            j->act_dy + s * stride + ch * hw, j->act_dy + s * stride + ch * hw,
+                            hw, 0);
     channel_sums(j, ch, mean, &sdy, &sdyx);
     j->dgamma[ch] = (float)(sdyx * invstd); /* sum dy * xhat */
     j->dbeta[ch] = (float)sdy;
@@ -207,6 +220,41 @@ void rt_batchnorm_backward_eval_mt(const float *x, const float *gamma, const flo
     j.x = x, j.gamma = gamma, j.mean = run_mean, j.run_var = run_var, j.eps = eps, j.dy = dy;
     j.dx = dx, j.accum = accum, j.dgamma = dgamma, j.dbeta = dbeta, j.n = n, j.c = c;
     j.hw = hw;
+    rt_threads_run(tp, bwd_task, &j);
+}
+
+void rt_batchnorm_act_forward_mt(int training, const float *x, const float *gamma,
+                                 const float *beta, float *run_mean, float *run_var,
+                                 float momentum, float eps, float *y, float *save_mean,
+                                 float *save_invstd, rt_act act, float alpha, int n, int c,
+                                 int hw, rt_threads *tp)
+{
+    bn_job j = {0};
+    j.x = x, j.gamma = gamma, j.beta = beta, j.eps = eps, j.y = y, j.n = n, j.c = c;
+    j.hw = hw, j.act = act, j.alpha = alpha;
+    if (training) {
+        j.run_mean = run_mean, j.run_var_out = run_var, j.momentum = momentum;
+        j.save_mean = save_mean, j.save_invstd = save_invstd, j.train = 1;
+    } else {
+        j.mean = run_mean, j.run_var = run_var;
+    }
+    rt_threads_run(tp, fwd_task, &j);
+}
+
+void rt_batchnorm_act_backward_mt(int training, const float *x, const float *gamma,
+                                  const float *mean, const float *invstd, const float *run_var,
+                                  float eps, const float *y, rt_act act, float alpha, float *dy,
+                                  float *dx, int accum, float *dgamma, float *dbeta, int n,
+                                  int c, int hw, rt_threads *tp)
+{
+    bn_job j = {0};
+    j.x = x, j.gamma = gamma, j.mean = mean, j.dy = dy, j.dx = dx, j.accum = accum;
+    j.dgamma = dgamma, j.dbeta = dbeta, j.n = n, j.c = c, j.hw = hw;
+    j.act = act, j.alpha = alpha, j.act_y = y, j.act_dy = dy;
+    if (training)
+        j.invstd = invstd, j.train = 1;
+    else
+        j.run_var = run_var, j.eps = eps;
     rt_threads_run(tp, bwd_task, &j);
 }
 

@@ -6,7 +6,9 @@
  * a true convolution) writes the patches straight into the GEMM's packed panel layout, and
  * the weights are packed once per call. Backward computes dW from the same patches and dX as
  * W^T times the gradient followed by col2im, which sends a padded cell's gradient to the
- * pixel it was copied from. 1x1 stride-1 unpadded convolutions use the image itself.
+ * pixel it was copied from; where the padding is zeros and the stride 1, dX is instead the
+ * forward convolution of dZ with the rotated, transposed kernel (no col2im). Small maps fold
+ * several images into one GEMM. 1x1 stride-1 unpadded convolutions use the image itself.
  * Grouped convolutions run the same steps once per group, on the group's channel blocks;
  * depthwise ones (a group per input channel) go to the direct loops of rt_conv_dw.c.
  */
@@ -24,6 +26,11 @@
  * measured on the 3-channel first layer of the benchmark network (K = 27) the dot products
  * take half the time, at K = 144 and 288 the packed GEMM wins clearly. */
 #define NT_MAX_K 64
+/* Small maps (a whole image in one band with fewer output pixels than this) are folded:
+ * the patch matrices of several images side by side make one GEMM of about this many
+ * columns, instead of one GEMM per image whose few columns barely reuse the packed weights
+ * (a 128-channel 8x8 layer has 64). */
+#define FOLD_COLS 256
 
 int rt_conv_geom_check(const rt_conv_geom *gin, char *err)
 {
@@ -133,13 +140,16 @@ void rt_im2col(const rt_conv_geom *g, const float *x, int oy0, int oy1, float *c
 }
 
 /* The patch matrix (K x pc) in the GEMM's packed-B layout: panels of NR pixels, each over
- * all K rows. tmp holds one row of pc values. */
-static void im2col_packed(const rt_conv_geom *g, const float *x, int oy0, int oy1, float *tmp,
-                          float *bp)
+ * all K rows. tmp holds one row of pc values. With nimg > 1 (a folded batch) the pixels are
+ * those of nimg images, xstride floats apart, one after the other. */
+static void im2col_packed(const rt_conv_geom *g, const float *x, size_t xstride, int nimg,
+                          int oy0, int oy1, float *tmp, float *bp)
 {
-    const int K = g->c * g->kh * g->kw, pc = (oy1 - oy0) * g->ow, NR = rt_gemm_nr();
+    const int K = g->c * g->kh * g->kw, pi = (oy1 - oy0) * g->ow, pc = pi * nimg;
+    const int NR = rt_gemm_nr();
     for (int r = 0; r < K; r++) {
-        im2col_row(g, x, r, oy0, oy1, tmp);
+        for (int t = 0; t < nimg; t++)
+            im2col_row(g, x + (size_t)t * xstride, r, oy0, oy1, tmp + (size_t)t * pi);
         /* whole panels in blocks of 8 (NR is a multiple of 8), then the partial one */
         int full = pc / NR * NR;
         for (int j = 0; j < full; j += NR) {
@@ -157,15 +167,20 @@ static void im2col_packed(const rt_conv_geom *g, const float *x, int oy0, int oy
 
 /* Its transpose (pc x K) in packed-B layout, for dW = dZ . patches^T: panels of NR patch
  * rows, each over all pc pixels. tmp holds NR rows of pc values: a panel's rows are made
- * first, then transposed in 4 x 4 blocks, so that the writes are contiguous. */
-static void im2col_packed_t(const rt_conv_geom *g, const float *x, int oy0, int oy1,
-                            float *tmp, float *bp)
+ * first, then transposed in 4 x 4 blocks, so that the writes are contiguous. With nimg > 1
+ * (a folded batch: the whole image in one band) the pixels are those of nimg images,
+ * xstride floats apart, one after the other. */
+static void im2col_packed_t(const rt_conv_geom *g, const float *x, size_t xstride, int nimg,
+                            int oy0, int oy1, float *tmp, float *bp)
 {
-    const int K = g->c * g->kh * g->kw, pc = (oy1 - oy0) * g->ow, NR = rt_gemm_nr();
+    const int K = g->c * g->kh * g->kw, pi = (oy1 - oy0) * g->ow, pc = pi * nimg;
+    const int NR = rt_gemm_nr();
     for (int r0 = 0; r0 < K; r0 += NR) {
         int nr = K - r0 < NR ? K - r0 : NR;
         for (int q = 0; q < nr; q++)
-            im2col_row(g, x, r0 + q, oy0, oy1, tmp + (size_t)q * pc);
+            for (int t = 0; t < nimg; t++)
+                im2col_row(g, x + (size_t)t * xstride, r0 + q, oy0, oy1,
+                           tmp + (size_t)q * pc + (size_t)t * pi);
         if (nr < NR) /* the last panel's missing patch rows are zeros */
             memset(tmp + (size_t)nr * pc, 0, (size_t)(NR - nr) * pc * sizeof *tmp);
         float *d = bp + (size_t)(r0 / NR) * pc * NR;
@@ -182,10 +197,13 @@ static void im2col_packed_t(const rt_conv_geom *g, const float *x, int oy0, int 
     }
 }
 
-/* Adds the patch matrix of g's c channels back into dx (g normalised). */
-static void col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float *dx)
+/* Adds the patch matrix of g's c channels back into dx (g normalised); its rows are ld
+ * floats apart. */
+static void col2im_ld(const rt_conv_geom *g, const float *col, size_t ld, int oy0, int oy1,
+                      float *dx)
 {
-    const int ow = g->ow, pc = (oy1 - oy0) * ow;
+    const int ow = g->ow;
+    const size_t pc = ld;
     for (int ci = 0; ci < g->c; ci++)
         for (int ky = 0; ky < g->kh; ky++)
             for (int kx = 0; kx < g->kw; kx++) {
@@ -220,6 +238,11 @@ static void col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, fl
             }
 }
 
+static void col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float *dx)
+{
+    col2im_ld(g, col, (size_t)(oy1 - oy0) * g->ow, oy0, oy1, dx);
+}
+
 void rt_col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float *dx)
 {
     const rt_conv_geom n = rt_conv_norm(g);
@@ -244,13 +267,28 @@ static int band_rows(const rt_conv_geom *g)
     return r > g->oh ? g->oh : r;
 }
 
+/* Images per GEMM (g: one group's geometry): 1 unless the output map has fewer than
+ * FOLD_COLS / 2 pixels, which are then taken whole (no bands) whatever the channels;
+ * pointwise convolutions, which read the image in place, and grouped ones keep one GEMM per
+ * image and group. */
+static int fold_count(const rt_conv_geom *g, int groups)
+{
+    const int P = g->oh * g->ow;
+    if (groups != 1 || is_pointwise(g) || P >= FOLD_COLS / 2)
+        return 1;
+    return FOLD_COLS / P;
+}
+
 /* Where each buffer lives in a worker's scratch, in floats; every piece starts on a cache
  * line. Forward: packed W (one block of wstride floats per group), packed patches, one patch
  * row. Backward: the dW+db partial (first, so that the reduction finds it), packed W^T (per
  * group), dZ packed as A and as B, the patches transposed and packed as B, the patch matrix
- * (later dcol), and NR patch rows. Sizes other than W's and the partial's are one group's. */
+ * (later dcol), and NR patch rows. Sizes other than W's and the partial's are one group's.
+ * A folded batch (fold > 1 images per GEMM) also has cbuf: the GEMM's output (forward) or
+ * the images' dZ (backward), oc rows of fold * P. */
 typedef struct {
-    size_t part, wpack, wstride, dza, dzb, patches, dcol, row, total;
+    size_t part, wpack, wstride, dza, dzb, patches, dcol, row, cbuf, total;
+    int fold;
 } layout;
 
 static size_t up16(size_t f)
@@ -261,8 +299,11 @@ static size_t up16(size_t f)
 static layout plan(const rt_conv_geom *g, int backward)
 {
     const rt_conv_geom q = group_geom(g);
-    const int K = q.c * q.kh * q.kw, pc = band_rows(&q) * q.ow;
-    layout l = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    const int K = q.c * q.kh * q.kw, P = q.oh * q.ow;
+    const int fold = fold_count(&q, g->groups);
+    /* columns of one GEMM: a band, or fold whole images */
+    const int pc = fold == 1 ? band_rows(&q) * q.ow : fold * P;
+    layout l = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, fold};
     size_t at = 0;
 #define TAKE(field, floats) (l.field = at, at += up16(floats))
     if (backward) {
@@ -274,11 +315,15 @@ static layout plan(const rt_conv_geom *g, int backward)
         TAKE(patches, rt_gemm_packed_b_floats(pc, K));
         TAKE(dcol, (size_t)K * pc);
         TAKE(row, (size_t)pc * rt_gemm_nr());
+        if (fold > 1)
+            TAKE(cbuf, (size_t)q.oc * pc);
     } else {
         l.wstride = up16(rt_gemm_packed_a_floats(q.oc, K));
         TAKE(wpack, l.wstride * g->groups);
         TAKE(patches, rt_gemm_packed_b_floats(K, pc));
         TAKE(row, (size_t)pc);
+        if (fold > 1)
+            TAKE(cbuf, (size_t)q.oc * pc);
     }
 #undef TAKE
     l.total = at;
@@ -303,8 +348,37 @@ typedef struct {
     float alpha;
     float *y;
     int n;
+    int add; /* y += instead of y = (only with no bias and no activation) */
     atomic_int fail;
 } fwd_job;
+
+/* Forward of images [s0, s0 + nimg) at once (groups == 1, the whole map in one band): the
+ * images' patches side by side make one GEMM of nimg * P columns, with bias and relu, into
+ * cbuf, which is copied to the images. A column's sum is that of the per-image GEMM, so the
+ * result does not depend on the fold. */
+static void fwd_fold(const fwd_job *j, const layout *l, float *scr, int s0, int nimg)
+{
+    const rt_conv_geom *g = j->g;
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, pc = nimg * P;
+    const size_t xsz = (size_t)g->c * g->h * g->w;
+    float *bp = scr + l->patches, *row = scr + l->row, *cb = scr + l->cbuf;
+    im2col_packed(g, j->x + (size_t)s0 * xsz, xsz, nimg, 0, g->oh, row, bp);
+    int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU || j->act == RT_ACT_LEAKYRELU;
+    rt_gemm_packed_ep(g->oc, pc, K, scr + l->wpack, bp, 0, cb, pc, j->b,
+                      fused ? j->act : RT_ACT_NONE, j->alpha);
+    for (int t = 0; t < nimg; t++)
+        for (int o = 0; o < g->oc; o++) {
+            float *yo = j->y + ((size_t)(s0 + t) * g->oc + o) * P;
+            const float *c = cb + (size_t)o * pc + (size_t)t * P;
+            if (j->add)
+                for (int i = 0; i < P; i++)
+                    yo[i] += c[i];
+            else if (fused)
+                memcpy(yo, c, (size_t)P * sizeof *yo);
+            else
+                rt_act_forward(j->act, j->alpha, c, yo, (size_t)P);
+        }
+}
 
 static void fwd_task(void *arg, rt_worker *wk)
 {
@@ -313,13 +387,17 @@ static void fwd_task(void *arg, rt_worker *wk)
     const int G = g->groups, K = q.c * q.kh * q.kw, P = g->oh * g->ow;
     const int rows = band_rows(&q), bands = (g->oh + rows - 1) / rows;
     const int pointwise = is_pointwise(g);
-    /* work items are (image, group, band) triples, split in contiguous runs over the
-     * workers; every output is made by one worker the same way, whatever the pool */
+    layout l = plan(g, 0);
+    /* work items are (image, group, band) triples, or runs of l.fold images, split in
+     * contiguous runs over the workers; every output is made by one worker the same way,
+     * whatever the pool */
+    const int nw = rt_worker_count(wk), per = (j->n + nw - 1) / nw;
+    const int F = l.fold < per ? l.fold : per; /* every worker gets images */
+    const int items = l.fold > 1 ? (j->n + F - 1) / F : j->n * G * bands;
     int lo, hi;
-    rt_split_range(j->n * G * bands, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
+    rt_split_range(items, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
     if (lo >= hi)
         return;
-    layout l = plan(g, 0);
     float *scr = rt_worker_scratch(wk, l.total * sizeof(float));
     if (!scr) {
         atomic_store(&j->fail, 1);
@@ -329,6 +407,11 @@ static void fwd_task(void *arg, rt_worker *wk)
     for (int gi = 0; gi < G; gi++) /* group gi's weights are the block [oc/G][K] */
         rt_gemm_pack_a(0, q.oc, K, 1.0f, j->w + (size_t)gi * q.oc * K, K,
                        wp + (size_t)gi * l.wstride);
+    if (l.fold > 1) {
+        for (int it = lo; it < hi; it++)
+            fwd_fold(j, &l, scr, it * F, j->n - it * F < F ? j->n - it * F : F);
+        return;
+    }
     for (int it = lo; it < hi; it++) {
         int s = it / (G * bands), gi = it / bands % G, oy0 = (it % bands) * rows;
         int oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh, pc = (oy1 - oy0) * g->ow;
@@ -337,11 +420,11 @@ static void fwd_task(void *arg, rt_worker *wk)
         if (pointwise)
             rt_gemm_pack_b(0, K, pc, xs + (size_t)oy0 * g->ow, P, bp);
         else
-            im2col_packed(&q, xs, oy0, oy1, row, bp);
+            im2col_packed(&q, xs, 0, 1, oy0, oy1, row, bp);
         /* bias and relu / leaky relu are applied as the GEMM stores its tiles */
         int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
                     j->act == RT_ACT_LEAKYRELU;
-        rt_gemm_packed_ep(q.oc, pc, K, wp + (size_t)gi * l.wstride, bp, 0, ys, P,
+        rt_gemm_packed_ep(q.oc, pc, K, wp + (size_t)gi * l.wstride, bp, j->add, ys, P,
                           j->b ? j->b + (size_t)gi * q.oc : NULL,
                           fused ? j->act : RT_ACT_NONE, j->alpha);
         if (!fused)
@@ -359,7 +442,7 @@ int rt_conv2d_forward(const rt_conv_geom *gin, const float *x, const float *w, c
         return 0;
     if (is_depthwise(&g))
         return rt_conv_dw_forward(&g, x, w, b, act, alpha, y, n, tp);
-    fwd_job j = {&g, x, w, b, act, alpha, y, n, 0};
+    fwd_job j = {&g, x, w, b, act, alpha, y, n, 0, 0};
     rt_threads_run(tp, fwd_task, &j);
     return atomic_load(&j.fail) ? -1 : 0;
 }
@@ -402,7 +485,7 @@ static void bwd_group(const rt_conv_geom *q, const layout *l, float *scr, const 
             if (pointwise)
                 rt_gemm_pack_b(1, pc, K, xs + (size_t)oy0 * q->ow, P, pt);
             else
-                im2col_packed_t(q, xs, oy0, oy1, row, pt);
+                im2col_packed_t(q, xs, 0, 1, oy0, oy1, row, pt);
             rt_gemm_packed(q->oc, K, pc, dza, pt, 1, dw, K);
         }
         if (db)
@@ -419,6 +502,45 @@ static void bwd_group(const rt_conv_geom *q, const layout *l, float *scr, const 
             col2im(q, dcol, oy0, oy1, dxs);
         }
     }
+}
+
+/* dW, db and dX of nimg images at once (groups == 1, the whole map in one band; xs, dzs and
+ * dxs point at the first image, dxs may be NULL): their dZ side by side in cbuf make
+ * GEMMs of nimg * P columns, for dW over that depth, for dX before col2im per image. */
+static void bwd_fold(const rt_conv_geom *g, const layout *l, float *scr, const float *xs,
+                     const float *dzs, const float *wt, float *dw, float *db, float *dxs,
+                     int nimg)
+{
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, pc = nimg * P;
+    const size_t xsz = (size_t)g->c * g->h * g->w;
+    float *dza = scr + l->dza, *dzb = scr + l->dzb, *dzc = scr + l->cbuf;
+    float *pt = scr + l->patches, *dcol = scr + l->dcol, *row = scr + l->row;
+    for (int t = 0; t < nimg; t++)
+        for (int o = 0; o < g->oc; o++)
+            memcpy(dzc + (size_t)o * pc + (size_t)t * P, dzs + ((size_t)t * g->oc + o) * P,
+                   (size_t)P * sizeof *dzc);
+    /* dW[oc][K] += dZ[oc][pc] . patches[K][pc]^T, as in bwd_group */
+    if (K <= NT_MAX_K) {
+        for (int r = 0; r < K; r++)
+            for (int t = 0; t < nimg; t++)
+                im2col_row(g, xs + (size_t)t * xsz, r, 0, g->oh,
+                           dcol + (size_t)r * pc + (size_t)t * P);
+        rt_gemm_nt(g->oc, K, pc, dzc, pc, dcol, pc, 1, dw, K);
+    } else {
+        rt_gemm_pack_a(0, g->oc, pc, 1.0f, dzc, pc, dza);
+        im2col_packed_t(g, xs, xsz, nimg, 0, g->oh, row, pt);
+        rt_gemm_packed(g->oc, K, pc, dza, pt, 1, dw, K);
+    }
+    if (db)
+        for (int t = 0; t < nimg; t++)
+            for (int o = 0; o < g->oc; o++)
+                db[o] += (float)rt_sum(dzc + (size_t)o * pc + (size_t)t * P, (size_t)P);
+    if (!dxs)
+        return;
+    rt_gemm_pack_b(0, g->oc, pc, dzc, pc, dzb);
+    rt_gemm_packed(K, pc, g->oc, wt, dzb, 0, dcol, pc);
+    for (int t = 0; t < nimg; t++)
+        col2im_ld(g, dcol + (size_t)t * P, (size_t)pc, 0, g->oh, dxs + (size_t)t * xsz);
 }
 
 static void bwd_task(void *arg, rt_worker *wk)
@@ -446,11 +568,19 @@ static void bwd_task(void *arg, rt_worker *wk)
         for (int gi = 0; gi < G; gi++) /* W^T of each group: K x oc/G */
             rt_gemm_pack_a(1, K, q.oc, 1.0f, j->w + (size_t)gi * q.oc * K, K,
                            wt + (size_t)gi * l.wstride);
+    const size_t xsz = (size_t)g->c * g->h * g->w, gx = (size_t)q.c * g->h * g->w;
+    if (j->dx && !j->accum && s0 < s1)
+        memset(j->dx + (size_t)s0 * xsz, 0, (size_t)(s1 - s0) * xsz * sizeof *j->dx);
+    if (l.fold > 1) { /* runs of l.fold images of this worker's range */
+        for (int s = s0; s < s1; s += l.fold) {
+            int nimg = s1 - s < l.fold ? s1 - s : l.fold;
+            bwd_fold(g, &l, scr, j->x + (size_t)s * xsz, j->dz + (size_t)s * g->oc * P, wt,
+                     dw, db, j->dx ? j->dx + (size_t)s * xsz : NULL, nimg);
+        }
+        return;
+    }
     for (int s = s0; s < s1; s++) {
-        const size_t xsz = (size_t)g->c * g->h * g->w, gx = (size_t)q.c * g->h * g->w;
         float *dxs = j->dx ? j->dx + (size_t)s * xsz : NULL;
-        if (dxs && !j->accum)
-            memset(dxs, 0, xsz * sizeof *dxs);
         for (int gi = 0; gi < G; gi++)
             bwd_group(&q, &l, scr, j->x + (size_t)s * xsz + gi * gx,
                       j->dz + ((size_t)s * g->oc + (size_t)gi * q.oc) * P,
@@ -478,6 +608,40 @@ static void reduce_task(void *arg, rt_worker *wk)
     }
 }
 
+/* The input gradient as a forward convolution, where that is exact and pays: for stride 1,
+ * no dilation, one group, zero padding of at most k - 1, dX is the correlation of dZ, zero-
+ * padded by k - 1 - p, with the kernel rotated 180 degrees and its channel axes swapped
+ * (dX[c][a][b] = sum_o,u,v W[o][c][kh-1-u][kw-1-v] dZ[o][a+u-(kh-1-pt)][b+v-(kw-1-pl)]), so
+ * it goes through the forward's GEMM (batch fold included) with no col2im, whose scattered
+ * adds are the slow half of the GEMM-then-col2im route. Returns 1 when done, 0 when g does
+ * not qualify (or memory is short: the caller takes the col2im route), -1 on failure. */
+static int dx_by_correlation(const rt_conv_geom *g, const float *w, const float *dz, float *dx,
+                             int accum, int n, rt_threads *tp)
+{
+    if (g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->groups != 1 ||
+        g->pad != RT_PAD_ZERO || g->pt > g->kh - 1 || g->pb > g->kh - 1 ||
+        g->pl > g->kw - 1 || g->pr > g->kw - 1 || is_pointwise(g))
+        return 0;
+    const size_t kk = (size_t)g->kh * g->kw;
+    float *wt = malloc((size_t)g->oc * g->c * kk * sizeof *wt);
+    if (!wt)
+        return 0;
+    for (int o = 0; o < g->oc; o++) /* W'[c][o] = W[o][c]; the rotation is the flip flag */
+        for (int c = 0; c < g->c; c++)
+            memcpy(wt + ((size_t)c * g->oc + o) * kk, w + ((size_t)o * g->c + c) * kk,
+                   kk * sizeof *wt);
+    rt_conv_geom t = *g;
+    t.c = g->oc, t.h = g->oh, t.w = g->ow;
+    t.oc = g->c, t.oh = g->h, t.ow = g->w;
+    t.pt = g->kh - 1 - g->pt, t.pb = g->kh - 1 - g->pb;
+    t.pl = g->kw - 1 - g->pl, t.pr = g->kw - 1 - g->pr;
+    t.flip = !g->flip;
+    fwd_job j = {&t, dz, wt, NULL, RT_ACT_NONE, 0.0f, dx, n, accum, 0};
+    rt_threads_run(tp, fwd_task, &j);
+    free(wt);
+    return atomic_load(&j.fail) ? -1 : 1;
+}
+
 int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, const float *dz,
                        float *dx, int accum, float *dw, float *db, int n, rt_threads *tp)
 {
@@ -490,6 +654,13 @@ int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, 
     }
     if (is_depthwise(&g))
         return rt_conv_dw_backward(&g, x, w, dz, dx, accum, dw, db, n, tp);
+    if (dx) {
+        int r = dx_by_correlation(&g, w, dz, dx, accum, n, tp);
+        if (r < 0)
+            return -1;
+        if (r > 0)
+            dx = NULL; /* done: the GEMMs below make dW and db only */
+    }
     bwd_job j = {&g, x, w, dz, dx, dw, db, accum, n, tp, 0};
     rt_threads_run(tp, bwd_task, &j);
     if (atomic_load(&j.fail))

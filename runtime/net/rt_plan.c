@@ -36,13 +36,35 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
             snprintf(err, RT_ERRLEN, "out of memory building the execution plan");
         return -1;
     }
+    /* fusion: a batchnorm whose only reader is an activation computed from its output
+     * (relu, leaky relu, sigmoid, tanh...) runs it in its own pass, forward and backward;
+     * the activation layer becomes an alias of the batchnorm's output (below) */
+    for (int i = 1; i < nl; i++) {
+        if (d->layers[i].kind != RT_BATCHNORM || readers(d, i) != 1)
+            continue;
+        for (int j = i + 1; j < nl; j++) {
+            const rt_layer *A = &d->layers[j];
+            if (A->src != i)
+                continue;
+            rt_act act = rt_layer_act(A);
+            if ((rt_op_of(A->kind)->flags & RT_OP_IS_ACT) && act != RT_ACT_NONE &&
+                !rt_act_needs_input(act)) {
+                p->steps[i - 1].bn_act_layer = j;
+                p->steps[i - 1].bn_act = act;
+                p->steps[i - 1].bn_alpha = A->alpha;
+                p->steps[j - 1].act_by_bn = 1;
+            }
+            break;
+        }
+    }
     /* forward: where each output lives */
     for (int i = 1; i < nl; i++) {
         const rt_layer *L = &d->layers[i];
         rt_step *s = &p->steps[i - 1];
         s->layer = i;
         s->ybuf = i;
-        if (L->kind == RT_FLATTEN || (L->kind == RT_DROPOUT && !(L->p > 0.0f)))
+        if (L->kind == RT_FLATTEN || (L->kind == RT_DROPOUT && !(L->p > 0.0f)) ||
+            s->act_by_bn)
             s->alias = RT_ALIAS_ALWAYS;
         else if (L->kind == RT_DROPOUT)
             s->alias = RT_ALIAS_EVAL;
@@ -120,7 +142,10 @@ void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
             int in2 = L->src2 > 0 ? p->steps[L->src2 - 1].ybuf : 0;
             fprintf(f, ", %s%d", in2 ? "y" : "x", in2);
         }
-        fprintf(f, "%s\n", ALIAS[s->alias]);
+        fprintf(f, "%s%s", ALIAS[s->alias], s->act_by_bn ? " (computed by the batchnorm before it)" : "");
+        if (s->bn_act_layer)
+            fprintf(f, " (with layer %d's activation in the same pass)", s->bn_act_layer);
+        fputc('\n', f);
     }
     fprintf(f, "backward\n");
     for (int k = p->nsteps - 1; k >= 0; k--) {
@@ -142,6 +167,8 @@ void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
             fprintf(f, " (relu backward done by the max pooling after it)");
         if (s->pool_with_relu)
             fprintf(f, " (with its source's relu backward)");
+        if (s->bn_act_layer)
+            fprintf(f, " (after layer %d's activation backward, in the same pass)", s->bn_act_layer);
         fputc('\n', f);
     }
 }

@@ -1,7 +1,8 @@
 /*
  * op_batchnorm.c - the registry entry of batch normalisation (BatchNorm2d over each channel's
  * n*h*w values, BatchNorm1d for vectors): gamma and beta are parameters, the running mean
- * and variance are state; the layer keeps the batch mean and 1/std for its backward.
+ * and variance are state; the layer keeps the batch mean and 1/std for its backward. When the
+ * plan fuses the activation after it, it runs that too (rt_batchnorm_act_*).
  */
 #include "rt_op.h"
 
@@ -48,7 +49,12 @@ static int bn_forward(const rt_op_args *a)
 {
     const rt_layer *L = a->L;
     int c = L->in.c, hw = L->in.h * L->in.w;
-    if (a->training)
+    if (a->step->bn_act_layer) /* the plan fused the activation after it */
+        rt_batchnorm_act_forward_mt(a->training, a->x, a->P + L->w_off, a->P + L->b_off,
+                                    a->S + L->s_off, a->S + L->s_off + c, L->momentum, L->eps,
+                                    a->y, a->aux, a->aux + c, a->step->bn_act,
+                                    a->step->bn_alpha, a->n, c, hw, a->tp);
+    else if (a->training)
         rt_batchnorm_forward_train_mt(a->x, a->P + L->w_off, a->P + L->b_off, a->S + L->s_off,
                                       a->S + L->s_off + c, L->momentum, L->eps, a->y, a->aux,
                                       a->aux + c, a->n, c, hw, a->tp);
@@ -62,7 +68,13 @@ static int bn_backward(const rt_op_args *a)
 {
     const rt_layer *L = a->L;
     int c = L->in.c, hw = L->in.h * L->in.w;
-    if (a->training)
+    if (a->step->bn_act_layer) /* dy is the activation's output gradient; y its output */
+        rt_batchnorm_act_backward_mt(a->training, a->x, a->P + L->w_off,
+                                     a->training ? a->aux : a->S + L->s_off, a->aux + c,
+                                     a->S + L->s_off + c, L->eps, a->y, a->step->bn_act,
+                                     a->step->bn_alpha, a->dy, a->dx, a->step->acc,
+                                     a->G + L->w_off, a->G + L->b_off, a->n, c, hw, a->tp);
+    else if (a->training)
         rt_batchnorm_backward_train_mt(a->x, a->P + L->w_off, a->aux, a->aux + c, a->dy,
                                        a->dx, a->step->acc, a->G + L->w_off, a->G + L->b_off,
                                        a->n, c, hw, a->tp);

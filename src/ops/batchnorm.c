@@ -1,7 +1,8 @@
 /*
  * batchnorm.c - the compiler's side of `batchnorm [eps=] [momentum=]` (aliases bn,
  * batchnorm2d, batchnorm1d): the saved batch statistics buffer, the kernel calls of both
- * modes, and the evaluation-mode loop of the standalone file.
+ * modes (with the activation after it when the plan fuses it), and the evaluation-mode loop
+ * of the standalone file.
  */
 #include "cnn_op.h"
 
@@ -41,6 +42,13 @@ static void emit_forward(const emit_ctx *e)
 {
     const rt_layer *L = &e->net->nodes[e->i].L;
     int c = L->in.c, hw = L->in.h * L->in.w;
+    if (e->step->bn_act_layer) { /* the plan runs the activation after it in the same pass */
+        fprintf(e->out,
+                "    rt_batchnorm_act_forward_mt(training, %s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, %s, bn%d, bn%d + %d, %s, %s, n, %d, %d, tp);\n",
+                e->in, L->w_off, L->b_off, L->s_off, L->s_off + (size_t)c, emit_f(L->momentum), emit_f(L->eps), e->y, e->i,
+                e->i, c, rt_act_cname(e->step->bn_act), emit_f(e->step->bn_alpha), c, hw);
+        return;
+    }
     fprintf(e->out,
             "    if (training)\n"
             "        rt_batchnorm_forward_train_mt(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, %s, bn%d, bn%d + %d, n, %d, %d, tp);\n"
@@ -54,6 +62,14 @@ static void emit_backward(const emit_ctx *e)
 {
     const rt_layer *L = &e->net->nodes[e->i].L;
     int c = L->in.c, hw = L->in.h * L->in.w;
+    if (e->step->bn_act_layer) { /* dy: the fused activation's output gradient */
+        fprintf(e->out,
+                "    rt_batchnorm_act_backward_mt(last_training, %s, P + %zu, last_training ? bn%d : S + %zu, bn%d + %d, S + %zu, %s, %s, %s, %s, %s, %s, %d, G + %zu, G + %zu, n, %d, %d, tp);\n",
+                e->in, L->w_off, e->i, L->s_off, e->i, c, L->s_off + (size_t)c, emit_f(L->eps), e->y,
+                rt_act_cname(e->step->bn_act), emit_f(e->step->bn_alpha), e->dy, emit_dx(e), e->step->acc, L->w_off, L->b_off,
+                c, hw);
+        return;
+    }
     fprintf(e->out,
             "    if (last_training)\n"
             "        rt_batchnorm_backward_train_mt(%s, P + %zu, bn%d, bn%d + %d, %s, %s, %d, G + %zu, G + %zu, n, %d, %d, tp);\n"
@@ -72,6 +88,9 @@ static void emit_standalone(const emit_ctx *e)
                     "        for (int k = 0; k < %d; k++)\n"
                     "            %s[c * %d + k] = W[%zu + c] * ((%s[c * %d + k] - ST[%zu + c]) * inv) + W[%zu + c];\n    }\n",
             L->in.c, L->s_off + (size_t)L->in.c, emit_f(L->eps), hw, e->y, hw, L->w_off, e->in, hw, L->s_off, L->b_off);
+    if (e->step->bn_act_layer) /* the activation after it, which the plan fused */
+        fprintf(e->out, "    for (int k = 0; k < %d; k++)\n        %s[k] = act(%d, %s, %s[k]);\n", L->in.c * hw, e->y,
+                (int)e->step->bn_act, emit_f(e->step->bn_alpha), e->y);
 }
 
 const cnn_op cnn_op_batchnorm = {
