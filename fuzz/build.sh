@@ -48,3 +48,36 @@ if [ -n "${FUZZ_TIME:-}" ]; then
     "$out/fuzz_image" -max_total_time="$FUZZ_TIME" -max_len=4096 -print_final_stats=1 \
         "$out/corpus" "$out/seeds" "$srcdir/fuzz/corpus"
 fi
+
+# The readers' targets (fuzz_readers.c, one per reader): the whole runtime and front end
+# built once more by clang with ASan, UBSan and libFuzzer's coverage, static, in OUTDIR/obj.
+# FUZZ_RUNS=N runs each target N executions on its seeds (the short run CI makes).
+obj=$out/obj
+mkdir -p "$obj"
+(cd "$obj" && { [ -f Makefile ] || "$srcdir/configure" -q --disable-shared CC="$CLANG" \
+        CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all"; } &&
+    make -s -j2 grammar/cnn_parse.h grammar/cnn_lex.h src/gen/resize_text.h &&
+    make -s -j2 libcnnrt.la libcnnfront.la) >"$out/obj.log" 2>&1 ||
+    { echo "fuzz: building the instrumented libraries failed (see $out/obj.log)"; exit 1; }
+for t in cnn weights checkpoint idx csv cache; do
+    T=$(echo "$t" | tr a-z A-Z)
+    $CLANG $flags $san -DTARGET_$T $inc -I"$srcdir/src/front" -I"$srcdir/src" -I"$obj/grammar" \
+        -I"$srcdir/grammar" -o "$out/fuzz_$t" "$srcdir/fuzz/fuzz_readers.c" \
+        "$obj/.libs/libcnnfront.a" "$obj/.libs/libcnnrt.a" -lz -lm -lpthread
+    mkdir -p "$out/corpus_$t"
+    [ $t = cnn ] || FUZZ_WRITE_SEED="$out/corpus_$t" "$out/fuzz_$t" >/dev/null 2>&1 ||
+        { echo "fuzz: fuzz_$t could not write its seed"; exit 1; }
+done
+# seeds: the examples and tests for .cnn; files the tests write for the rest
+cp "$srcdir"/examples/*.cnn "$srcdir"/tests/invalid/*.cnn "$out/corpus_cnn/" 2>/dev/null
+echo "fuzz: built $out/fuzz_cnn, fuzz_weights, fuzz_checkpoint, fuzz_idx, fuzz_csv, fuzz_cache"
+if [ -n "${FUZZ_RUNS:-}" ]; then
+    for t in cnn weights checkpoint idx csv cache; do
+        extra=
+        [ $t = cnn ] && extra="-dict=$srcdir/fuzz/cnn.dict"
+        "$out/fuzz_$t" -runs="$FUZZ_RUNS" -max_len=4096 $extra -print_final_stats=1 -artifact_prefix="$out/" \
+            "$out/corpus_$t" >"$out/run_$t.log" 2>&1 ||
+            { echo "fuzz: fuzz_$t found a crash:"; tail -n 30 "$out/run_$t.log"; exit 1; }
+        echo "fuzz: fuzz_$t $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out/run_$t.log" | grep -o '[0-9]*$') runs, $(grep -o 'cov: [0-9]*' "$out/run_$t.log" | tail -n 1), no crash"
+    done
+fi

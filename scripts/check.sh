@@ -21,8 +21,9 @@ tally() { # BUILD_DIR [TEST...]
     cat "$@" 2>/dev/null | awk -f "$top/scripts/tally.awk"
 }
 
-# clang: the generated C is checked with both gcc and clang
-CNNC_EXTRA_PACKAGES="clang ${CNNC_EXTRA_PACKAGES:-}"; export CNNC_EXTRA_PACKAGES
+# clang: the generated C is checked with both gcc and clang; libclang-rt-14-dev: its
+# libFuzzer runtime (clang only recommends it), for the short fuzz run below
+CNNC_EXTRA_PACKAGES="clang libclang-rt-14-dev ${CNNC_EXTRA_PACKAGES:-}"; export CNNC_EXTRA_PACKAGES
 
 run_suite() { # BUILD_DIR LABEL TESTS [configure args] (TESTS: "" for all)
     dir=$1; label=$2; only=$3; shift 3
@@ -53,6 +54,15 @@ if [ $sanitize -eq 1 ]; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1; UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     export ASAN_OPTIONS UBSAN_OPTIONS
     run_suite "$top/build-asan" "asan+ubsan" "" --enable-sanitizers || status=1
+fi
+# a short, fixed run of every reader's fuzz target (fuzz/build.sh; the long runs are by hand:
+# make fuzz FUZZ_RUNS=N): a crash or sanitizer report fails the suite
+if [ $sanitize -eq 1 ]; then
+    echo "check: fuzz (${CNNC_FUZZ_RUNS:-20000} runs a target)"
+    FUZZ_RUNS=${CNNC_FUZZ_RUNS:-20000} sh "$top/fuzz/build.sh" "$top/build-fuzz" >"$top/build-fuzz.log" 2>&1
+    frc=$?
+    grep "^fuzz:" "$top/build-fuzz.log"
+    [ $frc -eq 0 ] || { tail -n 40 "$top/build-fuzz.log"; echo "check: fuzz failed"; status=1; }
 fi
 echo "tests: $total_pass passed, $total_fail failed"
 [ $total_fail -eq 0 ] || status=1

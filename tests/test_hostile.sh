@@ -92,5 +92,15 @@ done
 "$cnnrun" n.cnn --train data --cache-dir cache --threads 1 --out again.weights >again.out 2>&1 &&
     cmp -s lone.weights again.weights && ok || { fail "the run from the shared cache differs"; show again.out; }
 
+# --- a Kaggle download whose ground_truth.csv has a header and no rows (fuzz_csv's first
+#     finding: the lookup was handed a null table; run sanitized, this failed)
+mkdir -p kag/tom
+printf 'filename,tom,jerry\n' >kag/ground_truth.csv
+cp data/c0/i000.pgm kag/tom/frame0.pgm
+"$cnnrun" n.cnn --train kag --no-cache --threads 1 >k.out 2>&1
+rc=$?
+[ $rc -eq 1 ] && ! grep -q -e Sanitizer -e "runtime error:" k.out && ok ||
+    { fail "a header-only ground_truth.csv: exit $rc (want 1, no sanitizer report)"; show k.out; }
+
 echo "hostile: $passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -267,7 +267,8 @@ static int scan_folder(const char *fdir, const char *fname, krow *rows, int nrow
             continue;
         }
         krow key = {names[i], 0, 0, 0};
-        krow *r = bsearch(&key, rows, (size_t)nrows, sizeof *rows, cmp_row_name);
+        /* (no rows at all: bsearch may not be given a null array, fuzz_csv found) */
+        krow *r = nrows > 0 ? bsearch(&key, rows, (size_t)nrows, sizeof *rows, cmp_row_name) : NULL;
         if (!r) {
             if (cnt->notincsv++ < KAGGLE_MAXWARN)
                 rt_data_warn(opts, "%s: not listed in ground_truth.csv; skipped", p);
