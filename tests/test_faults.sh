@@ -10,32 +10,20 @@
 # Markdown table and SVG, C that compiles). Run by `make check`.
 # Last line: "faults: N runs, P passed, F failed".
 
-LC_ALL=C
-export LC_ALL
 here=$(cd "$(dirname "$0")" && pwd)
-builddir=$(cd "${top_builddir:-$here/..}" && pwd) || exit 99
-srcdir=$(cd "${top_srcdir:-$here/..}" && pwd) || exit 99
-shim=$builddir/tests/.libs/faultshim.so
-[ -f "$shim" ] || shim=$builddir/tests/faultshim.so
+name=faults
+. "$here/testlib.sh"
 cnnrun=$builddir/.libs/cnnrun
 cnnc=$builddir/.libs/cnnc
-gen=$builddir/tests/gen_nets
-for p in "$shim" "$cnnrun" "$cnnc" "$gen"; do
-    [ -e "$p" ] || { echo "test_faults: $p is not built" >&2; exit 99; }
-done
+shim=$builddir/tests/.libs/faultshim.so
+[ -f "$shim" ] || shim=$builddir/tests/faultshim.so
 LD_LIBRARY_PATH=$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LD_LIBRARY_PATH
 # a sanitizer build puts its runtime first; the shim comes after it
 ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 export ASAN_OPTIONS
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-faults.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 99
 runs=0
-passed=0
-failed=0
-fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
-show() { sed 's/^/   | /' "$1" | head -n 8; }
+need "$shim" "$cnnrun" "$cnnc" "$gen"
 
 "$gen" images data 1x10x10 3 6 7 >/dev/null || { echo "gen_nets failed"; exit 99; }
 cat > n.cnn <<'EOF2'

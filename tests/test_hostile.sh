@@ -7,23 +7,10 @@
 # end with weights identical to a lone run's, and leave one valid cache behind.
 # Run by `make check`.
 
-LC_ALL=C
-export LC_ALL
 here=$(cd "$(dirname "$0")" && pwd)
-builddir=$(cd "${top_builddir:-$here/..}" && pwd) || exit 99
-cnnrun=$builddir/cnnrun
-gen=$builddir/tests/gen_nets
-for p in "$cnnrun" "$gen"; do
-    [ -x "$p" ] || { echo "test_hostile: $p is not built" >&2; exit 99; }
-done
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-hostile.XXXXXX") || exit 99
-trap 'chmod -R u+rwx "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 99
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
-show() { sed 's/^/   | /' "$1" | head -n 20; }
+name=hostile
+. "$here/testlib.sh"
+need "$cnnrun" "$gen"
 
 "$gen" images data 1x12x12 3 8 7 >/dev/null || { echo "gen_nets failed"; exit 99; }
 cat > n.cnn <<'EOF2'

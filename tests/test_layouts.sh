@@ -6,23 +6,10 @@
 # text, CSV or JSON; a missing file, an empty folder and classes the training set does not
 # have get clear messages and exit 1. Run by `make check`.
 
-LC_ALL=C
-export LC_ALL
 here=$(cd "$(dirname "$0")" && pwd)
-builddir=$(cd "${top_builddir:-$here/..}" && pwd) || exit 99
-cnnrun=$builddir/cnnrun
-gen=$builddir/tests/gen_nets
-for p in "$cnnrun" "$gen"; do
-    [ -x "$p" ] || { echo "test_layouts: $p is not built" >&2; exit 99; }
-done
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-layouts.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 99
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
-show() { sed 's/^/   | /' "$1" | head -n 12; }
+name=layouts
+. "$here/testlib.sh"
+need "$cnnrun" "$gen"
 expect() { # expect FILE REGEX WHAT
     if grep -q -e "$2" "$1"; then ok; else fail "$3"; show "$1"; fi
 }

@@ -9,26 +9,10 @@
 # The interruption uses CNNRT_TEST_KILL_AFTER_EPOCH (rt_cli_train.c), which sends the real
 # signal to the process after that epoch's checkpoint. Run by `make check`.
 
-LC_ALL=C
-export LC_ALL
 here=$(cd "$(dirname "$0")" && pwd)
-builddir=$(cd "${top_builddir:-$here/..}" && pwd) || exit 99
-srcdir=$(cd "${top_srcdir:-$here/..}" && pwd) || exit 99
-cnnrun=$builddir/cnnrun
-cnnc=$builddir/cnnc
-gen=$builddir/tests/gen_nets
-for p in "$cnnrun" "$cnnc" "$gen"; do
-    [ -x "$p" ] || { echo "test_resume: $p is not built" >&2; exit 99; }
-done
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-resume.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 99
-
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
-show() { sed 's/^/   | /' "$1" | head -n 12; }
+name=resume
+. "$here/testlib.sh"
+need "$cnnrun" "$cnnc" "$gen"
 
 "$gen" images data 1x12x12 3 12 7 >/dev/null || { echo "gen_nets failed"; exit 99; }
 # batchnorm (state), dropout (its generator), adam (two moments), flips (the shuffling
