@@ -116,7 +116,7 @@ awk -v a="$l_new" -v b="$l_ft" 'BEGIN { exit !(b + 0 < a / 2) }' && ok ||
 
 # --- a compiled program resumes the same way
 if "$cnnc" n.cnn -o n.c >cc.out 2>&1 &&
-    ${CC:-cc} -O2 n.c -I"$srcdir/runtime/include" -L"$builddir/.libs" -lcnnrt -lm \
+    ${CC:-cc} -O2 ${SAN_CFLAGS:-} n.c -I"$srcdir/runtime/include" -L"$builddir/.libs" -lcnnrt -lm \
         -Wl,-rpath,"$builddir/.libs" -o nprog >>cc.out 2>&1; then
     ./nprog --train data --out cf.weights --no-cache --threads 2 --quiet >/dev/null 2>&1
     CNNRT_TEST_KILL_AFTER_EPOCH=3 ./nprog --train data --out cp.weights --no-cache --threads 2 >/dev/null 2>&1

@@ -148,7 +148,8 @@ static int walk(const char *dir, int depth, file_list *out)
         if (e->d_name[0] != '.')
             rc = list_add(&here, e->d_name);
     closedir(d);
-    qsort(here.v, (size_t)here.n, sizeof *here.v, by_name);
+    if (here.n > 0) /* (qsort may not be given the null array of an empty folder) */
+        qsort(here.v, (size_t)here.n, sizeof *here.v, by_name);
     for (int i = 0; i < here.n && rc == 0; i++) {
         size_t len = strlen(dir) + strlen(here.v[i]) + 2;
         char *p = malloc(len);

@@ -38,7 +38,16 @@ static int has_subfolder(const char *dir)
     return found;
 }
 
+static int append(rt_dataset *a, rt_dataset *b, const char *what, char *err);
+
 int rt_dataset_append(rt_dataset *a, rt_dataset *b, const char *what, char *err)
+{
+    int rc = append(a, b, what, err);
+    rt_dataset_free(b); /* in any case: the caller is done with it */
+    return rc;
+}
+
+static int append(rt_dataset *a, rt_dataset *b, const char *what, char *err)
 {
     int *map = malloc(sizeof(int) * (size_t)(b->nclasses ? b->nclasses : 1));
     if (!map) {
@@ -94,7 +103,6 @@ int rt_dataset_append(rt_dataset *a, rt_dataset *b, const char *what, char *err)
     a->nskipped += b->nskipped;
     a->cached = a->cached && b->cached;
     free(map);
-    rt_dataset_free(b);
     return 0;
 }
 

@@ -269,8 +269,8 @@ void rt_load_opts_defaults(rt_load_opts *o);
 int rt_dataset_load(const char *path, rt_shape shape, const rt_load_opts *opts,
                     rt_dataset *out, char *err);
 void rt_dataset_free(rt_dataset *ds);       /* frees the arrays; ds itself may be reused */
-/* Appends b's images to a (labels matched by class name: b's classes must all be a's),
- * then frees b; what names b in messages. Returns 0, or -1 with err set. */
+/* Appends b's images to a (labels matched by class name: b's classes must all be a's)
+ * and frees b, also on failure; what names b in messages. Returns 0, or -1 with err set. */
 int rt_dataset_append(rt_dataset *a, rt_dataset *b, const char *what, char *err);
 
 /* Stratified split by ratios (e.g. 7,2,1) deterministic for seed. An IDX set keeps its own
