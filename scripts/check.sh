@@ -21,8 +21,8 @@ tally() { # BUILD_DIR [TEST...]
     cat "$@" 2>/dev/null | awk -f "$top/scripts/tally.awk"
 }
 
-# clang: the generated C is checked with both gcc and clang
-CNNC_EXTRA_PACKAGES="clang ${CNNC_EXTRA_PACKAGES:-}"; export CNNC_EXTRA_PACKAGES
+# clang: the generated C is checked with both gcc and clang; Open MPI: the 2-rank tests run
+CNNC_EXTRA_PACKAGES="clang openmpi-bin libopenmpi-dev ${CNNC_EXTRA_PACKAGES:-}"; export CNNC_EXTRA_PACKAGES
 
 run_suite() { # BUILD_DIR LABEL TESTS [configure args] (TESTS: "" for all)
     dir=$1; label=$2; only=$3; shift 3
