@@ -4,6 +4,7 @@
  * (confusion matrix, the results row, optional Markdown report and curves).
  */
 #include "rt_cli_int.h"
+#include "rt_dist.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -141,6 +142,9 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
         if (g->opt.weight_decay > 0)
             printf(" weight decay %g", (double)g->opt.weight_decay);
         printf("%s; best weights to %s\n", g->augment.hflip ? ", random flips" : "", out);
+        if (rt_dist_size() > 1)
+            printf("MPI: %d ranks x %d thread%s, each rank takes its slice of every batch\n",
+                   rt_dist_size(), g->threads, g->threads == 1 ? "" : "s");
         if (sp.nval == 0)
             printf("note: no validation images: the best epoch is chosen by training loss\n");
         fflush(stdout);
@@ -211,7 +215,7 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
                   tl, ta, secs);
     printf("\n%s\n%s\n", rt_report_header(), row);
     fflush(stdout);
-    if (c->report) {
+    if (c->report && rt_dist_is_root()) { /* MPI: rank 0 alone writes files */
         if (rt_report_append(c->report, row, err) < 0) {
             rt_cli_error(e, "%s", err);
             rc = RT_EXIT_RUN;
@@ -219,7 +223,7 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
             printf("row appended to %s\n", c->report);
         }
     }
-    if (c->plot) {
+    if (c->plot && rt_dist_is_root()) {
         if (rt_plot_write(c->plot, &h, d->name, err) < 0) {
             rt_cli_error(e, "%s", err);
             rc = RT_EXIT_RUN;
