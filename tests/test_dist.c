@@ -25,6 +25,22 @@ int main(int argc, char **argv)
     if (rt_dist_init(&argc, &argv) != 0)
         return 1;
     int rank = rt_dist_rank(), size = rt_dist_size();
+    if (argc == 2) { /* test_dist N: time the sum of N floats (doc/scaling.md), no tests */
+        size_t n = (size_t)strtoull(argv[1], NULL, 10);
+        float *g = calloc(n ? n : 1, sizeof *g);
+        if (!g)
+            rt_dist_abort("out of memory");
+        rt_dist_sum_f32(g, n); /* warm-up */
+        double t0 = rt_dist_comm_seconds();
+        for (int i = 0; i < 20; i++)
+            rt_dist_sum_f32(g, n);
+        if (rank == 0)
+            printf("%zu floats on %d ranks: %.3f ms a sum\n", n, size,
+                   1e3 * (rt_dist_comm_seconds() - t0) / 20);
+        free(g);
+        rt_dist_finalize();
+        return 0;
+    }
     EXPECT(size == 2, "size %d, want 2 (run with mpirun -np 2)", size);
     EXPECT(rank >= 0 && rank < size, "rank %d", rank);
     EXPECT(rt_dist_is_root() == (rank == 0), "is_root");

@@ -56,7 +56,6 @@ int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
     }
     free(c.images);
     fflush(stdout);
-    rt_dist_finalize();
-    return rc;
+    return rc; /* MPI ends at exit (rt_dist.c), so that rt_cli_main may run again */
 }
 

@@ -41,17 +41,26 @@ int rt_dist_is_root(void) { return rt_dist_rank() == 0; }
 
 #ifdef HAVE_MPI
 
+/* Started by mpirun (Open MPI, or a PMI/PMIx launcher such as srun)? A program started on its
+ * own stays one process and never calls MPI_Init: no cost, and callers such as the unit tests
+ * may run the command line many times in one process (MPI cannot be started twice). */
+static int launched_by_mpi(void)
+{
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
+}
+
 int rt_dist_init(int *argc, char ***argv)
 {
     int inited = 0;
     MPI_Initialized(&inited);
-    if (inited)
+    if (inited || !launched_by_mpi())
         return 0;
     if (MPI_Init(argc, argv) != MPI_SUCCESS) {
         fprintf(stderr, "error: MPI_Init failed\n");
         return -1;
     }
     g_started = 1;
+    atexit(rt_dist_finalize); /* every rank must reach MPI_Finalize, whatever path exits */
     /* an error in a collective stops the whole job (the default, said explicitly) */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
     return 0;
@@ -59,6 +68,8 @@ int rt_dist_init(int *argc, char ***argv)
 
 void rt_dist_finalize(void)
 {
+    if (!g_started)
+        return;
     int fin = 0;
     MPI_Finalized(&fin);
     if (g_started && !fin)
@@ -68,18 +79,20 @@ void rt_dist_finalize(void)
 
 int rt_dist_rank(void)
 {
-    int inited = 0, r = 0;
+    int inited = 0, fin = 0, r = 0;
     MPI_Initialized(&inited);
-    if (inited)
+    MPI_Finalized(&fin);
+    if (inited && !fin)
         MPI_Comm_rank(MPI_COMM_WORLD, &r);
     return r;
 }
 
 int rt_dist_size(void)
 {
-    int inited = 0, n = 1;
+    int inited = 0, fin = 0, n = 1;
     MPI_Initialized(&inited);
-    if (inited)
+    MPI_Finalized(&fin);
+    if (inited && !fin)
         MPI_Comm_size(MPI_COMM_WORLD, &n);
     return n;
 }

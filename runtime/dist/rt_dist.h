@@ -6,7 +6,8 @@
 
 #include <stddef.h>
 
-/* Starts MPI when built with it (safe to call more than once; later calls do nothing).
+/* Starts MPI when built with it and launched by mpirun (otherwise: one rank, no MPI_Init);
+ * safe to call more than once, and MPI_Finalize runs at exit.
  * Returns 0, or -1 with a message on stderr. */
 int rt_dist_init(int *argc, char ***argv);
 /* Ends MPI if rt_dist_init started it. */
