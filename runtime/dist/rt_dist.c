@@ -21,13 +21,6 @@ static double g_comm_s;
 static int g_started; /* 1 when this module called MPI_Init */
 #endif
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void rt_dist_slice(size_t n, int rank, int size, size_t *lo, size_t *hi)
 {
     size_t s = size > 0 ? (size_t)size : 1, r = rank > 0 ? (size_t)rank : 0;
