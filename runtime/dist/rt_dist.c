@@ -34,6 +34,13 @@ int rt_dist_is_root(void) { return rt_dist_rank() == 0; }
 
 #ifdef HAVE_MPI
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* Started by mpirun (Open MPI, or a PMI/PMIx launcher such as srun)? A program started on its
  * own stays one process and never calls MPI_Init: no cost, and callers such as the unit tests
  * may run the command line many times in one process (MPI cannot be started twice). */
