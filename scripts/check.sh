@@ -22,8 +22,9 @@ tally() { # BUILD_DIR [TEST...]
 }
 
 # clang: the generated C is checked with both gcc and clang; libclang-rt-14-dev: its
-# libFuzzer runtime (clang only recommends it), for the short fuzz run below
-CNNC_EXTRA_PACKAGES="clang libclang-rt-14-dev ${CNNC_EXTRA_PACKAGES:-}"; export CNNC_EXTRA_PACKAGES
+# libFuzzer runtime (clang only recommends it), for the short fuzz run below; Open MPI:
+# the 2-rank tests run
+CNNC_EXTRA_PACKAGES="clang libclang-rt-14-dev openmpi-bin libopenmpi-dev ${CNNC_EXTRA_PACKAGES:-}"; export CNNC_EXTRA_PACKAGES
 
 run_suite() { # BUILD_DIR LABEL TESTS [configure args] (TESTS: "" for all)
     dir=$1; label=$2; only=$3; shift 3

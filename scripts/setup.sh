@@ -8,7 +8,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
 [ $# -gt 0 ] && shift
 
-PACKAGES="gcc make flex bison autoconf automake libtool pkg-config check libstb-dev zlib1g-dev"
+PACKAGES="gcc make flex bison autoconf automake libtool pkg-config check libstb-dev zlib1g-dev openmpi-bin libopenmpi-dev"
 PACKAGES="$PACKAGES ${CNNC_EXTRA_PACKAGES:-}"
 
 missing=""

@@ -5,6 +5,7 @@
  * --dump (rt_cli_dump.c). With those files, the only place in libcnnrt that prints results.
  */
 #include "rt_cli_int.h"
+#include "rt_dist.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,12 @@ int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
                     ""};
     snprintf(e.default_weights, sizeof e.default_weights, "%s.weights",
              d->name[0] ? d->name : "model");
+    /* MPI (runtime/dist/): started here for cnnrun and compiled programs alike; ranks other
+     * than 0 keep stderr (errors name their rank) but print nothing on stdout */
+    if (rt_dist_init(&argc, &argv) != 0)
+        return RT_EXIT_RUN;
+    if (!rt_dist_is_root() && !freopen("/dev/null", "w", stdout))
+        rt_dist_abort("cannot silence stdout");
     rt_cli_args c;
     memset(&c, 0, sizeof c);
     if (defaults)
@@ -57,6 +64,6 @@ int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
     free(c.images);
     rt_names_free(stored, nstored);
     fflush(stdout);
-    return rc;
+    return rc; /* MPI ends at exit (rt_dist.c), so that rt_cli_main may run again */
 }
 

@@ -5,6 +5,7 @@
  * it needs no hook inside the executor.
  */
 #include "rt_cli_int.h"
+#include "rt_dist.h"
 #include "rt_op.h"
 
 #include <math.h>
@@ -38,6 +39,8 @@ static int train_step(bench_run *r)
         return -1;
     r->loss = rt_softmax_xent(r->logits, r->labels, r->n, r->k, NULL, r->dlogits, NULL);
     r->m->backward(r->m->self, r->dlogits, r->n);
+    if (rt_dist_sum_f32(r->m->grads, r->m->nparams) != 0) /* MPI: as in training */
+        return -1;
     rt_opt_step_mt(r->opt, r->m->params, r->m->grads, r->tp);
     return 0;
 }
@@ -300,23 +303,33 @@ int rt_cli_bench(const rt_cli_env *e, const rt_bench_cfg *b)
     r.k = k;
     double flops = rt_netdesc_flops(d);
     printf("bench net %s params %zu input %dx%dx%d classes %d flops-per-image %.0f batch %d "
-           "threads %d steps %d\n", d->name, d->nparams, in.c, in.h, in.w, k, flops, n,
+           "threads %d steps %d", d->name, d->nparams, in.c, in.h, in.w, k, flops, n,
            b->threads, b->steps);
+    if (rt_dist_size() > 1) /* MPI: batch and threads are per rank */
+        printf(" ranks %d", rt_dist_size());
+    printf("\n");
     fflush(stdout);
 
     for (int s = 0; s < 2; s++)     /* warm-up: first-touch pages, caches, threads */
         if (train_step(&r) != 0)
             goto failed;
+    double comm0 = rt_dist_comm_seconds(), tall = 0;
     for (int s = 0; s < b->steps; s++) {
         double t0 = rt_now();
         if (train_step(&r) != 0)
             goto failed;
         times[s] = rt_now() - t0;
+        tall += times[s];
     }
+    double comm = rt_dist_comm_seconds() - comm0;
     double ttrain = median(times, b->steps);
     printf("bench train images/s %.1f gflops %.3f ms-per-step %.6g loss %.4f "
            "(median step; a training step counted as 3x the forward FLOPs)\n", n / ttrain,
            3.0 * flops * n / ttrain * 1e-9, 1e3 * ttrain, r.loss);
+    if (rt_dist_size() > 1) /* MPI: every rank ran a batch of n; rank 0's share of time summing */
+        printf("bench job images/s %.1f (%d ranks x batch %d) communication %.1f%% of the "
+               "step time\n", n * rt_dist_size() / ttrain, rt_dist_size(), n,
+               tall > 0 ? 100.0 * comm / tall : 0.0);
     fflush(stdout);
 
     if (r.m->forward(r.m->self, x, n, 0, r.logits) != 0)   /* warm-up of eval mode */

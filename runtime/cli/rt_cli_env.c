@@ -4,6 +4,7 @@
  * of --train and --eval, and checking the class names a weights file was trained with.
  */
 #include "rt_cli_int.h"
+#include "rt_dist.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -56,7 +57,8 @@ rt_model *rt_cli_make(const rt_cli_env *e, int batch, int threads, char *err)
 
 int rt_cli_load_data(const rt_cli_env *e, const rt_cli_args *c, rt_dataset *ds, char *err)
 {
-    rt_load_opts lo = {c->cfg.threads, !c->no_cache, c->cache_dir, c->quiet};
+    /* MPI: rank 0 alone uses the decode cache (two ranks must not write one cache) */
+    rt_load_opts lo = {c->cfg.threads, !c->no_cache && rt_dist_is_root(), c->cache_dir, c->quiet};
     if (rt_dataset_load(c->dir, e->d->layers[0].out, &lo, ds, err) < 0) {
         rt_cli_error(e, "%s", err);
         return -1;

@@ -7,6 +7,7 @@
  * command that resumes (exit 130).
  */
 #include "rt_cli_int.h"
+#include "rt_dist.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -196,6 +197,9 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
         else if (c->init)
             printf("starting from the weights in %s\n", c->init);
         printf("checkpoint after every epoch: %s\n", ckpt);
+        if (rt_dist_size() > 1)
+            printf("MPI: %d ranks x %d thread%s, each rank takes its slice of every batch\n",
+                   rt_dist_size(), g->threads, g->threads == 1 ? "" : "s");
         if (sp.nval == 0)
             printf("note: no validation images: the best epoch is chosen by training loss\n");
         fflush(stdout);
@@ -289,7 +293,7 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
                   tl, ta, secs);
     printf("\n%s\n%s\n", rt_report_header(), row);
     fflush(stdout);
-    if (c->report) {
+    if (c->report && rt_dist_is_root()) { /* MPI: rank 0 alone writes files */
         if (rt_report_append(c->report, row, err) < 0) {
             rt_cli_error(e, "%s", err);
             rc = RT_EXIT_RUN;
@@ -297,7 +301,7 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
             printf("row appended to %s\n", c->report);
         }
     }
-    if (c->plot) {
+    if (c->plot && rt_dist_is_root()) {
         if (rt_plot_write(c->plot, &h, d->name, err) < 0) {
             rt_cli_error(e, "%s", err);
             rc = RT_EXIT_RUN;

@@ -6,6 +6,8 @@
  */
 #include "rt_train_int.h"
 #include "rt_kernels.h"
+#include "rt_dist.h"
+#include "rt_dist_train.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -110,6 +112,9 @@ int rt_evaluate(rt_model *m, const rt_dataset *ds, const int *idx, int n, double
     }
     double sum = 0;
     long correct = 0;
+    int total = n, lo = 0; /* MPI: each rank evaluates its slice; the sums are reduced */
+    rt_dist_train_slice(total, &lo, &n);
+    idx += lo;
     for (int off = 0; off < n; off += bs) {
         int nb = n - off < bs ? n - off : bs;
         rt_dataset_batch(ds, idx + off, nb, NULL, x, y);
@@ -137,9 +142,16 @@ int rt_evaluate(rt_model *m, const rt_dataset *ds, const int *idx, int n, double
                 confusion[(size_t)y[i] * k + best]++;
             }
     }
-    *loss = sum / n;
-    *acc = (double)correct / n;
+    if (rt_dist_eval_sum(&sum, &correct, confusion, k) != 0) {
+        snprintf(err, RT_ERRLEN, "MPI sum over the ranks failed in evaluation");
+        rc = -1;
+        goto out;
+    }
+    *loss = sum / total;
+    *acc = (double)correct / total;
 out:
+    if (rc != 0 && rt_dist_size() > 1) /* MPI: the other ranks would wait for this one */
+        rt_dist_abort(err);
     free(x);
     free(logits);
     free(y);
@@ -247,6 +259,10 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
         goto out;
     }
 
+    if (rt_dist_train_check(m, err) != 0) { /* MPI: same start on every rank */
+        rc = -1;
+        goto out;
+    }
     rt_rng rng;
     rt_rng_seed(&rng, cfg->seed ^ SEED_SHUFFLE);
     memcpy(order, sp->train, sizeof(int) * (size_t)sp->ntrain);
@@ -284,23 +300,38 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
             if (cfg->augment.hflip)
                 for (int i = 0; i < nb; i++)
                     flip[i] = (uint8_t)(rt_rng_next(&rng) >> 63);
-            rt_dataset_batch(ds, order + off, nb, cfg->augment.hflip ? flip : NULL, x, y);
-            rt_augment_batch(&cfg->augment, cfg->seed, e, off, x, nb, ds->c, ds->h, ds->w, augtmp);
-            for (int i = 0; i < nb; i++)
+            int lo = 0, ln = nb; /* MPI: this rank's slice of the global batch */
+            rt_dist_train_slice(nb, &lo, &ln);
+            rt_dataset_batch(ds, order + off + lo, ln, cfg->augment.hflip ? flip + lo : NULL, x, y);
+            rt_augment_batch(&cfg->augment, cfg->seed, e, off + lo, x, ln, ds->c, ds->h, ds->w, augtmp);
+            for (int i = 0; i < ln; i++)
                 if (y[i] < 0 || y[i] >= k) {
                     snprintf(err, RT_ERRLEN, "label %d is outside the network's %d classes",
                              y[i], k);
                     rc = -1;
                     goto out;
                 }
-            if (m->forward(m->self, x, nb, 1, logits) != 0) {
+            if (ln > 0 && m->forward(m->self, x, ln, 1, logits) != 0) {
                 snprintf(err, RT_ERRLEN, "forward pass failed at epoch %d", e + 1);
                 rc = -1;
                 goto out;
             }
             int c = 0;
-            double loss = rt_softmax_xent_smooth(logits, y, nb, k, cfg->label_smoothing, NULL,
-                                                 dlogits, &c);
+            double loss = ln > 0 ? rt_softmax_xent_smooth(logits, y, ln, k, cfg->label_smoothing, NULL,
+                                                          dlogits, &c)
+                                : 0.0;
+            rt_dist_train_scale(dlogits, ln, k, nb);
+            if (ln > 0)
+                m->backward(m->self, dlogits, ln);
+            double bsum = loss * ln;
+            long bcorrect = c, bseen = ln;
+            if (rt_dist_train_grads(m, ln) != 0 ||
+                rt_dist_train_stats(&bsum, &bcorrect, &bseen) != 0) {
+                snprintf(err, RT_ERRLEN, "MPI sum over the ranks failed at epoch %d", e + 1);
+                rc = -1;
+                goto out;
+            }
+            loss = bsum / nb;
             if (!isfinite(loss)) {
                 snprintf(err, RT_ERRLEN, "training diverged at epoch %d, batch %d (the loss is "
                          "%s); try a smaller learning rate (--lr)", e + 1, b + 1,
@@ -308,14 +339,13 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                 rc = -1;
                 goto out;
             }
-            m->backward(m->self, dlogits, nb);
-            if (cfg->clip_norm > 0)
+            if (cfg->clip_norm > 0) /* the whole batch's gradient, summed over the ranks */
                 rt_clip_grad_norm(m->grads, m->nparams, cfg->clip_norm);
             rt_opt_step_mt(opt, m->params, m->grads, tp);
-            sum += loss * nb;
-            correct += c;
-            seen += nb;
-            if (hooks->batch_done)
+            sum += bsum;
+            correct += bcorrect;
+            seen += bseen;
+            if (hooks->batch_done && rt_dist_is_root()) /* MPI: rank 0 alone reports */
                 hooks->batch_done(hooks->ctx, e, b, nbatches, sum / seen,
                                   (double)correct / seen);
             if (hooks->interrupt && *hooks->interrupt) {
@@ -342,7 +372,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
         }
         h->secs[e] = rt_now() - t0;
         h->epochs = e + 1;
-        if (hooks->epoch_done && hooks->epoch_done(hooks->ctx, h, e, improved, m, err) != 0) {
+        if (hooks->epoch_done && rt_dist_is_root() && hooks->epoch_done(hooks->ctx, h, e, improved, m, err) != 0) {
             rc = -1;
             goto out;
         }
@@ -362,6 +392,8 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
             break;
     }
 out:
+    if (rc != 0 && rt_dist_size() > 1) /* MPI: the other ranks would wait for this one */
+        rt_dist_abort(err);
     if (h->best_epoch >= 0) {   /* also after an error: leave the best weights seen */
         memcpy(m->params, best_p, sizeof(float) * m->nparams);
         memcpy(m->state, best_s, sizeof(float) * m->nstate);

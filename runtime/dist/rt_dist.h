@@ -1,0 +1,38 @@
+/* rt_dist.h - data-parallel training over MPI: which rank this process is, how many there
+ * are, and a sum over ranks in a fixed order so that repeated runs are bit-identical.
+ * Without MPI (configure --without-mpi) the same calls describe one rank and do nothing. */
+#ifndef RT_DIST_H
+#define RT_DIST_H
+
+#include <stddef.h>
+
+/* Starts MPI when built with it and launched by mpirun (otherwise: one rank, no MPI_Init);
+ * safe to call more than once, and MPI_Finalize runs at exit.
+ * Returns 0, or -1 with a message on stderr. */
+int rt_dist_init(int *argc, char ***argv);
+/* Ends MPI if rt_dist_init started it. */
+void rt_dist_finalize(void);
+int rt_dist_rank(void);
+int rt_dist_size(void);
+/* 1 when this process should print, write files and plot (rank 0, or the only process). */
+int rt_dist_is_root(void);
+
+/* buf[i] <- sum over ranks r = 0, 1, ..., size-1 (in that order, starting from rank 0's
+ * value) of rank r's buf[i]. Every rank gets the same bits whatever the timing. Works in
+ * buckets so that the root never holds more than size * bucket floats. 0 or -1. */
+int rt_dist_sum_f32(float *buf, size_t n);
+/* The same for doubles (loss sums, counts of correct answers). */
+int rt_dist_sum_f64(double *buf, size_t n);
+/* Copies root's buf to every rank (initial weights). 0 or -1. */
+int rt_dist_bcast_f32(float *buf, size_t n);
+/* Seconds spent inside the reductions and broadcasts since the start (for --bench). */
+double rt_dist_comm_seconds(void);
+
+/* Rank r's slice [*lo, *hi) of n items split as evenly as possible (the first n % size
+ * ranks take one more), so that rank order concatenates the slices back into 0..n-1. */
+void rt_dist_slice(size_t n, int rank, int size, size_t *lo, size_t *hi);
+
+/* Stops the whole job: prints "rank R: MSG" and, under MPI, aborts every rank. */
+_Noreturn void rt_dist_abort(const char *msg);
+
+#endif
