@@ -376,7 +376,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
             rc = -1;
             goto out;
         }
-        if (hooks->checkpoint) {
+        if (hooks->checkpoint && rt_dist_is_root()) { /* MPI: rank 0 alone writes */
             rt_train_state st = {.epoch = e + 1, .rng = rng, .ntrain = sp->ntrain,
                                  .order = order, .opt_floats = rt_opt_state_floats(opt),
                                  .opt_state = optbuf, .best = best,
