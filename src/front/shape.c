@@ -98,6 +98,9 @@ static int window(infer *in, ir_node *n)
     return bad ? -1 : 0;
 }
 
+/* Largest parameter count of a network (see node_shape). */
+#define CNN_MAX_PARAMS 1073741824.0
+
 static int node_shape(infer *in, int i, size_t *poff, size_t *soff)
 {
     ir_node *n = &in->net->nodes[i];
@@ -120,6 +123,15 @@ static int node_shape(infer *in, int i, size_t *poff, size_t *soff)
     if (elems(L->out) > (double)INT_MAX / 4 || (double)L->w_len > (double)INT_MAX) {
         diag_error(in->diag, n->loc, "make the input, the channels or the units smaller",
                    "this layer is too large (%.0f outputs, %.0f weights)", elems(L->out), (double)L->w_len);
+        return -1;
+    }
+    /* The whole network's parameters: training holds them four times (values, gradients,
+     * Adam's two moments), so past 2^30 of them (4 GiB each) it would not fit in memory. */
+    if ((double)*poff + (double)L->w_len + (double)L->b_len > CNN_MAX_PARAMS) {
+        diag_error(in->diag, n->loc, "make the network smaller (fewer or narrower layers)",
+                   "the network has too many parameters: %.0f up to this layer, more than the "
+                   "limit of %.0f", (double)*poff + (double)L->w_len + (double)L->b_len,
+                   CNN_MAX_PARAMS);
         return -1;
     }
     L->w_off = *poff;
