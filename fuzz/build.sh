@@ -54,7 +54,7 @@ fi
 # FUZZ_RUNS=N runs each target N executions on its seeds (the short run CI makes).
 obj=$out/obj
 mkdir -p "$obj"
-(cd "$obj" && { [ -f Makefile ] || "$srcdir/configure" -q --disable-shared CC="$CLANG" \
+(cd "$obj" && { [ -f Makefile ] || "$srcdir/configure" -q --disable-shared --without-mpi CC="$CLANG" \
         CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all"; } &&
     make -s -j2 grammar/cnn_parse.h grammar/cnn_lex.h src/gen/resize_text.h &&
     make -s -j2 libcnnrt.la libcnnfront.la) >"$out/obj.log" 2>&1 ||
