@@ -33,19 +33,6 @@
 #define TRAILER_LEN 8
 #define MAX_ARG 65536
 
-#define NHIST 6
-
-/* The history's arrays, in the order of the file: adding one is one line here. */
-static void history_fields(rt_history *h, double **f[NHIST])
-{
-    f[0] = &h->train_loss;
-    f[1] = &h->train_acc;
-    f[2] = &h->val_loss;
-    f[3] = &h->val_acc;
-    f[4] = &h->secs;
-    f[5] = &h->lr;
-}
-
 static void le_f64(rt_lewriter *w, double v)
 {
     uint64_t u;
@@ -78,10 +65,10 @@ static void write_body(rt_lewriter *w, const rt_model *m, const rt_train_state *
     rt_le_f32s(w, m->state, m->nstate);
     rt_le_u32(w, (uint32_t)h->has_val);
     rt_history hc = *h;
-    double **f[NHIST];
-    history_fields(&hc, f);
+    double **f[RT_HISTORY_FIELDS];
+    rt_history_fields(&hc, f);
     for (int e = 0; e < s->epoch; e++)
-        for (int k = 0; k < NHIST; k++)
+        for (int k = 0; k < RT_HISTORY_FIELDS; k++)
             le_f64(w, (*f[k])[e]);
 }
 
@@ -362,14 +349,14 @@ int rt_checkpoint_read(const char *file, rt_model *m, rt_train_state *s, rt_hist
     getf32s(&c, s->best_state, m->nstate);
     getf32s(&c, params, m->nparams);
     getf32s(&c, state, m->nstate);
-    h->has_val = (int)get32(&c);
-    double **f[NHIST];
-    history_fields(h, f);
-    int ok = !c.bad && s->best_epoch >= -1 && s->best_epoch < s->epoch;
-    for (int k = 0; ok && k < NHIST; k++)
-        ok = (*f[k] = calloc((size_t)s->epoch, sizeof(double))) != NULL;
+    int has_val = (int)get32(&c);
+    int ok = !c.bad && s->best_epoch >= -1 && s->best_epoch < s->epoch &&
+             rt_history_alloc(h, s->epoch) == 0;
+    h->has_val = has_val;
+    double **f[RT_HISTORY_FIELDS];
+    rt_history_fields(h, f);
     for (int e = 0; ok && e < s->epoch; e++)
-        for (int k = 0; k < NHIST; k++)
+        for (int k = 0; k < RT_HISTORY_FIELDS; k++)
             (*f[k])[e] = getf64(&c);
     if (!ok || c.bad || c.p != c.end) {
         free(params);

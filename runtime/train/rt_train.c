@@ -40,34 +40,38 @@ void rt_train_cfg_defaults(rt_train_cfg *c)
     c->threads = 0;
 }
 
+void rt_history_fields(rt_history *h, double **f[RT_HISTORY_FIELDS])
+{
+    f[0] = &h->train_loss;
+    f[1] = &h->train_acc;
+    f[2] = &h->val_loss;
+    f[3] = &h->val_acc;
+    f[4] = &h->secs;
+    f[5] = &h->lr;
+}
+
 void rt_history_free(rt_history *h)
 {
-    free(h->train_loss);
-    free(h->train_acc);
-    free(h->val_loss);
-    free(h->val_acc);
-    free(h->secs);
-    free(h->lr);
+    double **f[RT_HISTORY_FIELDS];
+    rt_history_fields(h, f);
+    for (int k = 0; k < RT_HISTORY_FIELDS; k++)
+        free(*f[k]);
     memset(h, 0, sizeof *h);
     h->best_epoch = -1;
 }
 
-static int history_alloc(rt_history *h, int epochs)
+int rt_history_alloc(rt_history *h, int epochs)
 {
     memset(h, 0, sizeof *h);
     h->best_epoch = -1;
     size_t n = (size_t)(epochs > 0 ? epochs : 1);
-    h->train_loss = calloc(n, sizeof(double));
-    h->train_acc = calloc(n, sizeof(double));
-    h->val_loss = calloc(n, sizeof(double));
-    h->val_acc = calloc(n, sizeof(double));
-    h->secs = calloc(n, sizeof(double));
-    h->lr = calloc(n, sizeof(double));
-    if (!h->train_loss || !h->train_acc || !h->val_loss || !h->val_acc || !h->secs ||
-        !h->lr) {
-        rt_history_free(h);
-        return -1;
-    }
+    double **f[RT_HISTORY_FIELDS];
+    rt_history_fields(h, f);
+    for (int k = 0; k < RT_HISTORY_FIELDS; k++)
+        if (!(*f[k] = calloc(n, sizeof(double)))) {
+            rt_history_free(h);
+            return -1;
+        }
     return 0;
 }
 
@@ -180,12 +184,11 @@ static int resume_run(const rt_train_state *r, const rt_history *rh, int ntrain,
         return -1;
     }
     int n = r->epoch;
-    memcpy(h->train_loss, rh->train_loss, sizeof(double) * (size_t)n);
-    memcpy(h->train_acc, rh->train_acc, sizeof(double) * (size_t)n);
-    memcpy(h->val_loss, rh->val_loss, sizeof(double) * (size_t)n);
-    memcpy(h->val_acc, rh->val_acc, sizeof(double) * (size_t)n);
-    memcpy(h->secs, rh->secs, sizeof(double) * (size_t)n);
-    memcpy(h->lr, rh->lr, sizeof(double) * (size_t)n);
+    double **to[RT_HISTORY_FIELDS], **from[RT_HISTORY_FIELDS];
+    rt_history_fields(h, to);
+    rt_history_fields((rt_history *)rh, from);
+    for (int k = 0; k < RT_HISTORY_FIELDS; k++)
+        memcpy(*to[k], *from[k], sizeof(double) * (size_t)n);
     h->epochs = n;
     h->best_epoch = r->best_epoch;
     *rng = r->rng;
@@ -227,7 +230,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                  m->desc->layers[0].out.w);
         return -1;
     }
-    if (history_alloc(h, cfg->epochs) < 0) {
+    if (rt_history_alloc(h, cfg->epochs) < 0) {
         snprintf(err, RT_ERRLEN, "out of memory");
         return -1;
     }

@@ -9,6 +9,14 @@
 #include <stdio.h>
 #include "cnnrt.h"
 
+/* The history's per-epoch arrays in one list (train loss and accuracy, validation loss and
+ * accuracy, seconds, lr), for whatever handles them all: allocation, freeing, checkpoints.
+ * Adding an array to rt_history is one line there. */
+#define RT_HISTORY_FIELDS 6
+void rt_history_fields(rt_history *h, double **f[RT_HISTORY_FIELDS]);
+/* Arrays of epochs entries (at least 1), zeroed; 0, or -1 when out of memory. */
+int rt_history_alloc(rt_history *h, int epochs);
+
 /* Seconds on a monotonic clock (for display only: nothing computed depends on it). */
 double rt_now(void);
 
