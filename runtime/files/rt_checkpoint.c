@@ -141,26 +141,16 @@ static const unsigned char *take(cursor *c, uint64_t n)
     return q;
 }
 
-static uint32_t rd32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const unsigned char *p)
-{
-    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-
 static uint32_t get32(cursor *c)
 {
     const unsigned char *q = take(c, 4);
-    return q ? rd32(q) : 0;
+    return q ? rt_le_rd32(q) : 0;
 }
 
 static uint64_t get64(cursor *c)
 {
     const unsigned char *q = take(c, 8);
-    return q ? rd64(q) : 0;
+    return q ? rt_le_rd64(q) : 0;
 }
 
 static double getf64(cursor *c)
@@ -178,7 +168,7 @@ static void getf32s(cursor *c, float *out, uint64_t n)
     if (!q || !out)
         return;
     for (uint64_t i = 0; i < n; i++) {
-        uint32_t u = rd32(q + 4 * i);
+        uint32_t u = rt_le_rd32(q + 4 * i);
         memcpy(&out[i], &u, sizeof u);
     }
 }
@@ -187,30 +177,8 @@ static void getf32s(cursor *c, float *out, uint64_t n)
 static int load_checked(const char *file, const rt_netdesc *d, unsigned char **buf,
                         size_t *len, cursor *body, char *err)
 {
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        snprintf(err, RT_ERRLEN, "cannot open checkpoint %s: %s", file, strerror(errno));
+    if (rt_file_slurp(file, "checkpoint", buf, len, err) < 0)
         return -1;
-    }
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        snprintf(err, RT_ERRLEN, "cannot read checkpoint %s: %s", file, strerror(errno));
-        fclose(f);
-        return -1;
-    }
-    *len = (size_t)size;
-    *buf = malloc(*len ? *len : 1);
-    if (!*buf || fread(*buf, 1, *len, f) != *len) {
-        snprintf(err, RT_ERRLEN, "cannot read checkpoint %s: %s", file,
-                 *buf ? strerror(errno ? errno : EIO) : "out of memory");
-        fclose(f);
-        free(*buf);
-        *buf = NULL;
-        return -1;
-    }
-    fclose(f);
     const unsigned char *b = *buf;
     if (*len < 8 || memcmp(b, MAGIC, 8) != 0) {
         snprintf(err, RT_ERRLEN, "%s is not a cnnc checkpoint (no CNNCKPT1 mark)", file);
@@ -220,12 +188,12 @@ static int load_checked(const char *file, const rt_netdesc *d, unsigned char **b
         snprintf(err, RT_ERRLEN, "checkpoint %s is cut short (%zu bytes)", file, *len);
         goto bad;
     }
-    if (rd32(b + 8) != VERSION) {
+    if (rt_le_rd32(b + 8) != VERSION) {
         snprintf(err, RT_ERRLEN, "checkpoint %s has format version %u; this program reads "
-                 "version %d", file, rd32(b + 8), VERSION);
+                 "version %d", file, rt_le_rd32(b + 8), VERSION);
         goto bad;
     }
-    uint64_t blen = rd64(b + 36);
+    uint64_t blen = rt_le_rd64(b + 36);
     if (blen != (uint64_t)(*len - HEADER_LEN - TRAILER_LEN)) {
         snprintf(err, RT_ERRLEN, "checkpoint %s is %s (%zu bytes, the header says %llu): it "
                  "was cut short or damaged", file, blen > *len ? "cut short" : "the wrong length",
@@ -239,13 +207,13 @@ static int load_checked(const char *file, const rt_netdesc *d, unsigned char **b
         crc = crc32(crc, b + off, chunk);
         off += chunk;
     }
-    if ((uint32_t)crc != rd32(b + n) || memcmp(b + n + 4, ENDMARK, 4) != 0) {
+    if ((uint32_t)crc != rt_le_rd32(b + n) || memcmp(b + n + 4, ENDMARK, 4) != 0) {
         snprintf(err, RT_ERRLEN, "checkpoint %s is damaged (checksum mismatch)", file);
         goto bad;
     }
-    if (rd64(b + 12) != d->hash || rd64(b + 20) != d->nparams || rd64(b + 28) != d->nstate) {
+    if (rt_le_rd64(b + 12) != d->hash || rt_le_rd64(b + 20) != d->nparams || rt_le_rd64(b + 28) != d->nstate) {
         snprintf(err, RT_ERRLEN, "checkpoint %s belongs to another network (structure hash "
-                 "%016llx, this network's %016llx)", file, (unsigned long long)rd64(b + 12),
+                 "%016llx, this network's %016llx)", file, (unsigned long long)rt_le_rd64(b + 12),
                  (unsigned long long)d->hash);
         goto bad;
     }
@@ -326,7 +294,7 @@ int rt_checkpoint_read(const char *file, rt_model *m, rt_train_state *s, rt_hist
     if (!s->order || !q)
         goto bad;
     for (uint32_t i = 0; i < ntrain; i++)
-        s->order[i] = (int)(int32_t)rd32(q + 4 * i);
+        s->order[i] = (int)(int32_t)rt_le_rd32(q + 4 * i);
     s->opt_step = (long)get64(&c);
     uint64_t nf = get64(&c);
     if (c.bad || nf > (uint64_t)(c.end - c.p) / 4)

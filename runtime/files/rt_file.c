@@ -10,6 +10,7 @@
 #define _XOPEN_SOURCE 700 /* realpath */
 
 #include "cnnrt.h"
+#include "rt_train_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -129,4 +130,37 @@ int rt_atomic_close(rt_atomic_file *a, int ok, int durable)
     }
     release(a, e);
     return ok ? 0 : -1;
+}
+
+int rt_file_slurp(const char *file, const char *what, unsigned char **buf, size_t *len, char *err)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        snprintf(err, RT_ERRLEN, "cannot open %s %s: %s", what, file, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, RT_ERRLEN, "%s is not a regular file", file);
+        fclose(f);
+        return -1;
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *b = malloc(n ? n : 1);
+    if (!b) {
+        snprintf(err, RT_ERRLEN, "%s: out of memory reading %zu bytes", file, n);
+        fclose(f);
+        return -1;
+    }
+    size_t got = fread(b, 1, n, f);
+    if (got != n && ferror(f)) {
+        snprintf(err, RT_ERRLEN, "cannot read %s: %s", file, strerror(errno));
+        free(b);
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    *buf = b;
+    *len = got;
+    return 0;
 }

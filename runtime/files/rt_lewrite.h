@@ -1,7 +1,8 @@
 /*
  * rt_lewrite.h - private to libcnnrt (not installed): a buffered writer of little-endian
  * binary files over a FILE, with an optional running CRC-32 and the first error kept, so
- * that a file format is written as a plain sequence of calls and checked once at the end.
+ * that a file format is written as a plain sequence of calls and checked once at the end;
+ * and the two readers of such integers the formats' readers share.
  */
 #ifndef RT_LEWRITE_H
 #define RT_LEWRITE_H
@@ -34,5 +35,16 @@ uint32_t rt_le_crc_end(rt_lewriter *w);
 /* Writes out the buffer; returns 0, or -1 when this or any earlier write failed, with the
  * errno of the first failure (EIO when the write function set none) in errno. */
 int rt_le_flush(rt_lewriter *w);
+
+/* A little-endian 32- or 64-bit unsigned integer at p. */
+static inline uint32_t rt_le_rd32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t rt_le_rd64(const unsigned char *p)
+{
+    return (uint64_t)rt_le_rd32(p) | (uint64_t)rt_le_rd32(p + 4) << 32;
+}
 
 #endif

@@ -255,49 +255,6 @@ int rt_weights_save(const char *file, const rt_model *m, char *err)
 
 /* ------------------------------------------------------------ reading */
 
-static uint32_t rd32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const unsigned char *p)
-{
-    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-
-/* Reads the whole file into memory. */
-static int slurp(const char *file, unsigned char **buf, size_t *len, char *err)
-{
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        snprintf(err, RT_ERRLEN, "cannot open weights file %s: %s", file, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, RT_ERRLEN, "%s is not a regular file", file);
-        fclose(f);
-        return -1;
-    }
-    size_t n = (size_t)st.st_size;
-    unsigned char *b = malloc(n ? n : 1);
-    if (!b) {
-        snprintf(err, RT_ERRLEN, "%s: out of memory reading %zu bytes", file, n);
-        fclose(f);
-        return -1;
-    }
-    size_t got = fread(b, 1, n, f);
-    if (got != n && ferror(f)) {
-        snprintf(err, RT_ERRLEN, "cannot read %s: %s", file, strerror(errno));
-        free(b);
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    *buf = b;
-    *len = got;
-    return 0;
-}
 
 /* A bounds-checked cursor over the body. */
 typedef struct {
@@ -308,7 +265,7 @@ static int c_u32(cursor *c, uint32_t *v)
 {
     if (c->end - c->p < 4)
         return -1;
-    *v = rd32(c->p);
+    *v = rt_le_rd32(c->p);
     c->p += 4;
     return 0;
 }
@@ -485,15 +442,15 @@ static int parse(const char *file, const unsigned char *b, size_t len, const tar
                  file, len, HEADER_LEN);
         return -1;
     }
-    uint32_t version = rd32(b + 4);
+    uint32_t version = rt_le_rd32(b + 4);
     if (version > RT_WEIGHTS_VERSION || version == 0) {
         snprintf(err, RT_ERRLEN, "%s has weights format version %u; this runtime (%s) reads "
                  "version %d and older: use a newer cnnc", file, (unsigned)version, RT_VERSION,
                  RT_WEIGHTS_VERSION);
         return -1;
     }
-    uint64_t hash = rd64(b + 8), body = rd64(b + 16);
-    uint32_t nt = rd32(b + 24), nnames = rd32(b + 28);
+    uint64_t hash = rt_le_rd64(b + 8), body = rt_le_rd64(b + 16);
+    uint32_t nt = rt_le_rd32(b + 24), nnames = rt_le_rd32(b + 28);
     if (body > (uint64_t)SIZE_MAX - HEADER_LEN - TRAILER_LEN ||
         len < HEADER_LEN + body + TRAILER_LEN) {
         snprintf(err, RT_ERRLEN, "%s is truncated: %zu bytes, the header announces %llu", file,
@@ -515,9 +472,9 @@ static int parse(const char *file, const unsigned char *b, size_t len, const tar
         crc = crc32(crc, b + off, (uInt)k);
         off += k;
     }
-    if ((uint32_t)crc != rd32(tr) || memcmp(tr + 4, ENDMARK, 4) != 0) {
+    if ((uint32_t)crc != rt_le_rd32(tr) || memcmp(tr + 4, ENDMARK, 4) != 0) {
         snprintf(err, RT_ERRLEN, "%s is corrupted: checksum mismatch (stored %08x, computed "
-                 "%08x)", file, (unsigned)rd32(tr), (unsigned)crc);
+                 "%08x)", file, (unsigned)rt_le_rd32(tr), (unsigned)crc);
         return -1;
     }
 
@@ -602,7 +559,7 @@ static int parse(const char *file, const unsigned char *b, size_t len, const tar
             if (pass == 1) {
                 float *dst = (t[i].role <= ROLE_B ? m->params : m->state) + t[i].off;
                 for (size_t k = 0; k < t[i].len; k++) {
-                    uint32_t u = rd32(c.p + 4 * k);
+                    uint32_t u = rt_le_rd32(c.p + 4 * k);
                     memcpy(&dst[k], &u, 4);
                 }
             }
@@ -642,7 +599,7 @@ static int read_into(const char *file, const target *m, char ***names, int *ncla
         *names = NULL;
         *nclasses = 0;
     }
-    if (slurp(file, &b, &len, err) < 0)
+    if (rt_file_slurp(file, "weights file", &b, &len, err) < 0)
         return -1;
     int rc = parse(file, b, len, m, names, nclasses, err);
     free(b);

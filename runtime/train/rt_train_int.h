@@ -25,6 +25,10 @@ double rt_now(void);
  * fails part-way with ENOSPC; NULL restores the default (fwrite). */
 typedef size_t (*rt_write_fn)(const void *p, size_t size, size_t n, FILE *f);
 void rt_weights_set_write_hook(rt_write_fn fn);
+/* Reads a whole regular file into malloc'ed memory (*buf, *len); what names it in the
+ * message ("cannot open weights file F: ..."). Returns 0, or -1 with err set. */
+int rt_file_slurp(const char *file, const char *what, unsigned char **buf, size_t *len,
+                  char *err);
 /* The hook in force (checkpoints write through it too). */
 rt_write_fn rt_weights_write_hook(void);
 
