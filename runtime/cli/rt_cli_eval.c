@@ -6,11 +6,9 @@
  */
 #include "rt_cli_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 /* ------------------------------------------------------------ --eval */
@@ -110,73 +108,6 @@ out:
 
 /* ------------------------------------------------------------ --predict */
 
-typedef struct {
-    char **v;
-    int n, cap;
-} file_list;
-
-static int list_add(file_list *l, const char *s)
-{
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 64;
-        char **v = realloc(l->v, sizeof(char *) * (size_t)cap);
-        if (!v)
-            return -1;
-        l->v = v;
-        l->cap = cap;
-    }
-    return (l->v[l->n] = strdup(s)) ? (l->n++, 0) : -1;
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The image files under dir, in name order, sub-folders walked (depth <= 16: a symbolic
- * link loop ends there). Files whose names do not end in an image extension are left out. */
-static int walk(const char *dir, int depth, file_list *out)
-{
-    static const char *const EXT[] = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".pnm"};
-    DIR *d = depth <= 16 ? opendir(dir) : NULL;
-    if (!d)
-        return 0;
-    file_list here = {0};
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d)) != NULL && rc == 0)
-        if (e->d_name[0] != '.')
-            rc = list_add(&here, e->d_name);
-    closedir(d);
-    if (here.n > 0) /* (qsort may not be given the null array of an empty folder) */
-        qsort(here.v, (size_t)here.n, sizeof *here.v, by_name);
-    for (int i = 0; i < here.n && rc == 0; i++) {
-        size_t len = strlen(dir) + strlen(here.v[i]) + 2;
-        char *p = malloc(len);
-        if (!p) {
-            rc = -1;
-            break;
-        }
-        snprintf(p, len, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", here.v[i]);
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-            rc = walk(p, depth + 1, out);
-        } else {
-            const char *dot = strrchr(here.v[i], '.');
-            int image = 0;
-            for (size_t k = 0; dot && k < sizeof EXT / sizeof EXT[0]; k++)
-                image |= strcasecmp(dot, EXT[k]) == 0;
-            if (image)
-                rc = list_add(out, p);
-        }
-        free(p);
-    }
-    for (int i = 0; i < here.n; i++)
-        free(here.v[i]);
-    free(here.v);
-    return rc;
-}
-
 /* A CSV field: quoted when it holds a comma, quote or line break. */
 static void csv_field(const char *s)
 {
@@ -218,7 +149,8 @@ int rt_cli_predict(const rt_cli_env *e, const rt_cli_args *c)
     const char *wfile = c->weights ? c->weights : e->default_weights;
     char **wn = NULL;
     int nw = 0, rc = RT_EXIT_OK, printed = 0;
-    file_list files = {0};
+    char **files = NULL;
+    int nfiles = 0;
     rt_model *m = rt_cli_make(e, 1, c->cfg.threads, err);
     if (!m)
         return RT_EXIT_RUN;
@@ -244,22 +176,16 @@ int rt_cli_predict(const rt_cli_env *e, const rt_cli_args *c)
             rc = RT_EXIT_RUN;
             continue;
         }
-        if (S_ISDIR(st.st_mode)) {
-            int before = files.n;
-            if (walk(a, 0, &files) < 0) {
-                rt_cli_error(e, "out of memory");
-                rc = RT_EXIT_RUN;
-                goto out;
-            }
-            if (files.n == before) {
-                rt_cli_error(e, "%s holds no images (.jpg, .jpeg, .png, .bmp, .pgm, .ppm or "
-                             ".pnm, in it or its sub-folders)", a);
-                rc = RT_EXIT_RUN;
-            }
-        } else if (list_add(&files, a) < 0) {
-            rt_cli_error(e, "out of memory");
+        int before = nfiles;
+        if (rt_image_files(a, &files, &nfiles, err) < 0) {
+            rt_cli_error(e, "%s", err);
             rc = RT_EXIT_RUN;
-            goto out;
+            continue;
+        }
+        if (S_ISDIR(st.st_mode) && nfiles == before) {
+            rt_cli_error(e, "%s holds no images (.jpg, .jpeg, .png, .bmp, .pgm, .ppm or "
+                         ".pnm, in it or its sub-folders)", a);
+            rc = RT_EXIT_RUN;
         }
     }
     float *x = malloc(sizeof(float) * (size_t)in.c * in.h * in.w);
@@ -285,8 +211,8 @@ int rt_cli_predict(const rt_cli_env *e, const rt_cli_args *c)
         printf("[");
     }
     int top = k < 3 ? k : 3;
-    for (int i = 0; i < files.n; i++) {
-        const char *file = files.v[i];
+    for (int i = 0; i < nfiles; i++) {
+        const char *file = files[i];
         if (rt_image_load(file, in, x, err) < 0) {
             rt_cli_error(e, "%s", err);
             rc = RT_EXIT_RUN;
@@ -349,10 +275,7 @@ done:
     free(probs);
     free(order);
     free(names);
-out:
-    for (int i = 0; i < files.n; i++)
-        free(files.v[i]);
-    free(files.v);
+    rt_names_free(files, nfiles);
     rt_names_free(wn, nw);
     rt_model_destroy(m);
     return rc;

@@ -7,7 +7,6 @@
  */
 #include "rt_data_internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,19 +21,16 @@ static int is_dir(const char *path)
 /* 1 when dir holds at least one sub-folder (a class folder). */
 static int has_subfolder(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d)
+    char **names, err[RT_ERRLEN];
+    int n, found = 0;
+    if (rt_list_dir(dir, &names, &n, err) < 0)
         return 0;
-    int found = 0;
-    struct dirent *e;
-    while (!found && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *p = rt_path_join(dir, e->d_name);
+    for (int i = 0; i < n && !found; i++) {
+        char *p = rt_path_join(dir, names[i]);
         found = p && is_dir(p);
         free(p);
     }
-    closedir(d);
+    rt_free_names(names, n);
     return found;
 }
 

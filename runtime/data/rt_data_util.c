@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 void rt_data_warn(const rt_load_opts *opts, const char *fmt, ...)
 {
@@ -149,4 +151,59 @@ void rt_dataset_free(rt_dataset *ds)
     free(ds->pix);
     free(ds->label);
     memset(ds, 0, sizeof *ds);
+}
+
+/* 1 when the file name ends in an image extension the loaders know (any case). */
+static int image_name(const char *path)
+{
+    static const char *const EXT[] = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".pnm"};
+    const char *base = strrchr(path, '/'), *dot = strrchr(path, '.');
+    for (size_t k = 0; dot && (!base || dot > base) && k < sizeof EXT / sizeof EXT[0]; k++)
+        if (strcasecmp(dot, EXT[k]) == 0)
+            return 1;
+    return 0;
+}
+
+static int add_file(char ***files, int *n, const char *path, char *err)
+{
+    char **v = realloc(*files, sizeof(char *) * (size_t)(*n + 1));
+    if (v)
+        *files = v;
+    if (!v || !(v[*n] = strdup(path))) {
+        snprintf(err, RT_ERRLEN, "out of memory listing %s", path);
+        return -1;
+    }
+    (*n)++;
+    return 0;
+}
+
+/* path itself when it is not a folder (at depth 0 whatever its name: the user named it);
+ * in a folder, its image files and sub-folders in name order, depth <= 16 so that a
+ * symbolic-link loop ends. */
+static int image_files(const char *path, int depth, char ***files, int *n, char *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return depth == 0 || image_name(path) ? add_file(files, n, path, err) : 0;
+    if (depth > 16)
+        return 0;
+    char **names;
+    int nn;
+    if (rt_list_dir(path, &names, &nn, err) < 0)
+        return depth > 0 ? 0 : -1; /* an unreadable sub-folder is left out */
+    int rc = 0;
+    for (int i = 0; i < nn && rc == 0; i++) {
+        char *p = rt_path_join(path, names[i]);
+        if (!p)
+            snprintf(err, RT_ERRLEN, "out of memory listing %s", path);
+        rc = p ? image_files(p, depth + 1, files, n, err) : -1;
+        free(p);
+    }
+    rt_free_names(names, nn);
+    return rc;
+}
+
+int rt_image_files(const char *path, char ***files, int *n, char *err)
+{
+    return image_files(path, 0, files, n, err);
 }

@@ -290,6 +290,11 @@ void rt_split_free(rt_split *s);
 void rt_dataset_batch(const rt_dataset *ds, const int *idx, int n, const uint8_t *flip,
                       float *x, int *y);
 
+/* Appends to files[0..*n) (malloc'ed; rt_names_free) path itself when it is not a folder,
+ * or the image files in it (.jpg .jpeg .png .bmp .pgm .ppm .pnm, any case) and in its
+ * sub-folders, in name order. Returns 0, or -1 with err set (path an unreadable folder). */
+int rt_image_files(const char *path, char ***files, int *n, char *err);
+
 /* Decodes one image file to the shape (for --predict). Returns 0, or -1 with err set. */
 int rt_image_load(const char *file, rt_shape shape, float *x, char *err);
 
