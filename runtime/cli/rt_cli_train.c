@@ -123,9 +123,10 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
     const char *out = c->out ? c->out : e->default_weights;
     rt_dataset ds;
     rt_split sp;
-    char ckprobe[4096];
+    char ckbuf[4096];
+    const char *ckpt = rt_cli_checkpoint_path(e, c, ckbuf, sizeof ckbuf);
     if (probe_writable(e, "weights file", out) < 0 ||
-        probe_writable(e, "checkpoint", rt_cli_checkpoint_path(e, c, ckprobe, sizeof ckprobe)) < 0 ||
+        probe_writable(e, "checkpoint", ckpt) < 0 ||
         (c->log && probe_writable(e, "log", c->log) < 0) ||
         (c->report && probe_writable(e, "report", c->report) < 0) ||
         (c->plot && probe_writable(e, "plot", c->plot) < 0))
@@ -166,8 +167,6 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
         rt_cli_check_names(e, wn, nw, &ds, c->init);
         rt_names_free(wn, nw);
     }
-    char ckbuf[4096];
-    const char *ckpt = rt_cli_checkpoint_path(e, c, ckbuf, sizeof ckbuf);
     if (c->resume) {
         if (rt_checkpoint_read(c->resume, m, &rs, &rh, err) < 0) {
             rt_cli_error(e, "%s", err);
