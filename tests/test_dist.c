@@ -58,7 +58,7 @@ int main(int argc, char **argv)
         rt_dist_abort("told to fail (CNNC_DIST_FAIL_RANK)");
 
     /* a float sum longer than two buckets, with a ragged last bucket */
-    size_t n = 2 * 65536 + 17;
+    size_t n = 2 * 262144 + 17;
     float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
     if (!a || !b)
         rt_dist_abort("out of memory");
@@ -78,6 +78,37 @@ int main(int argc, char **argv)
     /* again: the same bits */
     EXPECT(rt_dist_sum_f32(b, n) == 0, "sum_f32 failed");
     EXPECT(memcmp(a, b, n * sizeof *a) == 0, "two sums of the same data differ");
+
+    /* the same sum started piece by piece, as during backward: same bits, twice over (the
+     * second round reuses the object, as every training step does) */
+    float *c = malloc(n * sizeof *c);
+    rt_dist_sum *ov = rt_dist_sum_create(c, n, 0);
+    EXPECT(c && ov, "rt_dist_sum_create failed");
+    for (int round = 0; c && ov && round < 2; round++) {
+        for (size_t i = 0; i < n; i++)
+            c[i] = val(rank, i);
+        rt_dist_sum_begin(ov);
+        size_t points[] = { n - 5, n - 262144, n - 300000, n / 3, 1 };
+        for (int p = 0; p < 5; p++)
+            EXPECT(rt_dist_sum_ready(ov, points[p]) == 0, "ready failed");
+        EXPECT(rt_dist_sum_finish(ov) == 0, "finish failed");
+        EXPECT(memcmp(a, c, n * sizeof *a) == 0, "round %d: the overlapped sum differs", round);
+    }
+    rt_dist_sum_destroy(ov);
+    free(c);
+
+    /* gathering each rank's slice of items: 7 items of 3 bytes */
+    unsigned char items[21];
+    memset(items, 0xee, sizeof items);
+    rt_dist_slice(7, rank, size, &lo, &hi);
+    for (size_t i = lo * 3; i < hi * 3; i++)
+        items[i] = (unsigned char)(i * 5 + 1);
+    EXPECT(rt_dist_allgather(items, 3, 7) == 0, "allgather failed");
+    size_t badi = 0;
+    for (size_t i = 0; i < 21; i++)
+        badi += items[i] != (unsigned char)(i * 5 + 1);
+    EXPECT(badi == 0, "%zu gathered bytes wrong", badi);
+    EXPECT(rt_dist_all(1) == 1 && rt_dist_all(rank == 0) == 0, "votes");
 
     /* doubles: counts and loss sums */
     double d[3] = { 1.0 + rank, 0.5 * rank, -3.25 };

@@ -63,5 +63,84 @@ grep -q "MPI: 2 ranks x 1 thread" "$tmp/two.log" && ok || ko "no '2 ranks x 1 th
 [ -s "$tmp/two.w" ] && cmp -s "$tmp/two.w" "$tmp/again.w" && ok || ko "two 2-rank runs gave different weights"
 [ "$(tr '\r' '\n' <"$tmp/two.log" | grep -c '^epoch 1/3  train')" -eq 1 ] && ok || ko "rank 1 printed too (or nobody did)"
 
+
+# --- sync batchnorm and dropout: 20 steps of a network with both give one process's losses
+# to 1e-5 relative on 2 ranks (each step's global-batch loss, CNNRT_TEST_STEP_LOSSES), the
+# epoch losses within 1 %; a compiled program on 2 ranks gives the interpreter's bits
+cat > "$tmp/bn.cnn" <<'EON'
+network bn
+input 1x8x8
+conv 3x3 8 pad=same
+batchnorm
+relu
+maxpool 2x2
+conv 3x3 8 relu pad=same
+batchnorm
+flatten
+dropout 0.3
+dense 16 relu
+dense 3
+EON
+bntrain() { # NAME PROGRAM [mpirun...]: 4 epochs of 5 steps (72 training images, batch 16)
+    o=$1; p=$2; shift 2
+    rm -f "$tmp/$o.steps"
+    CNNRT_TEST_STEP_LOSSES="$tmp/$o.steps" "$@" $p --train "$tmp/ds" --epochs 4 --batch 16 \
+        --split 8:2:0 --seed 4 --optimizer sgd --lr 0.1 --momentum 0.9 --threads 1 \
+        --cache-dir "$tmp/cache" --out "$tmp/$o.w" >"$tmp/$o.log" 2>&1
+}
+printf 'P5\n8 8\n255\n' > "$tmp/ds/c0/cut.pgm" # a bad image: warned once, by the rank that decoded it
+bntrain bn1 "$cnnrun $tmp/bn.cnn" || ko "1-process batchnorm training failed: $(tail -n 3 "$tmp/bn1.log")"
+rm -rf "$tmp/cache"
+bntrain bn2 "$cnnrun $tmp/bn.cnn" $MPIRUN || ko "2-rank batchnorm training failed: $(tail -n 3 "$tmp/bn2.log")"
+[ "$(wc -l <"$tmp/bn1.steps")" -eq 20 ] && [ "$(wc -l <"$tmp/bn2.steps")" -eq 20 ] && ok ||
+    ko "want 20 step losses from each run: $(wc -l "$tmp/bn1.steps" "$tmp/bn2.steps")"
+worst=$(paste "$tmp/bn1.steps" "$tmp/bn2.steps" | awk '{ d = ($3 - $6) / $3; if (d < 0) d = -d; if (d > m) m = d } END { printf "%.3g", m }')
+awk -v w="$worst" 'BEGIN { exit !(w <= 1e-5) }' && ok || ko "2-rank step losses differ by $worst relative (> 1e-5)"
+awk -v w="$worst" 'BEGIN { exit !(w > 0) }' && ok || ko "2-rank step losses are bit-identical to one process's: is the sum over ranks running?"
+ep() { tr '\r' '\n' <"$1" | awk '/^epoch [0-9]+\/[0-9]+  train/ { print $5 }'; }
+ep "$tmp/bn1.log" >"$tmp/bn1.ep"; ep "$tmp/bn2.log" >"$tmp/bn2.ep"
+[ "$(wc -l <"$tmp/bn1.ep")" -eq 4 ] && paste "$tmp/bn1.ep" "$tmp/bn2.ep" |
+    awk '{ d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > 0.01) bad = 1 } END { exit bad }' && ok ||
+    ko "epoch losses differ by more than 1 %: $(paste -d'|' "$tmp/bn1.ep" "$tmp/bn2.ep" | tr '\n' ' ')"
+[ "$(grep -c 'cut.pgm' "$tmp/bn2.log")" -eq 1 ] && ok || ko "the bad image should be named once on 2 ranks: $(grep cut.pgm "$tmp/bn2.log")"
+[ "$(ls "$tmp/cache" | wc -l)" -eq 1 ] && ok || ko "one decode cache file expected: $(ls "$tmp/cache")"
+bntrain bn3 "$cnnrun $tmp/bn.cnn" $MPIRUN || ko "2-rank run from the cache failed: $(tail -n 3 "$tmp/bn3.log")"
+cmp -s "$tmp/bn2.w" "$tmp/bn3.w" && ok || ko "2-rank runs (decoded, then cached) gave different weights"
+if "$b/cnnc" "$tmp/bn.cnn" -o "$tmp/bn.c" >"$tmp/cc.log" 2>&1 &&
+    ${CC:-cc} -O2 ${SAN_CFLAGS:-} "$tmp/bn.c" -I"${top_srcdir:-.}/runtime/include" -L"$b/.libs" -lcnnrt -lm \
+        -Wl,-rpath,"$b/.libs" -o "$tmp/bnprog" >>"$tmp/cc.log" 2>&1; then
+    bntrain bnc "$tmp/bnprog" $MPIRUN || ko "2-rank compiled program failed: $(tail -n 3 "$tmp/bnc.log")"
+    cmp -s "$tmp/bnc.steps" "$tmp/bn2.steps" && cmp -s "$tmp/bnc.w" "$tmp/bn2.w" && ok ||
+        ko "the compiled program on 2 ranks differs from cnnrun on 2 ranks"
+else
+    ko "cannot build the compiled program: $(tail -n 5 "$tmp/cc.log")"
+fi
+
+# --- --bench on 2 ranks with batchnorm: the job's rate and the share of communication
+$MPIRUN "$cnnrun" "$tmp/bn.cnn" --bench 3 --batch 8 --threads 1 >"$tmp/bench.log" 2>&1 || ko "--bench on 2 ranks failed"
+grep -q '^bench net bn .* ranks 2$' "$tmp/bench.log" && grep -q '^bench job images/s [0-9.]* (2 ranks x batch 8) communication [0-9.]*% ' "$tmp/bench.log" &&
+    ok || ko "--bench on 2 ranks: $(cat "$tmp/bench.log")"
+
+# --- a rank killed after epoch 2: the job stops naming it, and the checkpoint resumes to
+# the weights of an uninterrupted 2-rank run
+CNNRT_TEST_KILL_AFTER_EPOCH=2:KILL@1 bntrain kill "$cnnrun $tmp/bn.cnn" $MPIRUN
+rc=$?
+[ $rc -ne 0 ] && grep -q "rank 1" "$tmp/kill.log" && ok || ko "killed rank 1: exit $rc, $(tail -n 5 "$tmp/kill.log")"
+$MPIRUN "$cnnrun" "$tmp/bn.cnn" --resume "$tmp/kill.ckpt" >"$tmp/resume.log" 2>&1 || ko "--resume on 2 ranks after a killed rank: $(tail -n 3 "$tmp/resume.log")"
+cmp -s "$tmp/kill.w" "$tmp/bn2.w" && ok || ko "resumed after a killed rank: the weights differ from an uninterrupted run's"
+# SIGTERM to rank 1 alone: every rank stops after the same batch, rank 0 says how to resume
+CNNRT_TEST_KILL_AFTER_EPOCH=1@1 bntrain term "$cnnrun $tmp/bn.cnn" $MPIRUN
+rc=$?
+[ $rc -eq 130 ] && grep -q "resume with: mpirun ... " "$tmp/term.log" && ok || ko "SIGTERM to rank 1: exit $rc, $(tail -n 4 "$tmp/term.log")"
+$MPIRUN "$cnnrun" "$tmp/bn.cnn" --resume "$tmp/term.ckpt" >"$tmp/resume2.log" 2>&1 &&
+    cmp -s "$tmp/term.w" "$tmp/bn2.w" && ok || ko "resumed after SIGTERM: $(tail -n 3 "$tmp/resume2.log")"
+
+# --- a rank that cannot read its data (here: given another folder) stops the job, named
+A="$tmp/d.cnn --epochs 1 --batch 16 --threads 1 --no-cache --out $tmp/f.w"
+timeout 120 mpirun --oversubscribe -np 1 "$cnnrun" $A --train "$tmp/ds" : -np 1 "$cnnrun" $A --train "$tmp/nothere" >"$tmp/fail.log" 2>&1
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "rank 1 of 2: .*nothere" "$tmp/fail.log" && grep -q "rank 1 of 2: failed with exit status 1" "$tmp/fail.log" &&
+    ok || ko "a rank without its data: exit $rc, $(head -n 4 "$tmp/fail.log")"
+
 echo "test_dist: $pass passed, $fail failed"
 [ $fail -eq 0 ]

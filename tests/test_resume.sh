@@ -6,7 +6,7 @@
 # naming it; cut, damaged and foreign checkpoints are refused; Ctrl-C before the first
 # epoch says nothing was saved (exit 130); --init fine-tunes from trained weights; --log
 # holds every epoch, also across a resume.
-# The interruption uses CNNRT_TEST_KILL_AFTER_EPOCH (rt_cli_train.c), which sends the real
+# The interruption uses CNNRT_TEST_KILL_AFTER_EPOCH (runtime/train/rt_train.c), which sends the real
 # signal to the process after that epoch's checkpoint. Run by `make check`.
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -64,6 +64,13 @@ int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
     free(c.images);
     rt_names_free(stored, nstored);
     fflush(stdout);
+    if (rc != RT_EXIT_OK && rc != RT_EXIT_INTERRUPTED && rt_dist_size() > 1) {
+        /* MPI: a rank that fails alone (its data unreadable, say) would leave the others
+         * waiting in a sum for ever: stop the job, naming the rank */
+        char why[96];
+        snprintf(why, sizeof why, "failed with exit status %d (its message is above)", rc);
+        rt_dist_abort(why);
+    }
     return rc; /* MPI ends at exit (rt_dist.c), so that rt_cli_main may run again */
 }
 

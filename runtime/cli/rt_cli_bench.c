@@ -6,6 +6,7 @@
  */
 #include "rt_cli_int.h"
 #include "rt_dist.h"
+#include "rt_dist_train.h"
 #include "rt_op.h"
 
 #include <math.h>
@@ -35,11 +36,16 @@ typedef struct {
 /* One training step as rt_train_run takes it; 0 or -1 (the model's message in m->err). */
 static int train_step(bench_run *r)
 {
+    /* MPI: as in training, each rank holds a shard of a global batch of n * ranks */
+    int ranks = rt_dist_size();
+    if (rt_dist_train_begin(r->m, rt_dist_rank() * r->n, r->n, r->n * ranks) != 0)
+        return -1;
     if (r->m->forward(r->m->self, r->x, r->n, 1, r->logits) != 0)
         return -1;
     r->loss = rt_softmax_xent(r->logits, r->labels, r->n, r->k, NULL, r->dlogits, NULL);
+    rt_dist_train_scale(r->dlogits, r->n, r->k, r->n * ranks);
     r->m->backward(r->m->self, r->dlogits, r->n);
-    if (rt_dist_sum_f32(r->m->grads, r->m->nparams) != 0) /* MPI: as in training */
+    if (rt_dist_train_grads(r->m, r->n) != 0)
         return -1;
     rt_opt_step_mt(r->opt, r->m->params, r->m->grads, r->tp);
     return 0;
@@ -361,6 +367,7 @@ failed:
     rt_cli_error(e, "%s", r.m->err[0] ? r.m->err : "the forward pass failed");
     rc = RT_EXIT_RUN;
 done:
+    rt_dist_train_end(r.m);
     rt_opt_destroy(r.opt);
     rt_threads_destroy(r.tp);
     rt_model_destroy(r.m);

@@ -16,6 +16,8 @@ void rt_cli_error(const rt_cli_env *e, const char *fmt, ...)
     va_list ap;
     fflush(stdout);
     fprintf(stderr, "%s: ", e->prog);
+    if (rt_dist_size() > 1) /* MPI: which rank says it */
+        fprintf(stderr, "rank %d of %d: ", rt_dist_rank(), rt_dist_size());
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -58,7 +60,7 @@ rt_model *rt_cli_make(const rt_cli_env *e, int batch, int threads, char *err)
 int rt_cli_load_data(const rt_cli_env *e, const rt_cli_args *c, rt_dataset *ds, char *err)
 {
     /* MPI: rank 0 alone uses the decode cache (two ranks must not write one cache) */
-    rt_load_opts lo = {c->cfg.threads, !c->no_cache && rt_dist_is_root(), c->cache_dir, c->quiet};
+    rt_load_opts lo = {c->cfg.threads, !c->no_cache, c->cache_dir, c->quiet};
     if (rt_dataset_load(c->dir, e->d->layers[0].out, &lo, ds, err) < 0) {
         rt_cli_error(e, "%s", err);
         return -1;

@@ -8,7 +8,7 @@
 
 #include "rt_train_int.h"
 
-enum { RT_EXIT_OK = 0, RT_EXIT_RUN = 1, RT_EXIT_USAGE = 2 };
+enum { RT_EXIT_OK = 0, RT_EXIT_RUN = 1, RT_EXIT_USAGE = 2, RT_EXIT_INTERRUPTED = 130 };
 
 /* The context of one command: names for messages, the network and its model factory. */
 typedef struct {

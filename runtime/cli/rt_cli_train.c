@@ -56,8 +56,8 @@ typedef struct {
     int save_failed;        /* the last save after an improvement failed */
 } train_ctx;
 
-/* After every epoch: the checkpoint. For tests of resuming, CNNRT_TEST_KILL_AFTER_EPOCH=N
- * (or N:KILL) sends this process SIGTERM (SIGKILL) right after epoch N's checkpoint. */
+/* After every epoch: the checkpoint (CNNRT_TEST_KILL_AFTER_EPOCH, for the tests of
+ * resuming, is in rt_train.c). */
 static int on_checkpoint(void *ctx, const rt_train_state *st, const rt_history *h,
                          const rt_model *m, char *err)
 {
@@ -73,11 +73,6 @@ static int on_checkpoint(void *ctx, const rt_train_state *st, const rt_history *
         return 0;
     }
     t->saved_epoch = st->epoch;
-    const char *kill_at = getenv("CNNRT_TEST_KILL_AFTER_EPOCH");
-    if (kill_at && atoi(kill_at) == st->epoch) {
-        fflush(stdout);
-        raise(strstr(kill_at, ":KILL") ? SIGKILL : SIGTERM);
-    }
     return 0;
 }
 
@@ -226,15 +221,17 @@ int rt_cli_train(const rt_cli_env *e, const rt_cli_args *c)
             fputc('\n', stdout);
         if (trc == RT_TRAIN_INTERRUPTED) {
             fflush(stdout);
-            if (tc.saved_epoch > 0)
+            if (!rt_dist_is_root()) /* MPI: rank 0 alone wrote the checkpoint, and says so */
+                ;
+            else if (tc.saved_epoch > 0)
                 fprintf(stderr, "%s: %s by %s; the checkpoint of epoch %d is in %s\n"
-                        "resume with: %s --resume %s\n", e->prog, err,
+                        "resume with: %s%s --resume %s\n", e->prog, err,
                         interrupted == SIGTERM ? "SIGTERM" : "Ctrl-C", tc.saved_epoch, ckpt,
-                        e->prog, ckpt);
+                        rt_dist_size() > 1 ? "mpirun ... " : "", e->prog, ckpt);
             else
                 fprintf(stderr, "%s: %s by %s, before the first epoch ended: nothing was "
                         "saved\n", e->prog, err, interrupted == SIGTERM ? "SIGTERM" : "Ctrl-C");
-            rc = 130;
+            rc = RT_EXIT_INTERRUPTED;
             goto out;
         }
         rt_cli_error(e, "%s", err);

@@ -1,9 +1,12 @@
 /*
  * rt_data.c - rt_dataset_load: tells the three layouts apart (IDX files, a Kaggle Tom & Jerry
  * download, an image folder), consults the decode cache with a key of the scanned file list,
- * and decodes (in parallel) only on a miss. Also rt_dataset_free and the load defaults.
+ * and decodes (in parallel) only on a miss. Under MPI every rank reads the cache, and on a
+ * miss the ranks decode together and rank 0 writes it. Also rt_dataset_free and the load
+ * defaults.
  */
 #include "rt_data_internal.h"
+#include "rt_dist.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,9 +33,17 @@ static int with_cache(const char *path, uint64_t key, rt_shape shape, const rt_l
                       int scan_skipped, rt_dataset *out, char *err)
 {
     char *file = opts->use_cache ? rt_cache_file(path, shape, opts) : NULL;
-    if (file && rt_cache_read(file, key, shape, opts, out)) {
+    int hit = file && rt_cache_read(file, key, shape, opts, out);
+    /* MPI: the ranks decode together (rt_decode_scan), so they must all miss or all hit */
+    if (hit && !rt_dist_all(hit)) {
+        rt_dataset_free(out);
+        hit = 0;
+    } else if (!hit && rt_dist_size() > 1) {
+        rt_dist_all(hit);
+    }
+    if (hit) {
         /* The skipped images were named when the cache was built; count them again. */
-        if (out->nskipped > scan_skipped)
+        if (out->nskipped > scan_skipped && rt_dist_is_root()) /* MPI: said once */
             rt_data_warn(opts, "%s: %d unreadable image%s skipped when the decode cache "
                          "was built", path, out->nskipped - scan_skipped,
                          out->nskipped - scan_skipped > 1 ? "s were" : " was");
@@ -40,7 +51,7 @@ static int with_cache(const char *path, uint64_t key, rt_shape shape, const rt_l
         return 0;
     }
     int rc = build(ctx, out, err);
-    if (rc == 0 && file)
+    if (rc == 0 && file && rt_dist_is_root()) /* MPI: the cache has one writer */
         rt_cache_write(file, key, out, opts);
     free(file);
     return rc;

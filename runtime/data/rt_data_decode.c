@@ -1,9 +1,12 @@
 /*
  * rt_data_decode.c - decodes a scanned file list into a data set on several threads (JPEG
  * decoding of large frames is the slowest part of loading), then drops the unreadable
- * images, naming each in a warning, in file order whatever the thread timing.
+ * images, naming each in a warning, in file order whatever the thread timing. Under MPI each
+ * rank decodes its slice of the files and the ranks then exchange the pixels, so the
+ * decoding is shared by the ranks as it is by the threads.
  */
 #include "rt_data_internal.h"
+#include "rt_dist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 
 typedef struct {
     const rt_scan *s;
+    int lo;             /* MPI: this rank's first file (job i decodes file lo + i) */
     rt_shape shape;
     size_t chw;
     uint8_t *pix;
@@ -21,6 +25,7 @@ typedef struct {
 static void decode_one(void *arg, int i)
 {
     decode_ctx *d = arg;
+    i += d->lo;
     char err[RT_ERRLEN];
     if (rt_image_decode(d->s->e[i].path, d->shape, d->pix + (size_t)i * d->chw, err) == 0)
         d->ok[i] = 1;
@@ -33,7 +38,7 @@ int rt_decode_scan(rt_scan *s, const char *dir, rt_shape shape, const rt_load_op
 {
     const int n = s->n;
     const size_t chw = (size_t)shape.c * shape.h * shape.w;
-    decode_ctx d = {s, shape, chw, NULL, NULL, NULL};
+    decode_ctx d = {s, 0, shape, chw, NULL, NULL, NULL};
     memset(out, 0, sizeof *out);
     if (n > 0 && chw > (size_t)-1 / 2 / (size_t)n) {
         snprintf(err, RT_ERRLEN, "%s: %d images of %zu pixels do not fit in memory", dir, n,
@@ -50,7 +55,14 @@ int rt_decode_scan(rt_scan *s, const char *dir, rt_shape shape, const rt_load_op
                  shape.c, shape.h, shape.w);
         goto fail;
     }
-    rt_pool_run(n, rt_data_threads(opts, n), decode_one, &d);
+    size_t lo = 0, hi = (size_t)n; /* MPI: this rank's files; the others' come after */
+    rt_dist_slice((size_t)n, rt_dist_rank(), rt_dist_size(), &lo, &hi);
+    d.lo = (int)lo;
+    rt_pool_run((int)(hi - lo), rt_data_threads(opts, (int)(hi - lo)), decode_one, &d);
+    if (rt_dist_allgather(d.ok, 1, (size_t)n) != 0 || rt_dist_allgather(d.pix, chw, (size_t)n) != 0) {
+        snprintf(err, RT_ERRLEN, "%s: the ranks could not exchange the decoded images", dir);
+        goto fail;
+    }
 
     /* Keep the decoded images, in file order, moving their paths into the set. */
     int m = 0;
@@ -58,7 +70,7 @@ int rt_decode_scan(rt_scan *s, const char *dir, rt_shape shape, const rt_load_op
         if (!d.ok[i]) {
             if (d.why[i])
                 rt_data_warn(opts, "%s; skipped", d.why[i]);
-            else
+            else if (i >= (int)lo && i < (int)hi) /* MPI: the rank that decoded it says so */
                 rt_data_warn(opts, "%s: out of memory; skipped", s->e[i].path);
             free(d.why[i]);
             d.why[i] = NULL;

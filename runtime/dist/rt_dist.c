@@ -5,6 +5,7 @@
 #include "config.h"
 #include "rt_dist.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -13,12 +14,15 @@
 #include <mpi.h>
 #endif
 
-/* floats per bucket: 256 KiB per rank, small enough to pipeline, large enough for bandwidth */
-#define RT_DIST_BUCKET 65536
+/* values per bucket (1 MiB of floats): small enough to start while backward runs, large
+ * enough for the network's bandwidth */
+#define RT_DIST_BUCKET 262144
 
 static double g_comm_s;
 #ifdef HAVE_MPI
 static int g_started; /* 1 when this module called MPI_Init */
+/* the two phases of the order-fixed sum, each on its own communicator (see below) */
+static MPI_Comm g_comm_a2a = MPI_COMM_NULL, g_comm_ag = MPI_COMM_NULL;
 #endif
 
 void rt_dist_slice(size_t n, int rank, int size, size_t *lo, size_t *hi)
@@ -72,8 +76,13 @@ void rt_dist_finalize(void)
         return;
     int fin = 0;
     MPI_Finalized(&fin);
-    if (g_started && !fin)
+    if (g_started && !fin) {
+        if (g_comm_a2a != MPI_COMM_NULL) {
+            MPI_Comm_free(&g_comm_a2a);
+            MPI_Comm_free(&g_comm_ag);
+        }
         MPI_Finalize();
+    }
     g_started = 0;
 }
 
@@ -97,54 +106,252 @@ int rt_dist_size(void)
     return n;
 }
 
-/* One bucket of m elements of size esz: gather to rank 0, sum in rank order, broadcast. */
-static int sum_bucket(void *buf, int m, MPI_Datatype type, int is_double, void *scratch,
-                      int size, int rank)
+/* ------------------------------------------------------------ the order-fixed sum
+ *
+ * A sum of n values works in buckets. Each bucket is cut into one chunk per rank; rank q
+ * receives chunk q of every rank (MPI_Ialltoallv), adds the pieces in rank order 0, 1, ...
+ * and sends its summed chunk to all (MPI_Iallgatherv): 2(N-1)/N of the data crosses the
+ * network, as in a ring allreduce, and every bit of the result is fixed by the rank order.
+ * The two phases use their own communicators so that every rank starts each phase's
+ * collectives in the same order (bucket order) whatever the timing. */
+
+struct rt_dist_sum {
+    void *buf;             /* the values, n of them */
+    size_t n, esz, bucket;
+    int is_double, size, rank, nb;
+    int started;           /* buckets whose exchange was started (from the top down) */
+    int summed;            /* buckets whose chunk was added up and gather started */
+    char *scratch;         /* this rank's chunk of every rank, per bucket */
+    int *cnt, *off;        /* per bucket: size counts and offsets of the chunks */
+    MPI_Request *a2a, *ag; /* per bucket */
+    MPI_Datatype type;
+};
+
+/* bucket b covers [lo, hi) counted from the end (the last layers' gradients are ready first) */
+static void bucket_range(const rt_dist_sum *s, int b, size_t *lo, size_t *hi)
 {
-    if (MPI_Gather(buf, m, type, scratch, m, type, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
-        return -1;
-    if (rank == 0) {
-        for (int i = 0; i < m; i++) {
-            if (is_double) {
-                const double *s = scratch;
-                double acc = s[i];
-                for (int r = 1; r < size; r++)
-                    acc += s[(size_t)r * (size_t)m + (size_t)i];
-                ((double *)buf)[i] = acc;
-            } else {
-                const float *s = scratch;
-                float acc = s[i];
-                for (int r = 1; r < size; r++)
-                    acc += s[(size_t)r * (size_t)m + (size_t)i];
-                ((float *)buf)[i] = acc;
-            }
-        }
-    }
-    return MPI_Bcast(buf, m, type, 0, MPI_COMM_WORLD) == MPI_SUCCESS ? 0 : -1;
+    size_t top = s->n - (size_t)b * s->bucket;
+    *hi = top;
+    *lo = top > s->bucket ? top - s->bucket : 0;
 }
 
-static int sum_any(void *buf, size_t n, size_t esz, MPI_Datatype type, int is_double)
+rt_dist_sum *rt_dist_sum_create(void *buf, size_t n, int is_double)
 {
-    int size = rt_dist_size(), rank = rt_dist_rank();
-    if (size <= 1 || n == 0)
+    rt_dist_sum *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->buf = buf;
+    s->n = n;
+    s->is_double = is_double;
+    s->esz = is_double ? sizeof(double) : sizeof(float);
+    s->type = is_double ? MPI_DOUBLE : MPI_FLOAT;
+    s->size = rt_dist_size();
+    s->rank = rt_dist_rank();
+    s->bucket = RT_DIST_BUCKET;
+    s->nb = n ? (int)((n + s->bucket - 1) / s->bucket) : 0;
+    if (s->size <= 1 || s->nb == 0)
+        return s;
+    if (g_comm_a2a == MPI_COMM_NULL && (MPI_Comm_dup(MPI_COMM_WORLD, &g_comm_a2a) != MPI_SUCCESS ||
+                                        MPI_Comm_dup(MPI_COMM_WORLD, &g_comm_ag) != MPI_SUCCESS)) {
+        free(s);
+        return NULL;
+    }
+    size_t nb = (size_t)s->nb, sz = (size_t)s->size;
+    s->cnt = malloc(nb * (sz + 1) * 2 * sizeof *s->cnt);
+    s->a2a = malloc(nb * sizeof *s->a2a);
+    s->ag = malloc(nb * sizeof *s->ag);
+    /* rank q's chunk of a bucket is at most ceil(bucket / size): size of them per bucket */
+    size_t chunk = (s->bucket + sz - 1) / sz;
+    s->scratch = malloc(nb * sz * chunk * s->esz);
+    if (!s->cnt || !s->a2a || !s->ag || !s->scratch) {
+        rt_dist_sum_destroy(s);
+        return NULL;
+    }
+    s->off = s->cnt + nb * (sz + 1);
+    for (int b = 0; b < s->nb; b++) {
+        size_t lo, hi, clo, chi;
+        bucket_range(s, b, &lo, &hi);
+        for (int q = 0; q < s->size; q++) {
+            rt_dist_slice(hi - lo, q, s->size, &clo, &chi);
+            s->cnt[(size_t)b * (sz + 1) + (size_t)q] = (int)(chi - clo);
+            s->off[(size_t)b * (sz + 1) + (size_t)q] = (int)clo;
+        }
+        rt_dist_slice(hi - lo, s->rank, s->size, &clo, &chi);
+        s->cnt[(size_t)b * (sz + 1) + sz] = (int)(chi - clo); /* this rank's chunk */
+    }
+    return s;
+}
+
+void rt_dist_sum_destroy(rt_dist_sum *s)
+{
+    if (!s)
+        return;
+    free(s->cnt);
+    free(s->a2a);
+    free(s->ag);
+    free(s->scratch);
+    free(s);
+}
+
+static char *bucket_scratch(const rt_dist_sum *s, int b)
+{
+    size_t chunk = (s->bucket + (size_t)s->size - 1) / (size_t)s->size;
+    return s->scratch + (size_t)b * (size_t)s->size * chunk * s->esz;
+}
+
+/* Starts the exchange of bucket b: every rank's chunk q goes to rank q. */
+static int start_exchange(rt_dist_sum *s, int b)
+{
+    size_t lo, hi, sz = (size_t)s->size;
+    bucket_range(s, b, &lo, &hi);
+    const int *cnt = s->cnt + (size_t)b * (sz + 1), *off = s->off + (size_t)b * (sz + 1);
+    int mine = cnt[sz];
+    int rcnt[s->size], roff[s->size];
+    for (int q = 0; q < s->size; q++) {
+        rcnt[q] = mine;
+        roff[q] = q * mine;
+    }
+    return MPI_Ialltoallv((char *)s->buf + lo * s->esz, cnt, off, s->type, bucket_scratch(s, b),
+                          rcnt, roff, s->type, g_comm_a2a, &s->a2a[b]) == MPI_SUCCESS ? 0 : -1;
+}
+
+/* Adds this rank's chunk of bucket b over the ranks in rank order and starts sending it to
+ * all. */
+static int sum_and_share(rt_dist_sum *s, int b)
+{
+    size_t lo, hi, sz = (size_t)s->size;
+    bucket_range(s, b, &lo, &hi);
+    const int *cnt = s->cnt + (size_t)b * (sz + 1), *off = s->off + (size_t)b * (sz + 1);
+    int m = cnt[sz];
+    size_t at = lo + (size_t)off[s->rank];
+    const char *sc = bucket_scratch(s, b);
+    for (int i = 0; i < m; i++) {
+        if (s->is_double) {
+            const double *p = (const double *)sc;
+            double acc = p[i];
+            for (int r = 1; r < s->size; r++)
+                acc += p[(size_t)r * (size_t)m + (size_t)i];
+            ((double *)s->buf)[at + (size_t)i] = acc;
+        } else {
+            const float *p = (const float *)sc;
+            float acc = p[i];
+            for (int r = 1; r < s->size; r++)
+                acc += p[(size_t)r * (size_t)m + (size_t)i];
+            ((float *)s->buf)[at + (size_t)i] = acc;
+        }
+    }
+    return MPI_Iallgatherv(MPI_IN_PLACE, 0, s->type, (char *)s->buf + lo * s->esz, cnt, off,
+                           s->type, g_comm_ag, &s->ag[b]) == MPI_SUCCESS ? 0 : -1;
+}
+
+/* Moves every started bucket on as far as it can without waiting (wait = 0) or to the end. */
+static int advance(rt_dist_sum *s, int wait)
+{
+    while (s->summed < s->started) {
+        int done = 0;
+        if (wait) {
+            if (MPI_Wait(&s->a2a[s->summed], MPI_STATUS_IGNORE) != MPI_SUCCESS)
+                return -1;
+            done = 1;
+        } else if (MPI_Test(&s->a2a[s->summed], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+            return -1;
+        }
+        if (!done)
+            return 0;
+        if (sum_and_share(s, s->summed) != 0)
+            return -1;
+        s->summed++;
+    }
+    return 0;
+}
+
+void rt_dist_sum_begin(rt_dist_sum *s)
+{
+    s->started = s->summed = 0;
+}
+
+int rt_dist_sum_ready(rt_dist_sum *s, size_t from)
+{
+    if (s->size <= 1 || s->nb == 0)
         return 0;
     double t0 = now_s();
-    size_t bucket = n < RT_DIST_BUCKET ? n : RT_DIST_BUCKET;
-    void *scratch = rank == 0 ? malloc((size_t)size * bucket * esz) : NULL;
-    if (rank == 0 && !scratch)
-        rt_dist_abort("out of memory for the gradient sum");
     int rc = 0;
-    for (size_t off = 0; off < n && rc == 0; off += bucket) {
-        size_t m = n - off < bucket ? n - off : bucket;
-        rc = sum_bucket((char *)buf + off * esz, (int)m, type, is_double, scratch, size, rank);
+    while (rc == 0 && s->started < s->nb) {
+        size_t lo, hi;
+        bucket_range(s, s->started, &lo, &hi);
+        if (lo < from)
+            break;
+        rc = start_exchange(s, s->started);
+        s->started += rc == 0;
     }
-    free(scratch);
+    if (rc == 0)
+        rc = advance(s, 0);
     g_comm_s += now_s() - t0;
     return rc;
 }
 
-int rt_dist_sum_f32(float *buf, size_t n) { return sum_any(buf, n, sizeof *buf, MPI_FLOAT, 0); }
-int rt_dist_sum_f64(double *buf, size_t n) { return sum_any(buf, n, sizeof *buf, MPI_DOUBLE, 1); }
+int rt_dist_sum_finish(rt_dist_sum *s)
+{
+    if (s->size <= 1 || s->nb == 0)
+        return 0;
+    int rc = rt_dist_sum_ready(s, 0);
+    double t0 = now_s();
+    if (rc == 0)
+        rc = advance(s, 1);
+    if (rc == 0 && MPI_Waitall(s->nb, s->ag, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+        rc = -1;
+    g_comm_s += now_s() - t0;
+    return rc;
+}
+
+static int sum_any(void *buf, size_t n, int is_double)
+{
+    if (rt_dist_size() <= 1 || n == 0)
+        return 0;
+    rt_dist_sum *s = rt_dist_sum_create(buf, n, is_double);
+    if (!s)
+        rt_dist_abort("out of memory for a sum over the ranks");
+    rt_dist_sum_begin(s);
+    int rc = rt_dist_sum_finish(s);
+    rt_dist_sum_destroy(s);
+    return rc;
+}
+
+int rt_dist_sum_f32(float *buf, size_t n) { return sum_any(buf, n, 0); }
+int rt_dist_sum_f64(double *buf, size_t n) { return sum_any(buf, n, 1); }
+
+int rt_dist_allgather(void *buf, size_t item, size_t n)
+{
+    int size = rt_dist_size();
+    if (size <= 1 || n == 0)
+        return 0;
+    if (item > (size_t)INT_MAX || n / (size_t)size + 1 > (size_t)INT_MAX)
+        return -1;
+    double t0 = now_s();
+    /* counts in items (one type of `item` bytes: an image) keep MPI's int counts small */
+    MPI_Datatype t;
+    if (MPI_Type_contiguous((int)item, MPI_BYTE, &t) != MPI_SUCCESS || MPI_Type_commit(&t) != MPI_SUCCESS)
+        return -1;
+    int cnt[size], off[size];
+    for (int q = 0; q < size; q++) {
+        size_t lo, hi;
+        rt_dist_slice(n, q, size, &lo, &hi);
+        cnt[q] = (int)(hi - lo);
+        off[q] = (int)lo;
+    }
+    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, t, buf, cnt, off, t, MPI_COMM_WORLD) == MPI_SUCCESS ? 0 : -1;
+    MPI_Type_free(&t);
+    g_comm_s += now_s() - t0;
+    return rc;
+}
+
+int rt_dist_all(int flag)
+{
+    double v = flag ? 1.0 : 0.0;
+    if (rt_dist_sum_f64(&v, 1) != 0)
+        rt_dist_abort("a vote over the ranks failed");
+    return v == (double)rt_dist_size();
+}
 
 int rt_dist_bcast_f32(float *buf, size_t n)
 {
@@ -179,6 +386,19 @@ int rt_dist_size(void) { return 1; }
 int rt_dist_sum_f32(float *buf, size_t n) { (void)buf; (void)n; return 0; }
 int rt_dist_sum_f64(double *buf, size_t n) { (void)buf; (void)n; return 0; }
 int rt_dist_bcast_f32(float *buf, size_t n) { (void)buf; (void)n; return 0; }
+int rt_dist_allgather(void *buf, size_t item, size_t n) { (void)buf; (void)item; (void)n; return 0; }
+int rt_dist_all(int flag) { return flag != 0; }
+
+struct rt_dist_sum { int unused; };
+rt_dist_sum *rt_dist_sum_create(void *buf, size_t n, int is_double)
+{
+    (void)buf; (void)n; (void)is_double;
+    return calloc(1, sizeof(rt_dist_sum));
+}
+void rt_dist_sum_destroy(rt_dist_sum *s) { free(s); }
+void rt_dist_sum_begin(rt_dist_sum *s) { (void)s; }
+int rt_dist_sum_ready(rt_dist_sum *s, size_t from) { (void)s; (void)from; return 0; }
+int rt_dist_sum_finish(rt_dist_sum *s) { (void)s; return 0; }
 
 _Noreturn void rt_dist_abort(const char *msg)
 {

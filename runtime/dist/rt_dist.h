@@ -19,10 +19,27 @@ int rt_dist_is_root(void);
 
 /* buf[i] <- sum over ranks r = 0, 1, ..., size-1 (in that order, starting from rank 0's
  * value) of rank r's buf[i]. Every rank gets the same bits whatever the timing. Works in
- * buckets so that the root never holds more than size * bucket floats. 0 or -1. */
+ * buckets, each reduce-scattered and gathered again (see rt_dist.c). 0 or -1. */
 int rt_dist_sum_f32(float *buf, size_t n);
 /* The same for doubles (loss sums, counts of correct answers). */
 int rt_dist_sum_f64(double *buf, size_t n);
+/* The same sum started piece by piece while the values are still being computed (the
+ * gradient during backward): values are summed in buckets from the end of buf down.
+ * rt_dist_sum_ready(s, from) says buf[from..n) is final and starts every bucket inside it
+ * (and moves started ones on without waiting); rt_dist_sum_finish starts the rest and
+ * waits for all. The result is the bits of rt_dist_sum_f32/f64 whatever the ready points.
+ * create returns NULL when out of memory; begin before each new sum. */
+typedef struct rt_dist_sum rt_dist_sum;
+rt_dist_sum *rt_dist_sum_create(void *buf, size_t n, int is_double);
+void rt_dist_sum_begin(rt_dist_sum *s);
+int rt_dist_sum_ready(rt_dist_sum *s, size_t from);
+int rt_dist_sum_finish(rt_dist_sum *s);
+void rt_dist_sum_destroy(rt_dist_sum *s);
+/* buf holds n items of `item` bytes, of which this rank filled its slice (rt_dist_slice):
+ * afterwards every rank holds all n. 0 or -1. */
+int rt_dist_allgather(void *buf, size_t item, size_t n);
+/* 1 when flag is nonzero on every rank (a vote, so that all ranks take the same path). */
+int rt_dist_all(int flag);
 /* Copies root's buf to every rank (initial weights). 0 or -1. */
 int rt_dist_bcast_f32(float *buf, size_t n);
 /* Seconds spent inside the reductions and broadcasts since the start (for --bench). */

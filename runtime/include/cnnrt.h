@@ -169,6 +169,11 @@ typedef struct rt_model {
      * training or not, it differentiates); accumulates nothing: overwrites grads. */
     void (*backward)(void *self, const float *dlogits, int n);
     void (*seed_dropout)(void *self, uint64_t seed);
+    /* When set, backward calls it each time grads[from..nparams) have their final values
+     * (after each layer with parameters, from the last layer down), so that data-parallel
+     * training can start summing them over the ranks while backward goes on. */
+    void (*grads_ready)(void *ctx, size_t from);
+    void *grads_ready_ctx;
     /* frees everything, this rt_model included */
     void (*destroy)(void *self);
     char err[RT_ERRLEN];    /* the message of the last failure of forward or backward */

@@ -322,6 +322,22 @@ static inline double rt_sum(const float *x, size_t n)
     return s;
 }
 
+/* ------------------------------------------------------------------ the shard */
+
+/* Data-parallel training (runtime/dist/) runs a global batch of `total` images as shards,
+ * this process holding images [lo, lo + n). While a shard is set, the kernels whose result
+ * depends on the whole batch compute it for the whole batch: training-mode batchnorm sums
+ * its per-channel statistics over the shards with `sum` (in place, the same bits on every
+ * process), and dropout draws the masks of the images before and after the shard so that
+ * image i gets the mask it gets in one process. rt_shard_set(NULL) ends it. The state is
+ * the process's: one training runs at a time. */
+typedef struct {
+    void (*sum)(double *v, size_t n); /* over the shards; stops the job when it fails */
+    int lo, n, total;
+} rt_shard;
+void rt_shard_set(const rt_shard *s);
+const rt_shard *rt_shard_get(void); /* NULL when no shard is set */
+
 /* ------------------------------------------------------------------ dropout */
 
 /* Draws an inverted-dropout mask: mask[i] = 0 with probability p, else 1/(1-p), from rng

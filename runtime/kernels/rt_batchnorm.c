@@ -7,8 +7,14 @@
  * biased variance and moves the running statistics with PyTorch's rule (unbiased variance);
  * evaluation mode uses the running ones. The _act forms run the activation that follows
  * (relu and the others computed from their output) on each channel while it is in cache.
+ * With a shard set (data-parallel training, rt_shard in rt_kernels.h) the training-mode
+ * statistics and the input gradient's sums are the whole global batch's: each is summed
+ * here, then over the shards, between two passes over the channels (sync batchnorm).
  */
 #include "rt_kernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
 
 typedef struct {
     const float *x, *gamma, *beta, *dy, *mean, *invstd; /* mean/invstd: saved or running */
@@ -19,6 +25,8 @@ typedef struct {
     rt_act act;         /* RT_ACT_NONE, or the fused activation */
     float momentum, eps, alpha;
     int n, c, hw, accum, train;
+    double cnt;         /* values per channel in the (global) batch */
+    double *gs;         /* sharded: 2c sums over the global batch (see fwd_sharded) */
 } bn_job;
 
 /* sum over a channel of (x - m)^2 */
@@ -57,12 +65,17 @@ static void fwd_channel(bn_job *j, int ch)
     const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
     double mean, invstd;
     if (j->train) {
-        const double cnt = (double)j->n * hw;
+        const double cnt = j->cnt;
         double sum = 0.0, sq = 0.0;
-        for (int s = 0; s < j->n; s++)
-            sum += rt_sum(j->x + s * stride + ch * hw, hw);
+        if (j->gs) { /* sharded: the global batch's sums */
+            sum = j->gs[ch];
+            sq = j->gs[j->c + ch];
+        } else {
+            for (int s = 0; s < j->n; s++)
+                sum += rt_sum(j->x + s * stride + ch * hw, hw);
+        }
         mean = sum / cnt;
-        for (int s = 0; s < j->n; s++)
+        for (int s = 0; !j->gs && s < j->n; s++)
             sq += sum_sqdev(j->x + s * stride + ch * hw, hw, (float)mean);
         double var = sq / cnt;
         invstd = 1.0 / sqrt(var + j->eps);
@@ -113,23 +126,30 @@ static void channel_sums(const bn_job *j, int ch, float mean, double *sdy, doubl
     *sdyx = b;
 }
 
-static void bwd_channel(bn_job *j, int ch)
+/* Backward, first half: the fused activation's gradient, this batch's sums of dy and
+ * dy * (x - mean), and from them the parameter gradients (summed over shards with the
+ * other gradients later, so they stay this shard's). */
+static void bwd_sums(bn_job *j, int ch, double *sdy, double *sdyx)
 {
     const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
-    const double cnt = (double)j->n * hw;
-    float mean = j->mean[ch];
     double invstd = j->train ? j->invstd[ch] : 1.0 / sqrt((double)j->run_var[ch] + j->eps);
-    double sdy, sdyx;
     if (j->act != RT_ACT_NONE)
         for (int s = 0; s < j->n; s++)
             rt_act_backward(j->act, j->alpha, j->act_y + s * stride + ch * hw,
                             j->act_dy + s * stride + ch * hw, j->act_dy + s * stride + ch * hw,
                             hw, 0);
-    channel_sums(j, ch, mean, &sdy, &sdyx);
-    j->dgamma[ch] = (float)(sdyx * invstd); /* sum dy * xhat */
-    j->dbeta[ch] = (float)sdy;
-    if (!j->dx)
-        return;
+    channel_sums(j, ch, j->mean[ch], sdy, sdyx);
+    j->dgamma[ch] = (float)(*sdyx * invstd); /* sum dy * xhat */
+    j->dbeta[ch] = (float)*sdy;
+}
+
+/* Backward, second half: the input gradient from the (global) sums. */
+static void bwd_dx(bn_job *j, int ch, double sdy, double sdyx)
+{
+    const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
+    const double cnt = j->cnt;
+    float mean = j->mean[ch];
+    double invstd = j->train ? j->invstd[ch] : 1.0 / sqrt((double)j->run_var[ch] + j->eps);
     /* training: dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), which is
      * k dy - k2 (x - mean) - k3; evaluation: dx = gamma invstd dy */
     float k = (float)(j->gamma[ch] * invstd), k2 = 0.0f, k3 = 0.0f;
@@ -159,6 +179,14 @@ static void bwd_channel(bn_job *j, int ch)
     }
 }
 
+static void bwd_channel(bn_job *j, int ch)
+{
+    double sdy, sdyx;
+    bwd_sums(j, ch, &sdy, &sdyx);
+    if (j->dx)
+        bwd_dx(j, ch, sdy, sdyx);
+}
+
 static void fwd_task(void *arg, rt_worker *w)
 {
     bn_job *j = arg;
@@ -177,6 +205,105 @@ static void bwd_task(void *arg, rt_worker *w)
         bwd_channel(j, ch);
 }
 
+/* ---- sharded (sync batchnorm): the passes over the channels with sums between them */
+
+static void sum_task(void *arg, rt_worker *w) /* gs[ch] = this shard's sum of x */
+{
+    bn_job *j = arg;
+    const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
+    int lo, hi;
+    rt_split_range(j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
+    for (int ch = lo; ch < hi; ch++) {
+        double sum = 0.0;
+        for (int s = 0; s < j->n; s++)
+            sum += rt_sum(j->x + s * stride + ch * hw, hw);
+        j->gs[ch] = sum;
+    }
+}
+
+static void sqdev_task(void *arg, rt_worker *w) /* gs[c + ch] = sum of (x - global mean)^2 */
+{
+    bn_job *j = arg;
+    const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
+    int lo, hi;
+    rt_split_range(j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
+    for (int ch = lo; ch < hi; ch++) {
+        float mean = (float)(j->gs[ch] / j->cnt);
+        double sq = 0.0;
+        for (int s = 0; s < j->n; s++)
+            sq += sum_sqdev(j->x + s * stride + ch * hw, hw, mean);
+        j->gs[j->c + ch] = sq;
+    }
+}
+
+static void bwd_sums_task(void *arg, rt_worker *w)
+{
+    bn_job *j = arg;
+    int lo, hi;
+    rt_split_range(j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
+    for (int ch = lo; ch < hi; ch++)
+        bwd_sums(j, ch, &j->gs[ch], &j->gs[j->c + ch]);
+}
+
+static void bwd_dx_task(void *arg, rt_worker *w)
+{
+    bn_job *j = arg;
+    int lo, hi;
+    rt_split_range(j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
+    for (int ch = lo; ch < hi; ch++)
+        bwd_dx(j, ch, j->gs[ch], j->gs[j->c + ch]);
+}
+
+static double *shard_sums(int c)
+{
+    double *gs = malloc(2 * (size_t)c * sizeof *gs);
+    if (!gs) { /* a kernel has no error path: as an allocation failure anywhere else */
+        fprintf(stderr, "error: out of memory for batchnorm's sums over the ranks\n");
+        abort();
+    }
+    return gs;
+}
+
+/* Training forward: the mean, then the squared deviations from it, each summed over the
+ * shards, then the normalisation of this shard's images with the global statistics. */
+static void fwd_train(bn_job *j, rt_threads *tp)
+{
+    const rt_shard *sh = rt_shard_get();
+    j->cnt = (double)j->n * j->hw;
+    if (!sh || !sh->sum) {
+        rt_threads_run(tp, fwd_task, j);
+        return;
+    }
+    j->cnt = (double)sh->total * j->hw;
+    j->gs = shard_sums(j->c);
+    rt_threads_run(tp, sum_task, j);
+    sh->sum(j->gs, (size_t)j->c);
+    rt_threads_run(tp, sqdev_task, j);
+    sh->sum(j->gs + j->c, (size_t)j->c);
+    rt_threads_run(tp, fwd_task, j);
+    free(j->gs);
+    j->gs = NULL;
+}
+
+/* Training backward: this shard's sums, summed over the shards, then dx. */
+static void bwd_train(bn_job *j, rt_threads *tp)
+{
+    const rt_shard *sh = rt_shard_get();
+    j->cnt = (double)j->n * j->hw;
+    if (!sh || !sh->sum) {
+        rt_threads_run(tp, bwd_task, j);
+        return;
+    }
+    j->cnt = (double)sh->total * j->hw;
+    j->gs = shard_sums(j->c);
+    rt_threads_run(tp, bwd_sums_task, j);
+    sh->sum(j->gs, 2 * (size_t)j->c);
+    if (j->dx)
+        rt_threads_run(tp, bwd_dx_task, j);
+    free(j->gs);
+    j->gs = NULL;
+}
+
 void rt_batchnorm_forward_train_mt(const float *x, const float *gamma, const float *beta,
                                    float *run_mean, float *run_var, float momentum, float eps,
                                    float *y, float *save_mean, float *save_invstd, int n,
@@ -186,7 +313,7 @@ void rt_batchnorm_forward_train_mt(const float *x, const float *gamma, const flo
     j.x = x, j.gamma = gamma, j.beta = beta, j.run_mean = run_mean, j.run_var_out = run_var;
     j.momentum = momentum, j.eps = eps, j.y = y, j.save_mean = save_mean;
     j.save_invstd = save_invstd, j.n = n, j.c = c, j.hw = hw, j.train = 1;
-    rt_threads_run(tp, fwd_task, &j);
+    fwd_train(&j, tp);
 }
 
 void rt_batchnorm_forward_eval_mt(const float *x, const float *gamma, const float *beta,
@@ -208,7 +335,7 @@ void rt_batchnorm_backward_train_mt(const float *x, const float *gamma,
     j.x = x, j.gamma = gamma, j.mean = save_mean, j.invstd = save_invstd, j.dy = dy;
     j.dx = dx, j.accum = accum, j.dgamma = dgamma, j.dbeta = dbeta, j.n = n, j.c = c;
     j.hw = hw, j.train = 1;
-    rt_threads_run(tp, bwd_task, &j);
+    bwd_train(&j, tp);
 }
 
 void rt_batchnorm_backward_eval_mt(const float *x, const float *gamma, const float *run_mean,
@@ -238,7 +365,10 @@ void rt_batchnorm_act_forward_mt(int training, const float *x, const float *gamm
     } else {
         j.mean = run_mean, j.run_var = run_var;
     }
-    rt_threads_run(tp, fwd_task, &j);
+    if (training)
+        fwd_train(&j, tp);
+    else
+        rt_threads_run(tp, fwd_task, &j);
 }
 
 void rt_batchnorm_act_backward_mt(int training, const float *x, const float *gamma,
@@ -255,7 +385,10 @@ void rt_batchnorm_act_backward_mt(int training, const float *x, const float *gam
         j.invstd = invstd, j.train = 1;
     else
         j.run_var = run_var, j.eps = eps;
-    rt_threads_run(tp, bwd_task, &j);
+    if (training)
+        bwd_train(&j, tp);
+    else
+        rt_threads_run(tp, bwd_task, &j);
 }
 
 void rt_batchnorm_forward_train(const float *x, const float *gamma, const float *beta,

@@ -31,6 +31,7 @@ typedef struct {
     const float **y;         /* per layer: where its output is in the current mode */
     rt_rng drop;
     int last_n, last_training;
+    int params_in_order;     /* each layer's parameters lie above all earlier layers' */
 } rt_net;
 
 static int fail(char *err, const char *fmt, ...)
@@ -130,18 +131,38 @@ static void net_backward(void *self, const float *dlogits, int n)
                 memset(G + L->w_off, 0, L->w_len * sizeof *G);
             if (L->b_len)
                 memset(G + L->b_off, 0, L->b_len * sizeof *G);
-            continue;
+        } else if (!s->pass) {
+            rt_op_args a = op_args(net, i, n, net->last_training);
+            if (rt_op_of(L->kind)->backward(&a) != 0) {
+                fail(net->m.err, "layer %d (%s, line %d): out of memory in backward", i,
+                     rt_kind_name(L->kind), L->line);
+                poison(net);
+                return;
+            }
         }
-        if (s->pass)
-            continue;
-        rt_op_args a = op_args(net, i, n, net->last_training);
-        if (rt_op_of(L->kind)->backward(&a) != 0) {
-            fail(net->m.err, "layer %d (%s, line %d): out of memory in backward", i,
-                 rt_kind_name(L->kind), L->line);
-            poison(net);
-            return;
-        }
+        /* this layer's gradients are final, and with them everything above them */
+        if (net->m.grads_ready && net->params_in_order && (L->w_len || L->b_len))
+            net->m.grads_ready(net->m.grads_ready_ctx, L->w_len ? L->w_off : L->b_off);
     }
+}
+
+/* 1 when every layer's weights and bias lie above all earlier layers' (the compiler lays
+ * them out so), which lets backward report finished gradients as one range from the top. */
+static int params_in_order(const rt_netdesc *d)
+{
+    size_t end = 0;
+    for (int i = 0; i < d->nlayers; i++) {
+        const rt_layer *L = &d->layers[i];
+        if (L->w_len && (L->w_off < end || (L->b_len && L->b_off < L->w_off + L->w_len)))
+            return 0;
+        if (L->w_len)
+            end = L->w_off + L->w_len;
+        if (L->b_len && L->b_off < end)
+            return 0;
+        if (L->b_len)
+            end = L->b_off + L->b_len;
+    }
+    return 1;
 }
 
 /* ------------------------------------------------------------------ life cycle */
@@ -260,6 +281,7 @@ rt_model *rt_net_create(const rt_netdesc *d, int max_batch, int threads, char *e
     net->m.backward = net_backward;
     net->m.seed_dropout = net_seed_dropout;
     net->m.destroy = net_destroy;
+    net->params_in_order = params_in_order(d);
     return &net->m;
 }
 

@@ -10,6 +10,8 @@
 #include "rt_dist_train.h"
 
 #include <math.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,6 +202,20 @@ static int resume_run(const rt_train_state *r, const rt_history *rh, int ntrain,
     return 0;
 }
 
+/* For the tests of resuming: CNNRT_TEST_KILL_AFTER_EPOCH=N[:KILL][@R] sends rank R (0 when
+ * not given; the only process without MPI) SIGTERM (SIGKILL) after epoch N's checkpoint. */
+static void test_kill(int epoch)
+{
+    const char *at = getenv("CNNRT_TEST_KILL_AFTER_EPOCH");
+    if (!at || atoi(at) != epoch)
+        return;
+    const char *r = strchr(at, '@');
+    if ((r ? atoi(r + 1) : 0) != rt_dist_rank())
+        return;
+    fflush(stdout);
+    raise(strstr(at, ":KILL") ? SIGKILL : SIGTERM);
+}
+
 int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                  const rt_train_cfg *cfg, const rt_train_hooks *hooks, rt_history *h,
                  char *err)
@@ -250,6 +266,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
     float *optbuf = opt ? malloc(sizeof(float) * (rt_opt_state_floats(opt) + 1)) : NULL;
     /* the optimizer's own workers (the model keeps its pool to itself) */
     rt_threads *tp = rt_threads_create(cfg->threads, err);
+    FILE *steplog = NULL; /* CNNRT_TEST_STEP_LOSSES, below */
     int rc = 0;
     if (!tp) {
         rc = -1;
@@ -266,6 +283,20 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
         rc = -1;
         goto out;
     }
+    /* MPI: batchnorm sums its statistics over the ranks inside forward and backward, so a
+     * rank cannot sit out a batch: a last batch smaller than the ranks is left out */
+    int skip_small = rt_dist_size() > 1 && m->nstate > 0 && sp->ntrain % bs != 0 &&
+                     sp->ntrain % bs < rt_dist_size();
+    if (skip_small && sp->ntrain < rt_dist_size()) {
+        snprintf(err, RT_ERRLEN, "%d training images cannot be shared by %d ranks (batchnorm "
+                 "needs an image on every rank)", sp->ntrain, rt_dist_size());
+        rc = -1;
+        goto out;
+    }
+    if (skip_small && rt_dist_is_root())
+        fprintf(stderr, "note: the last batch of each epoch (%d image%s) is smaller than the %d "
+                "ranks and is left out (batchnorm needs an image on every rank)\n",
+                sp->ntrain % bs, sp->ntrain % bs == 1 ? "" : "s", rt_dist_size());
     rt_rng rng;
     rt_rng_seed(&rng, cfg->seed ^ SEED_SHUFFLE);
     memcpy(order, sp->train, sizeof(int) * (size_t)sp->ntrain);
@@ -280,6 +311,10 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
     if (hooks->resume)
         first = hooks->resume->epoch;
 
+    /* For the tests of data-parallel training: CNNRT_TEST_STEP_LOSSES=FILE appends each
+     * step's loss, which epoch lines (means to 4 digits) cannot compare to 1e-5 */
+    const char *steplog_path = getenv("CNNRT_TEST_STEP_LOSSES");
+    steplog = steplog_path && rt_dist_is_root() ? fopen(steplog_path, "a") : NULL;
     for (int e = first; e < cfg->epochs; e++) {
         double t0 = rt_now();
         /* dropout draws from a generator seeded by the run's seed and the epoch, so that a
@@ -305,6 +340,8 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                     flip[i] = (uint8_t)(rt_rng_next(&rng) >> 63);
             int lo = 0, ln = nb; /* MPI: this rank's slice of the global batch */
             rt_dist_train_slice(nb, &lo, &ln);
+            if (skip_small && nb < rt_dist_size())
+                continue; /* MPI + batchnorm: every rank needs an image (said at the start) */
             rt_dataset_batch(ds, order + off + lo, ln, cfg->augment.hflip ? flip + lo : NULL, x, y);
             rt_augment_batch(&cfg->augment, cfg->seed, e, off + lo, x, ln, ds->c, ds->h, ds->w, augtmp);
             for (int i = 0; i < ln; i++)
@@ -314,6 +351,11 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                     rc = -1;
                     goto out;
                 }
+            if (rt_dist_train_begin(m, lo, ln, nb) != 0) {
+                snprintf(err, RT_ERRLEN, "out of memory for the gradient sum over the ranks");
+                rc = -1;
+                goto out;
+            }
             if (ln > 0 && m->forward(m->self, x, ln, 1, logits) != 0) {
                 snprintf(err, RT_ERRLEN, "forward pass failed at epoch %d", e + 1);
                 rc = -1;
@@ -328,8 +370,9 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                 m->backward(m->self, dlogits, ln);
             double bsum = loss * ln;
             long bcorrect = c, bseen = ln;
+            int stop = hooks->interrupt && *hooks->interrupt;
             if (rt_dist_train_grads(m, ln) != 0 ||
-                rt_dist_train_stats(&bsum, &bcorrect, &bseen) != 0) {
+                rt_dist_train_stats(&bsum, &bcorrect, &bseen, &stop) != 0) {
                 snprintf(err, RT_ERRLEN, "MPI sum over the ranks failed at epoch %d", e + 1);
                 rc = -1;
                 goto out;
@@ -348,10 +391,12 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
             sum += bsum;
             correct += bcorrect;
             seen += bseen;
+            if (steplog && rt_dist_is_root()) /* tests: every step's global-batch loss */
+                fprintf(steplog, "%d %d %.9e\n", e + 1, b + 1, loss);
             if (hooks->batch_done && rt_dist_is_root()) /* MPI: rank 0 alone reports */
                 hooks->batch_done(hooks->ctx, e, b, nbatches, sum / seen,
                                   (double)correct / seen);
-            if (hooks->interrupt && *hooks->interrupt) {
+            if (stop) {
                 snprintf(err, RT_ERRLEN, "interrupted in epoch %d", e + 1);
                 rc = RT_TRAIN_INTERRUPTED;
                 goto out;
@@ -391,11 +436,15 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                 goto out;
             }
         }
+        test_kill(e + 1);
         if (rt_sched_stop(cfg, h)) /* early stopping: h->epochs < cfg->epochs tells */
             break;
     }
 out:
-    if (rc != 0 && rt_dist_size() > 1) /* MPI: the other ranks would wait for this one */
+    if (steplog)
+        fclose(steplog);
+    rt_dist_train_end(m);
+    if (rc != 0 && rc != RT_TRAIN_INTERRUPTED && rt_dist_size() > 1) /* MPI: the others would wait */
         rt_dist_abort(err);
     if (h->best_epoch >= 0) {   /* also after an error: leave the best weights seen */
         memcpy(m->params, best_p, sizeof(float) * m->nparams);

@@ -246,15 +246,20 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
             if (L->w_len) fprintf(out, "    memset(G + %zu, 0, %zu * sizeof(float)); /* layer %d gets no gradient */\n",
                                   L->w_off, L->w_len, i);
             if (L->b_len) fprintf(out, "    memset(G + %zu, 0, %zu * sizeof(float));\n", L->b_off, L->b_len);
-            continue;
+        } else {
+            fprintf(out, "    /* line %d: %s */\n", L->line, nd->text);
+            if (st->pass) {
+                fprintf(out, "    /* (its gradient buffer is its input's: nothing to do) */\n");
+            } else {
+                emit_ctx e = layer_ctx(net, &plan, &nm, i, out);
+                cnn_op_of(L->kind)->emit_backward(&e);
+            }
         }
-        fprintf(out, "    /* line %d: %s */\n", L->line, nd->text);
-        if (st->pass) {
-            fprintf(out, "    /* (its gradient buffer is its input's: nothing to do) */\n");
-            continue;
-        }
-        emit_ctx e = layer_ctx(net, &plan, &nm, i, out);
-        cnn_op_of(L->kind)->emit_backward(&e);
+        /* the compiler lays parameters out in layer order (front/shape.c): from here up the
+         * gradients are final, and data-parallel training may start summing them */
+        if (L->w_len || L->b_len)
+            fprintf(out, "    if (model.grads_ready)\n        model.grads_ready(model.grads_ready_ctx, %zu);\n",
+                    L->w_len ? L->w_off : L->b_off);
     }
     fprintf(out, "}\n\n");
 
