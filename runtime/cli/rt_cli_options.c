@@ -226,7 +226,9 @@ static void usage(const rt_cli_env *e, const rt_train_cfg *c, FILE *f)
             "Test Acc | Runtime |. The same seed and thread count give the same results,\n"
             "bit for bit. Ctrl-C (or SIGTERM) stops training and prints the command that\n"
             "resumes it. Exit status: 0 success, 1 an error in the data, weights or files,\n"
-            "2 a wrong command line, 130 interrupted.\n",
+            "2 a wrong command line, 130 interrupted. Under `mpirun -np N` (when built with\n"
+            "MPI) training is data-parallel: the batch is the global one, --threads is per\n"
+            "rank, and the losses are one process's to rounding (see the manual page).\n",
             e->prog, e->prog, e->prog, e->prog, e->prog, d->name, d->nparams, in.c, in.h, in.w,
             rt_netdesc_classes(d), c->epochs, c->batch, rt_cli_opt_name(c->opt.kind),
             (double)c->opt.lr, (double)c->opt.momentum, (double)c->opt.beta1,
