@@ -129,6 +129,27 @@ struct rt_dist_sum {
     MPI_Datatype type;
 };
 
+/* out[i] = pieces[0][i] + pieces[1][i] + ... + pieces[size-1][i], added in that order:
+ * pieces holds size runs of m values, one per rank. */
+static void add_in_rank_order(const void *pieces, void *out, size_t m, int size, int is_double)
+{
+    for (size_t i = 0; i < m; i++) {
+        if (is_double) {
+            const double *p = pieces;
+            double acc = p[i];
+            for (int r = 1; r < size; r++)
+                acc += p[(size_t)r * m + i];
+            ((double *)out)[i] = acc;
+        } else {
+            const float *p = pieces;
+            float acc = p[i];
+            for (int r = 1; r < size; r++)
+                acc += p[(size_t)r * m + i];
+            ((float *)out)[i] = acc;
+        }
+    }
+}
+
 /* bucket b covers [lo, hi) counted from the end (the last layers' gradients are ready first) */
 static void bucket_range(const rt_dist_sum *s, int b, size_t *lo, size_t *hi)
 {
@@ -226,22 +247,8 @@ static int sum_and_share(rt_dist_sum *s, int b)
     const int *cnt = s->cnt + (size_t)b * (sz + 1), *off = s->off + (size_t)b * (sz + 1);
     int m = cnt[sz];
     size_t at = lo + (size_t)off[s->rank];
-    const char *sc = bucket_scratch(s, b);
-    for (int i = 0; i < m; i++) {
-        if (s->is_double) {
-            const double *p = (const double *)sc;
-            double acc = p[i];
-            for (int r = 1; r < s->size; r++)
-                acc += p[(size_t)r * (size_t)m + (size_t)i];
-            ((double *)s->buf)[at + (size_t)i] = acc;
-        } else {
-            const float *p = (const float *)sc;
-            float acc = p[i];
-            for (int r = 1; r < s->size; r++)
-                acc += p[(size_t)r * (size_t)m + (size_t)i];
-            ((float *)s->buf)[at + (size_t)i] = acc;
-        }
-    }
+    add_in_rank_order(bucket_scratch(s, b), (char *)s->buf + at * s->esz, (size_t)m, s->size,
+                      s->is_double);
     return MPI_Iallgatherv(MPI_IN_PLACE, 0, s->type, (char *)s->buf + lo * s->esz, cnt, off,
                            s->type, g_comm_ag, &s->ag[b]) == MPI_SUCCESS ? 0 : -1;
 }
@@ -315,21 +322,8 @@ static int sum_short(void *buf, size_t n, int is_double)
     double t0 = now_s();
     int rc = MPI_Allgather(buf, (int)n, is_double ? MPI_DOUBLE : MPI_FLOAT, all, (int)n,
                            is_double ? MPI_DOUBLE : MPI_FLOAT, MPI_COMM_WORLD) == MPI_SUCCESS ? 0 : -1;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (is_double) {
-            const double *p = (const double *)all;
-            double acc = p[i];
-            for (int r = 1; r < size; r++)
-                acc += p[(size_t)r * n + i];
-            ((double *)buf)[i] = acc;
-        } else {
-            const float *p = (const float *)all;
-            float acc = p[i];
-            for (int r = 1; r < size; r++)
-                acc += p[(size_t)r * n + i];
-            ((float *)buf)[i] = acc;
-        }
-    }
+    if (rc == 0)
+        add_in_rank_order(all, buf, n, size, is_double);
     g_comm_s += now_s() - t0;
     return rc;
 }
