@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 INT_FIELDS = {"i", "src", "src2", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kh",
               "kw", "sh", "sw", "pt", "pb", "pl", "pr", "flip", "dh", "dw", "groups", "bias",
-              "w_off", "w_len", "b_off", "b_len", "s_off", "s_len", "line"}
+              "w_off", "w_len", "b_off", "b_len", "s_off", "s_len", "line", "norm"}
 FLOAT_FIELDS = {"alpha", "p", "eps", "momentum"}
 
 
@@ -45,6 +45,11 @@ def read_ir(cnnc, net_file):
         L.setdefault("dh", 1)
         L.setdefault("dw", 1)
         L.setdefault("groups", 1)
+        # IR v3 added the input normalisation: "norm mean std" (per-channel lists, or "-")
+        L.setdefault("norm", 0)
+        for key in ("mean", "std"):
+            v = L.get(key, "-")
+            L[key] = [float(t) for t in v.split(",")] if L["norm"] else None
     return name, layers
 
 
@@ -239,6 +244,19 @@ class Dense(nn.Module):
         return y.reshape(x.shape[0], -1, 1, 1)
 
 
+class Normalize(nn.Module):
+    """The input layer's normalisation, (x - mean[c]) / std[c], as rt_input_normalize."""
+
+    def __init__(self, L):
+        super().__init__()
+        c = L["out_c"]
+        self.register_buffer("mean", torch.tensor(L["mean"][:c]).reshape(1, c, 1, 1))
+        self.register_buffer("std", torch.tensor(L["std"][:c]).reshape(1, c, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
 class Lambda(nn.Module):
     def __init__(self, fn):
         super().__init__()
@@ -282,13 +300,15 @@ class IRNet(nn.Module):
     def __init__(self, layers):
         super().__init__()
         self.layers = layers
-        self.mods = nn.ModuleList([nn.Identity() if L["kind"] in ("input", "add", "concat")
+        self.mods = nn.ModuleList([Normalize(L) if L["kind"] == "input" and L["norm"]
+                                   else nn.Identity() if L["kind"] in ("input", "add", "concat")
                                    else make_layer(L) for L in layers])
         # sequential networks (every layer reads the one before) skip the list of outputs
         self.chain = all(L["src"] == L["i"] - 1 and L["kind"] not in ("add", "concat")
                          for L in layers[1:])
 
     def forward(self, x):
+        x = self.mods[0](x)  # the input normalisation, or nothing
         if self.chain:
             for m in self.mods[1:]:
                 x = m(x)

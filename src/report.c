@@ -118,17 +118,30 @@ void report_dot(const ir_net *net, FILE *out)
 
 void report_ir(const ir_net *net, FILE *out)
 {
-    fprintf(out, "# cnnc IR v2: network %s, %d layers\n", net->name, net->n);
+    fprintf(out, "# cnnc IR v3: network %s, %d layers\n", net->name, net->n);
     fprintf(out, "# i kind src src2 in_c in_h in_w out_c out_h out_w kh kw sh sw pt pb pl pr padmode flip "
-                 "dh dw groups bias act alpha p eps momentum w_off w_len b_off b_len s_off s_len line\n");
+                 "dh dw groups bias act alpha p eps momentum w_off w_len b_off b_len s_off s_len line "
+                 "norm mean std\n");
     for (int i = 0; i < net->n; i++) {
         const rt_layer *L = &net->nodes[i].L;
         fprintf(out, "%d %s %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %s %d %d %d %d %d %s %.9g %.9g %.9g %.9g "
-                     "%zu %zu %zu %zu %zu %zu %d\n",
+                     "%zu %zu %zu %zu %zu %zu %d ",
                 i, ir_kind_name(L->kind), L->src, L->src2, L->in.c, L->in.h, L->in.w, L->out.c, L->out.h,
                 L->out.w, L->kh, L->kw, L->sh, L->sw, L->pt, L->pb, L->pl, L->pr, rt_pad_name(L->padmode), L->flip,
                 L->dh > 0 ? L->dh : 1, L->dw > 0 ? L->dw : 1, L->groups > 0 ? L->groups : 1, L->bias, L->act == RT_ACT_NONE ? "none" : ir_act_name(L->act), L->alpha, L->p, L->eps,
                 L->momentum, L->w_off, L->w_len, L->b_off, L->b_len, L->s_off, L->s_len, L->line);
+        /* v3: the input normalisation, one mean and std per channel ("-" when none) */
+        if (L->norm) {
+            fprintf(out, "1 ");
+            for (int k = 0; k < L->out.c; k++)
+                fprintf(out, "%s%.9g", k ? "," : "", L->mean[k < 4 ? k : 3]); /* rt_input_normalize */
+            fputc(' ', out);
+            for (int k = 0; k < L->out.c; k++)
+                fprintf(out, "%s%.9g", k ? "," : "", L->std[k < 4 ? k : 3]);
+            fputc('\n', out);
+        } else {
+            fprintf(out, "0 - -\n");
+        }
     }
 }
 
