@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int g_pass, g_fail;
 #define EXPECT(c, ...) do { if (c) g_pass++; else { g_fail++; \
@@ -84,13 +85,40 @@ int main(int argc, char **argv)
     float *c = malloc(n * sizeof *c);
     rt_dist_sum *ov = rt_dist_sum_create(c, n, 0);
     EXPECT(c && ov, "rt_dist_sum_create failed");
+    size_t points[] = { n - 5, n - 262144, n - 300000, n / 3, 1, 0 };
     for (int round = 0; c && ov && round < 2; round++) {
+        /* as backward does: values below the ready point are not final yet (garbage here),
+         * and each ready point finalises the values above it */
         for (size_t i = 0; i < n; i++)
-            c[i] = val(rank, i);
+            c[i] = -1e30f;
+        size_t done = n;
         rt_dist_sum_begin(ov);
-        size_t points[] = { n - 5, n - 262144, n - 300000, n / 3, 1 };
-        for (int p = 0; p < 5; p++)
+        for (int p = 0; p < 6; p++) {
+            for (size_t i = points[p]; i < done; i++)
+                c[i] = val(rank, i);
+            done = points[p];
+            if (p == 2 && rank == 1) { /* rank 1 comes late: rank 0's buckets wait for it */
+                struct timespec ts = {0, 20 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
             EXPECT(rt_dist_sum_ready(ov, points[p]) == 0, "ready failed");
+            if (p == 2) {
+                /* a blocking sum while buckets are in flight, as batchnorm's backward does,
+                 * long enough for the bucket path: rank 1, late, finds rank 0's part of the
+                 * buckets there and moves them on first; rank 0 goes straight to this sum */
+                size_t nd = 3000;
+                double *dd = malloc(nd * sizeof *dd);
+                EXPECT(dd != NULL, "out of memory");
+                for (size_t i = 0; dd && i < nd; i++)
+                    dd[i] = (double)(rank + 1) * (double)i;
+                EXPECT(dd && rt_dist_sum_f64(dd, nd) == 0, "nested sum failed");
+                size_t badd = 0;
+                for (size_t i = 0; dd && i < nd; i++)
+                    badd += dd[i] != 3.0 * (double)i;
+                EXPECT(badd == 0, "nested sum: %zu wrong", badd);
+                free(dd);
+            }
+        }
         EXPECT(rt_dist_sum_finish(ov) == 0, "finish failed");
         EXPECT(memcmp(a, c, n * sizeof *a) == 0, "round %d: the overlapped sum differs", round);
     }

@@ -12,7 +12,8 @@ fi
 command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not on PATH"; exit 77; }
 # root in containers and CI; --oversubscribe: 2 ranks on fewer cores
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPIRUN="mpirun --oversubscribe -np 2"
+# (timeout: a deadlock between ranks fails the test instead of stalling the suite)
+MPIRUN="timeout 300 mpirun --oversubscribe -np 2"
 # Open MPI leaks in MPI_Init/MPI_Finalize (libmpi and its dlopen'ed components): in the
 # sanitizer build LeakSanitizer is off for these runs; AddressSanitizer and UBSan stay on
 # (our own leaks are covered by the one-process tests, which run the same code)
@@ -116,6 +117,39 @@ else
     ko "cannot build the compiled program: $(tail -n 5 "$tmp/cc.log")"
 fi
 
+# 3 ranks: uneven slices of each batch (16 = 6 + 5 + 5), the same losses to 1e-5
+bntrain bn3r "$cnnrun $tmp/bn.cnn" timeout 300 mpirun --oversubscribe -np 3 ||
+    ko "3-rank batchnorm training failed: $(tail -n 3 "$tmp/bn3r.log")"
+worst3=$(paste "$tmp/bn1.steps" "$tmp/bn3r.steps" | awk '{ d = ($3 - $6) / $3; if (d < 0) d = -d; if (d > m) m = d } END { printf "%.3g", m }')
+[ "$(wc -l <"$tmp/bn3r.steps")" -eq 20 ] && awk -v w="$worst3" 'BEGIN { exit !(w <= 1e-5) }' && ok ||
+    ko "3-rank step losses differ by $worst3 relative (> 1e-5)"
+
+# a wide batchnorm (1100 channels: its backward sums 2 x 1100 statistics the long way) while
+# the gradient sum of the big dense layer above it is already running: same losses, no hang
+cat > "$tmp/wide.cnn" <<'EON'
+network wide
+input 1x8x8
+conv 3x3 1100 pad=same bias=false
+batchnorm
+relu
+maxpool 2x2
+flatten
+dense 16 relu
+dense 3
+EON
+widetrain() { # NAME [mpirun...]
+    o=$1; shift
+    rm -f "$tmp/$o.steps"
+    CNNRT_TEST_STEP_LOSSES="$tmp/$o.steps" "$@" "$cnnrun" "$tmp/wide.cnn" --train "$tmp/ds" --epochs 1 \
+        --batch 16 --split 8:2:0 --seed 4 --optimizer sgd --lr 0.05 --threads 1 --no-cache \
+        --out "$tmp/$o.w" >"$tmp/$o.log" 2>&1
+}
+widetrain w1 || ko "1-process wide training failed: $(tail -n 3 "$tmp/w1.log")"
+widetrain w2 $MPIRUN || ko "2-rank wide training failed (exit $?): $(tail -n 3 "$tmp/w2.log")"
+worstw=$(paste "$tmp/w1.steps" "$tmp/w2.steps" | awk '{ d = ($3 - $6) / $3; if (d < 0) d = -d; if (d > m) m = d } END { printf "%.3g", m }')
+[ "$(wc -l <"$tmp/w2.steps")" -eq 5 ] && awk -v w="$worstw" 'BEGIN { exit !(w <= 1e-5) }' && ok ||
+    ko "wide batchnorm on 2 ranks: step losses differ by $worstw relative"
+
 # --- --bench on 2 ranks with batchnorm: the job's rate and the share of communication
 $MPIRUN "$cnnrun" "$tmp/bn.cnn" --bench 3 --batch 8 --threads 1 >"$tmp/bench.log" 2>&1 || ko "--bench on 2 ranks failed"
 grep -q '^bench net bn .* ranks 2$' "$tmp/bench.log" && grep -q '^bench job images/s [0-9.]* (2 ranks x batch 8) communication [0-9.]*% ' "$tmp/bench.log" &&
@@ -137,7 +171,7 @@ $MPIRUN "$cnnrun" "$tmp/bn.cnn" --resume "$tmp/term.ckpt" >"$tmp/resume2.log" 2>
 
 # --- a rank that cannot read its data (here: given another folder) stops the job, named
 A="$tmp/d.cnn --epochs 1 --batch 16 --threads 1 --no-cache --out $tmp/f.w"
-timeout 120 mpirun --oversubscribe -np 1 "$cnnrun" $A --train "$tmp/ds" : -np 1 "$cnnrun" $A --train "$tmp/nothere" >"$tmp/fail.log" 2>&1
+timeout 300 mpirun --oversubscribe -np 1 "$cnnrun" $A --train "$tmp/ds" : -np 1 "$cnnrun" $A --train "$tmp/nothere" >"$tmp/fail.log" 2>&1
 rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "rank 1 of 2: .*nothere" "$tmp/fail.log" && grep -q "rank 1 of 2: failed with exit status 1" "$tmp/fail.log" &&
     ok || ko "a rank without its data: exit $rc, $(head -n 4 "$tmp/fail.log")"

@@ -69,7 +69,7 @@ int rt_cli_main(int argc, char **argv, const char *prog, const rt_netdesc *d,
          * waiting in a sum for ever: stop the job, naming the rank */
         char why[96];
         snprintf(why, sizeof why, "failed with exit status %d (its message is above)", rc);
-        rt_dist_abort(why);
+        rt_dist_abort_status(why, rc);
     }
     return rc; /* MPI ends at exit (rt_dist.c), so that rt_cli_main may run again */
 }

@@ -23,8 +23,13 @@
 static double g_comm_s;
 #ifdef HAVE_MPI
 static int g_started; /* 1 when this module called MPI_Init */
-/* the two phases of the order-fixed sum, each on its own communicator (see below) */
-static MPI_Comm g_comm_a2a = MPI_COMM_NULL, g_comm_ag = MPI_COMM_NULL;
+/* The two phases of the order-fixed sum, each on its own communicator (see below), for
+ * each of two lanes: lane 0 the sum that runs during backward (the gradient), lane 1 the
+ * blocking sums, which may run while lane 0's collectives are in flight (batchnorm's
+ * statistics in backward) and so must not share its communicators. */
+enum { LANE_OVERLAP, LANE_BLOCKING, NLANES };
+static MPI_Comm g_comm_a2a[NLANES] = {MPI_COMM_NULL, MPI_COMM_NULL},
+                g_comm_ag[NLANES] = {MPI_COMM_NULL, MPI_COMM_NULL};
 #endif
 
 void rt_dist_slice(size_t n, int rank, int size, size_t *lo, size_t *hi)
@@ -61,7 +66,9 @@ int rt_dist_init(int *argc, char ***argv)
     MPI_Initialized(&inited);
     if (inited || !launched_by_mpi())
         return 0;
-    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+    /* worker threads exist, but only the main thread calls MPI */
+    int provided = 0;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "error: MPI_Init failed\n");
         return -1;
     }
@@ -79,10 +86,11 @@ void rt_dist_finalize(void)
     int fin = 0;
     MPI_Finalized(&fin);
     if (g_started && !fin) {
-        if (g_comm_a2a != MPI_COMM_NULL) {
-            MPI_Comm_free(&g_comm_a2a);
-            MPI_Comm_free(&g_comm_ag);
-        }
+        for (int l = 0; l < NLANES; l++)
+            if (g_comm_a2a[l] != MPI_COMM_NULL) {
+                MPI_Comm_free(&g_comm_a2a[l]);
+                MPI_Comm_free(&g_comm_ag[l]);
+            }
         MPI_Finalize();
     }
     g_started = 0;
@@ -121,6 +129,7 @@ struct rt_dist_sum {
     void *buf;             /* the values, n of them */
     size_t n, esz, bucket;
     int is_double, size, rank, nb;
+    int lane;              /* whose communicators (LANE_...) */
     int started;           /* buckets whose exchange was started (from the top down) */
     int summed;            /* buckets whose chunk was added up and gather started */
     char *scratch;         /* this rank's chunk of every rank, per bucket */
@@ -158,11 +167,12 @@ static void bucket_range(const rt_dist_sum *s, int b, size_t *lo, size_t *hi)
     *lo = top > s->bucket ? top - s->bucket : 0;
 }
 
-rt_dist_sum *rt_dist_sum_create(void *buf, size_t n, int is_double)
+static rt_dist_sum *sum_create(void *buf, size_t n, int is_double, int lane)
 {
     rt_dist_sum *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    s->lane = lane;
     s->buf = buf;
     s->n = n;
     s->is_double = is_double;
@@ -174,8 +184,10 @@ rt_dist_sum *rt_dist_sum_create(void *buf, size_t n, int is_double)
     s->nb = n ? (int)((n + s->bucket - 1) / s->bucket) : 0;
     if (s->size <= 1 || s->nb == 0)
         return s;
-    if (g_comm_a2a == MPI_COMM_NULL && (MPI_Comm_dup(MPI_COMM_WORLD, &g_comm_a2a) != MPI_SUCCESS ||
-                                        MPI_Comm_dup(MPI_COMM_WORLD, &g_comm_ag) != MPI_SUCCESS)) {
+    /* collective: every rank creates its sums in the same order */
+    if (g_comm_a2a[lane] == MPI_COMM_NULL &&
+        (MPI_Comm_dup(MPI_COMM_WORLD, &g_comm_a2a[lane]) != MPI_SUCCESS ||
+         MPI_Comm_dup(MPI_COMM_WORLD, &g_comm_ag[lane]) != MPI_SUCCESS)) {
         free(s);
         return NULL;
     }
@@ -203,6 +215,11 @@ rt_dist_sum *rt_dist_sum_create(void *buf, size_t n, int is_double)
         s->cnt[(size_t)b * (sz + 1) + sz] = (int)(chi - clo); /* this rank's chunk */
     }
     return s;
+}
+
+rt_dist_sum *rt_dist_sum_create(void *buf, size_t n, int is_double)
+{
+    return sum_create(buf, n, is_double, LANE_OVERLAP);
 }
 
 void rt_dist_sum_destroy(rt_dist_sum *s)
@@ -235,7 +252,7 @@ static int start_exchange(rt_dist_sum *s, int b)
         roff[q] = q * mine;
     }
     return MPI_Ialltoallv((char *)s->buf + lo * s->esz, cnt, off, s->type, bucket_scratch(s, b),
-                          rcnt, roff, s->type, g_comm_a2a, &s->a2a[b]) == MPI_SUCCESS ? 0 : -1;
+                          rcnt, roff, s->type, g_comm_a2a[s->lane], &s->a2a[b]) == MPI_SUCCESS ? 0 : -1;
 }
 
 /* Adds this rank's chunk of bucket b over the ranks in rank order and starts sending it to
@@ -250,7 +267,7 @@ static int sum_and_share(rt_dist_sum *s, int b)
     add_in_rank_order(bucket_scratch(s, b), (char *)s->buf + at * s->esz, (size_t)m, s->size,
                       s->is_double);
     return MPI_Iallgatherv(MPI_IN_PLACE, 0, s->type, (char *)s->buf + lo * s->esz, cnt, off,
-                           s->type, g_comm_ag, &s->ag[b]) == MPI_SUCCESS ? 0 : -1;
+                           s->type, g_comm_ag[s->lane], &s->ag[b]) == MPI_SUCCESS ? 0 : -1;
 }
 
 /* Moves every started bucket on as far as it can without waiting (wait = 0) or to the end. */
@@ -334,7 +351,7 @@ static int sum_any(void *buf, size_t n, int is_double)
         return 0;
     if (n * (size_t)rt_dist_size() <= RT_DIST_SHORT)
         return sum_short(buf, n, is_double);
-    rt_dist_sum *s = rt_dist_sum_create(buf, n, is_double);
+    rt_dist_sum *s = sum_create(buf, n, is_double, LANE_BLOCKING);
     if (!s)
         rt_dist_abort("out of memory for a sum over the ranks");
     rt_dist_sum_begin(s);
@@ -395,12 +412,17 @@ int rt_dist_bcast_f32(float *buf, size_t n)
 
 _Noreturn void rt_dist_abort(const char *msg)
 {
+    rt_dist_abort_status(msg, 1);
+}
+
+_Noreturn void rt_dist_abort_status(const char *msg, int status)
+{
     int r = rt_dist_rank(), n = rt_dist_size();
     fprintf(stderr, "error: rank %d of %d: %s; stopping all ranks\n", r, n, msg);
     fflush(stderr);
     if (n > 1)
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    exit(1);
+        MPI_Abort(MPI_COMM_WORLD, status);
+    exit(status);
 }
 
 #else /* one process: the stub */
@@ -428,8 +450,13 @@ int rt_dist_sum_finish(rt_dist_sum *s) { (void)s; return 0; }
 
 _Noreturn void rt_dist_abort(const char *msg)
 {
+    rt_dist_abort_status(msg, 1);
+}
+
+_Noreturn void rt_dist_abort_status(const char *msg, int status)
+{
     fprintf(stderr, "error: rank 0 of 1: %s\n", msg);
-    exit(1);
+    exit(status);
 }
 
 #endif

@@ -27,8 +27,10 @@ int rt_dist_sum_f64(double *buf, size_t n);
  * gradient during backward): values are summed in buckets from the end of buf down.
  * rt_dist_sum_ready(s, from) says buf[from..n) is final and starts every bucket inside it
  * (and moves started ones on without waiting); rt_dist_sum_finish starts the rest and
- * waits for all. The result is the bits of rt_dist_sum_f32/f64 whatever the ready points.
- * create returns NULL when out of memory; begin before each new sum. */
+ * waits for all. The result is the bits of rt_dist_sum_f32/f64 whatever the ready points,
+ * and the blocking sums may run while one is in flight (they use other communicators). One
+ * such sum at a time; create is collective (every rank in the same order); it returns NULL
+ * when out of memory; begin before each new sum. */
 typedef struct rt_dist_sum rt_dist_sum;
 rt_dist_sum *rt_dist_sum_create(void *buf, size_t n, int is_double);
 void rt_dist_sum_begin(rt_dist_sum *s);
@@ -49,7 +51,9 @@ double rt_dist_comm_seconds(void);
  * ranks take one more), so that rank order concatenates the slices back into 0..n-1. */
 void rt_dist_slice(size_t n, int rank, int size, size_t *lo, size_t *hi);
 
-/* Stops the whole job: prints "rank R: MSG" and, under MPI, aborts every rank. */
+/* Stops the whole job: prints "rank R: MSG" and, under MPI, aborts every rank (mpirun exits
+ * with status, 1 for rt_dist_abort). */
 _Noreturn void rt_dist_abort(const char *msg);
+_Noreturn void rt_dist_abort_status(const char *msg, int status);
 
 #endif

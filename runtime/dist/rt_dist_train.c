@@ -14,6 +14,7 @@
 /* the gradient sum of the model being trained (one training at a time per process) */
 static rt_dist_sum *g_sum;
 static const float *g_sum_of;
+static size_t g_sum_n;
 
 int rt_dist_train_check(const rt_model *m, char *err)
 {
@@ -60,10 +61,11 @@ int rt_dist_train_begin(rt_model *m, int lo, int n, int total)
 {
     if (rt_dist_size() <= 1)
         return 0;
-    if (!g_sum || g_sum_of != m->grads) {
+    if (!g_sum || g_sum_of != m->grads || g_sum_n != m->nparams) {
         rt_dist_sum_destroy(g_sum);
         g_sum = rt_dist_sum_create(m->grads, m->nparams, 0);
         g_sum_of = m->grads;
+        g_sum_n = m->nparams;
         if (!g_sum)
             return -1;
     }
@@ -97,6 +99,7 @@ void rt_dist_train_end(rt_model *m)
     rt_dist_sum_destroy(g_sum);
     g_sum = NULL;
     g_sum_of = NULL;
+    g_sum_n = 0;
 }
 
 int rt_dist_train_stats(double *loss_sum, long *correct, long *seen, int *stop)

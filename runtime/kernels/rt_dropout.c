@@ -8,6 +8,9 @@
  */
 #include "rt_kernels.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 static void skip_draws(size_t k, rt_rng *rng)
 {
     for (size_t i = 0; i < k; i++)
@@ -19,7 +22,11 @@ void rt_dropout_mask(float *mask, size_t n, float p, rt_rng *rng)
     float keep = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
     const rt_shard *sh = rt_shard_get();
     /* n covers this shard's images: per image n / sh->n draws */
-    size_t per = sh && sh->n > 0 && n % (size_t)sh->n == 0 ? n / (size_t)sh->n : 0;
+    if (sh && sh->n > 0 && n % (size_t)sh->n != 0) { /* a caller's bug: masks would differ */
+        fprintf(stderr, "error: dropout mask of %zu values for a shard of %d images\n", n, sh->n);
+        abort();
+    }
+    size_t per = sh && sh->n > 0 ? n / (size_t)sh->n : 0;
     if (per)
         skip_draws(per * (size_t)sh->lo, rng);
     for (size_t i = 0; i < n; i++)
