@@ -4,7 +4,8 @@
 # and runs the suite once more (any sanitizer report fails it). Ends with one line
 # "tests: N passed, M failed" summed over every test program's own counts (a skipped check
 # counts as failed). Between the two, the numeric tests (gradient checks, kernels, networks)
-# are built and run once more at -O0, so that no tolerance depends on the optimisation level.
+# are built and run once more at -O0 and without MPI, so that no tolerance depends on the
+# optimisation level and the one-process build of the MPI hooks is tested.
 # Usage: scripts/check.sh [--no-sanitizers]
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,8 +50,10 @@ run_suite() { # BUILD_DIR LABEL TESTS [configure args] (TESTS: "" for all)
 
 total_pass=0; total_fail=0
 run_suite "$top/build" "default" "" || status=1
-run_suite "$top/build-O0" "-O0" "tests/test_gradcheck tests/test_kernels tests/test_net" \
-    CFLAGS="-O0 -g" || status=1
+# ... and without MPI (configure --without-mpi: the one-rank stub of runtime/dist/, whose
+# hooks the training loop and the kernels' shard go through)
+run_suite "$top/build-O0" "-O0, no MPI" "tests/test_gradcheck tests/test_kernels tests/test_net tests/test_shard" \
+    CFLAGS="-O0 -g" --without-mpi || status=1
 if [ $sanitize -eq 1 ]; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1; UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     export ASAN_OPTIONS UBSAN_OPTIONS
