@@ -9,6 +9,8 @@
  * pixel it was copied from; where the padding is zeros and the stride 1, dX is instead the
  * forward convolution of dZ with the rotated, transposed kernel (no col2im). Small maps fold
  * several images into one GEMM. 1x1 stride-1 unpadded convolutions use the image itself.
+ * Stride-1 zero-padded ones (and so the input gradient above) skip the patch matrix: the GEMM
+ * reads a zero-bordered copy of the input in place (the implicit GEMM, same bits).
  * Grouped convolutions run the same steps once per group, on the group's channel blocks;
  * depthwise ones (a group per input channel) go to the direct loops of rt_conv_dw.c.
  */
@@ -16,6 +18,7 @@
 #include "rt_gemm_int.h"
 #include "rt_simd.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,19 @@
  * columns, instead of one GEMM per image whose few columns barely reuse the packed weights
  * (a 128-channel 8x8 layer has 64). */
 #define FOLD_COLS 256
+
+/* The grid of an implicit-GEMM slab (see "implicit GEMM" below): nimg images of R grid rows
+ * each (a band of rb output rows from oy0 when nimg is 1), rows S floats apart, channels lc
+ * floats apart; n grid positions are computed. */
+typedef struct {
+    int S, R, nimg, oy0, rb, n;
+    size_t lc;
+} slab_geom;
+
+static size_t up16(size_t f)
+{
+    return (f + 15) / 16 * 16;
+}
 
 int rt_conv_geom_check(const rt_conv_geom *gin, char *err)
 {
@@ -256,6 +272,113 @@ static int is_pointwise(const rt_conv_geom *g)
            g->pb == 0 && g->pl == 0 && g->pr == 0 && g->oh == g->h && g->ow == g->w;
 }
 
+/* ------------------------------------------------------------------ implicit GEMM */
+
+/* Stride-1, undilated, ungrouped convolutions with zero padding of at most k - 1 skip the
+ * patch matrix: the input (a band of rows, or a few whole images) is copied once into a
+ * zero-bordered slab whose rows are S = w + max(pl, pr) floats apart (the right border of a
+ * row is the left border of the next), and output pixel (oy, ox) is computed at grid position
+ * q = oy*S + ox; tap (c, ky, kx) of that pixel is then slab[c*lc + ky*S + kx + q], so row r
+ * of the patch matrix is the slab itself from offset koff[r], and the GEMM reads it in place
+ * (rt_gemm_implicit_ep). The S - ow grid columns past each output row hold products that are
+ * not kept. Folded images are stacked R = h + max(pt, pb) rows apart: the zero rows between
+ * two are the bottom border of one and the top border of the next. Every output sums the
+ * same products in the same order as the im2col route, so the bits do not change. */
+
+static int implicit_on = 1;
+static pthread_once_t implicit_once = PTHREAD_ONCE_INIT;
+
+static void implicit_init(void) /* RT_CONV_IMPLICIT=0 starts with the route off */
+{
+    const char *e = getenv("RT_CONV_IMPLICIT");
+    implicit_on = !(e && strcmp(e, "0") == 0);
+}
+
+int rt_conv_use_implicit(int on)
+{
+    pthread_once(&implicit_once, implicit_init);
+    int was = implicit_on;
+    implicit_on = on != 0;
+    return was;
+}
+
+static int imax(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+/* Whether g (normalised) takes the implicit route. */
+static int is_implicit(const rt_conv_geom *g)
+{
+    pthread_once(&implicit_once, implicit_init);
+    int zero_pad = g->pad == RT_PAD_ZERO || (g->pt | g->pb | g->pl | g->pr) == 0;
+    return implicit_on && g->groups == 1 && g->sh == 1 && g->sw == 1 && g->dh == 1 &&
+           g->dw == 1 && g->kh * g->kw > 1 && zero_pad && g->pt < g->kh && g->pb < g->kh &&
+           g->pl < g->kw && g->pr < g->kw;
+}
+
+/* The slab of nimg images (whole ones when nimg > 1) or of a band of rb output rows from oy0,
+ * with lc the smallest channel stride: the grid rows, one more grid row and a panel of NR
+ * floats, all read by the GEMM's last panel. */
+static slab_geom slab_of(const rt_conv_geom *g, int nimg, int oy0, int rb)
+{
+    slab_geom sg;
+    sg.S = g->w + imax(g->pl, g->pr);
+    sg.nimg = nimg;
+    sg.oy0 = oy0;
+    sg.rb = rb;
+    sg.R = nimg > 1 ? g->h + imax(g->pt, g->pb) : rb;
+    sg.n = ((nimg - 1) * sg.R + rb) * sg.S;
+    sg.lc = up16((size_t)(nimg * sg.R + g->kh) * sg.S + (size_t)rt_gemm_nr());
+    return sg;
+}
+
+/* Output rows per band of one image: the slab and the grid output together about
+ * COL_TARGET_FLOATS. */
+static int implicit_rows(const rt_conv_geom *g)
+{
+    const size_t S = (size_t)g->w + imax(g->pl, g->pr);
+    const size_t per = ((size_t)g->c + g->oc) * S, fixed = (size_t)g->c * g->kh * S;
+    size_t r = COL_TARGET_FLOATS > fixed + per ? (COL_TARGET_FLOATS - fixed) / per : 1;
+    return r > (size_t)g->oh ? g->oh : (int)r;
+}
+
+/* Fills the slab sg of the images at x (xstride floats apart): data rows with their zero
+ * borders, zero rows where the window leaves the image, zeros to the channel's end. */
+static void slab_fill(const rt_conv_geom *g, const slab_geom *sg, const float *x,
+                      size_t xstride, float *xp)
+{
+    const int rows = sg->nimg * sg->R + g->kh - 1, S = sg->S, pl = g->pl, w = g->w;
+    for (int c = 0; c < g->c; c++) {
+        float *d = xp + (size_t)c * sg->lc;
+        for (int gr = 0; gr < rows; gr++, d += S) {
+            int t = gr / sg->R < sg->nimg ? gr / sg->R : sg->nimg - 1;
+            int iy = sg->oy0 - g->pt + gr - t * sg->R;
+            if (iy < 0 || iy >= g->h) {
+                memset(d, 0, (size_t)S * sizeof *d);
+                continue;
+            }
+            memset(d, 0, (size_t)pl * sizeof *d);
+            memcpy(d + pl, x + (size_t)t * xstride + ((size_t)c * g->h + iy) * w,
+                   (size_t)w * sizeof *d);
+            memset(d + pl + w, 0, (size_t)(S - pl - w) * sizeof *d);
+        }
+        memset(d, 0, (sg->lc - (size_t)rows * S) * sizeof *d);
+    }
+}
+
+/* Where each patch row starts in a slab of channel stride lc and row stride S. */
+static void slab_offsets(const rt_conv_geom *g, size_t lc, int S, int *koff)
+{
+    int r = 0;
+    for (int c = 0; c < g->c; c++)
+        for (int ky = 0; ky < g->kh; ky++)
+            for (int kx = 0; kx < g->kw; kx++) {
+                int ey = g->flip ? g->kh - 1 - ky : ky, ex = g->flip ? g->kw - 1 - kx : kx;
+                koff[r++] = (int)((size_t)c * lc + (size_t)ey * S + ex);
+            }
+}
+
 /* Output rows per band so that the band's patch matrix is about COL_TARGET_FLOATS (g: one
  * group's geometry). */
 static int band_rows(const rt_conv_geom *g)
@@ -289,12 +412,12 @@ static int fold_count(const rt_conv_geom *g, int groups)
 typedef struct {
     size_t part, wpack, wstride, dza, dzb, patches, dcol, row, cbuf, total;
     int fold;
+    /* the implicit forward (implicit != 0): the padded slab (xp, ic channels of lc floats),
+     * the GEMM's output on the slab's grid (grid) and the patch rows' offsets (koff, ints) */
+    int implicit, rows;
+    size_t xp, grid, koff;
+    slab_geom sg;
 } layout;
-
-static size_t up16(size_t f)
-{
-    return (f + 15) / 16 * 16;
-}
 
 static layout plan(const rt_conv_geom *g, int backward)
 {
@@ -303,7 +426,8 @@ static layout plan(const rt_conv_geom *g, int backward)
     const int fold = fold_count(&q, g->groups);
     /* columns of one GEMM: a band, or fold whole images */
     const int pc = fold == 1 ? band_rows(&q) * q.ow : fold * P;
-    layout l = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, fold};
+    layout l = {0};
+    l.fold = fold;
     size_t at = 0;
 #define TAKE(field, floats) (l.field = at, at += up16(floats))
     if (backward) {
@@ -317,6 +441,15 @@ static layout plan(const rt_conv_geom *g, int backward)
         TAKE(row, (size_t)pc * rt_gemm_nr());
         if (fold > 1)
             TAKE(cbuf, (size_t)q.oc * pc);
+    } else if (is_implicit(g)) {
+        l.implicit = 1;
+        l.rows = fold > 1 ? q.oh : implicit_rows(&q);
+        l.sg = slab_of(&q, fold, 0, l.rows);
+        l.wstride = up16(rt_gemm_packed_a_floats(q.oc, K));
+        TAKE(wpack, l.wstride);
+        TAKE(xp, (size_t)q.c * l.sg.lc);
+        TAKE(grid, (size_t)q.oc * l.sg.n);
+        TAKE(koff, (size_t)K);
     } else {
         l.wstride = up16(rt_gemm_packed_a_floats(q.oc, K));
         TAKE(wpack, l.wstride * g->groups);
@@ -380,6 +513,42 @@ static void fwd_fold(const fwd_job *j, const layout *l, float *scr, int s0, int 
         }
 }
 
+/* Forward of the images [s0, s0 + nimg) (whole ones when nimg > 1) or of output rows
+ * [oy0, oy0 + rb) of image s0, by the implicit GEMM into the grid, whose kept columns are
+ * then copied to y (added to y when j->add: y is first copied into the grid and the GEMM adds
+ * to it, as the im2col route adds to y in place). */
+static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, int nimg,
+                         int oy0, int rb)
+{
+    const rt_conv_geom *g = j->g;
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, ow = g->ow;
+    const size_t xsz = (size_t)g->c * g->h * g->w;
+    slab_geom sg = slab_of(g, nimg, oy0, rb);
+    sg.lc = l->sg.lc; /* koff was made for the largest slab */
+    float *xp = scr + l->xp, *cg = scr + l->grid;
+    slab_fill(g, &sg, j->x + (size_t)s0 * xsz, xsz, xp);
+    const int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
+                      j->act == RT_ACT_LEAKYRELU;
+    for (int t = 0; t < nimg; t++)
+        for (int o = 0; o < g->oc && j->add; o++)
+            for (int oy = 0; oy < rb; oy++)
+                memcpy(cg + (size_t)o * sg.n + (size_t)(t * sg.R + oy) * sg.S,
+                       j->y + ((size_t)(s0 + t) * g->oc + o) * P + (size_t)(oy0 + oy) * ow,
+                       (size_t)ow * sizeof *cg);
+    rt_gemm_implicit_ep(g->oc, sg.n, K, scr + l->wpack, xp, (const int *)(scr + l->koff),
+                        j->add, cg, sg.n, j->b, fused ? j->act : RT_ACT_NONE, j->alpha);
+    for (int t = 0; t < nimg; t++)
+        for (int o = 0; o < g->oc; o++)
+            for (int oy = 0; oy < rb; oy++) {
+                const float *c = cg + (size_t)o * sg.n + (size_t)(t * sg.R + oy) * sg.S;
+                float *yo = j->y + ((size_t)(s0 + t) * g->oc + o) * P + (size_t)(oy0 + oy) * ow;
+                if (fused)
+                    memcpy(yo, c, (size_t)ow * sizeof *yo);
+                else
+                    rt_act_forward(j->act, j->alpha, c, yo, (size_t)ow);
+            }
+}
+
 static void fwd_task(void *arg, rt_worker *wk)
 {
     fwd_job *j = arg;
@@ -393,7 +562,9 @@ static void fwd_task(void *arg, rt_worker *wk)
      * whatever the pool */
     const int nw = rt_worker_count(wk), per = (j->n + nw - 1) / nw;
     const int F = l.fold < per ? l.fold : per; /* every worker gets images */
-    const int items = l.fold > 1 ? (j->n + F - 1) / F : j->n * G * bands;
+    const int ibands = l.implicit ? (g->oh + l.rows - 1) / l.rows : 0;
+    const int items = l.fold > 1 ? (j->n + F - 1) / F
+                      : l.implicit ? j->n * ibands : j->n * G * bands;
     int lo, hi;
     rt_split_range(items, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
     if (lo >= hi)
@@ -407,6 +578,20 @@ static void fwd_task(void *arg, rt_worker *wk)
     for (int gi = 0; gi < G; gi++) /* group gi's weights are the block [oc/G][K] */
         rt_gemm_pack_a(0, q.oc, K, 1.0f, j->w + (size_t)gi * q.oc * K, K,
                        wp + (size_t)gi * l.wstride);
+    if (l.implicit) {
+        slab_offsets(g, l.sg.lc, l.sg.S, (int *)(scr + l.koff));
+        for (int it = lo; it < hi; it++) {
+            if (l.fold > 1) {
+                fwd_implicit(j, &l, scr, it * F, j->n - it * F < F ? j->n - it * F : F, 0,
+                             g->oh);
+            } else {
+                int oy0 = it % ibands * l.rows;
+                fwd_implicit(j, &l, scr, it / ibands, 1, oy0,
+                             g->oh - oy0 < l.rows ? g->oh - oy0 : l.rows);
+            }
+        }
+        return;
+    }
     if (l.fold > 1) {
         for (int it = lo; it < hi; it++)
             fwd_fold(j, &l, scr, it * F, j->n - it * F < F ? j->n - it * F : F);

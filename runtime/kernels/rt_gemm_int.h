@@ -33,6 +33,14 @@ void rt_gemm_packed(int m, int n, int k, const float *ap, const float *bp, int a
 void rt_gemm_packed_ep(int m, int n, int k, const float *ap, const float *bp, int add, float *c,
                        int ldc, const float *bias, rt_act act, float alpha);
 
+/* rt_gemm_packed_ep with B unpacked and implicit: element (p, j) of B is b[koff[p] + j], and
+ * every row is read NR floats at a time, so up to NR - 1 floats past b[koff[p] + n - 1] must
+ * be readable (their products land in columns that are not stored). Each element of C is
+ * summed in the order rt_gemm_packed_ep uses: the same B gives the same bits. m, n, k may be
+ * 0 (nothing is done). */
+void rt_gemm_implicit_ep(int m, int n, int k, const float *ap, const float *b, const int *koff,
+                         int add, float *c, int ldc, const float *bias, rt_act act, float alpha);
+
 /* C[m][n] (add ? += : =) A[m][k] . B[n][k]^T, both operands row-major and unpacked: for
  * products whose two operands are contiguous along the depth (conv's dW). */
 void rt_gemm_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, int add,
