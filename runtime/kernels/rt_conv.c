@@ -419,6 +419,13 @@ typedef struct {
     slab_geom sg;
 } layout;
 
+/* Columns of the implicit dW's product (oc rounded up to its panel width): whole tiles. */
+static int dwt_cols(int oc)
+{
+    int nb = rt_gemm_implicit_a_nr(oc);
+    return (oc + nb - 1) / nb * nb;
+}
+
 static layout plan(const rt_conv_geom *g, int backward)
 {
     const rt_conv_geom q = group_geom(g);
@@ -430,7 +437,17 @@ static layout plan(const rt_conv_geom *g, int backward)
     l.fold = fold;
     size_t at = 0;
 #define TAKE(field, floats) (l.field = at, at += up16(floats))
-    if (backward) {
+    if (backward == 2) { /* dW and db by the implicit GEMM (bwd_implicit_task) */
+        l.implicit = 1;
+        l.rows = fold > 1 ? q.oh : implicit_rows(&q);
+        l.sg = slab_of(&q, fold, 0, l.rows);
+        TAKE(part, (size_t)g->oc * K + (size_t)g->oc);
+        TAKE(xp, (size_t)q.c * l.sg.lc);
+        TAKE(grid, (size_t)q.oc * l.sg.n);
+        TAKE(dzb, (size_t)l.sg.n * dwt_cols(q.oc));
+        TAKE(koff, (size_t)K);
+        TAKE(cbuf, (size_t)K * dwt_cols(q.oc));
+    } else if (backward) {
         l.wstride = up16(rt_gemm_packed_a_floats(K, q.oc));
         TAKE(part, (size_t)g->oc * K + (size_t)g->oc);
         TAKE(wpack, l.wstride * g->groups);
@@ -469,7 +486,10 @@ size_t rt_conv2d_scratch_size(const rt_conv_geom *gin)
     if (is_depthwise(&g))
         return rt_conv_dw_scratch_size(&g);
     size_t f = plan(&g, 0).total, b = plan(&g, 1).total;
-    return (f > b ? f : b) * sizeof(float);
+    size_t most = f > b ? f : b;
+    if (is_implicit(&g) && plan(&g, 2).total > most)
+        most = plan(&g, 2).total;
+    return most * sizeof(float);
 }
 
 /* ------------------------------------------------------------------ forward */
@@ -774,6 +794,91 @@ static void bwd_task(void *arg, rt_worker *wk)
     }
 }
 
+/* dW^T[K][oc] += the patches times dZ^T for the images [s0, s0 + nimg) (whole ones when
+ * nimg > 1) or output rows [oy0, oy0 + rb) of image s0, and db += dZ's sums (x and dz point
+ * at image s0): dZ is laid out on the slab's grid with zeros in the columns and rows that
+ * hold no output, packed as the GEMM's B (transposed in 4 x 4 blocks), and the patch rows
+ * are read from the slab in place (rt_gemm_implicit_a). */
+static void bwd_implicit(const rt_conv_geom *g, const layout *l, float *scr, const float *x,
+                         const float *dz, int nimg, int oy0, int rb, float *dwt, float *db)
+{
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, ow = g->ow, oc = g->oc;
+    const int NR = rt_gemm_implicit_a_nr(oc), ocp = dwt_cols(oc);
+    slab_geom sg = slab_of(g, nimg, oy0, rb);
+    sg.lc = l->sg.lc;
+    const int n = sg.n, S = sg.S;
+    float *xp = scr + l->xp, *dg = scr + l->grid, *bp = scr + l->dzb;
+    slab_fill(g, &sg, x, (size_t)g->c * g->h * g->w, xp);
+    for (int o = 0; o < oc; o++) {
+        float *d = dg + (size_t)o * n;
+        for (int row = 0; row * S < n; row++) {
+            int t = row / sg.R, r = row - t * sg.R;
+            if (r >= rb) {
+                memset(d + (size_t)row * S, 0, (size_t)S * sizeof *d);
+                continue;
+            }
+            const float *src = dz + ((size_t)t * oc + o) * P + (size_t)(oy0 + r) * ow;
+            memcpy(d + (size_t)row * S, src, (size_t)ow * sizeof *d);
+            memset(d + (size_t)row * S + ow, 0, (size_t)(S - ow) * sizeof *d);
+        }
+    }
+    /* B[q][o] = dg[o][q] in panels of NR channels, zeros past oc */
+    for (int o0 = 0; o0 < ocp; o0 += NR) {
+        float *dst = bp + (size_t)(o0 / NR) * n * NR;
+        int q = 0;
+#ifdef RT_HAVE_V4
+        if (o0 + NR <= oc)
+            for (; q + 4 <= n; q += 4)
+                for (int oo = 0; oo < NR; oo += 4)
+                    rt_transpose4(dg + (size_t)(o0 + oo) * n + q, n, dst + (size_t)q * NR + oo,
+                                  NR);
+#endif
+        for (; q < n; q++)
+            for (int oo = 0; oo < NR; oo++)
+                dst[(size_t)q * NR + oo] = o0 + oo < oc ? dg[(size_t)(o0 + oo) * n + q] : 0.0f;
+    }
+    rt_gemm_implicit_a(K, ocp, n, xp, (const int *)(scr + l->koff), bp, 1, dwt, ocp);
+    if (db)
+        for (int t = 0; t < nimg; t++)
+            for (int o = 0; o < oc; o++)
+                db[o] += (float)rt_sum(dz + ((size_t)t * oc + o) * P + (size_t)oy0 * ow,
+                                       (size_t)rb * ow);
+}
+
+/* dW and db of a worker's images by the implicit GEMM (groups 1, dX made elsewhere): worker
+ * 0 into dw/db, the others into partials, as bwd_task. */
+static void bwd_implicit_task(void *arg, rt_worker *wk)
+{
+    bwd_job *j = arg;
+    const rt_conv_geom *g = j->g;
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, tid = rt_worker_id(wk);
+    layout l = plan(g, 2);
+    float *scr = rt_worker_scratch(wk, l.total * sizeof(float));
+    if (!scr) {
+        atomic_store(&j->fail, 1);
+        return;
+    }
+    float *dw = tid == 0 ? j->dw : scr + l.part, *dwt = scr + l.cbuf;
+    float *db = j->db ? (tid == 0 ? j->db : scr + l.part + (size_t)g->oc * K) : NULL;
+    const int ocp = dwt_cols(g->oc);
+    memset(dwt, 0, (size_t)K * ocp * sizeof *dwt);
+    if (db)
+        memset(db, 0, (size_t)g->oc * sizeof *db);
+    slab_offsets(g, l.sg.lc, l.sg.S, (int *)(scr + l.koff));
+    const size_t xsz = (size_t)g->c * g->h * g->w, zsz = (size_t)g->oc * P;
+    int s0, s1;
+    rt_split_range(j->n, rt_worker_count(wk), tid, &s0, &s1);
+    for (int s = s0; s < s1; s += l.fold) {
+        int nimg = s1 - s < l.fold ? s1 - s : l.fold;
+        for (int oy0 = 0; oy0 < g->oh; oy0 += l.rows)
+            bwd_implicit(g, &l, scr, j->x + (size_t)s * xsz, j->dz + (size_t)s * zsz, nimg,
+                         oy0, g->oh - oy0 < l.rows ? g->oh - oy0 : l.rows, dwt, db);
+    }
+    for (int o = 0; o < g->oc; o++)
+        for (int r = 0; r < K; r++)
+            dw[(size_t)o * K + r] = dwt[(size_t)r * ocp + o];
+}
+
 /* Adds the workers' partials to worker 0's sums, element by element in worker order. */
 static void reduce_task(void *arg, rt_worker *wk)
 {
@@ -804,7 +909,7 @@ static int dx_by_correlation(const rt_conv_geom *g, const float *w, const float 
                              int accum, int n, rt_threads *tp)
 {
     if (g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->groups != 1 ||
-        g->pad != RT_PAD_ZERO || g->pt > g->kh - 1 || g->pb > g->kh - 1 ||
+        (g->pad != RT_PAD_ZERO && (g->pt | g->pb | g->pl | g->pr) != 0) || g->pt > g->kh - 1 || g->pb > g->kh - 1 ||
         g->pl > g->kw - 1 || g->pr > g->kw - 1 || is_pointwise(g))
         return 0;
     const size_t kk = (size_t)g->kh * g->kw;
@@ -847,7 +952,10 @@ int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, 
             dx = NULL; /* done: the GEMMs below make dW and db only */
     }
     bwd_job j = {&g, x, w, dz, dx, dw, db, accum, n, tp, 0};
-    rt_threads_run(tp, bwd_task, &j);
+    /* dW by the implicit GEMM where dX is done (or not wanted) and the patch rows are more
+     * than the dot products' NT_MAX_K */
+    int implicit = !dx && is_implicit(&g) && g.c * g.kh * g.kw > NT_MAX_K;
+    rt_threads_run(tp, implicit ? bwd_implicit_task : bwd_task, &j);
     if (atomic_load(&j.fail))
         return -1;
     if (rt_threads_count(tp) > 1)
