@@ -22,14 +22,15 @@
 
 /* Geometries the route takes: one slab per image (32x32), several bands (64x64), folded
  * small maps (8x8, 5x6), patch depths above the GEMM's 256-deep blocks (32 and 30 channels
- * of 3x3), asymmetric and zero padding, 2x2, 5x5 and 1x3 kernels. Columns: c h w oc kh kw
- * pt pb pl pr flip. */
+ * of 3x3), asymmetric and zero padding, 2x2, 5x5 and 1x3 kernels; dW's tiles for few (up
+ * to 16) and more (24, 40) output channels. Columns: c h w oc kh kw pt pb pl pr flip. */
 static const int cases[][11] = {
     {16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 0}, {16, 64, 64, 16, 3, 3, 1, 1, 1, 1, 0},
     {8, 8, 8, 24, 3, 3, 1, 1, 1, 1, 1},    {32, 8, 8, 9, 3, 3, 1, 1, 1, 1, 0},
     {30, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1},    {3, 9, 7, 5, 2, 2, 0, 1, 1, 0, 0},
     {4, 11, 13, 6, 5, 5, 2, 2, 2, 2, 1},   {5, 7, 9, 3, 1, 3, 0, 0, 1, 1, 0},
     {2, 6, 5, 3, 3, 3, 0, 0, 0, 0, 0},     {3, 10, 40, 4, 3, 3, 2, 0, 0, 2, 0},
+    {12, 6, 7, 40, 3, 3, 1, 1, 1, 1, 1},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

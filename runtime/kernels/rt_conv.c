@@ -535,8 +535,9 @@ static void fwd_fold(const fwd_job *j, const layout *l, float *scr, int s0, int 
 
 /* Forward of the images [s0, s0 + nimg) (whole ones when nimg > 1) or of output rows
  * [oy0, oy0 + rb) of image s0, by the implicit GEMM into the grid, whose kept columns are
- * then copied to y (added to y when j->add: y is first copied into the grid and the GEMM adds
- * to it, as the im2col route adds to y in place). */
+ * then copied to y. When j->add, y is added as the im2col route adds it, for the same bits:
+ * a band's GEMM adds to y (copied into the grid first), a folded batch's sum is added to y
+ * afterwards. */
 static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, int nimg,
                          int oy0, int rb)
 {
@@ -549,20 +550,24 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
     slab_fill(g, &sg, j->x + (size_t)s0 * xsz, xsz, xp);
     const int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
                       j->act == RT_ACT_LEAKYRELU;
+    const int add_in = j->add && l->fold == 1;
     for (int t = 0; t < nimg; t++)
-        for (int o = 0; o < g->oc && j->add; o++)
+        for (int o = 0; o < g->oc && add_in; o++)
             for (int oy = 0; oy < rb; oy++)
                 memcpy(cg + (size_t)o * sg.n + (size_t)(t * sg.R + oy) * sg.S,
                        j->y + ((size_t)(s0 + t) * g->oc + o) * P + (size_t)(oy0 + oy) * ow,
                        (size_t)ow * sizeof *cg);
     rt_gemm_implicit_ep(g->oc, sg.n, K, scr + l->wpack, xp, (const int *)(scr + l->koff),
-                        j->add, cg, sg.n, j->b, fused ? j->act : RT_ACT_NONE, j->alpha);
+                        add_in, cg, sg.n, j->b, fused ? j->act : RT_ACT_NONE, j->alpha);
     for (int t = 0; t < nimg; t++)
         for (int o = 0; o < g->oc; o++)
             for (int oy = 0; oy < rb; oy++) {
                 const float *c = cg + (size_t)o * sg.n + (size_t)(t * sg.R + oy) * sg.S;
                 float *yo = j->y + ((size_t)(s0 + t) * g->oc + o) * P + (size_t)(oy0 + oy) * ow;
-                if (fused)
+                if (j->add && !add_in)
+                    for (int i = 0; i < ow; i++)
+                        yo[i] += c[i];
+                else if (fused)
                     memcpy(yo, c, (size_t)ow * sizeof *yo);
                 else
                     rt_act_forward(j->act, j->alpha, c, yo, (size_t)ow);
