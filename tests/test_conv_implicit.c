@@ -1,5 +1,5 @@
 /*
- * test_conv_implicit.c - the implicit-GEMM route of stride-1 zero-padded convolutions
+ * test_conv_implicit.c - the implicit-GEMM route of zero-padded convolutions
  * (runtime/kernels/rt_conv.c): exact results on integer data against a float64 reference,
  * the same bits as the im2col route on random data, and a finite-difference gradient check.
  */
@@ -23,14 +23,17 @@
 /* Geometries the route takes: one slab per image (32x32), several bands (64x64), folded
  * small maps (8x8, 5x6), patch depths above the GEMM's 256-deep blocks (32 and 30 channels
  * of 3x3), asymmetric and zero padding, 2x2, 5x5 and 1x3 kernels; dW's tiles for few (up
- * to 16) and more (24, 40) output channels. Columns: c h w oc kh kw pt pb pl pr flip. */
-static const int cases[][11] = {
-    {16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 0}, {16, 64, 64, 16, 3, 3, 1, 1, 1, 1, 0},
-    {8, 8, 8, 24, 3, 3, 1, 1, 1, 1, 1},    {32, 8, 8, 9, 3, 3, 1, 1, 1, 1, 0},
-    {30, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1},    {3, 9, 7, 5, 2, 2, 0, 1, 1, 0, 0},
-    {4, 11, 13, 6, 5, 5, 2, 2, 2, 2, 1},   {5, 7, 9, 3, 1, 3, 0, 0, 1, 1, 0},
-    {2, 6, 5, 3, 3, 3, 0, 0, 0, 0, 0},     {3, 10, 40, 4, 3, 3, 2, 0, 0, 2, 0},
-    {12, 6, 7, 40, 3, 3, 1, 1, 1, 1, 1},
+ * to 16) and more (24, 40) output channels; strides 2 and 3 (phase planes), folded, whole
+ * and in bands. Columns: c h w oc kh kw sh sw pt pb pl pr flip. */
+static const int cases[][13] = {
+    {16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 0}, {16, 64, 64, 16, 3, 3, 1, 1, 1, 1, 1, 1, 0},
+    {8, 8, 8, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1},    {32, 8, 8, 9, 3, 3, 1, 1, 1, 1, 1, 1, 0},
+    {30, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1},    {3, 9, 7, 5, 2, 2, 1, 1, 0, 1, 1, 0, 0},
+    {4, 11, 13, 6, 5, 5, 1, 1, 2, 2, 2, 2, 1},   {5, 7, 9, 3, 1, 3, 1, 1, 0, 0, 1, 1, 0},
+    {2, 6, 5, 3, 3, 3, 1, 1, 0, 0, 0, 0, 0},     {3, 10, 40, 4, 3, 3, 1, 1, 2, 0, 0, 2, 0},
+    {12, 6, 7, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1},   {16, 32, 32, 32, 3, 3, 2, 2, 1, 1, 1, 1, 0},
+    {8, 9, 11, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1},    {5, 12, 10, 7, 5, 3, 2, 3, 2, 1, 0, 2, 0},
+    {32, 96, 96, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1}, {9, 10, 9, 5, 4, 4, 3, 2, 3, 0, 1, 2, 0},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -38,12 +41,12 @@ static rt_conv_geom geom_of(const int *k)
 {
     rt_conv_geom g = {0};
     g.c = k[0], g.h = k[1], g.w = k[2], g.oc = k[3], g.kh = k[4], g.kw = k[5];
-    g.sh = g.sw = 1;
-    g.pt = k[6], g.pb = k[7], g.pl = k[8], g.pr = k[9];
+    g.sh = k[6], g.sw = k[7];
+    g.pt = k[8], g.pb = k[9], g.pl = k[10], g.pr = k[11];
     g.pad = RT_PAD_ZERO;
-    g.flip = k[10];
-    g.oh = g.h + g.pt + g.pb - g.kh + 1;
-    g.ow = g.w + g.pl + g.pr - g.kw + 1;
+    g.flip = k[12];
+    g.oh = (g.h + g.pt + g.pb - g.kh) / g.sh + 1;
+    g.ow = (g.w + g.pl + g.pr - g.kw) / g.sw + 1;
     ck_assert_int_eq(rt_conv_geom_check(&g, NULL), 0);
     return g;
 }
@@ -74,7 +77,7 @@ static void ref_conv(const rt_conv_geom *g, int n, const float *x, const float *
                     for (int c = 0; c < g->c; c++)
                         for (int ky = 0; ky < g->kh; ky++)
                             for (int kx = 0; kx < g->kw; kx++) {
-                                int iy = oy + ky - g->pt, ix = ox + kx - g->pl;
+                                int iy = oy * g->sh + ky - g->pt, ix = ox * g->sw + kx - g->pl;
                                 if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
                                     continue;
                                 int wy = g->flip ? g->kh - 1 - ky : ky;
@@ -296,7 +299,7 @@ static uint64_t gref(gc_case *c, const double *x, const double *p, double *y)
                     for (int ci = 0; ci < g->c; ci++)
                         for (int ky = 0; ky < g->kh; ky++)
                             for (int kx = 0; kx < g->kw; kx++) {
-                                int iy = oy + ky - g->pt, ix = ox + kx - g->pl;
+                                int iy = oy * g->sh + ky - g->pt, ix = ox * g->sw + kx - g->pl;
                                 if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
                                     continue;
                                 acc += p[((o * g->c + ci) * g->kh + ky) * g->kw + kx] *
@@ -311,10 +314,11 @@ static uint64_t gref(gc_case *c, const double *x, const double *p, double *y)
 
 START_TEST(implicit_gradcheck)
 {
-    /* a folded small map with asymmetric padding, and a two-image band */
-    static const int gcases[][11] = {{3, 5, 6, 4, 3, 3, 1, 1, 1, 0, 0},
-                                     {2, 7, 9, 3, 2, 2, 0, 1, 1, 0, 0}};
-    for (int t = 0; t < 2; t++) {
+    /* a folded small map with asymmetric padding, a two-image band, a stride of 2 */
+    static const int gcases[][13] = {{3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 0, 0},
+                                     {2, 7, 9, 3, 2, 2, 1, 1, 0, 1, 1, 0, 0},
+                                     {3, 7, 8, 4, 3, 3, 2, 2, 1, 1, 1, 1, 0}};
+    for (int t = 0; t < 3; t++) {
         gc_conv k = {geom_of(gcases[t]), 3};
         int nx = k.n * k.g.c * k.g.h * k.g.w, ny = k.n * k.g.oc * k.g.oh * k.g.ow;
         int nw = (int)rt_conv2d_weight_count(&k.g);

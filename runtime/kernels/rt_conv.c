@@ -37,10 +37,11 @@
 
 /* The grid of an implicit-GEMM slab (see "implicit GEMM" below): nimg images of R grid rows
  * each (a band of rb output rows from oy0 when nimg is 1), rows S floats apart, channels lc
- * floats apart; n grid positions are computed. */
+ * floats apart, each channel made of sh*sw phase planes of plane floats (one plane, the
+ * channel, at stride 1); n grid positions are computed. */
 typedef struct {
     int S, R, nimg, oy0, rb, n;
-    size_t lc;
+    size_t lc, plane;
 } slab_geom;
 
 static size_t up16(size_t f)
@@ -283,7 +284,12 @@ static int is_pointwise(const rt_conv_geom *g)
  * (rt_gemm_implicit_ep). The S - ow grid columns past each output row hold products that are
  * not kept. Folded images are stacked R = h + max(pt, pb) rows apart: the zero rows between
  * two are the bottom border of one and the top border of the next. Every output sums the
- * same products in the same order as the im2col route, so the bits do not change. */
+ * same products in the same order as the im2col route, so the bits do not change.
+ * A stride of sh x sw splits each channel into sh*sw phase planes, plane (py, px) holding
+ * the padded input's pixels (sh*i + py, sw*j + px): tap (ky, kx) of output (oy, ox) is then
+ * pixel (oy + ky/sh, ox + kx/sw) of plane (ky%sh, kx%sw), a stride-1 read again. The planes
+ * hold the padding's zeros themselves, ow + (kw-1)/sw columns and oh + (kh-1)/sh rows per
+ * image, without shared borders. */
 
 static int implicit_on = 1;
 static pthread_once_t implicit_once = PTHREAD_ONCE_INIT;
@@ -307,14 +313,16 @@ static int imax(int a, int b)
     return a > b ? a : b;
 }
 
-/* Whether g (normalised) takes the implicit route. */
+/* Whether g (normalised) takes the implicit route: zero padding (of at most k - 1 at stride
+ * 1, where borders are shared), no dilation, one group, a kernel of more than one tap. */
 static int is_implicit(const rt_conv_geom *g)
 {
     pthread_once(&implicit_once, implicit_init);
     int zero_pad = g->pad == RT_PAD_ZERO || (g->pt | g->pb | g->pl | g->pr) == 0;
-    return implicit_on && g->groups == 1 && g->sh == 1 && g->sw == 1 && g->dh == 1 &&
-           g->dw == 1 && g->kh * g->kw > 1 && zero_pad && g->pt < g->kh && g->pb < g->kh &&
-           g->pl < g->kw && g->pr < g->kw;
+    int strided = g->sh > 1 || g->sw > 1;
+    return implicit_on && g->groups == 1 && g->dh == 1 && g->dw == 1 && g->kh * g->kw > 1 &&
+           zero_pad &&
+           (strided || (g->pt < g->kh && g->pb < g->kh && g->pl < g->kw && g->pr < g->kw));
 }
 
 /* The slab of nimg images (whole ones when nimg > 1) or of a band of rb output rows from oy0,
@@ -323,13 +331,22 @@ static int is_implicit(const rt_conv_geom *g)
 static slab_geom slab_of(const rt_conv_geom *g, int nimg, int oy0, int rb)
 {
     slab_geom sg;
-    sg.S = g->w + imax(g->pl, g->pr);
     sg.nimg = nimg;
     sg.oy0 = oy0;
     sg.rb = rb;
-    sg.R = nimg > 1 ? g->h + imax(g->pt, g->pb) : rb;
+    if (g->sh == 1 && g->sw == 1) {
+        sg.S = g->w + imax(g->pl, g->pr);
+        sg.R = nimg > 1 ? g->h + imax(g->pt, g->pb) : rb;
+        sg.n = ((nimg - 1) * sg.R + rb) * sg.S;
+        sg.lc = sg.plane = up16((size_t)(nimg * sg.R + g->kh) * sg.S + (size_t)rt_gemm_nr());
+        return sg;
+    }
+    const int ay = (g->kh - 1) / g->sh; /* the plane rows a window reaches below its own */
+    sg.S = g->ow + (g->kw - 1) / g->sw;
+    sg.R = nimg > 1 ? g->oh + ay : rb;
     sg.n = ((nimg - 1) * sg.R + rb) * sg.S;
-    sg.lc = up16((size_t)(nimg * sg.R + g->kh) * sg.S + (size_t)rt_gemm_nr());
+    sg.plane = up16((size_t)((nimg - 1) * sg.R + rb + ay + 1) * sg.S + (size_t)rt_gemm_nr());
+    sg.lc = sg.plane * g->sh * g->sw;
     return sg;
 }
 
@@ -337,17 +354,25 @@ static slab_geom slab_of(const rt_conv_geom *g, int nimg, int oy0, int rb)
  * COL_TARGET_FLOATS. */
 static int implicit_rows(const rt_conv_geom *g)
 {
-    const size_t S = (size_t)g->w + imax(g->pl, g->pr);
-    const size_t per = ((size_t)g->c + g->oc) * S, fixed = (size_t)g->c * g->kh * S;
+    const slab_geom one = slab_of(g, 1, 0, 1);
+    const size_t S = (size_t)one.S, ph = (size_t)g->sh * g->sw;
+    const size_t per = ((size_t)g->c + g->oc) * S, fixed = (size_t)g->c * ph * (g->kh + 1) * S;
     size_t r = COL_TARGET_FLOATS > fixed + per ? (COL_TARGET_FLOATS - fixed) / per : 1;
     return r > (size_t)g->oh ? g->oh : (int)r;
 }
 
 /* Fills the slab sg of the images at x (xstride floats apart): data rows with their zero
  * borders, zero rows where the window leaves the image, zeros to the channel's end. */
+static void slab_fill_strided(const rt_conv_geom *g, const slab_geom *sg, const float *x,
+                              size_t xstride, float *xp);
+
 static void slab_fill(const rt_conv_geom *g, const slab_geom *sg, const float *x,
                       size_t xstride, float *xp)
 {
+    if (g->sh > 1 || g->sw > 1) {
+        slab_fill_strided(g, sg, x, xstride, xp);
+        return;
+    }
     const int rows = sg->nimg * sg->R + g->kh - 1, S = sg->S, pl = g->pl, w = g->w;
     for (int c = 0; c < g->c; c++) {
         float *d = xp + (size_t)c * sg->lc;
@@ -367,15 +392,50 @@ static void slab_fill(const rt_conv_geom *g, const slab_geom *sg, const float *x
     }
 }
 
-/* Where each patch row starts in a slab of channel stride lc and row stride S. */
-static void slab_offsets(const rt_conv_geom *g, size_t lc, int S, int *koff)
+/* The phase planes of a strided slab: plane (py, px) of channel c, image t, row j holds the
+ * padded input's row sh*(oy0 + j) + py, columns sw*i + px, zeros outside the image. */
+static void slab_fill_strided(const rt_conv_geom *g, const slab_geom *sg, const float *x,
+                              size_t xstride, float *xp)
+{
+    const int ay = (g->kh - 1) / g->sh, S = sg->S;
+    const int rows = (sg->nimg - 1) * sg->R + sg->rb + ay;
+    for (int c = 0; c < g->c; c++)
+        for (int py = 0; py < g->sh; py++)
+            for (int px = 0; px < g->sw; px++) {
+                float *d = xp + (size_t)c * sg->lc + (size_t)(py * g->sw + px) * sg->plane;
+                /* the plane's columns that fall inside the image: [lo, hi) */
+                int lo = 0, hi = 0;
+                rt_conv_interior(S, g->sw, px - g->pl, g->w, &lo, &hi);
+                for (int gr = 0; gr < rows; gr++, d += S) {
+                    int t = gr / sg->R < sg->nimg ? gr / sg->R : sg->nimg - 1;
+                    int iy = g->sh * (sg->oy0 + gr - t * sg->R) + py - g->pt;
+                    if (iy < 0 || iy >= g->h) {
+                        memset(d, 0, (size_t)S * sizeof *d);
+                        continue;
+                    }
+                    const float *s = x + (size_t)t * xstride + ((size_t)c * g->h + iy) * g->w;
+                    for (int i = 0; i < lo; i++)
+                        d[i] = 0.0f;
+                    for (int i = lo; i < hi; i++)
+                        d[i] = s[g->sw * i + px - g->pl];
+                    for (int i = hi; i < S; i++)
+                        d[i] = 0.0f;
+                }
+                memset(d, 0, (sg->plane - (size_t)rows * S) * sizeof *d);
+            }
+}
+
+/* Where each patch row starts in the slabs of sg's channel stride, planes and row stride. */
+static void slab_offsets(const rt_conv_geom *g, const slab_geom *sg, int *koff)
 {
     int r = 0;
     for (int c = 0; c < g->c; c++)
         for (int ky = 0; ky < g->kh; ky++)
             for (int kx = 0; kx < g->kw; kx++) {
                 int ey = g->flip ? g->kh - 1 - ky : ky, ex = g->flip ? g->kw - 1 - kx : kx;
-                koff[r++] = (int)((size_t)c * lc + (size_t)ey * S + ex);
+                size_t plane = (size_t)(ey % g->sh * g->sw + ex % g->sw) * sg->plane;
+                koff[r++] = (int)((size_t)c * sg->lc + plane + (size_t)(ey / g->sh) * sg->S +
+                                  ex / g->sw);
             }
 }
 
@@ -545,7 +605,7 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
     const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, ow = g->ow;
     const size_t xsz = (size_t)g->c * g->h * g->w;
     slab_geom sg = slab_of(g, nimg, oy0, rb);
-    sg.lc = l->sg.lc; /* koff was made for the largest slab */
+    sg.lc = l->sg.lc, sg.plane = l->sg.plane; /* koff was made for the largest slab */
     float *xp = scr + l->xp, *cg = scr + l->grid;
     slab_fill(g, &sg, j->x + (size_t)s0 * xsz, xsz, xp);
     const int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
@@ -604,7 +664,7 @@ static void fwd_task(void *arg, rt_worker *wk)
         rt_gemm_pack_a(0, q.oc, K, 1.0f, j->w + (size_t)gi * q.oc * K, K,
                        wp + (size_t)gi * l.wstride);
     if (l.implicit) {
-        slab_offsets(g, l.sg.lc, l.sg.S, (int *)(scr + l.koff));
+        slab_offsets(g, &l.sg, (int *)(scr + l.koff));
         for (int it = lo; it < hi; it++) {
             if (l.fold > 1) {
                 fwd_implicit(j, &l, scr, it * F, j->n - it * F < F ? j->n - it * F : F, 0,
@@ -665,6 +725,7 @@ typedef struct {
     float *dx, *dw, *db;
     int accum, n;
     rt_threads *tp;
+    int nodw; /* bwd_task makes dX only (dW and db by the implicit GEMM) */
     atomic_int fail;
 } bwd_job;
 
@@ -681,7 +742,9 @@ static void bwd_group(const rt_conv_geom *q, const layout *l, float *scr, const 
         int oy1 = oy0 + rows < q->oh ? oy0 + rows : q->oh, pc = (oy1 - oy0) * q->ow;
         const float *dzband = dzs + (size_t)oy0 * q->ow;
         /* dW[oc][K] += dZ[oc][band] . patches[K][band]^T */
-        if (K <= NT_MAX_K) {
+        if (!dw) {
+            /* dX only */
+        } else if (K <= NT_MAX_K) {
             /* few patch rows over many pixels (a first layer): dot products of rows
              * that are both contiguous, nothing packed (patches borrow dcol's buffer) */
             if (pointwise) {
@@ -730,7 +793,9 @@ static void bwd_fold(const rt_conv_geom *g, const layout *l, float *scr, const f
             memcpy(dzc + (size_t)o * pc + (size_t)t * P, dzs + ((size_t)t * g->oc + o) * P,
                    (size_t)P * sizeof *dzc);
     /* dW[oc][K] += dZ[oc][pc] . patches[K][pc]^T, as in bwd_group */
-    if (K <= NT_MAX_K) {
+    if (!dw) {
+        /* dX only */
+    } else if (K <= NT_MAX_K) {
         for (int r = 0; r < K; r++)
             for (int t = 0; t < nimg; t++)
                 im2col_row(g, xs + (size_t)t * xsz, r, 0, g->oh,
@@ -764,11 +829,13 @@ static void bwd_task(void *arg, rt_worker *wk)
         atomic_store(&j->fail, 1);
         return;
     }
-    /* worker 0 sums straight into dw/db; the others into partials added in order later */
-    float *dw = tid == 0 ? j->dw : scr + l.part;
-    float *db = j->db ? (tid == 0 ? j->db : scr + l.part + (size_t)g->oc * K) : NULL;
+    /* worker 0 sums straight into dw/db; the others into partials added in order later
+     * (none with nodw) */
+    float *dw = j->nodw ? NULL : tid == 0 ? j->dw : scr + l.part;
+    float *db = j->db && !j->nodw ? (tid == 0 ? j->db : scr + l.part + (size_t)g->oc * K) : NULL;
     float *wt = scr + l.wpack;
-    memset(dw, 0, (size_t)g->oc * K * sizeof *dw);
+    if (dw)
+        memset(dw, 0, (size_t)g->oc * K * sizeof *dw);
     if (db)
         memset(db, 0, (size_t)g->oc * sizeof *db);
 
@@ -794,7 +861,7 @@ static void bwd_task(void *arg, rt_worker *wk)
         for (int gi = 0; gi < G; gi++)
             bwd_group(&q, &l, scr, j->x + (size_t)s * xsz + gi * gx,
                       j->dz + ((size_t)s * g->oc + (size_t)gi * q.oc) * P,
-                      wt + (size_t)gi * l.wstride, dw + (size_t)gi * q.oc * K,
+                      wt + (size_t)gi * l.wstride, dw ? dw + (size_t)gi * q.oc * K : NULL,
                       db ? db + (size_t)gi * q.oc : NULL, dxs ? dxs + gi * gx : NULL);
     }
 }
@@ -810,7 +877,7 @@ static void bwd_implicit(const rt_conv_geom *g, const layout *l, float *scr, con
     const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, ow = g->ow, oc = g->oc;
     const int NR = rt_gemm_implicit_a_nr(oc), ocp = dwt_cols(oc);
     slab_geom sg = slab_of(g, nimg, oy0, rb);
-    sg.lc = l->sg.lc;
+    sg.lc = l->sg.lc, sg.plane = l->sg.plane;
     const int n = sg.n, S = sg.S;
     float *xp = scr + l->xp, *dg = scr + l->grid, *bp = scr + l->dzb;
     slab_fill(g, &sg, x, (size_t)g->c * g->h * g->w, xp);
@@ -869,7 +936,7 @@ static void bwd_implicit_task(void *arg, rt_worker *wk)
     memset(dwt, 0, (size_t)K * ocp * sizeof *dwt);
     if (db)
         memset(db, 0, (size_t)g->oc * sizeof *db);
-    slab_offsets(g, l.sg.lc, l.sg.S, (int *)(scr + l.koff));
+    slab_offsets(g, &l.sg, (int *)(scr + l.koff));
     const size_t xsz = (size_t)g->c * g->h * g->w, zsz = (size_t)g->oc * P;
     int s0, s1;
     rt_split_range(j->n, rt_worker_count(wk), tid, &s0, &s1);
@@ -914,8 +981,9 @@ static int dx_by_correlation(const rt_conv_geom *g, const float *w, const float 
                              int accum, int n, rt_threads *tp)
 {
     if (g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->groups != 1 ||
-        (g->pad != RT_PAD_ZERO && (g->pt | g->pb | g->pl | g->pr) != 0) || g->pt > g->kh - 1 || g->pb > g->kh - 1 ||
-        g->pl > g->kw - 1 || g->pr > g->kw - 1 || is_pointwise(g))
+        (g->pad != RT_PAD_ZERO && (g->pt | g->pb | g->pl | g->pr) != 0) ||
+        g->pt > g->kh - 1 || g->pb > g->kh - 1 || g->pl > g->kw - 1 || g->pr > g->kw - 1 ||
+        is_pointwise(g))
         return 0;
     const size_t kk = (size_t)g->kh * g->kw;
     float *wt = malloc((size_t)g->oc * g->c * kk * sizeof *wt);
@@ -956,10 +1024,17 @@ int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, 
         if (r > 0)
             dx = NULL; /* done: the GEMMs below make dW and db only */
     }
-    bwd_job j = {&g, x, w, dz, dx, dw, db, accum, n, tp, 0};
-    /* dW by the implicit GEMM where dX is done (or not wanted) and the patch rows are more
-     * than the dot products' NT_MAX_K */
-    int implicit = !dx && is_implicit(&g) && g.c * g.kh * g.kw > NT_MAX_K;
+    bwd_job j = {&g, x, w, dz, dx, dw, db, accum, n, tp, 0, 0};
+    /* dW by the implicit GEMM where the patch rows are more than the dot products'
+     * NT_MAX_K; a dX still to make (strided) by GEMM and col2im first */
+    int implicit = is_implicit(&g) && g.c * g.kh * g.kw > NT_MAX_K;
+    if (implicit && dx) {
+        j.nodw = 1;
+        rt_threads_run(tp, bwd_task, &j);
+        if (atomic_load(&j.fail))
+            return -1;
+        j.nodw = 0;
+    }
     rt_threads_run(tp, implicit ? bwd_implicit_task : bwd_task, &j);
     if (atomic_load(&j.fail))
         return -1;
