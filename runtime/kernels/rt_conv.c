@@ -18,7 +18,6 @@
 #include "rt_gemm_int.h"
 #include "rt_simd.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,15 +33,6 @@
  * columns, instead of one GEMM per image whose few columns barely reuse the packed weights
  * (a 128-channel 8x8 layer has 64). */
 #define FOLD_COLS 256
-
-/* The grid of an implicit-GEMM slab (see "implicit GEMM" below): nimg images of R grid rows
- * each (a band of rb output rows from oy0 when nimg is 1), rows S floats apart, channels lc
- * floats apart, each channel made of sh*sw phase planes of plane floats (one plane, the
- * channel, at stride 1); n grid positions are computed. */
-typedef struct {
-    int S, R, nimg, oy0, rb, n;
-    size_t lc, plane;
-} slab_geom;
 
 static size_t up16(size_t f)
 {
@@ -273,171 +263,8 @@ static int is_pointwise(const rt_conv_geom *g)
            g->pb == 0 && g->pl == 0 && g->pr == 0 && g->oh == g->h && g->ow == g->w;
 }
 
-/* ------------------------------------------------------------------ implicit GEMM */
-
-/* Stride-1, undilated, ungrouped convolutions with zero padding of at most k - 1 skip the
- * patch matrix: the input (a band of rows, or a few whole images) is copied once into a
- * zero-bordered slab whose rows are S = w + max(pl, pr) floats apart (the right border of a
- * row is the left border of the next), and output pixel (oy, ox) is computed at grid position
- * q = oy*S + ox; tap (c, ky, kx) of that pixel is then slab[c*lc + ky*S + kx + q], so row r
- * of the patch matrix is the slab itself from offset koff[r], and the GEMM reads it in place
- * (rt_gemm_implicit_ep). The S - ow grid columns past each output row hold products that are
- * not kept. Folded images are stacked R = h + max(pt, pb) rows apart: the zero rows between
- * two are the bottom border of one and the top border of the next. Every output sums the
- * same products in the same order as the im2col route, so the bits do not change.
- * A stride of sh x sw splits each channel into sh*sw phase planes, plane (py, px) holding
- * the padded input's pixels (sh*i + py, sw*j + px): tap (ky, kx) of output (oy, ox) is then
- * pixel (oy + ky/sh, ox + kx/sw) of plane (ky%sh, kx%sw), a stride-1 read again. The planes
- * hold the padding's zeros themselves, ow + (kw-1)/sw columns and oh + (kh-1)/sh rows per
- * image, without shared borders. */
-
-static int implicit_on = 1;
-static pthread_once_t implicit_once = PTHREAD_ONCE_INIT;
-
-static void implicit_init(void) /* RT_CONV_IMPLICIT=0 starts with the route off */
-{
-    const char *e = getenv("RT_CONV_IMPLICIT");
-    implicit_on = !(e && strcmp(e, "0") == 0);
-}
-
-int rt_conv_use_implicit(int on)
-{
-    pthread_once(&implicit_once, implicit_init);
-    int was = implicit_on;
-    implicit_on = on != 0;
-    return was;
-}
-
-static int imax(int a, int b)
-{
-    return a > b ? a : b;
-}
-
-/* Whether g (normalised) takes the implicit route: zero padding (of at most k - 1 at stride
- * 1, where borders are shared), no dilation, one group, a kernel of more than one tap. */
-static int is_implicit(const rt_conv_geom *g)
-{
-    pthread_once(&implicit_once, implicit_init);
-    int zero_pad = g->pad == RT_PAD_ZERO || (g->pt | g->pb | g->pl | g->pr) == 0;
-    int strided = g->sh > 1 || g->sw > 1;
-    return implicit_on && g->groups == 1 && g->dh == 1 && g->dw == 1 && g->kh * g->kw > 1 &&
-           zero_pad &&
-           (strided || (g->pt < g->kh && g->pb < g->kh && g->pl < g->kw && g->pr < g->kw));
-}
-
-/* The slab of nimg images (whole ones when nimg > 1) or of a band of rb output rows from oy0,
- * with lc the smallest channel stride: the grid rows, one more grid row and a panel of NR
- * floats, all read by the GEMM's last panel. */
-static slab_geom slab_of(const rt_conv_geom *g, int nimg, int oy0, int rb)
-{
-    slab_geom sg;
-    sg.nimg = nimg;
-    sg.oy0 = oy0;
-    sg.rb = rb;
-    if (g->sh == 1 && g->sw == 1) {
-        sg.S = g->w + imax(g->pl, g->pr);
-        sg.R = nimg > 1 ? g->h + imax(g->pt, g->pb) : rb;
-        sg.n = ((nimg - 1) * sg.R + rb) * sg.S;
-        sg.lc = sg.plane = up16((size_t)(nimg * sg.R + g->kh) * sg.S + (size_t)rt_gemm_nr());
-        return sg;
-    }
-    const int ay = (g->kh - 1) / g->sh; /* the plane rows a window reaches below its own */
-    sg.S = g->ow + (g->kw - 1) / g->sw;
-    sg.R = nimg > 1 ? g->oh + ay : rb;
-    sg.n = ((nimg - 1) * sg.R + rb) * sg.S;
-    sg.plane = up16((size_t)((nimg - 1) * sg.R + rb + ay + 1) * sg.S + (size_t)rt_gemm_nr());
-    sg.lc = sg.plane * g->sh * g->sw;
-    return sg;
-}
-
-/* Output rows per band of one image: the slab and the grid output together about
- * COL_TARGET_FLOATS. */
-static int implicit_rows(const rt_conv_geom *g)
-{
-    const slab_geom one = slab_of(g, 1, 0, 1);
-    const size_t S = (size_t)one.S, ph = (size_t)g->sh * g->sw;
-    const size_t per = ((size_t)g->c + g->oc) * S, fixed = (size_t)g->c * ph * (g->kh + 1) * S;
-    size_t r = COL_TARGET_FLOATS > fixed + per ? (COL_TARGET_FLOATS - fixed) / per : 1;
-    return r > (size_t)g->oh ? g->oh : (int)r;
-}
-
-/* Fills the slab sg of the images at x (xstride floats apart): data rows with their zero
- * borders, zero rows where the window leaves the image, zeros to the channel's end. */
-static void slab_fill_strided(const rt_conv_geom *g, const slab_geom *sg, const float *x,
-                              size_t xstride, float *xp);
-
-static void slab_fill(const rt_conv_geom *g, const slab_geom *sg, const float *x,
-                      size_t xstride, float *xp)
-{
-    if (g->sh > 1 || g->sw > 1) {
-        slab_fill_strided(g, sg, x, xstride, xp);
-        return;
-    }
-    const int rows = sg->nimg * sg->R + g->kh - 1, S = sg->S, pl = g->pl, w = g->w;
-    for (int c = 0; c < g->c; c++) {
-        float *d = xp + (size_t)c * sg->lc;
-        for (int gr = 0; gr < rows; gr++, d += S) {
-            int t = gr / sg->R < sg->nimg ? gr / sg->R : sg->nimg - 1;
-            int iy = sg->oy0 - g->pt + gr - t * sg->R;
-            if (iy < 0 || iy >= g->h) {
-                memset(d, 0, (size_t)S * sizeof *d);
-                continue;
-            }
-            memset(d, 0, (size_t)pl * sizeof *d);
-            memcpy(d + pl, x + (size_t)t * xstride + ((size_t)c * g->h + iy) * w,
-                   (size_t)w * sizeof *d);
-            memset(d + pl + w, 0, (size_t)(S - pl - w) * sizeof *d);
-        }
-        memset(d, 0, (sg->lc - (size_t)rows * S) * sizeof *d);
-    }
-}
-
-/* The phase planes of a strided slab: plane (py, px) of channel c, image t, row j holds the
- * padded input's row sh*(oy0 + j) + py, columns sw*i + px, zeros outside the image. */
-static void slab_fill_strided(const rt_conv_geom *g, const slab_geom *sg, const float *x,
-                              size_t xstride, float *xp)
-{
-    const int ay = (g->kh - 1) / g->sh, S = sg->S;
-    const int rows = (sg->nimg - 1) * sg->R + sg->rb + ay;
-    for (int c = 0; c < g->c; c++)
-        for (int py = 0; py < g->sh; py++)
-            for (int px = 0; px < g->sw; px++) {
-                float *d = xp + (size_t)c * sg->lc + (size_t)(py * g->sw + px) * sg->plane;
-                /* the plane's columns that fall inside the image: [lo, hi) */
-                int lo = 0, hi = 0;
-                rt_conv_interior(S, g->sw, px - g->pl, g->w, &lo, &hi);
-                for (int gr = 0; gr < rows; gr++, d += S) {
-                    int t = gr / sg->R < sg->nimg ? gr / sg->R : sg->nimg - 1;
-                    int iy = g->sh * (sg->oy0 + gr - t * sg->R) + py - g->pt;
-                    if (iy < 0 || iy >= g->h) {
-                        memset(d, 0, (size_t)S * sizeof *d);
-                        continue;
-                    }
-                    const float *s = x + (size_t)t * xstride + ((size_t)c * g->h + iy) * g->w;
-                    for (int i = 0; i < lo; i++)
-                        d[i] = 0.0f;
-                    for (int i = lo; i < hi; i++)
-                        d[i] = s[g->sw * i + px - g->pl];
-                    for (int i = hi; i < S; i++)
-                        d[i] = 0.0f;
-                }
-                memset(d, 0, (sg->plane - (size_t)rows * S) * sizeof *d);
-            }
-}
-
-/* Where each patch row starts in the slabs of sg's channel stride, planes and row stride. */
-static void slab_offsets(const rt_conv_geom *g, const slab_geom *sg, int *koff)
-{
-    int r = 0;
-    for (int c = 0; c < g->c; c++)
-        for (int ky = 0; ky < g->kh; ky++)
-            for (int kx = 0; kx < g->kw; kx++) {
-                int ey = g->flip ? g->kh - 1 - ky : ky, ex = g->flip ? g->kw - 1 - kx : kx;
-                size_t plane = (size_t)(ey % g->sh * g->sw + ex % g->sw) * sg->plane;
-                koff[r++] = (int)((size_t)c * sg->lc + plane + (size_t)(ey / g->sh) * sg->S +
-                                  ex / g->sw);
-            }
-}
+/* Stride-1 and strided zero-padded convolutions take the implicit GEMM: the GEMM reads a
+ * zero-bordered slab of the input in place (rt_conv_slab.c) instead of a patch matrix. */
 
 /* Output rows per band so that the band's patch matrix is about COL_TARGET_FLOATS (g: one
  * group's geometry). */
@@ -472,11 +299,13 @@ static int fold_count(const rt_conv_geom *g, int groups)
 typedef struct {
     size_t part, wpack, wstride, dza, dzb, patches, dcol, row, cbuf, total;
     int fold;
-    /* the implicit forward (implicit != 0): the padded slab (xp, ic channels of lc floats),
-     * the GEMM's output on the slab's grid (grid) and the patch rows' offsets (koff, ints) */
+    /* the implicit routes (implicit != 0; rows: a band's output rows, sg: the largest slab):
+     * the slab (xp, c channels of sg.lc floats), the patch rows' offsets (koff, ints), and
+     * on the slab's grid the GEMM's output (forward) or dZ (dW, which also has dZ^T packed
+     * in dzb and its dW^T in cbuf) */
     int implicit, rows;
     size_t xp, grid, koff;
-    slab_geom sg;
+    rt_conv_slab sg;
 } layout;
 
 /* Columns of the implicit dW's product (oc rounded up to its panel width): whole tiles. */
@@ -499,8 +328,8 @@ static layout plan(const rt_conv_geom *g, int backward)
 #define TAKE(field, floats) (l.field = at, at += up16(floats))
     if (backward == 2) { /* dW and db by the implicit GEMM (bwd_implicit_task) */
         l.implicit = 1;
-        l.rows = fold > 1 ? q.oh : implicit_rows(&q);
-        l.sg = slab_of(&q, fold, 0, l.rows);
+        l.rows = fold > 1 ? q.oh : rt_conv_slab_rows(&q);
+        l.sg = rt_conv_slab_of(&q, fold, 0, l.rows);
         TAKE(part, (size_t)g->oc * K + (size_t)g->oc);
         TAKE(xp, (size_t)q.c * l.sg.lc);
         TAKE(grid, (size_t)q.oc * l.sg.n);
@@ -518,10 +347,10 @@ static layout plan(const rt_conv_geom *g, int backward)
         TAKE(row, (size_t)pc * rt_gemm_nr());
         if (fold > 1)
             TAKE(cbuf, (size_t)q.oc * pc);
-    } else if (is_implicit(g)) {
+    } else if (rt_conv_implicit_ok(g)) {
         l.implicit = 1;
-        l.rows = fold > 1 ? q.oh : implicit_rows(&q);
-        l.sg = slab_of(&q, fold, 0, l.rows);
+        l.rows = fold > 1 ? q.oh : rt_conv_slab_rows(&q);
+        l.sg = rt_conv_slab_of(&q, fold, 0, l.rows);
         l.wstride = up16(rt_gemm_packed_a_floats(q.oc, K));
         TAKE(wpack, l.wstride);
         TAKE(xp, (size_t)q.c * l.sg.lc);
@@ -547,7 +376,7 @@ size_t rt_conv2d_scratch_size(const rt_conv_geom *gin)
         return rt_conv_dw_scratch_size(&g);
     size_t f = plan(&g, 0).total, b = plan(&g, 1).total;
     size_t most = f > b ? f : b;
-    if (is_implicit(&g) && plan(&g, 2).total > most)
+    if (rt_conv_implicit_ok(&g) && plan(&g, 2).total > most)
         most = plan(&g, 2).total;
     return most * sizeof(float);
 }
@@ -604,10 +433,10 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
     const rt_conv_geom *g = j->g;
     const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, ow = g->ow;
     const size_t xsz = (size_t)g->c * g->h * g->w;
-    slab_geom sg = slab_of(g, nimg, oy0, rb);
+    rt_conv_slab sg = rt_conv_slab_of(g, nimg, oy0, rb);
     sg.lc = l->sg.lc, sg.plane = l->sg.plane; /* koff was made for the largest slab */
     float *xp = scr + l->xp, *cg = scr + l->grid;
-    slab_fill(g, &sg, j->x + (size_t)s0 * xsz, xsz, xp);
+    rt_conv_slab_fill(g, &sg, j->x + (size_t)s0 * xsz, xsz, xp);
     const int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
                       j->act == RT_ACT_LEAKYRELU;
     const int add_in = j->add && l->fold == 1;
@@ -664,7 +493,7 @@ static void fwd_task(void *arg, rt_worker *wk)
         rt_gemm_pack_a(0, q.oc, K, 1.0f, j->w + (size_t)gi * q.oc * K, K,
                        wp + (size_t)gi * l.wstride);
     if (l.implicit) {
-        slab_offsets(g, &l.sg, (int *)(scr + l.koff));
+        rt_conv_slab_offsets(g, &l.sg, (int *)(scr + l.koff));
         for (int it = lo; it < hi; it++) {
             if (l.fold > 1) {
                 fwd_implicit(j, &l, scr, it * F, j->n - it * F < F ? j->n - it * F : F, 0,
@@ -876,11 +705,11 @@ static void bwd_implicit(const rt_conv_geom *g, const layout *l, float *scr, con
 {
     const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, ow = g->ow, oc = g->oc;
     const int NR = rt_gemm_implicit_a_nr(oc), ocp = dwt_cols(oc);
-    slab_geom sg = slab_of(g, nimg, oy0, rb);
+    rt_conv_slab sg = rt_conv_slab_of(g, nimg, oy0, rb);
     sg.lc = l->sg.lc, sg.plane = l->sg.plane;
     const int n = sg.n, S = sg.S;
     float *xp = scr + l->xp, *dg = scr + l->grid, *bp = scr + l->dzb;
-    slab_fill(g, &sg, x, (size_t)g->c * g->h * g->w, xp);
+    rt_conv_slab_fill(g, &sg, x, (size_t)g->c * g->h * g->w, xp);
     for (int o = 0; o < oc; o++) {
         float *d = dg + (size_t)o * n;
         for (int row = 0; row * S < n; row++) {
@@ -936,7 +765,7 @@ static void bwd_implicit_task(void *arg, rt_worker *wk)
     memset(dwt, 0, (size_t)K * ocp * sizeof *dwt);
     if (db)
         memset(db, 0, (size_t)g->oc * sizeof *db);
-    slab_offsets(g, &l.sg, (int *)(scr + l.koff));
+    rt_conv_slab_offsets(g, &l.sg, (int *)(scr + l.koff));
     const size_t xsz = (size_t)g->c * g->h * g->w, zsz = (size_t)g->oc * P;
     int s0, s1;
     rt_split_range(j->n, rt_worker_count(wk), tid, &s0, &s1);
@@ -1027,7 +856,7 @@ int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, 
     bwd_job j = {&g, x, w, dz, dx, dw, db, accum, n, tp, 0, 0};
     /* dW by the implicit GEMM where the patch rows are more than the dot products'
      * NT_MAX_K; a dX still to make (strided) by GEMM and col2im first */
-    int implicit = is_implicit(&g) && g.c * g.kh * g.kw > NT_MAX_K;
+    int implicit = rt_conv_implicit_ok(&g) && g.c * g.kh * g.kw > NT_MAX_K;
     if (implicit && dx) {
         j.nodw = 1;
         rt_threads_run(tp, bwd_task, &j);

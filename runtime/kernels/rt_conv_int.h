@@ -1,7 +1,8 @@
 /*
- * rt_conv_int.h - what the two convolution files share, internal to libcnnrt: the geometry
- * with its defaults resolved, the interior range of a kernel tap, and the direct depthwise
- * kernels (rt_conv_dw.c) that rt_conv.c hands depthwise geometries to.
+ * rt_conv_int.h - what the convolution files share, internal to libcnnrt: the geometry
+ * with its defaults resolved, the interior range of a kernel tap, the direct depthwise
+ * kernels (rt_conv_dw.c) that rt_conv.c hands depthwise geometries to, and the slabs of the
+ * implicit-GEMM route (rt_conv_slab.c).
  */
 #ifndef RT_CONV_INT_H
 #define RT_CONV_INT_H
@@ -47,5 +48,26 @@ int rt_conv_dw_backward(const rt_conv_geom *g, const float *x, const float *w, c
                         float *dx, int accum, float *dw, float *db, int n, rt_threads *tp);
 /* Bytes of worker scratch they ask for. */
 size_t rt_conv_dw_scratch_size(const rt_conv_geom *g);
+
+/* The grid of an implicit-GEMM slab (rt_conv_slab.c): nimg images of R grid rows each (a
+ * band of rb output rows from oy0 when nimg is 1), rows S floats apart, channels lc floats
+ * apart, each channel made of sh*sw phase planes of plane floats (one plane, the channel, at
+ * stride 1); n grid positions are computed. */
+typedef struct {
+    int S, R, nimg, oy0, rb, n;
+    size_t lc, plane;
+} rt_conv_slab;
+
+/* Whether g (normalised) takes the implicit route. */
+int rt_conv_implicit_ok(const rt_conv_geom *g);
+/* The slab of nimg whole images (nimg > 1) or of output rows [oy0, oy0 + rb) of one image. */
+rt_conv_slab rt_conv_slab_of(const rt_conv_geom *g, int nimg, int oy0, int rb);
+/* Output rows of one image's band: slab and GEMM output together about 256 KiB. */
+int rt_conv_slab_rows(const rt_conv_geom *g);
+/* Fills slab sg from the images at x (xstride floats apart) into xp (g->c * sg->lc floats). */
+void rt_conv_slab_fill(const rt_conv_geom *g, const rt_conv_slab *sg, const float *x,
+                       size_t xstride, float *xp);
+/* koff[r] = where patch row r (c, ky, kx; the flip applied) starts in a slab like sg. */
+void rt_conv_slab_offsets(const rt_conv_geom *g, const rt_conv_slab *sg, int *koff);
 
 #endif
