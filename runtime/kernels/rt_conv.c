@@ -332,7 +332,7 @@ static layout plan(const rt_conv_geom *g, int backward)
         l.sg = rt_conv_slab_of(&q, fold, 0, l.rows);
         TAKE(part, (size_t)g->oc * K + (size_t)g->oc);
         TAKE(xp, (size_t)q.c * l.sg.lc);
-        TAKE(grid, (size_t)q.oc * l.sg.n);
+        TAKE(grid, (size_t)q.oc * l.sg.n + 4); /* + 4: rt_conv_zero4's slack */
         TAKE(dzb, (size_t)l.sg.n * dwt_cols(q.oc));
         TAKE(koff, (size_t)K);
         TAKE(cbuf, (size_t)K * dwt_cols(q.oc));
@@ -443,9 +443,10 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
     for (int t = 0; t < nimg; t++)
         for (int o = 0; o < g->oc && add_in; o++)
             for (int oy = 0; oy < rb; oy++)
-                memcpy(cg + (size_t)o * sg.n + (size_t)(t * sg.R + oy) * sg.S,
-                       j->y + ((size_t)(s0 + t) * g->oc + o) * P + (size_t)(oy0 + oy) * ow,
-                       (size_t)ow * sizeof *cg);
+                rt_conv_copy(cg + (size_t)o * sg.n + (size_t)(t * sg.R + oy) * sg.S,
+                             j->y + ((size_t)(s0 + t) * g->oc + o) * P +
+                                 (size_t)(oy0 + oy) * ow,
+                             ow);
     rt_gemm_implicit_ep(g->oc, sg.n, K, scr + l->wpack, xp, (const int *)(scr + l->koff),
                         add_in, cg, sg.n, j->b, fused ? j->act : RT_ACT_NONE, j->alpha);
     for (int t = 0; t < nimg; t++)
@@ -457,7 +458,7 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
                     for (int i = 0; i < ow; i++)
                         yo[i] += c[i];
                 else if (fused)
-                    memcpy(yo, c, (size_t)ow * sizeof *yo);
+                    rt_conv_copy(yo, c, ow);
                 else
                     rt_act_forward(j->act, j->alpha, c, yo, (size_t)ow);
             }
@@ -719,8 +720,11 @@ static void bwd_implicit(const rt_conv_geom *g, const layout *l, float *scr, con
                 continue;
             }
             const float *src = dz + ((size_t)t * oc + o) * P + (size_t)(oy0 + r) * ow;
-            memcpy(d + (size_t)row * S, src, (size_t)ow * sizeof *d);
-            memset(d + (size_t)row * S + ow, 0, (size_t)(S - ow) * sizeof *d);
+            rt_conv_copy(d + (size_t)row * S, src, ow);
+            if (S - ow <= 4) /* into the next row, or the grid's slack */
+                rt_conv_zero4(d + (size_t)row * S + ow, S - ow);
+            else
+                memset(d + (size_t)row * S + ow, 0, (size_t)(S - ow) * sizeof *d);
         }
     }
     /* B[q][o] = dg[o][q] in panels of NR channels, zeros past oc */

@@ -8,6 +8,9 @@
 #define RT_CONV_INT_H
 
 #include "rt_kernels.h"
+#include "rt_simd.h"
+
+#include <string.h>
 
 /* g with 0 read as 1 in the fields appended later (dilation, groups). */
 static inline rt_conv_geom rt_conv_norm(const rt_conv_geom *g)
@@ -48,6 +51,31 @@ int rt_conv_dw_backward(const rt_conv_geom *g, const float *x, const float *w, c
                         float *dx, int accum, float *dw, float *db, int n, rt_threads *tp);
 /* Bytes of worker scratch they ask for. */
 size_t rt_conv_dw_scratch_size(const rt_conv_geom *g);
+
+/* d[0:n) = s[0:n) for the short rows (a map's width) that the slabs and grids are made of:
+ * inline vector moves, where memcpy's call costs as much as a 32-float row. */
+static inline void rt_conv_copy(float *d, const float *s, int n)
+{
+    int i = 0;
+#ifdef RT_HAVE_V4
+    for (; i + 4 <= n; i += 4)
+        rt_st4(d + i, rt_ld4(s + i));
+#endif
+    for (; i < n; i++)
+        d[i] = s[i];
+}
+
+/* Zeros d[0:n) for n <= 4 with one 4-float store: d[n:4) must be writable and written again
+ * later (the next row of a slab or grid being filled in order, or slack). */
+static inline void rt_conv_zero4(float *d, int n)
+{
+#ifdef RT_HAVE_V4
+    (void)n;
+    rt_st4(d, (rt_v4){0.0f, 0.0f, 0.0f, 0.0f});
+#else
+    memset(d, 0, (size_t)n * sizeof *d);
+#endif
+}
 
 /* The grid of an implicit-GEMM slab (rt_conv_slab.c): nimg images of R grid rows each (a
  * band of rb output rows from oy0 when nimg is 1), rows S floats apart, channels lc floats

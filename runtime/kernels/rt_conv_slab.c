@@ -116,6 +116,9 @@ void rt_conv_slab_fill(const rt_conv_geom *g, const rt_conv_slab *sg, const floa
         return;
     }
     const int rows = sg->nimg * sg->R + g->kh - 1, S = sg->S, pl = g->pl, w = g->w;
+    /* a row's zero borders written as one 4-float store each, the right one running into
+     * the next row (or the zeros after the last, of at least S + NR floats) */
+    const int small_borders = pl <= 4 && S - pl - w <= 4 && pl + w >= 4;
     for (int c = 0; c < g->c; c++) {
         float *d = xp + (size_t)c * sg->lc;
         for (int gr = 0; gr < rows; gr++, d += S) {
@@ -125,10 +128,16 @@ void rt_conv_slab_fill(const rt_conv_geom *g, const rt_conv_slab *sg, const floa
                 memset(d, 0, (size_t)S * sizeof *d);
                 continue;
             }
-            memset(d, 0, (size_t)pl * sizeof *d);
-            memcpy(d + pl, x + (size_t)t * xstride + ((size_t)c * g->h + iy) * w,
-                   (size_t)w * sizeof *d);
-            memset(d + pl + w, 0, (size_t)(S - pl - w) * sizeof *d);
+            const float *src = x + (size_t)t * xstride + ((size_t)c * g->h + iy) * w;
+            if (small_borders) { /* 4-float zero stores; the next row's writes follow */
+                rt_conv_zero4(d, pl);
+                rt_conv_copy(d + pl, src, w);
+                rt_conv_zero4(d + pl + w, S - pl - w);
+            } else {
+                memset(d, 0, (size_t)pl * sizeof *d);
+                memcpy(d + pl, src, (size_t)w * sizeof *d);
+                memset(d + pl + w, 0, (size_t)(S - pl - w) * sizeof *d);
+            }
         }
         memset(d, 0, (sg->lc - (size_t)rows * S) * sizeof *d);
     }
