@@ -18,6 +18,7 @@
 #include "rt_gemm_int.h"
 #include "rt_simd.h"
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,6 +309,17 @@ typedef struct {
     rt_conv_slab sg;
 } layout;
 
+/* Whether g (normalised) takes the implicit route: a geometry rt_conv_implicit_ok accepts,
+ * whose largest slab's offsets fit in an int (hostile sizes take the im2col route). */
+static int implicit_route(const rt_conv_geom *g)
+{
+    if (!rt_conv_implicit_ok(g))
+        return 0;
+    const int fold = fold_count(g, 1), rows = fold > 1 ? g->oh : rt_conv_slab_rows(g);
+    const rt_conv_slab sg = rt_conv_slab_of(g, fold, 0, rows);
+    return (double)g->c * (double)sg.lc + (double)sg.n < (double)INT_MAX / 2;
+}
+
 /* Columns of the implicit dW's product (oc rounded up to its panel width): whole tiles. */
 static int dwt_cols(int oc)
 {
@@ -347,7 +359,7 @@ static layout plan(const rt_conv_geom *g, int backward)
         TAKE(row, (size_t)pc * rt_gemm_nr());
         if (fold > 1)
             TAKE(cbuf, (size_t)q.oc * pc);
-    } else if (rt_conv_implicit_ok(g)) {
+    } else if (implicit_route(g)) {
         l.implicit = 1;
         l.rows = fold > 1 ? q.oh : rt_conv_slab_rows(&q);
         l.sg = rt_conv_slab_of(&q, fold, 0, l.rows);
@@ -376,7 +388,7 @@ size_t rt_conv2d_scratch_size(const rt_conv_geom *gin)
         return rt_conv_dw_scratch_size(&g);
     size_t f = plan(&g, 0).total, b = plan(&g, 1).total;
     size_t most = f > b ? f : b;
-    if (rt_conv_implicit_ok(&g) && plan(&g, 2).total > most)
+    if (implicit_route(&g) && plan(&g, 2).total > most)
         most = plan(&g, 2).total;
     return most * sizeof(float);
 }
@@ -860,7 +872,7 @@ int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, 
     bwd_job j = {&g, x, w, dz, dx, dw, db, accum, n, tp, 0, 0};
     /* dW by the implicit GEMM where the patch rows are more than the dot products'
      * NT_MAX_K; a dX still to make (strided) by GEMM and col2im first */
-    int implicit = rt_conv_implicit_ok(&g) && g.c * g.kh * g.kw > NT_MAX_K;
+    int implicit = implicit_route(&g) && g.c * g.kh * g.kw > NT_MAX_K;
     if (implicit && dx) {
         j.nodw = 1;
         rt_threads_run(tp, bwd_task, &j);
