@@ -492,6 +492,10 @@ size_t rt_conv2d_scratch_size(const rt_conv_geom *g);
  * with its weights block [oc/G][c/G*kh*kw]. */
 void rt_im2col(const rt_conv_geom *g, const float *x, int oy0, int oy1, float *col);
 void rt_col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float *dx);
+/* Switches the implicit-GEMM route of stride-1 zero-padded convolutions on or off (on at
+ * start unless the environment has RT_CONV_IMPLICIT=0; not while kernels run), returning the
+ * previous setting: both routes give the same bits, tests compare them. */
+int rt_conv_use_implicit(int on);
 
 /* ------------------------------------------------------------------ pooling */
 

@@ -9,6 +9,8 @@
  * pixel it was copied from; where the padding is zeros and the stride 1, dX is instead the
  * forward convolution of dZ with the rotated, transposed kernel (no col2im). Small maps fold
  * several images into one GEMM. 1x1 stride-1 unpadded convolutions use the image itself.
+ * Stride-1 zero-padded ones (and so the input gradient above) skip the patch matrix: the GEMM
+ * reads a zero-bordered copy of the input in place (the implicit GEMM, same bits).
  * Grouped convolutions run the same steps once per group, on the group's channel blocks;
  * depthwise ones (a group per input channel) go to the direct loops of rt_conv_dw.c.
  */
@@ -16,6 +18,7 @@
 #include "rt_gemm_int.h"
 #include "rt_simd.h"
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,11 @@
  * columns, instead of one GEMM per image whose few columns barely reuse the packed weights
  * (a 128-channel 8x8 layer has 64). */
 #define FOLD_COLS 256
+
+static size_t up16(size_t f)
+{
+    return (f + 15) / 16 * 16;
+}
 
 int rt_conv_geom_check(const rt_conv_geom *gin, char *err)
 {
@@ -256,6 +264,9 @@ static int is_pointwise(const rt_conv_geom *g)
            g->pb == 0 && g->pl == 0 && g->pr == 0 && g->oh == g->h && g->ow == g->w;
 }
 
+/* Stride-1 and strided zero-padded convolutions take the implicit GEMM: the GEMM reads a
+ * zero-bordered slab of the input in place (rt_conv_slab.c) instead of a patch matrix. */
+
 /* Output rows per band so that the band's patch matrix is about COL_TARGET_FLOATS (g: one
  * group's geometry). */
 static int band_rows(const rt_conv_geom *g)
@@ -289,11 +300,31 @@ static int fold_count(const rt_conv_geom *g, int groups)
 typedef struct {
     size_t part, wpack, wstride, dza, dzb, patches, dcol, row, cbuf, total;
     int fold;
+    /* the implicit routes (implicit != 0; rows: a band's output rows, sg: the largest slab):
+     * the slab (xp, c channels of sg.lc floats), the patch rows' offsets (koff, ints), and
+     * on the slab's grid the GEMM's output (forward) or dZ (dW, which also has dZ^T packed
+     * in dzb and its dW^T in cbuf) */
+    int implicit, rows;
+    size_t xp, grid, koff;
+    rt_conv_slab sg;
 } layout;
 
-static size_t up16(size_t f)
+/* Whether g (normalised) takes the implicit route: a geometry rt_conv_implicit_ok accepts,
+ * whose largest slab's offsets fit in an int (hostile sizes take the im2col route). */
+static int implicit_route(const rt_conv_geom *g)
 {
-    return (f + 15) / 16 * 16;
+    if (!rt_conv_implicit_ok(g))
+        return 0;
+    const int fold = fold_count(g, 1), rows = fold > 1 ? g->oh : rt_conv_slab_rows(g);
+    const rt_conv_slab sg = rt_conv_slab_of(g, fold, 0, rows);
+    return (double)g->c * (double)sg.lc + (double)sg.n < (double)INT_MAX / 2;
+}
+
+/* Columns of the implicit dW's product (oc rounded up to its panel width): whole tiles. */
+static int dwt_cols(int oc)
+{
+    int nb = rt_gemm_implicit_a_nr(oc);
+    return (oc + nb - 1) / nb * nb;
 }
 
 static layout plan(const rt_conv_geom *g, int backward)
@@ -303,10 +334,21 @@ static layout plan(const rt_conv_geom *g, int backward)
     const int fold = fold_count(&q, g->groups);
     /* columns of one GEMM: a band, or fold whole images */
     const int pc = fold == 1 ? band_rows(&q) * q.ow : fold * P;
-    layout l = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, fold};
+    layout l = {0};
+    l.fold = fold;
     size_t at = 0;
 #define TAKE(field, floats) (l.field = at, at += up16(floats))
-    if (backward) {
+    if (backward == 2) { /* dW and db by the implicit GEMM (bwd_implicit_task) */
+        l.implicit = 1;
+        l.rows = fold > 1 ? q.oh : rt_conv_slab_rows(&q);
+        l.sg = rt_conv_slab_of(&q, fold, 0, l.rows);
+        TAKE(part, (size_t)g->oc * K + (size_t)g->oc);
+        TAKE(xp, (size_t)q.c * l.sg.lc);
+        TAKE(grid, (size_t)q.oc * l.sg.n + 4); /* + 4: rt_conv_zero4's slack */
+        TAKE(dzb, (size_t)l.sg.n * dwt_cols(q.oc));
+        TAKE(koff, (size_t)K);
+        TAKE(cbuf, (size_t)K * dwt_cols(q.oc));
+    } else if (backward) {
         l.wstride = up16(rt_gemm_packed_a_floats(K, q.oc));
         TAKE(part, (size_t)g->oc * K + (size_t)g->oc);
         TAKE(wpack, l.wstride * g->groups);
@@ -317,6 +359,15 @@ static layout plan(const rt_conv_geom *g, int backward)
         TAKE(row, (size_t)pc * rt_gemm_nr());
         if (fold > 1)
             TAKE(cbuf, (size_t)q.oc * pc);
+    } else if (implicit_route(g)) {
+        l.implicit = 1;
+        l.rows = fold > 1 ? q.oh : rt_conv_slab_rows(&q);
+        l.sg = rt_conv_slab_of(&q, fold, 0, l.rows);
+        l.wstride = up16(rt_gemm_packed_a_floats(q.oc, K));
+        TAKE(wpack, l.wstride);
+        TAKE(xp, (size_t)q.c * l.sg.lc);
+        TAKE(grid, (size_t)q.oc * l.sg.n);
+        TAKE(koff, (size_t)K);
     } else {
         l.wstride = up16(rt_gemm_packed_a_floats(q.oc, K));
         TAKE(wpack, l.wstride * g->groups);
@@ -336,7 +387,10 @@ size_t rt_conv2d_scratch_size(const rt_conv_geom *gin)
     if (is_depthwise(&g))
         return rt_conv_dw_scratch_size(&g);
     size_t f = plan(&g, 0).total, b = plan(&g, 1).total;
-    return (f > b ? f : b) * sizeof(float);
+    size_t most = f > b ? f : b;
+    if (implicit_route(&g) && plan(&g, 2).total > most)
+        most = plan(&g, 2).total;
+    return most * sizeof(float);
 }
 
 /* ------------------------------------------------------------------ forward */
@@ -380,6 +434,48 @@ static void fwd_fold(const fwd_job *j, const layout *l, float *scr, int s0, int 
         }
 }
 
+/* Forward of the images [s0, s0 + nimg) (whole ones when nimg > 1) or of output rows
+ * [oy0, oy0 + rb) of image s0, by the implicit GEMM into the grid, whose kept columns are
+ * then copied to y. When j->add, y is added as the im2col route adds it, for the same bits:
+ * a band's GEMM adds to y (copied into the grid first), a folded batch's sum is added to y
+ * afterwards. */
+static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, int nimg,
+                         int oy0, int rb)
+{
+    const rt_conv_geom *g = j->g;
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, ow = g->ow;
+    const size_t xsz = (size_t)g->c * g->h * g->w;
+    rt_conv_slab sg = rt_conv_slab_of(g, nimg, oy0, rb);
+    sg.lc = l->sg.lc, sg.plane = l->sg.plane; /* koff was made for the largest slab */
+    float *xp = scr + l->xp, *cg = scr + l->grid;
+    rt_conv_slab_fill(g, &sg, j->x + (size_t)s0 * xsz, xsz, xp);
+    const int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
+                      j->act == RT_ACT_LEAKYRELU;
+    const int add_in = j->add && l->fold == 1;
+    for (int t = 0; t < nimg; t++)
+        for (int o = 0; o < g->oc && add_in; o++)
+            for (int oy = 0; oy < rb; oy++)
+                rt_conv_copy(cg + (size_t)o * sg.n + (size_t)(t * sg.R + oy) * sg.S,
+                             j->y + ((size_t)(s0 + t) * g->oc + o) * P +
+                                 (size_t)(oy0 + oy) * ow,
+                             ow);
+    rt_gemm_implicit_ep(g->oc, sg.n, K, scr + l->wpack, xp, (const int *)(scr + l->koff),
+                        add_in, cg, sg.n, j->b, fused ? j->act : RT_ACT_NONE, j->alpha);
+    for (int t = 0; t < nimg; t++)
+        for (int o = 0; o < g->oc; o++)
+            for (int oy = 0; oy < rb; oy++) {
+                const float *c = cg + (size_t)o * sg.n + (size_t)(t * sg.R + oy) * sg.S;
+                float *yo = j->y + ((size_t)(s0 + t) * g->oc + o) * P + (size_t)(oy0 + oy) * ow;
+                if (j->add && !add_in)
+                    for (int i = 0; i < ow; i++)
+                        yo[i] += c[i];
+                else if (fused)
+                    rt_conv_copy(yo, c, ow);
+                else
+                    rt_act_forward(j->act, j->alpha, c, yo, (size_t)ow);
+            }
+}
+
 static void fwd_task(void *arg, rt_worker *wk)
 {
     fwd_job *j = arg;
@@ -393,7 +489,9 @@ static void fwd_task(void *arg, rt_worker *wk)
      * whatever the pool */
     const int nw = rt_worker_count(wk), per = (j->n + nw - 1) / nw;
     const int F = l.fold < per ? l.fold : per; /* every worker gets images */
-    const int items = l.fold > 1 ? (j->n + F - 1) / F : j->n * G * bands;
+    const int ibands = l.implicit ? (g->oh + l.rows - 1) / l.rows : 0;
+    const int items = l.fold > 1 ? (j->n + F - 1) / F
+                      : l.implicit ? j->n * ibands : j->n * G * bands;
     int lo, hi;
     rt_split_range(items, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
     if (lo >= hi)
@@ -407,6 +505,20 @@ static void fwd_task(void *arg, rt_worker *wk)
     for (int gi = 0; gi < G; gi++) /* group gi's weights are the block [oc/G][K] */
         rt_gemm_pack_a(0, q.oc, K, 1.0f, j->w + (size_t)gi * q.oc * K, K,
                        wp + (size_t)gi * l.wstride);
+    if (l.implicit) {
+        rt_conv_slab_offsets(g, &l.sg, (int *)(scr + l.koff));
+        for (int it = lo; it < hi; it++) {
+            if (l.fold > 1) {
+                fwd_implicit(j, &l, scr, it * F, j->n - it * F < F ? j->n - it * F : F, 0,
+                             g->oh);
+            } else {
+                int oy0 = it % ibands * l.rows;
+                fwd_implicit(j, &l, scr, it / ibands, 1, oy0,
+                             g->oh - oy0 < l.rows ? g->oh - oy0 : l.rows);
+            }
+        }
+        return;
+    }
     if (l.fold > 1) {
         for (int it = lo; it < hi; it++)
             fwd_fold(j, &l, scr, it * F, j->n - it * F < F ? j->n - it * F : F);
@@ -455,6 +567,7 @@ typedef struct {
     float *dx, *dw, *db;
     int accum, n;
     rt_threads *tp;
+    int nodw; /* bwd_task makes dX only (dW and db by the implicit GEMM) */
     atomic_int fail;
 } bwd_job;
 
@@ -471,7 +584,9 @@ static void bwd_group(const rt_conv_geom *q, const layout *l, float *scr, const 
         int oy1 = oy0 + rows < q->oh ? oy0 + rows : q->oh, pc = (oy1 - oy0) * q->ow;
         const float *dzband = dzs + (size_t)oy0 * q->ow;
         /* dW[oc][K] += dZ[oc][band] . patches[K][band]^T */
-        if (K <= NT_MAX_K) {
+        if (!dw) {
+            /* dX only */
+        } else if (K <= NT_MAX_K) {
             /* few patch rows over many pixels (a first layer): dot products of rows
              * that are both contiguous, nothing packed (patches borrow dcol's buffer) */
             if (pointwise) {
@@ -520,7 +635,9 @@ static void bwd_fold(const rt_conv_geom *g, const layout *l, float *scr, const f
             memcpy(dzc + (size_t)o * pc + (size_t)t * P, dzs + ((size_t)t * g->oc + o) * P,
                    (size_t)P * sizeof *dzc);
     /* dW[oc][K] += dZ[oc][pc] . patches[K][pc]^T, as in bwd_group */
-    if (K <= NT_MAX_K) {
+    if (!dw) {
+        /* dX only */
+    } else if (K <= NT_MAX_K) {
         for (int r = 0; r < K; r++)
             for (int t = 0; t < nimg; t++)
                 im2col_row(g, xs + (size_t)t * xsz, r, 0, g->oh,
@@ -554,11 +671,13 @@ static void bwd_task(void *arg, rt_worker *wk)
         atomic_store(&j->fail, 1);
         return;
     }
-    /* worker 0 sums straight into dw/db; the others into partials added in order later */
-    float *dw = tid == 0 ? j->dw : scr + l.part;
-    float *db = j->db ? (tid == 0 ? j->db : scr + l.part + (size_t)g->oc * K) : NULL;
+    /* worker 0 sums straight into dw/db; the others into partials added in order later
+     * (none with nodw) */
+    float *dw = j->nodw ? NULL : tid == 0 ? j->dw : scr + l.part;
+    float *db = j->db && !j->nodw ? (tid == 0 ? j->db : scr + l.part + (size_t)g->oc * K) : NULL;
     float *wt = scr + l.wpack;
-    memset(dw, 0, (size_t)g->oc * K * sizeof *dw);
+    if (dw)
+        memset(dw, 0, (size_t)g->oc * K * sizeof *dw);
     if (db)
         memset(db, 0, (size_t)g->oc * sizeof *db);
 
@@ -584,9 +703,97 @@ static void bwd_task(void *arg, rt_worker *wk)
         for (int gi = 0; gi < G; gi++)
             bwd_group(&q, &l, scr, j->x + (size_t)s * xsz + gi * gx,
                       j->dz + ((size_t)s * g->oc + (size_t)gi * q.oc) * P,
-                      wt + (size_t)gi * l.wstride, dw + (size_t)gi * q.oc * K,
+                      wt + (size_t)gi * l.wstride, dw ? dw + (size_t)gi * q.oc * K : NULL,
                       db ? db + (size_t)gi * q.oc : NULL, dxs ? dxs + gi * gx : NULL);
     }
+}
+
+/* dW^T[K][oc] += the patches times dZ^T for the images [s0, s0 + nimg) (whole ones when
+ * nimg > 1) or output rows [oy0, oy0 + rb) of image s0, and db += dZ's sums (x and dz point
+ * at image s0): dZ is laid out on the slab's grid with zeros in the columns and rows that
+ * hold no output, packed as the GEMM's B (transposed in 4 x 4 blocks), and the patch rows
+ * are read from the slab in place (rt_gemm_implicit_a). */
+static void bwd_implicit(const rt_conv_geom *g, const layout *l, float *scr, const float *x,
+                         const float *dz, int nimg, int oy0, int rb, float *dwt, float *db)
+{
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, ow = g->ow, oc = g->oc;
+    const int NR = rt_gemm_implicit_a_nr(oc), ocp = dwt_cols(oc);
+    rt_conv_slab sg = rt_conv_slab_of(g, nimg, oy0, rb);
+    sg.lc = l->sg.lc, sg.plane = l->sg.plane;
+    const int n = sg.n, S = sg.S;
+    float *xp = scr + l->xp, *dg = scr + l->grid, *bp = scr + l->dzb;
+    rt_conv_slab_fill(g, &sg, x, (size_t)g->c * g->h * g->w, xp);
+    for (int o = 0; o < oc; o++) {
+        float *d = dg + (size_t)o * n;
+        for (int row = 0; row * S < n; row++) {
+            int t = row / sg.R, r = row - t * sg.R;
+            if (r >= rb) {
+                memset(d + (size_t)row * S, 0, (size_t)S * sizeof *d);
+                continue;
+            }
+            const float *src = dz + ((size_t)t * oc + o) * P + (size_t)(oy0 + r) * ow;
+            rt_conv_copy(d + (size_t)row * S, src, ow);
+            if (S - ow <= 4) /* into the next row, or the grid's slack */
+                rt_conv_zero4(d + (size_t)row * S + ow, S - ow);
+            else
+                memset(d + (size_t)row * S + ow, 0, (size_t)(S - ow) * sizeof *d);
+        }
+    }
+    /* B[q][o] = dg[o][q] in panels of NR channels, zeros past oc */
+    for (int o0 = 0; o0 < ocp; o0 += NR) {
+        float *dst = bp + (size_t)(o0 / NR) * n * NR;
+        int q = 0;
+#ifdef RT_HAVE_V4
+        if (o0 + NR <= oc)
+            for (; q + 4 <= n; q += 4)
+                for (int oo = 0; oo < NR; oo += 4)
+                    rt_transpose4(dg + (size_t)(o0 + oo) * n + q, n, dst + (size_t)q * NR + oo,
+                                  NR);
+#endif
+        for (; q < n; q++)
+            for (int oo = 0; oo < NR; oo++)
+                dst[(size_t)q * NR + oo] = o0 + oo < oc ? dg[(size_t)(o0 + oo) * n + q] : 0.0f;
+    }
+    rt_gemm_implicit_a(K, ocp, n, xp, (const int *)(scr + l->koff), bp, 1, dwt, ocp);
+    if (db)
+        for (int t = 0; t < nimg; t++)
+            for (int o = 0; o < oc; o++)
+                db[o] += (float)rt_sum(dz + ((size_t)t * oc + o) * P + (size_t)oy0 * ow,
+                                       (size_t)rb * ow);
+}
+
+/* dW and db of a worker's images by the implicit GEMM (groups 1, dX made elsewhere): worker
+ * 0 into dw/db, the others into partials, as bwd_task. */
+static void bwd_implicit_task(void *arg, rt_worker *wk)
+{
+    bwd_job *j = arg;
+    const rt_conv_geom *g = j->g;
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, tid = rt_worker_id(wk);
+    layout l = plan(g, 2);
+    float *scr = rt_worker_scratch(wk, l.total * sizeof(float));
+    if (!scr) {
+        atomic_store(&j->fail, 1);
+        return;
+    }
+    float *dw = tid == 0 ? j->dw : scr + l.part, *dwt = scr + l.cbuf;
+    float *db = j->db ? (tid == 0 ? j->db : scr + l.part + (size_t)g->oc * K) : NULL;
+    const int ocp = dwt_cols(g->oc);
+    memset(dwt, 0, (size_t)K * ocp * sizeof *dwt);
+    if (db)
+        memset(db, 0, (size_t)g->oc * sizeof *db);
+    rt_conv_slab_offsets(g, &l.sg, (int *)(scr + l.koff));
+    const size_t xsz = (size_t)g->c * g->h * g->w, zsz = (size_t)g->oc * P;
+    int s0, s1;
+    rt_split_range(j->n, rt_worker_count(wk), tid, &s0, &s1);
+    for (int s = s0; s < s1; s += l.fold) {
+        int nimg = s1 - s < l.fold ? s1 - s : l.fold;
+        for (int oy0 = 0; oy0 < g->oh; oy0 += l.rows)
+            bwd_implicit(g, &l, scr, j->x + (size_t)s * xsz, j->dz + (size_t)s * zsz, nimg,
+                         oy0, g->oh - oy0 < l.rows ? g->oh - oy0 : l.rows, dwt, db);
+    }
+    for (int o = 0; o < g->oc; o++)
+        for (int r = 0; r < K; r++)
+            dw[(size_t)o * K + r] = dwt[(size_t)r * ocp + o];
 }
 
 /* Adds the workers' partials to worker 0's sums, element by element in worker order. */
@@ -619,8 +826,9 @@ static int dx_by_correlation(const rt_conv_geom *g, const float *w, const float 
                              int accum, int n, rt_threads *tp)
 {
     if (g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->groups != 1 ||
-        g->pad != RT_PAD_ZERO || g->pt > g->kh - 1 || g->pb > g->kh - 1 ||
-        g->pl > g->kw - 1 || g->pr > g->kw - 1 || is_pointwise(g))
+        (g->pad != RT_PAD_ZERO && (g->pt | g->pb | g->pl | g->pr) != 0) ||
+        g->pt > g->kh - 1 || g->pb > g->kh - 1 || g->pl > g->kw - 1 || g->pr > g->kw - 1 ||
+        is_pointwise(g))
         return 0;
     const size_t kk = (size_t)g->kh * g->kw;
     float *wt = malloc((size_t)g->oc * g->c * kk * sizeof *wt);
@@ -661,8 +869,18 @@ int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, 
         if (r > 0)
             dx = NULL; /* done: the GEMMs below make dW and db only */
     }
-    bwd_job j = {&g, x, w, dz, dx, dw, db, accum, n, tp, 0};
-    rt_threads_run(tp, bwd_task, &j);
+    bwd_job j = {&g, x, w, dz, dx, dw, db, accum, n, tp, 0, 0};
+    /* dW by the implicit GEMM where the patch rows are more than the dot products'
+     * NT_MAX_K; a dX still to make (strided) by GEMM and col2im first */
+    int implicit = implicit_route(&g) && g.c * g.kh * g.kw > NT_MAX_K;
+    if (implicit && dx) {
+        j.nodw = 1;
+        rt_threads_run(tp, bwd_task, &j);
+        if (atomic_load(&j.fail))
+            return -1;
+        j.nodw = 0;
+    }
+    rt_threads_run(tp, implicit ? bwd_implicit_task : bwd_task, &j);
     if (atomic_load(&j.fail))
         return -1;
     if (rt_threads_count(tp) > 1)

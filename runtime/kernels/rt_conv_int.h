@@ -1,12 +1,16 @@
 /*
- * rt_conv_int.h - what the two convolution files share, internal to libcnnrt: the geometry
- * with its defaults resolved, the interior range of a kernel tap, and the direct depthwise
- * kernels (rt_conv_dw.c) that rt_conv.c hands depthwise geometries to.
+ * rt_conv_int.h - what the convolution files share, internal to libcnnrt: the geometry
+ * with its defaults resolved, the interior range of a kernel tap, the direct depthwise
+ * kernels (rt_conv_dw.c) that rt_conv.c hands depthwise geometries to, and the slabs of the
+ * implicit-GEMM route (rt_conv_slab.c).
  */
 #ifndef RT_CONV_INT_H
 #define RT_CONV_INT_H
 
 #include "rt_kernels.h"
+#include "rt_simd.h"
+
+#include <string.h>
 
 /* g with 0 read as 1 in the fields appended later (dilation, groups). */
 static inline rt_conv_geom rt_conv_norm(const rt_conv_geom *g)
@@ -47,5 +51,51 @@ int rt_conv_dw_backward(const rt_conv_geom *g, const float *x, const float *w, c
                         float *dx, int accum, float *dw, float *db, int n, rt_threads *tp);
 /* Bytes of worker scratch they ask for. */
 size_t rt_conv_dw_scratch_size(const rt_conv_geom *g);
+
+/* d[0:n) = s[0:n) for the short rows (a map's width) that the slabs and grids are made of:
+ * inline vector moves, where memcpy's call costs as much as a 32-float row. */
+static inline void rt_conv_copy(float *d, const float *s, int n)
+{
+    int i = 0;
+#ifdef RT_HAVE_V4
+    for (; i + 4 <= n; i += 4)
+        rt_st4(d + i, rt_ld4(s + i));
+#endif
+    for (; i < n; i++)
+        d[i] = s[i];
+}
+
+/* Zeros d[0:n) for n <= 4 with one 4-float store: d[n:4) must be writable and written again
+ * later (the next row of a slab or grid being filled in order, or slack). */
+static inline void rt_conv_zero4(float *d, int n)
+{
+#ifdef RT_HAVE_V4
+    (void)n;
+    rt_st4(d, (rt_v4){0.0f, 0.0f, 0.0f, 0.0f});
+#else
+    memset(d, 0, (size_t)n * sizeof *d);
+#endif
+}
+
+/* The grid of an implicit-GEMM slab (rt_conv_slab.c): nimg images of R grid rows each (a
+ * band of rb output rows from oy0 when nimg is 1), rows S floats apart, channels lc floats
+ * apart, each channel made of sh*sw phase planes of plane floats (one plane, the channel, at
+ * stride 1); n grid positions are computed. */
+typedef struct {
+    int S, R, nimg, oy0, rb, n;
+    size_t lc, plane;
+} rt_conv_slab;
+
+/* Whether g (normalised) takes the implicit route. */
+int rt_conv_implicit_ok(const rt_conv_geom *g);
+/* The slab of nimg whole images (nimg > 1) or of output rows [oy0, oy0 + rb) of one image. */
+rt_conv_slab rt_conv_slab_of(const rt_conv_geom *g, int nimg, int oy0, int rb);
+/* Output rows of one image's band: slab and GEMM output together about 256 KiB. */
+int rt_conv_slab_rows(const rt_conv_geom *g);
+/* Fills slab sg from the images at x (xstride floats apart) into xp (g->c * sg->lc floats). */
+void rt_conv_slab_fill(const rt_conv_geom *g, const rt_conv_slab *sg, const float *x,
+                       size_t xstride, float *xp);
+/* koff[r] = where patch row r (c, ky, kx; the flip applied) starts in a slab like sg. */
+void rt_conv_slab_offsets(const rt_conv_geom *g, const rt_conv_slab *sg, int *koff);
 
 #endif

@@ -33,6 +33,15 @@ typedef struct {
 typedef void (*ukr_fn)(int kc, const float *a, const float *b, float *c, int ldc, int mr,
                        int nr, int add, const gemm_ep *ep);
 
+/* The same with B row p read at b + koff[p] (unaligned, NR floats): the implicit GEMM. */
+typedef void (*ukri_fn)(int kc, const float *a, const float *b, const int *koff, float *c,
+                        int ldc, int mr, int nr, int add, const gemm_ep *ep);
+
+/* The same with A row i read at a + koff[i] (rows past mr repeat row 0, not stored), B
+ * packed; no epilogue: the implicit GEMM of conv's weight gradient. */
+typedef void (*ukra_fn)(int kc, const float *a, const int *koff, const float *b, float *c,
+                        int ldc, int mr, int nr, int add);
+
 /* C[0:mi][0:mj] (+)= dot products of rows of A (stride lda) with rows of B (stride ldb)
  * over k, for the A.B^T products whose operands are both contiguous along k. */
 typedef void (*ntkr_fn)(int k, const float *a, int lda, const float *b, int ldb, float *c,
@@ -43,6 +52,8 @@ typedef struct {
     int mr, nr;          /* register tile */
     int mc, kc, nc;      /* cache blocks; mc multiple of mr, nc multiple of nr */
     ukr_fn ukr;
+    ukri_fn ukri;
+    ukra_fn ukra, ukrah;
     int nti, ntj;        /* tile of the A.B^T dot-product kernel */
     ntkr_fn ntkr;
     int (*available)(void);
@@ -63,6 +74,15 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, float v)
  * stay in registers once the loops are unrolled. Activations select with comparison masks,
  * exactly as the scalar x > 0 ? x : ... does. */
 #define UKR_BODY(VT, VUT, VI, VL, MR, NV)                                                  \
+    UKR_BODY_B(VT, VUT, VI, VL, MR, NV, VT, b + (size_t)p * NR_)
+
+/* The same with B's depth-p row read from BROW (an expression of p) as vectors of type BT:
+ * the packed panel's row, or for the implicit GEMM a row of the padded image itself. */
+#define UKR_BODY_B(VT, VUT, VI, VL, MR, NV, BT, BROW)                                      \
+    UKR_BODY_AB(VT, VUT, VI, VL, MR, NV, BT, BROW, a[(size_t)p * (MR) + i])
+
+/* The same with A's element (row i, depth p) read from AEL (an expression of p and i). */
+#define UKR_BODY_AB(VT, VUT, VI, VL, MR, NV, BT, BROW, AEL)                                \
     enum { NR_ = (VL) * (NV) };                                                           \
     VT acc[MR][NV];                                                                       \
     _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++)                               \
@@ -70,9 +90,9 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, float v)
     for (int p = 0; p < kc; p++) {                                                        \
         VT bv[NV];                                                                        \
         _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++)                            \
-            bv[v] = *(const VT *)(b + (size_t)p * NR_ + v * (VL));                        \
+            bv[v] = *(const BT *)((BROW) + v * (VL));                                     \
         _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++) {                         \
-            const float av = a[(size_t)p * (MR) + i];                                     \
+            const float av = (AEL);                                                       \
             _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) acc[i][v] += av * bv[v]; \
         }                                                                                 \
     }                                                                                     \
@@ -146,6 +166,23 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, float v)
             *cp = add ? *cp + s : s;                                                      \
         }
 
+/* The implicit-A micro-kernels of one instruction set: ukra_NAME with the usual tile, and
+ * ukrah_NAME with twice the rows and half the columns (one vector), for products with few
+ * columns (conv's weight gradient of 16 channels would waste half of a 32-wide tile). */
+#define UKRA_ONE(ATTR, FN, VT, VUT, VI, VL, MR, NV)                                        \
+    ATTR static void FN(int kc, const float *a, const int *koff, const float *b, float *c,  \
+                        int ldc, int mr, int nr, int add)                                 \
+    {                                                                                     \
+        const gemm_ep *ep = NULL;                                                         \
+        const float *ar[MR];                                                              \
+        for (int i = 0; i < (MR); i++)                                                    \
+            ar[i] = a + koff[i < mr ? i : 0];                                             \
+        UKR_BODY_AB(VT, VUT, VI, VL, MR, NV, VT, b + (size_t)p * NR_, ar[i][p])           \
+    }
+#define UKRA_PAIR(ATTR, NAME, VT, VUT, VI, VL, MR, NV)                                     \
+    UKRA_ONE(ATTR, ukra_##NAME, VT, VUT, VI, VL, MR, NV)                                  \
+    UKRA_ONE(ATTR, ukrah_##NAME, VT, VUT, VI, VL, (2 * (MR)), 1)
+
 /* Portable: 128-bit vectors (SSE2 on x86-64, NEON elsewhere, scalar code at worst). */
 typedef float v4sf __attribute__((vector_size(16)));
 typedef float v4sf_u __attribute__((vector_size(16), aligned(4)));
@@ -157,6 +194,12 @@ static void ukr_generic(int kc, const float *a, const float *b, float *c, int ld
 {
     UKR_BODY(v4sf, v4sf_u, v4si, 4, G_MR, G_NV)
 }
+static void ukri_generic(int kc, const float *a, const float *b, const int *koff, float *c,
+                         int ldc, int mr, int nr, int add, const gemm_ep *ep)
+{
+    UKR_BODY_B(v4sf, v4sf_u, v4si, 4, G_MR, G_NV, v4sf_u, b + koff[p])
+}
+UKRA_PAIR(, generic, v4sf, v4sf_u, v4si, 4, G_MR, G_NV)
 static void ntkr_generic(int k, const float *a, int lda, const float *b, int ldb, float *c,
                          int ldc, int mi, int mj, int add)
 {
@@ -185,6 +228,14 @@ __attribute__((target("avx2,fma"))) static void ukr_avx2(int kc, const float *a,
 {
     UKR_BODY(v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV)
 }
+__attribute__((target("avx2,fma"))) static void ukri_avx2(int kc, const float *a,
+                                                          const float *b, const int *koff,
+                                                          float *c, int ldc, int mr, int nr,
+                                                          int add, const gemm_ep *ep)
+{
+    UKR_BODY_B(v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV, v8sf_u, b + koff[p])
+}
+UKRA_PAIR(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV)
 __attribute__((target("avx2,fma"))) static void ntkr_avx2(int k, const float *a, int lda,
                                                           const float *b, int ldb, float *c,
                                                           int ldc, int mi, int mj, int add)
@@ -206,6 +257,16 @@ __attribute__((target("avx512f,fma"))) static void ukr_avx512(int kc, const floa
 {
     UKR_BODY(v16sf, v16sf_u, v16si, 16, A5_MR, A5_NV)
 }
+__attribute__((target("avx512f,fma"))) static void ukri_avx512(int kc, const float *a,
+                                                              const float *b, const int *koff,
+                                                              float *c, int ldc, int mr,
+                                                              int nr, int add,
+                                                              const gemm_ep *ep)
+{
+    UKR_BODY_B(v16sf, v16sf_u, v16si, 16, A5_MR, A5_NV, v16sf_u, b + koff[p])
+}
+UKRA_PAIR(__attribute__((target("avx512f,fma"))), avx512, v16sf, v16sf_u, v16si, 16, A5_MR,
+          A5_NV)
 __attribute__((target("avx512f,fma"))) static void ntkr_avx512(int k, const float *a, int lda,
                                                                const float *b, int ldb,
                                                                float *c, int ldc, int mi,
@@ -223,10 +284,13 @@ static int avail_avx512(void)
 /* Best first. */
 static const gemm_isa isas[] = {
 #ifdef HAVE_X86_KERNELS
-    {"avx512", A5_MR, A5_NV * 16, 96, 256, 2048, ukr_avx512, 4, 4, ntkr_avx512, avail_avx512},
-    {"avx2", A2_MR, A2_NV * 8, 96, 256, 2048, ukr_avx2, 3, 3, ntkr_avx2, avail_avx2},
+    {"avx512", A5_MR, A5_NV * 16, 96, 256, 2048, ukr_avx512, ukri_avx512, ukra_avx512,
+     ukrah_avx512, 4, 4, ntkr_avx512, avail_avx512},
+    {"avx2", A2_MR, A2_NV * 8, 96, 256, 2048, ukr_avx2, ukri_avx2, ukra_avx2, ukrah_avx2, 3, 3,
+     ntkr_avx2, avail_avx2},
 #endif
-    {"generic", G_MR, G_NV * 4, 96, 256, 2048, ukr_generic, 2, 2, ntkr_generic, avail_always},
+    {"generic", G_MR, G_NV * 4, 96, 256, 2048, ukr_generic, ukri_generic, ukra_generic,
+     ukrah_generic, 2, 2, ntkr_generic, avail_always},
 };
 #define NISAS ((int)(sizeof isas / sizeof isas[0]))
 
@@ -480,6 +544,65 @@ void rt_gemm_packed_ep(int m, int n, int k, const float *ap, const float *bp, in
                     gemm_ep e = {bias ? bias + ir : NULL, fused, alpha};
                     g->ukr(kc, a, b, c + (size_t)ir * ldc + jr, ldc, mr, nr, add || pc > 0,
                            last ? &e : NULL);
+                }
+            }
+        }
+    }
+}
+
+void rt_gemm_implicit_ep(int m, int n, int k, const float *ap, const float *b, const int *koff,
+                         int add, float *c, int ldc, const float *bias, rt_act act, float alpha)
+{
+    const gemm_isa *g = isa();
+    const int MR = g->mr, NR = g->nr;
+    const int fused = act == RT_ACT_RELU ? 1 : act == RT_ACT_LEAKYRELU ? 2 : 0;
+    if (m <= 0 || n <= 0 || k <= 0)
+        return;
+    /* the loops of rt_gemm_packed_ep, so that every element is summed in the same order */
+    for (int pc = 0; pc < k; pc += g->kc) {
+        int kc = k - pc < g->kc ? k - pc : g->kc;
+        int last = pc + kc >= k && (bias || fused);
+        for (int ic = 0; ic < m; ic += g->mc) {
+            int mc = m - ic < g->mc ? m - ic : g->mc;
+            for (int jr = 0; jr < n; jr += NR) {
+                int nr = n - jr < NR ? n - jr : NR;
+                for (int ir = ic; ir < ic + mc; ir += MR) {
+                    int mr = m - ir < MR ? m - ir : MR;
+                    const float *a = ap + (size_t)(ir / MR) * k * MR + (size_t)pc * MR;
+                    gemm_ep e = {bias ? bias + ir : NULL, fused, alpha};
+                    g->ukri(kc, a, b + jr, koff + pc, c + (size_t)ir * ldc + jr, ldc, mr, nr,
+                            add || pc > 0, last ? &e : NULL);
+                }
+            }
+        }
+    }
+}
+
+int rt_gemm_implicit_a_nr(int n)
+{
+    const gemm_isa *g = isa();
+    return n <= g->nr / 2 ? g->nr / 2 : g->nr;
+}
+
+void rt_gemm_implicit_a(int m, int n, int k, const float *a, const int *koff, const float *bp,
+                        int add, float *c, int ldc)
+{
+    const gemm_isa *g = isa();
+    const int half = n <= g->nr / 2, MR = half ? 2 * g->mr : g->mr, NR = half ? g->nr / 2 : g->nr;
+    const ukra_fn ukr = half ? g->ukrah : g->ukra;
+    if (m <= 0 || n <= 0 || k <= 0)
+        return;
+    for (int pc = 0; pc < k; pc += g->kc) {
+        int kc = k - pc < g->kc ? k - pc : g->kc;
+        for (int ic = 0; ic < m; ic += g->mc) {
+            int mc = m - ic < g->mc ? m - ic : g->mc;
+            for (int jr = 0; jr < n; jr += NR) {
+                int nr = n - jr < NR ? n - jr : NR;
+                const float *b = bp + (size_t)(jr / NR) * k * NR + (size_t)pc * NR;
+                for (int ir = ic; ir < ic + mc; ir += MR) {
+                    int mr = m - ir < MR ? m - ir : MR;
+                    ukr(kc, a + pc, koff + ir, b, c + (size_t)ir * ldc + jr, ldc, mr, nr,
+                        add || pc > 0);
                 }
             }
         }

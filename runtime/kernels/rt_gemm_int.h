@@ -33,6 +33,22 @@ void rt_gemm_packed(int m, int n, int k, const float *ap, const float *bp, int a
 void rt_gemm_packed_ep(int m, int n, int k, const float *ap, const float *bp, int add, float *c,
                        int ldc, const float *bias, rt_act act, float alpha);
 
+/* rt_gemm_packed_ep with B unpacked and implicit: element (p, j) of B is b[koff[p] + j], and
+ * every row is read NR floats at a time, so up to NR - 1 floats past b[koff[p] + n - 1] must
+ * be readable (their products land in columns that are not stored). Each element of C is
+ * summed in the order rt_gemm_packed_ep uses: the same B gives the same bits. m, n, k may be
+ * 0 (nothing is done). */
+void rt_gemm_implicit_ep(int m, int n, int k, const float *ap, const float *b, const int *koff,
+                         int add, float *c, int ldc, const float *bias, rt_act act, float alpha);
+
+/* C[m][n] (add ? += : =) A times packed B, with A implicit: element (i, p) of A is
+ * a[koff[i] + p] (koff holds m offsets). B is packed as rt_gemm_pack_b does but in panels of
+ * rt_gemm_implicit_a_nr(n) columns: NR, or NR / 2 for n up to NR / 2 (a tile of twice the
+ * rows). C is stored only for j < n; when n is a multiple of the panel width, whole tiles. */
+int rt_gemm_implicit_a_nr(int n);
+void rt_gemm_implicit_a(int m, int n, int k, const float *a, const int *koff, const float *bp,
+                        int add, float *c, int ldc);
+
 /* C[m][n] (add ? += : =) A[m][k] . B[n][k]^T, both operands row-major and unpacked: for
  * products whose two operands are contiguous along the depth (conv's dW). */
 void rt_gemm_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, int add,
