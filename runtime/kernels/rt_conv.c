@@ -844,6 +844,7 @@ static int dx_by_correlation(const rt_conv_geom *g, const float *w, const float 
     t.pt = g->kh - 1 - g->pt, t.pb = g->kh - 1 - g->pb;
     t.pl = g->kw - 1 - g->pl, t.pr = g->kw - 1 - g->pr;
     t.flip = !g->flip;
+    t.pad = RT_PAD_ZERO; /* dZ is zero outside the map, whatever g's own (absent) padding */
     fwd_job j = {&t, dz, wt, NULL, RT_ACT_NONE, 0.0f, dx, n, accum, 0};
     rt_threads_run(tp, fwd_task, &j);
     free(wt);
