@@ -359,7 +359,9 @@ static layout plan(const rt_conv_geom *g, int backward)
         TAKE(row, (size_t)pc * rt_gemm_nr());
         if (fold > 1)
             TAKE(cbuf, (size_t)q.oc * pc);
-    } else if (implicit_route(g)) {
+    } else if (implicit_route(g) && K >= q.oc) {
+        /* (with fewer patch rows than output channels, a first layer's, copying the
+         * outputs out of the grid costs more than the im2col it saves) */
         l.implicit = 1;
         l.rows = fold > 1 ? q.oh : rt_conv_slab_rows(&q);
         l.sg = rt_conv_slab_of(&q, fold, 0, l.rows);
