@@ -258,6 +258,38 @@ START_TEST(implicit_same_bits_as_im2col)
 }
 END_TEST
 
+START_TEST(implicit_unpadded_any_mode)
+{
+    /* without padding the padding mode does not matter: reflect, replicate and circular
+     * layers take the implicit route (and dX by correlation) too, with the bits of the
+     * zero-padded layer and of the im2col route */
+    static const int unpadded[][13] = {{6, 9, 8, 20, 3, 3, 1, 1, 0, 0, 0, 0, 1},
+                                       {9, 12, 11, 5, 3, 3, 2, 2, 0, 0, 0, 0, 0}};
+    for (int t = 0; t < 2; t++) {
+        conv_data d = make_data(unpadded[t], 3, 0);
+        conv_out z = run(&d, RT_ACT_RELU, NULL, NULL);
+        for (int m = RT_PAD_REFLECT; m <= RT_PAD_CIRCULAR; m++) {
+            d.g.pad = (rt_padmode)m;
+            ck_assert_int_eq(rt_conv_geom_check(&d.g, NULL), 0);
+            for (int on = 0; on < 2; on++) {
+                rt_conv_use_implicit(on);
+                conv_out r = run(&d, RT_ACT_RELU, NULL, NULL);
+                same_bits(r.y, z.y, d.ny, "y", t);
+                same_bits(r.dx, z.dx, d.nx, "dx", t);
+                if (on) { /* dW by the same route as the zero-padded layer's */
+                    same_bits(r.dw, z.dw, d.nw, "dw", t);
+                    same_bits(r.db, z.db, (size_t)d.g.oc, "db", t);
+                }
+                free_out(&r);
+            }
+            rt_conv_use_implicit(1);
+        }
+        free_out(&z);
+        free_data(&d);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------------ gradient check */
 
 typedef struct {
@@ -339,6 +371,7 @@ static Suite *suite(void)
     tcase_set_timeout(t, 120);
     tcase_add_test(t, implicit_exact_on_integers);
     tcase_add_test(t, implicit_same_bits_as_im2col);
+    tcase_add_test(t, implicit_unpadded_any_mode);
     tcase_add_test(t, implicit_gradcheck);
     suite_add_tcase(s, t);
     return s;

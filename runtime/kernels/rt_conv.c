@@ -359,7 +359,9 @@ static layout plan(const rt_conv_geom *g, int backward)
         TAKE(row, (size_t)pc * rt_gemm_nr());
         if (fold > 1)
             TAKE(cbuf, (size_t)q.oc * pc);
-    } else if (implicit_route(g)) {
+    } else if (implicit_route(g) && K >= q.oc) {
+        /* (with fewer patch rows than output channels, a first layer's, copying the
+         * outputs out of the grid costs more than the im2col it saves) */
         l.implicit = 1;
         l.rows = fold > 1 ? q.oh : rt_conv_slab_rows(&q);
         l.sg = rt_conv_slab_of(&q, fold, 0, l.rows);
@@ -844,6 +846,7 @@ static int dx_by_correlation(const rt_conv_geom *g, const float *w, const float 
     t.pt = g->kh - 1 - g->pt, t.pb = g->kh - 1 - g->pb;
     t.pl = g->kw - 1 - g->pl, t.pr = g->kw - 1 - g->pr;
     t.flip = !g->flip;
+    t.pad = RT_PAD_ZERO; /* dZ is zero outside the map, whatever g's own (absent) padding */
     fwd_job j = {&t, dz, wt, NULL, RT_ACT_NONE, 0.0f, dx, n, accum, 0};
     rt_threads_run(tp, fwd_task, &j);
     free(wt);

@@ -143,6 +143,22 @@ void rt_conv_slab_fill(const rt_conv_geom *g, const rt_conv_slab *sg, const floa
     }
 }
 
+/* d[i] = s[st * i] for i < n: every other float by 4-float shuffles at stride 2 (reading
+ * no further than s[st * (n - 1)]), one by one otherwise. */
+static void gather(float *d, const float *s, int n, int st)
+{
+    int i = 0;
+#ifdef RT_HAVE_V4
+    if (st == 2)
+        for (; i + 5 <= n; i += 4) {
+            rt_v4 a = rt_ld4(s + 2 * i), b = rt_ld4(s + 2 * i + 4);
+            rt_st4(d + i, __builtin_shufflevector(a, b, 0, 2, 4, 6));
+        }
+#endif
+    for (; i < n; i++)
+        d[i] = s[st * i];
+}
+
 /* The phase planes of a strided slab: plane (py, px) of channel c, image t, row j holds the
  * padded input's row sh*(oy0 + j) + py, columns sw*i + px, zeros outside the image. */
 static void slab_fill_strided(const rt_conv_geom *g, const rt_conv_slab *sg, const float *x,
@@ -157,6 +173,7 @@ static void slab_fill_strided(const rt_conv_geom *g, const rt_conv_slab *sg, con
                 /* the plane's columns that fall inside the image: [lo, hi) */
                 int lo = 0, hi = 0;
                 rt_conv_interior(S, g->sw, px - g->pl, g->w, &lo, &hi);
+                const int small_borders = lo <= 4 && S - hi <= 4;
                 for (int gr = 0; gr < rows; gr++, d += S) {
                     int t = gr / sg->R < sg->nimg ? gr / sg->R : sg->nimg - 1;
                     int iy = g->sh * (sg->oy0 + gr - t * sg->R) + py - g->pt;
@@ -165,12 +182,17 @@ static void slab_fill_strided(const rt_conv_geom *g, const rt_conv_slab *sg, con
                         continue;
                     }
                     const float *s = x + (size_t)t * xstride + ((size_t)c * g->h + iy) * g->w;
-                    for (int i = 0; i < lo; i++)
-                        d[i] = 0.0f;
-                    for (int i = lo; i < hi; i++)
-                        d[i] = s[g->sw * i + px - g->pl];
-                    for (int i = hi; i < S; i++)
-                        d[i] = 0.0f;
+                    if (small_borders) { /* as in rt_conv_slab_fill */
+                        rt_conv_zero4(d, lo);
+                        gather(d + lo, s + g->sw * lo + px - g->pl, hi - lo, g->sw);
+                        rt_conv_zero4(d + hi, S - hi);
+                    } else {
+                        for (int i = 0; i < lo; i++)
+                            d[i] = 0.0f;
+                        gather(d + lo, s + g->sw * lo + px - g->pl, hi - lo, g->sw);
+                        for (int i = hi; i < S; i++)
+                            d[i] = 0.0f;
+                    }
                 }
                 memset(d, 0, (sg->plane - (size_t)rows * S) * sizeof *d);
             }
