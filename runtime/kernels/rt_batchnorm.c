@@ -12,6 +12,7 @@
  * here, then over the shards, between two passes over the channels (sync batchnorm).
  */
 #include "rt_kernels.h"
+#include "rt_simd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,7 @@ static void affine(const float *x, float a, float b, float *y, size_t n)
         y[i] = a * x[i] + b;
 }
 
-static void fwd_channel(bn_job *j, int ch)
+RT_CLONES static void fwd_channel(bn_job *j, int ch)
 {
     const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
     double mean, invstd;
@@ -129,7 +130,7 @@ static void channel_sums(const bn_job *j, int ch, float mean, double *sdy, doubl
 /* Backward, first half: the fused activation's gradient, this batch's sums of dy and
  * dy * (x - mean), and from them the parameter gradients (summed over shards with the
  * other gradients later, so they stay this shard's). */
-static void bwd_sums(bn_job *j, int ch, double *sdy, double *sdyx)
+RT_CLONES static void bwd_sums(bn_job *j, int ch, double *sdy, double *sdyx)
 {
     const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
     double invstd = j->train ? j->invstd[ch] : 1.0 / sqrt((double)j->run_var[ch] + j->eps);
@@ -144,7 +145,7 @@ static void bwd_sums(bn_job *j, int ch, double *sdy, double *sdyx)
 }
 
 /* Backward, second half: the input gradient from the (global) sums. */
-static void bwd_dx(bn_job *j, int ch, double sdy, double sdyx)
+RT_CLONES static void bwd_dx(bn_job *j, int ch, double sdy, double sdyx)
 {
     const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
     const double cnt = j->cnt;
@@ -207,7 +208,7 @@ static void bwd_task(void *arg, rt_worker *w)
 
 /* ---- sharded (sync batchnorm): the passes over the channels with sums between them */
 
-static void sum_task(void *arg, rt_worker *w) /* gs[ch] = this shard's sum of x */
+RT_CLONES static void sum_task(void *arg, rt_worker *w) /* gs[ch] = this shard's sum of x */
 {
     bn_job *j = arg;
     const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
@@ -221,7 +222,7 @@ static void sum_task(void *arg, rt_worker *w) /* gs[ch] = this shard's sum of x 
     }
 }
 
-static void sqdev_task(void *arg, rt_worker *w) /* gs[c + ch] = sum of (x - global mean)^2 */
+RT_CLONES static void sqdev_task(void *arg, rt_worker *w) /* gs[c + ch] = sum of (x - global mean)^2 */
 {
     bn_job *j = arg;
     const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;

@@ -5,9 +5,11 @@
  * The interpreter and generated C both call these, so they run the same code. Each worker
  * takes one contiguous range of whole 16-float blocks (64 bytes), and each value's result
  * does not depend on the split, so any pool size gives the same bits. Arrays under
- * RT_SERIAL_BELOW values run on the calling thread.
+ * RT_SERIAL_BELOW values run on the calling thread. The loops have AVX-512 and AVX2 copies
+ * (RT_CLONES in rt_simd.h).
  */
 #include "rt_kernels.h"
+#include "rt_simd.h"
 
 typedef enum { EW_COPY, EW_ACT_FWD, EW_ACT_BWD, EW_ADD, EW_PASS, EW_DROP_FWD, EW_DROP_BWD } ew_op;
 
@@ -22,7 +24,7 @@ typedef struct {
     int accum;
 } ew_job;
 
-static void ew_task(void *arg, rt_worker *w)
+RT_CLONES static void ew_task(void *arg, rt_worker *w)
 {
     const ew_job *j = arg;
     size_t lo, hi;

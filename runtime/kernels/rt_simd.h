@@ -7,6 +7,27 @@
 #ifndef RT_SIMD_H
 #define RT_SIMD_H
 
+/* RT_CLONES before a function whose loops gcc vectorizes by itself (the channel loops of
+ * batchnorm, the elementwise steps): on x86-64 gcc compiles it also for AVX-512 and AVX2,
+ * with every function it calls inlined into each copy (flatten: a call to a helper would
+ * run the helper's baseline code), and the copy for this CPU is picked once at load time
+ * (an ifunc), since the library itself is built for the baseline x86-64 (SSE2). Contraction
+ * into FMA is off in the copies, so every copy gives the baseline's bits (the loops keep
+ * their order of additions): results do not depend on the CPU, and the serial inline forms
+ * in rt_kernels.h agree with the threaded ones. Other compilers and machines, or
+ * -DRT_NO_CLONES, get the plain function. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(RT_NO_CLONES) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define RT_CLONES                                                                              \
+    __attribute__((target_clones("avx512f", "avx2", "default"), flatten,                        \
+                   optimize("fp-contract=off")))
+#endif
+#endif
+#ifndef RT_CLONES
+#define RT_CLONES
+#endif
+
 #if defined(__GNUC__) && defined(__has_builtin)
 #if __has_builtin(__builtin_shufflevector)
 #define RT_HAVE_V4 1
