@@ -260,7 +260,7 @@ static void max_bwd_plane_tiled2(const rt_pool_geom *g, const float *x, const fl
         memset(dx + (size_t)2 * g->oh * w, 0, (size_t)(g->h - 2 * g->oh) * w * sizeof *dx);
 }
 
-static void pool_task(void *arg, rt_worker *wk)
+RT_CLONES static void pool_task(void *arg, rt_worker *wk)
 {
     pool_job *j = arg;
     const rt_pool_geom *g = j->g;
