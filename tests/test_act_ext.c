@@ -390,7 +390,7 @@ START_TEST(conv_dense_epilogue)
 {
     rt_threads *tp = rt_threads_create(2, NULL);
     ck_assert(tp);
-    rt_conv_geom g = {3, 9, 11, 5, 9, 11, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_ZERO, 0};
+    rt_conv_geom g = {3, 9, 11, 5, 9, 11, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_ZERO, 0, 1, 1, 1};
     const int n = 2, nx = n * 3 * 9 * 11, nw = 5 * 3 * 9, ny = n * 5 * 9 * 11;
     float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw), b[5];
     float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);

@@ -144,37 +144,37 @@ START_TEST(conv_modes)
         for (int flip = 0; flip < 2; flip++) {
             /* asymmetric padding (top 1, bottom 0, left 2, right 1), stride 2 down 1 across,
              * a non-square kernel, three images (split 2 + 1 over two threads) */
-            rt_conv_geom g = {2, 5, 6, 3, 0, 0, 3, 2, 2, 1, 1, 0, 2, 1, (rt_padmode)m, flip};
+            rt_conv_geom g = {2, 5, 6, 3, 0, 0, 3, 2, 2, 1, 1, 0, 2, 1, (rt_padmode)m, flip, 1, 1, 1};
             check_conv(g, 3, 1, RT_ACT_NONE, 0, flip ? tp : NULL, names[m]);
             /* stride 1, symmetric padding, no bias */
-            rt_conv_geom g2 = {1, 4, 5, 2, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, (rt_padmode)m, flip};
+            rt_conv_geom g2 = {1, 4, 5, 2, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, (rt_padmode)m, flip, 1, 1, 1};
             check_conv(g2, 2, 0, RT_ACT_NONE, 0, flip ? NULL : tp, names[m]);
         }
     /* stride 2 both ways with padding 2, and a 1x1 pointwise conv (the no-im2col path) */
-    rt_conv_geom g3 = {2, 7, 7, 2, 0, 0, 3, 3, 2, 2, 2, 2, 2, 2, RT_PAD_REFLECT, 0};
+    rt_conv_geom g3 = {2, 7, 7, 2, 0, 0, 3, 3, 2, 2, 2, 2, 2, 2, RT_PAD_REFLECT, 0, 1, 1, 1};
     check_conv(g3, 2, 1, RT_ACT_NONE, 0, tp, "conv stride 2 reflect 2");
-    rt_conv_geom g4 = {3, 4, 4, 2, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0};
+    rt_conv_geom g4 = {3, 4, 4, 2, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0, 1, 1, 1};
     check_conv(g4, 3, 1, RT_ACT_NONE, 0, tp, "conv 1x1");
     /* more than 64 patch rows: dW by the packed GEMM instead of dot products */
-    rt_conv_geom g5 = {8, 4, 3, 3, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_CIRCULAR, 1};
+    rt_conv_geom g5 = {8, 4, 3, 3, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_CIRCULAR, 1, 1, 1, 1};
     check_conv(g5, 2, 1, RT_ACT_NONE, 0, tp, "conv 8 channels");
-    rt_conv_geom g6 = {70, 2, 3, 2, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0};
+    rt_conv_geom g6 = {70, 2, 3, 2, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, RT_PAD_ZERO, 0, 1, 1, 1};
     check_conv(g6, 2, 1, RT_ACT_NONE, 0, NULL, "conv 1x1 70 channels");
     /* small maps fold the batch into one GEMM: 16 channels (144 patch rows, packed dW) on
      * 4x4, five images split 3 + 2, reflect padding; and a non-fused activation */
-    rt_conv_geom g7 = {16, 4, 4, 3, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_REFLECT, 0};
+    rt_conv_geom g7 = {16, 4, 4, 3, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_REFLECT, 0, 1, 1, 1};
     check_conv(g7, 5, 1, RT_ACT_NONE, 0, tp, "conv folded 16 channels");
     check_conv(g7, 5, 1, RT_ACT_TANH, 0, NULL, "conv folded 16 channels + tanh");
     /* maps of 128 pixels and more are not folded: one GEMM per band of an image, dW by dot
      * products (27 patch rows) and by the packed GEMM (72) */
-    rt_conv_geom g8 = {3, 12, 12, 2, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_ZERO, 0};
+    rt_conv_geom g8 = {3, 12, 12, 2, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_ZERO, 0, 1, 1, 1};
     check_conv(g8, 2, 1, RT_ACT_NONE, 0, tp, "conv 12x12 unfolded");
-    rt_conv_geom g9 = {8, 12, 12, 2, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_REPLICATE, 0};
+    rt_conv_geom g9 = {8, 12, 12, 2, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_REPLICATE, 0, 1, 1, 1};
     check_conv(g9, 3, 1, RT_ACT_NONE, 0, tp, "conv 12x12 unfolded 8 channels");
     /* zero padding, stride 1: dX as the forward convolution of dZ with the rotated kernel;
      * asymmetric padding (2 / 0 rows, 1 / 1 columns) and a 3x2 kernel, plain and flipped */
     for (int flip = 0; flip < 2; flip++) {
-        rt_conv_geom g10 = {3, 5, 6, 4, 0, 0, 3, 2, 1, 1, 2, 0, 1, 1, RT_PAD_ZERO, flip};
+        rt_conv_geom g10 = {3, 5, 6, 4, 0, 0, 3, 2, 1, 1, 2, 0, 1, 1, RT_PAD_ZERO, flip, 1, 1, 1};
         check_conv(g10, 3, 1, RT_ACT_NONE, 0, tp, "conv dX by correlation");
     }
     rt_threads_destroy(tp);
@@ -186,7 +186,7 @@ START_TEST(conv_activations)
     static const rt_act acts[] = {RT_ACT_RELU, RT_ACT_LEAKYRELU, RT_ACT_SIGMOID, RT_ACT_TANH};
     static const char *names[] = {"conv+relu", "conv+leakyrelu", "conv+sigmoid", "conv+tanh"};
     for (int a = 0; a < 4; a++) {
-        rt_conv_geom g = {2, 5, 5, 2, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_ZERO, 0};
+        rt_conv_geom g = {2, 5, 5, 2, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, RT_PAD_ZERO, 0, 1, 1, 1};
         check_conv(g, 2, 1, acts[a], 0.1f, NULL, names[a]);
     }
 }

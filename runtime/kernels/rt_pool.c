@@ -87,6 +87,8 @@ static void max2x2_row(const float *r0, const float *r1, float *y, int n)
         }
         for (int k = 0; k < 8; k++)
             y[o + k] = t[k];
+        if (o + 8 < n && o + 16 > n && n >= 8)
+            o = n - 16; /* the tail as the last 8 outputs (again the same values) */
     }
     for (; o < n; o++) {
         const float *p0 = r0 + 2 * o, *p1 = r1 + 2 * o;
@@ -243,6 +245,13 @@ static void max_bwd_plane_tiled2(const rt_pool_geom *g, const float *x, const fl
 #ifdef RT_HAVE_V4
         for (; o + 4 <= g->ow; o += 4)
             max_bwd_2x2_v4(r + 2 * o, r + w + 2 * o, dr + o, d0 + 2 * o, d1 + 2 * o, relu);
+        if (o < g->ow && g->ow >= 4) {
+            /* the tail as the last 4 windows: those already done are written again with the
+             * same values (each window writes, never adds, its own 4 cells) */
+            o = g->ow - 4;
+            max_bwd_2x2_v4(r + 2 * o, r + w + 2 * o, dr + o, d0 + 2 * o, d1 + 2 * o, relu);
+            o = g->ow;
+        }
 #endif
         for (; o < g->ow; o++) {
             float a = r[2 * o], b = r[2 * o + 1], c = r[w + 2 * o], e = r[w + 2 * o + 1];
