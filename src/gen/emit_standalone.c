@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ops/cnn_op.h"
+#include "ops/sa_conv.h"
 #include "rt_op.h"
 #include "rt_memplan.h"
 #include "util.h"
@@ -106,6 +107,42 @@ static void layer_code(FILE *o, const ir_net *net, const rt_plan *plan, char (*y
     emit_ctx e = {.net = net, .step = s, .i = i, .in = y[L->src], .in2 = L->src2 >= 0 ? y[L->src2] : "", .y = y[i], .tmp = tmp[i], .out = o};
     cnn_op_of(L->kind)->emit_standalone(&e);
 }
+
+/* The vector types and the choice of copies, after the includes ("@N@": the network's
+ * name). GCC and clang get the loops on GNU C vectors; on x86-64 with glibc the file holds
+ * AVX-512 and AVX2 copies too, one picked by an ifunc resolver when the program is loaded
+ * (cpuid and xgetbv read inline: no libgcc, unlike target_clones). */
+static const char *const VECTOR_PREAMBLE =
+    "#if defined(__GNUC__) && !defined(@N@_NO_VECTORS)\n"
+    "#define @N@_SA_VECTORS 1\n"
+    "typedef float sa_v4 __attribute__((vector_size(16)));\n"
+    "#if defined(__x86_64__) && defined(__ELF__) && defined(__GLIBC__) && !defined(@N@_NO_CLONES)\n"
+    "#define @N@_SA_CLONES 1\n"
+    "#include <cpuid.h>\n"
+    "typedef float sa_v8 __attribute__((vector_size(32)));\n"
+    "typedef float sa_v16 __attribute__((vector_size(64)));\n"
+    "#endif\n"
+    "#endif\n\n";
+
+/* The ifunc resolver of @N@_layers: AVX-512 when the CPU has it and the OS saves its
+ * registers (xgetbv bits 1, 2, 5-7), else AVX2 with FMA, else the 4-float copy. */
+static const char *const VECTOR_PICK =
+    "#if @N@_SA_CLONES\n"
+    "__attribute__((used)) static void (*@N@_pick(void))(float *, const float *)\n{\n"
+    "    unsigned a, b, c, d, lo, hi;\n"
+    "    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & 1u << 27) || !(c & 1u << 12)) /* OSXSAVE, FMA */\n"
+    "        return @N@_layers_v4;\n"
+    "    __asm__(\"xgetbv\" : \"=a\"(lo), \"=d\"(hi) : \"c\"(0));\n"
+    "    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || (lo & 6) != 6)\n"
+    "        return @N@_layers_v4;\n"
+    "    if ((lo & 0xe6) == 0xe6 && (b & 1u << 16)) /* AVX512F */\n"
+    "        return @N@_layers_v16;\n"
+    "    return b & 1u << 5 ? @N@_layers_v8 : @N@_layers_v4; /* AVX2 */\n"
+    "}\n"
+    "static void @N@_layers(float *m, const float *x) __attribute__((ifunc(\"@N@_pick\")));\n"
+    "#else\n"
+    "static void @N@_layers(float *m, const float *x)\n{\n    @N@_layers_v4(m, x);\n}\n"
+    "#endif\n";
 
 /* The optional main of a standalone file: reads binary PGM/PPM images (P5/P6, 8 or 16 bit),
  * converts them to the network's channels (grey as stb_image does), resizes them exactly as
@@ -332,6 +369,7 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
     emit_header_comment(net, o, out, cname[0] ? cname : NULL, "standalone inference with trained weights", build);
     fprintf(out, "#include <math.h>\n#include <stddef.h>\n#include <string.h>\n\n");
     if (o->header) fprintf(out, "#include \"%s\"\n\n", o->header);
+    emit_template(out, VECTOR_PREAMBLE, nm);
     rt_netdesc d;
     ir_to_desc(net, &d);
     rt_plan plan;
@@ -384,6 +422,27 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
         if (m.out_off[i] >= 0) snprintf(y[i], sizeof y[i], "(m + %ld)", m.out_off[i]);
         if (m.tmp_off[i] >= 0) snprintf(tmp[i], sizeof tmp[i], "(m + %ld)", m.tmp_off[i]);
     }
+    /* the layers, once per vector variant (sa_conv_target), every copy the same sums */
+    static const struct { int vec; const char *cond, *attr; } VARIANTS[] = {
+        {16, "#if %s_SA_VECTORS && %s_SA_CLONES\n", "__attribute__((target(\"avx512f,avx2,fma\"))) "},
+        {8, "", "__attribute__((target(\"avx2,fma\"))) "},
+        {4, "#endif\n#if %s_SA_VECTORS\n", ""},
+        {0, "#else\n", ""},
+    };
+    for (size_t v = 0; v < sizeof VARIANTS / sizeof VARIANTS[0]; v++) {
+        fprintf(out, VARIANTS[v].cond, nm, nm);
+        sa_conv_target(VARIANTS[v].vec);
+        if (VARIANTS[v].vec)
+            fprintf(out, "/* The layers on %d-float vectors. */\n%sstatic void %s_layers_v%d(float *const m, const float *x)\n{\n",
+                    VARIANTS[v].vec, VARIANTS[v].attr, nm, VARIANTS[v].vec);
+        else
+            fprintf(out, "/* The layers in plain C. */\nstatic void %s_layers(float *const m, const float *x)\n{\n", nm);
+        for (int i = 1; i < net->n; i++) layer_code(out, net, &plan, y, tmp, i);
+        fprintf(out, "    (void)m;\n    (void)x;\n}\n");
+        if (VARIANTS[v].vec == 4) emit_template(out, VECTOR_PICK, nm);
+    }
+    fprintf(out, "#endif\n\n");
+    sa_conv_target(0);
     fprintf(out, "int %s_predict_ctx(%s_ctx *ctx, const float *input, float *probs)\n{\n"
                  "    float *const m = ctx->arena; /* the memory plan: each layer's output at its offset */\n"
                  "    const float *x = input;\n", nm, nm);
@@ -400,7 +459,7 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
                      "    x = ctx->input;\n",
                 L0->out.c, L0->out.h * L0->out.w, L0->out.h * L0->out.w, L0->out.h * L0->out.w);
     }
-    for (int i = 1; i < net->n; i++) layer_code(out, net, &plan, y, tmp, i);
+    fprintf(out, "    %s_layers(m, x);\n", nm);
     fprintf(out, "    (void)m;\n    /* softmax */\n"
                  "    float mx = %s[0];\n    int best = 0;\n"
                  "    for (int k = 1; k < %d; k++)\n        if (%s[k] > mx) {\n            mx = %s[k];\n            best = k;\n        }\n"

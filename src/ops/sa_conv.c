@@ -86,9 +86,12 @@ static void emit_store(FILE *o, const sa_conv *c, const char *indent, const char
     else fprintf(o, "%s%s = act(%d, %s, %s%s);\n", indent, dst, c->act, emit_f(c->alpha), sum, b);
 }
 
-/* One block of bw output channels for every output pixel: blocks g*og + first ... */
-static void emit_block(FILE *o, const sa_conv *c, const char *src, int hp, int wp, int bw, int nblocks,
-                       int first)
+/* Outputs [s, s + bw) of blocks of width bs (the weights' row stride) for every output
+ * pixel, plain C: one sum per output, written out one statement per output so that gcc -O2
+ * packs them into vector operations and keeps acc in registers (a loop here would load and
+ * store acc at every step). Blocks g*og + first + b * SA_BLOCK ... */
+static void emit_block(FILE *o, const sa_conv *c, const char *src, int hp, int wp, int bs, int s, int bw,
+                       int nblocks, int first)
 {
     const int g = groups_of(c), og = c->oc / g, icg = c->ic / g;
     const size_t per_out = (size_t)icg * c->kh * c->kw;
@@ -96,7 +99,7 @@ static void emit_block(FILE *o, const sa_conv *c, const char *src, int hp, int w
     fprintf(o, "    for (int g = 0; g < %d; g++)\n"
                "        for (int b = 0; b < %d; b++) {\n"
                "            const int o0 = g * %d + %d + b * %d; /* the block's first output channel */\n"
-               "            const float *wb = W + %zu + (size_t)o0 * %zu;\n"
+               "            const float *wb = W + %zu + (size_t)o0 * %zu + %d;\n"
                "            for (int oy = 0; oy < %d; oy++)\n"
                "                for (int ox = 0; ox < %d; ox++) {\n"
                "                    float acc[%d];\n"
@@ -107,19 +110,128 @@ static void emit_block(FILE *o, const sa_conv *c, const char *src, int hp, int w
                "                            for (int kx = 0; kx < %d; kx++) {\n"
                "                                const float v = %s[((g * %d + ci) * %d + oy * %d + ky * %d) * %d + ox * %d + kx * %d];\n"
                "                                const float *wk = wb + ((ci * %d + ky) * %d + kx) * %d;\n",
-            g, nblocks, og, first, SA_BLOCK, c->w_off, per_out, c->oh, c->ow, bw, bw, icg, c->kh, c->kw, src, icg,
-            hp, c->sh, c->dh, wp, c->sw, c->dw, c->kh, c->kw, bw);
-    /* written out one statement per output: gcc -O2 packs them into vector operations and
-     * keeps acc in registers (a loop here would load and store acc at every step) */
+            g, nblocks, og, first, SA_BLOCK, c->w_off, per_out, s, c->oh, c->ow, bw, bw, icg, c->kh, c->kw, src, icg,
+            hp, c->sh, c->dh, wp, c->sw, c->dw, c->kh, c->kw, bs);
     for (int j = 0; j < bw; j++)
         fprintf(o, "%s acc[%d] += v * wk[%d];%s", j % 4 == 0 ? "                               " : "", j, j,
                 j % 4 == 3 || j == bw - 1 ? "\n" : "");
     fprintf(o, "                            }\n"
                "                    for (int j = 0; j < %d; j++)\n", bw);
-    snprintf(dst, sizeof dst, "%s[((o0 + j) * %d + oy) * %d + ox]", c->y, c->oh, c->ow);
-    snprintf(bias, sizeof bias, "o0 + j");
+    snprintf(dst, sizeof dst, "%s[((o0 + %d + j) * %d + oy) * %d + ox]", c->y, s, c->oh, c->ow);
+    snprintf(bias, sizeof bias, "o0 + %d + j", s);
     emit_store(o, c, "                        ", dst, "acc[j]", bias);
     fprintf(o, "                }\n        }\n");
+}
+
+/* The vector variant being printed (sa_conv_target): floats per vector (0: plain C) and
+ * the vector registers the loops may fill. */
+static int sa_vec, sa_regs = 16;
+
+void sa_conv_target(int vec)
+{
+    sa_vec = vec;
+    sa_regs = vec >= 16 ? 32 : 16;
+}
+
+/* Pixels a kernel of nv vectors of outputs computes at once: as many as leave room in the
+ * registers for the nv weight vectors and a broadcast input, at most SA_PIXELS. */
+#define SA_PIXELS 12
+static int pixels_for(int nv, int ow)
+{
+    int p = (sa_regs - nv - 2) / nv;
+    if (p > SA_PIXELS) p = SA_PIXELS;
+    if (p < 1) p = 1;
+    const int runs = (ow + p - 1) / p; /* as few runs as that allows, evened out */
+    return (ow + runs - 1) / runs;
+}
+
+/* One register-blocked kernel: np output pixels of row oy from column ox0 (an expression)
+ * times nv vectors of sa_vec outputs, channels o0 + s ... of a block of width bs. Each
+ * weight vector loaded serves np pixels; each output's sum still runs over (input channel,
+ * ky, kx) in order. The sums leave through a small array (one vector store each) to the
+ * planar output. */
+static void emit_kernel(FILE *o, const sa_conv *c, const char *src, int hp, int wp, int bs, int s, int nv, int np,
+                        const char *ox0, const char *ind)
+{
+    const int g = groups_of(c), icg = c->ic / g, V = sa_vec;
+    fprintf(o, "%s{\n", ind);
+    fprintf(o, "%s    const float *xi = %s + ((size_t)g * %d * %d + oy * %d) * %d + (%s) * %d;\n", ind, src, icg, hp,
+            c->sh, wp, ox0, c->sw);
+    fprintf(o, "%s    const float *wk = wb + %d;\n", ind, s);
+    fprintf(o, "%s    sa_v%d", ind, V);
+    for (int p = 0; p < np; p++)
+        for (int v = 0; v < nv; v++) fprintf(o, "%s a%d_%d = {0}", p || v ? "," : "", p, v);
+    fprintf(o, ";\n");
+    fprintf(o, "%s    for (int ci = 0; ci < %d; ci++)\n"
+               "%s        for (int ky = 0; ky < %d; ky++)\n"
+               "%s            for (int kx = 0; kx < %d; kx++, wk += %d) {\n"
+               "%s                const float *xp = xi + (ci * %d + ky * %d) * %d + kx * %d;\n"
+               "%s                sa_v%d",
+            ind, icg, ind, c->kh, ind, c->kw, bs, ind, hp, c->dh, wp, c->dw, ind, V);
+    for (int v = 0; v < nv; v++) fprintf(o, "%s w%d", v ? "," : "", v);
+    fprintf(o, ";\n");
+    for (int v = 0; v < nv; v++) fprintf(o, "%s                memcpy(&w%d, wk + %d, sizeof w%d);\n", ind, v, v * V, v);
+    for (int p = 0; p < np; p++) {
+        fprintf(o, "%s               ", ind);
+        for (int v = 0; v < nv; v++) fprintf(o, " a%d_%d += w%d * xp[%d];", p, v, v, p * c->sw);
+        fprintf(o, "\n");
+    }
+    fprintf(o, "%s            }\n", ind);
+    fprintf(o, "%s    float t[%d][%d];\n", ind, np, nv * V);
+    for (int p = 0; p < np; p++)
+        for (int v = 0; v < nv; v++)
+            fprintf(o, "%s    memcpy(&t[%d][%d], &a%d_%d, sizeof a%d_%d);\n", ind, p, v * V, p, v, p, v);
+    fprintf(o, "%s    for (int j = 0; j < %d; j++) {\n", ind, nv * V);
+    fprintf(o, "%s        float *yj = %s + ((size_t)(o0 + %d + j) * %d + oy) * %d + (%s);\n", ind, c->y, s, c->oh, c->ow,
+            ox0);
+    char dst[32], sum[32], bias[32], ind2[64];
+    snprintf(bias, sizeof bias, "o0 + %d + j", s);
+    snprintf(ind2, sizeof ind2, "%s        ", ind);
+    for (int p = 0; p < np; p++) {
+        snprintf(dst, sizeof dst, "yj[%d]", p);
+        snprintf(sum, sizeof sum, "t[%d][j]", p);
+        emit_store(o, c, ind2, dst, sum, bias);
+    }
+    fprintf(o, "%s    }\n%s}\n", ind, ind);
+}
+
+/* Blocks of bw outputs with vectors: sub-blocks of at most two vectors, each over the
+ * rows in runs of pixels_for() pixels and an exact tail; the outputs beyond the last whole
+ * vector run as plain sums (emit_block). */
+static void emit_vec_block(FILE *o, const sa_conv *c, const char *src, int hp, int wp, int bw, int nblocks,
+                           int first)
+{
+    const int g = groups_of(c), og = c->oc / g, icg = c->ic / g, V = sa_vec;
+    const size_t per_out = (size_t)icg * c->kh * c->kw;
+    const int nvec = bw / V;
+    if (nvec == 0) { /* narrower than a vector: plain sums */
+        emit_block(o, c, src, hp, wp, bw, 0, bw, nblocks, first);
+        return;
+    }
+    fprintf(o, "    for (int g = 0; g < %d; g++)\n"
+               "        for (int b = 0; b < %d; b++) {\n"
+               "            const int o0 = g * %d + %d + b * %d; /* the block's first output channel */\n"
+               "            const float *wb = W + %zu + (size_t)o0 * %zu;\n",
+            g, nblocks, og, first, SA_BLOCK, c->w_off, per_out);
+    for (int v0 = 0; v0 < nvec; v0 += 2) {
+        const int nv = nvec - v0 < 2 ? nvec - v0 : 2, np = pixels_for(nv, c->ow);
+        const int runs = c->ow / np, tail = c->ow % np;
+        fprintf(o, "            for (int oy = 0; oy < %d; oy++) {\n", c->oh);
+        if (runs > 1) {
+            fprintf(o, "                for (int ox0 = 0; ox0 < %d; ox0 += %d)\n", runs * np, np);
+            emit_kernel(o, c, src, hp, wp, bw, v0 * V, nv, np, "ox0", "                    ");
+        } else {
+            emit_kernel(o, c, src, hp, wp, bw, v0 * V, nv, np, "0", "                ");
+        }
+        if (tail) {
+            char at[16];
+            snprintf(at, sizeof at, "%d", runs * np);
+            emit_kernel(o, c, src, hp, wp, bw, v0 * V, nv, tail, at, "                ");
+        }
+        fprintf(o, "            }\n");
+    }
+    fprintf(o, "        }\n");
+    if (bw % V) emit_block(o, c, src, hp, wp, bw, nvec * V, bw % V, nblocks, first);
 }
 
 void sa_conv_emit(FILE *o, const sa_conv *c, const char *tmp)
@@ -135,8 +247,13 @@ void sa_conv_emit(FILE *o, const sa_conv *c, const char *tmp)
     }
     if (blocked(c)) {
         int full = og / SA_BLOCK, tail = og % SA_BLOCK;
-        if (full) emit_block(o, c, src, hp, wp, SA_BLOCK, full, 0);
-        if (tail) emit_block(o, c, src, hp, wp, tail, 1, full * SA_BLOCK);
+        if (sa_vec) {
+            if (full) emit_vec_block(o, c, src, hp, wp, SA_BLOCK, full, 0);
+            if (tail) emit_vec_block(o, c, src, hp, wp, tail, 1, full * SA_BLOCK);
+        } else {
+            if (full) emit_block(o, c, src, hp, wp, SA_BLOCK, 0, SA_BLOCK, full, 0);
+            if (tail) emit_block(o, c, src, hp, wp, tail, 0, tail, 1, full * SA_BLOCK);
+        }
         return;
     }
     char dst[160];
