@@ -145,6 +145,26 @@ static int pixels_for(int nv, int ow)
     return (ow + runs - 1) / runs;
 }
 
+/* Steps of the kernel window written out in the vector kernels' loop (SA_UNROLL). */
+#define SA_UNROLL 9
+
+/* One step of a vector kernel: the nv weight vectors at wk + wo, times the input at
+ * base[xo + p * stride] for each of the np pixels, into a<p>_<v>. */
+static void emit_step(FILE *o, const sa_conv *c, int nv, int np, int wo, int xo, const char *base, const char *ind)
+{
+    fprintf(o, "%s        {\n%s            sa_v%d", ind, ind, sa_vec);
+    for (int v = 0; v < nv; v++) fprintf(o, "%s w%d", v ? "," : "", v);
+    fprintf(o, ";\n");
+    for (int v = 0; v < nv; v++)
+        fprintf(o, "%s            memcpy(&w%d, wk + %d, sizeof w%d);\n", ind, v, wo + v * sa_vec, v);
+    for (int p = 0; p < np; p++) {
+        fprintf(o, "%s           ", ind);
+        for (int v = 0; v < nv; v++) fprintf(o, " a%d_%d += w%d * %s[%d];", p, v, v, base, xo + p * c->sw);
+        fprintf(o, "\n");
+    }
+    fprintf(o, "%s        }\n", ind);
+}
+
 /* One register-blocked kernel: np output pixels of row oy from column ox0 (an expression)
  * times nv vectors of sa_vec outputs, channels o0 + s ... of a block of width bs. Each
  * weight vector loaded serves np pixels; each output's sum still runs over (input channel,
@@ -162,21 +182,30 @@ static void emit_kernel(FILE *o, const sa_conv *c, const char *src, int hp, int 
     for (int p = 0; p < np; p++)
         for (int v = 0; v < nv; v++) fprintf(o, "%s a%d_%d = {0}", p || v ? "," : "", p, v);
     fprintf(o, ";\n");
-    fprintf(o, "%s    for (int ci = 0; ci < %d; ci++)\n"
-               "%s        for (int ky = 0; ky < %d; ky++)\n"
-               "%s            for (int kx = 0; kx < %d; kx++, wk += %d) {\n"
-               "%s                const float *xp = xi + (ci * %d + ky * %d) * %d + kx * %d;\n"
-               "%s                sa_v%d",
-            ind, icg, ind, c->kh, ind, c->kw, bs, ind, hp, c->dh, wp, c->dw, ind, V);
-    for (int v = 0; v < nv; v++) fprintf(o, "%s w%d", v ? "," : "", v);
-    fprintf(o, ";\n");
-    for (int v = 0; v < nv; v++) fprintf(o, "%s                memcpy(&w%d, wk + %d, sizeof w%d);\n", ind, v, v * V, v);
-    for (int p = 0; p < np; p++) {
-        fprintf(o, "%s               ", ind);
-        for (int v = 0; v < nv; v++) fprintf(o, " a%d_%d += w%d * xp[%d];", p, v, v, p * c->sw);
-        fprintf(o, "\n");
+    /* the kernel window written out (up to SA_UNROLL steps: 3x3, or 1x1 over 8 input
+     * channels), the input channels in a loop around it */
+    const int kk = c->kh * c->kw;
+    int u = 1;
+    if (kk <= SA_UNROLL)
+        while (u * 2 * kk <= SA_UNROLL && icg % (u * 2) == 0) u *= 2;
+    if (kk <= SA_UNROLL) {
+        fprintf(o, "%s    for (int ci = 0; ci < %d; ci += %d, wk += %d, xi += %d) {\n", ind, icg, u, u * kk * bs,
+                u * hp * wp);
+        for (int step = 0; step < u * kk; step++) {
+            const int cu = step / kk, ky = step % kk / c->kw, kx = step % c->kw;
+            const int xo = (cu * hp + ky * c->dh) * wp + kx * c->dw;
+            emit_step(o, c, nv, np, step * bs, xo, "xi", ind);
+        }
+        fprintf(o, "%s    }\n", ind);
+    } else {
+        fprintf(o, "%s    for (int ci = 0; ci < %d; ci++)\n"
+                   "%s        for (int ky = 0; ky < %d; ky++)\n"
+                   "%s            for (int kx = 0; kx < %d; kx++, wk += %d) {\n"
+                   "%s                const float *xp = xi + (ci * %d + ky * %d) * %d + kx * %d;\n",
+                ind, icg, ind, c->kh, ind, c->kw, bs, ind, hp, c->dh, wp, c->dw);
+        emit_step(o, c, nv, np, 0, 0, "xp", ind);
+        fprintf(o, "%s            }\n", ind);
     }
-    fprintf(o, "%s            }\n", ind);
     fprintf(o, "%s    float t[%d][%d];\n", ind, np, nv * V);
     for (int p = 0; p < np; p++)
         for (int v = 0; v < nv; v++)
@@ -234,6 +263,128 @@ static void emit_vec_block(FILE *o, const sa_conv *c, const char *src, int hp, i
     if (bw % V) emit_block(o, c, src, hp, wp, bw, nvec * V, bw % V, nblocks, first);
 }
 
+/* Pixel-vector kernel for a group of few outputs (depthwise): output channel oc, rows
+ * oy .. oy + nr - 1 (oy an expression), columns ox0 (an expression) + [0, cols): vectors
+ * of 16, 8 and 4 pixels as wide as the variant allows, the last 1-3 columns as plain sums.
+ * One weight serves every vector; each output's sum runs over (input channel, ky, kx) in
+ * order. */
+static void emit_pix_kernel(FILE *o, const sa_conv *c, const char *src, int hp, int wp, const char *oy, int nr,
+                            const char *ox0, int cols, const char *ind)
+{
+    const int g = groups_of(c), icg = c->ic / g;
+    int cw[64], n = 0, at = 0;
+    for (int v = sa_vec; v >= 4; v /= 2)
+        while (cols - at >= v && n < 64) {
+            cw[n++] = v;
+            at += v;
+        }
+    const int nvec = n;
+    while (at < cols && n < 64) {
+        cw[n++] = 1;
+        at++;
+    }
+    fprintf(o, "%s{\n%s    const float *xi = %s + ((size_t)g * %d * %d + (%s) * %d) * %d + (%s) * %d;\n", ind, ind, src, icg,
+            hp, oy, c->sh, wp, ox0, c->sw);
+    for (int r = 0; r < nr; r++)
+        for (int k = 0, c0 = 0; k < n; c0 += cw[k], k++) {
+            if (cw[k] > 1) fprintf(o, "%s    sa_v%d a%d_%d = {0};\n", ind, cw[k], r, k);
+            else fprintf(o, "%s    float a%d_%d = 0.0f;\n", ind, r, k);
+        }
+    fprintf(o, "%s    for (int ci = 0; ci < %d; ci++)\n"
+               "%s        for (int ky = 0; ky < %d; ky++)\n"
+               "%s            for (int kx = 0; kx < %d; kx++) {\n"
+               "%s                const float wv = wo[(ci * %d + ky) * %d + kx];\n"
+               "%s                const float *xp = xi + (ci * %d + ky * %d) * %d + kx * %d;\n",
+            ind, icg, ind, c->kh, ind, c->kw, ind, c->kh, c->kw, ind, hp, c->dh, wp, c->dw);
+    for (int r = 0; r < nr; r++)
+        for (int k = 0, c0 = 0; k < n; c0 += cw[k], k++) {
+            const int base = r * c->sh * wp + c0 * c->sw;
+            if (cw[k] == 1) {
+                fprintf(o, "%s                a%d_%d += xp[%d] * wv;\n", ind, r, k, base);
+            } else if (c->sw == 1) {
+                fprintf(o, "%s                {\n%s                    sa_v%d xv;\n"
+                           "%s                    memcpy(&xv, xp + %d, sizeof xv);\n"
+                           "%s                    a%d_%d += xv * wv;\n%s                }\n",
+                        ind, ind, cw[k], ind, base, ind, r, k, ind);
+            } else {
+                fprintf(o, "%s                a%d_%d += (sa_v%d){", ind, r, k, cw[k]);
+                for (int j = 0; j < cw[k]; j++) fprintf(o, "%sxp[%d]", j ? ", " : "", base + j * c->sw);
+                fprintf(o, "} * wv;\n");
+            }
+        }
+    fprintf(o, "%s            }\n", ind);
+    char dst[192], sum[32], ind2[64];
+    snprintf(ind2, sizeof ind2, "%s        ", ind);
+    for (int r = 0; r < nr; r++)
+        for (int k = 0, c0 = 0; k < n; c0 += cw[k], k++) {
+            if (cw[k] == 1) {
+                snprintf(dst, sizeof dst, "%s[((size_t)oc * %d + (%s) + %d) * %d + (%s) + %d]", c->y, c->oh, oy, r, c->ow,
+                         ox0, c0);
+                snprintf(sum, sizeof sum, "a%d_%d", r, k);
+                emit_store(o, c, ind2 + 4, dst, sum, "oc");
+                continue;
+            }
+            fprintf(o, "%s    {\n%s        float t[%d];\n%s        memcpy(t, &a%d_%d, sizeof t);\n"
+                       "%s        for (int j = 0; j < %d; j++)\n",
+                    ind, ind, cw[k], ind, r, k, ind, cw[k]);
+            snprintf(dst, sizeof dst, "%s[((size_t)oc * %d + (%s) + %d) * %d + (%s) + %d + j]", c->y, c->oh, oy, r,
+                     c->ow, ox0, c0);
+            char ind3[72];
+            snprintf(ind3, sizeof ind3, "%s    ", ind2);
+            emit_store(o, c, ind3, dst, "t[j]", "oc");
+            fprintf(o, "%s    }\n", ind);
+        }
+    (void)nvec;
+    fprintf(o, "%s}\n", ind);
+}
+
+/* Few outputs a group (depthwise) with vectors: each output channel's rows in runs of
+ * a few rows (enough sums in flight to hide the adds' latency) and its columns in runs of
+ * up to four vectors, exact tails. */
+static void emit_pix(FILE *o, const sa_conv *c, const char *src, int hp, int wp)
+{
+    const int g = groups_of(c), og = c->oc / g, icg = c->ic / g;
+    const int colrun = 4 * sa_vec, cruns = c->ow / colrun, ctail = c->ow % colrun;
+    fprintf(o, "    for (int oc = 0; oc < %d; oc++) {\n"
+               "        const int g = oc / %d;\n"
+               "        const float *wo = W + %zu + (size_t)oc * %d;\n",
+            c->oc, og, c->w_off, icg * c->kh * c->kw);
+    /* vectors a kernel of one row holds: the rows a run takes fill about 8 */
+    for (int part = 0; part < 2; part++) {
+        const int cols = part == 0 ? colrun : ctail;
+        if (part == 0 && !cruns) continue;
+        if (part == 1 && !ctail) continue;
+        const int perrow = cols / sa_vec + (cols % sa_vec ? 2 : 0);
+        int nr = 8 / (perrow ? perrow : 1);
+        if (nr < 1) nr = 1;
+        if (nr > c->oh) nr = c->oh;
+        const int rruns = c->oh / nr, rtail = c->oh % nr;
+        char ox0[32], at[32];
+        const char *ind = "        ";
+        if (part == 0 && cruns > 1) {
+            fprintf(o, "        for (int ox0 = 0; ox0 < %d; ox0 += %d) {\n", cruns * colrun, colrun);
+            snprintf(ox0, sizeof ox0, "ox0");
+            ind = "            ";
+        } else {
+            snprintf(ox0, sizeof ox0, "%d", part == 0 ? 0 : cruns * colrun);
+        }
+        char ind1[40];
+        snprintf(ind1, sizeof ind1, "%s    ", ind);
+        if (rruns > 1) {
+            fprintf(o, "%sfor (int oy = 0; oy < %d; oy += %d)\n", ind, rruns * nr, nr);
+            emit_pix_kernel(o, c, src, hp, wp, "oy", nr, ox0, cols, ind1);
+        } else {
+            emit_pix_kernel(o, c, src, hp, wp, "0", nr, ox0, cols, ind);
+        }
+        if (rtail) {
+            snprintf(at, sizeof at, "%d", rruns * nr);
+            emit_pix_kernel(o, c, src, hp, wp, at, rtail, ox0, cols, ind);
+        }
+        if (part == 0 && cruns > 1) fprintf(o, "        }\n");
+    }
+    fprintf(o, "    }\n");
+}
+
 void sa_conv_emit(FILE *o, const sa_conv *c, const char *tmp)
 {
     const int g = groups_of(c), og = c->oc / g, icg = c->ic / g;
@@ -254,6 +405,10 @@ void sa_conv_emit(FILE *o, const sa_conv *c, const char *tmp)
             if (full) emit_block(o, c, src, hp, wp, SA_BLOCK, 0, SA_BLOCK, full, 0);
             if (tail) emit_block(o, c, src, hp, wp, tail, 0, tail, 1, full * SA_BLOCK);
         }
+        return;
+    }
+    if (sa_vec) {
+        emit_pix(o, c, src, hp, wp);
         return;
     }
     char dst[160];
