@@ -128,7 +128,7 @@ static const char *const VECTOR_PREAMBLE =
  * registers (xgetbv bits 1, 2, 5-7), else AVX2 with FMA, else the 4-float copy. */
 static const char *const VECTOR_PICK =
     "#if @N@_SA_CLONES\n"
-    "__attribute__((used)) static void (*@N@_pick(void))(float *, const float *)\n{\n"
+    "__attribute__((used)) static void (*@N@_pick(void))(float *, const float *, const float *)\n{\n"
     "    unsigned a, b, c, d, lo, hi;\n"
     "#ifdef @N@_ONLY_AVX2 /* for tests on an AVX-512 machine */\n"
     "    return @N@_layers_v8;\n"
@@ -142,9 +142,9 @@ static const char *const VECTOR_PICK =
     "        return @N@_layers_v16;\n"
     "    return b & 1u << 5 ? @N@_layers_v8 : @N@_layers_v4; /* AVX2 */\n"
     "}\n"
-    "static void @N@_layers(float *m, const float *x) __attribute__((ifunc(\"@N@_pick\")));\n"
+    "static void @N@_layers(float *m, const float *x, const float *W) __attribute__((ifunc(\"@N@_pick\")));\n"
     "#else\n"
-    "static void @N@_layers(float *m, const float *x)\n{\n    @N@_layers_v4(m, x);\n}\n"
+    "static void @N@_layers(float *m, const float *x, const float *W)\n{\n    @N@_layers_v4(m, x, W);\n}\n"
     "#endif\n";
 
 /* The optional main of a standalone file: reads binary PGM/PPM images (P5/P6, 8 or 16 bit),
@@ -425,7 +425,9 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
         if (m.out_off[i] >= 0) snprintf(y[i], sizeof y[i], "(m + %ld)", m.out_off[i]);
         if (m.tmp_off[i] >= 0) snprintf(tmp[i], sizeof tmp[i], "(m + %ld)", m.tmp_off[i]);
     }
-    /* the layers, once per vector variant (sa_conv_target), every copy the same sums */
+    /* the layers, once per vector variant (sa_conv_target), every copy the same sums; W
+     * comes in as a parameter (it shadows the array) so that gcc does not try to fold loads
+     * from the big constant array, which made compiling a network take minutes */
     static const struct { int vec; const char *cond, *attr; } VARIANTS[] = {
         {16, "#if %s_SA_VECTORS && %s_SA_CLONES\n", "__attribute__((target(\"avx512f,avx2,fma\"))) "},
         {8, "", "__attribute__((target(\"avx2,fma\"))) "},
@@ -436,10 +438,10 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
         fprintf(out, VARIANTS[v].cond, nm, nm);
         sa_conv_target(VARIANTS[v].vec);
         if (VARIANTS[v].vec)
-            fprintf(out, "/* The layers on %d-float vectors. */\n%sstatic void %s_layers_v%d(float *const m, const float *x)\n{\n",
+            fprintf(out, "/* The layers on %d-float vectors. */\n%sstatic void %s_layers_v%d(float *const m, const float *x, const float *W)\n{\n",
                     VARIANTS[v].vec, VARIANTS[v].attr, nm, VARIANTS[v].vec);
         else
-            fprintf(out, "/* The layers in plain C. */\nstatic void %s_layers(float *const m, const float *x)\n{\n", nm);
+            fprintf(out, "/* The layers in plain C. */\nstatic void %s_layers(float *const m, const float *x, const float *W)\n{\n", nm);
         for (int i = 1; i < net->n; i++) layer_code(out, net, &plan, y, tmp, i);
         fprintf(out, "    (void)m;\n    (void)x;\n}\n");
         if (VARIANTS[v].vec == 4) emit_template(out, VECTOR_PICK, nm);
@@ -462,7 +464,7 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
                      "    x = ctx->input;\n",
                 L0->out.c, L0->out.h * L0->out.w, L0->out.h * L0->out.w, L0->out.h * L0->out.w);
     }
-    fprintf(out, "    %s_layers(m, x);\n", nm);
+    fprintf(out, "    %s_layers(m, x, W);\n", nm);
     fprintf(out, "    (void)m;\n    /* softmax */\n"
                  "    float mx = %s[0];\n    int best = 0;\n"
                  "    for (int k = 1; k < %d; k++)\n        if (%s[k] > mx) {\n            mx = %s[k];\n            best = k;\n        }\n"

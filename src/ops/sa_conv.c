@@ -59,19 +59,36 @@ void sa_conv_layout(const sa_conv *c, float *params)
     free(src);
 }
 
-/* Copies the input into the padded buffer, every padding mode through pad_index. */
+/* Copies the input into the padded buffer, every padding mode through pad_index: a row
+ * outside the input is zeros or another row's copy, a row inside is its border cells by
+ * pad_index around a memcpy of the row. */
 static void emit_pad(FILE *o, const sa_conv *c, const char *tmp)
 {
     const int hp = c->ih + c->pt + c->pb, wp = c->iw + c->pl + c->pr;
     fprintf(o, "    for (int c = 0; c < %d; c++)\n"
                "        for (int py = 0; py < %d; py++) {\n"
+               "            float *row = %s + ((size_t)c * %d + py) * %d;\n"
                "            const int iy = pad_index(py - %d, %d, %d);\n"
-               "            for (int px = 0; px < %d; px++) {\n"
-               "                const int ix = pad_index(px - %d, %d, %d);\n"
-               "                %s[(c * %d + py) * %d + px] = iy < 0 || ix < 0 ? 0.0f : %s[(c * %d + iy) * %d + ix];\n"
+               "            if (iy < 0) {\n"
+               "                memset(row, 0, %d * sizeof *row);\n"
+               "                continue;\n"
                "            }\n"
-               "        }\n",
-            c->ic, hp, c->pt, c->ih, c->padmode, wp, c->pl, c->iw, c->padmode, tmp, hp, wp, c->in, c->ih, c->iw);
+               "            const float *in = %s + ((size_t)c * %d + iy) * %d;\n",
+            c->ic, hp, tmp, hp, wp, c->pt, c->ih, c->padmode, wp, c->in, c->ih, c->iw);
+    if (c->pl)
+        fprintf(o, "            for (int px = 0; px < %d; px++) {\n"
+                   "                const int ix = pad_index(px - %d, %d, %d);\n"
+                   "                row[px] = ix < 0 ? 0.0f : in[ix];\n"
+                   "            }\n",
+                c->pl, c->pl, c->iw, c->padmode);
+    fprintf(o, "            memcpy(row + %d, in, %d * sizeof *row);\n", c->pl, c->iw);
+    if (c->pr)
+        fprintf(o, "            for (int px = %d; px < %d; px++) {\n"
+                   "                const int ix = pad_index(px - %d, %d, %d);\n"
+                   "                row[px] = ix < 0 ? 0.0f : in[ix];\n"
+                   "            }\n",
+                c->pl + c->iw, wp, c->pl, c->iw, c->padmode);
+    fprintf(o, "        }\n");
 }
 
 /* The epilogue of one output: bias, then the activation (act() is printed only for
@@ -135,7 +152,7 @@ void sa_conv_target(int vec)
 
 /* Pixels a kernel of nv vectors of outputs computes at once: as many as leave room in the
  * registers for the nv weight vectors and a broadcast input, at most SA_PIXELS. */
-#define SA_PIXELS 12
+#define SA_PIXELS 8
 static int pixels_for(int nv, int ow)
 {
     int p = (sa_regs - nv - 2) / nv;
