@@ -48,7 +48,9 @@ static const char *PAD_HELPER =
 
 /* The activations (printed only for a network with a layer that calls act()). */
 static const char *ACT_HELPER =
-    "/* The activations by their number in the runtime's rt_act (cnnrt.h). */\n"
+    "/* The activations by their number in the runtime's rt_act (cnnrt.h). (The vector loops\n"
+    " * do a relu themselves: some networks call act() only in their plain C loops.) */\n"
+    "#ifdef __GNUC__\n__attribute__((unused))\n#endif\n"
     "static float act(int kind, float alpha, float v)\n{\n"
     "    switch (kind) {\n"
     "    case @RELU@: return v > 0.0f ? v : 0.0f;\n"
@@ -116,11 +118,14 @@ static const char *const VECTOR_PREAMBLE =
     "#if defined(__GNUC__) && !defined(@N@_NO_VECTORS)\n"
     "#define @N@_SA_VECTORS 1\n"
     "typedef float sa_v4 __attribute__((vector_size(16)));\n"
+    "typedef int sa_i4 __attribute__((vector_size(16)));\n"
     "#if defined(__x86_64__) && defined(__ELF__) && defined(__GLIBC__) && !defined(@N@_NO_CLONES)\n"
     "#define @N@_SA_CLONES 1\n"
     "#include <cpuid.h>\n"
     "typedef float sa_v8 __attribute__((vector_size(32)));\n"
     "typedef float sa_v16 __attribute__((vector_size(64)));\n"
+    "typedef int sa_i8 __attribute__((vector_size(32)));\n"
+    "typedef int sa_i16 __attribute__((vector_size(64)));\n"
     "#endif\n"
     "#endif\n\n";
 
@@ -273,6 +278,15 @@ static void emit_api(FILE *out, const ir_net *net, long arena)
             n, in->out.c, n, in->out.h, n, in->out.w, n, classes);
     fprintf(out, "/* Floats of one prediction's working memory (every layer's output, reused once read). */\n"
                  "#define %s_CTX_FLOATS %ld\n\n", n, arena > 0 ? arena : 1);
+    fprintf(out, "/* How the .c computes: compiled by GCC or clang (__GNUC__), its loops run on the compiler's\n"
+                 " * vector types (any architecture; plain -O2 is enough). On x86-64 with glibc it also holds\n"
+                 " * AVX2 and AVX-512 copies of them, and an ifunc resolver picks the widest the CPU and OS\n"
+                 " * support when the program is loaded (cpuid read inline: still nothing but libc and libm).\n"
+                 " * Define %s_NO_CLONES to keep only the portable vector loops, %s_NO_VECTORS for plain C\n"
+                 " * loops (what other compilers get), %s_ONLY_AVX2 to force the AVX2 copy (for tests).\n"
+                 " * Every copy sums each output in the same order; they differ only in the last bits where\n"
+                 " * one fuses multiply-adds (gcc does in its default GNU C mode, not with -std=c11). */\n",
+            n, n, n);
     fprintf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
     fprintf(out, "/* Class names, in the order of the probabilities. */\n"
                  "extern const char *const %s_class_names[%s_CLASSES];\n\n", n, n);

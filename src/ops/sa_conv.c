@@ -12,6 +12,7 @@
  */
 #include "sa_conv.h"
 #include "cnn_op.h"
+#include "cnnrt.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,16 @@ static void emit_kernel(FILE *o, const sa_conv *c, const char *src, int hp, int 
         emit_step(o, c, nv, np, 0, 0, "xp", ind);
         fprintf(o, "%s            }\n", ind);
     }
+    /* the bias and a relu on the vectors; the planar outputs then take plain copies */
+    const int vrelu = c->act == (int)RT_ACT_RELU;
+    for (int v = 0; v < nv && c->has_bias; v++) {
+        fprintf(o, "%s    sa_v%d b%d;\n%s    memcpy(&b%d, W + %zu + o0 + %d, sizeof b%d);\n", ind, V, v, ind, v,
+                c->b_off, s + v * V, v);
+        for (int p = 0; p < np; p++) fprintf(o, "%s    a%d_%d += b%d;\n", ind, p, v, v);
+    }
+    for (int p = 0; p < np && vrelu; p++)
+        for (int v = 0; v < nv; v++)
+            fprintf(o, "%s    a%d_%d = (sa_v%d)((sa_i%d)a%d_%d & (a%d_%d > (sa_v%d){0}));\n", ind, p, v, V, V, p, v, p, v, V);
     fprintf(o, "%s    float t[%d][%d];\n", ind, np, nv * V);
     for (int p = 0; p < np; p++)
         for (int v = 0; v < nv; v++)
@@ -233,12 +244,146 @@ static void emit_kernel(FILE *o, const sa_conv *c, const char *src, int hp, int 
     char dst[32], sum[32], bias[32], ind2[64];
     snprintf(bias, sizeof bias, "o0 + %d + j", s);
     snprintf(ind2, sizeof ind2, "%s        ", ind);
+    sa_conv done = *c; /* the epilogue's part left after the vector one */
+    done.has_bias = 0;
+    if (vrelu) done.act = 0;
     for (int p = 0; p < np; p++) {
         snprintf(dst, sizeof dst, "yj[%d]", p);
         snprintf(sum, sizeof sum, "t[%d][j]", p);
-        emit_store(o, c, ind2, dst, sum, bias);
+        emit_store(o, &done, ind2, dst, sum, bias);
     }
     fprintf(o, "%s    }\n%s}\n", ind, ind);
+}
+
+/* Columns [0, cols) split into vectors of 16, 8 and 4 pixels as wide as the variant
+ * allows, then single pixels: their widths into cw; returns their number. */
+static int split_cols(int cols, int *cw, int max)
+{
+    int n = 0, at = 0;
+    for (int v = sa_vec; v >= 4; v /= 2)
+        while (cols - at >= v && n < max) {
+            cw[n++] = v;
+            at += v;
+        }
+    while (at < cols && n < max) {
+        cw[n++] = 1;
+        at++;
+    }
+    return n;
+}
+
+/* A small window (few input channels, as a first layer's) over outputs in blocks: the
+ * planar outputs would take one scalar store per sum, as many as the multiply-adds, so here
+ * the vectors run along a row of output pixels instead, nr output channels at a time, and
+ * leave by whole-vector copies. Channels o0 + r0 ... o0 + r0 + nr - 1 of a block of width
+ * bs, row oy, columns ox0 (an expression) + [0, cols); stride 1. */
+static void emit_row_kernel(FILE *o, const sa_conv *c, const char *src, int hp, int wp, int bs, const char *r0,
+                            int nr, const char *ox0, int cols, const char *ind)
+{
+    const int g = groups_of(c), icg = c->ic / g, kk = c->kh * c->kw;
+    int cw[64];
+    const int n = split_cols(cols, cw, 64);
+    fprintf(o, "%s{\n%s    const float *xi = %s + ((size_t)g * %d * %d + oy * %d) * %d + (%s);\n", ind, ind, src, icg, hp,
+            c->sh, wp, ox0);
+    fprintf(o, "%s    const float *wk = wb + (%s);\n", ind, r0);
+    for (int r = 0; r < nr; r++)
+        for (int k = 0; k < n; k++) {
+            if (cw[k] > 1) fprintf(o, "%s    sa_v%d a%d_%d = {0};\n", ind, cw[k], r, k);
+            else fprintf(o, "%s    float a%d_%d = 0.0f;\n", ind, r, k);
+        }
+    fprintf(o, "%s    for (int ci = 0; ci < %d; ci++, wk += %d, xi += %d) {\n", ind, icg, kk * bs, hp * wp);
+    for (int step = 0; step < kk; step++) {
+        const int ky = step / c->kw, kx = step % c->kw, xo = ky * c->dh * wp + kx * c->dw;
+        fprintf(o, "%s        {\n", ind);
+        for (int k = 0, c0 = 0; k < n; c0 += cw[k], k++) {
+            if (cw[k] > 1)
+                fprintf(o, "%s            sa_v%d x%d;\n%s            memcpy(&x%d, xi + %d, sizeof x%d);\n", ind, cw[k], k,
+                        ind, k, xo + c0, k);
+            else
+                fprintf(o, "%s            const float x%d = xi[%d];\n", ind, k, xo + c0);
+        }
+        for (int r = 0; r < nr; r++) {
+            fprintf(o, "%s            {\n%s                const float w = wk[%d];\n", ind, ind, step * bs + r);
+            fprintf(o, "%s               ", ind);
+            for (int k = 0; k < n; k++) fprintf(o, " a%d_%d += x%d * w;", r, k, k);
+            fprintf(o, "\n%s            }\n", ind);
+        }
+        fprintf(o, "%s        }\n", ind);
+    }
+    fprintf(o, "%s    }\n", ind);
+    /* bias, relu, then straight into the rows */
+    const int vrelu = c->act == (int)RT_ACT_RELU;
+    sa_conv done = *c;
+    done.has_bias = 0;
+    char dst[192], sum[32], bias[64], ind2[64];
+    snprintf(ind2, sizeof ind2, "%s    ", ind);
+    for (int r = 0; r < nr; r++)
+        for (int k = 0, c0 = 0; k < n; c0 += cw[k], k++) {
+            if (c->has_bias) fprintf(o, "%s    a%d_%d += W[%zu + o0 + (%s) + %d];\n", ind, r, k, c->b_off, r0, r);
+            snprintf(dst, sizeof dst, "%s[((size_t)(o0 + (%s) + %d) * %d + oy) * %d + (%s) + %d]", c->y, r0, r, c->oh,
+                     c->ow, ox0, c0);
+            if (cw[k] == 1) {
+                snprintf(sum, sizeof sum, "a%d_%d", r, k);
+                snprintf(bias, sizeof bias, "o0 + (%s) + %d", r0, r);
+                emit_store(o, c->has_bias ? &done : c, ind2, dst, sum, bias);
+                continue;
+            }
+            if (vrelu)
+                fprintf(o, "%s    a%d_%d = (sa_v%d)((sa_i%d)a%d_%d & (a%d_%d > (sa_v%d){0}));\n", ind, r, k, cw[k], cw[k], r,
+                        k, r, k, cw[k]);
+            if (vrelu || c->act == 0) {
+                fprintf(o, "%s    memcpy(&%s, &a%d_%d, sizeof a%d_%d);\n", ind, dst, r, k, r, k);
+            } else { /* another activation: through an array */
+                fprintf(o, "%s    {\n%s        float t[%d];\n%s        memcpy(t, &a%d_%d, sizeof t);\n"
+                           "%s        for (int j = 0; j < %d; j++)\n",
+                        ind, ind, cw[k], ind, r, k, ind, cw[k]);
+                char dj[200], ind3[72];
+                snprintf(dj, sizeof dj, "(&%s)[j]", dst);
+                snprintf(ind3, sizeof ind3, "%s        ", ind2);
+                emit_store(o, &done, ind3, dj, "t[j]", "0");
+                fprintf(o, "%s    }\n", ind);
+            }
+        }
+    fprintf(o, "%s}\n", ind);
+}
+
+/* Blocks of bw outputs with small windows (emit_row_kernel): runs of SA_ROWCH channels,
+ * each row in runs of two vectors of pixels and an exact tail. */
+static void emit_row_block(FILE *o, const sa_conv *c, const char *src, int hp, int wp, int bw, int nblocks, int first)
+{
+    const int g = groups_of(c), og = c->oc / g, icg = c->ic / g;
+    const size_t per_out = (size_t)icg * c->kh * c->kw;
+    const int nr = sa_regs >= 32 ? 8 : 4, run = 2 * sa_vec, cruns = c->ow / run, ctail = c->ow % run;
+    fprintf(o, "    for (int g = 0; g < %d; g++)\n"
+               "        for (int b = 0; b < %d; b++) {\n"
+               "            const int o0 = g * %d + %d + b * %d; /* the block's first output channel */\n"
+               "            const float *wb = W + %zu + (size_t)o0 * %zu;\n",
+            g, nblocks, og, first, SA_BLOCK, c->w_off, per_out);
+    for (int part = 0; part < 2; part++) {
+        const int rr = part == 0 ? nr : bw % nr, runs = part == 0 ? bw / nr : (bw % nr ? 1 : 0);
+        if (!runs) continue;
+        char r0[32];
+        if (runs > 1) {
+            fprintf(o, "            for (int r0 = 0; r0 < %d; r0 += %d)\n", runs * nr, nr);
+            snprintf(r0, sizeof r0, "r0");
+        } else {
+            snprintf(r0, sizeof r0, "%d", part == 0 ? 0 : bw / nr * nr);
+        }
+        fprintf(o, "            for (int oy = 0; oy < %d; oy++) {\n", c->oh);
+        if (cruns > 1) {
+            fprintf(o, "                for (int ox0 = 0; ox0 < %d; ox0 += %d)\n", cruns * run, run);
+            emit_row_kernel(o, c, src, hp, wp, bw, r0, rr, "ox0", run, "                    ");
+        } else if (cruns == 1) {
+            emit_row_kernel(o, c, src, hp, wp, bw, r0, rr, "0", run, "                ");
+        }
+        if (ctail) {
+            char at[16];
+            snprintf(at, sizeof at, "%d", cruns * run);
+            emit_row_kernel(o, c, src, hp, wp, bw, r0, rr, at, ctail, "                ");
+        }
+        fprintf(o, "            }\n");
+    }
+    fprintf(o, "        }\n");
 }
 
 /* Blocks of bw outputs with vectors: sub-blocks of at most two vectors, each over the
@@ -402,6 +547,15 @@ static void emit_pix(FILE *o, const sa_conv *c, const char *src, int hp, int wp)
     fprintf(o, "    }\n");
 }
 
+/* Small windows on wide rows (a first layer's) run along the rows (emit_row_block): at
+ * most SA_ROW_SUMS multiply-adds an output, stride 1, a row of at least half a vector. */
+#define SA_ROW_SUMS 32
+static int row_wise(const sa_conv *c)
+{
+    const int kk = c->ic / groups_of(c) * c->kh * c->kw;
+    return kk <= SA_ROW_SUMS && c->kh * c->kw <= SA_UNROLL && c->sw == 1 && c->ow >= sa_vec / 2 && c->ow >= 4;
+}
+
 void sa_conv_emit(FILE *o, const sa_conv *c, const char *tmp)
 {
     const int g = groups_of(c), og = c->oc / g, icg = c->ic / g;
@@ -415,7 +569,10 @@ void sa_conv_emit(FILE *o, const sa_conv *c, const char *tmp)
     }
     if (blocked(c)) {
         int full = og / SA_BLOCK, tail = og % SA_BLOCK;
-        if (sa_vec) {
+        if (sa_vec && row_wise(c)) {
+            if (full) emit_row_block(o, c, src, hp, wp, SA_BLOCK, full, 0);
+            if (tail) emit_row_block(o, c, src, hp, wp, tail, 1, full * SA_BLOCK);
+        } else if (sa_vec) {
             if (full) emit_vec_block(o, c, src, hp, wp, SA_BLOCK, full, 0);
             if (tail) emit_vec_block(o, c, src, hp, wp, tail, 1, full * SA_BLOCK);
         } else {
