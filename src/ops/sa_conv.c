@@ -1,14 +1,17 @@
 /*
  * sa_conv.c - the loops the standalone file runs for convolutions and dense layers (a
- * dense layer is a 1x1 convolution of a 1x1 map), and the weight layout they read.
- * Shapes are literal constants, so gcc -O2 vectorises the innermost loop, which runs over
- * a block of up to SA_BLOCK output channels with contiguous weights: one input value times
- * a row of weights, added to a row of accumulators, written out as one statement per
- * output so that gcc -O2 packs them into vector operations on registers. The input is first copied into a padded
- * buffer (any padding mode), so no bounds test runs inside the sum. A group with fewer than
- * four outputs (depthwise) keeps one scalar sum per output. Every output's sum runs over
- * (input channel, ky, kx) in order, as the training program's reference loops do; the
- * runtime's GEMM orders it differently, hence the tests' 1e-5 tolerance.
+ * dense layer is a 1x1 convolution of a 1x1 map), and the weight layout they read: blocks
+ * of up to SA_BLOCK output channels with contiguous weights. Shapes are literal constants,
+ * so every trip count and tail is exact. The loops come in copies (sa_conv_target): plain
+ * C (one statement per output, which gcc -O2 packs into vectors), and GNU C vectors of 4,
+ * 8 or 16 floats, register-blocked: several output pixels times one or two vectors of
+ * output channels per kernel, so that each weight vector loaded serves every pixel
+ * (emit_vec_block); small windows run along output rows instead (emit_row_block), and
+ * groups of few outputs (depthwise) on vectors of pixels (emit_pix). The input is first
+ * copied into a padded buffer (any padding mode), so no bounds test runs inside the sum.
+ * In every copy each output's sum runs over (input channel, ky, kx) in order, as the
+ * training program's reference loops do; the runtime's GEMM orders it differently, hence
+ * the tests' 1e-5 tolerance.
  */
 #include "sa_conv.h"
 #include "cnn_op.h"
@@ -17,8 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Output channels per block: 32 floats of accumulators fit the 16 SSE registers with room
- * for the weights. */
+/* Output channels per block of the weight layout (every copy reads the same layout). */
 #define SA_BLOCK 32
 
 static int groups_of(const sa_conv *c) { return c->groups > 0 ? c->groups : 1; }
@@ -347,8 +349,9 @@ static void emit_row_kernel(FILE *o, const sa_conv *c, const char *src, int hp, 
     fprintf(o, "%s}\n", ind);
 }
 
-/* Blocks of bw outputs with small windows (emit_row_kernel): runs of SA_ROWCH channels,
- * each row in runs of two vectors of pixels and an exact tail. */
+/* Blocks of bw outputs with small windows (emit_row_kernel): runs of 8 channels (4 with 16
+ * vector registers) and an exact tail, each row in runs of two vectors of pixels and an
+ * exact tail. */
 static void emit_row_block(FILE *o, const sa_conv *c, const char *src, int hp, int wp, int bw, int nblocks, int first)
 {
     const int g = groups_of(c), og = c->oc / g, icg = c->ic / g;
@@ -434,17 +437,8 @@ static void emit_pix_kernel(FILE *o, const sa_conv *c, const char *src, int hp, 
                             const char *ox0, int cols, const char *ind)
 {
     const int g = groups_of(c), icg = c->ic / g;
-    int cw[64], n = 0, at = 0;
-    for (int v = sa_vec; v >= 4; v /= 2)
-        while (cols - at >= v && n < 64) {
-            cw[n++] = v;
-            at += v;
-        }
-    const int nvec = n;
-    while (at < cols && n < 64) {
-        cw[n++] = 1;
-        at++;
-    }
+    int cw[64];
+    const int n = split_cols(cols, cw, 64);
     fprintf(o, "%s{\n%s    const float *xi = %s + ((size_t)g * %d * %d + (%s) * %d) * %d + (%s) * %d;\n", ind, ind, src, icg,
             hp, oy, c->sh, wp, ox0, c->sw);
     for (int r = 0; r < nr; r++)
@@ -496,7 +490,6 @@ static void emit_pix_kernel(FILE *o, const sa_conv *c, const char *src, int hp, 
             emit_store(o, c, ind3, dst, "t[j]", "oc");
             fprintf(o, "%s    }\n", ind);
         }
-    (void)nvec;
     fprintf(o, "%s}\n", ind);
 }
 
