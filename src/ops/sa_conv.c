@@ -153,6 +153,8 @@ void sa_conv_target(int vec)
     sa_regs = vec >= 16 ? 32 : 16;
 }
 
+int sa_conv_vector(void) { return sa_vec; }
+
 /* Pixels a kernel of nv vectors of outputs computes at once: as many as leave room in the
  * registers for the nv weight vectors and a broadcast input, at most SA_PIXELS. */
 #define SA_PIXELS 8
@@ -442,7 +444,7 @@ static void emit_pix_kernel(FILE *o, const sa_conv *c, const char *src, int hp, 
     fprintf(o, "%s{\n%s    const float *xi = %s + ((size_t)g * %d * %d + (%s) * %d) * %d + (%s) * %d;\n", ind, ind, src, icg,
             hp, oy, c->sh, wp, ox0, c->sw);
     for (int r = 0; r < nr; r++)
-        for (int k = 0, c0 = 0; k < n; c0 += cw[k], k++) {
+        for (int k = 0; k < n; k++) {
             if (cw[k] > 1) fprintf(o, "%s    sa_v%d a%d_%d = {0};\n", ind, cw[k], r, k);
             else fprintf(o, "%s    float a%d_%d = 0.0f;\n", ind, r, k);
         }
