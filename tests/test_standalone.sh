@@ -13,7 +13,9 @@
 #     probability: 1e-4 apart at most, plus 1e-4 for the two roundings);
 #   - NAME_predict, built into tests/emit_sa_harness.c, on the inputs of a cnnrun --dump
 #     with the same weights, must give the softmax of cnnrun's logits within 1e-5, and
-#     NAME_predict_batch and NAME_predict_ctx (two contexts in turns) its exact bits;
+#     NAME_predict_batch and NAME_predict_ctx (two contexts in turns) its exact bits; so
+#     must each other copy of the file's loops (-DNAME_ONLY_AVX2 where the CPU has AVX2,
+#     -DNAME_NO_CLONES: portable GNU C vectors, -DNAME_NO_VECTORS: plain C);
 #   - sa.h is written beside sa.c, which includes it, and sa.c has no writable static but
 #     NAME_predict's own context;
 #   - its PGM/PPM reader: a 16-bit copy (maxval 4095) of an image gives cnnrun --predict's
@@ -328,10 +330,27 @@ check_sa() { # LABEL NET PER_CLASS DUMP_BATCH
         show "$d/h.out"
         return
     fi
+    # --- the file's other copies of its loops, on the same dump: AVX2 (when the CPU has
+    #     it), the portable 4-float vectors (NAME_NO_CLONES) and plain C (NAME_NO_VECTORS)
+    for v in ONLY_AVX2 NO_CLONES NO_VECTORS; do
+        [ $v = ONLY_AVX2 ] && ! grep -q -w avx2 /proc/cpuinfo 2>/dev/null && continue
+        # shellcheck disable=SC2086
+        if ! $CC $flags -D"${name}_$v" -DSA_FILE="\"$d/sa.c\"" -DSA_NAME="$name" "$harness_c" -lm -o "$d/h_$v" \
+            >"$d/h_$v.cc" 2>&1 || [ -s "$d/h_$v.cc" ]; then
+            fail "$label: the harness with -D${name}_$v failed or warned"
+            show "$d/h_$v.cc"
+            return
+        fi
+        if ! $tlimit "$d/h_$v" "$d/D" 1e-5 >"$d/h_$v.out" 2>&1; then
+            fail "$label: NAME_predict built with -D${name}_$v and cnnrun's logits disagree"
+            show "$d/h_$v.out"
+            return
+        fi
+    done
     nimg=$(wc -l <"$d/images")
     echo "ok   $label (${c}x${h}x${w}, $k classes): $nimg images same class and probability ($runs);" \
         "16-bit PGM/PPM agrees, 3 broken ones refused;" \
-        "dump: $(head -n 1 "$d/h.out"), $(($(date +%s) - t0)) s"
+        "dump: $(head -n 1 "$d/h.out") (and the AVX2, NO_CLONES, NO_VECTORS copies), $(($(date +%s) - t0)) s"
     passed=$((passed + 1))
     rm -rf "$d"
 }

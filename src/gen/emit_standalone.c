@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ops/cnn_op.h"
+#include "ops/sa_conv.h"
 #include "rt_op.h"
 #include "rt_memplan.h"
 #include "util.h"
@@ -47,7 +48,9 @@ static const char *PAD_HELPER =
 
 /* The activations (printed only for a network with a layer that calls act()). */
 static const char *ACT_HELPER =
-    "/* The activations by their number in the runtime's rt_act (cnnrt.h). */\n"
+    "/* The activations by their number in the runtime's rt_act (cnnrt.h). (The vector loops\n"
+    " * do a relu themselves: some networks call act() only in their plain C loops.) */\n"
+    "#ifdef __GNUC__\n__attribute__((unused))\n#endif\n"
     "static float act(int kind, float alpha, float v)\n{\n"
     "    switch (kind) {\n"
     "    case @RELU@: return v > 0.0f ? v : 0.0f;\n"
@@ -97,7 +100,7 @@ static void layer_code(FILE *o, const ir_net *net, const rt_plan *plan, char (*y
 {
     const rt_layer *L = &net->nodes[i].L;
     const rt_step *s = rt_plan_step(plan, i);
-    if (s->alias != RT_ALIAS_NONE) snprintf(y[i], sizeof y[i], "%s", y[L->src]);
+    if (s->alias != RT_ALIAS_NONE) memmove(y[i], y[L->src], sizeof y[i]); /* its source's name (src < i) */
     fprintf(o, "    /* line %d: %s -> %dx%dx%d */\n", L->line, net->nodes[i].text, L->out.c, L->out.h, L->out.w);
     if (s->alias != RT_ALIAS_NONE) {
         fprintf(o, "    /* (reads %s as it is: no copy) */\n", y[i]);
@@ -106,6 +109,48 @@ static void layer_code(FILE *o, const ir_net *net, const rt_plan *plan, char (*y
     emit_ctx e = {.net = net, .step = s, .i = i, .in = y[L->src], .in2 = L->src2 >= 0 ? y[L->src2] : "", .y = y[i], .tmp = tmp[i], .out = o};
     cnn_op_of(L->kind)->emit_standalone(&e);
 }
+
+/* The vector types and the choice of copies, after the includes ("@N@": the network's
+ * name). GCC and clang get the loops on GNU C vectors; on x86-64 with glibc the file holds
+ * AVX-512 and AVX2 copies too, one picked by an ifunc resolver when the program is loaded
+ * (cpuid and xgetbv read inline: no libgcc, unlike target_clones). */
+static const char *const VECTOR_PREAMBLE =
+    "#if defined(__GNUC__) && !defined(@N@_NO_VECTORS)\n"
+    "#define @N@_SA_VECTORS 1\n"
+    "typedef float sa_v4 __attribute__((vector_size(16)));\n"
+    "typedef int sa_i4 __attribute__((vector_size(16)));\n"
+    "#if defined(__x86_64__) && defined(__ELF__) && defined(__GLIBC__) && !defined(@N@_NO_CLONES)\n"
+    "#define @N@_SA_CLONES 1\n"
+    "#include <cpuid.h>\n"
+    "typedef float sa_v8 __attribute__((vector_size(32)));\n"
+    "typedef float sa_v16 __attribute__((vector_size(64)));\n"
+    "typedef int sa_i8 __attribute__((vector_size(32)));\n"
+    "typedef int sa_i16 __attribute__((vector_size(64)));\n"
+    "#endif\n"
+    "#endif\n\n";
+
+/* The ifunc resolver of @N@_layers: AVX-512 when the CPU has it and the OS saves its
+ * registers (xgetbv bits 1, 2, 5-7), else AVX2 with FMA, else the 4-float copy. */
+static const char *const VECTOR_PICK =
+    "#if @N@_SA_CLONES\n"
+    "__attribute__((used)) static void (*@N@_pick(void))(float *, const float *, const float *)\n{\n"
+    "    unsigned a, b, c, d, lo, hi;\n"
+    "#ifdef @N@_ONLY_AVX2 /* for tests on an AVX-512 machine */\n"
+    "    return @N@_layers_v8;\n"
+    "#endif\n"
+    "    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & 1u << 27) || !(c & 1u << 12)) /* OSXSAVE, FMA */\n"
+    "        return @N@_layers_v4;\n"
+    "    __asm__(\"xgetbv\" : \"=a\"(lo), \"=d\"(hi) : \"c\"(0));\n"
+    "    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || (lo & 6) != 6)\n"
+    "        return @N@_layers_v4;\n"
+    "    if ((lo & 0xe6) == 0xe6 && (b & 1u << 16)) /* AVX512F */\n"
+    "        return @N@_layers_v16;\n"
+    "    return b & 1u << 5 ? @N@_layers_v8 : @N@_layers_v4; /* AVX2 */\n"
+    "}\n"
+    "static void @N@_layers(float *m, const float *x, const float *W) __attribute__((ifunc(\"@N@_pick\")));\n"
+    "#else\n"
+    "static void @N@_layers(float *m, const float *x, const float *W)\n{\n    @N@_layers_v4(m, x, W);\n}\n"
+    "#endif\n";
 
 /* The optional main of a standalone file: reads binary PGM/PPM images (P5/P6, 8 or 16 bit),
  * converts them to the network's channels (grey as stb_image does), resizes them exactly as
@@ -233,6 +278,15 @@ static void emit_api(FILE *out, const ir_net *net, long arena)
             n, in->out.c, n, in->out.h, n, in->out.w, n, classes);
     fprintf(out, "/* Floats of one prediction's working memory (every layer's output, reused once read). */\n"
                  "#define %s_CTX_FLOATS %ld\n\n", n, arena > 0 ? arena : 1);
+    fprintf(out, "/* How the .c computes: compiled by GCC or clang (__GNUC__), its loops run on the compiler's\n"
+                 " * vector types (any architecture; plain -O2 is enough). On x86-64 with glibc it also holds\n"
+                 " * AVX2 and AVX-512 copies of them, and an ifunc resolver picks the widest the CPU and OS\n"
+                 " * support when the program is loaded (cpuid read inline: still nothing but libc and libm).\n"
+                 " * Define %s_NO_CLONES to keep only the portable vector loops, %s_NO_VECTORS for plain C\n"
+                 " * loops (what other compilers get), %s_ONLY_AVX2 to force the AVX2 copy (for tests).\n"
+                 " * Every copy sums each output in the same order; they differ only in the last bits where\n"
+                 " * one fuses multiply-adds (gcc does in its default GNU C mode, not with -std=c11). */\n",
+            n, n, n);
     fprintf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
     fprintf(out, "/* Class names, in the order of the probabilities. */\n"
                  "extern const char *const %s_class_names[%s_CLASSES];\n\n", n, n);
@@ -332,6 +386,7 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
     emit_header_comment(net, o, out, cname[0] ? cname : NULL, "standalone inference with trained weights", build);
     fprintf(out, "#include <math.h>\n#include <stddef.h>\n#include <string.h>\n\n");
     if (o->header) fprintf(out, "#include \"%s\"\n\n", o->header);
+    emit_template(out, VECTOR_PREAMBLE, nm);
     rt_netdesc d;
     ir_to_desc(net, &d);
     rt_plan plan;
@@ -384,6 +439,25 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
         if (m.out_off[i] >= 0) snprintf(y[i], sizeof y[i], "(m + %ld)", m.out_off[i]);
         if (m.tmp_off[i] >= 0) snprintf(tmp[i], sizeof tmp[i], "(m + %ld)", m.tmp_off[i]);
     }
+    /* the layers, once per vector variant (sa_conv_target), every copy the same sums; W
+     * comes in as a parameter (it shadows the array) so that gcc does not try to fold loads
+     * from the big constant array, which made compiling a network take minutes */
+    static const struct { int vec; const char *cond, *attr; } VARIANTS[] = {
+        {16, "#if %s_SA_VECTORS && %s_SA_CLONES\n", "__attribute__((target(\"avx512f,avx2,fma\"))) "},
+        {8, "", "__attribute__((target(\"avx2,fma\"))) "},
+        {4, "#endif\n#if %s_SA_VECTORS\n", ""},
+    };
+    for (size_t v = 0; v < sizeof VARIANTS / sizeof VARIANTS[0]; v++) {
+        fprintf(out, VARIANTS[v].cond, nm, nm);
+        sa_conv_target(VARIANTS[v].vec);
+        fprintf(out, "/* The layers on %d-float vectors. */\n%sstatic void %s_layers_v%d(float *const m, const float *x, const float *W)\n{\n",
+                VARIANTS[v].vec, VARIANTS[v].attr, nm, VARIANTS[v].vec);
+        for (int i = 1; i < net->n; i++) layer_code(out, net, &plan, y, tmp, i);
+        fprintf(out, "    (void)m;\n    (void)x;\n}\n");
+        if (VARIANTS[v].vec == 4) emit_template(out, VECTOR_PICK, nm);
+    }
+    fprintf(out, "#endif\n\n");
+    sa_conv_target(0);
     fprintf(out, "int %s_predict_ctx(%s_ctx *ctx, const float *input, float *probs)\n{\n"
                  "    float *const m = ctx->arena; /* the memory plan: each layer's output at its offset */\n"
                  "    const float *x = input;\n", nm, nm);
@@ -400,7 +474,12 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
                      "    x = ctx->input;\n",
                 L0->out.c, L0->out.h * L0->out.w, L0->out.h * L0->out.w, L0->out.h * L0->out.w);
     }
+    /* the plain C copy stays in this function, on the arena itself: as a function of its
+     * own taking pointers, gcc -O2 packed its statements into vectors far worse (cnn3 415 ->
+     * 360 images/s, resnet_tiny 145 -> 96) */
+    fprintf(out, "#if %s_SA_VECTORS\n    %s_layers(m, x, W);\n#else\n", nm, nm);
     for (int i = 1; i < net->n; i++) layer_code(out, net, &plan, y, tmp, i);
+    fprintf(out, "#endif\n");
     fprintf(out, "    (void)m;\n    /* softmax */\n"
                  "    float mx = %s[0];\n    int best = 0;\n"
                  "    for (int k = 1; k < %d; k++)\n        if (%s[k] > mx) {\n            mx = %s[k];\n            best = k;\n        }\n"

@@ -4,6 +4,7 @@
  * source's relu prints the fused backward kernel.
  */
 #include "cnn_op.h"
+#include "sa_pool.h"
 
 static const cnn_layer_info MAX_WORDS[] = {
     {"maxpool", "maxpool2d max_pool", "maxpool KHxKW [stride=S|SHxSW] [pad=P|PHxPW|same|valid]",
@@ -61,6 +62,7 @@ static void emit_backward(const emit_ctx *e)
 static void emit_standalone(const emit_ctx *e)
 {
     const rt_layer *L = &e->net->nodes[e->i].L;
+    if (sa_pool_emit_inside(e->out, L, e->in, e->y)) return; /* no window reaches outside */
     int is_max = L->kind == RT_MAXPOOL;
     fprintf(e->out, "    for (int c = 0; c < %d; c++)\n"
                     "        for (int oy = 0; oy < %d; oy++)\n"

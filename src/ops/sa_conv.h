@@ -25,6 +25,12 @@ long sa_conv_tmp_floats(const sa_conv *c);
 /* Rearranges the layer's weights at params + c->w_off from the runtime's [oc][ic/g][kh][kw]
  * into the order the loops read (see sa_conv.c). */
 void sa_conv_layout(const sa_conv *c, float *params);
+/* Chooses the loops sa_conv_emit prints from now on: vec = 0 plain C (any compiler), or
+ * 4, 8, 16 for GNU C vectors of that many floats (sa_v4, sa_v8, sa_v16, declared by the
+ * file), blocked for 16 vector registers (4, 8) or 32 (16). */
+void sa_conv_target(int vec);
+/* The vector width sa_conv_target chose last (0: plain C), for the other ops' loops. */
+int sa_conv_vector(void);
 /* Prints the loops; tmp is the padded buffer's expression (when sa_conv_tmp_floats > 0). */
 void sa_conv_emit(FILE *o, const sa_conv *c, const char *tmp);
 
