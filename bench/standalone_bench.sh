@@ -33,6 +33,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$nets" ] || nets="fashion cnn1 cnn3 resnet_tiny mobilenet_tiny"
+build=$(cd "$build" 2>/dev/null && pwd) || die "no build folder $build"  # it is used from a scratch folder
 for p in cnnc cnnrun tests/gen_nets; do
     [ -x "$build/$p" ] || die "$build/$p is not built (make; make check builds tests/gen_nets; or --build DIR)"
 done
