@@ -8,25 +8,11 @@
 # --eval's --weights optional in both.
 # Run from the build tree by `make check` (top_srcdir, top_builddir come from the Makefile).
 
-LC_ALL=C
-export LC_ALL
-
 here=$(cd "$(dirname "$0")" && pwd)
-builddir=$(cd "${top_builddir:-$here/..}" && pwd) || exit 99
-srcdir=$(cd "${top_srcdir:-$here/..}" && pwd) || exit 99
-cnnc=$builddir/cnnc
-if [ ! -x "$cnnc" ]; then
-    echo "test_cnnc_driver: $cnnc is not built" >&2
-    exit 99
-fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-driver.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 99
+name=driver
+. "$here/testlib.sh"
+need "$cnnc"
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
 check() { # check WHAT COMMAND...: passes when the command succeeds
     what=$1
     shift
@@ -64,7 +50,6 @@ check "several files without --check: usage error 2 (got $rc)" test "$rc" -eq 2
 check "several files without --check: says why" grep -q "several files go only with --check" err.txt
 
 # --- channels last is caught by cnnrun too (the same front end), before any data is read
-cnnrun=$builddir/cnnrun
 "$cnnrun" bad2.cnn --train "$tmp/no-such-dir" >out.txt 2>err.txt
 rc=$?
 check "cnnrun: channels last is an input error (got $rc)" test "$rc" -eq 1
