@@ -11,17 +11,22 @@
 
 /* ------------------------------------------------------------ messages */
 
-void rt_cli_error(const rt_cli_env *e, const char *fmt, ...)
+void rt_cli_verror(const rt_cli_env *e, const char *fmt, va_list ap)
 {
-    va_list ap;
     fflush(stdout);
     fprintf(stderr, "%s: ", e->prog);
     if (rt_dist_size() > 1) /* MPI: which rank says it */
         fprintf(stderr, "rank %d of %d: ", rt_dist_rank(), rt_dist_size());
-    va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fputc('\n', stderr);
+}
+
+void rt_cli_error(const rt_cli_env *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    rt_cli_verror(e, fmt, ap);
+    va_end(ap);
 }
 
 const char *rt_cli_opt_name(rt_opt_kind k)

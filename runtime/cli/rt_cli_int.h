@@ -8,6 +8,8 @@
 
 #include "rt_train_int.h"
 
+#include <stdarg.h>
+
 enum { RT_EXIT_OK = 0, RT_EXIT_RUN = 1, RT_EXIT_USAGE = 2, RT_EXIT_INTERRUPTED = 130 };
 
 /* The context of one command: names for messages, the network and its model factory. */
@@ -87,6 +89,8 @@ const char *rt_cli_checkpoint_path(const rt_cli_env *e, const rt_cli_args *a, ch
 
 /* "PROG: message" on stderr (stdout flushed first, so the two interleave correctly). */
 void rt_cli_error(const rt_cli_env *e, const char *fmt, ...) RT_PRINTF_LIKE(2, 3);
+/* The same with a va_list (the usage error adds its "Try --help" line after it). */
+void rt_cli_verror(const rt_cli_env *e, const char *fmt, va_list ap);
 /* "sgd", "adam" or "adamw". */
 const char *rt_cli_opt_name(rt_opt_kind k);
 /* "7:2:1". */

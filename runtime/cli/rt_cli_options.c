@@ -4,7 +4,6 @@
  * into rt_cli_args: a wrong option says which and what is valid ("did you mean"), exit 2.
  */
 #include "rt_cli_int.h"
-#include "rt_dist.h"
 
 #include <errno.h>
 #include <math.h>
@@ -105,14 +104,10 @@ static int usage_error(const rt_cli_env *e, const char *fmt, ...) RT_PRINTF_LIKE
 static int usage_error(const rt_cli_env *e, const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fprintf(stderr, "%s: ", e->prog);
-    if (rt_dist_size() > 1) /* MPI: which rank says it */
-        fprintf(stderr, "rank %d of %d: ", rt_dist_rank(), rt_dist_size());
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    rt_cli_verror(e, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry '%s --help' for the list of options.\n", e->prog);
+    fprintf(stderr, "Try '%s --help' for the list of options.\n", e->prog);
     return RT_EXIT_USAGE;
 }
 
