@@ -34,12 +34,11 @@ static int with_cache(const char *path, uint64_t key, rt_shape shape, const rt_l
 {
     char *file = opts->use_cache ? rt_cache_file(path, shape, opts) : NULL;
     int hit = file && rt_cache_read(file, key, shape, opts, out);
-    /* MPI: the ranks decode together (rt_decode_scan), so they must all miss or all hit */
-    if (hit && !rt_dist_all(hit)) {
+    /* MPI: the ranks decode together (rt_decode_scan), so they must all miss or all hit
+     * (one vote on every rank; one process: its own answer) */
+    if (!rt_dist_all(hit) && hit) {
         rt_dataset_free(out);
         hit = 0;
-    } else if (!hit && rt_dist_size() > 1) {
-        rt_dist_all(hit);
     }
     if (hit) {
         /* The skipped images were named when the cache was built; count them again. */

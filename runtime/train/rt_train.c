@@ -391,7 +391,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
             sum += bsum;
             correct += bcorrect;
             seen += bseen;
-            if (steplog && rt_dist_is_root()) /* tests: every step's global-batch loss */
+            if (steplog) /* tests: every step's global-batch loss (opened by rank 0 alone) */
                 fprintf(steplog, "%d %d %.9e\n", e + 1, b + 1, loss);
             if (hooks->batch_done && rt_dist_is_root()) /* MPI: rank 0 alone reports */
                 hooks->batch_done(hooks->ctx, e, b, nbatches, sum / seen,
