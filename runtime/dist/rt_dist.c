@@ -192,7 +192,7 @@ static rt_dist_sum *sum_create(void *buf, size_t n, int is_double, int lane)
         return NULL;
     }
     size_t nb = (size_t)s->nb, sz = (size_t)s->size;
-    s->cnt = malloc(nb * (sz + 1) * 2 * sizeof *s->cnt);
+    s->cnt = malloc(nb * sz * 2 * sizeof *s->cnt);
     s->a2a = malloc(nb * sizeof *s->a2a);
     s->ag = malloc(nb * sizeof *s->ag);
     /* rank q's chunk of a bucket is at most ceil(bucket / size): size of them per bucket */
@@ -202,17 +202,15 @@ static rt_dist_sum *sum_create(void *buf, size_t n, int is_double, int lane)
         rt_dist_sum_destroy(s);
         return NULL;
     }
-    s->off = s->cnt + nb * (sz + 1);
+    s->off = s->cnt + nb * sz;
     for (int b = 0; b < s->nb; b++) {
         size_t lo, hi, clo, chi;
         bucket_range(s, b, &lo, &hi);
         for (int q = 0; q < s->size; q++) {
             rt_dist_slice(hi - lo, q, s->size, &clo, &chi);
-            s->cnt[(size_t)b * (sz + 1) + (size_t)q] = (int)(chi - clo);
-            s->off[(size_t)b * (sz + 1) + (size_t)q] = (int)clo;
+            s->cnt[(size_t)b * sz + (size_t)q] = (int)(chi - clo);
+            s->off[(size_t)b * sz + (size_t)q] = (int)clo;
         }
-        rt_dist_slice(hi - lo, s->rank, s->size, &clo, &chi);
-        s->cnt[(size_t)b * (sz + 1) + sz] = (int)(chi - clo); /* this rank's chunk */
     }
     return s;
 }
@@ -244,8 +242,8 @@ static int start_exchange(rt_dist_sum *s, int b)
 {
     size_t lo, hi, sz = (size_t)s->size;
     bucket_range(s, b, &lo, &hi);
-    const int *cnt = s->cnt + (size_t)b * (sz + 1), *off = s->off + (size_t)b * (sz + 1);
-    int mine = cnt[sz];
+    const int *cnt = s->cnt + (size_t)b * sz, *off = s->off + (size_t)b * sz;
+    int mine = cnt[s->rank];
     int rcnt[s->size], roff[s->size];
     for (int q = 0; q < s->size; q++) {
         rcnt[q] = mine;
@@ -261,8 +259,8 @@ static int sum_and_share(rt_dist_sum *s, int b)
 {
     size_t lo, hi, sz = (size_t)s->size;
     bucket_range(s, b, &lo, &hi);
-    const int *cnt = s->cnt + (size_t)b * (sz + 1), *off = s->off + (size_t)b * (sz + 1);
-    int m = cnt[sz];
+    const int *cnt = s->cnt + (size_t)b * sz, *off = s->off + (size_t)b * sz;
+    int m = cnt[s->rank];
     size_t at = lo + (size_t)off[s->rank];
     add_in_rank_order(bucket_scratch(s, b), (char *)s->buf + at * s->esz, (size_t)m, s->size,
                       s->is_double);
