@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cnnrt.h"
 #include "rt_kernels.h"
@@ -1128,6 +1129,52 @@ START_TEST(threads_pool)
 }
 END_TEST
 
+/* Every worker runs each task exactly once, and rt_threads_run returns only when all have
+ * finished: with the pool watching its counters (CNNRT_SPIN_US=200), sleeping at once (0),
+ * and a short watch that the pauses below outlast, so workers fall asleep between tasks and
+ * the caller sleeps on a slow worker. */
+typedef struct {
+    int count[3];
+    int slow;        /* worker 1 sleeps this many microseconds inside the task */
+} pool_probe;
+
+static void pause_us(long us)
+{
+    struct timespec ts = {0, us * 1000L};
+    nanosleep(&ts, NULL);
+}
+
+static void pool_probe_task(void *arg, rt_worker *w)
+{
+    pool_probe *p = arg;
+    if (p->slow && rt_worker_id(w) == 1)
+        pause_us(p->slow);
+    p->count[rt_worker_id(w)]++;
+}
+
+START_TEST(threads_dispatch_watch_and_sleep)
+{
+    const char *spins[] = {"200", "0", "20"};
+    for (int s = 0; s < 3; s++) {
+        setenv("CNNRT_SPIN_US", spins[s], 1);
+        rt_threads *tp = rt_threads_create(3, NULL);
+        ck_assert_ptr_nonnull(tp);
+        pool_probe p = {{0, 0, 0}, 0};
+        for (int i = 1; i <= 300; i++) {
+            p.slow = i % 50 == 0 ? 2000 : 0;
+            if (i % 40 == 0)
+                pause_us(1000); /* longer than a 20 us watch: the workers sleep */
+            rt_threads_run(tp, pool_probe_task, &p);
+            for (int t = 0; t < 3; t++)
+                CHECK(p.count[t] == i, "spin %s: after task %d worker %d ran %d times",
+                      spins[s], i, t, p.count[t]);
+        }
+        rt_threads_destroy(tp);
+    }
+    unsetenv("CNNRT_SPIN_US");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -1172,6 +1219,7 @@ static Suite *suite(void)
     tcase_add_test(t, dropout_mask);
     tcase_add_test(t, rng_reference);
     tcase_add_test(t, threads_pool);
+    tcase_add_test(t, threads_dispatch_watch_and_sleep);
     suite_add_tcase(s, t);
     return s;
 }
