@@ -1175,6 +1175,30 @@ START_TEST(threads_dispatch_watch_and_sleep)
 }
 END_TEST
 
+/* The pool stops watching when its threads get less CPU time than wall-clock time: here a
+ * worker that sleeps inside each task stands for one that other programs keep off its core. */
+START_TEST(threads_stop_watching_when_crowded)
+{
+    setenv("CNNRT_SPIN_US", "200", 1);
+    rt_threads *tp = rt_threads_create(2, NULL);
+    ck_assert_ptr_nonnull(tp);
+    pool_probe p = {{0, 0, 0}, 0};
+    ck_assert_int_eq(rt_threads_watching(tp), 1); /* (fast tasks could already find the
+                                                     machine busy: not asserted) */
+    p.slow = 200; /* microseconds off the CPU in every task */
+    for (int i = 0; i < 40; i++)
+        rt_threads_run(tp, pool_probe_task, &p);
+    ck_assert_int_eq(rt_threads_watching(tp), 0);
+    rt_threads_destroy(tp);
+    setenv("CNNRT_SPIN_US", "0", 1);
+    tp = rt_threads_create(2, NULL);
+    ck_assert_int_eq(rt_threads_watching(tp), 0);
+    rt_threads_destroy(tp);
+    unsetenv("CNNRT_SPIN_US");
+    ck_assert_int_eq(rt_threads_watching(NULL), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -1220,6 +1244,7 @@ static Suite *suite(void)
     tcase_add_test(t, rng_reference);
     tcase_add_test(t, threads_pool);
     tcase_add_test(t, threads_dispatch_watch_and_sleep);
+    tcase_add_test(t, threads_stop_watching_when_crowded);
     suite_add_tcase(s, t);
     return s;
 }

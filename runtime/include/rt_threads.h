@@ -36,6 +36,11 @@ int rt_threads_cores(void);
  * Not reentrant: a task must not call rt_threads_run on the same pool. */
 void rt_threads_run(rt_threads *tp, rt_task task, void *arg);
 
+/* 1 when the pool's threads now watch for their next task before they sleep (see
+ * CNNRT_SPIN_US in cnnrun(1)); 0 when watching is off, or paused because the threads have
+ * lately had less CPU time than wall-clock time. For tests and diagnostics. */
+int rt_threads_watching(rt_threads *tp);
+
 int rt_worker_id(const rt_worker *w);
 int rt_worker_count(const rt_worker *w);
 /* This worker's scratch of at least bytes (64-byte aligned), grown as needed; its content

@@ -5,13 +5,18 @@
  * then waits for the others. Both sides first watch the shared counters for a short while
  * (RT_SPIN_US, or the environment's CNNRT_SPIN_US) and only then sleep on a condition
  * variable: a training step hands out hundreds of short tasks, and waking a sleeping thread
- * costs 50-70 us on a virtual machine, more than many of those tasks take. Each worker keeps
- * a scratch buffer between tasks so kernels do not allocate per call.
+ * costs 50-70 us on a virtual machine, more than many of those tasks take. Watching only pays
+ * while each thread has a core: when tasks take longer on the clock than on the thread's CPU
+ * clock, other programs are taking turns on the cores, and a watching thread would keep the
+ * scheduler from moving the awaited one onto its core; the pool then sleeps at once for a
+ * while (RT_CROWDED_MS). Each worker keeps a scratch buffer between tasks so kernels do not
+ * allocate per call.
  */
 #include "rt_threads.h"
 #include "cnnrt.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +28,42 @@
  * the serial work between two tasks of a step; short enough that an idle pool (data
  * loading, an epoch's report) costs a core for only this long. */
 #define RT_SPIN_US 200
+/* Each waiting side adapts its watch: a wait that ends while watching doubles the next
+ * watch (up to the pool's), one that has to sleep quarters it (down to this). When the
+ * machine has more runnable threads than cores, the awaited thread is often not running,
+ * watching only burns the core it needs, and the watch shrinks to almost nothing. */
+#define RT_SPIN_MIN_NS 2000L
+
+/* A thread that got less than this share of the wall-clock time of its last tasks on its CPU
+ * clock (RT_PROBE_TASKS tasks, at least RT_PROBE_MIN_NS in all) marks the machine crowded,
+ * and nobody watches for RT_CROWDED_MS. */
+#define RT_PROBE_TASKS 32
+#define RT_PROBE_MIN_NS 500000L
+#define RT_PROBE_SHARE 0.7
+#define RT_CROWDED_MS 50
+#define RT_PROBE_MAX_NS 250000000L
+
+static long adapt_spin(long cur, long max, int caught)
+{
+    if (max <= 0)
+        return 0;
+    if (caught)
+        return cur * 2 > max ? max : cur * 2;
+    return cur / 4 < RT_SPIN_MIN_NS ? RT_SPIN_MIN_NS : cur / 4;
+}
+
+/* Wall-clock and CPU time of a thread's recent tasks. */
+typedef struct {
+    long mark_wall, mark_cpu;   /* the start of the current interval */
+    long wall, cpu;             /* summed over the intervals since the last check */
+    int tasks;
+} crowd_probe;
 
 struct rt_worker {
     int tid, n;
     void *scratch;
     size_t scratch_len;
+    crowd_probe probe;
 };
 
 typedef struct {
@@ -46,7 +82,10 @@ struct rt_threads {
     atomic_int pending;         /* workers 1..n-1 still running the current task */
     atomic_int stop;
     int sleepers;               /* workers asleep on go (under mu) */
-    long spin_ns;               /* how long a waiting side watches before it sleeps */
+    long spin_ns;               /* how long a waiting side may watch before it sleeps */
+    long caller_spin_ns;        /* the caller's current watch (adapt_spin) */
+    atomic_long crowded_until;  /* CLOCK_MONOTONIC ns: nobody watches before it */
+    atomic_long crowded_ns;     /* the length of the last such pause */
     rt_task task;
     void *arg;
 };
@@ -58,11 +97,71 @@ static long now_ns(void)
     return (long)t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-static inline void cpu_relax(void)
+static long thread_cpu_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* The watch a side may use now: none while the machine is marked crowded. */
+static long watch_budget(rt_threads *tp, long spin)
+{
+    if (spin <= 0)
+        return 0;
+    long until = atomic_load_explicit(&tp->crowded_until, memory_order_relaxed);
+    return until && now_ns() < until ? 0 : spin;
+}
+
+/* Starts a new measuring interval of w's probe (after a sleep, which is not crowding). */
+static void probe_mark(rt_worker *w)
+{
+    w->probe.mark_wall = now_ns();
+    w->probe.mark_cpu = thread_cpu_ns();
+}
+
+/* Ends w's measuring interval (the thread has not slept since the mark) and, every
+ * RT_PROBE_TASKS of them, checks whether it had its core to itself: see the top of the file.
+ * An interval longer than RT_PROBE_MAX_NS is left out (the caller did something else: I/O,
+ * waiting for data). */
+static void probe_point(rt_threads *tp, rt_worker *w)
+{
+    crowd_probe *p = &w->probe;
+    long wall = now_ns(), cpu = thread_cpu_ns();
+    if (p->mark_wall && wall - p->mark_wall < RT_PROBE_MAX_NS) {
+        p->wall += wall - p->mark_wall;
+        p->cpu += cpu - p->mark_cpu;
+        p->tasks++;
+    }
+    p->mark_wall = wall;
+    p->mark_cpu = cpu;
+    if (p->tasks < RT_PROBE_TASKS || p->wall < RT_PROBE_MIN_NS)
+        return;
+    if ((double)p->cpu < RT_PROBE_SHARE * (double)p->wall) {
+        /* crowded again soon after the last pause: pause twice as long (up to 64x) */
+        long last = atomic_load_explicit(&tp->crowded_until, memory_order_relaxed);
+        long pause = atomic_load_explicit(&tp->crowded_ns, memory_order_relaxed);
+        if (last && wall < last + 2 * pause)
+            pause = pause * 2 > 64 * RT_CROWDED_MS * 1000000L ? pause : pause * 2;
+        else
+            pause = RT_CROWDED_MS * 1000000L;
+        atomic_store_explicit(&tp->crowded_ns, pause, memory_order_relaxed);
+        atomic_store_explicit(&tp->crowded_until, wall + pause, memory_order_relaxed);
+    }
+    p->wall = p->cpu = 0;
+    p->tasks = 0;
+}
+
+/* One wait of the watch loop: the first rounds only pause the core (the other side is
+ * usually a few microseconds away); later rounds also yield it, so that on a machine with
+ * more runnable threads than cores the thread being waited for gets to run. */
+static inline void relax(int round)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+    if (round > 128)
+        sched_yield();
 }
 
 /* Watches *v until it differs from `old` or spin_ns pass; returns its last value. */
@@ -73,7 +172,7 @@ static unsigned long watch_ulong(atomic_ulong *v, unsigned long old, long spin_n
         return cur;
     long until = now_ns() + spin_ns;
     for (int i = 1;; i++) {
-        cpu_relax();
+        relax(i);
         cur = atomic_load_explicit(v, memory_order_acquire);
         if (cur != old || ((i & 63) == 0 && now_ns() > until))
             return cur;
@@ -87,7 +186,7 @@ static int watch_pending(atomic_int *v, long spin_ns)
         return cur;
     long until = now_ns() + spin_ns;
     for (int i = 1;; i++) {
-        cpu_relax();
+        relax(i);
         cur = atomic_load_explicit(v, memory_order_acquire);
         if (cur == 0 || ((i & 63) == 0 && now_ns() > until))
             return cur;
@@ -106,8 +205,10 @@ static void *worker_main(void *p)
     rt_threads *tp = ws->tp;
     rt_worker *w = &tp->workers[ws->tid];
     unsigned long seen = 0;
+    long spin = tp->spin_ns;
     for (;;) {
-        unsigned long g = watch_ulong(&tp->generation, seen, tp->spin_ns);
+        unsigned long g = watch_ulong(&tp->generation, seen, watch_budget(tp, spin));
+        spin = adapt_spin(spin, tp->spin_ns, g != seen);
         if (g == seen) { /* nothing came while watching: sleep until it does */
             pthread_mutex_lock(&tp->mu);
             tp->sleepers++;
@@ -115,12 +216,15 @@ static void *worker_main(void *p)
                 pthread_cond_wait(&tp->go, &tp->mu);
             tp->sleepers--;
             pthread_mutex_unlock(&tp->mu);
+            probe_mark(w);
         }
         if (atomic_load(&tp->stop))
             return NULL;
         seen = g;
         /* task and arg were written before the generation moved (release/acquire) */
         tp->task(tp->arg, w);
+        if (tp->spin_ns > 0)
+            probe_point(tp, w);
 
         if (atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&tp->mu); /* the caller may be asleep on done */
@@ -163,6 +267,8 @@ rt_threads *rt_threads_create(int n, char *err)
     atomic_init(&tp->generation, 0);
     atomic_init(&tp->pending, 0);
     atomic_init(&tp->stop, 0);
+    atomic_init(&tp->crowded_until, 0);
+    atomic_init(&tp->crowded_ns, RT_CROWDED_MS * 1000000L);
     tp->spin_ns = RT_SPIN_US * 1000L;
     const char *spin = getenv("CNNRT_SPIN_US");
     if (spin && *spin) {
@@ -171,6 +277,7 @@ rt_threads *rt_threads_create(int n, char *err)
         if (*end == '\0' && us >= 0 && us <= 1000000)
             tp->spin_ns = us * 1000L;
     }
+    tp->caller_spin_ns = tp->spin_ns;
     for (int i = 1; i < n; i++) {
         tp->starts[i].tp = tp;
         tp->starts[i].tid = i;
@@ -216,30 +323,45 @@ int rt_threads_count(const rt_threads *tp)
 void rt_threads_run(rt_threads *tp, rt_task task, void *arg)
 {
     if (!tp) {
-        rt_worker w = {0, 1, NULL, 0};
+        rt_worker w = {0, 1, NULL, 0, {0, 0, 0, 0, 0}};
         task(arg, &w);
         free(w.scratch);
         return;
     }
-    if (tp->n > 1) {
-        tp->task = task;
-        tp->arg = arg;
-        atomic_store_explicit(&tp->pending, tp->n - 1, memory_order_relaxed);
-        /* under mu, so that a worker going to sleep either sees the new generation or is
-         * counted in sleepers and woken */
-        pthread_mutex_lock(&tp->mu);
-        atomic_fetch_add_explicit(&tp->generation, 1, memory_order_release);
-        if (tp->sleepers)
-            pthread_cond_broadcast(&tp->go);
-        pthread_mutex_unlock(&tp->mu);
+    if (tp->n == 1) {
+        task(arg, &tp->workers[0]);
+        return;
     }
-    task(arg, &tp->workers[0]);
-    if (tp->n > 1 && watch_pending(&tp->pending, tp->spin_ns) > 0) {
+    tp->task = task;
+    tp->arg = arg;
+    atomic_store_explicit(&tp->pending, tp->n - 1, memory_order_relaxed);
+    /* under mu, so that a worker going to sleep either sees the new generation or is
+     * counted in sleepers and woken */
+    pthread_mutex_lock(&tp->mu);
+    atomic_fetch_add_explicit(&tp->generation, 1, memory_order_release);
+    if (tp->sleepers)
+        pthread_cond_broadcast(&tp->go);
+    pthread_mutex_unlock(&tp->mu);
+
+    rt_worker *me = &tp->workers[0];
+    task(arg, me);
+
+    int left = watch_pending(&tp->pending, watch_budget(tp, tp->caller_spin_ns));
+    tp->caller_spin_ns = adapt_spin(tp->caller_spin_ns, tp->spin_ns, left == 0);
+    if (left > 0) {
         pthread_mutex_lock(&tp->mu);
         while (atomic_load(&tp->pending) > 0)
             pthread_cond_wait(&tp->done, &tp->mu);
         pthread_mutex_unlock(&tp->mu);
+        probe_mark(me);
+    } else if (tp->spin_ns > 0) { /* the caller's interval runs from its last return */
+        probe_point(tp, me);
     }
+}
+
+int rt_threads_watching(rt_threads *tp)
+{
+    return tp && tp->n > 1 && watch_budget(tp, tp->spin_ns) > 0;
 }
 
 int rt_worker_id(const rt_worker *w)
