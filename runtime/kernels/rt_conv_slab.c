@@ -143,17 +143,28 @@ void rt_conv_slab_fill(const rt_conv_geom *g, const rt_conv_slab *sg, const floa
     }
 }
 
-/* d[i] = s[st * i] for i < n: every other float by 4-float shuffles at stride 2 (reading
- * no further than s[st * (n - 1)]), one by one otherwise. */
-static void gather(float *d, const float *s, int n, int st)
+/* d[i] = s[st * i] for i < n: at stride 2 and n >= 8, 8 floats at a time from two 8-float
+ * loads, the last 8 overlapping (reading no further than s[st * (n - 1)]); one by one
+ * otherwise. Inlined into the copies
+ * of slab_fill_strided, so the shuffles are AVX-512/AVX2 ones where the CPU has them. */
+typedef float slab_v8 __attribute__((vector_size(32), aligned(4)));
+
+static inline void gather(float *d, const float *s, int n, int st)
 {
     int i = 0;
 #ifdef RT_HAVE_V4
-    if (st == 2)
-        for (; i + 5 <= n; i += 4) {
-            rt_v4 a = rt_ld4(s + 2 * i), b = rt_ld4(s + 2 * i + 4);
-            rt_st4(d + i, __builtin_shufflevector(a, b, 0, 2, 4, 6));
+    if (st == 2 && n >= 8) {
+        for (; i + 9 <= n; i += 8) {
+            slab_v8 a = *(const slab_v8 *)(s + 2 * i), b = *(const slab_v8 *)(s + 2 * i + 8);
+            *(slab_v8 *)(d + i) = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
         }
+        /* the last 8 (overlapping what is done): b starts one float early, so that its
+         * last float is s[2 * (n - 1)] */
+        const int j = n - 8;
+        slab_v8 a = *(const slab_v8 *)(s + 2 * j), b = *(const slab_v8 *)(s + 2 * j + 7);
+        *(slab_v8 *)(d + j) = __builtin_shufflevector(a, b, 0, 2, 4, 6, 9, 11, 13, 15);
+        return;
+    }
 #endif
     for (; i < n; i++)
         d[i] = s[st * i];
@@ -161,8 +172,8 @@ static void gather(float *d, const float *s, int n, int st)
 
 /* The phase planes of a strided slab: plane (py, px) of channel c, image t, row j holds the
  * padded input's row sh*(oy0 + j) + py, columns sw*i + px, zeros outside the image. */
-static void slab_fill_strided(const rt_conv_geom *g, const rt_conv_slab *sg, const float *x,
-                              size_t xstride, float *xp)
+RT_CLONES static void slab_fill_strided(const rt_conv_geom *g, const rt_conv_slab *sg,
+                                        const float *x, size_t xstride, float *xp)
 {
     const int ay = (g->kh - 1) / g->sh, S = sg->S;
     const int rows = (sg->nimg - 1) * sg->R + sg->rb + ay;
