@@ -70,7 +70,7 @@ static inline int fake_forward(void *self, const float *x, int n, int training, 
                 s += (double)W[(size_t)j * f->in + p] * x[(size_t)i * f->in + p];
             logits[(size_t)i * f->k + j] = (float)s;
         }
-    if (training) {
+    if (training == RT_TRAIN) { /* RT_EVAL and RT_INFER are evaluation modes */
         f->fwd_train += n;
         for (int i = 0; i < n; i++) {
             if (f->nseen == f->capseen) {

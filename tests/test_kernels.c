@@ -916,6 +916,25 @@ END_TEST
  *      = 2s (-0.1, -0.2, 0.7, -0.4) = -0.17888544 -0.35777088 1.25219807 -0.71554175
  * Evaluation with running mean 2, running var 16: invstd 1/4, dx = gamma dy / 4 = 0 0 .5 0,
  *   dgamma = sum dy (x - 2) / 4 = 1/4, dbeta = 1. */
+/* Folding: per channel a = gamma / sqrt(var + eps); w a and (bias - mean) a + beta. Channel
+ * 0: gamma 2, var 3, eps 1 -> a = 1; channel 1: gamma 0.5, var 0 -> a = 0.5. */
+START_TEST(batchnorm_fold_hand)
+{
+    const float w[4] = {1, 2, 3, 4}, bias[2] = {1, -1}, gamma[2] = {2, 0.5f};
+    const float beta[2] = {0.5f, 1}, mean[2] = {1, 2}, var[2] = {3, 0};
+    float wf[4], bf[2];
+    rt_batchnorm_fold(w, bias, 2, 2, gamma, beta, mean, var, 1.0f, wf, bf);
+    const float ew[4] = {1, 2, 1.5f, 2}, eb[2] = {0.5f, -0.5f};
+    for (int k = 0; k < 4; k++)
+        ck_assert_float_eq(wf[k], ew[k]);
+    for (int k = 0; k < 2; k++)
+        ck_assert_float_eq(bf[k], eb[k]);
+    rt_batchnorm_fold(w, NULL, 2, 2, gamma, beta, mean, var, 1.0f, wf, bf);
+    ck_assert_float_eq(bf[0], -0.5f); /* (0 - 1) 1 + 0.5 */
+    ck_assert_float_eq(bf[1], 0.0f);  /* (0 - 2) 0.5 + 1 */
+}
+END_TEST
+
 START_TEST(batchnorm_backward_hand)
 {
     const float x[4] = {1, 2, 3, 4}, dy[4] = {0, 0, 1, 0}, gamma = 2, beta = 1;
@@ -1237,6 +1256,7 @@ static Suite *suite(void)
     tcase_add_test(t, dense_hand);
     tcase_add_test(t, batchnorm_hand);
     tcase_add_test(t, batchnorm_backward_hand);
+    tcase_add_test(t, batchnorm_fold_hand);
     tcase_add_test(t, elementwise_backward_hand);
     tcase_add_test(t, activations_hand);
     tcase_add_test(t, softmax_xent_hand);

@@ -580,6 +580,91 @@ START_TEST(bn_act_fusion)
 }
 END_TEST
 
+/* In inference (RT_INFER) a conv without activation whose only reader is a batchnorm runs
+ * with that batchnorm folded into its weights and bias, and with the activation the
+ * batchnorm fused: the logits agree with the evaluation mode's (RT_EVAL, unfused) to 1e-5
+ * of their size, on a plain conv with bias followed by batchnorm + relu, and a depthwise
+ * conv without bias followed by a batchnorm alone; a conv with its own relu is left alone.
+ * A backward after an inference-only forward fails and poisons the gradients. */
+START_TEST(bn_fold_inference)
+{
+    rt_shape in = {3, 6, 6}, c1 = {4, 6, 6};
+    size_t off = 0;
+    rt_layer A[7];
+    A[0] = layer(RT_INPUT, -1, in, in);
+    A[1] = conv_layer(0, in, 4, 3, 1, RT_PAD_ZERO, 1, RT_ACT_NONE, &off);
+    A[2] = layer(RT_BATCHNORM, 1, c1, c1);
+    A[2].w_off = off, A[2].w_len = 4, off += 4;
+    A[2].b_off = off, A[2].b_len = 4, off += 4;
+    A[2].s_off = 0, A[2].s_len = 8;
+    A[3] = layer(RT_ACTIVATION, 2, c1, c1);
+    A[3].act = RT_ACT_RELU;
+    A[4] = conv_layer(3, c1, 4, 3, 1, RT_PAD_ZERO, 0, RT_ACT_NONE, &off);
+    A[4].groups = 4; /* depthwise: 4 x 1 x 3 x 3 weights */
+    off -= A[4].w_len;
+    A[4].w_len = 4 * 9;
+    off += A[4].w_len;
+    A[4].b_off = off;
+    A[5] = layer(RT_BATCHNORM, 4, c1, c1);
+    A[5].eps = 1e-3f;
+    A[5].w_off = off, A[5].w_len = 4, off += 4;
+    A[5].b_off = off, A[5].b_len = 4, off += 4;
+    A[5].s_off = 8, A[5].s_len = 8;
+    A[6] = dense_layer(5, c1, 3, RT_ACT_NONE, &off);
+    rt_netdesc d;
+    memset(&d, 0, sizeof d);
+    strcpy(d.name, "fold");
+    d.nlayers = 7, d.layers = A, d.nparams = off, d.nstate = 16;
+    rt_plan p;
+    ck_assert_int_eq(rt_plan_build(&d, &p, NULL), 0);
+    CHECK(rt_plan_step(&p, 1)->bn_fold == 2 && rt_plan_step(&p, 1)->fold_act == RT_ACT_RELU &&
+              rt_plan_step(&p, 2)->alias == RT_ALIAS_INFER,
+          "conv + batchnorm + relu not folded");
+    CHECK(rt_plan_step(&p, 4)->bn_fold == 5 && rt_plan_step(&p, 4)->fold_act == RT_ACT_NONE &&
+              rt_plan_step(&p, 5)->alias == RT_ALIAS_INFER,
+          "depthwise conv + batchnorm not folded");
+    rt_plan_free(&p);
+    A[1].act = RT_ACT_RELU; /* conv, relu, then batchnorm: the batchnorm cannot fold */
+    ck_assert_int_eq(rt_plan_build(&d, &p, NULL), 0);
+    CHECK(rt_plan_step(&p, 1)->bn_fold == 0 && rt_plan_step(&p, 2)->alias == RT_ALIAS_NONE,
+          "batchnorm folded into a conv with its own relu");
+    rt_plan_free(&p);
+    A[1].act = RT_ACT_NONE;
+
+    const int n = 5, isz = 3 * 6 * 6;
+    float *x = rand_input(n * isz), eval[15], inf[2][15];
+    for (int threads = 1; threads <= 2; threads++) {
+        char err[RT_ERRLEN];
+        rt_model *m = rt_net_create(&d, n, threads, err);
+        ck_assert_msg(m != NULL, "%s", err);
+        lcg = 99;
+        for (size_t k = 0; k < m->nparams; k++)
+            m->params[k] = (float)drand();
+        for (int c = 0; c < 8; c++) { /* running means about 0, variances in [0.5, 1.5] */
+            m->state[(c / 4) * 8 + c % 4] = (float)(0.5 * drand());
+            m->state[(c / 4) * 8 + 4 + c % 4] = (float)(1.0 + 0.5 * drand());
+        }
+        ck_assert_int_eq(m->forward(m->self, x, n, RT_EVAL, eval), 0);
+        ck_assert_int_eq(m->forward(m->self, x, n, RT_INFER, inf[threads - 1]), 0);
+        for (int i = 0; i < n * 3; i++)
+            CHECK(fabsf(inf[threads - 1][i] - eval[i]) <= 1e-5f * (1.0f + fabsf(eval[i])),
+                  "%d threads: logit %d %.9g folded vs %.9g", threads, i, inf[threads - 1][i],
+                  eval[i]);
+        float dl[15] = {0};
+        dl[0] = 1.0f;
+        m->backward(m->self, dl, n);
+        CHECK(isnan(m->grads[0]) && strstr(m->err, "inference-only"),
+              "backward after RT_INFER: grads[0] %g, err '%s'", m->grads[0], m->err);
+        ck_assert_int_eq(m->forward(m->self, x, n, RT_EVAL, eval), 0);
+        m->backward(m->self, dl, n);
+        CHECK(isfinite(m->grads[0]), "backward after RT_EVAL failed: %s", m->err);
+        m->destroy(m->self);
+    }
+    CHECK(memcmp(inf[0], inf[1], sizeof inf[0]) == 0, "folded logits differ with 1 and 2 threads");
+    free(x);
+}
+END_TEST
+
 START_TEST(train_separable)
 {
     /* Two classes of 6x6 images: a bright vertical bar in the left half (class 0) or in the
@@ -739,6 +824,7 @@ static Suite *suite(void)
     tcase_add_test(t, determinism);
     tcase_add_test(t, relu_pool_fusion);
     tcase_add_test(t, bn_act_fusion);
+    tcase_add_test(t, bn_fold_inference);
     tcase_add_test(t, train_separable);
     tcase_add_test(t, rejected_descriptions);
     tcase_add_test(t, init_params);

@@ -40,7 +40,7 @@ static int train_step(bench_run *r)
     int ranks = rt_dist_size();
     if (rt_dist_train_begin(r->m, rt_dist_rank() * r->n, r->n, r->n * ranks) != 0)
         return -1;
-    if (r->m->forward(r->m->self, r->x, r->n, 1, r->logits) != 0)
+    if (r->m->forward(r->m->self, r->x, r->n, RT_TRAIN, r->logits) != 0)
         return -1;
     r->loss = rt_softmax_xent(r->logits, r->labels, r->n, r->k, NULL, r->dlogits, NULL);
     rt_dist_train_scale(r->dlogits, r->n, r->k, r->n * ranks);
@@ -201,7 +201,7 @@ static int profile(const rt_cli_env *e, const rt_bench_cfg *b, double opt_ms)
         double bf = -1, bb = -1;
         for (int rep = 0; rep <= reps; rep++) {      /* the first run only warms up */
             double t0 = rt_now();
-            if (m->forward(m->self, x, n, 1, out) != 0) {
+            if (m->forward(m->self, x, n, RT_TRAIN, out) != 0) {
                 rt_cli_error(e, "--profile: layer %d: %s", i, m->err);
                 rt_model_destroy(m);
                 rc = RT_EXIT_RUN;
@@ -338,11 +338,11 @@ int rt_cli_bench(const rt_cli_env *e, const rt_bench_cfg *b)
                tall > 0 ? 100.0 * comm / tall : 0.0);
     fflush(stdout);
 
-    if (r.m->forward(r.m->self, x, n, 0, r.logits) != 0)   /* warm-up of eval mode */
+    if (r.m->forward(r.m->self, x, n, RT_INFER, r.logits) != 0)   /* warm-up of eval mode */
         goto failed;
     for (int s = 0; s < b->steps; s++) {
         double t0 = rt_now();
-        if (r.m->forward(r.m->self, x, n, 0, r.logits) != 0)
+        if (r.m->forward(r.m->self, x, n, RT_INFER, r.logits) != 0)
             goto failed;
         times[s] = rt_now() - t0;
     }

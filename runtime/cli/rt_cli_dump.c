@@ -70,7 +70,7 @@ int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c)
         labels[i] = (int32_t)ilabels[i];
     if (m->nstate)
         memcpy(state0, m->state, sizeof(float) * m->nstate);
-    if (m->forward(m->self, x, n, c->training, logits) != 0) {
+    if (m->forward(m->self, x, n, c->training ? RT_TRAIN : RT_EVAL, logits) != 0) {
         rt_cli_error(e, "%s", m->err[0] ? m->err : "the forward pass failed");
         rc = RT_EXIT_RUN;
         goto done;

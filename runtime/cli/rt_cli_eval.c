@@ -218,7 +218,7 @@ int rt_cli_predict(const rt_cli_env *e, const rt_cli_args *c)
             rc = RT_EXIT_RUN;
             continue;
         }
-        if (m->forward(m->self, x, 1, 0, logits) != 0) {
+        if (m->forward(m->self, x, 1, RT_INFER, logits) != 0) {
             rt_cli_error(e, "%s: forward pass failed", file);
             rc = RT_EXIT_RUN;
             continue;

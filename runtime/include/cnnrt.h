@@ -152,6 +152,9 @@ void rt_init_params(const rt_netdesc *d, float *params, float *state, uint64_t s
 
 /* ------------------------------------------------------------------ the model interface */
 
+/* The modes of rt_model.forward. */
+enum { RT_EVAL = 0, RT_TRAIN = 1, RT_INFER = 2 };
+
 /* What a training loop needs of a network. The interpreter (rt_net) and the C that cnnc
  * generates both provide one, so data, training, weights and the command line are shared. */
 typedef struct rt_model {
@@ -161,9 +164,11 @@ typedef struct rt_model {
     size_t nparams, nstate;
     int max_batch;
     /* x: n images [n][c][h][w], 1 <= n <= max_batch; writes logits [n][classes]. training
-     * selects batch statistics (and moves the running ones) and dropout. A softmax on the
-     * last layer is NOT applied: the logits go to the loss (rt_softmax_xent). Returns 0, or
-     * -1 with a message in err (below). */
+     * is RT_TRAIN (batch statistics, moving the running ones, and dropout), RT_EVAL
+     * (evaluation mode) or RT_INFER (evaluation mode with no backward to follow: the plan's
+     * inference fusions run, such as a batchnorm folded into the conv before it, and a
+     * backward after it fails). A softmax on the last layer is NOT applied: the logits go
+     * to the loss (rt_softmax_xent). Returns 0, or -1 with a message in err (below). */
     int (*forward)(void *self, const float *x, int n, int training, float *logits);
     /* dlogits: [n][classes], d(loss)/d(logits), n as in the last forward (whose mode,
      * training or not, it differentiates); accumulates nothing: overwrites grads. */

@@ -582,6 +582,14 @@ void rt_batchnorm_backward_eval_mt(const float *x, const float *gamma, const flo
                                    const float *run_var, float eps, const float *dy, float *dx,
                                    int accum, float *dgamma, float *dbeta, int n, int c,
                                    int hw, rt_threads *tp);
+/* An evaluation-mode batchnorm folded into the layer before it (the plan's rt_step.bn_fold):
+ * for each of the oc output channels, whose weights are the per_oc floats w[o*per_oc ...]
+ * and whose bias is bias[o] (bias may be NULL: 0), a = gamma / sqrt(run_var + eps) as
+ * rt_batchnorm_forward_eval computes it, wf = w a and bf = (bias - run_mean) a + beta, so
+ * that the layer with wf and bf gives the batchnorm of its output. */
+void rt_batchnorm_fold(const float *w, const float *bias, int oc, size_t per_oc,
+                       const float *gamma, const float *beta, const float *run_mean,
+                       const float *run_var, float eps, float *wf, float *bf);
 /* Batchnorm with the activation after it fused (the plan's rt_step.bn_act_layer): the
  * forward of either mode (training: as rt_batchnorm_forward_train_mt; else eval, save_*
  * unused) then y = act(y) while the channel is in cache; the backward first turns dy into

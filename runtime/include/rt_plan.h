@@ -4,7 +4,8 @@
  * buffer holds each output and each gradient (flatten and eval-mode dropout alias their
  * input and copy nothing), which gradient writes add and which overwrite, which layers get
  * no gradient, and every fusion (a max pooling that applies its source's relu backward; a
- * batchnorm that runs the activation after it, forward and backward).
+ * batchnorm that runs the activation after it, forward and backward; in inference, a
+ * batchnorm folded into the conv before it).
  * The interpreter runs the plan; cnnc prints the same plan as C (and with --plan, as text),
  * so the two cannot decide differently. A later lowering stage can rewrite a plan.
  */
@@ -22,8 +23,10 @@ extern "C" {
 typedef enum {
     RT_ALIAS_NONE,   /* the layer writes its own buffer */
     RT_ALIAS_ALWAYS, /* its output is its input's buffer (flatten; dropout with p = 0) */
-    RT_ALIAS_EVAL    /* its input's buffer in evaluation mode, its own while training
+    RT_ALIAS_EVAL,   /* its input's buffer in evaluation mode, its own while training
                         (dropout) */
+    RT_ALIAS_INFER   /* its input's buffer in inference (RT_INFER), its own otherwise: a
+                        batchnorm folded into the conv before it */
 } rt_alias;
 
 /* One layer's step. Buffers are named by the layer that owns them: layer i's storage is
@@ -51,6 +54,13 @@ typedef struct {
     float bn_alpha;
     int act_by_bn;          /* that activation layer: an alias of the batchnorm's output
                                (always) and a pure pass backward: nothing left to do */
+    int bn_fold;            /* a conv: the batchnorm (its only reader) whose evaluation-mode
+                               transform it applies itself in inference (RT_INFER), through
+                               weights and bias folded with rt_batchnorm_fold, then the
+                               batchnorm's fused activation (fold_act); 0: none. That
+                               batchnorm is then RT_ALIAS_INFER */
+    rt_act fold_act;
+    float fold_alpha;
 } rt_step;
 
 typedef struct {
@@ -65,6 +75,9 @@ typedef struct {
  * message in err (out of memory). */
 int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err);
 void rt_plan_free(rt_plan *p);
+/* Drops the inference folds of a built plan (rt_step.bn_fold, RT_ALIAS_INFER), for a back
+ * end that runs every batchnorm itself (the standalone file). */
+void rt_plan_unfold(rt_plan *p);
 /* The step of layer i (1 <= i < nlayers). */
 const rt_step *rt_plan_step(const rt_plan *p, int i);
 /* The plan as text, one line per step forward and per step backward (cnnc --plan). */

@@ -305,6 +305,18 @@ static void bwd_train(bn_job *j, rt_threads *tp)
     j->gs = NULL;
 }
 
+void rt_batchnorm_fold(const float *w, const float *bias, int oc, size_t per_oc,
+                       const float *gamma, const float *beta, const float *run_mean,
+                       const float *run_var, float eps, float *wf, float *bf)
+{
+    for (int o = 0; o < oc; o++) {
+        double invstd = 1.0 / sqrt((double)run_var[o] + eps), a = gamma[o] * invstd;
+        for (size_t k = 0; k < per_oc; k++)
+            wf[(size_t)o * per_oc + k] = (float)(w[(size_t)o * per_oc + k] * a);
+        bf[o] = (float)(((bias ? (double)bias[o] : 0.0) - run_mean[o]) * a + beta[o]);
+    }
+}
+
 void rt_batchnorm_forward_train_mt(const float *x, const float *gamma, const float *beta,
                                    float *run_mean, float *run_var, float momentum, float eps,
                                    float *y, float *save_mean, float *save_invstd, int n,

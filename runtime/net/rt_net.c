@@ -30,7 +30,7 @@ typedef struct {
     float **aux;             /* per layer: its op's own memory, or NULL */
     const float **y;         /* per layer: where its output is in the current mode */
     rt_rng drop;
-    int last_n, last_training;
+    int last_n, last_training, last_infer;
     int params_in_order;     /* each layer's parameters lie above all earlier layers' */
 } rt_net;
 
@@ -64,10 +64,11 @@ static rt_op_args op_args(rt_net *net, int i, int n, int training)
 
 /* ------------------------------------------------------------------ forward */
 
-static int net_forward(void *self, const float *x, int n, int training, float *logits)
+static int net_forward(void *self, const float *x, int n, int mode, float *logits)
 {
     rt_net *net = self;
     const rt_netdesc *d = net->d;
+    const int training = mode == RT_TRAIN, infer = mode == RT_INFER;
     if (n < 1 || n > net->max_batch) {
         net->last_n = 0;
         return fail(net->m.err, "batch of %d images, the model takes 1 to %d", n,
@@ -82,11 +83,14 @@ static int net_forward(void *self, const float *x, int n, int training, float *l
         const rt_step *s = &net->plan.steps[k];
         int i = s->layer;
         const rt_layer *L = &d->layers[i];
-        int alias = s->alias == RT_ALIAS_ALWAYS || (s->alias == RT_ALIAS_EVAL && !training);
+        int alias = s->alias == RT_ALIAS_ALWAYS || (s->alias == RT_ALIAS_EVAL && !training) ||
+                    (s->alias == RT_ALIAS_INFER && infer);
         net->y[i] = alias ? net->y[L->src] : net->store[i];
         if (alias)
             continue;
         rt_op_args a = op_args(net, i, n, training);
+        if (infer && s->bn_fold)
+            a.fold = &d->layers[s->bn_fold];
         if (rt_op_of(L->kind)->forward(&a) != 0) {
             net->last_n = 0;
             return fail(net->m.err, "layer %d (%s, line %d): out of memory", i,
@@ -98,6 +102,7 @@ static int net_forward(void *self, const float *x, int n, int training, float *l
            sizeof *logits);
     net->last_n = n;
     net->last_training = training;
+    net->last_infer = infer;
     return 0;
 }
 
@@ -117,6 +122,12 @@ static void net_backward(void *self, const float *dlogits, int n)
     int last = d->nlayers - 1;
     if (n != net->last_n || n < 1) {
         fail(net->m.err, "backward over %d images does not follow a forward over them", n);
+        poison(net);
+        return;
+    }
+    if (net->last_infer) { /* folded layers kept no intermediate outputs */
+        fail(net->m.err, "backward after an inference-only forward (RT_INFER): run the "
+             "forward in RT_EVAL or RT_TRAIN mode");
         poison(net);
         return;
     }
@@ -248,7 +259,8 @@ rt_model *rt_net_create(const rt_netdesc *d, int max_batch, int threads, char *e
             net->store[i] = net->arena + (size_t)max_batch * (size_t)mp.out_off[i];
         if (net->plan.own_grad[i])
             net->gstore[i] = net->arena + (size_t)max_batch * (size_t)mp.grad_off[i];
-        size_t na = op->aux_floats ? op->aux_floats(L, max_batch) : 0;
+        size_t na = op->aux_floats ? op->aux_floats(L, rt_plan_step(&net->plan, i), max_batch)
+                                   : 0;
         if (na)
             ok = ok && (net->aux[i] = falloc(na));
         size_t b = op->scratch ? op->scratch(L) : 0;

@@ -37,6 +37,8 @@ typedef struct {
     float *aux;                /* the layer's own memory of aux_floats (masks, statistics) */
     rt_rng *rng;               /* dropout draws */
     int n, training;           /* images; forward: training mode; backward: the forward's */
+    const rt_layer *fold;      /* forward in inference (RT_INFER): the batchnorm the plan
+                                  folds into this layer (step->bn_fold), else NULL */
     rt_threads *tp;
 } rt_op_args;
 
@@ -60,8 +62,9 @@ typedef struct {
     /* Forward FLOPs of one image beyond the bias and activation, which the caller adds
      * (the rule is in cnnrt.h at rt_layer_flops_of). */
     double (*flops)(const rt_layer *L);
-    /* Floats of aux memory for batches of max_batch, and bytes of worker scratch. */
-    size_t (*aux_floats)(const rt_layer *L, int max_batch);
+    /* Floats of aux memory for batches of max_batch under the plan's step s, and bytes of
+     * worker scratch. */
+    size_t (*aux_floats)(const rt_layer *L, const rt_step *s, int max_batch);
     size_t (*scratch)(const rt_layer *L);
     int (*forward)(const rt_op_args *a);  /* 0, or -1 when out of memory */
     int (*backward)(const rt_op_args *a); /* 0, or -1 when out of memory */

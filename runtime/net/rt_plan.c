@@ -57,6 +57,22 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
             break;
         }
     }
+    /* fusion, inference only: a conv without activation whose only reader is a batchnorm
+     * gets that batchnorm's evaluation transform folded into its weights and bias, and runs
+     * the activation the batchnorm fused (none, or one the conv's epilogue computes from
+     * its output as the batchnorm would); the batchnorm then copies nothing */
+    for (int i = 1; i < nl; i++) {
+        const rt_layer *B = &d->layers[i];
+        if (B->kind != RT_BATCHNORM || B->src < 1)
+            continue;
+        const rt_layer *C = &d->layers[B->src];
+        if (C->kind != RT_CONV || rt_layer_act(C) != RT_ACT_NONE || readers(d, B->src) != 1)
+            continue;
+        rt_step *cs = &p->steps[B->src - 1];
+        cs->bn_fold = i;
+        cs->fold_act = p->steps[i - 1].bn_act_layer ? p->steps[i - 1].bn_act : RT_ACT_NONE;
+        cs->fold_alpha = p->steps[i - 1].bn_alpha;
+    }
     /* forward: where each output lives */
     for (int i = 1; i < nl; i++) {
         const rt_layer *L = &d->layers[i];
@@ -68,6 +84,8 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
             s->alias = RT_ALIAS_ALWAYS;
         else if (L->kind == RT_DROPOUT)
             s->alias = RT_ALIAS_EVAL;
+        else if (L->kind == RT_BATCHNORM && p->steps[L->src - 1].bn_fold == i)
+            s->alias = RT_ALIAS_INFER;
         if (s->alias == RT_ALIAS_ALWAYS)
             s->ybuf = L->src == 0 ? 0 : p->steps[L->src - 1].ybuf;
         p->own[i] = s->alias != RT_ALIAS_ALWAYS;
@@ -121,6 +139,17 @@ void rt_plan_free(rt_plan *p)
     memset(p, 0, sizeof *p);
 }
 
+void rt_plan_unfold(rt_plan *p)
+{
+    for (int k = 0; k < p->nsteps; k++) {
+        rt_step *s = &p->steps[k];
+        s->bn_fold = 0;
+        s->fold_act = RT_ACT_NONE;
+        if (s->alias == RT_ALIAS_INFER)
+            s->alias = RT_ALIAS_NONE; /* own[] already gives it its buffer */
+    }
+}
+
 const rt_step *rt_plan_step(const rt_plan *p, int i)
 {
     return i >= 1 && i < p->nlayers ? &p->steps[i - 1] : NULL;
@@ -129,7 +158,8 @@ const rt_step *rt_plan_step(const rt_plan *p, int i)
 void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
 {
     static const char *const ALIAS[] = {"", " (alias of its input: no copy)",
-                                        " (alias of its input when not training)"};
+                                        " (alias of its input when not training)",
+                                        " (inference: folded into the conv before it, no copy)"};
     fprintf(f, "forward (x0: the network's input)\n");
     for (int k = 0; k < p->nsteps; k++) {
         const rt_step *s = &p->steps[k];
@@ -145,6 +175,9 @@ void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
         fprintf(f, "%s%s", ALIAS[s->alias], s->act_by_bn ? " (computed by the batchnorm before it)" : "");
         if (s->bn_act_layer)
             fprintf(f, " (with layer %d's activation in the same pass)", s->bn_act_layer);
+        if (s->bn_fold)
+            fprintf(f, " (inference: with layer %d's batchnorm folded into its weights%s)",
+                    s->bn_fold, s->fold_act != RT_ACT_NONE ? " and its activation" : "");
         fputc('\n', f);
     }
     fprintf(f, "backward\n");

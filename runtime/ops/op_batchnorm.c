@@ -39,8 +39,9 @@ static double bn_flops(const rt_layer *L)
     return 2.0 * (double)rt_shape_size(L->in);
 }
 
-static size_t bn_aux(const rt_layer *L, int max_batch)
+static size_t bn_aux(const rt_layer *L, const rt_step *s, int max_batch)
 {
+    (void)s;
     (void)max_batch;
     return 2 * (size_t)L->in.c;
 }

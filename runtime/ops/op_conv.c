@@ -2,7 +2,8 @@
  * op_conv.c - the registry entry of 2-D convolution: output size by the lecture's rule
  * floor((n - k + p + s) / s) with the dilated extent d*(k-1)+1 in place of k, weights
  * [out_c][in_c / groups][kh][kw], bias [out_c], fused activation (its backward runs here
- * on the gradient in place, unless the plan gave it to the max pooling that follows).
+ * on the gradient in place, unless the plan gave it to the max pooling that follows); in
+ * inference, the batchnorm after it folded into its weights when the plan says so.
  */
 #include "rt_op.h"
 
@@ -66,10 +67,26 @@ static size_t conv_scratch(const rt_layer *L)
     return rt_conv2d_scratch_size(&g);
 }
 
+/* With a batchnorm folded in (inference), the folded weights and bias. */
+static size_t conv_aux(const rt_layer *L, const rt_step *s, int max_batch)
+{
+    (void)max_batch;
+    return s && s->bn_fold ? L->w_len + (size_t)L->out.c : 0;
+}
+
 static int conv_forward(const rt_op_args *a)
 {
     const rt_layer *L = a->L;
     rt_conv_geom g = rt_layer_conv_geom(L);
+    if (a->fold) { /* inference: conv, then the batchnorm after it, as one conv */
+        const rt_layer *B = a->fold;
+        float *wf = a->aux, *bf = a->aux + L->w_len;
+        rt_batchnorm_fold(a->P + L->w_off, L->bias ? a->P + L->b_off : NULL, L->out.c,
+                          L->w_len / (size_t)L->out.c, a->P + B->w_off, a->P + B->b_off,
+                          a->S + B->s_off, a->S + B->s_off + L->out.c, B->eps, wf, bf);
+        return rt_conv2d_forward(&g, a->x, wf, bf, a->step->fold_act, a->step->fold_alpha,
+                                 a->y, a->n, a->tp);
+    }
     return rt_conv2d_forward(&g, a->x, a->P + L->w_off, L->bias ? a->P + L->b_off : NULL,
                              rt_layer_act(L), L->alpha, a->y, a->n, a->tp);
 }
@@ -92,6 +109,7 @@ const rt_op rt_op_conv = {
     .weight_dims = conv_weight_dims,
     .flops = conv_flops,
     .scratch = conv_scratch,
+    .aux_floats = conv_aux,
     .forward = conv_forward,
     .backward = conv_backward,
 };

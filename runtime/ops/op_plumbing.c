@@ -76,8 +76,9 @@ static int dropout_shape(rt_layer *L, rt_shape in2, char *why)
     return same_shape_out(L, in2, why);
 }
 
-static size_t dropout_aux(const rt_layer *L, int max_batch)
+static size_t dropout_aux(const rt_layer *L, const rt_step *s, int max_batch)
 {
+    (void)s;
     return L->p > 0.0f ? (size_t)max_batch * rt_shape_size(L->in) : 0;
 }
 

@@ -131,7 +131,7 @@ int rt_evaluate(rt_model *m, const rt_dataset *ds, const int *idx, int n, double
                 rc = -1;
                 goto out;
             }
-        if (m->forward(m->self, x, nb, 0, logits) != 0) {
+        if (m->forward(m->self, x, nb, RT_INFER, logits) != 0) {
             snprintf(err, RT_ERRLEN, "forward pass failed");
             rc = -1;
             goto out;
@@ -356,7 +356,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                 rc = -1;
                 goto out;
             }
-            if (ln > 0 && m->forward(m->self, x, ln, 1, logits) != 0) {
+            if (ln > 0 && m->forward(m->self, x, ln, RT_TRAIN, logits) != 0) {
                 snprintf(err, RT_ERRLEN, "forward pass failed at epoch %d", e + 1);
                 rc = -1;
                 goto out;

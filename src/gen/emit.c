@@ -66,6 +66,30 @@ static void emit_desc(const ir_net *net, FILE *out)
     fprintf(out, "};\n");
 }
 
+/* The layer's forward one level deeper (inside an if), so that the compiler's
+ * -Wmisleading-indentation has nothing to say about the generated file. */
+static void emit_forward_indented(const cnn_op *op, emit_ctx *e, FILE *out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (!m) { /* out of memory: the same code, less neatly indented */
+        op->emit_forward(e);
+        return;
+    }
+    e->out = m;
+    op->emit_forward(e);
+    fclose(m);
+    e->out = out;
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line + 1) : strlen(line);
+        fprintf(out, "%s%.*s", n > 1 ? "    " : "", (int)n, line);
+        line += n;
+    }
+    free(text);
+}
+
 /* Names of the buffers in the generated code: the network's input is x_in, a layer with
  * storage of its own writes out<i> (an output that aliases its input only when not
  * training reads through the pointer y<i>), gradients live in dout<i>. */
@@ -82,7 +106,7 @@ static void name_buffers(const ir_net *net, const rt_plan *p, names *nm)
     for (int i = 1; i < net->n; i++) {
         const rt_step *s = rt_plan_step(p, i);
         if (s->alias == RT_ALIAS_ALWAYS) snprintf(nm->y[i], sizeof nm->y[i], "%s", nm->y[s->ybuf]);
-        else if (s->alias == RT_ALIAS_EVAL) snprintf(nm->y[i], sizeof nm->y[i], "view%d", i);
+        else if (s->alias == RT_ALIAS_EVAL || s->alias == RT_ALIAS_INFER) snprintf(nm->y[i], sizeof nm->y[i], "view%d", i);
         else snprintf(nm->y[i], sizeof nm->y[i], "out%d", i);
         snprintf(nm->dy[i], sizeof nm->dy[i], "dout%d", s->dybuf);
     }
@@ -170,6 +194,8 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
         if (plan.own[i]) fprintf(out, "static float *const out%d = arena + (size_t)%s * %ld;\n", i, maxbname, mp.out_off[i]);
         if (plan.own_grad[i]) fprintf(out, "static float *const dout%d = arena + (size_t)%s * %ld;\n", i, maxbname, mp.grad_off[i]);
         if (rt_plan_step(&plan, i)->alias == RT_ALIAS_EVAL) fprintf(out, "static float *view%d; /* out%d, or its input out of training */\n", i, i);
+        if (rt_plan_step(&plan, i)->alias == RT_ALIAS_INFER)
+            fprintf(out, "static float *view%d; /* out%d, or in inference its input (the conv computed it) */\n", i, i);
         emit_ctx e = layer_ctx(net, &plan, &nm, i, out);
         const cnn_op *op = cnn_op_of(net->nodes[i].L.kind);
         if (op->emit_buffers) op->emit_buffers(&e, maxbname);
@@ -177,7 +203,7 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
     if (net->nodes[0].L.norm)
         fprintf(out, "static _Alignas(64) float xnorm[%s * %ld]; /* the normalised input */\n", maxbname,
                 emit_size(net->nodes[0].L.out));
-    fprintf(out, "\nstatic rt_threads *tp;\nstatic const float *x_in; /* the input of the last forward */\nstatic rt_rng drop;\nstatic int last_n, last_training, in_use;\n"
+    fprintf(out, "\nstatic rt_threads *tp;\nstatic const float *x_in; /* the input of the last forward */\nstatic rt_rng drop;\nstatic int last_n, last_training, last_infer, in_use;\n"
                  "static rt_model model;\n\n");
     for (int i = 1; i < net->n; i++) {
         emit_ctx e = layer_ctx(net, &plan, &nm, i, out);
@@ -195,8 +221,10 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
             "        G[k] = 0.0f / 0.0f; /* NaN: a failed backward must not look like a gradient */\n}\n\n");
 
     /* forward: the plan's order and aliases */
-    fprintf(out, "static int forward(void *self, const float *x, int n, int training, float *logits)\n{\n"
+    fprintf(out, "static int forward(void *self, const float *x, int n, int mode, float *logits)\n{\n"
                  "    (void)self;\n"
+                 "    const int training = mode == RT_TRAIN, infer = mode == RT_INFER;\n"
+                 "    (void)infer;\n"
                  "    if (n < 1 || n > %s) {\n"
                  "        last_n = 0;\n"
                  "        snprintf(model.err, sizeof model.err, \"batch of %%d images, the program takes 1 to %%d\", n, %s);\n"
@@ -213,27 +241,30 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
         fprintf(out, "    /* line %d: %s -> %dx%dx%d */\n", nd->L.line, nd->text, nd->L.out.c, nd->L.out.h, nd->L.out.w);
         if (st->alias == RT_ALIAS_ALWAYS) {
             fprintf(out, "    /* (reads %s as it is: no copy) */\n", nm.y[st->ybuf]);
-        } else if (st->alias == RT_ALIAS_EVAL) {
+        } else if (st->alias == RT_ALIAS_EVAL || st->alias == RT_ALIAS_INFER) {
             char own[32];
             snprintf(own, sizeof own, "out%d", i);
             e.y = own;
-            fprintf(out, "    if (training) {\n");
-            op->emit_forward(&e);
-            fprintf(out, "        view%d = out%d;\n    } else {\n        view%d = (float *)%s; /* no copy */\n    }\n", i, i, i,
-                    nm.y[nd->L.src]);
+            fprintf(out, "    if (%s) {\n", st->alias == RT_ALIAS_EVAL ? "training" : "!infer");
+            emit_forward_indented(op, &e, out);
+            fprintf(out, "        view%d = out%d;\n    } else {\n        view%d = (float *)%s; /* no copy%s */\n    }\n", i, i,
+                    i, nm.y[nd->L.src], st->alias == RT_ALIAS_INFER ? ": the conv before it computed it" : "");
         } else {
             op->emit_forward(&e);
         }
     }
     fprintf(out, "    memcpy(logits, %s, (size_t)n * %ld * sizeof(float));\n"
-                 "    last_n = n;\n    last_training = training;\n    return 0;\n}\n\n",
+                 "    last_n = n;\n    last_training = training;\n    last_infer = infer;\n    return 0;\n}\n\n",
             nm.y[last], emit_size(net->nodes[last].L.out));
 
     /* backward: the plan's gradient buffers and accumulate flags */
     fprintf(out, "static void backward(void *self, const float *dlogits, int n)\n{\n"
                  "    (void)self;\n"
-                 "    if (n != last_n || n < 1) {\n"
-                 "        snprintf(model.err, sizeof model.err, \"backward over %%d images does not follow a forward over them\", n);\n"
+                 "    if (n != last_n || n < 1 || last_infer) {\n"
+                 "        if (last_infer)\n"
+                 "            snprintf(model.err, sizeof model.err, \"backward after an inference-only forward (RT_INFER): run the forward in RT_EVAL or RT_TRAIN mode\");\n"
+                 "        else\n"
+                 "            snprintf(model.err, sizeof model.err, \"backward over %%d images does not follow a forward over them\", n);\n"
                  "        for (size_t k = 0; k < sizeof G / sizeof G[0]; k++)\n"
                  "            G[k] = 0.0f / 0.0f;\n"
                  "        return;\n    }\n"

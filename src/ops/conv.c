@@ -84,14 +84,39 @@ static void emit_decls(const emit_ctx *e)
             L->pt, L->pb, L->pl, L->pr, rt_pad_cname(L->padmode), L->flip, L->dh, L->dw, L->groups);
 }
 
+/* With a batchnorm folded in (inference), the folded weights then bias. */
+static void emit_buffers(const emit_ctx *e, const char *maxb)
+{
+    (void)maxb;
+    const rt_layer *L = &e->net->nodes[e->i].L;
+    if (e->step->bn_fold)
+        fprintf(e->out, "static float fold%d[%zu]; /* weights and bias with layer %d's batchnorm folded in */\n", e->i,
+                L->w_len + (size_t)L->out.c, e->step->bn_fold);
+}
+
 static void emit_forward(const emit_ctx *e)
 {
     const rt_layer *L = &e->net->nodes[e->i].L;
     FILE *o = e->out;
-    fprintf(o, "    if (rt_conv2d_forward(&geom%d, %s, P + %zu, ", e->i, e->in, L->w_off);
+    const char *ind = "    ";
+    if (e->step->bn_fold) { /* inference: conv, then the batchnorm after it, as one conv */
+        const rt_layer *B = &e->net->nodes[e->step->bn_fold].L;
+        fprintf(o, "    if (infer) {\n        rt_batchnorm_fold(P + %zu, ", L->w_off);
+        emit_bias_ptr(o, "P", L);
+        fprintf(o, ", %d, %zu, P + %zu, P + %zu, S + %zu, S + %zu, %s, fold%d, fold%d + %zu);\n", L->out.c,
+                L->w_len / (size_t)L->out.c, B->w_off, B->b_off, B->s_off, B->s_off + (size_t)L->out.c, emit_f(B->eps), e->i,
+                e->i, L->w_len);
+        fprintf(o, "        if (rt_conv2d_forward(&geom%d, %s, fold%d, fold%d + %zu, %s, %s, %s, n, tp) != 0)\n"
+                   "            return fail(%d);\n    } else {\n",
+                e->i, e->in, e->i, e->i, L->w_len, rt_act_cname(e->step->fold_act), emit_f(e->step->fold_alpha), e->y, e->i);
+        ind = "        ";
+    }
+    fprintf(o, "%sif (rt_conv2d_forward(&geom%d, %s, P + %zu, ", ind, e->i, e->in, L->w_off);
     emit_bias_ptr(o, "P", L);
-    fprintf(o, ", %s, %s, %s, n, tp) != 0)\n        return fail(%d);\n", rt_act_cname(rt_layer_act(L)),
-            emit_f(L->alpha), e->y, e->i);
+    fprintf(o, ", %s, %s, %s, n, tp) != 0)\n%s    return fail(%d);\n", rt_act_cname(rt_layer_act(L)),
+            emit_f(L->alpha), e->y, ind, e->i);
+    if (e->step->bn_fold)
+        fprintf(o, "    }\n");
 }
 
 static void emit_backward(const emit_ctx *e)
@@ -150,6 +175,7 @@ const cnn_op cnn_op_conv = {
     .defaults = defaults,
     .explain = explain,
     .emit_decls = emit_decls,
+    .emit_buffers = emit_buffers,
     .emit_forward = emit_forward,
     .emit_backward = emit_backward,
     .emit_scratch = emit_scratch,
