@@ -1,8 +1,9 @@
 /*
  * test_conv_winograd.c - the Winograd F(2x2,3x3) route of 3x3 stride-1 convolutions
  * (runtime/kernels/rt_conv_winograd.c): forward and input gradient against a float64 direct
- * reference on random data (error bounded), the same bits for 1, 2 and 3 workers, and a
- * finite-difference gradient check through rt_conv2d_backward with the route on.
+ * reference on random data (error bounded), the same bits for 1, 2 and 3 workers, the shapes
+ * the default setting picks, and a finite-difference gradient check through
+ * rt_conv2d_backward with the route on (forced on every geometry it can take).
  */
 #include <check.h>
 #include <math.h>
@@ -27,7 +28,7 @@
 #define FWD_BOUND 2e-6
 #define DX_BOUND 2e-6
 
-/* Geometries the route takes (at least 16 channels each way): odd sizes whose last tiles
+/* Geometries the route takes when forced (the default keeps small ones on the GEMM): odd sizes whose last tiles
  * cross the map's edge, no padding, asymmetric padding up to 2 (dX's padding is then 2 - p),
  * the flip, a depth above the GEMM's 256-deep blocks. Columns: c h w oc pt pb pl pr flip. */
 static const int cases[][9] = {
@@ -146,7 +147,7 @@ START_TEST(winograd_against_reference)
             for (int pool = 0; pool < 2; pool++) {
                 rt_threads *p = pool ? tp : NULL;
                 for (int on = 1; on >= 0; on--) {
-                    rt_conv_use_winograd(on);
+                    rt_conv_use_winograd(on ? 2 : 0);
                     y[on] = malloc(ny * 4), dx[on] = malloc(nx * 4);
                     ck_assert_int_eq(rt_conv2d_forward(&g, x, w, b, act, 0.1f, y[on], n, p), 0);
                     ck_assert_int_eq(
@@ -161,7 +162,7 @@ START_TEST(winograd_against_reference)
                         worst_dx = fmax(worst_dx, ex);
                     }
                 }
-                rt_conv_use_winograd(1);
+                rt_conv_use_winograd(2);
                 CHECK(differs(y[0], y[1], ny) && differs(dx[0], dx[1], nx),
                       "%s case %d: winograd gave the GEMM route's bits (not taken?)", isas[is],
                       t);
@@ -215,6 +216,30 @@ START_TEST(winograd_same_bits_any_pool)
     }
     rt_threads_destroy(tp2);
     rt_threads_destroy(tp3);
+}
+END_TEST
+
+START_TEST(winograd_default_shapes)
+{
+    /* the default setting takes the route where it measured faster only: a 64-channel 16x16
+     * layer (bits differ from the GEMM route's) but not a 16-channel 32x32 one (same bits) */
+    static const int shapes[][9] = {{64, 16, 16, 64, 1, 1, 1, 1, 0},
+                                    {16, 32, 32, 16, 1, 1, 1, 1, 0}};
+    for (int t = 0; t < 2; t++) {
+        const rt_conv_geom g = geom_of(shapes[t]);
+        const size_t nx = (size_t)g.c * g.h * g.w, ny = (size_t)g.oc * g.oh * g.ow;
+        float *x = rand_array(nx), *w = rand_array(rt_conv2d_weight_count(&g));
+        float *y[2] = {malloc(ny * 4), malloc(ny * 4)};
+        for (int on = 0; on < 2; on++) {
+            rt_conv_use_winograd(on);
+            ck_assert_int_eq(rt_conv2d_forward(&g, x, w, NULL, RT_ACT_NONE, 0, y[on], 1, NULL),
+                             0);
+        }
+        CHECK(differs(y[0], y[1], ny) == (t == 0), "shape %d: route %s", t,
+              t == 0 ? "not taken" : "taken");
+        free(x), free(w), free(y[0]), free(y[1]);
+    }
+    rt_conv_use_winograd(2);
 }
 END_TEST
 
@@ -277,7 +302,7 @@ START_TEST(winograd_gradcheck)
     /* odd sizes (tiles across the edge), asymmetric padding: dX by the route, dW by the GEMM */
     static const int gcases[][9] = {{16, 5, 6, 16, 1, 1, 1, 0, 0},
                                     {16, 4, 5, 17, 2, 0, 0, 1, 0}};
-    rt_conv_use_winograd(1);
+    rt_conv_use_winograd(2);
     for (int t = 0; t < 2; t++) {
         gc_conv k = {geom_of(gcases[t]), 2};
         int nx = k.n * k.g.c * k.g.h * k.g.w, ny = k.n * k.g.oc * k.g.oh * k.g.ow;
@@ -299,6 +324,7 @@ static Suite *suite(void)
     tcase_set_timeout(t, 300);
     tcase_add_test(t, winograd_against_reference);
     tcase_add_test(t, winograd_same_bits_any_pool);
+    tcase_add_test(t, winograd_default_shapes);
     tcase_add_test(t, winograd_gradcheck);
     suite_add_tcase(s, t);
     return s;
@@ -306,6 +332,7 @@ static Suite *suite(void)
 
 int main(void)
 {
+    rt_conv_use_winograd(2); /* on every geometry it takes, small ones included */
     SRunner *r = srunner_create(suite());
     srunner_run_all(r, CK_ENV);
     int failed = srunner_ntests_failed(r);

@@ -99,8 +99,8 @@ void rt_conv_slab_fill(const rt_conv_geom *g, const rt_conv_slab *sg, const floa
 void rt_conv_slab_offsets(const rt_conv_geom *g, const rt_conv_slab *sg, int *koff);
 
 /* Winograd F(2x2,3x3) (rt_conv_winograd.c) for 3x3, stride 1, no dilation, one group, zero
- * padding of at most 2 (any mode when unpadded), at least 16 input and output channels,
- * activation none, relu or leaky relu, and the switch rt_conv_use_winograd on: whether g
+ * padding of at most 2 (any mode when unpadded), activation none, relu or leaky relu, and the
+ * switch rt_conv_use_winograd on (1: on the shapes where it measured faster; 2: all): whether g
  * (normalised) with n images takes it; the forward (y = act(conv + b), or y += conv when
  * add, with b NULL and act none), same contract as rt_conv2d_forward otherwise; the worker
  * scratch it asks for, for g and for its input gradient's geometry. */

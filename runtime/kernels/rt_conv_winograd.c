@@ -27,26 +27,42 @@
 #define CHUNK_FLOATS (128 * 1024)    /* a chunk's V and M: about 512 KiB */
 #define CHUNK_MIN 64                 /* tiles, so that each U_f read is amortised */
 #define CHUNK_MAX 1024
-/* Below these channel counts the transforms cost more than the multiplications they save
- * (measured on resnet_bn32's 16-channel 32x32 layers): the implicit GEMM keeps them. */
-#define MIN_C 16
-#define MIN_OC 16
-
+/* Floats added to the distance between two frequencies' blocks: at a multiple of 4 KiB the 16
+ * streams of a transform would share an L1 set (the input transform ran 2x slower). */
+#define SKEW 16
+/* Where the route pays (measured at batch 32, 2 threads, AVX-512; see faster()): at least
+ * 32 channels each way on maps at least 16 wide, and 64 each way unless the map is 48 wide
+ * or more. Below that the transforms and the small GEMMs cost more than the multiplications
+ * they save (resnet_bn32's 16 channels at 32x32: 0.65 -> 0.83 ms forward; 32 at 16x16: 0.69
+ * -> 0.74; 64 at 8x8, half-empty vectors: 0.68 -> 0.87). Any channel count works. */
+#define MIN_C 32
+#define MIN_W 16
+#define WIDE_C 64
+#define WIDE_W 48
 static int wino_on = 1;
 static pthread_once_t wino_once = PTHREAD_ONCE_INIT;
 
-static void wino_init(void) /* RT_CONV_WINOGRAD=0 starts with the route off */
+static void wino_init(void) /* RT_CONV_WINOGRAD=0 starts with the route off, 2 forced */
 {
     const char *e = getenv("RT_CONV_WINOGRAD");
-    wino_on = !(e && strcmp(e, "0") == 0);
+    wino_on = !e || strcmp(e, "0") != 0;
+    if (e && strcmp(e, "2") == 0)
+        wino_on = 2;
 }
 
 int rt_conv_use_winograd(int on)
 {
     pthread_once(&wino_once, wino_init);
     int was = wino_on;
-    wino_on = on != 0;
+    wino_on = on == 2 ? 2 : on != 0;
     return was;
+}
+
+/* Whether the route is faster than the implicit GEMM for g (the measurements above). */
+static int faster(const rt_conv_geom *g)
+{
+    const int c = g->c < g->oc ? g->c : g->oc, w = g->ow;
+    return c >= MIN_C && w >= MIN_W && (c >= WIDE_C || w >= WIDE_W);
 }
 
 int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
@@ -59,7 +75,7 @@ int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
         return 0;
     if (act != RT_ACT_NONE && act != RT_ACT_RELU && act != RT_ACT_LEAKYRELU)
         return 0;
-    if (g->c < MIN_C || g->oc < MIN_OC)
+    if (wino_on == 1 && !faster(g))
         return 0;
     /* tile numbers and offsets in ints and longs */
     double tiles = (double)n * ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
@@ -79,16 +95,11 @@ static int chunk_max(const rt_conv_geom *g)
     return (int)t;
 }
 
-/* Where a chunk's tile starts: in x (its 4x4 input window's top left, rows iy0.., columns
- * ix0..) and in y (its 2x2 output's top left); ny, nx: output rows and columns kept. */
+/* Floats of a worker's scratch for chunks of cs tiles: the packed V_f (fstride floats
+ * apart), the GEMMs' M_f ([oc][ldm] each), the rows of a segment (4 rows of up to
+ * 2 * cs + 2 floats, or two output rows). */
 typedef struct {
-    long xoff, yoff;
-    int iy0, ix0, ny, nx;
-} tile;
-
-/* Floats of a worker's scratch for chunks of cs tiles. */
-typedef struct {
-    size_t vp, m, tiles, total, fstride;
+    size_t vp, m, rows, total, fstride;
     int ldm;
 } wlayout;
 
@@ -100,12 +111,12 @@ static size_t up16(size_t f)
 static wlayout wplan(const rt_conv_geom *g, int cs)
 {
     wlayout l;
-    l.fstride = rt_gemm_packed_b_floats(g->c, cs);
-    l.ldm = (cs + LANES - 1) / LANES * LANES;
+    l.fstride = rt_gemm_packed_b_floats(g->c, cs) + SKEW;
+    l.ldm = cs;
     l.vp = 0;
     l.m = up16((size_t)NF * l.fstride);
-    l.tiles = l.m + up16((size_t)NF * g->oc * l.ldm);
-    l.total = l.tiles + up16((size_t)cs * sizeof(tile) / sizeof(float) + 1);
+    l.rows = l.m + up16((size_t)NF * ((size_t)g->oc * l.ldm + SKEW) + 8); /* + slack */
+    l.total = l.rows + up16((size_t)4 * (2 * cs + 8) + 16);
     return l;
 }
 
@@ -183,112 +194,141 @@ static void weight_task(void *arg, rt_worker *wk)
         }
 }
 
-/* V = B^T d B of the chunk's nt tiles (tl) for every channel, into the packed-B panels of
- * the 16 frequencies (fstride floats apart); lanes past nt are zeros. */
-RT_CLONES static void input_transform(const rt_conv_geom *g, const float *x, const tile *tl,
-                                      int nt, float *vp, size_t fstride, int NR)
+/* A segment of a chunk: tiles [tx0, tx0 + cnt) of tile row ty of image img, chunk columns
+ * [j0, j0 + cnt). */
+typedef struct {
+    int img, ty, tx0, cnt, j0;
+} segment;
+
+/* The segment at chunk column j0 (tile t0 + j0 of the batch), at most nt - j0 tiles. */
+static segment segment_at(const wjob *j, int t0, int j0, int nt)
 {
-    const int c = g->c, h = g->h, w = g->w;
-    const size_t hw = (size_t)h * w;
-    for (int j0 = 0; j0 < nt; j0 += LANES) {
-        float *base = vp + (size_t)(j0 / NR) * c * NR + j0 % NR;
-        for (int ci = 0; ci < c; ci++) {
-            float d[16][LANES], t[16][LANES];
-            for (int l = 0; l < LANES; l++) {
-                const int jt = j0 + l;
-                if (jt >= nt) {
-                    for (int e = 0; e < 16; e++)
-                        d[e][l] = 0.0f;
-                    continue;
-                }
-                const tile *p = tl + jt;
-                const long s = p->xoff + (long)ci * (long)hw; /* may be < 0 at a border */
-                if (p->iy0 >= 0 && p->iy0 + 4 <= h && p->ix0 >= 0 && p->ix0 + 4 <= w) {
-                    for (int r = 0; r < 4; r++)
-                        for (int q = 0; q < 4; q++)
-                            d[r * 4 + q][l] = x[s + (long)r * w + q];
-                } else {
-                    for (int r = 0; r < 4; r++)
-                        for (int q = 0; q < 4; q++) {
-                            int iy = p->iy0 + r, ix = p->ix0 + q;
-                            d[r * 4 + q][l] = iy >= 0 && iy < h && ix >= 0 && ix < w
-                                                  ? x[s + (long)r * w + q]
-                                                  : 0.0f;
-                        }
-                }
-            }
-            for (int q = 0; q < 4; q++) /* B^T d: rows */
-                for (int l = 0; l < LANES; l++) {
-                    t[0 + q][l] = d[0 + q][l] - d[8 + q][l];
-                    t[4 + q][l] = d[4 + q][l] + d[8 + q][l];
-                    t[8 + q][l] = d[8 + q][l] - d[4 + q][l];
-                    t[12 + q][l] = d[4 + q][l] - d[12 + q][l];
-                }
-            float *dst = base + (size_t)ci * NR;
-            for (int r = 0; r < 4; r++) /* (B^T d) B: columns */
-                for (int l = 0; l < LANES; l++) {
-                    const float *a = &t[r * 4][0];
-                    dst[(size_t)(r * 4 + 0) * fstride + l] = a[0 * LANES + l] - a[2 * LANES + l];
-                    dst[(size_t)(r * 4 + 1) * fstride + l] = a[1 * LANES + l] + a[2 * LANES + l];
-                    dst[(size_t)(r * 4 + 2) * fstride + l] = a[2 * LANES + l] - a[1 * LANES + l];
-                    dst[(size_t)(r * 4 + 3) * fstride + l] = a[1 * LANES + l] - a[3 * LANES + l];
-                }
+    segment sg;
+    const int per = j->th * j->tw, t = t0 + j0, r = t % per;
+    sg.img = t / per, sg.ty = r / j->tw, sg.tx0 = r % j->tw, sg.j0 = j0;
+    sg.cnt = j->tw - sg.tx0 < nt - j0 ? j->tw - sg.tx0 : nt - j0;
+    return sg;
+}
+
+/* The 4 input rows of channel plane xc under a segment: rows iy0.., columns ix0.. of width
+ * floats each, zeros outside the map. */
+static void segment_rows(const float *xc, int h, int w, int iy0, int ix0, int width,
+                         float *buf)
+{
+    for (int r = 0; r < 4; r++) {
+        float *d = buf + (size_t)r * width;
+        const int iy = iy0 + r;
+        if (iy < 0 || iy >= h) {
+            memset(d, 0, (size_t)width * sizeof *d);
+            continue;
+        }
+        int lo = ix0 < 0 ? -ix0 : 0, hi = w - ix0 < width ? w - ix0 : width;
+        if (lo > width)
+            lo = width;
+        if (hi < lo)
+            hi = lo;
+        memset(d, 0, (size_t)lo * sizeof *d);
+        memcpy(d + lo, xc + (long)iy * w + ix0 + lo, (size_t)(hi - lo) * sizeof *d);
+        memset(d + hi, 0, (size_t)(width - hi) * sizeof *d);
+    }
+}
+
+/* 8 tiles per vector: GNU C vectors, ymm registers in the AVX-512 and AVX2 copies. */
+typedef float v8 __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+/* unaligned loads and stores as macros: a function taking or returning a v8 would have
+ * another ABI in the baseline build than in the AVX copies */
+#define LD8(v, p) memcpy(&(v), (p), sizeof(v8))
+#define ST8(p, v)                                                                          \
+    do {                                                                                  \
+        v8 st8_ = (v);                                                                    \
+        memcpy((p), &st8_, sizeof st8_);                                                  \
+    } while (0)
+
+/* V = B^T d B of tiles [k0, k1) of a segment whose 4 input rows are buf (ld floats apart;
+ * tile k's window starts at column 2k; each row readable to column 2 * k1 + 16), frequency f
+ * of tile k to dst[f * fstride + k - k0]. Eight tiles per vector: row r's columns 2l + q of
+ * the 8 tiles are the even and odd elements of two pairs of loads. */
+RT_CLONES static void input_transform(const float *restrict buf, size_t ld, int k0, int k1,
+                                      float *restrict dst, size_t fstride)
+{
+    for (int k = k0; k < k1; k += 8) {
+        v8 d[4][4], t[4][4], v[16];
+        for (int r = 0; r < 4; r++) {
+            const float *b = buf + (size_t)r * ld + 2 * k;
+            v8 a0, a1, c0, c1;
+            LD8(a0, b), LD8(a1, b + 8), LD8(c0, b + 2), LD8(c1, b + 10);
+            d[r][0] = __builtin_shufflevector(a0, a1, 0, 2, 4, 6, 8, 10, 12, 14);
+            d[r][1] = __builtin_shufflevector(a0, a1, 1, 3, 5, 7, 9, 11, 13, 15);
+            d[r][2] = __builtin_shufflevector(c0, c1, 0, 2, 4, 6, 8, 10, 12, 14);
+            d[r][3] = __builtin_shufflevector(c0, c1, 1, 3, 5, 7, 9, 11, 13, 15);
+        }
+        for (int q = 0; q < 4; q++) { /* B^T d: rows */
+            t[0][q] = d[0][q] - d[2][q];
+            t[1][q] = d[1][q] + d[2][q];
+            t[2][q] = d[2][q] - d[1][q];
+            t[3][q] = d[1][q] - d[3][q];
+        }
+        for (int r = 0; r < 4; r++) { /* (B^T d) B: columns */
+            v[r * 4 + 0] = t[r][0] - t[r][2];
+            v[r * 4 + 1] = t[r][1] + t[r][2];
+            v[r * 4 + 2] = t[r][2] - t[r][1];
+            v[r * 4 + 3] = t[r][1] - t[r][3];
+        }
+        float *o = dst + (k - k0);
+        if (k + 8 <= k1) {
+            for (int f = 0; f < 16; f++)
+                ST8(o + (size_t)f * fstride, v[f]);
+        } else {
+            for (int f = 0; f < 16; f++)
+                for (int l = 0; l < k1 - k; l++)
+                    o[(size_t)f * fstride + l] = v[f][l];
         }
     }
 }
 
-/* Y = A^T M A of the chunk's nt tiles for every output channel, then bias and activation
- * (or added to y when add), stored where each tile's outputs lie. M_f is [oc][ldm]. */
-RT_CLONES static void output_transform(const wjob *j, const float *m, int ldm, const tile *tl,
-                                       int nt)
+/* Y = A^T M A of a segment's cnt tiles for one output channel (frequency f of tile k at
+ * m[f * fs + k], readable to k = cnt + 7), then bias and activation (act 1 relu, 2 leaky
+ * relu), as two output rows r0, r1 of 2 * cnt floats (writable to 2 * cnt + 16). */
+RT_CLONES static void output_transform(const float *restrict m, size_t fs, int cnt, float bias,
+                                       int act, float alpha, float *restrict r0,
+                                       float *restrict r1)
 {
-    const rt_conv_geom *g = j->g;
-    const int oc = g->oc, ow = g->ow;
-    const long P = (long)g->oh * ow;
-    const size_t fs = (size_t)oc * ldm;
-    const int relu = j->act == RT_ACT_RELU, leaky = j->act == RT_ACT_LEAKYRELU;
-    const float alpha = j->alpha;
-    for (int o = 0; o < oc; o++) {
-        const float bias = j->b ? j->b[o] : 0.0f;
-        for (int j0 = 0; j0 < nt; j0 += LANES) {
-            const float *mm = m + (size_t)o * ldm + j0;
-            float s[8][LANES], y[4][LANES];
-            for (int q = 0; q < 4; q++) /* A^T M: rows */
-                for (int l = 0; l < LANES; l++) {
-                    float m0 = mm[(size_t)(0 + q) * fs + l], m1 = mm[(size_t)(4 + q) * fs + l];
-                    float m2 = mm[(size_t)(8 + q) * fs + l], m3 = mm[(size_t)(12 + q) * fs + l];
-                    s[q][l] = m0 + m1 + m2;
-                    s[4 + q][l] = m1 - m2 - m3;
-                }
-            for (int r = 0; r < 2; r++) /* (A^T M) A: columns, bias, activation */
-                for (int l = 0; l < LANES; l++) {
-                    float v0 = s[r * 4][l] + s[r * 4 + 1][l] + s[r * 4 + 2][l];
-                    float v1 = s[r * 4 + 1][l] - s[r * 4 + 2][l] - s[r * 4 + 3][l];
-                    v0 += bias, v1 += bias;
-                    if (relu) {
-                        v0 = v0 > 0.0f ? v0 : 0.0f;
-                        v1 = v1 > 0.0f ? v1 : 0.0f;
-                    } else if (leaky) {
-                        v0 = v0 > 0.0f ? v0 : alpha * v0;
-                        v1 = v1 > 0.0f ? v1 : alpha * v1;
-                    }
-                    y[r * 2][l] = v0;
-                    y[r * 2 + 1][l] = v1;
-                }
-            const int lanes = nt - j0 < LANES ? nt - j0 : LANES;
-            for (int l = 0; l < lanes; l++) {
-                const tile *p = tl + j0 + l;
-                float *d = j->y + p->yoff + (long)o * P;
-                for (int r = 0; r < p->ny; r++)
-                    for (int q = 0; q < p->nx; q++) {
-                        if (j->add)
-                            d[(long)r * ow + q] += y[r * 2 + q][l];
-                        else
-                            d[(long)r * ow + q] = y[r * 2 + q][l];
-                    }
+    const v8 zero = {0}, bv = zero + bias, av = zero + alpha;
+    for (int k = 0; k < cnt; k += 8) {
+        v8 s[2][4], y[2][2];
+        for (int q = 0; q < 4; q++) { /* A^T M: rows */
+            v8 m0, m1, m2, m3;
+            LD8(m0, m + (size_t)q * fs + k), LD8(m1, m + (size_t)(4 + q) * fs + k);
+            LD8(m2, m + (size_t)(8 + q) * fs + k), LD8(m3, m + (size_t)(12 + q) * fs + k);
+            s[0][q] = m0 + m1 + m2;
+            s[1][q] = m1 - m2 - m3;
+        }
+        for (int r = 0; r < 2; r++) { /* (A^T M) A: columns, bias, activation */
+            y[r][0] = s[r][0] + s[r][1] + s[r][2] + bv;
+            y[r][1] = s[r][1] - s[r][2] - s[r][3] + bv;
+            for (int c = 0; c < 2 && act; c++) {
+                v8i pos = y[r][c] > zero;
+                v8 neg = act == 2 ? av * y[r][c] : zero;
+                y[r][c] = (v8)((pos & (v8i)y[r][c]) | (~pos & (v8i)neg));
             }
         }
+        float *o0 = r0 + 2 * k, *o1 = r1 + 2 * k;
+        ST8(o0, __builtin_shufflevector(y[0][0], y[0][1], 0, 8, 1, 9, 2, 10, 3, 11));
+        ST8(o0 + 8, __builtin_shufflevector(y[0][0], y[0][1], 4, 12, 5, 13, 6, 14, 7, 15));
+        ST8(o1, __builtin_shufflevector(y[1][0], y[1][1], 0, 8, 1, 9, 2, 10, 3, 11));
+        ST8(o1 + 8, __builtin_shufflevector(y[1][0], y[1][1], 4, 12, 5, 13, 6, 14, 7, 15));
     }
+}
+
+/* d[0:n) = s[0:n), or += when add. */
+static void put_row(float *d, const float *s, int n, int add)
+{
+    if (add)
+        for (int i = 0; i < n; i++)
+            d[i] += s[i];
+    else
+        memcpy(d, s, (size_t)n * sizeof *d);
 }
 
 static void chunk_task(void *arg, rt_worker *wk)
@@ -306,33 +346,57 @@ static void chunk_task(void *arg, rt_worker *wk)
         atomic_store(&j->fail, 1);
         return;
     }
-    float *vp = scr + l.vp, *m = scr + l.m;
-    tile *tl = (tile *)(scr + l.tiles);
-    const int per = j->th * j->tw;
-    const long xsz = (long)g->c * g->h * g->w, ysz = (long)g->oc * g->oh * g->ow;
+    float *vp = scr + l.vp, *m = scr + l.m, *rows = scr + l.rows;
+    const long xsz = (long)g->c * g->h * g->w, hw = (long)g->h * g->w;
+    const long P = (long)g->oh * g->ow, ysz = (long)g->oc * P;
+    const int act = j->act == RT_ACT_RELU ? 1 : j->act == RT_ACT_LEAKYRELU ? 2 : 0;
     for (int ch = c0; ch < c1; ch++) {
         const int t0 = ch * j->cs, nt = j->T - t0 < j->cs ? j->T - t0 : j->cs;
-        for (int i = 0; i < nt; i++) {
-            int t = t0 + i, img = t / per, r = t % per, ty = r / j->tw, tx = r % j->tw;
-            tile *p = tl + i;
-            p->iy0 = 2 * ty - g->pt, p->ix0 = 2 * tx - g->pl;
-            p->xoff = img * xsz + (long)p->iy0 * g->w + p->ix0;
-            p->yoff = img * ysz + (long)(2 * ty) * g->ow + 2 * tx;
-            p->ny = g->oh - 2 * ty < 2 ? 1 : 2;
-            p->nx = g->ow - 2 * tx < 2 ? 1 : 2;
+        const size_t fstride = rt_gemm_packed_b_floats(g->c, nt) + SKEW;
+        const size_t fs = (size_t)g->oc * nt + SKEW;
+        for (int j0 = 0; j0 < nt;) { /* V of each segment, channel by channel */
+            const segment sg = segment_at(j, t0, j0, nt);
+            const int width = 2 * ((sg.cnt + 7) / 8 * 8) + 8; /* + the vectors' slack */
+            const float *xi = j->x + sg.img * xsz;
+            for (int ci = 0; ci < g->c; ci++) {
+                segment_rows(xi + ci * hw, g->h, g->w, 2 * sg.ty - g->pt, 2 * sg.tx0 - g->pl,
+                             width, rows);
+                for (int k0 = 0; k0 < sg.cnt;) { /* the parts in one packed panel each */
+                    const int jj = sg.j0 + k0, in = NR - jj % NR;
+                    const int k1 = sg.cnt - k0 < in ? sg.cnt : k0 + in;
+                    input_transform(rows, (size_t)width, k0, k1,
+                                    vp + (size_t)(jj / NR) * g->c * NR + (size_t)ci * NR +
+                                        jj % NR,
+                                    fstride);
+                    k0 = k1;
+                }
+            }
+            j0 += sg.cnt;
         }
-        const size_t fstride = rt_gemm_packed_b_floats(g->c, nt);
-        input_transform(g, j->x, tl, nt, vp, fstride, NR);
-        const int ldm = (nt + LANES - 1) / LANES * LANES;
-        for (int f = 0; f < NF; f++) {
-            float *mf = m + (size_t)f * g->oc * ldm;
+        if (nt % NR) /* the last panel's columns past the chunk: zeros, never stored */
+            for (int f = 0; f < NF; f++)
+                for (int ci = 0; ci < g->c; ci++)
+                    memset(vp + (size_t)f * fstride + (size_t)(nt / NR) * g->c * NR +
+                               (size_t)ci * NR + nt % NR,
+                           0, (size_t)(NR - nt % NR) * sizeof *vp);
+        for (int f = 0; f < NF; f++)
             rt_gemm_packed(g->oc, nt, g->c, j->u + (size_t)f * j->astride,
-                           vp + (size_t)f * fstride, 0, mf, ldm);
-            if (ldm > nt) /* lanes past the chunk: read by the vectors, never stored */
-                for (int o = 0; o < g->oc; o++)
-                    memset(mf + (size_t)o * ldm + nt, 0, (size_t)(ldm - nt) * sizeof *mf);
+                           vp + (size_t)f * fstride, 0, m + (size_t)f * fs, nt);
+        for (int j0 = 0; j0 < nt;) { /* Y of each segment, channel by channel */
+            const segment sg = segment_at(j, t0, j0, nt);
+            const int oy = 2 * sg.ty, ox = 2 * sg.tx0;
+            const int nx = g->ow - ox < 2 * sg.cnt ? g->ow - ox : 2 * sg.cnt;
+            float *r0 = rows, *r1 = rows + 2 * ((sg.cnt + 7) / 8 * 8);
+            for (int o = 0; o < g->oc; o++) {
+                output_transform(m + (size_t)o * nt + sg.j0, fs, sg.cnt,
+                                 j->b ? j->b[o] : 0.0f, act, j->alpha, r0, r1);
+                float *yo = j->y + sg.img * ysz + o * P + (long)oy * g->ow + ox;
+                put_row(yo, r0, nx, j->add);
+                if (oy + 1 < g->oh)
+                    put_row(yo + g->ow, r1, nx, j->add);
+            }
+            j0 += sg.cnt;
         }
-        output_transform(j, m, ldm, tl, nt);
     }
 }
 
