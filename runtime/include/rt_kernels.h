@@ -504,6 +504,10 @@ int rt_conv_use_implicit(int on);
  * rounding (within 1e-6 of the largest output): tests that compare bits across routes switch
  * it off. */
 int rt_conv_use_winograd(int on);
+/* The Winograd route's output tile: F(2x2,3x3) (m = 2, and the start value unless the
+ * environment has RT_CONV_WINOGRAD_TILE=4) or F(4x4,3x3) (m = 4: fewer multiplications, 10x
+ * the rounding error, no faster on the benchmark networks); returns the previous one. */
+int rt_conv_winograd_tile(int m);
 
 /* ------------------------------------------------------------------ pooling */
 

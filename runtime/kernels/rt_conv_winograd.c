@@ -1,6 +1,7 @@
 /*
  * rt_conv_winograd.c - 3x3 stride-1 zero-padded convolutions by Winograd F(2x2,3x3): 16
- * multiplications per 2x2 output tile and channel pair instead of 36, as 16 GEMMs.
+ * multiplications per 2x2 output tile and channel pair instead of 36, as 16 GEMMs (or
+ * F(4x4,3x3) on request, 36 GEMMs for 4x4 tiles: see pick_tile).
  *
  * The weights are transformed once per call (U = G g G^T, in double, rounded once) straight
  * into the GEMM's packed-A layout, one [oc x c] matrix per frequency. The output tiles of the
@@ -22,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NF 16                        /* frequencies of a 4x4 input tile */
+#define NFMAX 36 /* frequencies of a 6x6 input tile (F(4x4,3x3)); F(2x2,3x3) has 16 */
 #define LANES 8                      /* tiles per vector in the transforms */
 #define CHUNK_FLOATS (128 * 1024)    /* a chunk's V and M: about 512 KiB */
 #define CHUNK_MIN 64                 /* tiles, so that each U_f read is amortised */
@@ -58,6 +59,35 @@ int rt_conv_use_winograd(int on)
     return was;
 }
 
+static int wino_tile; /* 2 or 4: F(m x m, 3x3) forced; 0: by shape (pick_tile) */
+static pthread_once_t tile_once = PTHREAD_ONCE_INIT;
+
+static void tile_init(void) /* RT_CONV_WINOGRAD_TILE=2 or 4 forces that tile */
+{
+    const char *e = getenv("RT_CONV_WINOGRAD_TILE");
+    wino_tile = e && strcmp(e, "2") == 0 ? 2 : e && strcmp(e, "4") == 0 ? 4 : 0;
+}
+
+int rt_conv_winograd_tile(int m)
+{
+    pthread_once(&tile_once, tile_init);
+    int was = wino_tile;
+    wino_tile = m == 2 || m == 4 ? m : 0;
+    return was;
+}
+
+/* The output tile: F(2x2,3x3) unless F(4x4,3x3) is asked for. F(4x4) does 36 instead of 64
+ * multiplications per 4x4 outputs, but its error is about 10x F(2x2)'s (max|err| / max|ref|
+ * 3e-6 at 16-48 channels, 1.1e-5 at 300: above the 1e-5 the forward must keep) and it measured
+ * no faster on vgg_bn64 (10 % faster on the 64x64 map, 5-20 % slower on 32x32 and 16x16,
+ * whose tile rows of 8 and 4 tiles half fill the vectors). */
+static int pick_tile(const rt_conv_geom *g)
+{
+    (void)g;
+    pthread_once(&tile_once, tile_init);
+    return wino_tile ? wino_tile : 2;
+}
+
 /* Whether the route is faster than the implicit GEMM for g (the measurements above). */
 static int faster(const rt_conv_geom *g)
 {
@@ -83,8 +113,9 @@ int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
 }
 
 /* Tiles per chunk (a multiple of the GEMM's NR and of LANES). */
-static int chunk_max(const rt_conv_geom *g)
+static int chunk_max(const rt_conv_geom *g, int m)
 {
+    const int NF = (m + 2) * (m + 2);
     const int NR = rt_gemm_nr();
     long t = CHUNK_FLOATS / ((long)NF * (g->c + g->oc));
     if (t < CHUNK_MIN)
@@ -108,15 +139,16 @@ static size_t up16(size_t f)
     return (f + 15) / 16 * 16;
 }
 
-static wlayout wplan(const rt_conv_geom *g, int cs)
+static wlayout wplan(const rt_conv_geom *g, int m, int cs)
 {
+    const int NF = (m + 2) * (m + 2);
     wlayout l;
     l.fstride = rt_gemm_packed_b_floats(g->c, cs) + SKEW;
     l.ldm = cs;
     l.vp = 0;
     l.m = up16((size_t)NF * l.fstride);
     l.rows = l.m + up16((size_t)NF * ((size_t)g->oc * l.ldm + SKEW) + 8); /* + slack */
-    l.total = l.rows + up16((size_t)4 * (2 * cs + 8) + 16);
+    l.total = l.rows + up16((size_t)(m + 2) * (m * cs + 8) + 16);
     return l;
 }
 
@@ -135,11 +167,12 @@ size_t rt_conv_wino_scratch_size(const rt_conv_geom *g)
 {
     size_t most = 0;
     if (rt_conv_wino_ok(g, RT_ACT_NONE, 1))
-        most = wplan(g, chunk_max(g)).total;
+        most = wplan(g, pick_tile(g), chunk_max(g, pick_tile(g))).total;
     if (g->pt <= 2 && g->pb <= 2 && g->pl <= 2 && g->pr <= 2) {
         rt_conv_geom t = transposed(g);
-        if (rt_conv_wino_ok(&t, RT_ACT_NONE, 1) && wplan(&t, chunk_max(&t)).total > most)
-            most = wplan(&t, chunk_max(&t)).total;
+        const int m = pick_tile(&t);
+        if (rt_conv_wino_ok(&t, RT_ACT_NONE, 1) && wplan(&t, m, chunk_max(&t, m)).total > most)
+            most = wplan(&t, m, chunk_max(&t, m)).total;
     }
     return most * sizeof(float);
 }
@@ -153,43 +186,62 @@ typedef struct {
     int n, add;
     float *u;       /* the packed U_f, astride floats apart */
     size_t astride;
+    int m, nf;         /* F(m x m, 3x3), with nf = (m + 2)^2 frequencies */
     int th, tw, T, cs; /* tiles per column and row, in all, per chunk */
     atomic_int fail;
 } wjob;
 
-/* U_f = (G k G^T)[f] of every kernel (k the correlation kernel: w, flipped when g->flip) into
- * the packed-A panels of MR output channels this worker owns; rows past oc are zeros. */
+/* G v for a column v of 3 kernel taps: 4 values for F(2x2,3x3), 6 for F(4x4,3x3). */
+static void gmul(int m, const double *v, double *o)
+{
+    if (m == 2) {
+        o[0] = v[0];
+        o[1] = 0.5 * (v[0] + v[1] + v[2]);
+        o[2] = 0.5 * (v[0] - v[1] + v[2]);
+        o[3] = v[2];
+    } else {
+        o[0] = v[0] / 4;
+        o[1] = -(v[0] + v[1] + v[2]) / 6;
+        o[2] = -(v[0] - v[1] + v[2]) / 6;
+        o[3] = v[0] / 24 + v[1] / 12 + v[2] / 6;
+        o[4] = v[0] / 24 - v[1] / 12 + v[2] / 6;
+        o[5] = v[2];
+    }
+}
+
+/* U_f = (G k G^T)[f] of every kernel (k the correlation kernel: w, flipped when g->flip), in
+ * double and rounded once, into the packed-A panels of MR output channels this worker owns;
+ * rows past oc are zeros. */
 static void weight_task(void *arg, rt_worker *wk)
 {
     wjob *j = arg;
     const rt_conv_geom *g = j->g;
-    const int MR = rt_gemm_mr(), c = g->c, np = (g->oc + MR - 1) / MR;
+    const int MR = rt_gemm_mr(), c = g->c, np = (g->oc + MR - 1) / MR, a = j->m + 2;
     int q0, q1;
     rt_split_range(np, rt_worker_count(wk), rt_worker_id(wk), &q0, &q1);
     for (int o = q0 * MR; o < q1 * MR; o++)
         for (int ci = 0; ci < c; ci++) {
             float *d = j->u + (size_t)(o / MR) * c * MR + (size_t)ci * MR + o % MR;
             if (o >= g->oc) {
-                for (int f = 0; f < NF; f++)
+                for (int f = 0; f < j->nf; f++)
                     d[f * j->astride] = 0.0f;
                 continue;
             }
             const float *s = j->w + ((size_t)o * c + ci) * 9;
-            double k[3][3], gk[4][3];
-            for (int u = 0; u < 3; u++)
-                for (int v = 0; v < 3; v++)
-                    k[u][v] = g->flip ? s[(2 - u) * 3 + 2 - v] : s[u * 3 + v];
-            for (int v = 0; v < 3; v++) { /* G k */
-                gk[0][v] = k[0][v];
-                gk[1][v] = 0.5 * (k[0][v] + k[1][v] + k[2][v]);
-                gk[2][v] = 0.5 * (k[0][v] - k[1][v] + k[2][v]);
-                gk[3][v] = k[2][v];
+            double col[3], gcol[6], gk[6][3], row[3], out[6];
+            for (int v = 0; v < 3; v++) { /* G k, column by column */
+                for (int u = 0; u < 3; u++)
+                    col[u] = g->flip ? s[(2 - u) * 3 + 2 - v] : s[u * 3 + v];
+                gmul(j->m, col, gcol);
+                for (int r = 0; r < a; r++)
+                    gk[r][v] = gcol[r];
             }
-            for (int r = 0; r < 4; r++) { /* (G k) G^T */
-                d[(r * 4 + 0) * j->astride] = (float)gk[r][0];
-                d[(r * 4 + 1) * j->astride] = (float)(0.5 * (gk[r][0] + gk[r][1] + gk[r][2]));
-                d[(r * 4 + 2) * j->astride] = (float)(0.5 * (gk[r][0] - gk[r][1] + gk[r][2]));
-                d[(r * 4 + 3) * j->astride] = (float)gk[r][2];
+            for (int r = 0; r < a; r++) { /* (G k) G^T, row by row */
+                for (int v = 0; v < 3; v++)
+                    row[v] = gk[r][v];
+                gmul(j->m, row, out);
+                for (int q = 0; q < a; q++)
+                    d[(size_t)(r * a + q) * j->astride] = (float)out[q];
             }
         }
 }
@@ -210,12 +262,12 @@ static segment segment_at(const wjob *j, int t0, int j0, int nt)
     return sg;
 }
 
-/* The 4 input rows of channel plane xc under a segment: rows iy0.., columns ix0.. of width
+/* The a input rows of channel plane xc under a segment: rows iy0.., columns ix0.. of width
  * floats each, zeros outside the map. */
-static void segment_rows(const float *xc, int h, int w, int iy0, int ix0, int width,
+static void segment_rows(const float *xc, int h, int w, int a, int iy0, int ix0, int width,
                          float *buf)
 {
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < a; r++) {
         float *d = buf + (size_t)r * width;
         const int iy = iy0 + r;
         if (iy < 0 || iy >= h) {
@@ -249,7 +301,7 @@ typedef int v8i __attribute__((vector_size(32)));
  * tile k's window starts at column 2k; each row readable to column 2 * k1 + 16), frequency f
  * of tile k to dst[f * fstride + k - k0]. Eight tiles per vector: row r's columns 2l + q of
  * the 8 tiles are the even and odd elements of two pairs of loads. */
-RT_CLONES static void input_transform(const float *restrict buf, size_t ld, int k0, int k1,
+RT_CLONES static void input_transform2(const float *restrict buf, size_t ld, int k0, int k1,
                                       float *restrict dst, size_t fstride)
 {
     for (int k = k0; k < k1; k += 8) {
@@ -290,7 +342,7 @@ RT_CLONES static void input_transform(const float *restrict buf, size_t ld, int 
 /* Y = A^T M A of a segment's cnt tiles for one output channel (frequency f of tile k at
  * m[f * fs + k], readable to k = cnt + 7), then bias and activation (act 1 relu, 2 leaky
  * relu), as two output rows r0, r1 of 2 * cnt floats (writable to 2 * cnt + 16). */
-RT_CLONES static void output_transform(const float *restrict m, size_t fs, int cnt, float bias,
+RT_CLONES static void output_transform2(const float *restrict m, size_t fs, int cnt, float bias,
                                        int act, float alpha, float *restrict r0,
                                        float *restrict r1)
 {
@@ -321,6 +373,116 @@ RT_CLONES static void output_transform(const float *restrict m, size_t fs, int c
     }
 }
 
+/* Elements q, q + 4, q + 8, ... of the 32 floats a0..a3: column q of 8 tiles 4 apart. */
+#define EVERY4(a0, a1, a2, a3, q)                                                          \
+    __builtin_shufflevector(                                                              \
+        __builtin_shufflevector(a0, a1, q, q + 4, q + 8, q + 12, q, q + 4, q + 8, q + 12),     \
+        __builtin_shufflevector(a2, a3, q, q + 4, q + 8, q + 12, q, q + 4, q + 8, q + 12),     \
+        0, 1, 2, 3, 8, 9, 10, 11)
+
+/* B^T x for F(4x4,3x3): the 6 points 0, +-1, +-2 and infinity. */
+#define BT6(x, t)                                                                          \
+    do {                                                                                  \
+        v8 p_ = x[4] - 4.0f * x[2], q_ = x[3] - 4.0f * x[1];                              \
+        v8 r_ = x[4] - x[2], s_ = 2.0f * (x[3] - x[1]);                                   \
+        t[0] = 4.0f * x[0] - 5.0f * x[2] + x[4];                                          \
+        t[1] = p_ + q_;                                                                   \
+        t[2] = p_ - q_;                                                                   \
+        t[3] = r_ + s_;                                                                   \
+        t[4] = r_ - s_;                                                                   \
+        t[5] = 4.0f * x[1] - 5.0f * x[3] + x[5];                                          \
+    } while (0)
+
+/* The F(4x4,3x3) form of input_transform2: 6 rows, tile k's window from column 4k (each row
+ * readable to column 4 * k1 + 32), 36 frequencies. */
+RT_CLONES static void input_transform4(const float *restrict buf, size_t ld, int k0, int k1,
+                                       float *restrict dst, size_t fstride)
+{
+    for (int k = k0; k < k1; k += 8) {
+        v8 d[6][6], t[6][6], col[6], tc[6];
+        for (int r = 0; r < 6; r++) {
+            const float *b = buf + (size_t)r * ld + 4 * k;
+            v8 a0, a1, a2, a3, e0, e1, e2, e3;
+            LD8(a0, b), LD8(a1, b + 8), LD8(a2, b + 16), LD8(a3, b + 24);
+            LD8(e0, b + 4), LD8(e1, b + 12), LD8(e2, b + 20), LD8(e3, b + 28);
+            d[r][0] = EVERY4(a0, a1, a2, a3, 0);
+            d[r][1] = EVERY4(a0, a1, a2, a3, 1);
+            d[r][2] = EVERY4(a0, a1, a2, a3, 2);
+            d[r][3] = EVERY4(a0, a1, a2, a3, 3);
+            d[r][4] = EVERY4(e0, e1, e2, e3, 0);
+            d[r][5] = EVERY4(e0, e1, e2, e3, 1);
+        }
+        for (int q = 0; q < 6; q++) { /* B^T d: rows */
+            for (int r = 0; r < 6; r++)
+                col[r] = d[r][q];
+            BT6(col, tc);
+            for (int r = 0; r < 6; r++)
+                t[r][q] = tc[r];
+        }
+        float *o = dst + (k - k0);
+        for (int r = 0; r < 6; r++) { /* (B^T d) B: columns */
+            BT6(t[r], tc);
+            for (int q = 0; q < 6; q++) {
+                float *of = o + (size_t)(r * 6 + q) * fstride;
+                if (k + 8 <= k1)
+                    ST8(of, tc[q]);
+                else
+                    for (int l = 0; l < k1 - k; l++)
+                        of[l] = tc[q][l];
+            }
+        }
+    }
+}
+
+/* A^T x for F(4x4,3x3). */
+#define AT6(x, y)                                                                          \
+    do {                                                                                  \
+        v8 p_ = x[1] + x[2], q_ = x[1] - x[2], r_ = x[3] + x[4], s_ = x[3] - x[4];        \
+        y[0] = x[0] + p_ + r_;                                                            \
+        y[1] = q_ + 2.0f * s_;                                                            \
+        y[2] = p_ + 4.0f * r_;                                                            \
+        y[3] = q_ + 8.0f * s_ + x[5];                                                     \
+    } while (0)
+
+/* The F(4x4,3x3) form of output_transform2: four output rows r[0..3] of 4 * cnt floats
+ * (writable to 4 * cnt + 32). */
+RT_CLONES static void output_transform4(const float *restrict m, size_t fs, int cnt, float bias,
+                                        int act, float alpha, float *restrict *r)
+{
+    const v8 zero = {0}, bv = zero + bias, av = zero + alpha;
+    for (int k = 0; k < cnt; k += 8) {
+        v8 x[6], s[4][6], y[4][4], yc[4];
+        for (int q = 0; q < 6; q++) { /* A^T M: rows */
+            for (int i = 0; i < 6; i++)
+                LD8(x[i], m + (size_t)(i * 6 + q) * fs + k);
+            AT6(x, yc);
+            for (int i = 0; i < 4; i++)
+                s[i][q] = yc[i];
+        }
+        for (int i = 0; i < 4; i++) { /* (A^T M) A: columns, bias, activation */
+            AT6(s[i], yc);
+            for (int c = 0; c < 4; c++) {
+                v8 v = yc[c] + bv;
+                if (act) {
+                    v8i pos = v > zero;
+                    v8 neg = act == 2 ? av * v : zero;
+                    v = (v8)((pos & (v8i)v) | (~pos & (v8i)neg));
+                }
+                y[i][c] = v;
+            }
+            v8 u0 = __builtin_shufflevector(y[i][0], y[i][1], 0, 8, 1, 9, 2, 10, 3, 11);
+            v8 u1 = __builtin_shufflevector(y[i][0], y[i][1], 4, 12, 5, 13, 6, 14, 7, 15);
+            v8 w0 = __builtin_shufflevector(y[i][2], y[i][3], 0, 8, 1, 9, 2, 10, 3, 11);
+            v8 w1 = __builtin_shufflevector(y[i][2], y[i][3], 4, 12, 5, 13, 6, 14, 7, 15);
+            float *o = r[i] + 4 * k;
+            ST8(o, __builtin_shufflevector(u0, w0, 0, 1, 8, 9, 2, 3, 10, 11));
+            ST8(o + 8, __builtin_shufflevector(u0, w0, 4, 5, 12, 13, 6, 7, 14, 15));
+            ST8(o + 16, __builtin_shufflevector(u1, w1, 0, 1, 8, 9, 2, 3, 10, 11));
+            ST8(o + 24, __builtin_shufflevector(u1, w1, 4, 5, 12, 13, 6, 7, 14, 15));
+        }
+    }
+}
+
 /* d[0:n) = s[0:n), or += when add. */
 static void put_row(float *d, const float *s, int n, int add)
 {
@@ -340,7 +502,8 @@ static void chunk_task(void *arg, rt_worker *wk)
     rt_split_range(nchunks, rt_worker_count(wk), rt_worker_id(wk), &c0, &c1);
     if (c0 >= c1)
         return;
-    const wlayout l = wplan(g, j->cs);
+    const int M = j->m, A = M + 2, NF = j->nf;
+    const wlayout l = wplan(g, M, j->cs);
     float *scr = rt_worker_scratch(wk, l.total * sizeof(float));
     if (!scr) {
         atomic_store(&j->fail, 1);
@@ -356,18 +519,19 @@ static void chunk_task(void *arg, rt_worker *wk)
         const size_t fs = (size_t)g->oc * nt + SKEW;
         for (int j0 = 0; j0 < nt;) { /* V of each segment, channel by channel */
             const segment sg = segment_at(j, t0, j0, nt);
-            const int width = 2 * ((sg.cnt + 7) / 8 * 8) + 8; /* + the vectors' slack */
+            const int width = M * ((sg.cnt + 7) / 8 * 8) + 8; /* + the vectors' slack */
             const float *xi = j->x + sg.img * xsz;
             for (int ci = 0; ci < g->c; ci++) {
-                segment_rows(xi + ci * hw, g->h, g->w, 2 * sg.ty - g->pt, 2 * sg.tx0 - g->pl,
-                             width, rows);
+                segment_rows(xi + ci * hw, g->h, g->w, A, M * sg.ty - g->pt,
+                             M * sg.tx0 - g->pl, width, rows);
                 for (int k0 = 0; k0 < sg.cnt;) { /* the parts in one packed panel each */
                     const int jj = sg.j0 + k0, in = NR - jj % NR;
                     const int k1 = sg.cnt - k0 < in ? sg.cnt : k0 + in;
-                    input_transform(rows, (size_t)width, k0, k1,
-                                    vp + (size_t)(jj / NR) * g->c * NR + (size_t)ci * NR +
-                                        jj % NR,
-                                    fstride);
+                    float *dst = vp + (size_t)(jj / NR) * g->c * NR + (size_t)ci * NR + jj % NR;
+                    if (M == 2)
+                        input_transform2(rows, (size_t)width, k0, k1, dst, fstride);
+                    else
+                        input_transform4(rows, (size_t)width, k0, k1, dst, fstride);
                     k0 = k1;
                 }
             }
@@ -384,16 +548,18 @@ static void chunk_task(void *arg, rt_worker *wk)
                            vp + (size_t)f * fstride, 0, m + (size_t)f * fs, nt);
         for (int j0 = 0; j0 < nt;) { /* Y of each segment, channel by channel */
             const segment sg = segment_at(j, t0, j0, nt);
-            const int oy = 2 * sg.ty, ox = 2 * sg.tx0;
-            const int nx = g->ow - ox < 2 * sg.cnt ? g->ow - ox : 2 * sg.cnt;
-            float *r0 = rows, *r1 = rows + 2 * ((sg.cnt + 7) / 8 * 8);
+            const int oy = M * sg.ty, ox = M * sg.tx0, span = M * ((sg.cnt + 7) / 8 * 8);
+            const int nx = g->ow - ox < M * sg.cnt ? g->ow - ox : M * sg.cnt;
+            float *r[4] = {rows, rows + span, rows + 2 * span, rows + 3 * span};
             for (int o = 0; o < g->oc; o++) {
-                output_transform(m + (size_t)o * nt + sg.j0, fs, sg.cnt,
-                                 j->b ? j->b[o] : 0.0f, act, j->alpha, r0, r1);
+                const float *mo = m + (size_t)o * nt + sg.j0, bias = j->b ? j->b[o] : 0.0f;
+                if (M == 2)
+                    output_transform2(mo, fs, sg.cnt, bias, act, j->alpha, r[0], r[1]);
+                else
+                    output_transform4(mo, fs, sg.cnt, bias, act, j->alpha, r);
                 float *yo = j->y + sg.img * ysz + o * P + (long)oy * g->ow + ox;
-                put_row(yo, r0, nx, j->add);
-                if (oy + 1 < g->oh)
-                    put_row(yo + g->ow, r1, nx, j->add);
+                for (int i = 0; i < M && oy + i < g->oh; i++)
+                    put_row(yo + (long)i * g->ow, r[i], nx, j->add);
             }
             j0 += sg.cnt;
         }
@@ -403,16 +569,17 @@ static void chunk_task(void *arg, rt_worker *wk)
 int rt_conv_wino_forward(const rt_conv_geom *g, const float *x, const float *w, const float *b,
                          rt_act act, float alpha, float *y, int add, int n, rt_threads *tp)
 {
+    const int M = pick_tile(g), NF = (M + 2) * (M + 2);
     const size_t astride = rt_gemm_packed_a_floats(g->oc, g->c);
     float *u = malloc((size_t)NF * astride * sizeof *u);
     if (!u)
         return -1;
-    wjob j = {g, x, w, b, act, alpha, y, n, add, u, astride, 0, 0, 0, 0, 0};
-    j.th = (g->oh + 1) / 2, j.tw = (g->ow + 1) / 2;
+    wjob j = {g, x, w, b, act, alpha, y, n, add, u, astride, M, NF, 0, 0, 0, 0, 0};
+    j.th = (g->oh + M - 1) / M, j.tw = (g->ow + M - 1) / M;
     j.T = n * j.th * j.tw;
     /* chunks of at most chunk_max tiles, at least one per worker */
     const int NR = rt_gemm_nr(), nw = rt_threads_count(tp) > 0 ? rt_threads_count(tp) : 1;
-    int cs = chunk_max(g), even = (j.T + nw - 1) / nw;
+    int cs = chunk_max(g, M), even = (j.T + nw - 1) / nw;
     even = (even + NR - 1) / NR * NR;
     j.cs = even < cs ? even : cs;
     rt_threads_run(tp, weight_task, &j);
