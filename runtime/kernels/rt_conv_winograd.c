@@ -6,9 +6,10 @@
  * The weights are transformed once per call (U = G g G^T, in double, rounded once) straight
  * into the GEMM's packed-A layout, one [oc x c] matrix per frequency. The output tiles of the
  * whole batch are numbered one after the other and cut into chunks; a worker takes whole
- * chunks and for each one transforms the input tiles (V = B^T d B, 8 tiles per vector, into
- * the packed-B layout), multiplies the 16 frequencies ([oc x c] x [c x tiles]) and transforms
- * back (Y = A^T M A) with the bias and relu / leaky relu. A tile's result depends on no other
+ * chunks and for each one transforms the input tiles (V = B^T d B into the packed-B layout,
+ * a tile row's segment at a time from a zero-bordered copy of its input rows, 8 tiles per
+ * vector), multiplies each frequency ([oc x c] x [c x tiles]) and transforms back
+ * (Y = A^T M A, whole output rows of the segment) with the bias and relu / leaky relu. A tile's result depends on no other
  * tile, and a GEMM column on no other column, so the bits do not depend on the chunks or on
  * the number of workers. Used by rt_conv2d_forward and by the input gradient (a stride-1
  * correlation of the padded dZ with the flipped kernel) where rt_conv_wino_ok says so.
@@ -23,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NFMAX 36 /* frequencies of a 6x6 input tile (F(4x4,3x3)); F(2x2,3x3) has 16 */
-#define LANES 8                      /* tiles per vector in the transforms */
 #define CHUNK_FLOATS (128 * 1024)    /* a chunk's V and M: about 512 KiB */
 #define CHUNK_MIN 64                 /* tiles, so that each U_f read is amortised */
 #define CHUNK_MAX 1024
@@ -112,7 +111,7 @@ int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
     return tiles < (double)INT_MAX / 2;
 }
 
-/* Tiles per chunk (a multiple of the GEMM's NR and of LANES). */
+/* Tiles per chunk (a multiple of the GEMM's NR, itself a multiple of 8). */
 static int chunk_max(const rt_conv_geom *g, int m)
 {
     const int NF = (m + 2) * (m + 2);
@@ -126,9 +125,9 @@ static int chunk_max(const rt_conv_geom *g, int m)
     return (int)t;
 }
 
-/* Floats of a worker's scratch for chunks of cs tiles: the packed V_f (fstride floats
- * apart), the GEMMs' M_f ([oc][ldm] each), the rows of a segment (4 rows of up to
- * 2 * cs + 2 floats, or two output rows). */
+/* Floats of a worker's scratch for chunks of cs tiles of m x m outputs: the packed V_f
+ * (fstride floats apart), the GEMMs' M_f ([oc][ldm] each, SKEW apart), the rows of a segment
+ * (m + 2 input rows of up to m * cs + 8 floats, or m output rows). */
 typedef struct {
     size_t vp, m, rows, total, fstride;
     int ldm;
