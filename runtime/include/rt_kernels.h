@@ -496,6 +496,18 @@ void rt_col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float 
  * start unless the environment has RT_CONV_IMPLICIT=0; not while kernels run), returning the
  * previous setting: both routes give the same bits, tests compare them. */
 int rt_conv_use_implicit(int on);
+/* Switches the Winograd F(2x2,3x3) route of 3x3 stride-1 zero-padded convolutions (forward
+ * and input gradient) off (0), on where it measured faster than the GEMM routes (1: 32 or more
+ * channels on wide maps, 64 or more on 16-wide ones; the start value unless the environment
+ * has RT_CONV_WINOGRAD=0 or 2), or on for every geometry it can take (2, for tests); not while
+ * kernels run. Returns the previous setting. Its results differ from the GEMM routes' by
+ * rounding (within 1e-6 of the largest output): tests that compare bits across routes switch
+ * it off. */
+int rt_conv_use_winograd(int on);
+/* The Winograd route's output tile: F(2x2,3x3) (m = 2, and the start value unless the
+ * environment has RT_CONV_WINOGRAD_TILE=4) or F(4x4,3x3) (m = 4: fewer multiplications, 10x
+ * the rounding error, no faster on the benchmark networks); returns the previous one. */
+int rt_conv_winograd_tile(int m);
 
 /* ------------------------------------------------------------------ pooling */
 

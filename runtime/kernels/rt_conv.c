@@ -392,6 +392,8 @@ size_t rt_conv2d_scratch_size(const rt_conv_geom *gin)
     size_t most = f > b ? f : b;
     if (implicit_route(&g) && plan(&g, 2).total > most)
         most = plan(&g, 2).total;
+    if (rt_conv_wino_scratch_size(&g) / sizeof(float) > most)
+        most = rt_conv_wino_scratch_size(&g) / sizeof(float);
     return most * sizeof(float);
 }
 
@@ -556,6 +558,8 @@ int rt_conv2d_forward(const rt_conv_geom *gin, const float *x, const float *w, c
         return 0;
     if (is_depthwise(&g))
         return rt_conv_dw_forward(&g, x, w, b, act, alpha, y, n, tp);
+    if (rt_conv_wino_ok(&g, act, n))
+        return rt_conv_wino_forward(&g, x, w, b, act, alpha, y, 0, n, tp);
     fwd_job j = {&g, x, w, b, act, alpha, y, n, 0, 0};
     rt_threads_run(tp, fwd_task, &j);
     return atomic_load(&j.fail) ? -1 : 0;
@@ -847,6 +851,11 @@ static int dx_by_correlation(const rt_conv_geom *g, const float *w, const float 
     t.pl = g->kw - 1 - g->pl, t.pr = g->kw - 1 - g->pr;
     t.flip = !g->flip;
     t.pad = RT_PAD_ZERO; /* dZ is zero outside the map, whatever g's own (absent) padding */
+    if (rt_conv_wino_ok(&t, RT_ACT_NONE, n)) {
+        int r = rt_conv_wino_forward(&t, dz, wt, NULL, RT_ACT_NONE, 0.0f, dx, accum, n, tp);
+        free(wt);
+        return r < 0 ? -1 : 1;
+    }
     fwd_job j = {&t, dz, wt, NULL, RT_ACT_NONE, 0.0f, dx, n, accum, 0};
     rt_threads_run(tp, fwd_task, &j);
     free(wt);

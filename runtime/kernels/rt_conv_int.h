@@ -2,7 +2,7 @@
  * rt_conv_int.h - what the convolution files share, internal to libcnnrt: the geometry
  * with its defaults resolved, the interior range of a kernel tap, the direct depthwise
  * kernels (rt_conv_dw.c) that rt_conv.c hands depthwise geometries to, and the slabs of the
- * implicit-GEMM route (rt_conv_slab.c).
+ * implicit-GEMM route (rt_conv_slab.c), and the Winograd route (rt_conv_winograd.c).
  */
 #ifndef RT_CONV_INT_H
 #define RT_CONV_INT_H
@@ -97,5 +97,16 @@ void rt_conv_slab_fill(const rt_conv_geom *g, const rt_conv_slab *sg, const floa
                        size_t xstride, float *xp);
 /* koff[r] = where patch row r (c, ky, kx; the flip applied) starts in a slab like sg. */
 void rt_conv_slab_offsets(const rt_conv_geom *g, const rt_conv_slab *sg, int *koff);
+
+/* Winograd F(2x2,3x3) (rt_conv_winograd.c) for 3x3, stride 1, no dilation, one group, zero
+ * padding of at most 2 (any mode when unpadded), activation none, relu or leaky relu, and the
+ * switch rt_conv_use_winograd on (1: on the shapes where it measured faster; 2: all): whether g
+ * (normalised) with n images takes it; the forward (y = act(conv + b), or y += conv when
+ * add, with b NULL and act none), same contract as rt_conv2d_forward otherwise; the worker
+ * scratch it asks for, for g and for its input gradient's geometry. */
+int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n);
+int rt_conv_wino_forward(const rt_conv_geom *g, const float *x, const float *w, const float *b,
+                         rt_act act, float alpha, float *y, int add, int n, rt_threads *tp);
+size_t rt_conv_wino_scratch_size(const rt_conv_geom *g);
 
 #endif

@@ -1,0 +1,362 @@
+/*
+ * test_conv_winograd.c - the Winograd route of 3x3 stride-1 convolutions
+ * (runtime/kernels/rt_conv_winograd.c), F(2x2,3x3) and F(4x4,3x3): forward and input gradient
+ * against a float64 direct reference on random data (error bounded), the same bits for 1, 2
+ * and 3 workers, the shapes the default setting picks, and a finite-difference gradient check
+ * through rt_conv2d_backward with the route on (forced on every geometry it can take).
+ */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cnnrt.h"
+#include "gradcheck.h"
+#include "rt_kernels.h"
+
+#define CHECK(cond, ...)                                                                   \
+    do {                                                                                  \
+        if (!(cond))                                                                      \
+            ck_abort_msg(__VA_ARGS__);                                                    \
+    } while (0)
+
+/* max|err| / max|ref| allowed, forward and input gradient, for F(2x2,3x3) (the default
+ * tile) and F(4x4,3x3). Measured on these cases (uniform data in [-1, 1), every micro-kernel):
+ * F(2x2) at most 5.2e-7 forward, 2.8e-7 dX; F(4x4) 3.2e-6 forward up to 48 channels but
+ * 1.4e-5 at 300, 5.3e-6 dX. The issue allows 1e-5 forward and 1e-4 for gradients: F(4x4) is
+ * not the default for that reason. */
+static const int tiles[] = {2, 4};
+static const double fwd_bound[] = {2e-6, 2e-5}, dx_bound[] = {2e-6, 1e-5};
+
+/* Geometries the route takes when forced (the default keeps small ones on the GEMM): odd
+ * sizes whose last tiles cross the map's edge, no padding, asymmetric padding up to 2 (dX's padding is then 2 - p),
+ * the flip, a depth above the GEMM's 256-deep blocks. Columns: c h w oc pt pb pl pr flip. */
+static const int cases[][9] = {
+    {16, 9, 7, 16, 1, 1, 1, 1, 0},  {16, 8, 8, 32, 1, 1, 1, 1, 1},
+    {20, 11, 13, 17, 0, 0, 0, 0, 0}, {16, 7, 10, 24, 2, 0, 1, 2, 1},
+    {32, 16, 16, 16, 0, 2, 2, 0, 0}, {48, 5, 6, 40, 2, 2, 2, 2, 0},
+    {17, 32, 32, 16, 1, 1, 1, 1, 0}, {300, 6, 5, 20, 1, 1, 1, 1, 1},
+};
+#define NCASES ((int)(sizeof cases / sizeof cases[0]))
+
+static rt_conv_geom geom_of(const int *k)
+{
+    rt_conv_geom g = {0};
+    g.c = k[0], g.h = k[1], g.w = k[2], g.oc = k[3], g.kh = 3, g.kw = 3;
+    g.sh = 1, g.sw = 1;
+    g.pt = k[4], g.pb = k[5], g.pl = k[6], g.pr = k[7];
+    g.pad = RT_PAD_ZERO;
+    g.flip = k[8];
+    g.oh = g.h + g.pt + g.pb - 2;
+    g.ow = g.w + g.pl + g.pr - 2;
+    ck_assert_int_eq(rt_conv_geom_check(&g, NULL), 0);
+    return g;
+}
+
+static uint64_t lcg = 424242;
+static float urand(void) /* [-1, 1) */
+{
+    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((int)((lcg >> 33) % 2000000) - 1000000) / 1e6f;
+}
+
+static float *rand_array(size_t n)
+{
+    float *a = malloc(n * sizeof *a);
+    for (size_t i = 0; i < n; i++)
+        a[i] = urand();
+    return a;
+}
+
+/* y = act(conv + b) and dx = conv^T dz from the definition, in double. */
+static void ref_conv(const rt_conv_geom *g, int n, const float *x, const float *w,
+                     const float *b, const float *dz, rt_act act, float alpha, double *y,
+                     double *dx)
+{
+    memset(dx, 0, sizeof(double) * n * g->c * g->h * g->w);
+    for (int s = 0; s < n; s++)
+        for (int o = 0; o < g->oc; o++)
+            for (int oy = 0; oy < g->oh; oy++)
+                for (int ox = 0; ox < g->ow; ox++) {
+                    size_t yi = (((size_t)s * g->oc + o) * g->oh + oy) * g->ow + ox;
+                    double acc = b[o];
+                    for (int c = 0; c < g->c; c++)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                int iy = oy + ky - g->pt, ix = ox + kx - g->pl;
+                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                                    continue;
+                                int wy = g->flip ? 2 - ky : ky, wx = g->flip ? 2 - kx : kx;
+                                size_t wi = (((size_t)o * g->c + c) * 3 + wy) * 3 + wx;
+                                size_t xi = (((size_t)s * g->c + c) * g->h + iy) * g->w + ix;
+                                acc += (double)w[wi] * x[xi];
+                                dx[xi] += (double)dz[yi] * w[wi];
+                            }
+                    if (act == RT_ACT_RELU)
+                        acc = acc > 0 ? acc : 0;
+                    else if (act == RT_ACT_LEAKYRELU)
+                        acc = acc > 0 ? acc : alpha * acc;
+                    y[yi] = acc;
+                }
+}
+
+/* max|a - r| / max|r| */
+static double rel_err(const float *a, const double *r, size_t n)
+{
+    double e = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        e = fmax(e, fabs(a[i] - r[i]));
+        m = fmax(m, fabs(r[i]));
+    }
+    return e / m;
+}
+
+static int differs(const float *a, const float *b, size_t n)
+{
+    return memcmp(a, b, n * sizeof *a) != 0;
+}
+
+static const char *isas[] = {"avx512", "avx2", "generic"};
+
+/* The checks of winograd_against_reference for tile tiles[ti]. */
+static void against_reference(int ti, rt_threads *tp)
+{
+    static const rt_act acts[] = {RT_ACT_NONE, RT_ACT_RELU, RT_ACT_LEAKYRELU};
+    rt_conv_winograd_tile(tiles[ti]);
+    const double fb = fwd_bound[ti], xb = dx_bound[ti];
+    double worst_y = 0, worst_dx = 0;
+    int ran = 0;
+    for (int is = 0; is < 3; is++) {
+        if (rt_gemm_use_isa(isas[is]) != 0)
+            continue; /* this CPU lacks it */
+        printf("winograd F(%dx%d,3x3): micro-kernel %s\n", tiles[ti], tiles[ti],
+               isas[is]);
+        ran++;
+        for (int t = 0; t < NCASES; t++) {
+            const rt_conv_geom g = geom_of(cases[t]);
+            const int n = t % 2 ? 3 : 2;
+            const size_t nx = (size_t)n * g.c * g.h * g.w, ny = (size_t)n * g.oc * g.oh * g.ow;
+            float *x = rand_array(nx), *w = rand_array(rt_conv2d_weight_count(&g));
+            float *b = rand_array((size_t)g.oc), *dz = rand_array(ny), *dx0 = rand_array(nx);
+            double *ry = malloc(ny * 8), *rdx = malloc(nx * 8);
+            rt_act act = acts[(t + is) % 3];
+            ref_conv(&g, n, x, w, b, dz, act, 0.1f, ry, rdx);
+            float *y[2], *dx[2], *dxa = malloc(nx * 4);
+            float *dw = malloc(rt_conv2d_weight_count(&g) * 4);
+            for (int pool = 0; pool < 2; pool++) {
+                rt_threads *p = pool ? tp : NULL;
+                for (int on = 1; on >= 0; on--) {
+                    rt_conv_use_winograd(on ? 2 : 0);
+                    y[on] = malloc(ny * 4), dx[on] = malloc(nx * 4);
+                    ck_assert_int_eq(rt_conv2d_forward(&g, x, w, b, act, 0.1f, y[on], n, p), 0);
+                    ck_assert_int_eq(
+                        rt_conv2d_backward(&g, x, w, dz, dx[on], 0, dw, NULL, n, p), 0);
+                    double ey = rel_err(y[on], ry, ny), ex = rel_err(dx[on], rdx, nx);
+                    CHECK(ey <= fb, "F%d %s case %d (winograd %d, pool %d): y off by %.3g",
+                          tiles[ti], isas[is], t, on, pool, ey);
+                    CHECK(ex <= xb,
+                          "F%d %s case %d (winograd %d, pool %d): dx off by %.3g", tiles[ti],
+                          isas[is], t, on, pool, ex);
+                    if (on) {
+                        worst_y = fmax(worst_y, ey);
+                        worst_dx = fmax(worst_dx, ex);
+                    }
+                }
+                rt_conv_use_winograd(2);
+                CHECK(differs(y[0], y[1], ny) && differs(dx[0], dx[1], nx),
+                      "%s case %d: winograd gave the GEMM route's bits (not taken?)", isas[is],
+                      t);
+                memcpy(dxa, dx0, nx * 4);
+                ck_assert_int_eq(rt_conv2d_backward(&g, x, w, dz, dxa, 1, dw, NULL, n, p), 0);
+                for (size_t i = 0; i < nx; i++)
+                    CHECK(dxa[i] == dx0[i] + dx[1][i], "%s case %d: accumulated dx[%zu]",
+                          isas[is], t, i);
+                for (int on = 0; on < 2; on++)
+                    free(y[on]), free(dx[on]);
+            }
+            free(x), free(w), free(b), free(dz), free(dx0), free(ry), free(rdx), free(dxa);
+            free(dw);
+        }
+    }
+    printf("winograd F(%dx%d,3x3): largest error %.3g forward, %.3g input gradient (bounds %g, "
+           "%g)\n",
+           tiles[ti], tiles[ti], worst_y, worst_dx, fb, xb);
+    ck_assert_int_gt(ran, 0);
+}
+
+START_TEST(winograd_against_reference)
+{
+    /* every micro-kernel this CPU has, 1 and 2 workers, each activation the route fuses: y
+     * and dx within the bounds of the float64 reference; the route is taken (its bits differ
+     * from the GEMM route's, which is within the same bounds); dx accumulated onto dx0 is
+     * dx0 + dx, bit for bit */
+    const char *before = rt_gemm_isa();
+    rt_threads *tp = rt_threads_create(2, NULL);
+    for (int ti = 0; ti < 2; ti++)
+        against_reference(ti, tp);
+    rt_conv_winograd_tile(2);
+    ck_assert_int_eq(rt_gemm_use_isa(before), 0);
+    rt_threads_destroy(tp);
+}
+END_TEST
+
+START_TEST(winograd_same_bits_any_pool)
+{
+    /* a tile's result depends on no other tile: 1, 2 and 3 workers (other chunks) give the
+     * same y and dx, bit for bit */
+    rt_threads *tp2 = rt_threads_create(2, NULL), *tp3 = rt_threads_create(3, NULL);
+    rt_threads *pools[] = {NULL, tp2, tp3};
+    for (int tt = 0; tt < 2 * NCASES; tt++) {
+        const int t = tt % NCASES;
+        rt_conv_winograd_tile(tiles[tt / NCASES]);
+        const rt_conv_geom g = geom_of(cases[t]);
+        const int n = 5;
+        const size_t nx = (size_t)n * g.c * g.h * g.w, ny = (size_t)n * g.oc * g.oh * g.ow;
+        float *x = rand_array(nx), *w = rand_array(rt_conv2d_weight_count(&g));
+        float *b = rand_array((size_t)g.oc), *dz = rand_array(ny);
+        float *dw = malloc(rt_conv2d_weight_count(&g) * 4), *y[3], *dx[3];
+        for (int p = 0; p < 3; p++) {
+            y[p] = malloc(ny * 4), dx[p] = malloc(nx * 4);
+            ck_assert_int_eq(
+                rt_conv2d_forward(&g, x, w, b, RT_ACT_RELU, 0.0f, y[p], n, pools[p]), 0);
+            ck_assert_int_eq(rt_conv2d_backward(&g, x, w, dz, dx[p], 0, dw, NULL, n, pools[p]),
+                             0);
+        }
+        for (int p = 1; p < 3; p++) {
+            CHECK(!differs(y[0], y[p], ny), "case %d: y with %d workers differs", t, p + 1);
+            CHECK(!differs(dx[0], dx[p], nx), "case %d: dx with %d workers differs", t, p + 1);
+        }
+        for (int p = 0; p < 3; p++)
+            free(y[p]), free(dx[p]);
+        free(x), free(w), free(b), free(dz), free(dw);
+    }
+    rt_conv_winograd_tile(2);
+    rt_threads_destroy(tp2);
+    rt_threads_destroy(tp3);
+}
+END_TEST
+
+START_TEST(winograd_default_shapes)
+{
+    /* the default setting takes the route where it measured faster only: a 64-channel 16x16
+     * layer (bits differ from the GEMM route's) but not a 16-channel 32x32 one (same bits) */
+    static const int shapes[][9] = {{64, 16, 16, 64, 1, 1, 1, 1, 0},
+                                    {16, 32, 32, 16, 1, 1, 1, 1, 0}};
+    for (int t = 0; t < 2; t++) {
+        const rt_conv_geom g = geom_of(shapes[t]);
+        const size_t nx = (size_t)g.c * g.h * g.w, ny = (size_t)g.oc * g.oh * g.ow;
+        float *x = rand_array(nx), *w = rand_array(rt_conv2d_weight_count(&g));
+        float *y[2] = {malloc(ny * 4), malloc(ny * 4)};
+        for (int on = 0; on < 2; on++) {
+            rt_conv_use_winograd(on);
+            ck_assert_int_eq(rt_conv2d_forward(&g, x, w, NULL, RT_ACT_NONE, 0, y[on], 1, NULL),
+                             0);
+        }
+        CHECK(differs(y[0], y[1], ny) == (t == 0), "shape %d: route %s", t,
+              t == 0 ? "not taken" : "taken");
+        free(x), free(w), free(y[0]), free(y[1]);
+    }
+    rt_conv_use_winograd(2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ gradient check */
+
+typedef struct {
+    rt_conv_geom g;
+    int n;
+} gc_conv;
+
+static void gfwd(gc_case *c, const float *x, const float *p, float *y)
+{
+    gc_conv *k = c->ctx;
+    size_t nw = rt_conv2d_weight_count(&k->g);
+    ck_assert_int_eq(rt_conv2d_forward(&k->g, x, p, p + nw, RT_ACT_RELU, 0, y, k->n, NULL), 0);
+}
+
+static void gbwd(gc_case *c, const float *x, const float *p, const float *y, const float *dy,
+                 float *dx, int accum, float *dp)
+{
+    gc_conv *k = c->ctx;
+    size_t nw = rt_conv2d_weight_count(&k->g);
+    float *dz = malloc(sizeof(float) * c->ny);
+    for (int i = 0; i < c->ny; i++) /* through the relu */
+        dz[i] = y[i] > 0 ? dy[i] : 0.0f;
+    ck_assert_int_eq(rt_conv2d_backward(&k->g, x, p, dz, dx, accum, dp, dp + nw, k->n, NULL),
+                     0);
+    free(dz);
+}
+
+static uint64_t gref(gc_case *c, const double *x, const double *p, double *y)
+{
+    gc_conv *k = c->ctx;
+    const rt_conv_geom *g = &k->g;
+    const size_t nw = rt_conv2d_weight_count(g);
+    uint64_t h = 1469598103934665603ULL;
+    for (int s = 0; s < k->n; s++)
+        for (int o = 0; o < g->oc; o++)
+            for (int oy = 0; oy < g->oh; oy++)
+                for (int ox = 0; ox < g->ow; ox++) {
+                    double acc = p[nw + o];
+                    for (int ci = 0; ci < g->c; ci++)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                int iy = oy + ky - g->pt, ix = ox + kx - g->pl;
+                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                                    continue;
+                                acc += p[((o * g->c + ci) * 3 + ky) * 3 + kx] *
+                                       x[((s * g->c + ci) * g->h + iy) * g->w + ix];
+                            }
+                    size_t yi = (((size_t)s * g->oc + o) * g->oh + oy) * g->ow + ox;
+                    y[yi] = acc > 0 ? acc : 0;
+                    h = (h ^ (uint64_t)(acc > 0)) * 1099511628211ULL;
+                }
+    return h;
+}
+
+START_TEST(winograd_gradcheck)
+{
+    /* odd sizes (tiles across the edge), asymmetric padding: dX by the route, dW by the GEMM */
+    static const int gcases[][9] = {{16, 5, 6, 16, 1, 1, 1, 0, 0},
+                                    {16, 4, 5, 17, 2, 0, 0, 1, 0}};
+    rt_conv_use_winograd(2);
+    for (int t = 0; t < 4; t++) {
+        rt_conv_winograd_tile(tiles[t / 2]);
+        gc_conv k = {geom_of(gcases[t % 2]), 2};
+        int nx = k.n * k.g.c * k.g.h * k.g.w, ny = k.n * k.g.oc * k.g.oh * k.g.ow;
+        int nw = (int)rt_conv2d_weight_count(&k.g);
+        gc_case c = {"winograd conv", nx, ny, 2, {nw, k.g.oc}, {"w", "b"}, gfwd, gbwd, gref,
+                     1, &k, NULL, NULL};
+        c.x = gc_rand_array(c.nx, -1, 1);
+        c.p = gc_rand_array(gc_np(&c), -0.5f, 0.5f);
+        gc_run(&c);
+        free(c.x), free(c.p);
+    }
+    rt_conv_winograd_tile(2);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("conv_winograd");
+    TCase *t = tcase_create("winograd");
+    tcase_set_timeout(t, 300);
+    tcase_add_test(t, winograd_against_reference);
+    tcase_add_test(t, winograd_same_bits_any_pool);
+    tcase_add_test(t, winograd_default_shapes);
+    tcase_add_test(t, winograd_gradcheck);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    rt_conv_use_winograd(2); /* on every geometry it takes, small ones included */
+    SRunner *r = srunner_create(suite());
+    srunner_run_all(r, CK_ENV);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
