@@ -916,6 +916,26 @@ END_TEST
  *      = 2s (-0.1, -0.2, 0.7, -0.4) = -0.17888544 -0.35777088 1.25219807 -0.71554175
  * Evaluation with running mean 2, running var 16: invstd 1/4, dx = gamma dy / 4 = 0 0 .5 0,
  *   dgamma = sum dy (x - 2) / 4 = 1/4, dbeta = 1. */
+/* The residual add with its relu in one pass: sums 1.5, -1.5, -1, 1 give 1.5, 0, 0, 1; the
+ * backward passes dy where the output is positive, overwriting da and adding to db. */
+START_TEST(add_act_hand)
+{
+    const float a[4] = {1, -2, 3, -4}, b[4] = {0.5f, 0.5f, -4, 5}, dy[4] = {1, 2, 3, 4};
+    float y[4], da[4] = {7, 7, 7, 7}, db[4] = {10, 10, 10, 10};
+    rt_add_act_forward_mt(a, b, RT_ACT_RELU, 0.0f, y, 4, NULL);
+    const float ey[4] = {1.5f, 0, 0, 1}, eda[4] = {1, 0, 0, 4}, edb[4] = {11, 10, 10, 14};
+    rt_add_act_backward_mt(RT_ACT_RELU, 0.0f, y, dy, da, 0, db, 1, 4, NULL);
+    for (int k = 0; k < 4; k++) {
+        ck_assert_float_eq(y[k], ey[k]);
+        ck_assert_float_eq(da[k], eda[k]);
+        ck_assert_float_eq(db[k], edb[k]);
+    }
+    rt_add_act_backward_mt(RT_ACT_RELU, 0.0f, y, dy, NULL, 0, db, 0, 4, NULL); /* da skipped */
+    ck_assert_float_eq(db[0], 1.0f);
+    ck_assert_float_eq(db[1], 0.0f);
+}
+END_TEST
+
 /* Folding: per channel a = gamma / sqrt(var + eps); w a and (bias - mean) a + beta. Channel
  * 0: gamma 2, var 3, eps 1 -> a = 1; channel 1: gamma 0.5, var 0 -> a = 0.5. */
 START_TEST(batchnorm_fold_hand)
@@ -1257,6 +1277,7 @@ static Suite *suite(void)
     tcase_add_test(t, batchnorm_hand);
     tcase_add_test(t, batchnorm_backward_hand);
     tcase_add_test(t, batchnorm_fold_hand);
+    tcase_add_test(t, add_act_hand);
     tcase_add_test(t, elementwise_backward_hand);
     tcase_add_test(t, activations_hand);
     tcase_add_test(t, softmax_xent_hand);

@@ -563,7 +563,7 @@ START_TEST(bn_act_fusion)
         rt_plan pa, pb;
         ck_assert_int_eq(rt_plan_build(&da, &pa, NULL), 0);
         ck_assert_int_eq(rt_plan_build(&db, &pb, NULL), 0);
-        CHECK(rt_plan_step(&pa, 2)->bn_act_layer == 3 && rt_plan_step(&pa, 3)->act_by_bn &&
+        CHECK(rt_plan_step(&pa, 2)->bn_act_layer == 3 && rt_plan_step(&pa, 3)->act_fused &&
                   rt_plan_step(&pa, 3)->alias == RT_ALIAS_ALWAYS,
               "act %d: batchnorm + activation not fused", k);
         CHECK(rt_plan_step(&pb, 2)->bn_act_layer == 0, "fused through a dropout");
@@ -576,6 +576,50 @@ START_TEST(bn_act_fusion)
         A[3].act = acts[k];
 
         same_steps(&da, &db, 108, off1);
+    }
+}
+END_TEST
+
+/* A residual add whose only reader is a relu (or leaky relu) runs it in the same pass,
+ * forward and backward: a training step gives the bits of the same network with a dropout of
+ * p = 0 between the two (which keeps them apart), on maps large enough (16x40x40, 5 images)
+ * that the elementwise pass splits over 2 threads and runs several blocks. */
+START_TEST(add_act_fusion)
+{
+    static const rt_act acts[] = {RT_ACT_RELU, RT_ACT_LEAKYRELU};
+    rt_shape in = {3, 40, 40}, c1 = {16, 40, 40};
+    for (int k = 0; k < 2; k++) {
+        size_t off = 0;
+        rt_layer A[6], B[7];
+        A[0] = layer(RT_INPUT, -1, in, in);
+        A[1] = conv_layer(0, in, 16, 3, 1, RT_PAD_ZERO, 1, RT_ACT_NONE, &off);
+        A[2] = conv_layer(1, c1, 16, 3, 1, RT_PAD_ZERO, 1, RT_ACT_NONE, &off);
+        A[3] = layer(RT_ADD, 2, c1, c1);
+        A[3].src2 = 1;
+        A[4] = layer(RT_ACTIVATION, 3, c1, c1);
+        A[4].act = acts[k], A[4].alpha = 0.1f;
+        A[5] = dense_layer(4, c1, 3, RT_ACT_NONE, &off);
+        for (int i = 0; i < 4; i++)
+            B[i] = A[i];
+        B[4] = layer(RT_DROPOUT, 3, c1, c1);
+        B[4].p = 0.0f;
+        B[5] = A[4], B[5].src = 4;
+        B[6] = A[5], B[6].src = 5;
+        rt_netdesc da, db;
+        memset(&da, 0, sizeof da), memset(&db, 0, sizeof db);
+        strcpy(da.name, "fused"), strcpy(db.name, "unfused");
+        da.nlayers = 6, da.layers = A, da.nparams = off;
+        db.nlayers = 7, db.layers = B, db.nparams = off;
+        rt_plan pa, pb;
+        ck_assert_int_eq(rt_plan_build(&da, &pa, NULL), 0);
+        ck_assert_int_eq(rt_plan_build(&db, &pb, NULL), 0);
+        CHECK(rt_plan_step(&pa, 3)->add_act_layer == 4 && rt_plan_step(&pa, 4)->act_fused &&
+                  rt_plan_step(&pa, 4)->alias == RT_ALIAS_ALWAYS,
+              "act %d: add + activation not fused", k);
+        CHECK(rt_plan_step(&pb, 3)->add_act_layer == 0, "fused through a dropout");
+        rt_plan_free(&pa);
+        rt_plan_free(&pb);
+        same_steps(&da, &db, 3 * 40 * 40, off);
     }
 }
 END_TEST
@@ -825,6 +869,7 @@ static Suite *suite(void)
     tcase_add_test(t, relu_pool_fusion);
     tcase_add_test(t, bn_act_fusion);
     tcase_add_test(t, bn_fold_inference);
+    tcase_add_test(t, add_act_fusion);
     tcase_add_test(t, train_separable);
     tcase_add_test(t, rejected_descriptions);
     tcase_add_test(t, init_params);

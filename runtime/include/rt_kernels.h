@@ -391,6 +391,15 @@ void rt_act_backward_xy_mt(rt_act act, float alpha, const float *x, const float 
                            const float *dy, float *dx, size_t n, int accum, rt_threads *tp);
 void rt_add_forward_mt(const float *a, const float *b, float *y, size_t n, rt_threads *tp);
 void rt_grad_pass_mt(const float *dy, float *dx, size_t n, int accum, rt_threads *tp);
+/* A residual add with the activation after it in one pass (the plan's rt_step.add_act_layer):
+ * y = act(a + b); backward g = act'(y) dy (an activation computed from its output), then
+ * da (+)= g and db (+)= g (acc_a, acc_b: add or overwrite; a NULL target is skipped). The
+ * same bits as the add and the activation apart. */
+void rt_add_act_forward_mt(const float *a, const float *b, rt_act act, float alpha, float *y,
+                           size_t n, rt_threads *tp);
+void rt_add_act_backward_mt(rt_act act, float alpha, const float *y, const float *dy,
+                            float *da, int acc_a, float *db, int acc_b, size_t n,
+                            rt_threads *tp);
 void rt_dropout_forward_mt(const float *x, const float *mask, float *y, size_t n,
                            rt_threads *tp);
 void rt_dropout_backward_mt(const float *dy, const float *mask, float *dx, size_t n,

@@ -52,8 +52,14 @@ typedef struct {
                                same pass; 0: none */
     rt_act bn_act;          /* its activation and slope (RT_ACT_NONE when none) */
     float bn_alpha;
-    int act_by_bn;          /* that activation layer: an alias of the batchnorm's output
-                               (always) and a pure pass backward: nothing left to do */
+    int act_fused;          /* that activation layer (or an add's, below): an alias of the
+                               batchnorm's (add's) output (always) and a pure pass backward:
+                               nothing left to do */
+    int add_act_layer;      /* an add: the activation layer (its only reader, computed from
+                               its output) that it runs in the same pass, forward (y =
+                               act(a + b)) and backward; 0: none */
+    rt_act add_act;
+    float add_alpha;
     int bn_fold;            /* a conv: the batchnorm (its only reader) whose evaluation-mode
                                transform it applies itself in inference (RT_INFER), through
                                weights and bias folded with rt_batchnorm_fold, then the

@@ -52,7 +52,27 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
                 p->steps[i - 1].bn_act_layer = j;
                 p->steps[i - 1].bn_act = act;
                 p->steps[i - 1].bn_alpha = A->alpha;
-                p->steps[j - 1].act_by_bn = 1;
+                p->steps[j - 1].act_fused = 1;
+            }
+            break;
+        }
+    }
+    /* fusion: an add whose only reader is such an activation (a residual block's relu)
+     * computes it in the same pass, forward and backward, the same way */
+    for (int i = 1; i < nl; i++) {
+        if (d->layers[i].kind != RT_ADD || readers(d, i) != 1)
+            continue;
+        for (int j = i + 1; j < nl; j++) {
+            const rt_layer *A = &d->layers[j];
+            if (A->src != i)
+                continue;
+            rt_act act = rt_layer_act(A);
+            if ((rt_op_of(A->kind)->flags & RT_OP_IS_ACT) && act != RT_ACT_NONE &&
+                !rt_act_needs_input(act)) {
+                p->steps[i - 1].add_act_layer = j;
+                p->steps[i - 1].add_act = act;
+                p->steps[i - 1].add_alpha = A->alpha;
+                p->steps[j - 1].act_fused = 1;
             }
             break;
         }
@@ -80,7 +100,7 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
         s->layer = i;
         s->ybuf = i;
         if (L->kind == RT_FLATTEN || (L->kind == RT_DROPOUT && !(L->p > 0.0f)) ||
-            s->act_by_bn)
+            s->act_fused)
             s->alias = RT_ALIAS_ALWAYS;
         else if (L->kind == RT_DROPOUT)
             s->alias = RT_ALIAS_EVAL;
@@ -172,9 +192,11 @@ void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
             int in2 = L->src2 > 0 ? p->steps[L->src2 - 1].ybuf : 0;
             fprintf(f, ", %s%d", in2 ? "y" : "x", in2);
         }
-        fprintf(f, "%s%s", ALIAS[s->alias], s->act_by_bn ? " (computed by the batchnorm before it)" : "");
-        if (s->bn_act_layer)
-            fprintf(f, " (with layer %d's activation in the same pass)", s->bn_act_layer);
+        fprintf(f, "%s%s", ALIAS[s->alias],
+                s->act_fused ? " (computed by the layer before it, in the same pass)" : "");
+        if (s->bn_act_layer || s->add_act_layer)
+            fprintf(f, " (with layer %d's activation in the same pass)",
+                    s->bn_act_layer ? s->bn_act_layer : s->add_act_layer);
         if (s->bn_fold)
             fprintf(f, " (inference: with layer %d's batchnorm folded into its weights%s)",
                     s->bn_fold, s->fold_act != RT_ACT_NONE ? " and its activation" : "");
@@ -200,8 +222,9 @@ void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
             fprintf(f, " (relu backward done by the max pooling after it)");
         if (s->pool_with_relu)
             fprintf(f, " (with its source's relu backward)");
-        if (s->bn_act_layer)
-            fprintf(f, " (after layer %d's activation backward, in the same pass)", s->bn_act_layer);
+        if (s->bn_act_layer || s->add_act_layer)
+            fprintf(f, " (after layer %d's activation backward, in the same pass)",
+                    s->bn_act_layer ? s->bn_act_layer : s->add_act_layer);
         fputc('\n', f);
     }
 }

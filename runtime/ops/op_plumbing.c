@@ -131,13 +131,23 @@ static double add_flops(const rt_layer *L)
 
 static int add_forward(const rt_op_args *a)
 {
-    rt_add_forward_mt(a->x, a->x2, a->y, (size_t)a->n * rt_shape_size(a->L->out), a->tp);
+    size_t n = (size_t)a->n * rt_shape_size(a->L->out);
+    if (a->step->add_act_layer) /* the plan fused the activation after it */
+        rt_add_act_forward_mt(a->x, a->x2, a->step->add_act, a->step->add_alpha, a->y, n,
+                              a->tp);
+    else
+        rt_add_forward_mt(a->x, a->x2, a->y, n, a->tp);
     return 0;
 }
 
 static int add_backward(const rt_op_args *a)
 {
     size_t n = (size_t)a->n * rt_shape_size(a->L->out);
+    if (a->step->add_act_layer) { /* dy: the activation's output gradient; y its output */
+        rt_add_act_backward_mt(a->step->add_act, a->step->add_alpha, a->y, a->dy, a->dx,
+                               a->step->acc, a->dx2, a->step->acc2, n, a->tp);
+        return 0;
+    }
     if (a->dx)
         rt_grad_pass_mt(a->dy, a->dx, n, a->step->acc, a->tp);
     if (a->dx2)

@@ -9,6 +9,11 @@
 
 static void add_forward(const emit_ctx *e)
 {
+    if (e->step->add_act_layer) { /* the plan runs the activation after it in the same pass */
+        fprintf(e->out, "    rt_add_act_forward_mt(%s, %s, %s, %s, %s, (size_t)n * %ld, tp);\n", e->in, e->in2,
+                rt_act_cname(e->step->add_act), emit_f(e->step->add_alpha), e->y, emit_size(e->net->nodes[e->i].L.out));
+        return;
+    }
     fprintf(e->out, "    rt_add_forward_mt(%s, %s, %s, (size_t)n * %ld, tp);\n", e->in, e->in2, e->y,
             emit_size(e->net->nodes[e->i].L.out));
 }
@@ -16,6 +21,12 @@ static void add_forward(const emit_ctx *e)
 static void add_backward(const emit_ctx *e)
 {
     long sz = emit_size(e->net->nodes[e->i].L.out);
+    if (e->step->add_act_layer) { /* dy: the activation's output gradient */
+        fprintf(e->out, "    rt_add_act_backward_mt(%s, %s, %s, %s, %s, %d, %s, %d, (size_t)n * %ld, tp);\n",
+                rt_act_cname(e->step->add_act), emit_f(e->step->add_alpha), e->y, e->dy, emit_dx(e), e->step->acc,
+                e->dx2[0] ? e->dx2 : "NULL", e->step->acc2, sz);
+        return;
+    }
     if (e->dx[0]) fprintf(e->out, "    rt_grad_pass_mt(%s, %s, (size_t)n * %ld, %d, tp);\n", e->dy, e->dx, sz, e->step->acc);
     if (e->dx2[0]) fprintf(e->out, "    rt_grad_pass_mt(%s, %s, (size_t)n * %ld, %d, tp);\n", e->dy, e->dx2, sz, e->step->acc2);
 }
@@ -24,6 +35,9 @@ static void add_standalone(const emit_ctx *e)
 {
     fprintf(e->out, "    for (int k = 0; k < %ld; k++)\n        %s[k] = %s[k] + %s[k];\n", emit_size(e->net->nodes[e->i].L.out),
             e->y, e->in, e->in2);
+    if (e->step->add_act_layer) /* the activation after it, which the plan fused */
+        fprintf(e->out, "    for (int k = 0; k < %ld; k++)\n        %s[k] = act(%d, %s, %s[k]);\n",
+                emit_size(e->net->nodes[e->i].L.out), e->y, (int)e->step->add_act, emit_f(e->step->add_alpha), e->y);
 }
 
 static void add_explain(const ir_net *net, const ir_node *n, cnn_diag *diag, rt_shape skip, const char *why)
