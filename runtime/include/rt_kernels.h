@@ -496,6 +496,10 @@ void rt_col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float 
  * start unless the environment has RT_CONV_IMPLICIT=0; not while kernels run), returning the
  * previous setting: both routes give the same bits, tests compare them. */
 int rt_conv_use_implicit(int on);
+/* Switches the direct route of convolutions with few input channels (first layers; forward,
+ * dW and db) on or off (on at start unless the environment has RT_CONV_DIRECT=0; not while
+ * kernels run), returning the previous setting. */
+int rt_conv_use_direct(int on);
 
 /* ------------------------------------------------------------------ pooling */
 
