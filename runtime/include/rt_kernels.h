@@ -517,6 +517,10 @@ int rt_conv_use_winograd(int on);
  * environment has RT_CONV_WINOGRAD_TILE=4) or F(4x4,3x3) (m = 4: fewer multiplications, 10x
  * the rounding error, no faster on the benchmark networks); returns the previous one. */
 int rt_conv_winograd_tile(int m);
+/* Switches the direct route of convolutions with few input channels (first layers; forward,
+ * dW and db) on or off (on at start unless the environment has RT_CONV_DIRECT=0; not while
+ * kernels run), returning the previous setting. */
+int rt_conv_use_direct(int on);
 
 /* ------------------------------------------------------------------ pooling */
 

@@ -390,6 +390,8 @@ size_t rt_conv2d_scratch_size(const rt_conv_geom *gin)
         return rt_conv_dw_scratch_size(&g);
     size_t f = plan(&g, 0).total, b = plan(&g, 1).total;
     size_t most = f > b ? f : b;
+    if (rt_conv_direct_ok(&g, 0) && rt_conv_direct_scratch_size(&g) > most * sizeof(float))
+        most = (rt_conv_direct_scratch_size(&g) + sizeof(float) - 1) / sizeof(float);
     if (implicit_route(&g) && plan(&g, 2).total > most)
         most = plan(&g, 2).total;
     if (rt_conv_wino_scratch_size(&g) / sizeof(float) > most)
@@ -558,6 +560,8 @@ int rt_conv2d_forward(const rt_conv_geom *gin, const float *x, const float *w, c
         return 0;
     if (is_depthwise(&g))
         return rt_conv_dw_forward(&g, x, w, b, act, alpha, y, n, tp);
+    if (rt_conv_direct_ok(&g, 0)) /* few input channels: no patch matrix (rt_conv_direct.c) */
+        return rt_conv_direct_forward(&g, x, w, b, act, alpha, y, n, tp);
     if (rt_conv_wino_ok(&g, act, n))
         return rt_conv_wino_forward(&g, x, w, b, act, alpha, y, 0, n, tp);
     fwd_job j = {&g, x, w, b, act, alpha, y, n, 0, 0};
@@ -881,6 +885,8 @@ int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, 
         if (r > 0)
             dx = NULL; /* done: the GEMMs below make dW and db only */
     }
+    if (!dx && rt_conv_direct_ok(&g, 1)) /* few input channels: dW, db by rt_conv_direct.c */
+        return rt_conv_direct_backward(&g, x, dz, dw, db, n, tp);
     bwd_job j = {&g, x, w, dz, dx, dw, db, accum, n, tp, 0, 0};
     /* dW by the implicit GEMM where the patch rows are more than the dot products'
      * NT_MAX_K; a dX still to make (strided) by GEMM and col2im first */

@@ -52,6 +52,22 @@ int rt_conv_dw_backward(const rt_conv_geom *g, const float *x, const float *w, c
 /* Bytes of worker scratch they ask for. */
 size_t rt_conv_dw_scratch_size(const rt_conv_geom *g);
 
+/* Direct convolution for few input channels (rt_conv_direct.c): groups 1, a patch of at most
+ * RT_CONV_DIRECT_MAX_K taps (c*kh*kw), any stride, dilation and padding mode. Forward has the
+ * contract of rt_conv2d_forward; backward makes dw (=) and db (=, NULL: none) only, never dX.
+ * Every result is summed by one worker in a fixed order: the bits do not depend on the pool. */
+#define RT_CONV_DIRECT_MAX_K 32
+/* Whether g (normalised) takes the direct route forward (backward = 0) or for dW and db
+ * (backward = 1); never after rt_conv_use_direct(0). */
+int rt_conv_direct_ok(const rt_conv_geom *g, int backward);
+int rt_conv_direct_forward(const rt_conv_geom *g, const float *x, const float *w,
+                           const float *b, rt_act act, float alpha, float *y, int n,
+                           rt_threads *tp);
+int rt_conv_direct_backward(const rt_conv_geom *g, const float *x, const float *dz, float *dw,
+                            float *db, int n, rt_threads *tp);
+/* Bytes of worker scratch they ask for. */
+size_t rt_conv_direct_scratch_size(const rt_conv_geom *g);
+
 /* d[0:n) = s[0:n) for the short rows (a map's width) that the slabs and grids are made of:
  * inline vector moves, where memcpy's call costs as much as a 32-float row. */
 static inline void rt_conv_copy(float *d, const float *s, int n)

@@ -1,0 +1,455 @@
+/*
+ * rt_conv_direct.c - direct convolution for layers with few input channels (first layers):
+ * forward with bias and activation, and dW + db, without a patch matrix or a GEMM.
+ *
+ * A GEMM of depth c*kh*kw <= RT_CONV_DIRECT_MAX_K (27 for RGB 3x3) is mostly packing. Here
+ * each image is copied once into a padded buffer (padding filled by the mode, so every mode
+ * works) whose rows are split into sw column phases, so that tap (ky, kx) of outputs ox..ox+15
+ * is a contiguous 16-float vector whatever the stride or dilation. Forward holds FB output
+ * channels x 16 output columns in registers and broadcasts the weights; dW holds WB output
+ * channels x kw taps x 16 columns and folds the lanes into double sums once per image.
+ * Forward work is cut by (image, band of rows), dW by output channel (every worker reads all
+ * images in order), so each result is summed by one worker in a fixed order: the bits do not
+ * depend on the number of workers. Vectors are GNU C vectors; the two hot loops are compiled
+ * for AVX-512 and AVX2 with FMA and for plain vectors, and run with the GEMM's instruction set.
+ * dX is not made here: a first layer reads the network's input, which needs no gradient.
+ */
+#include "rt_conv_int.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VL 16 /* floats per vector: one AVX-512 register */
+#define FB 8  /* output channels per forward block */
+#define WB 4  /* output channels per dW block */
+#define TK 3  /* taps of a kernel row per dW block */
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));
+typedef int v16i __attribute__((vector_size(64)));
+
+#define LD(p) (*(const v16u *)(p))
+
+static int direct_on = 1;
+static pthread_once_t direct_once = PTHREAD_ONCE_INIT;
+
+static void direct_init(void) /* RT_CONV_DIRECT=0 starts with the route off */
+{
+    const char *e = getenv("RT_CONV_DIRECT");
+    direct_on = !(e && strcmp(e, "0") == 0);
+}
+
+int rt_conv_use_direct(int on)
+{
+    pthread_once(&direct_once, direct_init);
+    int was = direct_on;
+    direct_on = on != 0;
+    return was;
+}
+
+/* Measured (batch 32, AVX-512): forward is faster than the GEMM routes or as fast on the
+ * first layers of cnn3, fashion and resnet_bn32 (3x3 taps of 1 and 3 channels); dW on one
+ * channel of 3x3 (depth 9: fashion) is slower than the GEMM's dot products on one thread,
+ * so backward starts above that depth. Windows of one tap and maps under 8 columns (a
+ * vector half empty) stay with the GEMM. */
+#define BWD_MIN_K 10
+
+int rt_conv_direct_ok(const rt_conv_geom *g, int backward)
+{
+    pthread_once(&direct_once, direct_init);
+    const int K = g->c * g->kh * g->kw;
+    return direct_on && g->groups == 1 && K <= RT_CONV_DIRECT_MAX_K && g->kh * g->kw > 1 &&
+           g->ow >= 8 && (!backward || K >= BWD_MIN_K);
+}
+
+/* ------------------------------------------------------------------ the padded image */
+
+/* Layout of the padded image: ph rows of sw phases of pq floats per channel; pixel (py, px)
+ * of the padded channel is at (py * sw + px % sw) * pq + px / sw. The last VL floats of each
+ * phase row are slack (zeros) that tail vectors may read. */
+typedef struct {
+    int ph, pw, pq;
+    size_t chan; /* floats per channel */
+} dpad;
+
+static dpad pad_of(const rt_conv_geom *g)
+{
+    dpad p;
+    p.ph = g->h + g->pt + g->pb;
+    p.pw = g->w + g->pl + g->pr;
+    p.pq = (p.pw + g->sw - 1) / g->sw + VL;
+    p.chan = (size_t)p.ph * g->sw * p.pq;
+    return p;
+}
+
+/* Image x [c][h][w] into buf, padding cells by the mode, slack zeroed. */
+static void pad_image(const rt_conv_geom *g, const dpad *p, const float *x, float *buf)
+{
+    const int sw = g->sw;
+    for (int ci = 0; ci < g->c; ci++)
+        for (int py = 0; py < p->ph; py++) {
+            float *row = buf + ci * p->chan + (size_t)py * sw * p->pq;
+            int iy = rt_pad_index(py - g->pt, g->h, g->pad);
+            memset(row, 0, (size_t)sw * p->pq * sizeof *row);
+            if (iy < 0)
+                continue;
+            const float *s = x + ((size_t)ci * g->h + iy) * g->w;
+            if (sw == 1) {
+                for (int px = 0; px < g->pl; px++) {
+                    int ix = rt_pad_index(px - g->pl, g->w, g->pad);
+                    row[px] = ix < 0 ? 0.0f : s[ix];
+                }
+                memcpy(row + g->pl, s, (size_t)g->w * sizeof *row);
+                for (int px = g->pl + g->w; px < p->pw; px++) {
+                    int ix = rt_pad_index(px - g->pl, g->w, g->pad);
+                    row[px] = ix < 0 ? 0.0f : s[ix];
+                }
+                continue;
+            }
+            for (int px = 0; px < p->pw; px++) {
+                int ix = rt_pad_index(px - g->pl, g->w, g->pad);
+                row[(size_t)(px % sw) * p->pq + px / sw] = ix < 0 ? 0.0f : s[ix];
+            }
+        }
+}
+
+/* off[t] = where tap t = (ci, ky, kx) of output (0, 0) lies in the padded image (the flip
+ * pairs weight (ky, kx) with the tap rotated by 180 degrees). */
+static void tap_offsets(const rt_conv_geom *g, const dpad *p, int *off)
+{
+    for (int ci = 0; ci < g->c; ci++)
+        for (int ky = 0; ky < g->kh; ky++)
+            for (int kx = 0; kx < g->kw; kx++) {
+                int ey = g->flip ? g->kh - 1 - ky : ky, ex = g->flip ? g->kw - 1 - kx : kx;
+                int px = ex * g->dw;
+                off[(ci * g->kh + ky) * g->kw + kx] =
+                    (int)(ci * p->chan) + (ey * g->dh * g->sw + px % g->sw) * p->pq + px / g->sw;
+            }
+}
+
+/* Worker scratch: the padded image, the tap offsets, the packed weights (forward) or the
+ * double sums of dW and db (backward). */
+static size_t pad_floats(const rt_conv_geom *g)
+{
+    dpad p = pad_of(g);
+    return ((size_t)g->c * p.chan + VL + 15) / 16 * 16;
+}
+
+size_t rt_conv_direct_scratch_size(const rt_conv_geom *g)
+{
+    size_t K = (size_t)g->c * g->kh * g->kw, kk = (K + 15) / 16 * 16;
+    size_t oc = ((size_t)g->oc + WB) / WB * WB;
+    size_t fwd = kk * FB * sizeof(float), bwd = (oc * K + oc) * VL * sizeof(double);
+    return pad_floats(g) * sizeof(float) + kk * sizeof(int) + (fwd > bwd ? fwd : bwd) + 64;
+}
+
+/* ------------------------------------------------------------------ forward */
+
+typedef struct {
+    const rt_conv_geom *g;
+    const float *x, *w, *b, *dz;
+    rt_act act;
+    float alpha;
+    float *y, *dw, *db;
+    int n, bands;
+    atomic_int fail;
+} direct_job;
+
+/* Output rows [oy0, oy1) of channels [o0, o0 + nb) (nb <= FB) of one image: y[o][oy][ox] =
+ * sum over taps t in order of wk[t][o] * buf[...], plus the bias, then the activation. */
+static inline __attribute__((always_inline)) void
+fwd_rows_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int *off,
+              const float *wk, const float *b, int o0, int nb, rt_act act, float alpha, int oy0,
+              int oy1, float *y)
+{
+    const int K = g->c * g->kh * g->kw, ow = g->ow;
+    const size_t P = (size_t)g->oh * ow;
+    float bias[FB];
+    for (int o = 0; o < FB; o++)
+        bias[o] = b && o < nb ? b[o0 + o] : 0.0f;
+    for (int oy = oy0; oy < oy1; oy++) {
+        const float *base = buf + (size_t)oy * g->sh * g->sw * p->pq;
+        for (int ox = 0; ox < ow; ox += VL) {
+            v16 acc[FB];
+#pragma GCC unroll 8
+            for (int o = 0; o < FB; o++)
+                acc[o] = (v16){0};
+            for (int t = 0; t < K; t++) {
+                v16 xv = LD(base + ox + off[t]);
+                const float *wt = wk + (size_t)t * FB;
+#pragma GCC unroll 8
+                for (int o = 0; o < FB; o++)
+                    acc[o] += xv * wt[o];
+            }
+            const int m = ow - ox < VL ? ow - ox : VL;
+            for (int o = 0; o < nb; o++) {
+                float *d = y + (size_t)(o0 + o) * P + (size_t)oy * ow + ox;
+                v16 r = acc[o] + bias[o];
+                if (act == RT_ACT_RELU) /* in registers, the bits of rt_act_forward */
+                    r = (v16)((v16i)(r > 0.0f) & (v16i)r);
+                else if (act == RT_ACT_LEAKYRELU) {
+                    v16i pos = r > 0.0f;
+                    v16 f = (v16)((pos & (v16i)((v16){0} + 1.0f)) |
+                                  (~pos & (v16i)((v16){0} + alpha)));
+                    r = f * r;
+                }
+                if (m == VL || oy + 1 < oy1) /* spills into the next row, written later */
+                    *(v16u *)d = r;
+                else
+                    for (int i = 0; i < m; i++)
+                        d[i] = r[i];
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ dW and db */
+
+/* Adds to sum[o][t][lane] (o < nb, double) one image's dW of channels [o0, o0 + nb) (nb <=
+ * WB), and to bsum[o][lane] its db: for each kernel row (ci, ky), the kw taps of WB channels
+ * are 16-lane float sums over the image's outputs in row order, added lane by lane to the
+ * doubles at the end (the lanes are summed once, after the last image). */
+static inline __attribute__((always_inline)) void
+dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int *off,
+              const float *dz, int o0, int nb, double *sum, double *bsum)
+{
+    const int K = g->c * g->kh * g->kw, ow = g->ow, kw = g->kw;
+    const size_t P = (size_t)g->oh * ow;
+    const int full = ow / VL * VL, m = ow - full;
+    v16i mask;
+    for (int i = 0; i < VL; i++)
+        mask[i] = i < m ? -1 : 0;
+    const float *dzs[WB];
+    for (int o = 0; o < WB; o++) /* channels past nb repeat the last (their sums are dropped) */
+        dzs[o] = dz + (size_t)(o0 + (o < nb ? o : nb - 1)) * P;
+    for (int r = 0; r < K; r += kw) {
+        for (int t0 = 0; t0 < kw; t0 += TK) { /* up to TK taps of the row at a time */
+            const int nk = kw - t0 < TK ? kw - t0 : TK;
+            v16 acc[WB][TK], accb[WB]; /* accb: db's sums, in the first pass only */
+            const int withb = bsum && r == 0 && t0 == 0;
+            for (int o = 0; o < WB; o++)
+                for (int k = 0; k < TK; k++)
+                    acc[o][k] = accb[o] = (v16){0};
+            int of[TK];
+            for (int k = 0; k < TK; k++)
+                of[k] = off[r + t0 + (k < nk ? k : 0)];
+            for (int oy = 0; oy < g->oh; oy++) {
+                const float *base = buf + (size_t)oy * g->sh * g->sw * p->pq;
+                const size_t zo = (size_t)oy * ow;
+                for (int ox = 0; ox < full; ox += VL) {
+                    v16 d[WB], xv[TK];
+#pragma GCC unroll 4
+                    for (int o = 0; o < WB; o++)
+                        d[o] = LD(dzs[o] + zo + ox);
+#pragma GCC unroll 4
+                    for (int k = 0; k < TK; k++)
+                        xv[k] = LD(base + ox + of[k]);
+#pragma GCC unroll 4
+                    for (int o = 0; o < WB; o++)
+#pragma GCC unroll 4
+                        for (int k = 0; k < TK; k++)
+                            acc[o][k] += d[o] * xv[k];
+                    if (withb)
+#pragma GCC unroll 4
+                        for (int o = 0; o < WB; o++)
+                            accb[o] += d[o];
+                }
+                if (m) { /* the tail: lanes past ow masked out (x there may be anything) */
+                    v16 d[WB], xv[TK];
+                    for (int o = 0; o < WB; o++) {
+                        if (oy + 1 < g->oh) { /* reads into the next row of the plane */
+                            d[o] = LD(dzs[o] + zo + full);
+                            continue;
+                        }
+                        float tmp[VL] = {0};
+                        memcpy(tmp, dzs[o] + zo + full, (size_t)m * sizeof *tmp);
+                        memcpy(&d[o], tmp, sizeof tmp);
+                    }
+                    for (int k = 0; k < TK; k++)
+                        xv[k] = LD(base + full + of[k]);
+                    for (int o = 0; o < WB; o++)
+                        for (int k = 0; k < TK; k++)
+                            acc[o][k] += (v16)(mask & (v16i)(d[o] * xv[k]));
+                    if (withb)
+                        for (int o = 0; o < WB; o++)
+                            accb[o] += (v16)(mask & (v16i)d[o]);
+                }
+            }
+            for (int o = 0; o < nb; o++)
+                for (int k = 0; k < nk; k++) {
+                    double *d = sum + ((size_t)o * K + r + t0 + k) * VL;
+#pragma GCC unroll 16
+                    for (int i = 0; i < VL; i++)
+                        d[i] += acc[o][k][i];
+                }
+            for (int o = 0; withb && o < nb; o++)
+#pragma GCC unroll 16
+                for (int i = 0; i < VL; i++)
+                    bsum[(size_t)o * VL + i] += accb[o][i];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ the ISA */
+
+/* The two loops compiled for each instruction set the GEMM has (rt_gemm.c: AVX-512 and
+ * AVX2 with FMA, portable vectors), and used with the one the GEMM runs on, so the bits
+ * follow the GEMM's choice (RT_GEMM_ISA, rt_gemm_use_isa). */
+#define FWD_ARGS                                                                             \
+    const rt_conv_geom *g, const dpad *p, const float *buf, const int *off, const float *wk,   \
+        const float *b, int o0, int nb, rt_act act, float alpha, int oy0, int oy1, float *y
+#define DW_ARGS                                                                              \
+    const rt_conv_geom *g, const dpad *p, const float *buf, const int *off, const float *dz,   \
+        int o0, int nb, double *sum, double *bsum
+#define DIRECT_ISA(ATTR, NAME)                                                               \
+    ATTR static void fwd_rows_##NAME(FWD_ARGS)                                               \
+    {                                                                                        \
+        fwd_rows_body(g, p, buf, off, wk, b, o0, nb, act, alpha, oy0, oy1, y);               \
+    }                                                                                        \
+    ATTR static void dw_image_##NAME(DW_ARGS)                                                \
+    {                                                                                        \
+        dw_image_body(g, p, buf, off, dz, o0, nb, sum, bsum);                                      \
+    }
+DIRECT_ISA(, generic)
+#if defined(__x86_64__) && defined(__GNUC__)
+DIRECT_ISA(__attribute__((target("avx2,fma"))), avx2)
+DIRECT_ISA(__attribute__((target("avx512f,fma"))), avx512)
+#endif
+
+typedef struct {
+    void (*fwd_rows)(FWD_ARGS);
+    void (*dw_image)(DW_ARGS);
+} direct_isa;
+
+static direct_isa isa_now(void)
+{
+    const char *name = rt_gemm_isa();
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (strcmp(name, "avx512") == 0)
+        return (direct_isa){fwd_rows_avx512, dw_image_avx512};
+    if (strcmp(name, "avx2") == 0)
+        return (direct_isa){fwd_rows_avx2, dw_image_avx2};
+#endif
+    return (direct_isa){fwd_rows_generic, dw_image_generic};
+}
+
+/* ------------------------------------------------------------------ forward work */
+
+static void fwd_task(void *arg, rt_worker *wk)
+{
+    direct_job *j = arg;
+    const rt_conv_geom *g = j->g;
+    const dpad p = pad_of(g);
+    const int K = g->c * g->kh * g->kw, kk = (K + 15) / 16 * 16;
+    char *s = rt_worker_scratch(wk, rt_conv_direct_scratch_size(g));
+    if (!s) {
+        atomic_store(&j->fail, 1);
+        return;
+    }
+    float *buf = (float *)s;
+    int *off = (int *)(buf + pad_floats(g));
+    float *wp = (float *)(off + kk);
+    tap_offsets(g, &p, off);
+    const direct_isa k = isa_now();
+    int lo, hi;
+    rt_split_range(j->n * j->bands, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
+    int padded = -1;
+    for (int it = lo; it < hi; it++) {
+        int im = it / j->bands, band = it % j->bands, oy0, oy1;
+        rt_split_range(g->oh, j->bands, band, &oy0, &oy1);
+        if (oy0 == oy1)
+            continue;
+        if (im != padded) {
+            pad_image(g, &p, j->x + (size_t)im * g->c * g->h * g->w, buf);
+            padded = im;
+        }
+        float *y = j->y + (size_t)im * g->oc * g->oh * g->ow;
+        for (int o0 = 0; o0 < g->oc; o0 += FB) {
+            int nb = g->oc - o0 < FB ? g->oc - o0 : FB;
+            for (int t = 0; t < K; t++) /* wp[t][o] = w[o0 + o][t], zeros past nb */
+                for (int o = 0; o < FB; o++)
+                    wp[(size_t)t * FB + o] = o < nb ? j->w[(size_t)(o0 + o) * K + t] : 0.0f;
+            k.fwd_rows(g, &p, buf, off, wp, j->b, o0, nb, j->act, j->alpha, oy0, oy1, y);
+            if (j->act != RT_ACT_NONE && j->act != RT_ACT_RELU && j->act != RT_ACT_LEAKYRELU)
+                for (int o = 0; o < nb; o++) { /* other activations: on the band, in place */
+                    float *d = y + ((size_t)(o0 + o) * g->oh + oy0) * g->ow;
+                    rt_act_forward(j->act, j->alpha, d, d, (size_t)(oy1 - oy0) * g->ow);
+                }
+        }
+    }
+}
+
+int rt_conv_direct_forward(const rt_conv_geom *g, const float *x, const float *w,
+                           const float *b, rt_act act, float alpha, float *y, int n,
+                           rt_threads *tp)
+{
+    const int nt = rt_threads_count(tp);
+    int bands = 1;
+    if (n < 2 * nt) { /* too few images to share: cut them into bands of rows */
+        bands = (2 * nt + n - 1) / n;
+        if (bands > g->oh)
+            bands = g->oh;
+    }
+    direct_job j = {g, x, w, b, NULL, act, alpha, y, NULL, NULL, n, bands, 0};
+    rt_threads_run(tp, fwd_task, &j);
+    return atomic_load(&j.fail) ? -1 : 0;
+}
+
+/* The lanes of a sum added in order. */
+static float lanes(const double *l)
+{
+    double s = 0.0;
+    for (int i = 0; i < VL; i++)
+        s += l[i];
+    return (float)s;
+}
+
+static void bwd_task(void *arg, rt_worker *wk)
+{
+    direct_job *j = arg;
+    const rt_conv_geom *g = j->g;
+    const dpad p = pad_of(g);
+    const int K = g->c * g->kh * g->kw, kk = (K + 15) / 16 * 16;
+    const size_t P = (size_t)g->oh * g->ow;
+    char *s = rt_worker_scratch(wk, rt_conv_direct_scratch_size(g));
+    if (!s) {
+        atomic_store(&j->fail, 1);
+        return;
+    }
+    float *buf = (float *)s;
+    int *off = (int *)(buf + pad_floats(g));
+    double *sum = (double *)(((uintptr_t)(off + kk) + 63) / 64 * 64);
+    double *bsum = sum + (size_t)g->oc * K * VL;
+    tap_offsets(g, &p, off);
+    const direct_isa k = isa_now();
+    int lo, hi; /* this worker's blocks of WB output channels */
+    rt_split_range((g->oc + WB - 1) / WB, rt_worker_count(wk), rt_worker_id(wk), &lo, &hi);
+    if (lo == hi)
+        return;
+    const int c0 = lo * WB, c1 = hi * WB < g->oc ? hi * WB : g->oc;
+    memset(sum + (size_t)c0 * K * VL, 0, (size_t)(c1 - c0) * K * VL * sizeof *sum);
+    memset(bsum + (size_t)c0 * VL, 0, (size_t)(c1 - c0) * VL * sizeof *bsum);
+    for (int im = 0; im < j->n; im++) {
+        pad_image(g, &p, j->x + (size_t)im * g->c * g->h * g->w, buf);
+        const float *dz = j->dz + (size_t)im * g->oc * P;
+        for (int o0 = c0; o0 < c1; o0 += WB)
+            k.dw_image(g, &p, buf, off, dz, o0, c1 - o0 < WB ? c1 - o0 : WB,
+                     sum + (size_t)o0 * K * VL, j->db ? bsum + (size_t)o0 * VL : NULL);
+    }
+    for (size_t i = (size_t)c0 * K; i < (size_t)c1 * K; i++)
+        j->dw[i] = lanes(sum + i * VL);
+    if (j->db)
+        for (int o = c0; o < c1; o++)
+            j->db[o] = lanes(bsum + (size_t)o * VL);
+}
+
+int rt_conv_direct_backward(const rt_conv_geom *g, const float *x, const float *dz, float *dw,
+                            float *db, int n, rt_threads *tp)
+{
+    direct_job j = {g, x, NULL, NULL, dz, RT_ACT_NONE, 0.0f, NULL, dw, db, n, 1, 0};
+    rt_threads_run(tp, bwd_task, &j);
+    return atomic_load(&j.fail) ? -1 : 0;
+}
