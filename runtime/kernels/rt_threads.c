@@ -36,11 +36,14 @@
 
 /* A thread that got less than this share of the wall-clock time of its last tasks on its CPU
  * clock (RT_PROBE_TASKS tasks, at least RT_PROBE_MIN_NS in all) marks the machine crowded,
- * and nobody watches for RT_CROWDED_MS. */
+ * and nobody watches for RT_CROWDED_MS, twice as long each time it is found crowded again
+ * within twice the last pause, up to RT_CROWDED_MAX_MS. The first pause is short: the two
+ * threads of a new pool often start on one core, which looks the same for a moment. */
 #define RT_PROBE_TASKS 32
 #define RT_PROBE_MIN_NS 500000L
 #define RT_PROBE_SHARE 0.7
-#define RT_CROWDED_MS 50
+#define RT_CROWDED_MS 5
+#define RT_CROWDED_MAX_MS 3200
 #define RT_PROBE_MAX_NS 250000000L
 
 static long adapt_spin(long cur, long max, int caught)
@@ -138,11 +141,11 @@ static void probe_point(rt_threads *tp, rt_worker *w)
     if (p->tasks < RT_PROBE_TASKS || p->wall < RT_PROBE_MIN_NS)
         return;
     if ((double)p->cpu < RT_PROBE_SHARE * (double)p->wall) {
-        /* crowded again soon after the last pause: pause twice as long (up to 64x) */
+        /* crowded again soon after the last pause: pause twice as long */
         long last = atomic_load_explicit(&tp->crowded_until, memory_order_relaxed);
         long pause = atomic_load_explicit(&tp->crowded_ns, memory_order_relaxed);
         if (last && wall < last + 2 * pause)
-            pause = pause * 2 > 64 * RT_CROWDED_MS * 1000000L ? pause : pause * 2;
+            pause = pause * 2 > RT_CROWDED_MAX_MS * 1000000L ? pause : pause * 2;
         else
             pause = RT_CROWDED_MS * 1000000L;
         atomic_store_explicit(&tp->crowded_ns, pause, memory_order_relaxed);
