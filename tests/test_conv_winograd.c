@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cnnrt.h"
+#include "conv_gradcheck.h"
 #include "gradcheck.h"
 #include "rt_kernels.h"
 
@@ -264,58 +265,6 @@ END_TEST
 
 /* ------------------------------------------------------------------ gradient check */
 
-typedef struct {
-    rt_conv_geom g;
-    int n;
-} gc_conv;
-
-static void gfwd(gc_case *c, const float *x, const float *p, float *y)
-{
-    gc_conv *k = c->ctx;
-    size_t nw = rt_conv2d_weight_count(&k->g);
-    ck_assert_int_eq(rt_conv2d_forward(&k->g, x, p, p + nw, RT_ACT_RELU, 0, y, k->n, NULL), 0);
-}
-
-static void gbwd(gc_case *c, const float *x, const float *p, const float *y, const float *dy,
-                 float *dx, int accum, float *dp)
-{
-    gc_conv *k = c->ctx;
-    size_t nw = rt_conv2d_weight_count(&k->g);
-    float *dz = malloc(sizeof(float) * c->ny);
-    for (int i = 0; i < c->ny; i++) /* through the relu */
-        dz[i] = y[i] > 0 ? dy[i] : 0.0f;
-    ck_assert_int_eq(rt_conv2d_backward(&k->g, x, p, dz, dx, accum, dp, dp + nw, k->n, NULL),
-                     0);
-    free(dz);
-}
-
-static uint64_t gref(gc_case *c, const double *x, const double *p, double *y)
-{
-    gc_conv *k = c->ctx;
-    const rt_conv_geom *g = &k->g;
-    const size_t nw = rt_conv2d_weight_count(g);
-    uint64_t h = 1469598103934665603ULL;
-    for (int s = 0; s < k->n; s++)
-        for (int o = 0; o < g->oc; o++)
-            for (int oy = 0; oy < g->oh; oy++)
-                for (int ox = 0; ox < g->ow; ox++) {
-                    double acc = p[nw + o];
-                    for (int ci = 0; ci < g->c; ci++)
-                        for (int ky = 0; ky < 3; ky++)
-                            for (int kx = 0; kx < 3; kx++) {
-                                int iy = oy + ky - g->pt, ix = ox + kx - g->pl;
-                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-                                    continue;
-                                acc += p[((o * g->c + ci) * 3 + ky) * 3 + kx] *
-                                       x[((s * g->c + ci) * g->h + iy) * g->w + ix];
-                            }
-                    size_t yi = (((size_t)s * g->oc + o) * g->oh + oy) * g->ow + ox;
-                    y[yi] = acc > 0 ? acc : 0;
-                    h = (h ^ (uint64_t)(acc > 0)) * 1099511628211ULL;
-                }
-    return h;
-}
-
 START_TEST(winograd_gradcheck)
 {
     /* odd sizes (tiles across the edge), asymmetric padding: dX by the route, dW by the GEMM */
@@ -324,15 +273,7 @@ START_TEST(winograd_gradcheck)
     rt_conv_use_winograd(2);
     for (int t = 0; t < 4; t++) {
         rt_conv_winograd_tile(tiles[t / 2]);
-        gc_conv k = {geom_of(gcases[t % 2]), 2};
-        int nx = k.n * k.g.c * k.g.h * k.g.w, ny = k.n * k.g.oc * k.g.oh * k.g.ow;
-        int nw = (int)rt_conv2d_weight_count(&k.g);
-        gc_case c = {"winograd conv", nx, ny, 2, {nw, k.g.oc}, {"w", "b"}, gfwd, gbwd, gref,
-                     1, &k, NULL, NULL};
-        c.x = gc_rand_array(c.nx, -1, 1);
-        c.p = gc_rand_array(gc_np(&c), -0.5f, 0.5f);
-        gc_run(&c);
-        free(c.x), free(c.p);
+        gc_conv_check("winograd conv", geom_of(gcases[t % 2]), 2);
     }
     rt_conv_winograd_tile(2);
 }

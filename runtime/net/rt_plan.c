@@ -19,6 +19,26 @@ static int readers(const rt_netdesc *d, int s)
     return k;
 }
 
+/* The activation layer that layer i's pass can run: its only reader, an activation computed
+ * from its output (not one that needs its input, such as silu); 0 when there is none. */
+static int fusable_act(const rt_netdesc *d, int i, rt_act *act, float *alpha)
+{
+    if (readers(d, i) != 1)
+        return 0;
+    for (int j = i + 1; j < d->nlayers; j++) {
+        const rt_layer *A = &d->layers[j];
+        if (A->src != i && A->src2 != i)
+            continue;
+        *act = rt_layer_act(A);
+        *alpha = A->alpha;
+        return A->src == i && (rt_op_of(A->kind)->flags & RT_OP_IS_ACT) &&
+                       *act != RT_ACT_NONE && !rt_act_needs_input(*act)
+                   ? j
+                   : 0;
+    }
+    return 0;
+}
+
 int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
 {
     memset(p, 0, sizeof *p);
@@ -36,46 +56,22 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
             snprintf(err, RT_ERRLEN, "out of memory building the execution plan");
         return -1;
     }
-    /* fusion: a batchnorm whose only reader is an activation computed from its output
-     * (relu, leaky relu, sigmoid, tanh...) runs it in its own pass, forward and backward;
-     * the activation layer becomes an alias of the batchnorm's output (below) */
+    /* fusion: a batchnorm, or a residual add, whose only reader is an activation computed
+     * from its output (relu, leaky relu, sigmoid, tanh...) runs it in its own pass, forward
+     * and backward; the activation layer becomes an alias of its output (below) */
     for (int i = 1; i < nl; i++) {
-        if (d->layers[i].kind != RT_BATCHNORM || readers(d, i) != 1)
+        rt_kind k = d->layers[i].kind;
+        rt_act act;
+        float alpha;
+        int j = (k == RT_BATCHNORM || k == RT_ADD) ? fusable_act(d, i, &act, &alpha) : 0;
+        if (!j)
             continue;
-        for (int j = i + 1; j < nl; j++) {
-            const rt_layer *A = &d->layers[j];
-            if (A->src != i)
-                continue;
-            rt_act act = rt_layer_act(A);
-            if ((rt_op_of(A->kind)->flags & RT_OP_IS_ACT) && act != RT_ACT_NONE &&
-                !rt_act_needs_input(act)) {
-                p->steps[i - 1].bn_act_layer = j;
-                p->steps[i - 1].bn_act = act;
-                p->steps[i - 1].bn_alpha = A->alpha;
-                p->steps[j - 1].act_fused = 1;
-            }
-            break;
-        }
-    }
-    /* fusion: an add whose only reader is such an activation (a residual block's relu)
-     * computes it in the same pass, forward and backward, the same way */
-    for (int i = 1; i < nl; i++) {
-        if (d->layers[i].kind != RT_ADD || readers(d, i) != 1)
-            continue;
-        for (int j = i + 1; j < nl; j++) {
-            const rt_layer *A = &d->layers[j];
-            if (A->src != i)
-                continue;
-            rt_act act = rt_layer_act(A);
-            if ((rt_op_of(A->kind)->flags & RT_OP_IS_ACT) && act != RT_ACT_NONE &&
-                !rt_act_needs_input(act)) {
-                p->steps[i - 1].add_act_layer = j;
-                p->steps[i - 1].add_act = act;
-                p->steps[i - 1].add_alpha = A->alpha;
-                p->steps[j - 1].act_fused = 1;
-            }
-            break;
-        }
+        rt_step *s = &p->steps[i - 1];
+        if (k == RT_BATCHNORM)
+            s->bn_act_layer = j, s->bn_act = act, s->bn_alpha = alpha;
+        else
+            s->add_act_layer = j, s->add_act = act, s->add_alpha = alpha;
+        p->steps[j - 1].act_fused = 1;
     }
     /* fusion, inference only: a conv without activation whose only reader is a batchnorm
      * gets that batchnorm's evaluation transform folded into its weights and bias, and runs
