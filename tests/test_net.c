@@ -674,6 +674,16 @@ START_TEST(bn_fold_inference)
           "batchnorm folded into a conv with its own relu");
     rt_plan_free(&p);
     A[1].act = RT_ACT_NONE;
+    /* a batchnorm straight after the input has no conv to fold into */
+    rt_layer I[3] = {A[0], layer(RT_BATCHNORM, 0, in, in), dense_layer(1, in, 3, RT_ACT_NONE, &(size_t){6})};
+    I[1].w_off = 0, I[1].w_len = 3, I[1].b_off = 3, I[1].b_len = 3, I[1].s_off = 0, I[1].s_len = 6;
+    rt_netdesc di;
+    memset(&di, 0, sizeof di);
+    strcpy(di.name, "input_bn");
+    di.nlayers = 3, di.layers = I, di.nparams = 6 + 3 * 108 + 3, di.nstate = 6;
+    ck_assert_int_eq(rt_plan_build(&di, &p, NULL), 0);
+    CHECK(rt_plan_step(&p, 1)->alias == RT_ALIAS_NONE, "a batchnorm on the input folded");
+    rt_plan_free(&p);
 
     const int n = 5, isz = 3 * 6 * 6;
     float *x = rand_input(n * isz), eval[15], inf[2][15];

@@ -100,7 +100,7 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
             s->alias = RT_ALIAS_ALWAYS;
         else if (L->kind == RT_DROPOUT)
             s->alias = RT_ALIAS_EVAL;
-        else if (L->kind == RT_BATCHNORM && p->steps[L->src - 1].bn_fold == i)
+        else if (L->kind == RT_BATCHNORM && L->src > 0 && p->steps[L->src - 1].bn_fold == i)
             s->alias = RT_ALIAS_INFER;
         if (s->alias == RT_ALIAS_ALWAYS)
             s->ybuf = L->src == 0 ? 0 : p->steps[L->src - 1].ybuf;
