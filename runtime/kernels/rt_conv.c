@@ -40,6 +40,24 @@ static size_t up16(size_t f)
     return (f + 15) / 16 * 16;
 }
 
+int rt_conv_switch_get(rt_conv_switch *s)
+{
+    int v = atomic_load_explicit(&s->value, memory_order_relaxed);
+    if (v >= 0)
+        return v;
+    const char *e = getenv(s->env);
+    int want = e && e[0] && !e[1] && strchr(s->accepted, e[0]) ? e[0] - '0' : s->dflt;
+    atomic_compare_exchange_strong(&s->value, &v, want); /* a racing first reader agrees */
+    return atomic_load_explicit(&s->value, memory_order_relaxed);
+}
+
+int rt_conv_switch_set(rt_conv_switch *s, int v)
+{
+    int was = rt_conv_switch_get(s);
+    atomic_store_explicit(&s->value, v, memory_order_relaxed);
+    return was;
+}
+
 int rt_conv_geom_check(const rt_conv_geom *gin, char *err)
 {
     const rt_conv_geom n = rt_conv_norm(gin), *g = &n;

@@ -16,7 +16,6 @@
  */
 #include "rt_conv_int.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,21 +32,12 @@ typedef int v16i __attribute__((vector_size(64)));
 
 #define LD(p) (*(const v16u *)(p))
 
-static int direct_on = 1;
-static pthread_once_t direct_once = PTHREAD_ONCE_INIT;
-
-static void direct_init(void) /* RT_CONV_DIRECT=0 starts with the route off */
-{
-    const char *e = getenv("RT_CONV_DIRECT");
-    direct_on = !(e && strcmp(e, "0") == 0);
-}
+/* RT_CONV_DIRECT=0 starts with the route off */
+static rt_conv_switch direct_on = RT_CONV_SWITCH("RT_CONV_DIRECT", "01", 1);
 
 int rt_conv_use_direct(int on)
 {
-    pthread_once(&direct_once, direct_init);
-    int was = direct_on;
-    direct_on = on != 0;
-    return was;
+    return rt_conv_switch_set(&direct_on, on != 0);
 }
 
 /* Measured (batch 32, AVX-512): forward is faster than the GEMM routes or as fast on the
@@ -59,9 +49,8 @@ int rt_conv_use_direct(int on)
 
 int rt_conv_direct_ok(const rt_conv_geom *g, int backward)
 {
-    pthread_once(&direct_once, direct_init);
     const int K = g->c * g->kh * g->kw;
-    return direct_on && g->groups == 1 && K <= RT_CONV_DIRECT_MAX_K && g->kh * g->kw > 1 &&
+    return rt_conv_switch_get(&direct_on) && g->groups == 1 && K <= RT_CONV_DIRECT_MAX_K && g->kh * g->kw > 1 &&
            g->ow >= 8 && (!backward || K >= BWD_MIN_K);
 }
 

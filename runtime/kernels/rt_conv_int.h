@@ -10,7 +10,22 @@
 #include "rt_kernels.h"
 #include "rt_simd.h"
 
+#include <stdatomic.h>
 #include <string.h>
+
+/* A switch of a convolution route (RT_CONV_IMPLICIT, _DIRECT, _WINOGRAD, _WINOGRAD_TILE):
+ * read once from its environment variable, where a single digit listed in `accepted` is
+ * taken and anything else gives dflt; tests change it through rt_conv_switch_set (not while
+ * kernels run). Define one with RT_CONV_SWITCH. */
+typedef struct {
+    const char *env, *accepted;
+    int dflt;
+    atomic_int value; /* -1: the environment not read yet */
+} rt_conv_switch;
+#define RT_CONV_SWITCH(env, accepted, dflt) {env, accepted, dflt, -1}
+int rt_conv_switch_get(rt_conv_switch *s);
+/* Sets it to v (the caller's own normalised value); returns the setting before. */
+int rt_conv_switch_set(rt_conv_switch *s, int v);
 
 /* g with 0 read as 1 in the fields appended later (dilation, groups). */
 static inline rt_conv_geom rt_conv_norm(const rt_conv_geom *g)

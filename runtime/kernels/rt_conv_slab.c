@@ -6,7 +6,6 @@
 #include "rt_conv_int.h"
 #include "rt_gemm_int.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,21 +32,12 @@ static size_t up16(size_t f)
  * hold the padding's zeros themselves, ow + (kw-1)/sw columns and oh + (kh-1)/sh rows per
  * image, without shared borders. */
 
-static int implicit_on = 1;
-static pthread_once_t implicit_once = PTHREAD_ONCE_INIT;
-
-static void implicit_init(void) /* RT_CONV_IMPLICIT=0 starts with the route off */
-{
-    const char *e = getenv("RT_CONV_IMPLICIT");
-    implicit_on = !(e && strcmp(e, "0") == 0);
-}
+/* RT_CONV_IMPLICIT=0 starts with the route off */
+static rt_conv_switch implicit_on = RT_CONV_SWITCH("RT_CONV_IMPLICIT", "01", 1);
 
 int rt_conv_use_implicit(int on)
 {
-    pthread_once(&implicit_once, implicit_init);
-    int was = implicit_on;
-    implicit_on = on != 0;
-    return was;
+    return rt_conv_switch_set(&implicit_on, on != 0);
 }
 
 static int imax(int a, int b)
@@ -59,10 +49,9 @@ static int imax(int a, int b)
  * 1, where borders are shared), no dilation, one group, a kernel of more than one tap. */
 int rt_conv_implicit_ok(const rt_conv_geom *g)
 {
-    pthread_once(&implicit_once, implicit_init);
     int zero_pad = g->pad == RT_PAD_ZERO || (g->pt | g->pb | g->pl | g->pr) == 0;
     int strided = g->sh > 1 || g->sw > 1;
-    return implicit_on && g->groups == 1 && g->dh == 1 && g->dw == 1 && g->kh * g->kw > 1 &&
+    return rt_conv_switch_get(&implicit_on) && g->groups == 1 && g->dh == 1 && g->dw == 1 && g->kh * g->kw > 1 &&
            zero_pad &&
            (strided || (g->pt < g->kh && g->pb < g->kh && g->pl < g->kw && g->pr < g->kw));
 }

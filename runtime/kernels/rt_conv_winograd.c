@@ -19,7 +19,6 @@
 #include "rt_simd.h"
 
 #include <limits.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,40 +38,20 @@
 #define MIN_W 16
 #define WIDE_C 64
 #define WIDE_W 48
-static int wino_on = 1;
-static pthread_once_t wino_once = PTHREAD_ONCE_INIT;
-
-static void wino_init(void) /* RT_CONV_WINOGRAD=0 starts with the route off, 2 forced */
-{
-    const char *e = getenv("RT_CONV_WINOGRAD");
-    wino_on = !e || strcmp(e, "0") != 0;
-    if (e && strcmp(e, "2") == 0)
-        wino_on = 2;
-}
+/* RT_CONV_WINOGRAD=0 starts with the route off, 2 forced */
+static rt_conv_switch wino_on = RT_CONV_SWITCH("RT_CONV_WINOGRAD", "012", 1);
 
 int rt_conv_use_winograd(int on)
 {
-    pthread_once(&wino_once, wino_init);
-    int was = wino_on;
-    wino_on = on == 2 ? 2 : on != 0;
-    return was;
+    return rt_conv_switch_set(&wino_on, on == 2 ? 2 : on != 0);
 }
 
-static int wino_tile; /* 2 or 4: F(m x m, 3x3) forced; 0: by shape (pick_tile) */
-static pthread_once_t tile_once = PTHREAD_ONCE_INIT;
-
-static void tile_init(void) /* RT_CONV_WINOGRAD_TILE=2 or 4 forces that tile */
-{
-    const char *e = getenv("RT_CONV_WINOGRAD_TILE");
-    wino_tile = e && strcmp(e, "2") == 0 ? 2 : e && strcmp(e, "4") == 0 ? 4 : 0;
-}
+/* 2 or 4: F(m x m, 3x3) forced (RT_CONV_WINOGRAD_TILE); 0: by shape (pick_tile) */
+static rt_conv_switch wino_tile = RT_CONV_SWITCH("RT_CONV_WINOGRAD_TILE", "24", 0);
 
 int rt_conv_winograd_tile(int m)
 {
-    pthread_once(&tile_once, tile_init);
-    int was = wino_tile;
-    wino_tile = m == 2 || m == 4 ? m : 0;
-    return was;
+    return rt_conv_switch_set(&wino_tile, m == 2 || m == 4 ? m : 0);
 }
 
 /* The output tile: F(2x2,3x3) unless F(4x4,3x3) is asked for. F(4x4) does 36 instead of 64
@@ -83,8 +62,8 @@ int rt_conv_winograd_tile(int m)
 static int pick_tile(const rt_conv_geom *g)
 {
     (void)g;
-    pthread_once(&tile_once, tile_init);
-    return wino_tile ? wino_tile : 2;
+    int m = rt_conv_switch_get(&wino_tile);
+    return m ? m : 2;
 }
 
 /* Whether the route is faster than the implicit GEMM for g (the measurements above). */
@@ -96,15 +75,15 @@ static int faster(const rt_conv_geom *g)
 
 int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
 {
-    pthread_once(&wino_once, wino_init);
-    if (!wino_on || g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 ||
+    const int on = rt_conv_switch_get(&wino_on);
+    if (!on || g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 ||
         g->dw != 1 || g->groups != 1 || g->pt > 2 || g->pb > 2 || g->pl > 2 || g->pr > 2)
         return 0;
     if (g->pad != RT_PAD_ZERO && (g->pt | g->pb | g->pl | g->pr) != 0)
         return 0;
     if (act != RT_ACT_NONE && act != RT_ACT_RELU && act != RT_ACT_LEAKYRELU)
         return 0;
-    if (wino_on == 1 && !faster(g))
+    if (on == 1 && !faster(g))
         return 0;
     /* tile numbers and offsets in ints and longs */
     double tiles = (double)n * ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
