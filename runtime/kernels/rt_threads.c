@@ -82,7 +82,7 @@ struct rt_threads {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
     atomic_ulong generation;    /* bumped once per task, after task and arg are set */
-    atomic_int pending;         /* workers 1..n-1 still running the current task */
+    atomic_ulong pending;       /* workers 1..n-1 still running the current task */
     atomic_int stop;
     int sleepers;               /* workers asleep on go (under mu) */
     long spin_ns;               /* how long a waiting side may watch before it sleeps */
@@ -167,31 +167,19 @@ static inline void relax(int round)
         sched_yield();
 }
 
-/* Watches *v until it differs from `old` or spin_ns pass; returns its last value. */
-static unsigned long watch_ulong(atomic_ulong *v, unsigned long old, long spin_ns)
+/* Watches *v for up to spin_ns until it equals ref (equal = 1: the caller waiting for the
+ * running workers to reach 0) or differs from it (equal = 0: a worker waiting for the
+ * generation to move on from the one it ran); returns its last value. */
+static unsigned long watch(atomic_ulong *v, unsigned long ref, int equal, long spin_ns)
 {
     unsigned long cur = atomic_load_explicit(v, memory_order_acquire);
-    if (cur != old || spin_ns <= 0)
+    if ((cur == ref) == equal || spin_ns <= 0)
         return cur;
     long until = now_ns() + spin_ns;
     for (int i = 1;; i++) {
         relax(i);
         cur = atomic_load_explicit(v, memory_order_acquire);
-        if (cur != old || ((i & 63) == 0 && now_ns() > until))
-            return cur;
-    }
-}
-
-static int watch_pending(atomic_int *v, long spin_ns)
-{
-    int cur = atomic_load_explicit(v, memory_order_acquire);
-    if (cur == 0 || spin_ns <= 0)
-        return cur;
-    long until = now_ns() + spin_ns;
-    for (int i = 1;; i++) {
-        relax(i);
-        cur = atomic_load_explicit(v, memory_order_acquire);
-        if (cur == 0 || ((i & 63) == 0 && now_ns() > until))
+        if ((cur == ref) == equal || ((i & 63) == 0 && now_ns() > until))
             return cur;
     }
 }
@@ -210,7 +198,7 @@ static void *worker_main(void *p)
     unsigned long seen = 0;
     long spin = tp->spin_ns;
     for (;;) {
-        unsigned long g = watch_ulong(&tp->generation, seen, watch_budget(tp, spin));
+        unsigned long g = watch(&tp->generation, seen, 0, watch_budget(tp, spin));
         spin = adapt_spin(spin, tp->spin_ns, g != seen);
         if (g == seen) { /* nothing came while watching: sleep until it does */
             pthread_mutex_lock(&tp->mu);
@@ -337,7 +325,7 @@ void rt_threads_run(rt_threads *tp, rt_task task, void *arg)
     }
     tp->task = task;
     tp->arg = arg;
-    atomic_store_explicit(&tp->pending, tp->n - 1, memory_order_relaxed);
+    atomic_store_explicit(&tp->pending, (unsigned long)tp->n - 1, memory_order_relaxed);
     /* under mu, so that a worker going to sleep either sees the new generation or is
      * counted in sleepers and woken */
     pthread_mutex_lock(&tp->mu);
@@ -349,7 +337,7 @@ void rt_threads_run(rt_threads *tp, rt_task task, void *arg)
     rt_worker *me = &tp->workers[0];
     task(arg, me);
 
-    int left = watch_pending(&tp->pending, watch_budget(tp, tp->caller_spin_ns));
+    unsigned long left = watch(&tp->pending, 0, 1, watch_budget(tp, tp->caller_spin_ns));
     tp->caller_spin_ns = adapt_spin(tp->caller_spin_ns, tp->spin_ns, left == 0);
     if (left > 0) {
         pthread_mutex_lock(&tp->mu);
