@@ -993,6 +993,67 @@ START_TEST(batchnorm_backward_hand)
 }
 END_TEST
 
+/* Batchnorm splits its work over the workers in (image, channel) blocks, image-major, and
+ * sums each channel's statistics per image, then over the images in order: training and
+ * evaluation, forward and backward with a fused relu give the same bits on 1 to 4 workers,
+ * with blocks cut inside an image's channels (5 x 3 blocks of 37 values, not a multiple of
+ * the vector width). The first run's statistics are checked against float64 ones. */
+START_TEST(batchnorm_same_bits_any_pool)
+{
+    enum { N = 5, C = 3, HW = 37, T = N * C * HW };
+    static float x[T], y[5][T], dy0[T], dy[5][T], dx[5][T];
+    float g[C] = {1.5f, -0.5f, 2}, b[C] = {0.25f, 0, -1}, dgb[5][2 * C], rm[5][C], rv[5][C];
+    float sm[5][C], si[5][C], ye[5][T], dxe[5][T];
+    unsigned r = 12345;
+    for (int i = 0; i < T; i++) {
+        r = r * 1103515245u + 12345u;
+        x[i] = (float)((r >> 8) % 2001) / 100.0f - 7.0f;
+        r = r * 1103515245u + 12345u;
+        dy0[i] = (float)((r >> 8) % 2001) / 1000.0f - 1.0f;
+    }
+    for (int t = 1; t <= 4; t++) {
+        rt_threads *tp = t > 1 ? rt_threads_create(t, NULL) : NULL;
+        for (int ch = 0; ch < C; ch++)
+            rm[t][ch] = 0.5f, rv[t][ch] = 2.0f;
+        memcpy(dy[t], dy0, sizeof dy0);
+        rt_batchnorm_act_forward_mt(1, x, g, b, rm[t], rv[t], 0.1f, 1e-5f, y[t], sm[t], si[t],
+                                    RT_ACT_RELU, 0.0f, N, C, HW, tp);
+        rt_batchnorm_act_backward_mt(1, x, g, sm[t], si[t], NULL, 1e-5f, y[t], RT_ACT_RELU,
+                                     0.0f, dy[t], dx[t], 0, dgb[t], dgb[t] + C, N, C, HW, tp);
+        rt_batchnorm_forward_eval_mt(x, g, b, rm[t], rv[t], 1e-5f, ye[t], N, C, HW, tp);
+        rt_batchnorm_backward_eval_mt(x, g, rm[t], rv[t], 1e-5f, dy0, dxe[t], 0, dgb[t],
+                                      dgb[t] + C, N, C, HW, tp);
+        if (tp)
+            rt_threads_destroy(tp);
+        if (t == 1) {
+            for (int ch = 0; ch < C; ch++) { /* the batch statistics, in float64 */
+                double m = 0, v = 0;
+                for (int s = 0; s < N; s++)
+                    for (int i = 0; i < HW; i++)
+                        m += x[(s * C + ch) * HW + i];
+                m /= N * HW;
+                for (int s = 0; s < N; s++)
+                    for (int i = 0; i < HW; i++)
+                        v += (x[(s * C + ch) * HW + i] - m) * (x[(s * C + ch) * HW + i] - m);
+                v /= N * HW;
+                ck_assert_float_eq_tol(sm[1][ch], (float)m, 1e-5f);
+                ck_assert_float_eq_tol(si[1][ch], (float)(1.0 / sqrt(v + 1e-5)), 1e-6f);
+            }
+            continue;
+        }
+        ck_assert_msg(memcmp(y[t], y[1], sizeof y[1]) == 0, "train y, %d workers", t);
+        ck_assert_msg(memcmp(dy[t], dy[1], sizeof dy[1]) == 0, "relu'd dy, %d workers", t);
+        ck_assert_msg(memcmp(dx[t], dx[1], sizeof dx[1]) == 0, "train dx, %d workers", t);
+        ck_assert_msg(memcmp(ye[t], ye[1], sizeof ye[1]) == 0, "eval y, %d workers", t);
+        ck_assert_msg(memcmp(dxe[t], dxe[1], sizeof dxe[1]) == 0, "eval dx, %d workers", t);
+        ck_assert_msg(memcmp(dgb[t], dgb[1], sizeof dgb[1]) == 0, "dgamma, %d workers", t);
+        ck_assert_msg(memcmp(rm[t], rm[1], sizeof rm[1]) == 0 &&
+                          memcmp(rv[t], rv[1], sizeof rv[1]) == 0,
+                      "running statistics, %d workers", t);
+    }
+}
+END_TEST
+
 /* The elementwise backward passes by hand: relu, sigmoid, tanh, dropout, and the plain
  * pass-through of flatten and residual adds. */
 START_TEST(elementwise_backward_hand)
@@ -1276,6 +1337,7 @@ static Suite *suite(void)
     tcase_add_test(t, dense_hand);
     tcase_add_test(t, batchnorm_hand);
     tcase_add_test(t, batchnorm_backward_hand);
+    tcase_add_test(t, batchnorm_same_bits_any_pool);
     tcase_add_test(t, batchnorm_fold_hand);
     tcase_add_test(t, add_act_hand);
     tcase_add_test(t, elementwise_backward_hand);

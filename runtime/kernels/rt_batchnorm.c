@@ -1,15 +1,16 @@
 /*
  * rt_batchnorm.c - per-channel batch normalisation (BatchNorm2d/1d), forward and backward.
  *
- * Channels are independent, so they are split over the pool's workers. Each channel's
- * statistics are summed in a fixed order (RT_VEC float partial sums, then their total in
- * double), so the bits do not depend on the split. Training mode normalises with the batch's
- * biased variance and moves the running statistics with PyTorch's rule (unbiased variance);
- * evaluation mode uses the running ones. The _act forms run the activation that follows
- * (relu and the others computed from their output) on each channel while it is in cache.
- * With a shard set (data-parallel training, rt_shard in rt_kernels.h) the training-mode
- * statistics and the input gradient's sums are the whole global batch's: each is summed
- * here, then over the shards, between two passes over the channels (sync batchnorm).
+ * The work is split over the pool's workers by images (see run_blocks), so that each core
+ * reads what it wrote in the layer before. Each channel's statistics are summed in a fixed
+ * order (per image, RT_VEC float partial sums and their total in double; then the images'
+ * totals in image order), so the bits do not depend on the split. Training mode normalises
+ * with the batch's biased variance and moves the running statistics with PyTorch's rule
+ * (unbiased variance); evaluation mode uses the running ones. The _act forms run the
+ * activation that follows (relu and the others computed from their output) on each block
+ * while it is in cache. With a shard set (data-parallel training, rt_shard in rt_kernels.h)
+ * the training-mode statistics and the input gradient's sums are the whole global batch's:
+ * each is summed here, then over the shards, between two passes (sync batchnorm).
  */
 #include "rt_kernels.h"
 #include "rt_simd.h"
@@ -27,10 +28,13 @@ typedef struct {
     float momentum, eps, alpha;
     int n, c, hw, accum, train;
     double cnt;         /* values per channel in the (global) batch */
-    double *gs;         /* sharded: 2c sums over the global batch (see fwd_sharded) */
+    double *part;       /* 2 n c: one (image, channel) block's two sums, at s*c+ch and n*c+s*c+ch */
+    double *tot;        /* 2 c: their totals over the images (and the shards) */
+    float *k;           /* 3 c: per channel, the forward's y = k0 x + k1, or the backward's
+                         * dx = k0 dy - k1 (x - mean) - k2 */
 } bn_job;
 
-/* sum over a channel of (x - m)^2 */
+/* sum over a block of (x - m)^2 */
 static double sum_sqdev(const float *x, size_t n, float m)
 {
     float part[RT_VEC] = {0};
@@ -61,248 +65,213 @@ static void affine(const float *x, float a, float b, float *y, size_t n)
         y[i] = a * x[i] + b;
 }
 
-RT_CLONES static void fwd_channel(bn_job *j, int ch)
+/* The work is split over the workers as (image, channel) blocks, image-major, in contiguous
+ * runs: each worker takes the same images as the convolutions and elementwise steps around
+ * it, whose outputs are still in its core's cache. Each pass stores one block's sums (in
+ * double), and the caller adds them up over the images in image order between passes, so
+ * the bits depend neither on the split nor on the thread count. */
+typedef void (*bn_block_fn)(bn_job *j, int s, int ch, size_t off);
+
+static void run_blocks(bn_job *j, rt_worker *w, bn_block_fn fn)
 {
-    const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
-    double mean, invstd;
-    if (j->train) {
-        const double cnt = j->cnt;
-        double sum = 0.0, sq = 0.0;
-        if (j->gs) { /* sharded: the global batch's sums */
-            sum = j->gs[ch];
-            sq = j->gs[j->c + ch];
-        } else {
-            for (int s = 0; s < j->n; s++)
-                sum += rt_sum(j->x + s * stride + ch * hw, hw);
-        }
-        mean = sum / cnt;
-        for (int s = 0; !j->gs && s < j->n; s++)
-            sq += sum_sqdev(j->x + s * stride + ch * hw, hw, (float)mean);
-        double var = sq / cnt;
-        invstd = 1.0 / sqrt(var + j->eps);
-        double unbiased = cnt > 1.0 ? var * cnt / (cnt - 1.0) : var;
-        j->run_mean[ch] = (float)((1.0 - j->momentum) * j->run_mean[ch] + j->momentum * mean);
-        j->run_var_out[ch] =
-            (float)((1.0 - j->momentum) * j->run_var_out[ch] + j->momentum * unbiased);
-        j->save_mean[ch] = (float)mean;
-        j->save_invstd[ch] = (float)invstd;
-    } else {
-        mean = j->mean[ch];
-        invstd = 1.0 / sqrt((double)j->run_var[ch] + j->eps);
-    }
-    float a = (float)(j->gamma[ch] * invstd);
-    float b = (float)(j->beta[ch] - mean * j->gamma[ch] * invstd);
-    for (int s = 0; s < j->n; s++) {
-        float *yp = j->y + s * stride + ch * hw;
-        affine(j->x + s * stride + ch * hw, a, b, yp, hw);
-        if (j->act != RT_ACT_NONE)
-            rt_act_forward(j->act, j->alpha, yp, yp, hw);
+    const size_t hw = (size_t)j->hw;
+    int lo, hi;
+    rt_split_range(j->n * j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
+    for (int it = lo; it < hi; it++)
+        fn(j, it / j->c, it % j->c, (size_t)it * hw);
+}
+
+/* tot[t * c + ch] = the sum over the images of part[t * n * c + s * c + ch], t = 0, 1 */
+static void total_images(bn_job *j, int which)
+{
+    const int n = j->n, c = j->c;
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0.0;
+        for (int i = 0; i < n; i++)
+            s += j->part[(size_t)which * n * c + (size_t)i * c + ch];
+        j->tot[(size_t)which * c + ch] = s;
     }
 }
 
-/* Sums of dy and dy * (x - mean) over one channel. */
-static void channel_sums(const bn_job *j, int ch, float mean, double *sdy, double *sdyx)
+RT_CLONES static void block_sum(bn_job *j, int s, int ch, size_t off)
 {
-    const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
-    double a = 0.0, b = 0.0;
-    for (int s = 0; s < j->n; s++) {
-        const float *xp = j->x + s * stride + ch * hw, *dp = j->dy + s * stride + ch * hw;
-        float pa[RT_VEC] = {0}, pb[RT_VEC] = {0};
-        size_t i = 0;
-        for (; i + RT_VEC <= hw; i += RT_VEC)
-            for (int k = 0; k < RT_VEC; k++) {
-                pa[k] += dp[i + k];
-                pb[k] += dp[i + k] * (xp[i + k] - mean);
-            }
-        for (int k = 0; k < RT_VEC; k++) {
-            a += pa[k];
-            b += pb[k];
-        }
-        for (; i < hw; i++) {
-            a += dp[i];
-            b += (double)dp[i] * (xp[i] - mean);
-        }
-    }
-    *sdy = a;
-    *sdyx = b;
+    j->part[(size_t)s * j->c + ch] = rt_sum(j->x + off, (size_t)j->hw);
 }
 
-/* Backward, first half: the fused activation's gradient, this batch's sums of dy and
- * dy * (x - mean), and from them the parameter gradients (summed over shards with the
- * other gradients later, so they stay this shard's). */
-RT_CLONES static void bwd_sums(bn_job *j, int ch, double *sdy, double *sdyx)
+RT_CLONES static void block_sqdev(bn_job *j, int s, int ch, size_t off)
 {
-    const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
-    double invstd = j->train ? j->invstd[ch] : 1.0 / sqrt((double)j->run_var[ch] + j->eps);
+    float mean = (float)(j->tot[ch] / j->cnt);
+    j->part[(size_t)(j->n + s) * j->c + ch] = sum_sqdev(j->x + off, (size_t)j->hw, mean);
+}
+
+RT_CLONES static void block_affine(bn_job *j, int s, int ch, size_t off)
+{
+    (void)s;
+    affine(j->x + off, j->k[ch], j->k[j->c + ch], j->y + off, (size_t)j->hw);
     if (j->act != RT_ACT_NONE)
-        for (int s = 0; s < j->n; s++)
-            rt_act_backward(j->act, j->alpha, j->act_y + s * stride + ch * hw,
-                            j->act_dy + s * stride + ch * hw, j->act_dy + s * stride + ch * hw,
-                            hw, 0);
-    channel_sums(j, ch, j->mean[ch], sdy, sdyx);
-    j->dgamma[ch] = (float)(*sdyx * invstd); /* sum dy * xhat */
-    j->dbeta[ch] = (float)*sdy;
+        rt_act_forward(j->act, j->alpha, j->y + off, j->y + off, (size_t)j->hw);
 }
 
-/* Backward, second half: the input gradient from the (global) sums. */
-RT_CLONES static void bwd_dx(bn_job *j, int ch, double sdy, double sdyx)
+/* The fused activation's gradient, then the block's sums of dy and dy * (x - mean). */
+RT_CLONES static void block_bwd_sums(bn_job *j, int s, int ch, size_t off)
 {
-    const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
-    const double cnt = j->cnt;
-    float mean = j->mean[ch];
-    double invstd = j->train ? j->invstd[ch] : 1.0 / sqrt((double)j->run_var[ch] + j->eps);
-    /* training: dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), which is
-     * k dy - k2 (x - mean) - k3; evaluation: dx = gamma invstd dy */
-    float k = (float)(j->gamma[ch] * invstd), k2 = 0.0f, k3 = 0.0f;
-    if (j->train) {
-        k2 = (float)(j->gamma[ch] * invstd * invstd * invstd * sdyx / cnt);
-        k3 = (float)(j->gamma[ch] * invstd * sdy / cnt);
+    const size_t hw = (size_t)j->hw;
+    if (j->act != RT_ACT_NONE)
+        rt_act_backward(j->act, j->alpha, j->act_y + off, j->act_dy + off, j->act_dy + off,
+                        hw, 0);
+    const float *xp = j->x + off, *dp = j->dy + off, mean = j->mean[ch];
+    float pa[RT_VEC] = {0}, pb[RT_VEC] = {0};
+    size_t i = 0;
+    for (; i + RT_VEC <= hw; i += RT_VEC)
+        for (int k = 0; k < RT_VEC; k++) {
+            pa[k] += dp[i + k];
+            pb[k] += dp[i + k] * (xp[i + k] - mean);
+        }
+    double a = 0.0, b = 0.0;
+    for (int k = 0; k < RT_VEC; k++) {
+        a += pa[k];
+        b += pb[k];
     }
-    for (int s = 0; s < j->n; s++) {
-        const float *xp = j->x + s * stride + ch * hw, *dp = j->dy + s * stride + ch * hw;
-        float *op = j->dx + s * stride + ch * hw;
-        size_t i = 0;
-        for (; i + RT_VEC <= hw; i += RT_VEC) {
-            float t[RT_VEC];
+    for (; i < hw; i++) {
+        a += dp[i];
+        b += (double)dp[i] * (xp[i] - mean);
+    }
+    j->part[(size_t)s * j->c + ch] = a;
+    j->part[(size_t)(j->n + s) * j->c + ch] = b;
+}
+
+RT_CLONES static void block_dx(bn_job *j, int s, int ch, size_t off)
+{
+    (void)s;
+    const size_t hw = (size_t)j->hw;
+    const float k = j->k[ch], k2 = j->k[j->c + ch], k3 = j->k[2 * j->c + ch];
+    const float mean = j->mean[ch];
+    const float *xp = j->x + off, *dp = j->dy + off;
+    float *op = j->dx + off;
+    size_t i = 0;
+    for (; i + RT_VEC <= hw; i += RT_VEC) {
+        float t[RT_VEC];
+        for (int q = 0; q < RT_VEC; q++)
+            t[q] = k * dp[i + q] - k2 * (xp[i + q] - mean) - k3;
+        if (j->accum)
             for (int q = 0; q < RT_VEC; q++)
-                t[q] = k * dp[i + q] - k2 * (xp[i + q] - mean) - k3;
-            if (j->accum)
-                for (int q = 0; q < RT_VEC; q++)
-                    op[i + q] += t[q];
-            else
-                for (int q = 0; q < RT_VEC; q++)
-                    op[i + q] = t[q];
-        }
-        for (; i < hw; i++) {
-            float d = k * dp[i] - k2 * (xp[i] - mean) - k3;
-            op[i] = j->accum ? op[i] + d : d;
-        }
+                op[i + q] += t[q];
+        else
+            for (int q = 0; q < RT_VEC; q++)
+                op[i + q] = t[q];
+    }
+    for (; i < hw; i++) {
+        float d = k * dp[i] - k2 * (xp[i] - mean) - k3;
+        op[i] = j->accum ? op[i] + d : d;
     }
 }
 
-static void bwd_channel(bn_job *j, int ch)
-{
-    double sdy, sdyx;
-    bwd_sums(j, ch, &sdy, &sdyx);
-    if (j->dx)
-        bwd_dx(j, ch, sdy, sdyx);
-}
+static void sum_task(void *arg, rt_worker *w) { run_blocks(arg, w, block_sum); }
+static void sqdev_task(void *arg, rt_worker *w) { run_blocks(arg, w, block_sqdev); }
+static void affine_task(void *arg, rt_worker *w) { run_blocks(arg, w, block_affine); }
+static void bwd_sums_task(void *arg, rt_worker *w) { run_blocks(arg, w, block_bwd_sums); }
+static void dx_task(void *arg, rt_worker *w) { run_blocks(arg, w, block_dx); }
 
-static void fwd_task(void *arg, rt_worker *w)
+/* The job's part, tot and k arrays in one allocation (freed by bn_free). */
+static void bn_alloc(bn_job *j)
 {
-    bn_job *j = arg;
-    int lo, hi;
-    rt_split_range(j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
-    for (int ch = lo; ch < hi; ch++)
-        fwd_channel(j, ch);
-}
-
-static void bwd_task(void *arg, rt_worker *w)
-{
-    bn_job *j = arg;
-    int lo, hi;
-    rt_split_range(j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
-    for (int ch = lo; ch < hi; ch++)
-        bwd_channel(j, ch);
-}
-
-/* ---- sharded (sync batchnorm): the passes over the channels with sums between them */
-
-RT_CLONES static void sum_task(void *arg, rt_worker *w) /* gs[ch] = this shard's sum of x */
-{
-    bn_job *j = arg;
-    const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
-    int lo, hi;
-    rt_split_range(j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
-    for (int ch = lo; ch < hi; ch++) {
-        double sum = 0.0;
-        for (int s = 0; s < j->n; s++)
-            sum += rt_sum(j->x + s * stride + ch * hw, hw);
-        j->gs[ch] = sum;
-    }
-}
-
-RT_CLONES static void sqdev_task(void *arg, rt_worker *w) /* gs[c + ch] = sum of (x - global mean)^2 */
-{
-    bn_job *j = arg;
-    const size_t hw = (size_t)j->hw, stride = (size_t)j->c * hw;
-    int lo, hi;
-    rt_split_range(j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
-    for (int ch = lo; ch < hi; ch++) {
-        float mean = (float)(j->gs[ch] / j->cnt);
-        double sq = 0.0;
-        for (int s = 0; s < j->n; s++)
-            sq += sum_sqdev(j->x + s * stride + ch * hw, hw, mean);
-        j->gs[j->c + ch] = sq;
-    }
-}
-
-static void bwd_sums_task(void *arg, rt_worker *w)
-{
-    bn_job *j = arg;
-    int lo, hi;
-    rt_split_range(j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
-    for (int ch = lo; ch < hi; ch++)
-        bwd_sums(j, ch, &j->gs[ch], &j->gs[j->c + ch]);
-}
-
-static void bwd_dx_task(void *arg, rt_worker *w)
-{
-    bn_job *j = arg;
-    int lo, hi;
-    rt_split_range(j->c, rt_worker_count(w), rt_worker_id(w), &lo, &hi);
-    for (int ch = lo; ch < hi; ch++)
-        bwd_dx(j, ch, j->gs[ch], j->gs[j->c + ch]);
-}
-
-static double *shard_sums(int c)
-{
-    double *gs = malloc(2 * (size_t)c * sizeof *gs);
-    if (!gs) { /* a kernel has no error path: as an allocation failure anywhere else */
-        fprintf(stderr, "error: out of memory for batchnorm's sums over the ranks\n");
+    const size_t nc = (size_t)j->n * j->c, c = (size_t)j->c;
+    j->part = malloc((2 * nc + 2 * c) * sizeof *j->part + 3 * c * sizeof *j->k);
+    if (!j->part) { /* a kernel has no error path: as an allocation failure anywhere else */
+        fprintf(stderr, "error: out of memory for batchnorm's sums\n");
         abort();
     }
-    return gs;
+    j->tot = j->part + 2 * nc;
+    j->k = (float *)(j->tot + 2 * c);
 }
 
-/* Training forward: the mean, then the squared deviations from it, each summed over the
- * shards, then the normalisation of this shard's images with the global statistics. */
-static void fwd_train(bn_job *j, rt_threads *tp)
+static void bn_free(bn_job *j)
 {
-    const rt_shard *sh = rt_shard_get();
-    j->cnt = (double)j->n * j->hw;
-    if (!sh || !sh->sum) {
-        rt_threads_run(tp, fwd_task, j);
-        return;
-    }
-    j->cnt = (double)sh->total * j->hw;
-    j->gs = shard_sums(j->c);
-    rt_threads_run(tp, sum_task, j);
-    sh->sum(j->gs, (size_t)j->c);
-    rt_threads_run(tp, sqdev_task, j);
-    sh->sum(j->gs + j->c, (size_t)j->c);
-    rt_threads_run(tp, fwd_task, j);
-    free(j->gs);
-    j->gs = NULL;
+    free(j->part);
+    j->part = j->tot = NULL;
+    j->k = NULL;
 }
 
-/* Training backward: this shard's sums, summed over the shards, then dx. */
-static void bwd_train(bn_job *j, rt_threads *tp)
+/* Forward: in training, the mean, then the squared deviations from it, each summed over the
+ * images (and, with a shard set, over the shards: sync batchnorm), then the normalisation;
+ * in evaluation, the normalisation with the running statistics. */
+static void bn_forward(bn_job *j, rt_threads *tp)
 {
-    const rt_shard *sh = rt_shard_get();
-    j->cnt = (double)j->n * j->hw;
-    if (!sh || !sh->sum) {
-        rt_threads_run(tp, bwd_task, j);
-        return;
+    const rt_shard *sh = j->train ? rt_shard_get() : NULL;
+    const int c = j->c;
+    bn_alloc(j);
+    if (j->train) {
+        j->cnt = (double)(sh && sh->sum ? sh->total : j->n) * j->hw;
+        rt_threads_run(tp, sum_task, j);
+        total_images(j, 0);
+        if (sh && sh->sum)
+            sh->sum(j->tot, (size_t)c);
+        rt_threads_run(tp, sqdev_task, j);
+        total_images(j, 1);
+        if (sh && sh->sum)
+            sh->sum(j->tot + c, (size_t)c);
     }
-    j->cnt = (double)sh->total * j->hw;
-    j->gs = shard_sums(j->c);
+    for (int ch = 0; ch < c; ch++) {
+        double mean, invstd;
+        if (j->train) {
+            mean = j->tot[ch] / j->cnt;
+            double var = j->tot[c + ch] / j->cnt;
+            invstd = 1.0 / sqrt(var + j->eps);
+            double unbiased = j->cnt > 1.0 ? var * j->cnt / (j->cnt - 1.0) : var;
+            j->run_mean[ch] =
+                (float)((1.0 - j->momentum) * j->run_mean[ch] + j->momentum * mean);
+            j->run_var_out[ch] =
+                (float)((1.0 - j->momentum) * j->run_var_out[ch] + j->momentum * unbiased);
+            j->save_mean[ch] = (float)mean;
+            j->save_invstd[ch] = (float)invstd;
+        } else {
+            mean = j->mean[ch];
+            invstd = 1.0 / sqrt((double)j->run_var[ch] + j->eps);
+        }
+        j->k[ch] = (float)(j->gamma[ch] * invstd);
+        j->k[c + ch] = (float)(j->beta[ch] - mean * j->gamma[ch] * invstd);
+    }
+    rt_threads_run(tp, affine_task, j);
+    bn_free(j);
+}
+
+/* Backward: the fused activation's gradient and the sums of dy and dy * (x - mean) over the
+ * images, which give the parameter gradients (this shard's: they are summed over the shards
+ * with the other gradients later); in training the sums are then summed over the shards for
+ * the input gradient. */
+static void bn_backward(bn_job *j, rt_threads *tp)
+{
+    const rt_shard *sh = j->train ? rt_shard_get() : NULL;
+    const int c = j->c;
+    bn_alloc(j);
+    j->cnt = (double)(sh && sh->sum ? sh->total : j->n) * j->hw;
     rt_threads_run(tp, bwd_sums_task, j);
-    sh->sum(j->gs, 2 * (size_t)j->c);
-    if (j->dx)
-        rt_threads_run(tp, bwd_dx_task, j);
-    free(j->gs);
-    j->gs = NULL;
+    total_images(j, 0);
+    total_images(j, 1);
+    for (int ch = 0; ch < c; ch++) {
+        double invstd = j->train ? j->invstd[ch] : 1.0 / sqrt((double)j->run_var[ch] + j->eps);
+        j->dgamma[ch] = (float)(j->tot[c + ch] * invstd); /* sum dy * xhat */
+        j->dbeta[ch] = (float)j->tot[ch];
+    }
+    if (sh && sh->sum)
+        sh->sum(j->tot, 2 * (size_t)c);
+    if (j->dx) {
+        for (int ch = 0; ch < c; ch++) {
+            /* training: dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), which is
+             * k dy - k2 (x - mean) - k3; evaluation: dx = gamma invstd dy */
+            double invstd =
+                j->train ? j->invstd[ch] : 1.0 / sqrt((double)j->run_var[ch] + j->eps);
+            j->k[ch] = (float)(j->gamma[ch] * invstd);
+            j->k[c + ch] = j->k[2 * c + ch] = 0.0f;
+            if (j->train) {
+                j->k[c + ch] = (float)(j->gamma[ch] * invstd * invstd * invstd *
+                                       j->tot[c + ch] / j->cnt);
+                j->k[2 * c + ch] = (float)(j->gamma[ch] * invstd * j->tot[ch] / j->cnt);
+            }
+        }
+        rt_threads_run(tp, dx_task, j);
+    }
+    bn_free(j);
 }
 
 void rt_batchnorm_fold(const float *w, const float *bias, int oc, size_t per_oc,
@@ -326,7 +295,7 @@ void rt_batchnorm_forward_train_mt(const float *x, const float *gamma, const flo
     j.x = x, j.gamma = gamma, j.beta = beta, j.run_mean = run_mean, j.run_var_out = run_var;
     j.momentum = momentum, j.eps = eps, j.y = y, j.save_mean = save_mean;
     j.save_invstd = save_invstd, j.n = n, j.c = c, j.hw = hw, j.train = 1;
-    fwd_train(&j, tp);
+    bn_forward(&j, tp);
 }
 
 void rt_batchnorm_forward_eval_mt(const float *x, const float *gamma, const float *beta,
@@ -336,7 +305,7 @@ void rt_batchnorm_forward_eval_mt(const float *x, const float *gamma, const floa
     bn_job j = {0};
     j.x = x, j.gamma = gamma, j.beta = beta, j.mean = run_mean, j.run_var = run_var;
     j.eps = eps, j.y = y, j.n = n, j.c = c, j.hw = hw;
-    rt_threads_run(tp, fwd_task, &j);
+    bn_forward(&j, tp);
 }
 
 void rt_batchnorm_backward_train_mt(const float *x, const float *gamma,
@@ -348,7 +317,7 @@ void rt_batchnorm_backward_train_mt(const float *x, const float *gamma,
     j.x = x, j.gamma = gamma, j.mean = save_mean, j.invstd = save_invstd, j.dy = dy;
     j.dx = dx, j.accum = accum, j.dgamma = dgamma, j.dbeta = dbeta, j.n = n, j.c = c;
     j.hw = hw, j.train = 1;
-    bwd_train(&j, tp);
+    bn_backward(&j, tp);
 }
 
 void rt_batchnorm_backward_eval_mt(const float *x, const float *gamma, const float *run_mean,
@@ -360,7 +329,7 @@ void rt_batchnorm_backward_eval_mt(const float *x, const float *gamma, const flo
     j.x = x, j.gamma = gamma, j.mean = run_mean, j.run_var = run_var, j.eps = eps, j.dy = dy;
     j.dx = dx, j.accum = accum, j.dgamma = dgamma, j.dbeta = dbeta, j.n = n, j.c = c;
     j.hw = hw;
-    rt_threads_run(tp, bwd_task, &j);
+    bn_backward(&j, tp);
 }
 
 void rt_batchnorm_act_forward_mt(int training, const float *x, const float *gamma,
@@ -378,10 +347,7 @@ void rt_batchnorm_act_forward_mt(int training, const float *x, const float *gamm
     } else {
         j.mean = run_mean, j.run_var = run_var;
     }
-    if (training)
-        fwd_train(&j, tp);
-    else
-        rt_threads_run(tp, fwd_task, &j);
+    bn_forward(&j, tp);
 }
 
 void rt_batchnorm_act_backward_mt(int training, const float *x, const float *gamma,
@@ -398,10 +364,7 @@ void rt_batchnorm_act_backward_mt(int training, const float *x, const float *gam
         j.invstd = invstd, j.train = 1;
     else
         j.run_var = run_var, j.eps = eps;
-    if (training)
-        bwd_train(&j, tp);
-    else
-        rt_threads_run(tp, bwd_task, &j);
+    bn_backward(&j, tp);
 }
 
 void rt_batchnorm_forward_train(const float *x, const float *gamma, const float *beta,
