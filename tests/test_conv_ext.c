@@ -257,6 +257,56 @@ static float frand(void) /* in [-1, 1) */
     return (float)(urand() / 1073741824.0 - 1.0);
 }
 
+/* col2im with a column stride of 2 takes its own path (half-width rows per column parity,
+ * added back interleaved): on random geometries (stride 2 x 1 or 2 x 2 rows, windows 1-5
+ * wide, asymmetric padding, odd and even widths, flipped kernels, bands of output rows,
+ * every padding mode with and without padded cells) it stays the adjoint of im2col, exactly
+ * in small integers, and adds onto what dx holds. */
+START_TEST(col2im_stride2_adjoint)
+{
+    for (int it = 0; it < 300; it++) {
+        rt_conv_geom g = {0};
+        g.c = irand(1, 3), g.h = irand(1, 9), g.w = irand(1, 41);
+        g.kh = irand(1, 3), g.kw = irand(1, 5), g.sh = irand(1, 2), g.sw = 2;
+        g.pad = (rt_padmode)irand(0, 3), g.flip = irand(0, 1), g.dh = g.dw = 1;
+        g.groups = 1, g.oc = 1;
+        int padded = g.pad == RT_PAD_ZERO || irand(0, 1);
+        g.pt = padded ? irand(0, g.kh - 1) : 0, g.pb = padded ? irand(0, g.kh - 1) : 0;
+        g.pl = padded ? irand(0, g.kw - 1) : 0, g.pr = padded ? irand(0, g.kw - 1) : 0;
+        if (g.h + g.pt + g.pb < g.kh || g.w + g.pl + g.pr < g.kw)
+            continue;
+        g.oh = (g.h + g.pt + g.pb - g.kh) / g.sh + 1;
+        g.ow = (g.w + g.pl + g.pr - g.kw) / g.sw + 1;
+        if (rt_conv_geom_check(&g, NULL) != 0)
+            continue;
+        int oy0 = irand(0, g.oh - 1), oy1 = irand(oy0 + 1, g.oh);
+        size_t xn = (size_t)g.c * g.h * g.w, cn = (size_t)g.c * g.kh * g.kw * (oy1 - oy0) * g.ow;
+        float *x = malloc(xn * sizeof *x), *back = malloc(xn * sizeof *back);
+        float *col = malloc(cn * sizeof *col), *c2 = malloc(cn * sizeof *c2);
+        ck_assert(x && back && col && c2);
+        for (size_t i = 0; i < xn; i++)
+            x[i] = (float)irand(-3, 3), back[i] = (float)irand(-2, 2);
+        for (size_t i = 0; i < cn; i++)
+            c2[i] = (float)irand(-4, 4);
+        double a = 0, b = 0, before = 0;
+        for (size_t i = 0; i < xn; i++)
+            before += (double)x[i] * back[i];
+        rt_im2col(&g, x, oy0, oy1, col);
+        rt_col2im(&g, c2, oy0, oy1, back);
+        for (size_t i = 0; i < cn; i++)
+            a += (double)col[i] * c2[i];
+        for (size_t i = 0; i < xn; i++)
+            b += (double)x[i] * back[i];
+        ck_assert_msg(a == b - before,
+                      "%d: c %d %dx%d k %dx%d s %dx%d pad %d (%d %d %d %d) flip %d rows %d-%d: "
+                      "<im2col x, C> %g != <x, col2im C> %g", it, g.c, g.h, g.w, g.kh, g.kw,
+                      g.sh, g.sw, g.pad, g.pt, g.pb, g.pl, g.pr, g.flip, oy0, oy1, a,
+                      b - before);
+        free(x), free(back), free(col), free(c2);
+    }
+}
+END_TEST
+
 /* The padding rule written independently of the library (one reflection is enough for the
  * pads the checker accepts). */
 static int ref_src(int i, int n, rt_padmode m)
@@ -733,6 +783,7 @@ static Suite *suite(void)
     tcase_add_test(t, grouped_gemm_hand);
     tcase_add_test(t, depthwise_hand);
     tcase_add_test(t, im2col_dilated_adjoint);
+    tcase_add_test(t, col2im_stride2_adjoint);
     tcase_add_test(t, geometry_rejected);
     tcase_add_test(t, zero_means_one);
     suite_add_tcase(s, t);

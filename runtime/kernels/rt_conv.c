@@ -223,6 +223,70 @@ static void im2col_packed_t(const rt_conv_geom *g, const float *x, size_t xstrid
     }
 }
 
+/* col2im_ld for a column stride of 2 with zero padding, undilated, on maps up to
+ * S2_MAX_W wide: the scattered adds d[2 ox + off] += s[ox] of the general loop, a quarter
+ * of a strided layer's backward, become contiguous ones. Each dx row's taps are summed in
+ * two half-width rows, one per column parity (tap kx lands on parity (kx - pl) & 1), in
+ * the general loop's (ky, kx) order, and the pair is then added to the row interleaved. */
+#define S2_MAX_W 2048
+static void col2im_s2(const rt_conv_geom *g, const float *col, size_t ld, int oy0, int oy1,
+                      float *dx)
+{
+    const int ow = g->ow, hw = (g->w + 1) / 2;
+    float half[2][S2_MAX_W / 2];
+    for (int ci = 0; ci < g->c; ci++)
+        for (int iy = 0; iy < g->h; iy++) {
+            int any = 0;
+            for (int ky = 0; ky < g->kh; ky++) {
+                int ey = g->flip ? g->kh - 1 - ky : ky, t = iy + g->pt - ey * g->dh;
+                if (t < 0 || t % g->sh != 0 || t / g->sh < oy0 || t / g->sh >= oy1)
+                    continue;
+                const int oy = t / g->sh;
+                if (!any) {
+                    memset(half[0], 0, (size_t)hw * sizeof(float));
+                    memset(half[1], 0, (size_t)hw * sizeof(float));
+                    any = 1;
+                }
+                for (int kx = 0; kx < g->kw; kx++) {
+                    int ex = g->flip ? g->kw - 1 - kx : kx, off = ex - g->pl;
+                    int par = off & 1, m = (off - par) / 2; /* ix = 2 (ox + m) + par */
+                    int lo = off < 0 ? (-off + 1) / 2 : 0, hi = (g->w - 1 - off) / 2 + 1;
+                    if (hi > ow)
+                        hi = ow;
+                    const float *s =
+                        col + (size_t)((ci * g->kh + ky) * g->kw + kx) * ld +
+                        (size_t)(oy - oy0) * ow;
+                    float *h = half[par] + m;
+                    int ox = lo;
+#ifdef RT_HAVE_V4
+                    for (; ox + 4 <= hi; ox += 4)
+                        rt_st4(h + ox, rt_ld4(h + ox) + rt_ld4(s + ox));
+#endif
+                    for (; ox < hi; ox++)
+                        h[ox] += s[ox];
+                }
+            }
+            if (!any)
+                continue;
+            float *d = dx + ((size_t)ci * g->h + iy) * g->w;
+            int j = 0;
+#ifdef RT_HAVE_V4
+            for (; 2 * j + 8 <= g->w; j += 4) {
+                rt_v4 e = rt_ld4(half[0] + j), o = rt_ld4(half[1] + j);
+                rt_st4(d + 2 * j, rt_ld4(d + 2 * j) + __builtin_shufflevector(e, o, 0, 4, 1, 5));
+                rt_st4(d + 2 * j + 4,
+                       rt_ld4(d + 2 * j + 4) + __builtin_shufflevector(e, o, 2, 6, 3, 7));
+            }
+#endif
+            for (; 2 * j + 1 < g->w; j++) {
+                d[2 * j] += half[0][j];
+                d[2 * j + 1] += half[1][j];
+            }
+            if (2 * j < g->w)
+                d[2 * j] += half[0][j];
+        }
+}
+
 /* Adds the patch matrix of g's c channels back into dx (g normalised); its rows are ld
  * floats apart. */
 static void col2im_ld(const rt_conv_geom *g, const float *col, size_t ld, int oy0, int oy1,
@@ -230,6 +294,11 @@ static void col2im_ld(const rt_conv_geom *g, const float *col, size_t ld, int oy
 {
     const int ow = g->ow;
     const size_t pc = ld;
+    if (g->sw == 2 && g->dw == 1 && g->dh == 1 && g->w <= S2_MAX_W &&
+        (g->pad == RT_PAD_ZERO || (g->pt | g->pb | g->pl | g->pr) == 0)) {
+        col2im_s2(g, col, ld, oy0, oy1, dx);
+        return;
+    }
     for (int ci = 0; ci < g->c; ci++)
         for (int ky = 0; ky < g->kh; ky++)
             for (int kx = 0; kx < g->kw; kx++) {
