@@ -389,8 +389,8 @@ typedef struct {
     int fold;
     /* the implicit routes (implicit != 0; rows: a band's output rows, sg: the largest slab):
      * the slab (xp, c channels of sg.lc floats), the patch rows' offsets (koff, ints), and
-     * on the slab's grid the GEMM's output (forward) or dZ (dW, which also has dZ^T packed
-     * in dzb and its dW^T in cbuf) */
+     * in grid one column panel of the GEMM's output (forward), or dZ on the slab's grid (dW,
+     * which also has dZ^T packed in dzb and its dW^T in cbuf) */
     int implicit, rows;
     size_t xp, grid, koff;
     rt_conv_slab sg;
@@ -455,7 +455,7 @@ static layout plan(const rt_conv_geom *g, int backward)
         l.wstride = up16(rt_gemm_packed_a_floats(q.oc, K));
         TAKE(wpack, l.wstride);
         TAKE(xp, (size_t)q.c * l.sg.lc);
-        TAKE(grid, (size_t)q.oc * l.sg.n);
+        TAKE(grid, (size_t)q.oc * rt_gemm_nr()); /* one column panel of the GEMM */
         TAKE(koff, (size_t)K);
     } else {
         l.wstride = up16(rt_gemm_packed_a_floats(q.oc, K));
@@ -527,46 +527,97 @@ static void fwd_fold(const fwd_job *j, const layout *l, float *scr, int s0, int 
         }
 }
 
+/* Where the columns of one panel of the implicit GEMM's grid go in y: the runs of grid
+ * columns that are output pixels (a grid row's first ow columns, in the rows that hold
+ * output), each contiguous in y; and how they get there. */
+#define PANEL_RUNS 64 /* >= the GEMM's panel width: a run has at least one column */
+typedef struct {
+    const fwd_job *j;
+    const rt_conv_slab *sg;
+    int s0, oy0, rb;
+    int mode; /* 0 copy, 1 add onto y, 2 the activation from the panel into y */
+    int nrun, at[PANEL_RUNS], len[PANEL_RUNS];
+    size_t yat[PANEL_RUNS]; /* channel 0's offset in y */
+} fwd_panel;
+
+static void panel_runs(fwd_panel *f, int j0, int nr)
+{
+    const rt_conv_geom *g = f->j->g;
+    const int S = f->sg->S, RS = f->sg->R * S, ow = g->ow, P = g->oh * g->ow;
+    f->nrun = 0;
+    for (int q = j0, end = j0 + nr; q < end;) {
+        int t = q / RS, r = (q - t * RS) / S, x = q - t * RS - r * S;
+        int run = S - x < end - q ? S - x : end - q;
+        if (r < f->rb && x < ow) {
+            f->at[f->nrun] = q - j0;
+            f->len[f->nrun] = ow - x < run ? ow - x : run;
+            f->yat[f->nrun] = (size_t)(f->s0 + t) * g->oc * P + (size_t)(f->oy0 + r) * ow + x;
+            f->nrun++;
+        }
+        q += run;
+    }
+}
+
+/* rt_gemm_panel_fn: y's values into the panel, for a band's GEMM that adds to y */
+static void panel_fill(void *ctx, int j0, int nr, float *panel, int ldp)
+{
+    fwd_panel *f = ctx;
+    const int oc = f->j->g->oc;
+    const size_t P = (size_t)f->j->g->oh * f->j->g->ow;
+    panel_runs(f, j0, nr);
+    for (int o = 0; o < oc; o++) {
+        float *pr = panel + (size_t)o * ldp;
+        memset(pr, 0, (size_t)nr * sizeof *pr);
+        for (int k = 0; k < f->nrun; k++)
+            rt_conv_copy(pr + f->at[k], f->j->y + f->yat[k] + o * P, f->len[k]);
+    }
+}
+
+/* rt_gemm_panel_fn: the panel's output pixels into y */
+static void panel_sink(void *ctx, int j0, int nr, float *panel, int ldp)
+{
+    fwd_panel *f = ctx;
+    const fwd_job *j = f->j;
+    const int oc = j->g->oc;
+    const size_t P = (size_t)j->g->oh * j->g->ow;
+    panel_runs(f, j0, nr);
+    for (int o = 0; o < oc; o++)
+        for (int k = 0; k < f->nrun; k++) {
+            const float *c = panel + (size_t)o * ldp + f->at[k];
+            float *yo = j->y + f->yat[k] + o * P;
+            if (f->mode == 1)
+                for (int i = 0; i < f->len[k]; i++)
+                    yo[i] += c[i];
+            else if (f->mode == 0)
+                rt_conv_copy(yo, c, f->len[k]);
+            else
+                rt_act_forward(j->act, j->alpha, c, yo, (size_t)f->len[k]);
+        }
+}
+
 /* Forward of the images [s0, s0 + nimg) (whole ones when nimg > 1) or of output rows
- * [oy0, oy0 + rb) of image s0, by the implicit GEMM into the grid, whose kept columns are
- * then copied to y. When j->add, y is added as the im2col route adds it, for the same bits:
- * a band's GEMM adds to y (copied into the grid first), a folded batch's sum is added to y
- * afterwards. */
+ * [oy0, oy0 + rb) of image s0, by the implicit GEMM over the grid, one column panel at a
+ * time, each stored straight into y (panel_sink). When j->add, y is added as the im2col
+ * route adds it, for the same bits: a band's GEMM adds to y (loaded into each panel first),
+ * a folded batch's sum is added to y afterwards. */
 static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, int nimg,
                          int oy0, int rb)
 {
     const rt_conv_geom *g = j->g;
-    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow, ow = g->ow;
+    const int K = g->c * g->kh * g->kw;
     const size_t xsz = (size_t)g->c * g->h * g->w;
     rt_conv_slab sg = rt_conv_slab_of(g, nimg, oy0, rb);
     sg.lc = l->sg.lc, sg.plane = l->sg.plane; /* koff was made for the largest slab */
-    float *xp = scr + l->xp, *cg = scr + l->grid;
+    float *xp = scr + l->xp;
     rt_conv_slab_fill(g, &sg, j->x + (size_t)s0 * xsz, xsz, xp);
     const int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
                       j->act == RT_ACT_LEAKYRELU;
     const int add_in = j->add && l->fold == 1;
-    for (int t = 0; t < nimg; t++)
-        for (int o = 0; o < g->oc && add_in; o++)
-            for (int oy = 0; oy < rb; oy++)
-                rt_conv_copy(cg + (size_t)o * sg.n + (size_t)(t * sg.R + oy) * sg.S,
-                             j->y + ((size_t)(s0 + t) * g->oc + o) * P +
-                                 (size_t)(oy0 + oy) * ow,
-                             ow);
-    rt_gemm_implicit_ep(g->oc, sg.n, K, scr + l->wpack, xp, (const int *)(scr + l->koff),
-                        add_in, cg, sg.n, j->b, fused ? j->act : RT_ACT_NONE, j->alpha);
-    for (int t = 0; t < nimg; t++)
-        for (int o = 0; o < g->oc; o++)
-            for (int oy = 0; oy < rb; oy++) {
-                const float *c = cg + (size_t)o * sg.n + (size_t)(t * sg.R + oy) * sg.S;
-                float *yo = j->y + ((size_t)(s0 + t) * g->oc + o) * P + (size_t)(oy0 + oy) * ow;
-                if (j->add && !add_in)
-                    for (int i = 0; i < ow; i++)
-                        yo[i] += c[i];
-                else if (fused)
-                    rt_conv_copy(yo, c, ow);
-                else
-                    rt_act_forward(j->act, j->alpha, c, yo, (size_t)ow);
-            }
+    fwd_panel f = {.j = j, .sg = &sg, .s0 = s0, .oy0 = oy0, .rb = rb};
+    f.mode = j->add && !add_in ? 1 : fused ? 0 : 2;
+    rt_gemm_implicit_panels(g->oc, sg.n, K, scr + l->wpack, xp, (const int *)(scr + l->koff),
+                            scr + l->grid, j->b, fused ? j->act : RT_ACT_NONE, j->alpha,
+                            add_in ? panel_fill : NULL, panel_sink, &f);
 }
 
 static void fwd_task(void *arg, rt_worker *wk)

@@ -41,6 +41,17 @@ void rt_gemm_packed_ep(int m, int n, int k, const float *ap, const float *bp, in
 void rt_gemm_implicit_ep(int m, int n, int k, const float *ap, const float *b, const int *koff,
                          int add, float *c, int ldc, const float *bias, rt_act act, float alpha);
 
+/* rt_gemm_implicit_ep one panel of rt_gemm_nr() columns at a time, for a C that is not a
+ * matrix: panel (m rows, ldp = rt_gemm_nr() floats apart) receives columns [j0, j0 + nr)
+ * of C, whole, and sink(ctx, j0, nr, panel, ldp) stores them where they belong; with fill,
+ * fill(ctx, j0, nr, panel, ldp) first loads the panel and the product is added to it. Each
+ * element is summed as rt_gemm_implicit_ep sums it (the same bits). */
+typedef void (*rt_gemm_panel_fn)(void *ctx, int j0, int nr, float *panel, int ldp);
+void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *b,
+                             const int *koff, float *panel, const float *bias, rt_act act,
+                             float alpha, rt_gemm_panel_fn fill, rt_gemm_panel_fn sink,
+                             void *ctx);
+
 /* C[m][n] (add ? += : =) A times packed B, with A implicit: element (i, p) of A is
  * a[koff[i] + p] (koff holds m offsets). B is packed as rt_gemm_pack_b does but in panels of
  * rt_gemm_implicit_a_nr(n) columns: NR, or NR / 2 for n up to NR / 2 (a tile of twice the
