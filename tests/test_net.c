@@ -14,6 +14,7 @@
 #include "cnnrt.h"
 #include "rt_kernels.h"
 #include "rt_plan.h"
+#include "rt_memplan.h"
 
 /* ck_assert writes a record for every check that passes (fork mode): checks inside loops over
  * many values go through CHECK, which reports only a failure. */
@@ -719,6 +720,70 @@ START_TEST(bn_fold_inference)
 }
 END_TEST
 
+/* An inference-only forward (RT_INFER) lays its outputs out by the inference memory plan,
+ * in the training arena, each in the place of an output no longer read: on a network whose
+ * residual add reads an output from three layers back (which must outlive the layers
+ * between), the logits are RT_EVAL's bit for bit on 1 and 2 threads, the plan does reuse
+ * places, and a training step after it gives the gradients of one without it. */
+START_TEST(infer_memory_plan)
+{
+    rt_shape in = {3, 8, 8}, c1 = {6, 8, 8};
+    size_t off = 0;
+    rt_layer A[8];
+    A[0] = layer(RT_INPUT, -1, in, in);
+    A[1] = conv_layer(0, in, 6, 3, 1, RT_PAD_ZERO, 1, RT_ACT_RELU, &off);
+    A[2] = conv_layer(1, c1, 6, 3, 1, RT_PAD_ZERO, 1, RT_ACT_RELU, &off);
+    A[3] = conv_layer(2, c1, 6, 3, 1, RT_PAD_ZERO, 1, RT_ACT_NONE, &off);
+    A[4] = conv_layer(3, c1, 6, 3, 1, RT_PAD_ZERO, 1, RT_ACT_NONE, &off);
+    A[5] = layer(RT_ADD, 4, c1, c1);
+    A[5].src2 = 1;
+    A[6] = conv_layer(5, c1, 6, 3, 1, RT_PAD_ZERO, 1, RT_ACT_RELU, &off);
+    A[7] = dense_layer(6, c1, 3, RT_ACT_NONE, &off);
+    rt_netdesc d;
+    memset(&d, 0, sizeof d);
+    strcpy(d.name, "skip");
+    d.nlayers = 8, d.layers = A, d.nparams = off;
+    rt_plan p;
+    rt_memplan mi;
+    char err[RT_ERRLEN];
+    ck_assert_int_eq(rt_plan_build(&d, &p, NULL), 0);
+    ck_assert_int_eq(rt_memplan_infer(&d, &p, NULL, &mi, err), 0);
+    CHECK(mi.total < mi.naive, "no output shares a place: %ld of %ld floats", mi.total,
+          mi.naive);
+    CHECK(mi.out_off[1] != mi.out_off[2] && mi.out_off[1] != mi.out_off[3] &&
+              mi.out_off[1] != mi.out_off[4],
+          "the add's skip input shares a place with a layer before the add");
+    rt_memplan_free(&mi);
+    rt_plan_free(&p);
+
+    const int n = 3, isz = 3 * 8 * 8;
+    float *x = rand_input(n * isz), eval[9], inf[2][9], dl[9] = {1, -1, 0.5f};
+    for (int threads = 1; threads <= 2; threads++) {
+        rt_model *m = rt_net_create(&d, n, threads, err);
+        ck_assert_msg(m != NULL, "%s", err);
+        lcg = 7;
+        for (size_t k = 0; k < m->nparams; k++)
+            m->params[k] = (float)drand();
+        float *g1 = malloc(m->nparams * sizeof *g1);
+        ck_assert(g1 != NULL);
+        ck_assert_int_eq(m->forward(m->self, x, n, RT_TRAIN, eval), 0);
+        m->backward(m->self, dl, n);
+        memcpy(g1, m->grads, m->nparams * sizeof *g1);
+        ck_assert_int_eq(m->forward(m->self, x, n, RT_EVAL, eval), 0);
+        ck_assert_int_eq(m->forward(m->self, x, n, RT_INFER, inf[threads - 1]), 0);
+        CHECK(memcmp(inf[threads - 1], eval, sizeof eval) == 0,
+              "%d threads: RT_INFER logits differ from RT_EVAL's", threads);
+        ck_assert_int_eq(m->forward(m->self, x, n, RT_TRAIN, eval), 0);
+        m->backward(m->self, dl, n);
+        CHECK(memcmp(g1, m->grads, m->nparams * sizeof *g1) == 0,
+              "%d threads: gradients after an RT_INFER forward differ", threads);
+        free(g1);
+        m->destroy(m->self);
+    }
+    free(x);
+}
+END_TEST
+
 START_TEST(train_separable)
 {
     /* Two classes of 6x6 images: a bright vertical bar in the left half (class 0) or in the
@@ -879,6 +944,7 @@ static Suite *suite(void)
     tcase_add_test(t, relu_pool_fusion);
     tcase_add_test(t, bn_act_fusion);
     tcase_add_test(t, bn_fold_inference);
+    tcase_add_test(t, infer_memory_plan);
     tcase_add_test(t, add_act_fusion);
     tcase_add_test(t, train_separable);
     tcase_add_test(t, rejected_descriptions);

@@ -3,7 +3,10 @@
  * gets an offset in one arena, reused once nothing reads it any more. Buffers are placed in
  * the plan's order, each at the lowest offset that no buffer alive at the same time
  * overlaps (first fit); flatten and eval-mode dropout read their input's buffer and need
- * none. The standalone file's context is this arena; cnnc --summary reports its size.
+ * none. The standalone file's context is this arena; cnnc --summary reports its size. The
+ * interpreter and the compiled program lay the outputs of an inference-only forward
+ * (RT_INFER, no backward follows) out by it too, inside their training arena, so that a
+ * layer writes into a place whose data is still in cache instead of a buffer of its own.
  *
  * Training has a plan of its own (rt_memplan_train): every output the backward pass reads
  * stays until then, but a gradient buffer lives only from its first write to the backward

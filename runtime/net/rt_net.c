@@ -5,8 +5,9 @@
  * rt_net_create checks the description, builds the plan, allocates the buffers the plan asks
  * for (an output and a gradient buffer per layer that owns one, for max_batch images, laid
  * out in one arena by the training memory plan of rt_memplan.c, which reuses the place of
- * outputs already used up for gradients), each
- * op's own memory, the parameter/gradient/state arrays and every worker's scratch up front
+ * outputs already used up for gradients; an inference-only forward lays its outputs out in
+ * the same arena by the inference plan, where each takes the place of one no longer read),
+ * each op's own memory, the parameter/gradient/state arrays and every worker's scratch up front
  * (so running cannot run out of memory), and returns an rt_model. Nothing here knows a
  * layer kind: what a kind does lives in its registry entry, what runs when in the plan.
  */
@@ -27,6 +28,9 @@ typedef struct {
     float *arena;            /* every output and gradient buffer (rt_memplan_train) */
     float *xnorm;            /* the normalised input, when the input layer normalises */
     float **store, **gstore; /* per layer: its own output and gradient storage, or NULL */
+    float **istore;          /* per layer: its output's storage in RT_INFER, laid out by the
+                              * inference plan in the same arena (nothing is kept for a
+                              * backward there, so outputs share places): or NULL */
     float **aux;             /* per layer: its op's own memory, or NULL */
     const float **y;         /* per layer: where its output is in the current mode */
     rt_rng drop;
@@ -85,10 +89,12 @@ static int net_forward(void *self, const float *x, int n, int mode, float *logit
         const rt_layer *L = &d->layers[i];
         int alias = s->alias == RT_ALIAS_ALWAYS || (s->alias == RT_ALIAS_EVAL && !training) ||
                     (s->alias == RT_ALIAS_INFER && infer);
-        net->y[i] = alias ? net->y[L->src] : net->store[i];
+        net->y[i] = alias ? net->y[L->src] : infer ? net->istore[i] : net->store[i];
         if (alias)
             continue;
         rt_op_args a = op_args(net, i, n, training);
+        if (infer)
+            a.y = net->istore[i];
         if (infer && s->bn_fold)
             a.fold = &d->layers[s->bn_fold];
         if (rt_op_of(L->kind)->forward(&a) != 0) {
@@ -195,6 +201,7 @@ static void net_destroy(void *self)
     free(net->arena);
     free(net->xnorm);
     free(net->store);
+    free(net->istore);
     free(net->gstore);
     free(net->aux);
     free(net->y);
@@ -235,13 +242,14 @@ rt_model *rt_net_create(const rt_netdesc *d, int max_batch, int threads, char *e
     net->d = d;
     net->max_batch = max_batch;
     net->store = calloc((size_t)nl, sizeof *net->store);
+    net->istore = calloc((size_t)nl, sizeof *net->istore);
     net->gstore = calloc((size_t)nl, sizeof *net->gstore);
     net->aux = calloc((size_t)nl, sizeof *net->aux);
     net->y = calloc((size_t)nl, sizeof *net->y);
     net->m.params = falloc(d->nparams);
     net->m.grads = calloc(d->nparams ? d->nparams : 1, sizeof(float));
     net->m.state = falloc(d->nstate);
-    int ok = net->store && net->gstore && net->aux && net->y && net->m.params &&
+    int ok = net->store && net->istore && net->gstore && net->aux && net->y && net->m.params &&
              net->m.grads && net->m.state;
     rt_memplan mp = {0};
     if (ok && rt_memplan_train(d, &net->plan, &mp, err) != 0) {
@@ -266,6 +274,21 @@ rt_model *rt_net_create(const rt_netdesc *d, int max_batch, int threads, char *e
         size_t b = op->scratch ? op->scratch(L) : 0;
         scratch = b > scratch ? b : scratch;
     }
+    rt_memplan mi = {0};
+    if (ok && rt_memplan_infer(d, &net->plan, NULL, &mi, err) != 0) {
+        rt_memplan_free(&mp);
+        net_destroy(net);
+        return NULL;
+    }
+    /* the inference plan places a subset of the training plan's outputs, reused: it always
+     * fits in the training arena, but should it not, inference keeps the training layout */
+    for (int i = 1; ok && i < nl; i++) {
+        if (mi.total > mp.total)
+            net->istore[i] = net->store[i];
+        else if (mi.out_off[i] >= 0)
+            net->istore[i] = net->arena + (size_t)max_batch * (size_t)mi.out_off[i];
+    }
+    rt_memplan_free(&mi);
     rt_memplan_free(&mp);
     if (!ok) {
         net_destroy(net);

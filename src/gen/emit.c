@@ -105,7 +105,7 @@ static void name_buffers(const ir_net *net, const rt_plan *p, names *nm)
     snprintf(nm->y[0], sizeof nm->y[0], "x_in");
     for (int i = 1; i < net->n; i++) {
         const rt_step *s = rt_plan_step(p, i);
-        if (s->alias == RT_ALIAS_ALWAYS) snprintf(nm->y[i], sizeof nm->y[i], "%s", nm->y[s->ybuf]);
+        if (s->alias == RT_ALIAS_ALWAYS) memcpy(nm->y[i], nm->y[s->ybuf], sizeof nm->y[i]); /* ybuf < i */
         else if (s->alias == RT_ALIAS_EVAL || s->alias == RT_ALIAS_INFER) snprintf(nm->y[i], sizeof nm->y[i], "view%d", i);
         else snprintf(nm->y[i], sizeof nm->y[i], "out%d", i);
         snprintf(nm->dy[i], sizeof nm->dy[i], "dout%d", s->dybuf);
@@ -183,6 +183,25 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
         ir_desc_free(&d);
         return -1;
     }
+    /* inference lays its outputs out by the inference plan in the same arena: no backward
+     * follows it, so each output takes the place of one no longer read (iout<i>) */
+    rt_memplan mi;
+    if (rt_memplan_infer(&d, &plan, NULL, &mi, perr) != 0) {
+        rt_memplan_free(&mp);
+        rt_plan_free(&plan);
+        ir_desc_free(&d);
+        return -1;
+    }
+    const int infer_plan = mi.total <= mp.total; /* always so: a subset of the outputs, reused */
+    names ni;
+    name_buffers(net, &plan, &ni);
+    for (int i = 1; i < net->n; i++) {
+        const rt_step *s = rt_plan_step(&plan, i);
+        if (s->alias != RT_ALIAS_NONE)
+            memcpy(ni.y[i], ni.y[net->nodes[i].L.src], sizeof ni.y[i]); /* src < i */
+        else
+            snprintf(ni.y[i], sizeof ni.y[i], "iout%d", i);
+    }
     fprintf(out, "/* Each layer's output out<i> and its gradient dout<i> (names no libm function has), for %s images,\n"
                  " * on 64-byte cache lines like the interpreter's; the execution plan decides which layers own\n"
                  " * one (flatten and eval-mode dropout read their input's: no copy), and the training memory\n"
@@ -193,6 +212,9 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
     for (int i = 1; i < net->n; i++) {
         if (plan.own[i]) fprintf(out, "static float *const out%d = arena + (size_t)%s * %ld;\n", i, maxbname, mp.out_off[i]);
         if (plan.own_grad[i]) fprintf(out, "static float *const dout%d = arena + (size_t)%s * %ld;\n", i, maxbname, mp.grad_off[i]);
+        if (infer_plan && mi.out_off[i] >= 0)
+            fprintf(out, "static float *const iout%d = arena + (size_t)%s * %ld; /* inference */\n", i, maxbname,
+                    mi.out_off[i]);
         if (rt_plan_step(&plan, i)->alias == RT_ALIAS_EVAL) fprintf(out, "static float *view%d; /* out%d, or its input out of training */\n", i, i);
         if (rt_plan_step(&plan, i)->alias == RT_ALIAS_INFER)
             fprintf(out, "static float *view%d; /* out%d, or in inference its input (the conv computed it) */\n", i, i);
@@ -220,6 +242,29 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
             "    for (size_t k = 0; k < sizeof G / sizeof G[0]; k++)\n"
             "        G[k] = 0.0f / 0.0f; /* NaN: a failed backward must not look like a gradient */\n}\n\n");
 
+    /* the inference forward: the plan's order, every alias taken, the outputs in iout<i> */
+    if (infer_plan) {
+        fprintf(out, "/* The forward of RT_INFER (x_in set): no backward follows, so the outputs take the places\n"
+                     " * of the inference memory plan (%ld floats an image), in the same arena. */\n"
+                     "static int forward_infer(int n, float *logits)\n{\n"
+                     "    const int training = 0, infer = 1;\n    (void)training;\n    (void)infer;\n",
+                mi.total);
+        for (int i = 1; i < net->n; i++) {
+            const ir_node *nd = &net->nodes[i];
+            const rt_step *st = rt_plan_step(&plan, i);
+            fprintf(out, "    /* line %d: %s -> %dx%dx%d */\n", nd->L.line, nd->text, nd->L.out.c, nd->L.out.h, nd->L.out.w);
+            if (st->alias != RT_ALIAS_NONE) {
+                fprintf(out, "    /* (reads %s as it is: no copy) */\n", ni.y[i]);
+                continue;
+            }
+            emit_ctx e = layer_ctx(net, &plan, &ni, i, out);
+            cnn_op_of(nd->L.kind)->emit_forward(&e);
+        }
+        fprintf(out, "    memcpy(logits, %s, (size_t)n * %ld * sizeof(float));\n"
+                     "    last_n = n;\n    last_training = 0;\n    last_infer = 1;\n    return 0;\n}\n\n",
+                ni.y[last], emit_size(net->nodes[last].L.out));
+    }
+
     /* forward: the plan's order and aliases */
     fprintf(out, "static int forward(void *self, const float *x, int n, int mode, float *logits)\n{\n"
                  "    (void)self;\n"
@@ -233,6 +278,8 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
     if (net->nodes[0].L.norm)
         fprintf(out, "    rt_input_normalize(&layers[0], x, xnorm, n); /* the input layer's mean and std */\n"
                      "    x_in = xnorm;\n");
+    if (infer_plan)
+        fprintf(out, "    if (infer)\n        return forward_infer(n, logits);\n");
     for (int i = 1; i < net->n; i++) {
         const ir_node *nd = &net->nodes[i];
         const rt_step *st = rt_plan_step(&plan, i);
@@ -333,9 +380,12 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
                  "    return rt_cli_main(argc, argv, argv[0], &desc, &train_defaults, make_model, NULL);\n}\n#endif\n",
             NAME);
     rt_memplan_free(&mp);
+    rt_memplan_free(&mi);
     rt_plan_free(&plan);
     free(nm.y);
     free(nm.dy);
+    free(ni.y);
+    free(ni.dy);
     ir_desc_free(&d);
     return ferror(out) ? -1 : 0;
 }
