@@ -720,6 +720,75 @@ START_TEST(bn_fold_inference)
 }
 END_TEST
 
+/* A conv whose only reader is a pooling over windows runs that pooling itself, run of
+ * images by run of images (rt_conv2d_forward_pool): a training step and an inference-only
+ * forward give the bits of the same network with a dropout of p = 0 between the two (which
+ * keeps them apart), for max and average pooling, on maps large enough (16x72x72, 7 images)
+ * that the batch is cut into several runs, on 1 and 2 threads. */
+START_TEST(conv_pool_fusion)
+{
+    rt_shape in = {3, 72, 72}, c1 = {16, 72, 72}, p1 = {16, 36, 36}, c2 = {8, 34, 34};
+    rt_shape p2 = {8, 17, 17};
+    size_t off = 0;
+    rt_layer A[6], B[8];
+    A[0] = layer(RT_INPUT, -1, in, in);
+    A[1] = conv_layer(0, in, 16, 3, 1, RT_PAD_ZERO, 1, RT_ACT_RELU, &off);
+    A[2] = layer(RT_MAXPOOL, 1, c1, p1);
+    A[2].kh = A[2].kw = A[2].sh = A[2].sw = 2;
+    A[3] = conv_layer(2, p1, 8, 3, 0, RT_PAD_ZERO, 1, RT_ACT_NONE, &off);
+    A[4] = layer(RT_AVGPOOL, 3, c2, p2);
+    A[4].kh = A[4].kw = A[4].sh = A[4].sw = 2;
+    A[5] = dense_layer(4, p2, 3, RT_ACT_NONE, &off);
+    B[0] = A[0], B[1] = A[1];
+    B[2] = layer(RT_DROPOUT, 1, c1, c1);
+    B[3] = A[2], B[3].src = 2;
+    B[4] = A[3], B[4].src = 3;
+    B[5] = layer(RT_DROPOUT, 4, c2, c2);
+    B[6] = A[4], B[6].src = 5;
+    B[7] = A[5], B[7].src = 6;
+    B[2].p = B[5].p = 0.0f;
+    rt_netdesc da, db;
+    memset(&da, 0, sizeof da), memset(&db, 0, sizeof db);
+    strcpy(da.name, "fused"), strcpy(db.name, "unfused");
+    da.nlayers = 6, da.layers = A, da.nparams = off;
+    db.nlayers = 8, db.layers = B, db.nparams = off;
+    rt_plan pa, pb;
+    ck_assert_int_eq(rt_plan_build(&da, &pa, NULL), 0);
+    ck_assert_int_eq(rt_plan_build(&db, &pb, NULL), 0);
+    CHECK(rt_plan_step(&pa, 1)->pool_layer == 2 && rt_plan_step(&pa, 2)->pool_by_src &&
+              rt_plan_step(&pa, 3)->pool_layer == 4 && rt_plan_step(&pa, 4)->pool_by_src,
+          "conv + pooling not fused");
+    CHECK(rt_plan_step(&pb, 1)->pool_layer == 0 && rt_plan_step(&pb, 4)->pool_layer == 0,
+          "fused through a dropout");
+    rt_plan_free(&pa);
+    rt_plan_free(&pb);
+
+    const int n = 7, isz = 3 * 72 * 72;
+    float *x = rand_input(n * isz), *dl = rand_input(n * 3), la[21], lb[21];
+    float *ga = malloc(4 * off), *gb = malloc(4 * off);
+    ck_assert(ga && gb);
+    for (int threads = 1; threads <= 2; threads++) {
+        one_step(&da, threads, 4, x, n, dl, la, ga);
+        one_step(&db, threads, 4, x, n, dl, lb, gb);
+        CHECK(memcmp(la, lb, sizeof la) == 0, "%d threads: training logits differ", threads);
+        CHECK(memcmp(ga, gb, 4 * off) == 0, "%d threads: gradients differ", threads);
+        char err[RT_ERRLEN];
+        rt_model *ma = rt_net_create(&da, n, threads, err), *mb = rt_net_create(&db, n, threads, err);
+        ck_assert(ma && mb);
+        rt_init_params(&da, ma->params, ma->state, 5);
+        rt_init_params(&db, mb->params, mb->state, 5);
+        ck_assert_int_eq(ma->forward(ma->self, x, n, RT_INFER, la), 0);
+        ck_assert_int_eq(mb->forward(mb->self, x, n, RT_INFER, lb), 0);
+        CHECK(memcmp(la, lb, sizeof la) == 0, "%d threads: inference logits differ", threads);
+        ck_assert_int_eq(ma->forward(ma->self, x, n, RT_EVAL, lb), 0);
+        CHECK(memcmp(la, lb, sizeof la) == 0, "%d threads: RT_INFER and RT_EVAL differ", threads);
+        rt_model_destroy(ma);
+        rt_model_destroy(mb);
+    }
+    free(x), free(dl), free(ga), free(gb);
+}
+END_TEST
+
 /* An inference-only forward (RT_INFER) lays its outputs out by the inference memory plan,
  * in the training arena, each in the place of an output no longer read: on a network whose
  * residual add reads an output from three layers back (which must outlive the layers
@@ -945,6 +1014,7 @@ static Suite *suite(void)
     tcase_add_test(t, bn_act_fusion);
     tcase_add_test(t, bn_fold_inference);
     tcase_add_test(t, infer_memory_plan);
+    tcase_add_test(t, conv_pool_fusion);
     tcase_add_test(t, add_act_fusion);
     tcase_add_test(t, train_separable);
     tcase_add_test(t, rejected_descriptions);

@@ -550,6 +550,16 @@ void rt_avgpool_forward(const rt_pool_geom *g, const float *x, float *y, int n,
                         rt_threads *tp);
 void rt_avgpool_backward(const rt_pool_geom *g, const float *dy, float *dx, int accum, int n,
                          rt_threads *tp);
+/* A convolution and the pooling that reads it (pg on the conv's output; avg: average
+ * pooling, else max), in runs of images whose conv output fits the cores' caches: each
+ * run's convolution, then its pooling, which reads what the conv has just written instead of
+ * the whole batch's output back from memory. py gets the pooling's output, with the bits of
+ * rt_conv2d_forward then the pooling apart; y (room for n images) the conv's when keep, else
+ * y is only the runs' scratch, each run written over the last at its start (inference:
+ * nothing else reads the conv's output). Returns 0, or -1 if out of memory. */
+int rt_conv2d_forward_pool(const rt_conv_geom *g, const float *x, const float *w,
+                           const float *b, rt_act act, float alpha, float *y, int keep, int n,
+                           const rt_pool_geom *pg, int avg, float *py, rt_threads *tp);
 /* Global pooling: [n][c][hw] -> [n][c]. */
 void rt_globalavgpool_forward(const float *x, float *y, int n, int c, int hw);
 void rt_globalavgpool_backward(const float *dy, float *dx, int accum, int n, int c, int hw);

@@ -4,8 +4,9 @@
  * buffer holds each output and each gradient (flatten and eval-mode dropout alias their
  * input and copy nothing), which gradient writes add and which overwrite, which layers get
  * no gradient, and every fusion (a max pooling that applies its source's relu backward; a
- * batchnorm that runs the activation after it, forward and backward; in inference, a
- * batchnorm folded into the conv before it).
+ * batchnorm that runs the activation after it, forward and backward; a conv that runs the
+ * pooling after it image run by image run; in inference, a batchnorm folded into the conv
+ * before it).
  * The interpreter runs the plan; cnnc prints the same plan as C (and with --plan, as text),
  * so the two cannot decide differently. A later lowering stage can rewrite a plan.
  */
@@ -67,6 +68,12 @@ typedef struct {
                                batchnorm is then RT_ALIAS_INFER */
     rt_act fold_act;
     float fold_alpha;
+    int pool_layer;         /* a conv: the pooling over windows (max or average: its only
+                               reader) whose forward it runs too, run of images by run of
+                               images while its output is in cache (rt_conv2d_forward_pool),
+                               in every mode; 0: none */
+    int pool_by_src;        /* that pooling: its output (its own buffer) is written by the
+                               conv, its forward does nothing; backward as usual */
 } rt_step;
 
 typedef struct {
@@ -81,8 +88,9 @@ typedef struct {
  * message in err (out of memory). */
 int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err);
 void rt_plan_free(rt_plan *p);
-/* Drops the inference folds of a built plan (rt_step.bn_fold, RT_ALIAS_INFER), for a back
- * end that runs every batchnorm itself (the standalone file). */
+/* Drops the inference folds of a built plan (rt_step.bn_fold, RT_ALIAS_INFER) and the
+ * conv + pooling runs (pool_layer), for a back end that runs every layer itself (the
+ * standalone file). */
 void rt_plan_unfold(rt_plan *p);
 /* The step of layer i (1 <= i < nlayers). */
 const rt_step *rt_plan_step(const rt_plan *p, int i);

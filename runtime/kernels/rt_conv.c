@@ -707,6 +707,34 @@ int rt_conv2d_forward(const rt_conv_geom *gin, const float *x, const float *w, c
     return atomic_load(&j.fail) ? -1 : 0;
 }
 
+/* Conv output per worker in one run of rt_conv2d_forward_pool: half a core's L2. */
+#define POOL_RUN_BYTES (1u << 20)
+
+int rt_conv2d_forward_pool(const rt_conv_geom *g, const float *x, const float *w,
+                           const float *b, rt_act act, float alpha, float *y, int keep, int n,
+                           const rt_pool_geom *pg, int avg, float *py, rt_threads *tp)
+{
+    const size_t in = (size_t)g->c * g->h * g->w, out = (size_t)g->oc * g->oh * g->ow;
+    const size_t pout = (size_t)pg->c * pg->oh * pg->ow;
+    const int nw = tp ? rt_threads_count(tp) : 1;
+    /* a run gives each worker about POOL_RUN_BYTES of output: every route splits its
+     * images (or their bands) over the workers in order, as the pooling splits its planes,
+     * so each worker pools mostly what it has just computed */
+    size_t per = POOL_RUN_BYTES / (out * sizeof(float));
+    int run = (per < 1 ? 1 : per > (size_t)n ? n : (int)per) * nw;
+    for (int s = 0; s < n; s += run) {
+        int k = n - s < run ? n - s : run;
+        float *yr = keep ? y + (size_t)s * out : y; /* else the same cache-warm place */
+        if (rt_conv2d_forward(g, x + (size_t)s * in, w, b, act, alpha, yr, k, tp) != 0)
+            return -1;
+        if (avg)
+            rt_avgpool_forward(pg, yr, py + (size_t)s * pout, k, tp);
+        else
+            rt_maxpool_forward(pg, yr, py + (size_t)s * pout, k, tp);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ backward */
 
 typedef struct {

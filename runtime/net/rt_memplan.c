@@ -72,9 +72,11 @@ int rt_memplan_infer(const rt_netdesc *d, const rt_plan *p, const long *tmp_floa
         const rt_layer *L = &d->layers[i];
         long size = (long)L->out.c * L->out.h * L->out.w;
         if (m->buf[i] == i) {
+            /* a pooling run by the conv before it (rt_step.pool_by_src) is written then */
+            int from = rt_plan_step(p, i)->pool_by_src ? L->src : i;
             m->naive += round16(size);
-            long off = first_fit(b, nb, round16(size), i, last[i]);
-            b[nb++] = (block){off, round16(size), i, last[i]};
+            long off = first_fit(b, nb, round16(size), from, last[i]);
+            b[nb++] = (block){off, round16(size), from, last[i]};
             m->out_off[i] = off;
         }
         long t = tmp_floats ? tmp_floats[i] : 0;
@@ -134,6 +136,8 @@ int rt_memplan_train(const rt_netdesc *d, const rt_plan *p, rt_memplan *m, char 
     for (int i = 1; i < n; i++) {
         const rt_layer *L = &d->layers[i];
         touch(from, to, m->buf[i], i);
+        if (rt_plan_step(p, i)->pool_layer) /* written by this conv too */
+            touch(from, to, m->buf[rt_plan_step(p, i)->pool_layer], i);
         touch(from, to, m->buf[L->src], i);
         if (L->src2 >= 0)
             touch(from, to, m->buf[L->src2], i);

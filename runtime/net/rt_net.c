@@ -90,13 +90,18 @@ static int net_forward(void *self, const float *x, int n, int mode, float *logit
         int alias = s->alias == RT_ALIAS_ALWAYS || (s->alias == RT_ALIAS_EVAL && !training) ||
                     (s->alias == RT_ALIAS_INFER && infer);
         net->y[i] = alias ? net->y[L->src] : infer ? net->istore[i] : net->store[i];
-        if (alias)
+        if (alias || s->pool_by_src) /* (a pooling the conv before it has computed) */
             continue;
         rt_op_args a = op_args(net, i, n, training);
+        a.infer = infer;
         if (infer)
             a.y = net->istore[i];
         if (infer && s->bn_fold)
             a.fold = &d->layers[s->bn_fold];
+        if (s->pool_layer) {
+            a.pool = &d->layers[s->pool_layer];
+            a.pool_y = infer ? net->istore[s->pool_layer] : net->store[s->pool_layer];
+        }
         if (rt_op_of(L->kind)->forward(&a) != 0) {
             net->last_n = 0;
             return fail(net->m.err, "layer %d (%s, line %d): out of memory", i,

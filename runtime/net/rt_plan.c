@@ -89,6 +89,17 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
         cs->fold_act = p->steps[i - 1].bn_act_layer ? p->steps[i - 1].bn_act : RT_ACT_NONE;
         cs->fold_alpha = p->steps[i - 1].bn_alpha;
     }
+    /* fusion: a conv whose only reader is a pooling over windows runs that pooling's
+     * forward itself, on each run of images as soon as it has computed it (the pooling
+     * then reads the conv's output from cache, not memory); same bits */
+    for (int i = 1; i < nl; i++) {
+        const rt_layer *Q = &d->layers[i];
+        if ((Q->kind != RT_MAXPOOL && Q->kind != RT_AVGPOOL) || Q->src < 1 ||
+            d->layers[Q->src].kind != RT_CONV || readers(d, Q->src) != 1)
+            continue;
+        p->steps[Q->src - 1].pool_layer = i;
+        p->steps[i - 1].pool_by_src = 1;
+    }
     /* forward: where each output lives */
     for (int i = 1; i < nl; i++) {
         const rt_layer *L = &d->layers[i];
@@ -161,6 +172,7 @@ void rt_plan_unfold(rt_plan *p)
         rt_step *s = &p->steps[k];
         s->bn_fold = 0;
         s->fold_act = RT_ACT_NONE;
+        s->pool_layer = s->pool_by_src = 0;
         if (s->alias == RT_ALIAS_INFER)
             s->alias = RT_ALIAS_NONE; /* own[] already gives it its buffer */
     }
@@ -196,6 +208,11 @@ void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
         if (s->bn_fold)
             fprintf(f, " (inference: with layer %d's batchnorm folded into its weights%s)",
                     s->bn_fold, s->fold_act != RT_ACT_NONE ? " and its activation" : "");
+        if (s->pool_layer)
+            fprintf(f, " (then layer %d's pooling, run of images by run of images)",
+                    s->pool_layer);
+        if (s->pool_by_src)
+            fprintf(f, " (computed by the conv before it)");
         fputc('\n', f);
     }
     fprintf(f, "backward\n");

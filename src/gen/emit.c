@@ -117,7 +117,7 @@ static emit_ctx layer_ctx(const ir_net *net, const rt_plan *p, const names *nm, 
     const rt_layer *L = &net->nodes[i].L;
     const rt_step *s = rt_plan_step(p, i);
     emit_ctx e = {.net = net, .step = s, .i = i, .in = nm->y[L->src], .in2 = L->src2 >= 0 ? nm->y[L->src2] : "",
-                  .y = nm->y[i], .out = out};
+                  .y = nm->y[i], .pool_y = s->pool_layer ? nm->y[s->pool_layer] : "", .out = out};
     snprintf(e.dy, sizeof e.dy, "%s", nm->dy[i]);
     if (s->dxbuf >= 0) snprintf(e.dx, sizeof e.dx, "dout%d", s->dxbuf);
     if (s->dx2buf >= 0) snprintf(e.dx2, sizeof e.dx2, "dout%d", s->dx2buf);
@@ -253,8 +253,9 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
             const ir_node *nd = &net->nodes[i];
             const rt_step *st = rt_plan_step(&plan, i);
             fprintf(out, "    /* line %d: %s -> %dx%dx%d */\n", nd->L.line, nd->text, nd->L.out.c, nd->L.out.h, nd->L.out.w);
-            if (st->alias != RT_ALIAS_NONE) {
-                fprintf(out, "    /* (reads %s as it is: no copy) */\n", ni.y[i]);
+            if (st->alias != RT_ALIAS_NONE || st->pool_by_src) {
+                fprintf(out, st->pool_by_src ? "    /* (computed by the conv before it) */\n"
+                                             : "    /* (reads %s as it is: no copy) */\n", ni.y[i]);
                 continue;
             }
             emit_ctx e = layer_ctx(net, &plan, &ni, i, out);
@@ -286,7 +287,9 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
         const cnn_op *op = cnn_op_of(nd->L.kind);
         emit_ctx e = layer_ctx(net, &plan, &nm, i, out);
         fprintf(out, "    /* line %d: %s -> %dx%dx%d */\n", nd->L.line, nd->text, nd->L.out.c, nd->L.out.h, nd->L.out.w);
-        if (st->alias == RT_ALIAS_ALWAYS) {
+        if (st->pool_by_src) {
+            fprintf(out, "    /* (computed by the conv before it) */\n");
+        } else if (st->alias == RT_ALIAS_ALWAYS) {
             fprintf(out, "    /* (reads %s as it is: no copy) */\n", nm.y[st->ybuf]);
         } else if (st->alias == RT_ALIAS_EVAL || st->alias == RT_ALIAS_INFER) {
             char own[32];

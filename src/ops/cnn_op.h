@@ -68,6 +68,8 @@ typedef struct {
     int i;                  /* this layer's index */
     const char *in, *in2;   /* expressions of the input buffers (in2: two-input kinds) */
     const char *y;          /* expression of the output buffer */
+    const char *pool_y;     /* a conv that runs the pooling after it (step->pool_layer): that
+                               pooling's output buffer */
     const char *tmp;        /* standalone: the layer's scratch (standalone_tmp floats) */
     char dy[32];            /* gradient of the output */
     char dx[32], dx2[32];   /* gradients of the inputs, or "" when none is needed */

@@ -111,10 +111,19 @@ static void emit_forward(const emit_ctx *e)
                 e->i, e->in, e->i, e->i, L->w_len, rt_act_cname(e->step->fold_act), emit_f(e->step->fold_alpha), e->y, e->i);
         ind = "        ";
     }
-    fprintf(o, "%sif (rt_conv2d_forward(&geom%d, %s, P + %zu, ", ind, e->i, e->in, L->w_off);
-    emit_bias_ptr(o, "P", L);
-    fprintf(o, ", %s, %s, %s, n, tp) != 0)\n%s    return fail(%d);\n", rt_act_cname(rt_layer_act(L)),
-            emit_f(L->alpha), e->y, ind, e->i);
+    if (e->step->pool_layer) { /* and the pooling after it, run of images by run of images */
+        const int j = e->step->pool_layer;
+        fprintf(o, "%sif (rt_conv2d_forward_pool(&geom%d, %s, P + %zu, ", ind, e->i, e->in, L->w_off);
+        emit_bias_ptr(o, "P", L);
+        fprintf(o, ", %s, %s, %s, !infer, n, &geom%d, %d, %s, tp) != 0)\n%s    return fail(%d);\n",
+                rt_act_cname(rt_layer_act(L)), emit_f(L->alpha), e->y, j,
+                e->net->nodes[j].L.kind == RT_AVGPOOL, e->pool_y, ind, e->i);
+    } else {
+        fprintf(o, "%sif (rt_conv2d_forward(&geom%d, %s, P + %zu, ", ind, e->i, e->in, L->w_off);
+        emit_bias_ptr(o, "P", L);
+        fprintf(o, ", %s, %s, %s, n, tp) != 0)\n%s    return fail(%d);\n", rt_act_cname(rt_layer_act(L)),
+                emit_f(L->alpha), e->y, ind, e->i);
+    }
     if (e->step->bn_fold)
         fprintf(o, "    }\n");
 }
