@@ -342,7 +342,7 @@ long emit_standalone_arena(const ir_net *net, long *naive)
     char err[RT_ERRLEN];
     long total = -1;
     if (rt_plan_build(&d, &plan, err) == 0) {
-        rt_plan_unfold(&plan); /* the standalone loops run every batchnorm themselves */
+        rt_plan_unfold(&plan); /* the standalone loops run every layer themselves */
         if (plan_memory(net, &d, &plan, &m) == 0) {
             total = m.total;
             if (naive) *naive = m.naive;
@@ -397,7 +397,7 @@ int emit_standalone(const ir_net *net, const emit_opts *o, const float *params, 
         ir_desc_free(&d);
         return -1;
     }
-    rt_plan_unfold(&plan); /* the standalone loops run every batchnorm themselves */
+    rt_plan_unfold(&plan); /* the standalone loops run every layer themselves */
     if (plan_memory(net, &d, &plan, &m) != 0) {
         rt_plan_free(&plan);
         ir_desc_free(&d);
