@@ -250,7 +250,8 @@ static void col2im_s2(const rt_conv_geom *g, const float *col, size_t ld, int oy
                 for (int kx = 0; kx < g->kw; kx++) {
                     int ex = g->flip ? g->kw - 1 - kx : kx, off = ex - g->pl;
                     int par = off & 1, m = (off - par) / 2; /* ix = 2 (ox + m) + par */
-                    int lo = off < 0 ? (-off + 1) / 2 : 0, hi = (g->w - 1 - off) / 2 + 1;
+                    int lo = off < 0 ? (-off + 1) / 2 : 0;
+                    int hi = off > g->w - 1 ? 0 : (g->w - 1 - off) / 2 + 1; /* (no ox) */
                     if (hi > ow)
                         hi = ow;
                     const float *s =
