@@ -254,17 +254,20 @@ static void col2im_s2(const rt_conv_geom *g, const float *col, size_t ld, int oy
                     int hi = off > g->w - 1 ? 0 : (g->w - 1 - off) / 2 + 1; /* (no ox) */
                     if (hi > ow)
                         hi = ow;
-                    const float *s =
-                        col + (size_t)((ci * g->kh + ky) * g->kw + kx) * ld +
-                        (size_t)(oy - oy0) * ow;
-                    float *h = half[par] + m;
-                    int ox = lo;
+                    if (lo >= hi)
+                        continue;
+                    /* columns lo.. of the tap's row onto half[par][m + lo..] (m + lo >= 0) */
+                    const float *s = col + (size_t)((ci * g->kh + ky) * g->kw + kx) * ld +
+                                     (size_t)(oy - oy0) * ow + lo;
+                    float *h = half[par] + (m + lo);
+                    const int cnt = hi - lo;
+                    int i = 0;
 #ifdef RT_HAVE_V4
-                    for (; ox + 4 <= hi; ox += 4)
-                        rt_st4(h + ox, rt_ld4(h + ox) + rt_ld4(s + ox));
+                    for (; i + 4 <= cnt; i += 4)
+                        rt_st4(h + i, rt_ld4(h + i) + rt_ld4(s + i));
 #endif
-                    for (; ox < hi; ox++)
-                        h[ox] += s[ox];
+                    for (; i < cnt; i++)
+                        h[i] += s[i];
                 }
             }
             if (!any)
