@@ -555,34 +555,6 @@ void rt_gemm_packed_ep(int m, int n, int k, const float *ap, const float *bp, in
     }
 }
 
-void rt_gemm_implicit_ep(int m, int n, int k, const float *ap, const float *b, const int *koff,
-                         int add, float *c, int ldc, const float *bias, rt_act act, float alpha)
-{
-    const gemm_isa *g = isa();
-    const int MR = g->mr, NR = g->nr;
-    const int fused = act == RT_ACT_RELU ? 1 : act == RT_ACT_LEAKYRELU ? 2 : 0;
-    if (m <= 0 || n <= 0 || k <= 0)
-        return;
-    /* the loops of rt_gemm_packed_ep, so that every element is summed in the same order */
-    for (int pc = 0; pc < k; pc += g->kc) {
-        int kc = k - pc < g->kc ? k - pc : g->kc;
-        int last = pc + kc >= k && (bias || fused);
-        for (int ic = 0; ic < m; ic += g->mc) {
-            int mc = m - ic < g->mc ? m - ic : g->mc;
-            for (int jr = 0; jr < n; jr += NR) {
-                int nr = n - jr < NR ? n - jr : NR;
-                for (int ir = ic; ir < ic + mc; ir += MR) {
-                    int mr = m - ir < MR ? m - ir : MR;
-                    const float *a = ap + (size_t)(ir / MR) * k * MR + (size_t)pc * MR;
-                    gemm_ep e = {bias ? bias + ir : NULL, fused, alpha};
-                    g->ukri(kc, a, b + jr, koff + pc, c + (size_t)ir * ldc + jr, ldc, mr, nr,
-                            add || pc > 0, last ? &e : NULL);
-                }
-            }
-        }
-    }
-}
-
 void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *b,
                              const int *koff, float *panel, const float *bias, rt_act act,
                              float alpha, rt_gemm_panel_fn fill, rt_gemm_panel_fn sink,
@@ -593,8 +565,8 @@ void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *
     const int fused = act == RT_ACT_RELU ? 1 : act == RT_ACT_LEAKYRELU ? 2 : 0;
     if (m <= 0 || n <= 0 || k <= 0)
         return;
-    /* rt_gemm_implicit_ep's loops with the column panels outermost: each element still sums
-     * its depth blocks in order, each block added to what the panel holds */
+    /* rt_gemm_packed_ep's loops with the column panels outermost: each element sums its
+     * depth blocks in the same order, each block added to what the panel holds */
     for (int jr = 0; jr < n; jr += NR) {
         int nr = n - jr < NR ? n - jr : NR;
         if (fill)

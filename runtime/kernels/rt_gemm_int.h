@@ -33,19 +33,16 @@ void rt_gemm_packed(int m, int n, int k, const float *ap, const float *bp, int a
 void rt_gemm_packed_ep(int m, int n, int k, const float *ap, const float *bp, int add, float *c,
                        int ldc, const float *bias, rt_act act, float alpha);
 
-/* rt_gemm_packed_ep with B unpacked and implicit: element (p, j) of B is b[koff[p] + j], and
- * every row is read NR floats at a time, so up to NR - 1 floats past b[koff[p] + n - 1] must
- * be readable (their products land in columns that are not stored). Each element of C is
- * summed in the order rt_gemm_packed_ep uses: the same B gives the same bits. m, n, k may be
- * 0 (nothing is done). */
-void rt_gemm_implicit_ep(int m, int n, int k, const float *ap, const float *b, const int *koff,
-                         int add, float *c, int ldc, const float *bias, rt_act act, float alpha);
-
-/* rt_gemm_implicit_ep one panel of rt_gemm_nr() columns at a time, for a C that is not a
- * matrix: panel (m rows, ldp = rt_gemm_nr() floats apart) receives columns [j0, j0 + nr)
- * of C, whole, and sink(ctx, j0, nr, panel, ldp) stores them where they belong; with fill,
- * fill(ctx, j0, nr, panel, ldp) first loads the panel and the product is added to it. Each
- * element is summed as rt_gemm_implicit_ep sums it (the same bits). */
+/* C = the product of packed A (m x k) and an unpacked, implicit B: element (p, j) of B is
+ * b[koff[p] + j], and every row is read NR floats at a time, so up to NR - 1 floats past
+ * b[koff[p] + n - 1] must be readable (their products land in columns that are not kept).
+ * C is not a matrix: it is made one panel of rt_gemm_nr() columns at a time, in panel (m
+ * rows, ldp = rt_gemm_nr() floats apart), which receives columns [j0, j0 + nr) whole; then
+ * sink(ctx, j0, nr, panel, ldp) stores them where they belong. With fill, fill(ctx, j0, nr,
+ * panel, ldp) first loads the panel and the product is added to it. The last depth block
+ * applies bias[i] and act (RT_ACT_NONE, RT_ACT_RELU or RT_ACT_LEAKYRELU, slope alpha) as
+ * rt_gemm_packed_ep does. Each element is summed in the order rt_gemm_packed_ep uses: the
+ * same B gives the same bits. m, n, k may be 0 (nothing is done). */
 typedef void (*rt_gemm_panel_fn)(void *ctx, int j0, int nr, float *panel, int ldp);
 void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *b,
                              const int *koff, float *panel, const float *bias, rt_act act,
@@ -54,8 +51,8 @@ void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *
 
 /* C[m][n] (add ? += : =) A times packed B, with A implicit: element (i, p) of A is
  * a[koff[i] + p] (koff holds m offsets). B is packed as rt_gemm_pack_b does but in panels of
- * rt_gemm_implicit_a_nr(n) columns: NR, or NR / 2 for n up to NR / 2 (a tile of twice the
- * rows). C is stored only for j < n; when n is a multiple of the panel width, whole tiles. */
+ * rt_gemm_implicit_a_nr(n) columns: NR, or NR / 2 for n up to NR / 2 (a tile of more rows,
+ * ukrah's). C is stored only for j < n; when n is a multiple of the panel width, whole tiles. */
 int rt_gemm_implicit_a_nr(int n);
 void rt_gemm_implicit_a(int m, int n, int k, const float *a, const int *koff, const float *bp,
                         int add, float *c, int ldc);
