@@ -540,14 +540,19 @@ typedef struct {
     const rt_conv_slab *sg;
     int s0, oy0, rb;
     int mode; /* 0 copy, 1 add onto y, 2 the activation from the panel into y */
+    int j0;   /* the panel whose runs these are (-1: none yet) */
     int nrun, at[PANEL_RUNS], len[PANEL_RUNS];
     size_t yat[PANEL_RUNS]; /* channel 0's offset in y */
 } fwd_panel;
 
+/* The runs of the panel at grid column j0 (found once: panel_fill and panel_sink both ask) */
 static void panel_runs(fwd_panel *f, int j0, int nr)
 {
+    if (f->j0 == j0)
+        return;
     const rt_conv_geom *g = f->j->g;
     const int S = f->sg->S, RS = f->sg->R * S, ow = g->ow, P = g->oh * g->ow;
+    f->j0 = j0;
     f->nrun = 0;
     for (int q = j0, end = j0 + nr; q < end;) {
         int t = q / RS, r = (q - t * RS) / S, x = q - t * RS - r * S;
@@ -590,8 +595,7 @@ static void panel_sink(void *ctx, int j0, int nr, float *panel, int ldp)
             const float *c = panel + (size_t)o * ldp + f->at[k];
             float *yo = j->y + f->yat[k] + o * P;
             if (f->mode == 1)
-                for (int i = 0; i < f->len[k]; i++)
-                    yo[i] += c[i];
+                rt_grad_pass(c, yo, (size_t)f->len[k], 1); /* y += */
             else if (f->mode == 0)
                 rt_conv_copy(yo, c, f->len[k]);
             else
@@ -617,7 +621,7 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
     const int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
                       j->act == RT_ACT_LEAKYRELU;
     const int add_in = j->add && l->fold == 1;
-    fwd_panel f = {.j = j, .sg = &sg, .s0 = s0, .oy0 = oy0, .rb = rb};
+    fwd_panel f = {.j = j, .sg = &sg, .s0 = s0, .oy0 = oy0, .rb = rb, .j0 = -1};
     f.mode = j->add && !add_in ? 1 : fused ? 0 : 2;
     rt_gemm_implicit_panels(g->oc, sg.n, K, scr + l->wpack, xp, (const int *)(scr + l->koff),
                             scr + l->grid, j->b, fused ? j->act : RT_ACT_NONE, j->alpha,
