@@ -192,23 +192,43 @@ static void bn_free(bn_job *j)
     j->k = NULL;
 }
 
+/* 1/sqrt(var + eps) of a running variance (evaluation mode and the fold) */
+static double running_invstd(float var, float eps)
+{
+    return 1.0 / sqrt((double)var + eps);
+}
+
+/* The 1/std a backward uses: the batch's saved one in training, else the running one's. */
+static double bwd_invstd(const bn_job *j, int ch)
+{
+    return j->train ? j->invstd[ch] : running_invstd(j->run_var[ch], j->eps);
+}
+
+/* The shard to sum the statistics over (sync batchnorm): only in training, and only when
+ * one is set with a sum; NULL otherwise. */
+static const rt_shard *sum_shard(const bn_job *j)
+{
+    const rt_shard *sh = j->train ? rt_shard_get() : NULL;
+    return sh && sh->sum ? sh : NULL;
+}
+
 /* Forward: in training, the mean, then the squared deviations from it, each summed over the
  * images (and, with a shard set, over the shards: sync batchnorm), then the normalisation;
  * in evaluation, the normalisation with the running statistics. */
 static void bn_forward(bn_job *j, rt_threads *tp)
 {
-    const rt_shard *sh = j->train ? rt_shard_get() : NULL;
+    const rt_shard *sh = sum_shard(j);
     const int c = j->c;
     bn_alloc(j);
     if (j->train) {
-        j->cnt = (double)(sh && sh->sum ? sh->total : j->n) * j->hw;
+        j->cnt = (double)(sh ? sh->total : j->n) * j->hw;
         rt_threads_run(tp, sum_task, j);
         total_images(j, 0);
-        if (sh && sh->sum)
+        if (sh)
             sh->sum(j->tot, (size_t)c);
         rt_threads_run(tp, sqdev_task, j);
         total_images(j, 1);
-        if (sh && sh->sum)
+        if (sh)
             sh->sum(j->tot + c, (size_t)c);
     }
     for (int ch = 0; ch < c; ch++) {
@@ -226,7 +246,7 @@ static void bn_forward(bn_job *j, rt_threads *tp)
             j->save_invstd[ch] = (float)invstd;
         } else {
             mean = j->mean[ch];
-            invstd = 1.0 / sqrt((double)j->run_var[ch] + j->eps);
+            invstd = running_invstd(j->run_var[ch], j->eps);
         }
         j->k[ch] = (float)(j->gamma[ch] * invstd);
         j->k[c + ch] = (float)(j->beta[ch] - mean * j->gamma[ch] * invstd);
@@ -241,26 +261,25 @@ static void bn_forward(bn_job *j, rt_threads *tp)
  * the input gradient. */
 static void bn_backward(bn_job *j, rt_threads *tp)
 {
-    const rt_shard *sh = j->train ? rt_shard_get() : NULL;
+    const rt_shard *sh = sum_shard(j);
     const int c = j->c;
     bn_alloc(j);
-    j->cnt = (double)(sh && sh->sum ? sh->total : j->n) * j->hw;
+    j->cnt = (double)(sh ? sh->total : j->n) * j->hw;
     rt_threads_run(tp, bwd_sums_task, j);
     total_images(j, 0);
     total_images(j, 1);
     for (int ch = 0; ch < c; ch++) {
-        double invstd = j->train ? j->invstd[ch] : 1.0 / sqrt((double)j->run_var[ch] + j->eps);
+        double invstd = bwd_invstd(j, ch);
         j->dgamma[ch] = (float)(j->tot[c + ch] * invstd); /* sum dy * xhat */
         j->dbeta[ch] = (float)j->tot[ch];
     }
-    if (sh && sh->sum)
+    if (sh)
         sh->sum(j->tot, 2 * (size_t)c);
     if (j->dx) {
         for (int ch = 0; ch < c; ch++) {
             /* training: dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), which is
              * k dy - k2 (x - mean) - k3; evaluation: dx = gamma invstd dy */
-            double invstd =
-                j->train ? j->invstd[ch] : 1.0 / sqrt((double)j->run_var[ch] + j->eps);
+            double invstd = bwd_invstd(j, ch);
             j->k[ch] = (float)(j->gamma[ch] * invstd);
             j->k[c + ch] = j->k[2 * c + ch] = 0.0f;
             if (j->train) {
@@ -279,7 +298,7 @@ void rt_batchnorm_fold(const float *w, const float *bias, int oc, size_t per_oc,
                        const float *run_var, float eps, float *wf, float *bf)
 {
     for (int o = 0; o < oc; o++) {
-        double invstd = 1.0 / sqrt((double)run_var[o] + eps), a = gamma[o] * invstd;
+        double invstd = running_invstd(run_var[o], eps), a = gamma[o] * invstd;
         for (size_t k = 0; k < per_oc; k++)
             wf[(size_t)o * per_oc + k] = (float)(w[(size_t)o * per_oc + k] * a);
         bf[o] = (float)(((bias ? (double)bias[o] : 0.0) - run_mean[o]) * a + beta[o]);
