@@ -26,8 +26,9 @@
 /* Geometries the direct route takes: RGB and grey 3x3 first layers (padded and not), odd
  * widths (9, 17, 23, 33 columns: vector tails), output channels that are not a multiple of
  * the register blocks (5, 13), strides 1 to 3, dilation 2, 5x5, 1x5 and 2x2 windows,
- * asymmetric padding, true convolution (flip). Columns: c h w oc kh kw sh sw dh dw pt pb pl
- * pr flip. */
+ * asymmetric padding, true convolution (flip), and maps tall enough that dW takes them in
+ * several bands of rows (DW_BAND_BYTES: 24 and 46 rows here), its sums carried from band to
+ * band. Columns: c h w oc kh kw sh sw dh dw pt pb pl pr flip. */
 static const int cases[][15] = {
     {3, 12, 18, 16, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 0},  /* cnn3-like, no padding */
     {1, 10, 9, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0},   /* fashion-like, pad same */
@@ -39,6 +40,8 @@ static const int cases[][15] = {
     {2, 10, 19, 6, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 0},   /* dilation 2 */
     {3, 8, 16, 4, 2, 2, 1, 1, 1, 1, 0, 1, 1, 0, 1},    /* 2x2 */
     {3, 6, 8, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0},    /* 8 columns, 17 channels */
+    {3, 70, 41, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0},   /* dW in 3 bands of rows, a tail */
+    {2, 100, 45, 5, 3, 3, 2, 2, 1, 1, 0, 1, 0, 1, 0},  /* stride 2, 2 bands, the last short */
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

@@ -25,6 +25,7 @@
 #define FB 8  /* output channels per forward block */
 #define WB 4  /* output channels per dW block */
 #define TK 3  /* taps of a kernel row per dW block */
+#define DW_BAND_BYTES (16 * 1024) /* a dW band's dz rows (WB channels): a third of L1 */
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
@@ -200,7 +201,11 @@ fwd_rows_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
 /* Adds to sum[o][t][lane] (o < nb, double) one image's dW of channels [o0, o0 + nb) (nb <=
  * WB), and to bsum[o][lane] its db: for each kernel row (ci, ky), the kw taps of WB channels
  * are 16-lane float sums over the image's outputs in row order, added lane by lane to the
- * doubles at the end (the lanes are summed once, after the last image). */
+ * doubles at the end (the lanes are summed once, after the last image). The image is taken
+ * in bands of output rows whose dz and input rows stay in L1 while every kernel row passes
+ * over them (one pass of the whole image per kernel row streamed both from L2); each float
+ * sum waits in part between bands and goes on where it stopped, so every lane adds the same
+ * values in the same order as in one pass: the same bits. */
 static inline __attribute__((always_inline)) void
 dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int *off,
               const float *dz, int o0, int nb, double *sum, double *bsum)
@@ -214,18 +219,30 @@ dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
     const float *dzs[WB];
     for (int o = 0; o < WB; o++) /* channels past nb repeat the last (their sums are dropped) */
         dzs[o] = dz + (size_t)(o0 + (o < nb ? o : nb - 1)) * P;
-    for (int r = 0; r < K; r += kw) {
+    const int rows = DW_BAND_BYTES / (ow * WB * (int)sizeof(float));
+    const int band = rows < 1 ? 1 : rows;
+    /* the float sums between bands: part[o][t] for tap t, partb[o] db's */
+    v16 part[WB][RT_CONV_DIRECT_MAX_K], partb[WB];
+    for (int by = 0; by < g->oh; by += band) {
+        const int ey = by + band < g->oh ? by + band : g->oh;
+        for (int r = 0; r < K; r += kw)
         for (int t0 = 0; t0 < kw; t0 += TK) { /* up to TK taps of the row at a time */
             const int nk = kw - t0 < TK ? kw - t0 : TK;
             v16 acc[WB][TK], accb[WB]; /* accb: db's sums, in the first pass only */
             const int withb = bsum && r == 0 && t0 == 0;
-            for (int o = 0; o < WB; o++)
+            for (int o = 0; o < WB; o++) /* the first band starts the sums */
                 for (int k = 0; k < TK; k++)
                     acc[o][k] = accb[o] = (v16){0};
+            if (by > 0)
+                for (int o = 0; o < WB; o++) {
+                    accb[o] = partb[o];
+                    for (int k = 0; k < nk; k++)
+                        acc[o][k] = part[o][r + t0 + k];
+                }
             int of[TK];
             for (int k = 0; k < TK; k++)
                 of[k] = off[r + t0 + (k < nk ? k : 0)];
-            for (int oy = 0; oy < g->oh; oy++) {
+            for (int oy = by; oy < ey; oy++) {
                 const float *base = buf + (size_t)oy * g->sh * g->sw * p->pq;
                 const size_t zo = (size_t)oy * ow;
                 for (int ox = 0; ox < full; ox += VL) {
@@ -267,7 +284,16 @@ dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
                             accb[o] += (v16)(mask & (v16i)d[o]);
                 }
             }
-            for (int o = 0; o < nb; o++)
+            if (ey < g->oh) { /* to go on in the next band */
+                for (int o = 0; o < WB; o++) {
+                    if (withb)
+                        partb[o] = accb[o];
+                    for (int k = 0; k < nk; k++)
+                        part[o][r + t0 + k] = acc[o][k];
+                }
+                continue;
+            }
+            for (int o = 0; o < nb; o++) /* the image's sums, into the doubles */
                 for (int k = 0; k < nk; k++) {
                     double *d = sum + ((size_t)o * K + r + t0 + k) * VL;
 #pragma GCC unroll 16
