@@ -266,7 +266,8 @@ dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
                     acc[o][k] = accb[o] = (v16){0};
             if (by > 0)
                 for (int o = 0; o < WB; o++) {
-                    accb[o] = partb[o];
+                    if (withb)
+                        accb[o] = partb[o];
                     for (int k = 0; k < nk; k++)
                         acc[o][k] = part[o][r + t0 + k];
                 }
