@@ -148,8 +148,8 @@ typedef struct {
     atomic_int fail;
 } direct_job;
 
-/* Stores m <= VL outputs of channel o0 + o at column ox of row oy from the sum acc: plus the
- * bias, then relu / leaky relu in registers (the bits of rt_act_forward). */
+/* Stores m <= VL outputs of output channel o at column ox of row oy from the sum acc: plus
+ * the bias, then relu / leaky relu in registers (the bits of rt_act_forward). */
 static inline __attribute__((always_inline)) void
 fwd_store(const rt_conv_geom *g, v16 acc, float bias, rt_act act, float alpha, int o, int oy,
           int oy1, int ox, int m, float *y)
@@ -208,7 +208,7 @@ fwd_rows_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
                           ow - ox - VL < VL ? ow - ox - VL : VL, y);
             }
         }
-        for (; ox < ow; ox += VL) {
+        if (ox < ow) { /* one vector left: the pair above would read past the row's slack */
             v16 acc[FB];
 #pragma GCC unroll 8
             for (int o = 0; o < FB; o++)
