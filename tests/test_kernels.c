@@ -629,12 +629,19 @@ END_TEST
  * windows, serially and on a pool. */
 START_TEST(pool_relu_fused_equals_pair)
 {
-    static const int cases[][6] = {/* h, w, k, s, pad, planes: tiled (also its 8-wide
-                                      blocks), padded 2x2 (inner and border windows),
-                                      overlapping and clipped windows */
+    static const int cases[][6] = {/* h, w, k, s, pad, planes: tiled 2x2 (rows of 18, 3,
+                                      7, 21, 33, 32, 23, 14, 10 and 5 windows: blocks of 16,
+                                      8 and 4, each tail taken as the last block, the scalar
+                                      tail, a column and a row no window reaches), padded 2x2
+                                      (inner and border windows), overlapping and clipped
+                                      windows */
                                    {20, 36, 2, 2, 0, 3}, {9, 7, 2, 2, 0, 2}, {14, 14, 2, 2, 0, 3},
-                                   {8, 42, 2, 2, 0, 2}, {21, 35, 2, 2, 1, 3},
+                                   {8, 42, 2, 2, 0, 2}, {6, 66, 2, 2, 0, 2}, {5, 64, 2, 2, 0, 2},
+                                   {4, 47, 2, 2, 0, 3}, {7, 28, 2, 2, 0, 2}, {4, 20, 2, 2, 0, 2},
+                                   {2, 10, 2, 2, 0, 2}, {21, 35, 2, 2, 1, 3},
                                    {12, 12, 3, 2, 1, 3}, {10, 10, 2, 1, 0, 3}, {13, 19, 3, 3, 1, 3}};
+    static const char *const isas[] = {"avx512", "avx2", "generic"};
+    const char *before = rt_gemm_isa();
     char err[RT_ERRLEN];
     rt_threads *tp = rt_threads_create(3, err);
     ck_assert_ptr_nonnull(tp);
@@ -671,22 +678,33 @@ START_TEST(pool_relu_fused_equals_pair)
                                   "case %zu: forward at %d,%d,%d", t, q, oy, ox);
                 }
         free(y);
-        /* the tiled 2x2 path (which overwrites) against the general one (which adds) */
-        rt_maxpool_backward(&g, x, dy, a, 0, 1, NULL);
-        memset(b, 0, nin * sizeof *b);
-        rt_maxpool_backward(&g, x, dy, b, 1, 1, NULL);
-        for (size_t i = 0; i < nin; i++)
-            ck_assert_msg(a[i] == b[i], "case %zu: overwrite %g vs add %g at %zu", t, a[i], b[i], i);
-        for (int pool = 0; pool < 2; pool++) {
-            rt_threads *use = pool ? tp : NULL;
-            rt_maxpool_backward(&g, x, dy, a, 0, 1, use);
-            rt_act_backward(RT_ACT_RELU, 0.0f, x, a, a, nin, 0);
-            memset(b, 0x7f, nin * sizeof *b); /* every cell must be written */
-            rt_maxpool_backward_relu(&g, x, dy, b, 1, use);
-            ck_assert_msg(memcmp(a, b, nin * sizeof *a) == 0,
-                          "case %zu (%dx%d k%d s%d p%d), pool %d: fused != pair", t, h, w, k,
-                          s, p, pool);
+        /* the tiled 2x2 path (which overwrites) against the general one (which adds), with
+         * each instruction set's copy of it */
+        float *sum = malloc(nin * sizeof *sum);
+        ck_assert_ptr_nonnull(sum);
+        memset(sum, 0, nin * sizeof *sum);
+        rt_maxpool_backward(&g, x, dy, sum, 1, 1, NULL);
+        for (int is = 0; is < 3; is++) {
+            if (!use_isa(isas[is], "pool_relu_fused_equals_pair"))
+                continue;
+            memset(a, 0x7f, nin * sizeof *a); /* every cell must be written */
+            rt_maxpool_backward(&g, x, dy, a, 0, 1, NULL);
+            for (size_t i = 0; i < nin; i++)
+                ck_assert_msg(a[i] == sum[i], "%s case %zu: overwrite %g vs add %g at %zu",
+                              isas[is], t, a[i], sum[i], i);
+            for (int pool = 0; pool < 2; pool++) {
+                rt_threads *use = pool ? tp : NULL;
+                rt_maxpool_backward(&g, x, dy, a, 0, 1, use);
+                rt_act_backward(RT_ACT_RELU, 0.0f, x, a, a, nin, 0);
+                memset(b, 0x7f, nin * sizeof *b); /* every cell must be written */
+                rt_maxpool_backward_relu(&g, x, dy, b, 1, use);
+                ck_assert_msg(memcmp(a, b, nin * sizeof *a) == 0,
+                              "%s case %zu (%dx%d k%d s%d p%d), pool %d: fused != pair",
+                              isas[is], t, h, w, k, s, p, pool);
+            }
         }
+        ck_assert_int_eq(rt_gemm_use_isa(before), 0);
+        free(sum);
         free(x);
         free(dy);
         free(a);

@@ -10,8 +10,13 @@
 #include "rt_simd.h"
 
 #include <float.h>
+#include <string.h>
 
 typedef enum { MAX_FWD, MAX_BWD, AVG_FWD, AVG_BWD } pool_op;
+
+/* Max backward of one plane through 2x2 windows at stride 2 (rt_pool_tiled2.h). */
+typedef void (*tiled2_fn)(const rt_pool_geom *g, const float *x, const float *dy, float *dx,
+                          int relu);
 
 typedef struct {
     pool_op op;
@@ -20,6 +25,7 @@ typedef struct {
     float *y, *dx;
     int accum, planes;
     int relu; /* max backward: x is a relu's output, and its backward is applied too */
+    tiled2_fn tiled2;
 } pool_job;
 
 static int imax(int a, int b)
@@ -230,43 +236,37 @@ static inline void max_bwd_2x2_v4(const float *r0, const float *r1, const float 
     rt_st4(d1, __builtin_shufflevector(gc, ge, 0, 4, 1, 5));
     rt_st4(d1 + 4, __builtin_shufflevector(gc, ge, 2, 6, 3, 7));
 }
+
 #endif
 
-/* Max backward for 2x2 windows at stride 2 without padding, writing (not adding) every cell
- * of dx, so no separate zeroing pass over dx is needed. */
-static void max_bwd_plane_tiled2(const rt_pool_geom *g, const float *x, const float *dy,
-                                 float *dx, int relu)
-{
-    const int w = g->w;
-    for (int oy = 0; oy < g->oh; oy++) {
-        const float *r = x + (size_t)2 * oy * w, *dr = dy + (size_t)oy * g->ow;
-        float *d0 = dx + (size_t)2 * oy * w, *d1 = d0 + w;
-        int o = 0;
-#ifdef RT_HAVE_V4
-        for (; o + 4 <= g->ow; o += 4)
-            max_bwd_2x2_v4(r + 2 * o, r + w + 2 * o, dr + o, d0 + 2 * o, d1 + 2 * o, relu);
-        if (o < g->ow && g->ow >= 4) {
-            /* the tail as the last 4 windows: those already done are written again with the
-             * same values (each window writes, never adds, its own 4 cells) */
-            o = g->ow - 4;
-            max_bwd_2x2_v4(r + 2 * o, r + w + 2 * o, dr + o, d0 + 2 * o, d1 + 2 * o, relu);
-            o = g->ow;
-        }
+/* The max backward of a plane through 2x2 windows at stride 2, once for the baseline
+ * (4-wide blocks) and, with gcc on x86-64, once for AVX-512 (16- and 8-wide blocks as well:
+ * rt_pool_tiled2.h), picked per call with the GEMM's instruction set (rt_gemm_isa, so
+ * RT_GEMM_ISA and rt_gemm_use_isa reach it too). Selection only: the same bits either way. */
+#define TILED2_NAME tiled2_generic
+#define TILED2_WIDE 0
+#include "rt_pool_tiled2.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(RT_HAVE_V4)
+#define TILED2_AVX512 1
+/* the whole copy, its wide blocks included, compiled for AVX-512: a GNU C vector helper
+ * compiled apart for the baseline and only then inlined has been lowered lane by lane */
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512vl,avx512bw")
+#define TILED2_NAME tiled2_avx512
+#define TILED2_WIDE 1
+#include "rt_pool_tiled2.h"
+#pragma GCC pop_options
 #endif
-        for (; o < g->ow; o++) {
-            float a = r[2 * o], b = r[2 * o + 1], c = r[w + 2 * o], e = r[w + 2 * o + 1];
-            int i = argmax4(a, b, c, e);
-            float v = relu && !(a > 0.0f || b > 0.0f || c > 0.0f || e > 0.0f) ? 0.0f : dr[o];
-            d0[2 * o] = i == 0 ? v : 0.0f;
-            d0[2 * o + 1] = i == 1 ? v : 0.0f;
-            d1[2 * o] = i == 2 ? v : 0.0f;
-            d1[2 * o + 1] = i == 3 ? v : 0.0f;
-        }
-        for (int c = 2 * g->ow; c < w; c++) /* columns no window reaches */
-            d0[c] = d1[c] = 0.0f;
-    }
-    if (2 * g->oh < g->h)
-        memset(dx + (size_t)2 * g->oh * w, 0, (size_t)(g->h - 2 * g->oh) * w * sizeof *dx);
+
+static tiled2_fn tiled2_now(void)
+{
+#ifdef TILED2_AVX512
+    if (strcmp(rt_gemm_isa(), "avx512") == 0 && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+        return tiled2_avx512;
+#endif
+    return tiled2_generic;
 }
 
 RT_CLONES static void pool_task(void *arg, rt_worker *wk)
@@ -280,7 +280,7 @@ RT_CLONES static void pool_task(void *arg, rt_worker *wk)
                        g->pl == 0 && 2 * g->oh <= g->h && 2 * g->ow <= g->w;
     for (int p = lo; p < hi; p++) {
         if (j->op == MAX_BWD && !j->accum && tiled2) {
-            max_bwd_plane_tiled2(g, j->x + p * in, j->dy + p * out, j->dx + p * in, j->relu);
+            j->tiled2(g, j->x + p * in, j->dy + p * out, j->dx + p * in, j->relu);
             continue;
         }
         if ((j->op == MAX_BWD || j->op == AVG_BWD) && !j->accum)
@@ -299,7 +299,7 @@ RT_CLONES static void pool_task(void *arg, rt_worker *wk)
 static void run(pool_op op, const rt_pool_geom *g, const float *x, const float *dy, float *y,
                 float *dx, int accum, int relu, int n, rt_threads *tp)
 {
-    pool_job j = {op, g, x, dy, y, dx, accum, n * g->c, relu};
+    pool_job j = {op, g, x, dy, y, dx, accum, n * g->c, relu, tiled2_now()};
     if (j.planes > 0)
         rt_threads_run(tp, pool_task, &j);
 }
