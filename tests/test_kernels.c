@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "cnnrt.h"
 #include "rt_kernels.h"
@@ -1072,6 +1074,60 @@ START_TEST(batchnorm_same_bits_any_pool)
 }
 END_TEST
 
+/* Out of memory, batchnorm returns -1 and writes nothing (it used to abort the program): the
+ * test's own process (Check forks one per test) gets an address-space limit that leaves room
+ * for x and y but not for the per-image sums, 4 times the size of x. Not under
+ * AddressSanitizer, whose shadow memory needs more address space than any such limit. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_UNDER_ASAN 1
+#endif
+#endif
+START_TEST(batchnorm_out_of_memory)
+{
+#ifdef TEST_UNDER_ASAN
+    printf("test_kernels: SKIPPED batchnorm_out_of_memory under AddressSanitizer (an address-"
+           "space limit cannot be set); the plain build runs it\n");
+    fflush(stdout);
+#else
+    enum { N = 1 << 24 }; /* images of one channel of one pixel: the sums take 16 N bytes */
+    float *x = calloc(N, sizeof *x), *y = malloc(N * sizeof *y), *dx = malloc(N * sizeof *dx);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_ptr_nonnull(dx);
+    y[0] = y[N - 1] = dx[0] = dx[N - 1] = 7.0f;
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%ld", &pages), 1);
+    fclose(f);
+    struct rlimit lim = {(rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + 96u * 1024 * 1024,
+                         RLIM_INFINITY};
+    lim.rlim_max = lim.rlim_cur;
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &lim), 0);
+    float g = 1, b = 0, rm = 0.5f, rv = 2, sm = 7, si = 7, dg = 7, db = 7;
+    ck_assert_int_eq(
+        rt_batchnorm_forward_train(x, &g, &b, &rm, &rv, 0.1f, 1e-5f, y, &sm, &si, N, 1, 1), -1);
+    ck_assert_int_eq(rt_batchnorm_forward_eval(x, &g, &b, &rm, &rv, 1e-5f, y, N, 1, 1), -1);
+    ck_assert_int_eq(rt_batchnorm_act_forward_mt(1, x, &g, &b, &rm, &rv, 0.1f, 1e-5f, y, &sm,
+                                                 &si, RT_ACT_RELU, 0.0f, N, 1, 1, NULL),
+                     -1);
+    ck_assert_int_eq(
+        rt_batchnorm_backward_train(x, &g, &sm, &si, x, dx, 0, &dg, &db, N, 1, 1), -1);
+    ck_assert_int_eq(
+        rt_batchnorm_backward_eval(x, &g, &rm, &rv, 1e-5f, x, dx, 0, &dg, &db, N, 1, 1), -1);
+    ck_assert_msg(y[0] == 7.0f && y[N - 1] == 7.0f && dx[0] == 7.0f && dx[N - 1] == 7.0f,
+                  "an output was written");
+    ck_assert_msg(rm == 0.5f && rv == 2.0f && sm == 7.0f && si == 7.0f && dg == 7.0f &&
+                      db == 7.0f,
+                  "a statistic or gradient was written");
+    free(x), free(y), free(dx);
+#endif
+}
+END_TEST
+
 /* The elementwise backward passes by hand: relu, sigmoid, tanh, dropout, and the plain
  * pass-through of flatten and residual adds. */
 START_TEST(elementwise_backward_hand)
@@ -1356,6 +1412,7 @@ static Suite *suite(void)
     tcase_add_test(t, batchnorm_hand);
     tcase_add_test(t, batchnorm_backward_hand);
     tcase_add_test(t, batchnorm_same_bits_any_pool);
+    tcase_add_test(t, batchnorm_out_of_memory);
     tcase_add_test(t, batchnorm_fold_hand);
     tcase_add_test(t, add_act_hand);
     tcase_add_test(t, elementwise_backward_hand);

@@ -584,39 +584,40 @@ int rt_dense_backward(const float *x, const float *w, const float *dz, float *dx
  * mean' = (1-m) mean + m batch_mean, var' = (1-m) var + m unbiased_batch_var (as PyTorch;
  * with a single value per channel the biased variance is used). save_mean and save_invstd
  * [c] keep what the backward needs. These run serially; the _mt forms below split the
- * channels over a pool (same results: channels are independent). */
-void rt_batchnorm_forward_train(const float *x, const float *gamma, const float *beta,
-                                float *run_mean, float *run_var, float momentum, float eps,
-                                float *y, float *save_mean, float *save_invstd, int n, int c,
-                                int hw);
+ * channels over a pool (same results: channels are independent). Each of them returns 0, or
+ * -1 when it cannot allocate its per-channel sums; it has then written nothing. */
+int rt_batchnorm_forward_train(const float *x, const float *gamma, const float *beta,
+                               float *run_mean, float *run_var, float momentum, float eps,
+                               float *y, float *save_mean, float *save_invstd, int n, int c,
+                               int hw);
 /* Evaluation mode: the running statistics normalise. */
-void rt_batchnorm_forward_eval(const float *x, const float *gamma, const float *beta,
-                               const float *run_mean, const float *run_var, float eps,
-                               float *y, int n, int c, int hw);
+int rt_batchnorm_forward_eval(const float *x, const float *gamma, const float *beta,
+                              const float *run_mean, const float *run_var, float eps,
+                              float *y, int n, int c, int hw);
 /* Backward of the training-mode forward (batch statistics depend on x); dx may be NULL. */
-void rt_batchnorm_backward_train(const float *x, const float *gamma, const float *save_mean,
-                                 const float *save_invstd, const float *dy, float *dx,
-                                 int accum, float *dgamma, float *dbeta, int n, int c, int hw);
-/* Backward of the evaluation-mode forward (statistics are constants); dx may be NULL. */
-void rt_batchnorm_backward_eval(const float *x, const float *gamma, const float *run_mean,
-                                const float *run_var, float eps, const float *dy, float *dx,
+int rt_batchnorm_backward_train(const float *x, const float *gamma, const float *save_mean,
+                                const float *save_invstd, const float *dy, float *dx,
                                 int accum, float *dgamma, float *dbeta, int n, int c, int hw);
+/* Backward of the evaluation-mode forward (statistics are constants); dx may be NULL. */
+int rt_batchnorm_backward_eval(const float *x, const float *gamma, const float *run_mean,
+                               const float *run_var, float eps, const float *dy, float *dx,
+                               int accum, float *dgamma, float *dbeta, int n, int c, int hw);
 
-void rt_batchnorm_forward_train_mt(const float *x, const float *gamma, const float *beta,
-                                   float *run_mean, float *run_var, float momentum, float eps,
-                                   float *y, float *save_mean, float *save_invstd, int n,
-                                   int c, int hw, rt_threads *tp);
-void rt_batchnorm_forward_eval_mt(const float *x, const float *gamma, const float *beta,
-                                  const float *run_mean, const float *run_var, float eps,
-                                  float *y, int n, int c, int hw, rt_threads *tp);
-void rt_batchnorm_backward_train_mt(const float *x, const float *gamma,
-                                    const float *save_mean, const float *save_invstd,
-                                    const float *dy, float *dx, int accum, float *dgamma,
-                                    float *dbeta, int n, int c, int hw, rt_threads *tp);
-void rt_batchnorm_backward_eval_mt(const float *x, const float *gamma, const float *run_mean,
-                                   const float *run_var, float eps, const float *dy, float *dx,
-                                   int accum, float *dgamma, float *dbeta, int n, int c,
-                                   int hw, rt_threads *tp);
+int rt_batchnorm_forward_train_mt(const float *x, const float *gamma, const float *beta,
+                                  float *run_mean, float *run_var, float momentum, float eps,
+                                  float *y, float *save_mean, float *save_invstd, int n,
+                                  int c, int hw, rt_threads *tp);
+int rt_batchnorm_forward_eval_mt(const float *x, const float *gamma, const float *beta,
+                                 const float *run_mean, const float *run_var, float eps,
+                                 float *y, int n, int c, int hw, rt_threads *tp);
+int rt_batchnorm_backward_train_mt(const float *x, const float *gamma,
+                                   const float *save_mean, const float *save_invstd,
+                                   const float *dy, float *dx, int accum, float *dgamma,
+                                   float *dbeta, int n, int c, int hw, rt_threads *tp);
+int rt_batchnorm_backward_eval_mt(const float *x, const float *gamma, const float *run_mean,
+                                  const float *run_var, float eps, const float *dy, float *dx,
+                                  int accum, float *dgamma, float *dbeta, int n, int c,
+                                  int hw, rt_threads *tp);
 /* An evaluation-mode batchnorm folded into the layer before it (the plan's rt_step.bn_fold):
  * for each of the oc output channels, whose weights are the per_oc floats w[o*per_oc ...]
  * and whose bias is bias[o] (bias may be NULL: 0), a = gamma / sqrt(run_var + eps) as
@@ -632,16 +633,16 @@ void rt_batchnorm_fold(const float *w, const float *bias, int oc, size_t per_oc,
  * runs the backward of the mode (training: mean/invstd are the saved ones; else mean is the
  * running mean and run_var, eps give the std). Same bits as the two layers one after the
  * other. */
-void rt_batchnorm_act_forward_mt(int training, const float *x, const float *gamma,
-                                 const float *beta, float *run_mean, float *run_var,
-                                 float momentum, float eps, float *y, float *save_mean,
-                                 float *save_invstd, rt_act act, float alpha, int n, int c,
-                                 int hw, rt_threads *tp);
-void rt_batchnorm_act_backward_mt(int training, const float *x, const float *gamma,
-                                  const float *mean, const float *invstd, const float *run_var,
-                                  float eps, const float *y, rt_act act, float alpha, float *dy,
-                                  float *dx, int accum, float *dgamma, float *dbeta, int n,
-                                  int c, int hw, rt_threads *tp);
+int rt_batchnorm_act_forward_mt(int training, const float *x, const float *gamma,
+                                const float *beta, float *run_mean, float *run_var,
+                                float momentum, float eps, float *y, float *save_mean,
+                                float *save_invstd, rt_act act, float alpha, int n, int c,
+                                int hw, rt_threads *tp);
+int rt_batchnorm_act_backward_mt(int training, const float *x, const float *gamma,
+                                 const float *mean, const float *invstd, const float *run_var,
+                                 float eps, const float *y, rt_act act, float alpha, float *dy,
+                                 float *dx, int accum, float *dgamma, float *dbeta, int n,
+                                 int c, int hw, rt_threads *tp);
 
 #ifdef __cplusplus
 }

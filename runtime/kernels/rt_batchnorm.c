@@ -15,7 +15,6 @@
 #include "rt_kernels.h"
 #include "rt_simd.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct {
@@ -172,17 +171,17 @@ static void affine_task(void *arg, rt_worker *w) { run_blocks(arg, w, block_affi
 static void bwd_sums_task(void *arg, rt_worker *w) { run_blocks(arg, w, block_bwd_sums); }
 static void dx_task(void *arg, rt_worker *w) { run_blocks(arg, w, block_dx); }
 
-/* The job's part, tot and k arrays in one allocation (freed by bn_free). */
-static void bn_alloc(bn_job *j)
+/* The job's part, tot and k arrays in one allocation (freed by bn_free); -1 when out of
+ * memory, before anything is written: the caller reports it as the layer's failure. */
+static int bn_alloc(bn_job *j)
 {
     const size_t nc = (size_t)j->n * j->c, c = (size_t)j->c;
     j->part = malloc((2 * nc + 2 * c) * sizeof *j->part + 3 * c * sizeof *j->k);
-    if (!j->part) { /* a kernel has no error path: as an allocation failure anywhere else */
-        fprintf(stderr, "error: out of memory for batchnorm's sums\n");
-        abort();
-    }
+    if (!j->part)
+        return -1;
     j->tot = j->part + 2 * nc;
     j->k = (float *)(j->tot + 2 * c);
+    return 0;
 }
 
 static void bn_free(bn_job *j)
@@ -215,11 +214,12 @@ static const rt_shard *sum_shard(const bn_job *j)
 /* Forward: in training, the mean, then the squared deviations from it, each summed over the
  * images (and, with a shard set, over the shards: sync batchnorm), then the normalisation;
  * in evaluation, the normalisation with the running statistics. */
-static void bn_forward(bn_job *j, rt_threads *tp)
+static int bn_forward(bn_job *j, rt_threads *tp)
 {
     const rt_shard *sh = sum_shard(j);
     const int c = j->c;
-    bn_alloc(j);
+    if (bn_alloc(j) != 0)
+        return -1;
     if (j->train) {
         j->cnt = (double)(sh ? sh->total : j->n) * j->hw;
         rt_threads_run(tp, sum_task, j);
@@ -253,17 +253,19 @@ static void bn_forward(bn_job *j, rt_threads *tp)
     }
     rt_threads_run(tp, affine_task, j);
     bn_free(j);
+    return 0;
 }
 
 /* Backward: the fused activation's gradient and the sums of dy and dy * (x - mean) over the
  * images, which give the parameter gradients (this shard's: they are summed over the shards
  * with the other gradients later); in training the sums are then summed over the shards for
  * the input gradient. */
-static void bn_backward(bn_job *j, rt_threads *tp)
+static int bn_backward(bn_job *j, rt_threads *tp)
 {
     const rt_shard *sh = sum_shard(j);
     const int c = j->c;
-    bn_alloc(j);
+    if (bn_alloc(j) != 0)
+        return -1;
     j->cnt = (double)(sh ? sh->total : j->n) * j->hw;
     rt_threads_run(tp, bwd_sums_task, j);
     total_images(j, 0);
@@ -291,6 +293,7 @@ static void bn_backward(bn_job *j, rt_threads *tp)
         rt_threads_run(tp, dx_task, j);
     }
     bn_free(j);
+    return 0;
 }
 
 void rt_batchnorm_fold(const float *w, const float *bias, int oc, size_t per_oc,
@@ -305,57 +308,57 @@ void rt_batchnorm_fold(const float *w, const float *bias, int oc, size_t per_oc,
     }
 }
 
-void rt_batchnorm_forward_train_mt(const float *x, const float *gamma, const float *beta,
-                                   float *run_mean, float *run_var, float momentum, float eps,
-                                   float *y, float *save_mean, float *save_invstd, int n,
-                                   int c, int hw, rt_threads *tp)
+int rt_batchnorm_forward_train_mt(const float *x, const float *gamma, const float *beta,
+                                  float *run_mean, float *run_var, float momentum, float eps,
+                                  float *y, float *save_mean, float *save_invstd, int n,
+                                  int c, int hw, rt_threads *tp)
 {
     bn_job j = {0};
     j.x = x, j.gamma = gamma, j.beta = beta, j.run_mean = run_mean, j.run_var_out = run_var;
     j.momentum = momentum, j.eps = eps, j.y = y, j.save_mean = save_mean;
     j.save_invstd = save_invstd, j.n = n, j.c = c, j.hw = hw, j.train = 1;
-    bn_forward(&j, tp);
+    return bn_forward(&j, tp);
 }
 
-void rt_batchnorm_forward_eval_mt(const float *x, const float *gamma, const float *beta,
-                                  const float *run_mean, const float *run_var, float eps,
-                                  float *y, int n, int c, int hw, rt_threads *tp)
+int rt_batchnorm_forward_eval_mt(const float *x, const float *gamma, const float *beta,
+                                 const float *run_mean, const float *run_var, float eps,
+                                 float *y, int n, int c, int hw, rt_threads *tp)
 {
     bn_job j = {0};
     j.x = x, j.gamma = gamma, j.beta = beta, j.mean = run_mean, j.run_var = run_var;
     j.eps = eps, j.y = y, j.n = n, j.c = c, j.hw = hw;
-    bn_forward(&j, tp);
+    return bn_forward(&j, tp);
 }
 
-void rt_batchnorm_backward_train_mt(const float *x, const float *gamma,
-                                    const float *save_mean, const float *save_invstd,
-                                    const float *dy, float *dx, int accum, float *dgamma,
-                                    float *dbeta, int n, int c, int hw, rt_threads *tp)
+int rt_batchnorm_backward_train_mt(const float *x, const float *gamma,
+                                   const float *save_mean, const float *save_invstd,
+                                   const float *dy, float *dx, int accum, float *dgamma,
+                                   float *dbeta, int n, int c, int hw, rt_threads *tp)
 {
     bn_job j = {0};
     j.x = x, j.gamma = gamma, j.mean = save_mean, j.invstd = save_invstd, j.dy = dy;
     j.dx = dx, j.accum = accum, j.dgamma = dgamma, j.dbeta = dbeta, j.n = n, j.c = c;
     j.hw = hw, j.train = 1;
-    bn_backward(&j, tp);
+    return bn_backward(&j, tp);
 }
 
-void rt_batchnorm_backward_eval_mt(const float *x, const float *gamma, const float *run_mean,
-                                   const float *run_var, float eps, const float *dy, float *dx,
-                                   int accum, float *dgamma, float *dbeta, int n, int c,
-                                   int hw, rt_threads *tp)
+int rt_batchnorm_backward_eval_mt(const float *x, const float *gamma, const float *run_mean,
+                                  const float *run_var, float eps, const float *dy, float *dx,
+                                  int accum, float *dgamma, float *dbeta, int n, int c,
+                                  int hw, rt_threads *tp)
 {
     bn_job j = {0};
     j.x = x, j.gamma = gamma, j.mean = run_mean, j.run_var = run_var, j.eps = eps, j.dy = dy;
     j.dx = dx, j.accum = accum, j.dgamma = dgamma, j.dbeta = dbeta, j.n = n, j.c = c;
     j.hw = hw;
-    bn_backward(&j, tp);
+    return bn_backward(&j, tp);
 }
 
-void rt_batchnorm_act_forward_mt(int training, const float *x, const float *gamma,
-                                 const float *beta, float *run_mean, float *run_var,
-                                 float momentum, float eps, float *y, float *save_mean,
-                                 float *save_invstd, rt_act act, float alpha, int n, int c,
-                                 int hw, rt_threads *tp)
+int rt_batchnorm_act_forward_mt(int training, const float *x, const float *gamma,
+                                const float *beta, float *run_mean, float *run_var,
+                                float momentum, float eps, float *y, float *save_mean,
+                                float *save_invstd, rt_act act, float alpha, int n, int c,
+                                int hw, rt_threads *tp)
 {
     bn_job j = {0};
     j.x = x, j.gamma = gamma, j.beta = beta, j.eps = eps, j.y = y, j.n = n, j.c = c;
@@ -366,14 +369,14 @@ void rt_batchnorm_act_forward_mt(int training, const float *x, const float *gamm
     } else {
         j.mean = run_mean, j.run_var = run_var;
     }
-    bn_forward(&j, tp);
+    return bn_forward(&j, tp);
 }
 
-void rt_batchnorm_act_backward_mt(int training, const float *x, const float *gamma,
-                                  const float *mean, const float *invstd, const float *run_var,
-                                  float eps, const float *y, rt_act act, float alpha, float *dy,
-                                  float *dx, int accum, float *dgamma, float *dbeta, int n,
-                                  int c, int hw, rt_threads *tp)
+int rt_batchnorm_act_backward_mt(int training, const float *x, const float *gamma,
+                                 const float *mean, const float *invstd, const float *run_var,
+                                 float eps, const float *y, rt_act act, float alpha, float *dy,
+                                 float *dx, int accum, float *dgamma, float *dbeta, int n,
+                                 int c, int hw, rt_threads *tp)
 {
     bn_job j = {0};
     j.x = x, j.gamma = gamma, j.mean = mean, j.dy = dy, j.dx = dx, j.accum = accum;
@@ -383,37 +386,37 @@ void rt_batchnorm_act_backward_mt(int training, const float *x, const float *gam
         j.invstd = invstd, j.train = 1;
     else
         j.run_var = run_var, j.eps = eps;
-    bn_backward(&j, tp);
+    return bn_backward(&j, tp);
 }
 
-void rt_batchnorm_forward_train(const float *x, const float *gamma, const float *beta,
-                                float *run_mean, float *run_var, float momentum, float eps,
-                                float *y, float *save_mean, float *save_invstd, int n, int c,
-                                int hw)
+int rt_batchnorm_forward_train(const float *x, const float *gamma, const float *beta,
+                               float *run_mean, float *run_var, float momentum, float eps,
+                               float *y, float *save_mean, float *save_invstd, int n, int c,
+                               int hw)
 {
-    rt_batchnorm_forward_train_mt(x, gamma, beta, run_mean, run_var, momentum, eps, y,
-                                  save_mean, save_invstd, n, c, hw, NULL);
+    return rt_batchnorm_forward_train_mt(x, gamma, beta, run_mean, run_var, momentum, eps, y,
+                                         save_mean, save_invstd, n, c, hw, NULL);
 }
 
-void rt_batchnorm_forward_eval(const float *x, const float *gamma, const float *beta,
-                               const float *run_mean, const float *run_var, float eps,
-                               float *y, int n, int c, int hw)
+int rt_batchnorm_forward_eval(const float *x, const float *gamma, const float *beta,
+                              const float *run_mean, const float *run_var, float eps,
+                              float *y, int n, int c, int hw)
 {
-    rt_batchnorm_forward_eval_mt(x, gamma, beta, run_mean, run_var, eps, y, n, c, hw, NULL);
+    return rt_batchnorm_forward_eval_mt(x, gamma, beta, run_mean, run_var, eps, y, n, c, hw, NULL);
 }
 
-void rt_batchnorm_backward_train(const float *x, const float *gamma, const float *save_mean,
-                                 const float *save_invstd, const float *dy, float *dx,
-                                 int accum, float *dgamma, float *dbeta, int n, int c, int hw)
-{
-    rt_batchnorm_backward_train_mt(x, gamma, save_mean, save_invstd, dy, dx, accum, dgamma,
-                                   dbeta, n, c, hw, NULL);
-}
-
-void rt_batchnorm_backward_eval(const float *x, const float *gamma, const float *run_mean,
-                                const float *run_var, float eps, const float *dy, float *dx,
+int rt_batchnorm_backward_train(const float *x, const float *gamma, const float *save_mean,
+                                const float *save_invstd, const float *dy, float *dx,
                                 int accum, float *dgamma, float *dbeta, int n, int c, int hw)
 {
-    rt_batchnorm_backward_eval_mt(x, gamma, run_mean, run_var, eps, dy, dx, accum, dgamma,
-                                  dbeta, n, c, hw, NULL);
+    return rt_batchnorm_backward_train_mt(x, gamma, save_mean, save_invstd, dy, dx, accum, dgamma,
+                                          dbeta, n, c, hw, NULL);
+}
+
+int rt_batchnorm_backward_eval(const float *x, const float *gamma, const float *run_mean,
+                               const float *run_var, float eps, const float *dy, float *dx,
+                               int accum, float *dgamma, float *dbeta, int n, int c, int hw)
+{
+    return rt_batchnorm_backward_eval_mt(x, gamma, run_mean, run_var, eps, dy, dx, accum, dgamma,
+                                         dbeta, n, c, hw, NULL);
 }

@@ -46,44 +46,44 @@ static size_t bn_aux(const rt_layer *L, const rt_step *s, int max_batch)
     return 2 * (size_t)L->in.c;
 }
 
+/* The kernels return -1 when out of memory, which the caller reports as this layer's. */
 static int bn_forward(const rt_op_args *a)
 {
     const rt_layer *L = a->L;
     int c = L->in.c, hw = L->in.h * L->in.w;
+    const float *gamma = a->P + L->w_off, *beta = a->P + L->b_off;
+    float *run_mean = a->S + L->s_off, *run_var = a->S + L->s_off + c;
     if (a->step->bn_act_layer) /* the plan fused the activation after it */
-        rt_batchnorm_act_forward_mt(a->training, a->x, a->P + L->w_off, a->P + L->b_off,
-                                    a->S + L->s_off, a->S + L->s_off + c, L->momentum, L->eps,
-                                    a->y, a->aux, a->aux + c, a->step->bn_act,
-                                    a->step->bn_alpha, a->n, c, hw, a->tp);
-    else if (a->training)
-        rt_batchnorm_forward_train_mt(a->x, a->P + L->w_off, a->P + L->b_off, a->S + L->s_off,
-                                      a->S + L->s_off + c, L->momentum, L->eps, a->y, a->aux,
-                                      a->aux + c, a->n, c, hw, a->tp);
-    else
-        rt_batchnorm_forward_eval_mt(a->x, a->P + L->w_off, a->P + L->b_off, a->S + L->s_off,
-                                     a->S + L->s_off + c, L->eps, a->y, a->n, c, hw, a->tp);
-    return 0;
+        return rt_batchnorm_act_forward_mt(a->training, a->x, gamma, beta, run_mean, run_var,
+                                           L->momentum, L->eps, a->y, a->aux, a->aux + c,
+                                           a->step->bn_act, a->step->bn_alpha, a->n, c, hw,
+                                           a->tp);
+    if (a->training)
+        return rt_batchnorm_forward_train_mt(a->x, gamma, beta, run_mean, run_var, L->momentum,
+                                             L->eps, a->y, a->aux, a->aux + c, a->n, c, hw,
+                                             a->tp);
+    return rt_batchnorm_forward_eval_mt(a->x, gamma, beta, run_mean, run_var, L->eps, a->y,
+                                        a->n, c, hw, a->tp);
 }
 
 static int bn_backward(const rt_op_args *a)
 {
     const rt_layer *L = a->L;
     int c = L->in.c, hw = L->in.h * L->in.w;
+    const float *gamma = a->P + L->w_off;
+    const float *run_mean = a->S + L->s_off, *run_var = a->S + L->s_off + c;
+    float *dgamma = a->G + L->w_off, *dbeta = a->G + L->b_off;
     if (a->step->bn_act_layer) /* dy is the activation's output gradient; y its output */
-        rt_batchnorm_act_backward_mt(a->training, a->x, a->P + L->w_off,
-                                     a->training ? a->aux : a->S + L->s_off, a->aux + c,
-                                     a->S + L->s_off + c, L->eps, a->y, a->step->bn_act,
-                                     a->step->bn_alpha, a->dy, a->dx, a->step->acc,
-                                     a->G + L->w_off, a->G + L->b_off, a->n, c, hw, a->tp);
-    else if (a->training)
-        rt_batchnorm_backward_train_mt(a->x, a->P + L->w_off, a->aux, a->aux + c, a->dy,
-                                       a->dx, a->step->acc, a->G + L->w_off, a->G + L->b_off,
-                                       a->n, c, hw, a->tp);
-    else
-        rt_batchnorm_backward_eval_mt(a->x, a->P + L->w_off, a->S + L->s_off,
-                                      a->S + L->s_off + c, L->eps, a->dy, a->dx, a->step->acc,
-                                      a->G + L->w_off, a->G + L->b_off, a->n, c, hw, a->tp);
-    return 0;
+        return rt_batchnorm_act_backward_mt(a->training, a->x, gamma,
+                                            a->training ? a->aux : run_mean, a->aux + c,
+                                            run_var, L->eps, a->y, a->step->bn_act,
+                                            a->step->bn_alpha, a->dy, a->dx, a->step->acc,
+                                            dgamma, dbeta, a->n, c, hw, a->tp);
+    if (a->training)
+        return rt_batchnorm_backward_train_mt(a->x, gamma, a->aux, a->aux + c, a->dy, a->dx,
+                                              a->step->acc, dgamma, dbeta, a->n, c, hw, a->tp);
+    return rt_batchnorm_backward_eval_mt(a->x, gamma, run_mean, run_var, L->eps, a->dy, a->dx,
+                                         a->step->acc, dgamma, dbeta, a->n, c, hw, a->tp);
 }
 
 const rt_op rt_op_batchnorm = {

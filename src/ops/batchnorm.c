@@ -44,18 +44,18 @@ static void emit_forward(const emit_ctx *e)
     int c = L->in.c, hw = L->in.h * L->in.w;
     if (e->step->bn_act_layer) { /* the plan runs the activation after it in the same pass */
         fprintf(e->out,
-                "    rt_batchnorm_act_forward_mt(training, %s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, %s, bn%d, bn%d + %d, %s, %s, n, %d, %d, tp);\n",
+                "    if (rt_batchnorm_act_forward_mt(training, %s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, %s, bn%d, bn%d + %d, %s, %s, n, %d, %d, tp) != 0)\n"
+                "        return fail(%d);\n",
                 e->in, L->w_off, L->b_off, L->s_off, L->s_off + (size_t)c, emit_f(L->momentum), emit_f(L->eps), e->y, e->i,
-                e->i, c, rt_act_cname(e->step->bn_act), emit_f(e->step->bn_alpha), c, hw);
+                e->i, c, rt_act_cname(e->step->bn_act), emit_f(e->step->bn_alpha), c, hw, e->i);
         return;
     }
     fprintf(e->out,
-            "    if (training)\n"
-            "        rt_batchnorm_forward_train_mt(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, %s, bn%d, bn%d + %d, n, %d, %d, tp);\n"
-            "    else\n"
-            "        rt_batchnorm_forward_eval_mt(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, n, %d, %d, tp);\n",
+            "    if ((training ? rt_batchnorm_forward_train_mt(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, %s, bn%d, bn%d + %d, n, %d, %d, tp)\n"
+            "                  : rt_batchnorm_forward_eval_mt(%s, P + %zu, P + %zu, S + %zu, S + %zu, %s, %s, n, %d, %d, tp)) != 0)\n"
+            "        return fail(%d);\n",
             e->in, L->w_off, L->b_off, L->s_off, L->s_off + (size_t)c, emit_f(L->momentum), emit_f(L->eps), e->y, e->i, e->i, c,
-            c, hw, e->in, L->w_off, L->b_off, L->s_off, L->s_off + (size_t)c, emit_f(L->eps), e->y, c, hw);
+            c, hw, e->in, L->w_off, L->b_off, L->s_off, L->s_off + (size_t)c, emit_f(L->eps), e->y, c, hw, e->i);
 }
 
 static void emit_backward(const emit_ctx *e)
@@ -64,19 +64,18 @@ static void emit_backward(const emit_ctx *e)
     int c = L->in.c, hw = L->in.h * L->in.w;
     if (e->step->bn_act_layer) { /* dy: the fused activation's output gradient */
         fprintf(e->out,
-                "    rt_batchnorm_act_backward_mt(last_training, %s, P + %zu, last_training ? bn%d : S + %zu, bn%d + %d, S + %zu, %s, %s, %s, %s, %s, %s, %d, G + %zu, G + %zu, n, %d, %d, tp);\n",
+                "    if (rt_batchnorm_act_backward_mt(last_training, %s, P + %zu, last_training ? bn%d : S + %zu, bn%d + %d, S + %zu, %s, %s, %s, %s, %s, %s, %d, G + %zu, G + %zu, n, %d, %d, tp) != 0) {\n",
                 e->in, L->w_off, e->i, L->s_off, e->i, c, L->s_off + (size_t)c, emit_f(L->eps), e->y,
                 rt_act_cname(e->step->bn_act), emit_f(e->step->bn_alpha), e->dy, emit_dx(e), e->step->acc, L->w_off, L->b_off,
                 c, hw);
-        return;
+    } else {
+        fprintf(e->out,
+                "    if ((last_training ? rt_batchnorm_backward_train_mt(%s, P + %zu, bn%d, bn%d + %d, %s, %s, %d, G + %zu, G + %zu, n, %d, %d, tp)\n"
+                "                       : rt_batchnorm_backward_eval_mt(%s, P + %zu, S + %zu, S + %zu, %s, %s, %s, %d, G + %zu, G + %zu, n, %d, %d, tp)) != 0) {\n",
+                e->in, L->w_off, e->i, e->i, c, e->dy, emit_dx(e), e->step->acc, L->w_off, L->b_off, c, hw, e->in, L->w_off,
+                L->s_off, L->s_off + (size_t)c, emit_f(L->eps), e->dy, emit_dx(e), e->step->acc, L->w_off, L->b_off, c, hw);
     }
-    fprintf(e->out,
-            "    if (last_training)\n"
-            "        rt_batchnorm_backward_train_mt(%s, P + %zu, bn%d, bn%d + %d, %s, %s, %d, G + %zu, G + %zu, n, %d, %d, tp);\n"
-            "    else\n"
-            "        rt_batchnorm_backward_eval_mt(%s, P + %zu, S + %zu, S + %zu, %s, %s, %s, %d, G + %zu, G + %zu, n, %d, %d, tp);\n",
-            e->in, L->w_off, e->i, e->i, c, e->dy, emit_dx(e), e->step->acc, L->w_off, L->b_off, c, hw, e->in, L->w_off,
-            L->s_off, L->s_off + (size_t)c, emit_f(L->eps), e->dy, emit_dx(e), e->step->acc, L->w_off, L->b_off, c, hw);
+    fprintf(e->out, "        fail_backward(%d);\n        return;\n    }\n", e->i);
 }
 
 static void emit_standalone(const emit_ctx *e)
