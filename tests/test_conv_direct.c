@@ -361,6 +361,64 @@ START_TEST(direct_gradcheck)
 }
 END_TEST
 
+/* rt_conv2d_backward_pool (a first layer's conv with the max pooling and relu after it):
+ * dW and db equal those of the pooling's backward with the relu's (rt_maxpool_backward_relu)
+ * and then rt_conv2d_backward, bit for bit. Every geometry above (where the direct route
+ * makes dW, each worker makes its own dz planes image by image; the grey one takes the
+ * GEMM's route through dz) and a 16-channel one (GEMM), under a 2x2 stride-2 pooling and an
+ * overlapping padded 3x3 stride-2 one, on relu outputs with zeros and ties; each ISA, 1 to 3
+ * workers, 1 and 5 images. */
+START_TEST(direct_backward_pool_same_bits)
+{
+    static const int gemm_case[15] = {16, 8, 10, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0};
+    static const int pools[][3] = {{2, 2, 0}, {3, 2, 1}}; /* window, stride, padding */
+    const char *before = rt_gemm_isa();
+    rt_threads *tps[3] = {NULL, rt_threads_create(2, NULL), rt_threads_create(3, NULL)};
+    for (int is = 0; is < 3; is++) {
+        if (rt_gemm_use_isa(isas[is]) != 0)
+            continue; /* this CPU lacks it: test_kernels reports which */
+        for (int t = 0; t <= NCASES; t++)
+            for (int pk = 0; pk < 2; pk++) {
+                const int n = (t + pk + is) % 2 ? 5 : 1;
+                conv_data d = make_data(t < NCASES ? cases[t] : gemm_case, RT_PAD_ZERO, n, 0);
+                const rt_conv_geom *g = &d.g;
+                const int k = pools[pk][0], st = pools[pk][1], pd = pools[pk][2];
+                rt_pool_geom pg = {g->oc, g->oh, g->ow, (g->oh + 2 * pd - k) / st + 1,
+                                   (g->ow + 2 * pd - k) / st + 1, k, k, st, st, pd, pd, pd, pd};
+                if (pg.oh < 1 || pg.ow < 1)
+                    continue;
+                const size_t npy = (size_t)n * g->oc * pg.oh * pg.ow;
+                float *y = malloc(d.ny * 4), *dpy = malloc(npy * 4), *dz = malloc(d.ny * 4);
+                float *dw0 = malloc(d.nw * 4), *db0 = malloc((size_t)g->oc * 4);
+                float *dw1 = malloc(d.nw * 4), *db1 = malloc((size_t)g->oc * 4);
+                for (size_t i = 0; i < d.ny; i++) /* relu outputs: zeros and ties */
+                    y[i] = (float)(irand(-2, 4) > 0 ? irand(1, 6) : 0) * 0.5f;
+                for (size_t i = 0; i < npy; i++)
+                    dpy[i] = (float)irand(-1000000, 999999) / 1e6f;
+                for (int w = 0; w < 3; w++) { /* (the GEMM's dW depends on the workers) */
+                    rt_maxpool_backward_relu(&pg, y, dpy, dz, n, tps[w]);
+                    ck_assert_int_eq(
+                        rt_conv2d_backward(g, d.x, d.w, dz, NULL, 0, dw0, db0, n, tps[w]), 0);
+                    memset(dz, 0x7f, d.ny * 4); /* what the direct route leaves as it is */
+                    memset(dw1, 0x7f, d.nw * 4), memset(db1, 0x7f, (size_t)g->oc * 4);
+                    ck_assert_int_eq(rt_conv2d_backward_pool(g, d.x, d.w, &pg, y, dpy, dz, dw1,
+                                                             db1, n, tps[w]),
+                                     0);
+                    CHECK(memcmp(dw0, dw1, d.nw * 4) == 0 &&
+                              memcmp(db0, db1, (size_t)g->oc * 4) == 0,
+                          "%s case %d pool %d, %d workers, %d images: dW or db differ", isas[is],
+                          t, pk, w + 1, n);
+                }
+                free(y), free(dpy), free(dz), free(dw0), free(db0), free(dw1), free(db1);
+                free_data(&d);
+            }
+    }
+    ck_assert_int_eq(rt_gemm_use_isa(before), 0);
+    rt_threads_destroy(tps[1]);
+    rt_threads_destroy(tps[2]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("conv_direct");
@@ -372,6 +430,7 @@ static Suite *suite(void)
     tcase_add_test(t, direct_same_bits_any_pool);
     tcase_add_test(t, direct_agrees_with_gemm);
     tcase_add_test(t, direct_gradcheck);
+    tcase_add_test(t, direct_backward_pool_same_bits);
     suite_add_tcase(s, t);
     return s;
 }

@@ -560,6 +560,16 @@ void rt_avgpool_backward(const rt_pool_geom *g, const float *dy, float *dx, int 
 int rt_conv2d_forward_pool(const rt_conv_geom *g, const float *x, const float *w,
                            const float *b, rt_act act, float alpha, float *y, int keep, int n,
                            const rt_pool_geom *pg, int avg, float *py, rt_threads *tp);
+/* The backward of a convolution that reads the network's input (no dx) and of the max
+ * pooling with relu that reads its output y (the relu's; the conv's own relu backward is the
+ * pooling's: rt_maxpool_backward_relu), from the pooling's output gradient dpy: dw and db
+ * as rt_conv2d_backward from dz = rt_maxpool_backward_relu(pg, y, dpy, dz, n), with the same
+ * bits. Where dW is made directly (few input channels), each worker makes the dz of its own
+ * output channels image by image while they are in its cache, and dz (room for n images) is
+ * not used; otherwise dz gets the whole batch's first. Returns 0, or -1 if out of memory. */
+int rt_conv2d_backward_pool(const rt_conv_geom *g, const float *x, const float *w,
+                            const rt_pool_geom *pg, const float *y, const float *dpy, float *dz,
+                            float *dw, float *db, int n, rt_threads *tp);
 /* Global pooling: [n][c][hw] -> [n][c]. */
 void rt_globalavgpool_forward(const float *x, float *y, int n, int c, int hw);
 void rt_globalavgpool_backward(const float *dy, float *dx, int accum, int n, int c, int hw);

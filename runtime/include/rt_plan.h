@@ -73,7 +73,13 @@ typedef struct {
                                images while its output is in cache (rt_conv2d_forward_pool),
                                in every mode; 0: none */
     int pool_by_src;        /* that pooling: its output (its own buffer) is written by the
-                               conv, its forward does nothing; backward as usual */
+                               conv, its forward does nothing; backward as usual (but see
+                               pool_bwd) */
+    int pool_bwd;           /* a conv reading the network's input (no dx) whose pool_layer
+                               is a max pooling with its relu backward (pool_with_relu):
+                               it runs that pooling's backward too, from the pooling's
+                               output gradient (rt_conv2d_backward_pool); 0: none */
+    int bwd_by_src;         /* that pooling: its backward is done by the conv */
 } rt_step;
 
 typedef struct {

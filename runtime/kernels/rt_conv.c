@@ -1079,3 +1079,14 @@ int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, 
         rt_threads_run(tp, reduce_task, &j);
     return 0;
 }
+
+int rt_conv2d_backward_pool(const rt_conv_geom *gin, const float *x, const float *w,
+                            const rt_pool_geom *pg, const float *y, const float *dpy, float *dz,
+                            float *dw, float *db, int n, rt_threads *tp)
+{
+    const rt_conv_geom g = rt_conv_norm(gin);
+    if (n > 0 && !is_depthwise(&g) && rt_conv_direct_ok(&g, 1))
+        return rt_conv_direct_backward_pool(&g, x, pg, y, dpy, dw, db, n, tp);
+    rt_maxpool_backward_relu(pg, y, dpy, dz, n, tp); /* through dz, then as usual */
+    return rt_conv2d_backward(gin, x, w, dz, NULL, 0, dw, db, n, tp);
+}

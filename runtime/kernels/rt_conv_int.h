@@ -80,6 +80,11 @@ int rt_conv_direct_forward(const rt_conv_geom *g, const float *x, const float *w
                            rt_threads *tp);
 int rt_conv_direct_backward(const rt_conv_geom *g, const float *x, const float *dz, float *dw,
                             float *db, int n, rt_threads *tp);
+/* dW and db as rt_conv_direct_backward from dz = rt_maxpool_backward_relu(pg, py, dpy), with
+ * the same bits, each worker making the dz planes it needs from py and dpy itself. */
+int rt_conv_direct_backward_pool(const rt_conv_geom *g, const float *x, const rt_pool_geom *pg,
+                                 const float *py, const float *dpy, float *dw, float *db, int n,
+                                 rt_threads *tp);
 /* Bytes of worker scratch they ask for. */
 size_t rt_conv_direct_scratch_size(const rt_conv_geom *g);
 

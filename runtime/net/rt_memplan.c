@@ -151,6 +151,8 @@ int rt_memplan_train(const rt_netdesc *d, const rt_plan *p, rt_memplan *m, char 
         if (!s->grad)
             continue;
         touch(from, to, n + s->dybuf, t);
+        if (s->pool_bwd) /* the pooling's gradient, read by this conv (rt_step.pool_bwd) */
+            touch(from, to, n + rt_plan_step(p, s->pool_bwd)->dybuf, t);
         if (s->dxbuf >= 0)
             touch(from, to, n + s->dxbuf, t);
         if (s->dx2buf >= 0)

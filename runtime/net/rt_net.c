@@ -153,8 +153,12 @@ static void net_backward(void *self, const float *dlogits, int n)
                 memset(G + L->w_off, 0, L->w_len * sizeof *G);
             if (L->b_len)
                 memset(G + L->b_off, 0, L->b_len * sizeof *G);
-        } else if (!s->pass) {
+        } else if (!s->pass && !s->bwd_by_src) { /* (a pooling the conv before it does) */
             rt_op_args a = op_args(net, i, n, net->last_training);
+            if (s->pool_bwd) {
+                a.pool = &d->layers[s->pool_bwd];
+                a.pool_dy = net->gstore[rt_plan_step(&net->plan, s->pool_bwd)->dybuf];
+            }
             if (rt_op_of(L->kind)->backward(&a) != 0) {
                 fail(net->m.err, "layer %d (%s, line %d): out of memory in backward", i,
                      rt_kind_name(L->kind), L->line);

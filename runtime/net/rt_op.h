@@ -39,9 +39,10 @@ typedef struct {
     int n, training;           /* images; forward: training mode; backward: the forward's */
     const rt_layer *fold;      /* forward in inference (RT_INFER): the batchnorm the plan
                                   folds into this layer (step->bn_fold), else NULL */
-    const rt_layer *pool;      /* forward: the pooling this conv runs too (step->pool_layer),
-                                  else NULL */
-    float *pool_y;             /* and that pooling's output */
+    const rt_layer *pool;      /* the pooling this conv runs too: forward (step->pool_layer)
+                                  and backward (step->pool_bwd); else NULL */
+    float *pool_y;             /* forward: that pooling's output */
+    const float *pool_dy;      /* backward: that pooling's output gradient */
     int infer;                 /* forward: inference only (RT_INFER), no backward follows */
     rt_threads *tp;
 } rt_op_args;

@@ -120,6 +120,19 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
         if (s->pool_with_relu)
             p->steps[L->src - 1].relu_by_pool = 1;
     }
+    /* fusion, backward: a conv that reads the network's input (it makes no dx) and runs
+     * the max pooling after it (pool_layer) that applies its relu's backward makes that
+     * pooling's gradient itself, a block of channels of one image at a time, right before
+     * its weight gradient reads it (rt_conv2d_backward_pool); same bits */
+    for (int i = 1; i < nl; i++) {
+        rt_step *s = &p->steps[i - 1];
+        int q = s->pool_layer;
+        if (q && d->layers[i].src == 0 && d->layers[q].kind == RT_MAXPOOL &&
+            p->steps[q - 1].pool_with_relu) {
+            s->pool_bwd = q;
+            p->steps[q - 1].bwd_by_src = 1;
+        }
+    }
     /* gradient buffers: a pure pass (flatten, dropout with p = 0) that is its source's only
      * reader hands its gradient buffer to the source, so it has nothing to do */
     for (int i = 1; i < nl; i++) {
@@ -172,7 +185,7 @@ void rt_plan_unfold(rt_plan *p)
         rt_step *s = &p->steps[k];
         s->bn_fold = 0;
         s->fold_act = RT_ACT_NONE;
-        s->pool_layer = s->pool_by_src = 0;
+        s->pool_layer = s->pool_by_src = s->pool_bwd = s->bwd_by_src = 0;
         if (s->alias == RT_ALIAS_INFER)
             s->alias = RT_ALIAS_NONE; /* own[] already gives it its buffer */
     }
@@ -225,13 +238,20 @@ void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
             continue;
         }
         fprintf(f, "dy%d", s->dybuf);
+        if (s->bwd_by_src) {
+            fprintf(f, " (done by the conv before it, with its source's relu backward)\n");
+            continue;
+        }
         if (s->pass)
             fprintf(f, " (its input's gradient buffer: nothing to do)");
         if (s->dxbuf >= 0 && !s->pass)
             fprintf(f, " -> dy%d %s", s->dxbuf, s->acc ? "+=" : "=");
         if (s->dx2buf >= 0)
             fprintf(f, ", dy%d %s", s->dx2buf, s->acc2 ? "+=" : "=");
-        if (s->relu_by_pool)
+        if (s->pool_bwd)
+            fprintf(f, " (with layer %d's max pooling and relu backward, image by image)",
+                    s->pool_bwd);
+        else if (s->relu_by_pool)
             fprintf(f, " (relu backward done by the max pooling after it)");
         if (s->pool_with_relu)
             fprintf(f, " (with its source's relu backward)");

@@ -103,6 +103,12 @@ static int conv_backward(const rt_op_args *a)
 {
     const rt_layer *L = a->L;
     rt_conv_geom g = rt_layer_conv_geom(L);
+    if (a->step->pool_bwd) { /* and the max pooling's (with the relu's) before its own */
+        rt_pool_geom pg = rt_layer_pool_geom(a->pool);
+        return rt_conv2d_backward_pool(&g, a->x, a->P + L->w_off, &pg, a->y, a->pool_dy, a->dy,
+                                       a->G + L->w_off, L->bias ? a->G + L->b_off : NULL, a->n,
+                                       a->tp);
+    }
     if (rt_layer_act(L) != RT_ACT_NONE && !a->step->relu_by_pool)
         rt_act_backward_mt(rt_layer_act(L), L->alpha, a->y, a->dy, a->dy,
                            (size_t)a->n * rt_shape_size(L->out), 0, a->tp);

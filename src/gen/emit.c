@@ -119,6 +119,7 @@ static emit_ctx layer_ctx(const ir_net *net, const rt_plan *p, const names *nm, 
     emit_ctx e = {.net = net, .step = s, .i = i, .in = nm->y[L->src], .in2 = L->src2 >= 0 ? nm->y[L->src2] : "",
                   .y = nm->y[i], .pool_y = s->pool_layer ? nm->y[s->pool_layer] : "", .out = out};
     snprintf(e.dy, sizeof e.dy, "%s", nm->dy[i]);
+    if (s->pool_bwd) snprintf(e.pool_dy, sizeof e.pool_dy, "%s", nm->dy[s->pool_bwd]);
     if (s->dxbuf >= 0) snprintf(e.dx, sizeof e.dx, "dout%d", s->dxbuf);
     if (s->dx2buf >= 0) snprintf(e.dx2, sizeof e.dx2, "dout%d", s->dx2buf);
     return e;
@@ -331,6 +332,8 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
             fprintf(out, "    /* line %d: %s */\n", L->line, nd->text);
             if (st->pass) {
                 fprintf(out, "    /* (its gradient buffer is its input's: nothing to do) */\n");
+            } else if (st->bwd_by_src) {
+                fprintf(out, "    /* (done by the conv before it, with its weight gradient) */\n");
             } else {
                 emit_ctx e = layer_ctx(net, &plan, &nm, i, out);
                 cnn_op_of(L->kind)->emit_backward(&e);

@@ -72,6 +72,8 @@ typedef struct {
                                pooling's output buffer */
     const char *tmp;        /* standalone: the layer's scratch (standalone_tmp floats) */
     char dy[32];            /* gradient of the output */
+    char pool_dy[32];       /* a conv that runs the max pooling's backward too
+                               (step->pool_bwd): that pooling's output gradient */
     char dx[32], dx2[32];   /* gradients of the inputs, or "" when none is needed */
     FILE *out;
 } emit_ctx;
