@@ -12,9 +12,9 @@
 #             {net} by the network's name and {cnn} by its .cnn path; with @NET only for
 #             that network. E.g. --extra 'compiled:./{net} --bench' or
 #             --extra 'compiled@cnn4:./cnn4 --bench'
-#   --repeat  run every implementation R times, in rounds (cnnrun, torch, extras, then
-#             again), and report each one's best round; each run's rate is already the
-#             median of its STEPS steps
+#   --repeat  run every implementation R times, in rounds (cnnrun, torch, extras; then
+#             torch, extras, cnnrun; then extras, cnnrun, torch; ...), and report each
+#             one's best round; each run's rate is already the median of its STEPS steps
 #   --profile also per-layer forward/backward milliseconds of cnnrun and PyTorch, and our
 #             1024^3 SGEMM rate with each layer's forward and backward GFLOP/s as a share of it
 #             (bench/nets/ holds vgg_bn64 and resnet_bn32, issue 9's batchnorm networks)
@@ -93,18 +93,22 @@ for net in $nets; do
     : >"$out/$net.cnnrun"
     : >"$out/$net.torch"
     for l in $labels; do : >"$out/$net.extra-$l"; done
-    # rounds: every implementation once per round, so a slow spell hits them all alike
-    round=1
-    while [ "$round" -le "$repeat" ]; do
+    # rounds: every implementation once per round, so a slow spell hits them all alike; the
+    # order turns by one each round (cnnrun torch extras, torch extras cnnrun, ...), so that
+    # none always runs right after the same other
+    run_cnnrun() {
         echo "== $net: cnnrun (round $round of $repeat)" >&2
         "$build/cnnrun" "$cnn" --bench "$steps" --batch "$batch" --threads "$threads" $profile \
             >>"$out/$net.cnnrun" 2>&1 || echo "bench.sh: cnnrun failed on $net, see $out/$net.cnnrun" >&2
-        if [ -n "$torch" ]; then
-            echo "== $net: torch" >&2
-            BUILD=$build "$python" "$here/torch_bench.py" "$cnn" --bench "$steps" --batch "$batch" \
-                --threads "$threads" $profile >>"$out/$net.torch" 2>&1 ||
-                echo "bench.sh: torch_bench.py failed on $net, see $out/$net.torch" >&2
-        fi
+    }
+    run_torch() {
+        [ -n "$torch" ] || return 0
+        echo "== $net: torch (round $round of $repeat)" >&2
+        BUILD=$build "$python" "$here/torch_bench.py" "$cnn" --bench "$steps" --batch "$batch" \
+            --threads "$threads" $profile >>"$out/$net.torch" 2>&1 ||
+            echo "bench.sh: torch_bench.py failed on $net, see $out/$net.torch" >&2
+    }
+    run_extras() {
         printf '%s' "$extras" | while IFS= read -r spec; do
             sl=${spec%%:*}
             cmd=${spec#*:}
@@ -112,10 +116,18 @@ for net in $nets; do
             case $sl in *@*) only=${sl#*@}; sl=${sl%%@*} ;; esac
             [ -z "$only" ] || [ "$only" = "$net" ] || continue
             cmd=$(printf '%s' "$cmd" | sed "s|{net}|$net|g; s|{cnn}|$cnn|g")
-            echo "== $net: $sl: $cmd $steps --batch $batch --threads $threads" >&2
+            echo "== $net: $sl (round $round of $repeat): $cmd $steps --batch $batch --threads $threads" >&2
             sh -c "$cmd $steps --batch $batch --threads $threads" >>"$out/$net.extra-$sl" 2>&1 ||
                 echo "bench.sh: '$cmd' failed on $net, see $out/$net.extra-$sl" >&2
         done
+    }
+    round=1
+    while [ "$round" -le "$repeat" ]; do
+        case $(( (round - 1) % 3 )) in
+        0) run_cnnrun; run_torch; run_extras ;;
+        1) run_torch; run_extras; run_cnnrun ;;
+        2) run_extras; run_cnnrun; run_torch ;;
+        esac
         round=$((round + 1))
     done
     ct=$(value images/s "$out/$net.cnnrun" train)
