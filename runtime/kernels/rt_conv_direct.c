@@ -133,7 +133,8 @@ static size_t pad_floats(const rt_conv_geom *g)
 }
 
 /* Floats of a block of WB dz planes that a worker makes itself (rt_conv_direct_backward_pool),
- * with a vector of slack for the tail's read past the last row. */
+ * with a vector of slack: on a map narrower than a vector, a row's tail read runs on into
+ * the rows below it, and from the last plane's second-to-last row past the block's end. */
 static size_t zblock_floats(const rt_conv_geom *g)
 {
     return (size_t)WB * g->oh * g->ow + VL;
@@ -248,11 +249,11 @@ fwd_rows_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
 /* Adds to sum[o][t][lane] (o < nb, double) one image's dW of nb <= WB output channels, whose
  * dz planes start at dz, and to bsum[o][lane] its db: for each kernel row (ci, ky), the kw
  * taps of WB channels are 16-lane float sums over the image's outputs in row order, added
- * lane by lane to the doubles at the end (the lanes are summed once, after the last image). The image is taken
- * in bands of output rows whose dz and input rows stay in L1 while every kernel row passes
- * over them (one pass of the whole image per kernel row streamed both from L2); each float
- * sum waits in part between bands and goes on where it stopped, so every lane adds the same
- * values in the same order as in one pass: the same bits. */
+ * lane by lane to the doubles at the end (the lanes are summed once, after the last image).
+ * The image is taken in bands of output rows whose dz and input rows stay in L1 while every
+ * kernel row passes over them (one pass of the whole image per kernel row streamed both from
+ * L2); each float sum waits in part between bands and goes on where it stopped, so every
+ * lane adds the same values in the same order as in one pass: the same bits. */
 static inline __attribute__((always_inline)) void
 dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int *off,
               const float *dz, int nb, double *sum, double *bsum)
@@ -456,7 +457,8 @@ int rt_conv_direct_forward(const rt_conv_geom *g, const float *x, const float *w
         if (bands > g->oh)
             bands = g->oh;
     }
-    direct_job j = {g, x, w, b, NULL, act, alpha, y, NULL, NULL, n, bands, 0, NULL, NULL, NULL};
+    direct_job j = {.g = g, .x = x, .w = w, .b = b, .act = act, .alpha = alpha, .y = y, .n = n,
+                    .bands = bands};
     rt_threads_run(tp, fwd_task, &j);
     return atomic_load(&j.fail) ? -1 : 0;
 }
@@ -501,13 +503,14 @@ static void bwd_task(void *arg, rt_worker *wk)
         for (int o0 = c0; o0 < c1; o0 += WB) {
             const int nb = c1 - o0 < WB ? c1 - o0 : WB;
             const size_t plane0 = (size_t)im * g->oc + o0; /* channel o0 of image im */
-            const float *dz = j->dz + plane0 * P;
+            const float *dz = zb; /* (no j->dz with j->pg: no offset from NULL) */
             if (j->pg) { /* this block's dz planes, made here while they stay in cache */
                 rt_pool_geom q = *j->pg;
                 q.c = nb;
                 rt_maxpool_backward_relu(&q, j->py + plane0 * P,
                                          j->dpy + plane0 * j->pg->oh * j->pg->ow, zb, 1, NULL);
-                dz = zb;
+            } else {
+                dz = j->dz + plane0 * P;
             }
             k.dw_image(g, &p, buf, off, dz, nb, sum + (size_t)o0 * K * VL,
                        j->db ? bsum + (size_t)o0 * VL : NULL);
@@ -523,7 +526,7 @@ static void bwd_task(void *arg, rt_worker *wk)
 int rt_conv_direct_backward(const rt_conv_geom *g, const float *x, const float *dz, float *dw,
                             float *db, int n, rt_threads *tp)
 {
-    direct_job j = {g, x, NULL, NULL, dz, RT_ACT_NONE, 0.0f, NULL, dw, db, n, 1, 0, NULL, NULL, NULL};
+    direct_job j = {.g = g, .x = x, .dz = dz, .dw = dw, .db = db, .n = n, .bands = 1};
     rt_threads_run(tp, bwd_task, &j);
     return atomic_load(&j.fail) ? -1 : 0;
 }
@@ -532,7 +535,8 @@ int rt_conv_direct_backward_pool(const rt_conv_geom *g, const float *x, const rt
                                  const float *py, const float *dpy, float *dw, float *db, int n,
                                  rt_threads *tp)
 {
-    direct_job j = {g, x, NULL, NULL, NULL, RT_ACT_NONE, 0.0f, NULL, dw, db, n, 1, 0, pg, py, dpy};
+    direct_job j = {.g = g, .x = x, .dw = dw, .db = db, .n = n, .bands = 1, .pg = pg, .py = py,
+                    .dpy = dpy};
     rt_threads_run(tp, bwd_task, &j);
     return atomic_load(&j.fail) ? -1 : 0;
 }
