@@ -91,7 +91,7 @@ static inline int fake_forward(void *self, const float *x, int n, int training, 
     return 0;
 }
 
-static inline void fake_backward(void *self, const float *dl, int n)
+static inline int fake_backward(void *self, const float *dl, int n)
 {
     fake_model *f = self;
     float *gW = f->m.grads, *gb = f->m.grads + (size_t)f->k * f->in;
@@ -107,6 +107,7 @@ static inline void fake_backward(void *self, const float *dl, int n)
             gW[(size_t)j * f->in + p] = (float)s;
         }
     }
+    return 0;
 }
 
 static inline void fake_seed_dropout(void *self, uint64_t seed)

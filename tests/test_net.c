@@ -707,12 +707,12 @@ START_TEST(bn_fold_inference)
                   eval[i]);
         float dl[15] = {0};
         dl[0] = 1.0f;
-        m->backward(m->self, dl, n);
+        CHECK(m->backward(m->self, dl, n) == -1, "backward after RT_INFER did not return -1");
         CHECK(isnan(m->grads[0]) && strstr(m->err, "inference-only"),
               "backward after RT_INFER: grads[0] %g, err '%s'", m->grads[0], m->err);
         ck_assert_int_eq(m->forward(m->self, x, n, RT_EVAL, eval), 0);
-        m->backward(m->self, dl, n);
-        CHECK(isfinite(m->grads[0]), "backward after RT_EVAL failed: %s", m->err);
+        CHECK(m->backward(m->self, dl, n) == 0, "backward after RT_EVAL failed: %s", m->err);
+        CHECK(isfinite(m->grads[0]), "backward after RT_EVAL: grads[0] %g", m->grads[0]);
         m->destroy(m->self);
     }
     CHECK(memcmp(inf[0], inf[1], sizeof inf[0]) == 0, "folded logits differ with 1 and 2 threads");

@@ -580,8 +580,23 @@ static int failing_forward(void *self, const float *x, int n, int training, floa
     return fake_forward(self, x, n, training, logits);
 }
 
-/* Images of another shape than the network's input, and a forward that fails: both stop
- * training and evaluation with a message (and nothing leaks, as the sanitizer build sees). */
+/* A backward that works for its first `bwd_fail_after` calls and then fails as a model's
+ * does (rt_model): a message in err, every gradient NaN. */
+static int bwd_fail_after;
+static int failing_backward(void *self, const float *dl, int n)
+{
+    fake_model *f = self;
+    if (bwd_fail_after-- > 0)
+        return fake_backward(self, dl, n);
+    snprintf(f->m.err, sizeof f->m.err, "layer 1 (dense, line 2): out of memory in backward");
+    for (size_t k = 0; k < f->m.nparams; k++)
+        f->m.grads[k] = NAN;
+    return -1;
+}
+
+/* Images of another shape than the network's input, and a forward or a backward that fails:
+ * each stops training and evaluation with a message (and nothing leaks, as the sanitizer
+ * build sees); the NaN gradients of a failed backward never reach the weights. */
 START_TEST(shape_mismatch_and_forward_failure)
 {
     fake_net net;
@@ -615,6 +630,18 @@ START_TEST(shape_mismatch_and_forward_failure)
     fail_after = 0;
     ck_assert_int_eq(rt_evaluate(&f->m, &ds, sp.test, sp.ntest, &loss, &acc, NULL, err), -1);
     ck_assert_msg(strstr(err, "forward pass failed") != NULL, "%s", err);
+    f->m.destroy(f);
+
+    f = fake_new(&net.desc, 4, 3); /* a backward that fails in epoch 2's third step */
+    f->m.backward = failing_backward;
+    bwd_fail_after = 5 + 2;
+    ck_assert_int_eq(rt_train_run(&f->m, &ds, &sp, &cfg, NULL, &h, err), -1);
+    ck_assert_msg(strstr(err, "backward pass failed at epoch 2: layer 1 (dense, line 2): out "
+                              "of memory in backward") != NULL, "%s", err);
+    for (size_t k = 0; k < f->m.nparams; k++)
+        ck_assert_msg(isfinite(f->m.params[k]), "weight %zu is %g after a failed backward", k,
+                      f->m.params[k]);
+    rt_history_free(&h);
     f->m.destroy(f);
     split_release(&sp);
     ds_release(&ds);

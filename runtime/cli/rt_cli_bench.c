@@ -44,7 +44,8 @@ static int train_step(bench_run *r)
         return -1;
     r->loss = rt_softmax_xent(r->logits, r->labels, r->n, r->k, NULL, r->dlogits, NULL);
     rt_dist_train_scale(r->dlogits, r->n, r->k, r->n * ranks);
-    r->m->backward(r->m->self, r->dlogits, r->n);
+    if (r->m->backward(r->m->self, r->dlogits, r->n) != 0)
+        return -1;
     if (rt_dist_train_grads(r->m, r->n) != 0)
         return -1;
     rt_opt_step_mt(r->opt, r->m->params, r->m->grads, r->tp);
@@ -208,7 +209,12 @@ static int profile(const rt_cli_env *e, const rt_bench_cfg *b, double opt_ms)
                 goto done;
             }
             double t1 = rt_now();
-            m->backward(m->self, dout, n);
+            if (m->backward(m->self, dout, n) != 0) {
+                rt_cli_error(e, "--profile: layer %d: %s", i, m->err);
+                rt_model_destroy(m);
+                rc = RT_EXIT_RUN;
+                goto done;
+            }
             double t2 = rt_now();
             if (rep > 0 && (bf < 0 || t1 - t0 < bf))
                 bf = t1 - t0;

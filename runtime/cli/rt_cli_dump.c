@@ -76,7 +76,11 @@ int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c)
         goto done;
     }
     double loss = rt_softmax_xent(logits, ilabels, n, k, NULL, dlogits, NULL);
-    m->backward(m->self, dlogits, n);
+    if (m->backward(m->self, dlogits, n) != 0) {
+        rt_cli_error(e, "%s", m->err);
+        rc = RT_EXIT_RUN;
+        goto done;
+    }
 
     rt_atomic_file af;
     if (rt_atomic_open(&af, c->file) < 0) {

@@ -171,8 +171,10 @@ typedef struct rt_model {
      * to the loss (rt_softmax_xent). Returns 0, or -1 with a message in err (below). */
     int (*forward)(void *self, const float *x, int n, int training, float *logits);
     /* dlogits: [n][classes], d(loss)/d(logits), n as in the last forward (whose mode,
-     * training or not, it differentiates); accumulates nothing: overwrites grads. */
-    void (*backward)(void *self, const float *dlogits, int n);
+     * training or not, it differentiates); accumulates nothing: overwrites grads. Returns 0,
+     * or -1 with a message in err and every gradient NaN (no half-made gradient can pass
+     * for one). */
+    int (*backward)(void *self, const float *dlogits, int n);
     void (*seed_dropout)(void *self, uint64_t seed);
     /* When set, backward calls it each time grads[from..nparams) have their final values
      * (after each layer with parameters, from the last layer down), so that data-parallel

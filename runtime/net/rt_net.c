@@ -125,7 +125,7 @@ static void poison(rt_net *net)
         net->m.grads[k] = NAN;
 }
 
-static void net_backward(void *self, const float *dlogits, int n)
+static int net_backward(void *self, const float *dlogits, int n)
 {
     rt_net *net = self;
     const rt_netdesc *d = net->d;
@@ -134,13 +134,13 @@ static void net_backward(void *self, const float *dlogits, int n)
     if (n != net->last_n || n < 1) {
         fail(net->m.err, "backward over %d images does not follow a forward over them", n);
         poison(net);
-        return;
+        return -1;
     }
     if (net->last_infer) { /* folded layers kept no intermediate outputs */
         fail(net->m.err, "backward after an inference-only forward (RT_INFER): run the "
              "forward in RT_EVAL or RT_TRAIN mode");
         poison(net);
-        return;
+        return -1;
     }
     memcpy(net->gstore[rt_plan_step(&net->plan, last)->dybuf], dlogits,
            (size_t)n * rt_shape_size(d->layers[last].out) * sizeof *dlogits);
@@ -163,13 +163,14 @@ static void net_backward(void *self, const float *dlogits, int n)
                 fail(net->m.err, "layer %d (%s, line %d): out of memory in backward", i,
                      rt_kind_name(L->kind), L->line);
                 poison(net);
-                return;
+                return -1;
             }
         }
         /* this layer's gradients are final, and with them everything above them */
         if (net->m.grads_ready && net->params_in_order && (L->w_len || L->b_len))
             net->m.grads_ready(net->m.grads_ready_ctx, L->w_len ? L->w_off : L->b_off);
     }
+    return 0;
 }
 
 /* 1 when every layer's weights and bias lie above all earlier layers' (the compiler lays

@@ -357,7 +357,7 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                 goto out;
             }
             if (ln > 0 && m->forward(m->self, x, ln, RT_TRAIN, logits) != 0) {
-                snprintf(err, RT_ERRLEN, "forward pass failed at epoch %d", e + 1);
+                snprintf(err, RT_ERRLEN, "forward pass failed at epoch %d: %.400s", e + 1, m->err);
                 rc = -1;
                 goto out;
             }
@@ -366,8 +366,11 @@ int rt_train_run(rt_model *m, const rt_dataset *ds, const rt_split *sp,
                                                           dlogits, &c)
                                 : 0.0;
             rt_dist_train_scale(dlogits, ln, k, nb);
-            if (ln > 0)
-                m->backward(m->self, dlogits, ln);
+            if (ln > 0 && m->backward(m->self, dlogits, ln) != 0) { /* (MPI: out: ends all) */
+                snprintf(err, RT_ERRLEN, "backward pass failed at epoch %d: %.400s", e + 1, m->err);
+                rc = -1;
+                goto out;
+            }
             double bsum = loss * ln;
             long bcorrect = c, bseen = ln;
             int stop = hooks->interrupt && *hooks->interrupt;

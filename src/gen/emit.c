@@ -238,10 +238,11 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
             "    last_n = 0;\n"
             "    snprintf(model.err, sizeof model.err, \"layer %%d (line %%d): out of memory\", layer, layers[layer].line);\n"
             "    return -1;\n}\n\n"
-            "static void fail_backward(int layer)\n{\n"
+            "static int fail_backward(int layer)\n{\n"
             "    fail(layer);\n"
             "    for (size_t k = 0; k < sizeof G / sizeof G[0]; k++)\n"
-            "        G[k] = 0.0f / 0.0f; /* NaN: a failed backward must not look like a gradient */\n}\n\n");
+            "        G[k] = 0.0f / 0.0f; /* NaN: a failed backward must not look like a gradient */\n"
+            "    return -1;\n}\n\n");
 
     /* the inference forward: the plan's order, every alias taken, the outputs in iout<i> */
     if (infer_plan) {
@@ -309,7 +310,7 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
             nm.y[last], emit_size(net->nodes[last].L.out));
 
     /* backward: the plan's gradient buffers and accumulate flags */
-    fprintf(out, "static void backward(void *self, const float *dlogits, int n)\n{\n"
+    fprintf(out, "static int backward(void *self, const float *dlogits, int n)\n{\n"
                  "    (void)self;\n"
                  "    if (n != last_n || n < 1 || last_infer) {\n"
                  "        if (last_infer)\n"
@@ -318,7 +319,7 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
                  "            snprintf(model.err, sizeof model.err, \"backward over %%d images does not follow a forward over them\", n);\n"
                  "        for (size_t k = 0; k < sizeof G / sizeof G[0]; k++)\n"
                  "            G[k] = 0.0f / 0.0f;\n"
-                 "        return;\n    }\n"
+                 "        return -1;\n    }\n"
                  "    memcpy(%s, dlogits, (size_t)n * %ld * sizeof(float));\n", nm.dy[last], emit_size(net->nodes[last].L.out));
     for (int i = last; i >= 1; i--) {
         const ir_node *nd = &net->nodes[i];
@@ -345,7 +346,7 @@ int emit_program(const ir_net *net, const emit_opts *o, FILE *out)
             fprintf(out, "    if (model.grads_ready)\n        model.grads_ready(model.grads_ready_ctx, %zu);\n",
                     L->w_len ? L->w_off : L->b_off);
     }
-    fprintf(out, "}\n\n");
+    fprintf(out, "    return 0;\n}\n\n");
 
     /* glue */
     fprintf(out, "static void seed_dropout(void *self, uint64_t seed)\n{\n    (void)self;\n"

@@ -75,7 +75,7 @@ static void emit_backward(const emit_ctx *e)
                 e->in, L->w_off, e->i, e->i, c, e->dy, emit_dx(e), e->step->acc, L->w_off, L->b_off, c, hw, e->in, L->w_off,
                 L->s_off, L->s_off + (size_t)c, emit_f(L->eps), e->dy, emit_dx(e), e->step->acc, L->w_off, L->b_off, c, hw);
     }
-    fprintf(e->out, "        fail_backward(%d);\n        return;\n    }\n", e->i);
+    fprintf(e->out, "        return fail_backward(%d);\n    }\n", e->i);
 }
 
 static void emit_standalone(const emit_ctx *e)

@@ -136,14 +136,14 @@ static void emit_backward(const emit_ctx *e)
         fprintf(o, "    if (rt_conv2d_backward_pool(&geom%d, %s, P + %zu, &geom%d, %s, %s, %s, G + %zu, ", e->i, e->in, L->w_off,
                 e->step->pool_bwd, e->y, e->pool_dy, e->dy, L->w_off);
         emit_bias_ptr(o, "G", L);
-        fprintf(o, ", n, tp) != 0) {\n        fail_backward(%d);\n        return;\n    }\n", e->i);
+        fprintf(o, ", n, tp) != 0) {\n        return fail_backward(%d);\n    }\n", e->i);
         return;
     }
     emit_act_backward_inplace(e);
     fprintf(o, "    if (rt_conv2d_backward(&geom%d, %s, P + %zu, %s, %s, %d, G + %zu, ", e->i, e->in, L->w_off, e->dy,
             e->dx[0] ? e->dx : "NULL", e->step->acc, L->w_off);
     emit_bias_ptr(o, "G", L);
-    fprintf(o, ", n, tp) != 0) {\n        fail_backward(%d);\n        return;\n    }\n", e->i);
+    fprintf(o, ", n, tp) != 0) {\n        return fail_backward(%d);\n    }\n", e->i);
 }
 
 static void emit_scratch(const emit_ctx *e)

@@ -45,7 +45,7 @@ static void emit_backward(const emit_ctx *e)
     fprintf(o, "    if (rt_dense_backward(%s, P + %zu, %s, %s, %d, G + %zu, ", e->in, L->w_off, e->dy, emit_dx(e),
             e->step->acc, L->w_off);
     emit_bias_ptr(o, "G", L);
-    fprintf(o, ", n, %ld, %ld, tp) != 0) {\n        fail_backward(%d);\n        return;\n    }\n", emit_size(L->in),
+    fprintf(o, ", n, %ld, %ld, tp) != 0) {\n        return fail_backward(%d);\n    }\n", emit_size(L->in),
             emit_size(L->out), e->i);
 }
 
