@@ -623,6 +623,22 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
     const int add_in = j->add && l->fold == 1;
     fwd_panel f = {.j = j, .sg = &sg, .s0 = s0, .oy0 = oy0, .rb = rb, .j0 = -1};
     f.mode = j->add && !add_in ? 1 : fused ? 0 : 2;
+    if (f.mode != 1 && g->ow % rt_gemm_implicit_vl() == 0) {
+        /* rows whole vectors wide: the tiles go straight into y, where each image's band is
+         * contiguous, and the grid's columns past ow are never computed */
+        const size_t P = (size_t)g->oh * g->ow;
+        for (int t = 0; t < nimg; t++) {
+            float *yt = j->y + (size_t)(s0 + t) * g->oc * P + (size_t)oy0 * g->ow;
+            rt_gemm_implicit_rows(g->oc, K, scr + l->wpack, xp + (size_t)t * sg.R * sg.S,
+                                  (const int *)(scr + l->koff), rb * g->ow, g->ow, sg.S, yt,
+                                  (int)P, add_in, j->b, fused ? j->act : RT_ACT_NONE, j->alpha);
+            if (!fused) /* the activation the epilogue does not do, on the band in cache */
+                for (int o = 0; o < g->oc; o++)
+                    rt_act_forward(j->act, j->alpha, yt + o * P, yt + o * P,
+                                   (size_t)rb * g->ow);
+        }
+        return;
+    }
     rt_gemm_implicit_panels(g->oc, sg.n, K, scr + l->wpack, xp, (const int *)(scr + l->koff),
                             scr + l->grid, j->b, fused ? j->act : RT_ACT_NONE, j->alpha,
                             add_in ? panel_fill : NULL, panel_sink, &f);

@@ -23,10 +23,11 @@ static size_t up16(size_t f)
  * q = oy*S + ox; tap (c, ky, kx) of that pixel is then slab[c*lc + ky*S + kx + q], so row r
  * of the patch matrix is the slab itself from offset koff[r], and the GEMM reads it in place
  * (rt_gemm_implicit_panels). The S - ow grid columns past each output row hold products
- * that are not kept. Folded images are stacked R = h + max(pt, pb) rows apart: the zero
- * rows between two are the bottom border of one and the top border of the next. Every
- * output sums the same products in the same order as the im2col route, so the bits do not
- * change.
+ * that are not kept; where ow is a whole number of vectors, rt_gemm_implicit_rows takes
+ * the output pixels alone as its columns and skips them. Folded images are stacked
+ * R = h + max(pt, pb) rows apart: the zero rows between two are the bottom border of one and
+ * the top border of the next. Every output sums the same products in the same order as the
+ * im2col route, so the bits do not change.
  * A stride of sh x sw splits each channel into sh*sw phase planes, plane (py, px) holding
  * the padded input's pixels (sh*i + py, sw*j + px): tap (ky, kx) of output (oy, ox) is then
  * pixel (oy + ky/sh, ox + kx/sw) of plane (ky%sh, kx%sw), a stride-1 read again. The planes

@@ -37,6 +37,13 @@ typedef void (*ukr_fn)(int kc, const float *a, const float *b, float *c, int ldc
 typedef void (*ukri_fn)(int kc, const float *a, const float *b, const int *koff, float *c,
                         int ldc, int mr, int nr, int add, const gemm_ep *ep);
 
+/* The same with B's vector v of depth row p read at b + voff[v] + koff[p] (unaligned, VL
+ * floats; the vectors of a tile need not be side by side in b): the implicit GEMM whose
+ * columns are output pixels, each vector of them within one output row. */
+typedef void (*ukrv_fn)(int kc, const float *a, const float *b, const int *koff,
+                        const int *voff, float *c, int ldc, int mr, int nr, int add,
+                        const gemm_ep *ep);
+
 /* The same with A row i read at a + koff[i] (rows past mr repeat row 0, not stored), B
  * packed; no epilogue: the implicit GEMM of conv's weight gradient. */
 typedef void (*ukra_fn)(int kc, const float *a, const int *koff, const float *b, float *c,
@@ -50,10 +57,12 @@ typedef void (*ntkr_fn)(int k, const float *a, int lda, const float *b, int ldb,
 typedef struct {
     const char *name;
     int mr, nr;          /* register tile */
+    int vl;              /* floats per vector (nr is a whole number of them) */
     int mrh;             /* rows of ukrah's tile (one vector wide) */
     int mc, kc, nc;      /* cache blocks; mc multiple of mr, nc multiple of nr */
     ukr_fn ukr;
     ukri_fn ukri;
+    ukrv_fn ukrv;
     ukra_fn ukra, ukrah;
     int nti, ntj;        /* tile of the A.B^T dot-product kernel */
     ntkr_fn ntkr;
@@ -84,6 +93,10 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, float v)
 
 /* The same with A's element (row i, depth p) read from AEL (an expression of p and i). */
 #define UKR_BODY_AB(VT, VUT, VI, VL, MR, NV, BT, BROW, AEL)                                \
+    UKR_BODY_V(VT, VUT, VI, VL, MR, NV, BT, (BROW) + v * (VL), AEL)
+
+/* The same with B's vector v of depth row p read from BVEC (an expression of p and v). */
+#define UKR_BODY_V(VT, VUT, VI, VL, MR, NV, BT, BVEC, AEL)                                 \
     enum { NR_ = (VL) * (NV) };                                                           \
     VT acc[MR][NV];                                                                       \
     _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++)                               \
@@ -91,7 +104,7 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, float v)
     for (int p = 0; p < kc; p++) {                                                        \
         VT bv[NV];                                                                        \
         _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++)                            \
-            bv[v] = *(const BT *)((BROW) + v * (VL));                                     \
+            bv[v] = *(const BT *)(BVEC);                                                  \
         _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++) {                         \
             const float av = (AEL);                                                       \
             _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) acc[i][v] += av * bv[v]; \
@@ -203,6 +216,18 @@ static void ukri_generic(int kc, const float *a, const float *b, const int *koff
 {
     UKR_BODY_B(v4sf, v4sf_u, v4si, 4, G_MR, G_NV, v4sf_u, b + koff[p])
 }
+/* ukrv_NAME: the vectors' row pointers are made once, before the depth loop */
+#define UKRV(ATTR, NAME, VT, VUT, VI, VL, MR, NV)                                           \
+    ATTR static void ukrv_##NAME(int kc, const float *a, const float *b, const int *koff,   \
+                                 const int *voff, float *c, int ldc, int mr, int nr,      \
+                                 int add, const gemm_ep *ep)                              \
+    {                                                                                     \
+        const float *bvp[NV];                                                             \
+        for (int v = 0; v < (NV); v++)                                                    \
+            bvp[v] = b + voff[v];                                                         \
+        UKR_BODY_V(VT, VUT, VI, VL, MR, NV, VUT, bvp[v] + koff[p], a[(size_t)p * (MR) + i]) \
+    }
+UKRV(, generic, v4sf, v4sf_u, v4si, 4, G_MR, G_NV)
 UKRA_PAIR(, generic, v4sf, v4sf_u, v4si, 4, G_MR, G_NV, 2 * G_MR)
 static void ntkr_generic(int k, const float *a, int lda, const float *b, int ldb, float *c,
                          int ldc, int mi, int mj, int add)
@@ -239,6 +264,7 @@ __attribute__((target("avx2,fma"))) static void ukri_avx2(int kc, const float *a
 {
     UKR_BODY_B(v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV, v8sf_u, b + koff[p])
 }
+UKRV(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV)
 UKRA_PAIR(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV,
           2 * A2_MR)
 __attribute__((target("avx2,fma"))) static void ntkr_avx2(int k, const float *a, int lda,
@@ -270,6 +296,7 @@ __attribute__((target("avx512f,fma"))) static void ukri_avx512(int kc, const flo
 {
     UKR_BODY_B(v16sf, v16sf_u, v16si, 16, A5_MR, A5_NV, v16sf_u, b + koff[p])
 }
+UKRV(__attribute__((target("avx512f,fma"))), avx512, v16sf, v16sf_u, v16si, 16, A5_MR, A5_NV)
 UKRA_PAIR(__attribute__((target("avx512f,fma"))), avx512, v16sf, v16sf_u, v16si, 16, A5_MR,
           A5_NV, 12)
 __attribute__((target("avx512f,fma"))) static void ntkr_avx512(int k, const float *a, int lda,
@@ -289,13 +316,13 @@ static int avail_avx512(void)
 /* Best first. */
 static const gemm_isa isas[] = {
 #ifdef HAVE_X86_KERNELS
-    {"avx512", A5_MR, A5_NV * 16, 12, 96, 256, 2048, ukr_avx512, ukri_avx512, ukra_avx512,
-     ukrah_avx512, 4, 4, ntkr_avx512, avail_avx512},
-    {"avx2", A2_MR, A2_NV * 8, 2 * A2_MR, 96, 256, 2048, ukr_avx2, ukri_avx2, ukra_avx2, ukrah_avx2, 3, 3,
-     ntkr_avx2, avail_avx2},
+    {"avx512", A5_MR, A5_NV * 16, 16, 12, 96, 256, 2048, ukr_avx512, ukri_avx512, ukrv_avx512,
+     ukra_avx512, ukrah_avx512, 4, 4, ntkr_avx512, avail_avx512},
+    {"avx2", A2_MR, A2_NV * 8, 8, 2 * A2_MR, 96, 256, 2048, ukr_avx2, ukri_avx2, ukrv_avx2,
+     ukra_avx2, ukrah_avx2, 3, 3, ntkr_avx2, avail_avx2},
 #endif
-    {"generic", G_MR, G_NV * 4, 2 * G_MR, 96, 256, 2048, ukr_generic, ukri_generic, ukra_generic,
-     ukrah_generic, 2, 2, ntkr_generic, avail_always},
+    {"generic", G_MR, G_NV * 4, 4, 2 * G_MR, 96, 256, 2048, ukr_generic, ukri_generic,
+     ukrv_generic, ukra_generic, ukrah_generic, 2, 2, ntkr_generic, avail_always},
 };
 #define NISAS ((int)(sizeof isas / sizeof isas[0]))
 
@@ -583,6 +610,44 @@ void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *
             }
         }
         sink(ctx, jr, nr, panel, NR);
+    }
+}
+
+int rt_gemm_implicit_vl(void)
+{
+    return isa()->vl;
+}
+
+void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const int *koff,
+                           int npix, int ow, int ldb, float *c, int ldc, int add,
+                           const float *bias, rt_act act, float alpha)
+{
+    const gemm_isa *g = isa();
+    const int MR = g->mr, NR = g->nr, VL = g->vl, NV = NR / VL;
+    const int fused = act == RT_ACT_RELU ? 1 : act == RT_ACT_LEAKYRELU ? 2 : 0;
+    if (m <= 0 || npix <= 0 || k <= 0)
+        return;
+    /* rt_gemm_implicit_panels' loops, with a tile's columns found by pixel: vector v of the
+     * tile at pixel jr starts at pixel jr + v * VL, in b at its grid position; a vector past
+     * npix reads the first one's (its columns are not stored) */
+    int voff[16];
+    for (int jr = 0; jr < npix; jr += NR) {
+        int nr = npix - jr < NR ? npix - jr : NR;
+        for (int v = 0; v < NV; v++) {
+            int px = jr + v * VL < npix ? jr + v * VL : jr;
+            voff[v] = px / ow * ldb + px % ow;
+        }
+        for (int pc = 0; pc < k; pc += g->kc) {
+            int kc = k - pc < g->kc ? k - pc : g->kc;
+            int last = pc + kc >= k && (bias || fused);
+            for (int ir = 0; ir < m; ir += MR) {
+                int mr = m - ir < MR ? m - ir : MR;
+                const float *a = ap + (size_t)(ir / MR) * k * MR + (size_t)pc * MR;
+                gemm_ep e = {bias ? bias + ir : NULL, fused, alpha};
+                g->ukrv(kc, a, b, koff + pc, voff, c + (size_t)ir * ldc + jr, ldc, mr, nr,
+                        add || pc > 0, last ? &e : NULL);
+            }
+        }
     }
 }
 

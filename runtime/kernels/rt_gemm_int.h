@@ -49,6 +49,18 @@ void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *
                              float alpha, rt_gemm_panel_fn fill, rt_gemm_panel_fn sink,
                              void *ctx);
 
+/* The same product with C a matrix whose column j is pixel j of a band of output rows ow
+ * pixels wide: element (p, j) of B is b[koff[p] + (j / ow) * ldb + j % ow], the grid
+ * position of pixel j (ldb: the grid's row stride), and C[i][j] is stored (add ? += : =)
+ * at c[i * ldc + j], with rt_gemm_implicit_panels' epilogue and order of sums: the same bits
+ * as its panels sunk into the band. ow must be a multiple of rt_gemm_implicit_vl(), the
+ * floats of a vector, so that no vector spans two rows; it reads no further into b than the
+ * grid positions of the npix pixels and its vectors (VL floats each) reach. */
+int rt_gemm_implicit_vl(void);
+void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const int *koff,
+                           int npix, int ow, int ldb, float *c, int ldc, int add,
+                           const float *bias, rt_act act, float alpha);
+
 /* C[m][n] (add ? += : =) A times packed B, with A implicit: element (i, p) of A is
  * a[koff[i] + p] (koff holds m offsets). B is packed as rt_gemm_pack_b does but in panels of
  * rt_gemm_implicit_a_nr(n) columns: NR, or NR / 2 for n up to NR / 2 (a tile of more rows,
