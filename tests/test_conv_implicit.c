@@ -25,9 +25,10 @@
  * small maps (8x8, 5x6), patch depths above the GEMM's 256-deep blocks (32 and 30 channels
  * of 3x3), asymmetric and zero padding, 2x2, 5x5 and 1x3 kernels; dW's tiles for few (up
  * to 16) and more (24, 40) output channels; strides 2 and 3 (phase planes), folded, whole
- * and in bands. Maps whose rows are whole vectors (32, 64, 16, 48, 8 wide) go straight into
- * the output (rt_gemm_implicit_rows), the last case with a tail of half a tile (80 pixels)
- * and of one channel (9). Columns: c h w oc kh kw sh sw pt pb pl pr flip. */
+ * and in bands. Maps whose rows are whole vectors or whole half vectors go straight into
+ * the output (rt_gemm_implicit_rows): on AVX-512, 32, 64, 16 and 48 wide by vectors, 8 and
+ * 24 by halves; on AVX2, 12 by halves; the 16-wide 5-row case has a tail of half a tile (80
+ * pixels) and of one channel (9). Columns: c h w oc kh kw sh sw pt pb pl pr flip. */
 static const int cases[][13] = {
     {16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 0}, {16, 64, 64, 16, 3, 3, 1, 1, 1, 1, 1, 1, 0},
     {8, 8, 8, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1},    {32, 8, 8, 9, 3, 3, 1, 1, 1, 1, 1, 1, 0},
@@ -37,7 +38,8 @@ static const int cases[][13] = {
     {12, 6, 7, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1},   {16, 32, 32, 32, 3, 3, 2, 2, 1, 1, 1, 1, 0},
     {8, 9, 11, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1},    {5, 12, 10, 7, 5, 3, 2, 3, 2, 1, 0, 2, 0},
     {32, 96, 96, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1}, {9, 10, 9, 5, 4, 4, 3, 2, 3, 0, 1, 2, 0},
-    {4, 5, 16, 9, 3, 3, 1, 1, 1, 1, 1, 1, 0},
+    {4, 5, 16, 9, 3, 3, 1, 1, 1, 1, 1, 1, 0},  {5, 6, 24, 8, 3, 3, 1, 1, 1, 1, 1, 1, 0},
+    {6, 7, 12, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

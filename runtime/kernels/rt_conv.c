@@ -623,9 +623,9 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
     const int add_in = j->add && l->fold == 1;
     fwd_panel f = {.j = j, .sg = &sg, .s0 = s0, .oy0 = oy0, .rb = rb, .j0 = -1};
     f.mode = j->add && !add_in ? 1 : fused ? 0 : 2;
-    if (f.mode != 1 && g->ow % rt_gemm_implicit_vl() == 0) {
-        /* rows whole vectors wide: the tiles go straight into y, where each image's band is
-         * contiguous, and the grid's columns past ow are never computed */
+    if (f.mode != 1 && rt_gemm_implicit_rows_ok(g->ow)) {
+        /* rows whole vectors (or half vectors) wide: the tiles go straight into y, where
+         * each image's band is contiguous, and the grid's columns past ow are not computed */
         const size_t P = (size_t)g->oh * g->ow;
         for (int t = 0; t < nimg; t++) {
             float *yt = j->y + (size_t)(s0 + t) * g->oc * P + (size_t)oy0 * g->ow;

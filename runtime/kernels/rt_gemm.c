@@ -63,6 +63,7 @@ typedef struct {
     ukr_fn ukr;
     ukri_fn ukri;
     ukrv_fn ukrv;
+    ukrv_fn ukrv2;       /* vectors of two halves (NULL: none) */
     ukra_fn ukra, ukrah;
     int nti, ntj;        /* tile of the A.B^T dot-product kernel */
     ntkr_fn ntkr;
@@ -93,10 +94,10 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, float v)
 
 /* The same with A's element (row i, depth p) read from AEL (an expression of p and i). */
 #define UKR_BODY_AB(VT, VUT, VI, VL, MR, NV, BT, BROW, AEL)                                \
-    UKR_BODY_V(VT, VUT, VI, VL, MR, NV, BT, (BROW) + v * (VL), AEL)
+    UKR_BODY_V(VT, VUT, VI, VL, MR, NV, *(const BT *)((BROW) + v * (VL)), AEL)
 
-/* The same with B's vector v of depth row p read from BVEC (an expression of p and v). */
-#define UKR_BODY_V(VT, VUT, VI, VL, MR, NV, BT, BVEC, AEL)                                 \
+/* The same with B's vector v of depth row p the value BVAL (an expression of p and v). */
+#define UKR_BODY_V(VT, VUT, VI, VL, MR, NV, BVAL, AEL)                                     \
     enum { NR_ = (VL) * (NV) };                                                           \
     VT acc[MR][NV];                                                                       \
     _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++)                               \
@@ -104,7 +105,7 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, float v)
     for (int p = 0; p < kc; p++) {                                                        \
         VT bv[NV];                                                                        \
         _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++)                            \
-            bv[v] = *(const BT *)(BVEC);                                                  \
+            bv[v] = (BVAL);                                                               \
         _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++) {                         \
             const float av = (AEL);                                                       \
             _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) acc[i][v] += av * bv[v]; \
@@ -225,7 +226,25 @@ static void ukri_generic(int kc, const float *a, const float *b, const int *koff
         const float *bvp[NV];                                                             \
         for (int v = 0; v < (NV); v++)                                                    \
             bvp[v] = b + voff[v];                                                         \
-        UKR_BODY_V(VT, VUT, VI, VL, MR, NV, VUT, bvp[v] + koff[p], a[(size_t)p * (MR) + i]) \
+        UKR_BODY_V(VT, VUT, VI, VL, MR, NV, *(const VUT *)(bvp[v] + koff[p]),              \
+                   a[(size_t)p * (MR) + i])                                               \
+    }
+
+/* ukrv2_NAME: the same with each vector v joined from two halves (HUT: half a vector,
+ * unaligned; JOIN(lo, hi): the whole), read at b + voff[2v] + koff[p] and b + voff[2v + 1]
+ * + koff[p], for maps whose rows are half a vector wide (or an odd number of halves) */
+#define UKRV2(ATTR, NAME, VT, VUT, VI, VL, MR, NV, HUT, JOIN)                               \
+    ATTR static void ukrv2_##NAME(int kc, const float *a, const float *b, const int *koff,  \
+                                  const int *voff, float *c, int ldc, int mr, int nr,     \
+                                  int add, const gemm_ep *ep)                             \
+    {                                                                                     \
+        const float *bvp[2 * (NV)];                                                       \
+        for (int v = 0; v < 2 * (NV); v++)                                                \
+            bvp[v] = b + voff[v];                                                         \
+        UKR_BODY_V(VT, VUT, VI, VL, MR, NV,                                               \
+                   JOIN(*(const HUT *)(bvp[2 * v] + koff[p]),                             \
+                        *(const HUT *)(bvp[2 * v + 1] + koff[p])),                        \
+                   a[(size_t)p * (MR) + i])                                               \
     }
 UKRV(, generic, v4sf, v4sf_u, v4si, 4, G_MR, G_NV)
 UKRA_PAIR(, generic, v4sf, v4sf_u, v4si, 4, G_MR, G_NV, 2 * G_MR)
@@ -265,6 +284,9 @@ __attribute__((target("avx2,fma"))) static void ukri_avx2(int kc, const float *a
     UKR_BODY_B(v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV, v8sf_u, b + koff[p])
 }
 UKRV(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV)
+#define JOIN4(lo, hi) __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7)
+UKRV2(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV, v4sf_u,
+      JOIN4)
 UKRA_PAIR(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV,
           2 * A2_MR)
 __attribute__((target("avx2,fma"))) static void ntkr_avx2(int k, const float *a, int lda,
@@ -297,6 +319,10 @@ __attribute__((target("avx512f,fma"))) static void ukri_avx512(int kc, const flo
     UKR_BODY_B(v16sf, v16sf_u, v16si, 16, A5_MR, A5_NV, v16sf_u, b + koff[p])
 }
 UKRV(__attribute__((target("avx512f,fma"))), avx512, v16sf, v16sf_u, v16si, 16, A5_MR, A5_NV)
+#define JOIN8(lo, hi)                                                                      \
+    __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+UKRV2(__attribute__((target("avx512f,fma"))), avx512, v16sf, v16sf_u, v16si, 16, A5_MR, A5_NV,
+      v8sf_u, JOIN8)
 UKRA_PAIR(__attribute__((target("avx512f,fma"))), avx512, v16sf, v16sf_u, v16si, 16, A5_MR,
           A5_NV, 12)
 __attribute__((target("avx512f,fma"))) static void ntkr_avx512(int k, const float *a, int lda,
@@ -317,12 +343,12 @@ static int avail_avx512(void)
 static const gemm_isa isas[] = {
 #ifdef HAVE_X86_KERNELS
     {"avx512", A5_MR, A5_NV * 16, 16, 12, 96, 256, 2048, ukr_avx512, ukri_avx512, ukrv_avx512,
-     ukra_avx512, ukrah_avx512, 4, 4, ntkr_avx512, avail_avx512},
+     ukrv2_avx512, ukra_avx512, ukrah_avx512, 4, 4, ntkr_avx512, avail_avx512},
     {"avx2", A2_MR, A2_NV * 8, 8, 2 * A2_MR, 96, 256, 2048, ukr_avx2, ukri_avx2, ukrv_avx2,
-     ukra_avx2, ukrah_avx2, 3, 3, ntkr_avx2, avail_avx2},
+     ukrv2_avx2, ukra_avx2, ukrah_avx2, 3, 3, ntkr_avx2, avail_avx2},
 #endif
     {"generic", G_MR, G_NV * 4, 4, 2 * G_MR, 96, 256, 2048, ukr_generic, ukri_generic,
-     ukrv_generic, ukra_generic, ukrah_generic, 2, 2, ntkr_generic, avail_always},
+     ukrv_generic, NULL, ukra_generic, ukrah_generic, 2, 2, ntkr_generic, avail_always},
 };
 #define NISAS ((int)(sizeof isas / sizeof isas[0]))
 
@@ -613,9 +639,10 @@ void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *
     }
 }
 
-int rt_gemm_implicit_vl(void)
+int rt_gemm_implicit_rows_ok(int ow)
 {
-    return isa()->vl;
+    const gemm_isa *g = isa();
+    return ow > 0 && (ow % g->vl == 0 || (g->ukrv2 && ow % (g->vl / 2) == 0));
 }
 
 void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const int *koff,
@@ -623,14 +650,16 @@ void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const 
                            const float *bias, rt_act act, float alpha)
 {
     const gemm_isa *g = isa();
-    const int MR = g->mr, NR = g->nr, VL = g->vl, NV = NR / VL;
+    const int MR = g->mr, NR = g->nr, whole = ow % g->vl == 0;
+    const int VL = whole ? g->vl : g->vl / 2, NV = NR / VL; /* VL: floats of one read */
+    const ukrv_fn ukr = whole ? g->ukrv : g->ukrv2;
     const int fused = act == RT_ACT_RELU ? 1 : act == RT_ACT_LEAKYRELU ? 2 : 0;
     if (m <= 0 || npix <= 0 || k <= 0)
         return;
-    /* rt_gemm_implicit_panels' loops, with a tile's columns found by pixel: vector v of the
-     * tile at pixel jr starts at pixel jr + v * VL, in b at its grid position; a vector past
-     * npix reads the first one's (its columns are not stored) */
-    int voff[16];
+    /* rt_gemm_implicit_panels' loops, with a tile's columns found by pixel: read v of the
+     * tile at pixel jr (a vector, or half of one) starts at pixel jr + v * VL, in b at its
+     * grid position; a read past npix takes the first one's (its columns are not stored) */
+    int voff[32];
     for (int jr = 0; jr < npix; jr += NR) {
         int nr = npix - jr < NR ? npix - jr : NR;
         for (int v = 0; v < NV; v++) {
@@ -644,7 +673,7 @@ void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const 
                 int mr = m - ir < MR ? m - ir : MR;
                 const float *a = ap + (size_t)(ir / MR) * k * MR + (size_t)pc * MR;
                 gemm_ep e = {bias ? bias + ir : NULL, fused, alpha};
-                g->ukrv(kc, a, b, koff + pc, voff, c + (size_t)ir * ldc + jr, ldc, mr, nr,
+                ukr(kc, a, b, koff + pc, voff, c + (size_t)ir * ldc + jr, ldc, mr, nr,
                         add || pc > 0, last ? &e : NULL);
             }
         }

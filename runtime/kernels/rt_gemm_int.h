@@ -53,10 +53,11 @@ void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *
  * pixels wide: element (p, j) of B is b[koff[p] + (j / ow) * ldb + j % ow], the grid
  * position of pixel j (ldb: the grid's row stride), and C[i][j] is stored (add ? += : =)
  * at c[i * ldc + j], with rt_gemm_implicit_panels' epilogue and order of sums: the same bits
- * as its panels sunk into the band. ow must be a multiple of rt_gemm_implicit_vl(), the
- * floats of a vector, so that no vector spans two rows; it reads no further into b than the
- * grid positions of the npix pixels and its vectors (VL floats each) reach. */
-int rt_gemm_implicit_vl(void);
+ * as its panels sunk into the band. Only for rt_gemm_implicit_rows_ok(ow): rows of whole
+ * vectors, or on AVX2 and AVX-512 of whole half vectors (a vector is then read as two
+ * halves, each within a row); npix must be a multiple of ow. It reads no further into b than
+ * the grid positions of the npix pixels and their reads (a vector or a half) reach. */
+int rt_gemm_implicit_rows_ok(int ow);
 void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const int *koff,
                            int npix, int ow, int ldb, float *c, int ldc, int add,
                            const float *bias, rt_act act, float alpha);
