@@ -298,6 +298,46 @@ END_TEST
 
 /* ------------------------------------------------------------------ gradient check */
 
+START_TEST(forward_res_same_bits)
+{
+    /* a conv with the residual add after it: the tiles' epilogue adds the residual (maps
+     * whose rows are whole vectors) or a pass does after the conv (the others, and the
+     * im2col route), always with the bits of the conv then the add (rt_add_act_forward_mt),
+     * for every activation, micro-kernel and pool size */
+    static const rt_act acts[] = {RT_ACT_NONE, RT_ACT_RELU, RT_ACT_LEAKYRELU, RT_ACT_TANH};
+    const char *before = rt_gemm_isa();
+    rt_threads *tp = rt_threads_create(2, NULL);
+    for (int is = 0; is < 3; is++) {
+        if (rt_gemm_use_isa(isas[is]) != 0)
+            continue;
+        for (int t = 0; t < NCASES; t++)
+            for (int route = 0; route < 2; route++) {
+                conv_data d = make_data(cases[t], t % 2 ? 2 : 3, 0);
+                rt_act act = acts[(t + is + route) % 4];
+                rt_threads *p = (t + is) % 2 ? tp : NULL;
+                float *res = malloc(d.ny * 4), *a = malloc(d.ny * 4), *b = malloc(d.ny * 4);
+                for (size_t i = 0; i < d.ny; i++)
+                    res[i] = (float)irand(-1000000, 999999) / 1e6f;
+                rt_conv_use_implicit(route == 0);
+                ck_assert_int_eq(rt_conv2d_forward(&d.g, d.x, d.w, d.b, RT_ACT_NONE, 0.0f, a,
+                                                   d.n, p), 0);
+                rt_add_act_forward_mt(a, res, act, 0.1f, a, d.ny, p);
+                ck_assert_int_eq(rt_conv2d_forward_res(&d.g, d.x, d.w, d.b, res, act, 0.1f, b,
+                                                       d.n, p), 0);
+                rt_conv_use_implicit(1);
+                for (size_t i = 0; i < d.ny; i++)
+                    CHECK(memcmp(&a[i], &b[i], sizeof *a) == 0,
+                          "%s case %d route %d act %d: y[%zu] %.9g (fused) vs %.9g", isas[is], t,
+                          route, (int)act, i, b[i], a[i]);
+                free(res), free(a), free(b);
+                free_data(&d);
+            }
+    }
+    ck_assert_int_eq(rt_gemm_use_isa(before), 0);
+    rt_threads_destroy(tp);
+}
+END_TEST
+
 START_TEST(implicit_gradcheck)
 {
     /* a folded small map with asymmetric padding, a two-image band, a stride of 2 */
@@ -317,6 +357,7 @@ static Suite *suite(void)
     tcase_add_test(t, implicit_exact_on_integers);
     tcase_add_test(t, implicit_same_bits_as_im2col);
     tcase_add_test(t, implicit_unpadded_any_mode);
+    tcase_add_test(t, forward_res_same_bits);
     tcase_add_test(t, implicit_gradcheck);
     suite_add_tcase(s, t);
     return s;

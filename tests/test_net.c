@@ -720,6 +720,119 @@ START_TEST(bn_fold_inference)
 }
 END_TEST
 
+/* RT_INFER logits of d with parameters and statistics from seed 5 (running variances
+ * moved off 1 so that a folded batchnorm does something). */
+static void infer_logits(const rt_netdesc *d, int threads, const float *x, int n, int mode,
+                         float *logits)
+{
+    char err[RT_ERRLEN];
+    rt_model *m = rt_net_create(d, n, threads, err);
+    ck_assert_msg(m != NULL, "%s", err);
+    rt_init_params(d, m->params, m->state, 5);
+    for (size_t k = 0; k < m->nstate; k++)
+        m->state[k] += 0.25f;
+    ck_assert_int_eq(m->forward(m->self, x, n, mode, logits), 0);
+    rt_model_destroy(m);
+}
+
+/* In inference a residual add whose body ends in a conv without activation (or in a
+ * batchnorm folded into one) is computed by that conv, with the add's relu or leaky relu:
+ * the logits are the bits of the same network with a dropout of p = 0 before the add (which
+ * keeps them apart), on 16x40x40 maps (rows of two and a half AVX-512 vectors), 5 images,
+ * 1 and 2 threads; without a batchnorm they are also RT_EVAL's bits. The plan refuses an
+ * add whose other summand is made after the conv, and an activation the conv's epilogue
+ * does not compute (sigmoid). */
+START_TEST(residual_add_in_conv)
+{
+    static const rt_act acts[] = {RT_ACT_RELU, RT_ACT_LEAKYRELU, RT_ACT_NONE};
+    rt_shape in = {3, 40, 40}, c1 = {16, 40, 40};
+    const int n = 5;
+    float *x = rand_input(n * 3 * 40 * 40), la[15], lb[15];
+    for (int k = 0; k < 3; k++)
+        for (int bn = 0; bn < 2; bn++) {
+            size_t off = 0;
+            rt_layer A[8], B[9];
+            int j = 0;
+            A[j++] = layer(RT_INPUT, -1, in, in);
+            A[j++] = conv_layer(0, in, 16, 3, 1, RT_PAD_ZERO, 1, RT_ACT_RELU, &off);
+            A[j++] = conv_layer(1, c1, 16, 3, 1, RT_PAD_ZERO, !bn, RT_ACT_NONE, &off);
+            if (bn) {
+                A[j] = layer(RT_BATCHNORM, 2, c1, c1);
+                A[j].w_off = off, A[j].w_len = 16, off += 16;
+                A[j].b_off = off, A[j].b_len = 16, off += 16;
+                A[j].s_off = 0, A[j].s_len = 32;
+                j++;
+            }
+            const int add = j;
+            A[j] = layer(RT_ADD, add - 1, c1, c1);
+            A[j++].src2 = 1;
+            if (acts[k] != RT_ACT_NONE) {
+                A[j] = layer(RT_ACTIVATION, j - 1, c1, c1);
+                A[j].act = acts[k], A[j++].alpha = 0.1f;
+            }
+            A[j] = dense_layer(j - 1, c1, 3, RT_ACT_NONE, &off);
+            j++;
+            /* B: A with a dropout of p = 0 before the add */
+            for (int i = 0; i < add; i++)
+                B[i] = A[i];
+            B[add] = layer(RT_DROPOUT, add - 1, c1, c1);
+            B[add].p = 0.0f;
+            for (int i = add; i < j; i++) {
+                B[i + 1] = A[i];
+                B[i + 1].src = A[i].src + (A[i].src >= add - 1 && i > add ? 1 : 0);
+            }
+            B[add + 1].src = add;
+            rt_netdesc da, db;
+            memset(&da, 0, sizeof da), memset(&db, 0, sizeof db);
+            strcpy(da.name, "fused"), strcpy(db.name, "unfused");
+            da.nlayers = j, da.layers = A, da.nparams = off, da.nstate = bn ? 32 : 0;
+            db.nlayers = j + 1, db.layers = B, db.nparams = off, db.nstate = da.nstate;
+            rt_plan pa, pb;
+            ck_assert_int_eq(rt_plan_build(&da, &pa, NULL), 0);
+            ck_assert_int_eq(rt_plan_build(&db, &pb, NULL), 0);
+            CHECK(rt_plan_step(&pa, 2)->res_add == add &&
+                      rt_plan_step(&pa, 2)->res_act == acts[k] &&
+                      rt_plan_step(&pa, add)->alias == RT_ALIAS_INFER,
+                  "act %d, batchnorm %d: the add is not in the conv", k, bn);
+            CHECK(rt_plan_step(&pb, 2)->res_add == 0 &&
+                      rt_plan_step(&pb, add + 1)->alias == RT_ALIAS_NONE,
+                  "fused through a dropout");
+            rt_plan_free(&pa);
+            rt_plan_free(&pb);
+            for (int threads = 1; threads <= 2; threads++) {
+                infer_logits(&da, threads, x, n, RT_INFER, la);
+                infer_logits(&db, threads, x, n, RT_INFER, lb);
+                CHECK(memcmp(la, lb, sizeof la) == 0,
+                      "act %d, batchnorm %d, %d threads: logits differ", k, bn, threads);
+                if (!bn) {
+                    infer_logits(&da, threads, x, n, RT_EVAL, lb);
+                    CHECK(memcmp(la, lb, sizeof la) == 0,
+                          "act %d, %d threads: RT_INFER and RT_EVAL differ", k, threads);
+                }
+            }
+            if (k > 0 || bn)
+                continue;
+            A[4].act = RT_ACT_SIGMOID; /* fused into the add, but not in a GEMM's epilogue */
+            ck_assert_int_eq(rt_plan_build(&da, &pa, NULL), 0);
+            CHECK(rt_plan_step(&pa, 3)->add_act_layer == 4 && rt_plan_step(&pa, 2)->res_add == 0,
+                  "sigmoid in the conv's epilogue");
+            rt_plan_free(&pa);
+            A[4].act = acts[k];
+            /* an add whose other summand (layer 2) is made after the conv that ends its body
+             * (layer 1) */
+            A[2].src = 0;
+            A[3].src = 1, A[3].src2 = 2;
+            A[1].act = RT_ACT_NONE;
+            A[1].in = in, A[2].in = in;
+            ck_assert_int_eq(rt_plan_build(&da, &pa, NULL), 0);
+            CHECK(rt_plan_step(&pa, 1)->res_add == 0 && rt_plan_step(&pa, 2)->res_add == 0,
+                  "the conv computes an add whose other summand comes later");
+            rt_plan_free(&pa);
+        }
+    free(x);
+}
+END_TEST
+
 /* A conv whose only reader is a pooling over windows runs that pooling itself, run of
  * images by run of images (rt_conv2d_forward_pool): a training step and an inference-only
  * forward give the bits of the same network with a dropout of p = 0 between the two (which
@@ -1013,6 +1126,7 @@ static Suite *suite(void)
     tcase_add_test(t, relu_pool_fusion);
     tcase_add_test(t, bn_act_fusion);
     tcase_add_test(t, bn_fold_inference);
+    tcase_add_test(t, residual_add_in_conv);
     tcase_add_test(t, infer_memory_plan);
     tcase_add_test(t, conv_pool_fusion);
     tcase_add_test(t, add_act_fusion);

@@ -6,7 +6,7 @@
  * no gradient, and every fusion (a max pooling that applies its source's relu backward; a
  * batchnorm that runs the activation after it, forward and backward; a conv that runs the
  * pooling after it image run by image run; in inference, a batchnorm folded into the conv
- * before it).
+ * before it, and a residual add run by the conv that ends its body).
  * The interpreter runs the plan; cnnc prints the same plan as C (and with --plan, as text),
  * so the two cannot decide differently. A later lowering stage can rewrite a plan.
  */
@@ -27,7 +27,8 @@ typedef enum {
     RT_ALIAS_EVAL,   /* its input's buffer in evaluation mode, its own while training
                         (dropout) */
     RT_ALIAS_INFER   /* its input's buffer in inference (RT_INFER), its own otherwise: a
-                        batchnorm folded into the conv before it */
+                        batchnorm folded into the conv before it, or a residual add that
+                        conv (or the one before it) computes (rt_step.res_add) */
 } rt_alias;
 
 /* One layer's step. Buffers are named by the layer that owns them: layer i's storage is
@@ -68,6 +69,16 @@ typedef struct {
                                batchnorm is then RT_ALIAS_INFER */
     rt_act fold_act;
     float fold_alpha;
+    int res_add;            /* a conv with no activation: the residual add that reads it
+                               (or reads the batchnorm folded into it, with no activation)
+                               as its only reader, whose other input an earlier layer makes;
+                               in inference the conv computes that add's output itself, y =
+                               act(conv + the other input) with the add's fused activation
+                               (res_act: none, relu or leaky relu), in the tiles' epilogue
+                               where it can (rt_conv2d_forward_res); the add is then
+                               RT_ALIAS_INFER. 0: none */
+    rt_act res_act;
+    float res_alpha;
     int pool_layer;         /* a conv: the pooling over windows (max or average: its only
                                reader) whose forward it runs too, run of images by run of
                                images while its output is in cache (rt_conv2d_forward_pool),

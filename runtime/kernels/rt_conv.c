@@ -500,6 +500,7 @@ typedef struct {
     float *y;
     int n;
     int add; /* y += instead of y = (only with no bias and no activation) */
+    const float *res; /* added before act by the tiles (rt_conv2d_forward_res), or NULL */
     atomic_int fail;
 } fwd_job;
 
@@ -628,10 +629,12 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
          * each image's band is contiguous, and the grid's columns past ow are not computed */
         const size_t P = (size_t)g->oh * g->ow;
         for (int t = 0; t < nimg; t++) {
-            float *yt = j->y + (size_t)(s0 + t) * g->oc * P + (size_t)oy0 * g->ow;
+            const size_t at = (size_t)(s0 + t) * g->oc * P + (size_t)oy0 * g->ow;
+            float *yt = j->y + at;
             rt_gemm_implicit_rows(g->oc, K, scr + l->wpack, xp + (size_t)t * sg.R * sg.S,
                                   (const int *)(scr + l->koff), rb * g->ow, g->ow, sg.S, yt,
-                                  (int)P, add_in, j->b, fused ? j->act : RT_ACT_NONE, j->alpha);
+                                  (int)P, add_in, j->b, j->res ? j->res + at : NULL,
+                                  fused ? j->act : RT_ACT_NONE, j->alpha);
             if (!fused) /* the activation the epilogue does not do, on the band in cache */
                 for (int o = 0; o < g->oc; o++)
                     rt_act_forward(j->act, j->alpha, yt + o * P, yt + o * P,
@@ -726,9 +729,34 @@ int rt_conv2d_forward(const rt_conv_geom *gin, const float *x, const float *w, c
         return rt_conv_direct_forward(&g, x, w, b, act, alpha, y, n, tp);
     if (rt_conv_wino_ok(&g, act, n))
         return rt_conv_wino_forward(&g, x, w, b, act, alpha, y, 0, n, tp);
-    fwd_job j = {&g, x, w, b, act, alpha, y, n, 0, 0};
+    fwd_job j = {.g = &g, .x = x, .w = w, .b = b, .act = act, .alpha = alpha, .y = y, .n = n};
     rt_threads_run(tp, fwd_task, &j);
     return atomic_load(&j.fail) ? -1 : 0;
+}
+
+int rt_conv2d_forward_res(const rt_conv_geom *gin, const float *x, const float *w,
+                          const float *b, const float *res, rt_act act, float alpha, float *y,
+                          int n, rt_threads *tp)
+{
+    const rt_conv_geom g = rt_conv_norm(gin);
+    if (!res)
+        return rt_conv2d_forward(gin, x, w, b, act, alpha, y, n, tp);
+    if (n <= 0)
+        return 0;
+    /* the route rt_conv2d_forward would take with no activation, when it is the implicit
+     * GEMM's straight into y (every work item then is) */
+    if ((act == RT_ACT_NONE || act == RT_ACT_RELU || act == RT_ACT_LEAKYRELU) &&
+        !is_depthwise(&g) && !rt_conv_direct_ok(&g, 0) && !rt_conv_wino_ok(&g, RT_ACT_NONE, n) &&
+        plan(&g, 0).implicit && rt_gemm_implicit_rows_ok(g.ow)) {
+        fwd_job j = {.g = &g, .x = x, .w = w, .b = b, .act = act, .alpha = alpha, .y = y,
+                     .n = n, .res = res};
+        rt_threads_run(tp, fwd_task, &j);
+        return atomic_load(&j.fail) ? -1 : 0;
+    }
+    if (rt_conv2d_forward(gin, x, w, b, RT_ACT_NONE, 0.0f, y, n, tp) != 0)
+        return -1;
+    rt_add_act_forward_mt(y, res, act, alpha, y, (size_t)n * g.oc * g.oh * g.ow, tp);
+    return 0;
 }
 
 /* Conv output per worker in one run of rt_conv2d_forward_pool: half a core's L2. */
@@ -1050,7 +1078,7 @@ static int dx_by_correlation(const rt_conv_geom *g, const float *w, const float 
         free(wt);
         return r < 0 ? -1 : 1;
     }
-    fwd_job j = {&t, dz, wt, NULL, RT_ACT_NONE, 0.0f, dx, n, accum, 0};
+    fwd_job j = {.g = &t, .x = dz, .w = wt, .act = RT_ACT_NONE, .y = dx, .n = n, .add = accum};
     rt_threads_run(tp, fwd_task, &j);
     free(wt);
     return atomic_load(&j.fail) ? -1 : 1;

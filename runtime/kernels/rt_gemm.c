@@ -20,12 +20,14 @@
 
 #define ALIGN_UP(x, a) (((x) + (a) - 1) / (a) * (a))
 
-/* What the last depth block applies to a tile before storing it: a per-row bias (or none)
- * and relu or leaky relu (act 1 or 2; 0 none). */
+/* What the last depth block applies to a tile before storing it: a per-row bias (or none),
+ * then a residual (or none: res, at the tile's place in an array laid out as C, ldc apart),
+ * then relu or leaky relu (act 1 or 2; 0 none). */
 typedef struct {
     const float *bias;
     int act;
     float alpha;
+    const float *res;
 } gemm_ep;
 
 /* C[0:mr][0:nr] (+)= A panel (kc x MR, k-major) times B panel (kc x NR, k-major), then the
@@ -70,9 +72,11 @@ typedef struct {
     int (*available)(void);
 } gemm_isa;
 
-static inline float ep_scalar(const gemm_ep *ep, float bias, float v)
+static inline float ep_scalar(const gemm_ep *ep, float bias, const float *res, float v)
 {
     v += bias;
+    if (res)
+        v += *res;
     if (ep->act == 1)
         v = v > 0.0f ? v : 0.0f;
     else if (ep->act == 2)
@@ -120,6 +124,8 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, float v)
                 VT val = add ? *cp + acc[i][v] : acc[i][v];                               \
                 if (ep) {                                                                 \
                     val += bi;                                                            \
+                    if (ep->res)                                                          \
+                        val += *(const VUT *)(ep->res + (size_t)i * ldc + v * (VL));       \
                     if (ep->act == 1) {                                                   \
                         val = (VT)((VI)val & (VI)(val > zero));                           \
                     } else if (ep->act == 2) {                                            \
@@ -140,7 +146,8 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, float v)
             for (int j = 0; j < nr; j++) {                                                \
                 float *cp = c + (size_t)i * ldc + j;                                      \
                 float val = add ? *cp + t[i][j] : t[i][j];                                \
-                *cp = ep ? ep_scalar(ep, bi, val) : val;                                  \
+                const float *rp = ep && ep->res ? ep->res + (size_t)i * ldc + j : NULL;   \
+                *cp = ep ? ep_scalar(ep, bi, rp, val) : val;                              \
             }                                                                             \
         }                                                                                 \
     }
@@ -579,11 +586,11 @@ void rt_gemm_packed_ep(int m, int n, int k, const float *ap, const float *bp, in
     if (m <= 0 || n <= 0)
         return;
     if (k <= 0) { /* C = (add ? C : 0) then the epilogue */
-        gemm_ep e = {bias, fused, alpha};
+        gemm_ep e = {bias, fused, alpha, NULL};
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++) {
                 float *cp = c + (size_t)i * ldc + j;
-                *cp = ep_scalar(&e, bias ? bias[i] : 0.0f, add ? *cp : 0.0f);
+                *cp = ep_scalar(&e, bias ? bias[i] : 0.0f, NULL, add ? *cp : 0.0f);
             }
         return;
     }
@@ -599,7 +606,7 @@ void rt_gemm_packed_ep(int m, int n, int k, const float *ap, const float *bp, in
                 for (int ir = ic; ir < ic + mc; ir += MR) {
                     int mr = m - ir < MR ? m - ir : MR;
                     const float *a = ap + (size_t)(ir / MR) * k * MR + (size_t)pc * MR;
-                    gemm_ep e = {bias ? bias + ir : NULL, fused, alpha};
+                    gemm_ep e = {bias ? bias + ir : NULL, fused, alpha, NULL};
                     g->ukr(kc, a, b, c + (size_t)ir * ldc + jr, ldc, mr, nr, add || pc > 0,
                            last ? &e : NULL);
                 }
@@ -630,7 +637,7 @@ void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *
             for (int ir = 0; ir < m; ir += MR) {
                 int mr = m - ir < MR ? m - ir : MR;
                 const float *a = ap + (size_t)(ir / MR) * k * MR + (size_t)pc * MR;
-                gemm_ep e = {bias ? bias + ir : NULL, fused, alpha};
+                gemm_ep e = {bias ? bias + ir : NULL, fused, alpha, NULL};
                 g->ukri(kc, a, b + jr, koff + pc, panel + (size_t)ir * NR, NR, mr, nr,
                         fill || pc > 0, last ? &e : NULL);
             }
@@ -647,14 +654,14 @@ int rt_gemm_implicit_rows_ok(int ow)
 
 void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const int *koff,
                            int npix, int ow, int ldb, float *c, int ldc, int add,
-                           const float *bias, rt_act act, float alpha)
+                           const float *bias, const float *res, rt_act act, float alpha)
 {
     const gemm_isa *g = isa();
     const int MR = g->mr, NR = g->nr, whole = ow % g->vl == 0;
     const int VL = whole ? g->vl : g->vl / 2, NV = NR / VL; /* VL: floats of one read */
     const ukrv_fn ukr = whole ? g->ukrv : g->ukrv2;
     const int fused = act == RT_ACT_RELU ? 1 : act == RT_ACT_LEAKYRELU ? 2 : 0;
-    if (m <= 0 || npix <= 0 || k <= 0)
+    if (m <= 0 || npix <= 0 || k <= 0) /* (k = 0 never comes: a conv has taps) */
         return;
     /* rt_gemm_implicit_panels' loops, with a tile's columns found by pixel: read v of the
      * tile at pixel jr (a vector, or half of one) starts at pixel jr + v * VL, in b at its
@@ -668,13 +675,14 @@ void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const 
         }
         for (int pc = 0; pc < k; pc += g->kc) {
             int kc = k - pc < g->kc ? k - pc : g->kc;
-            int last = pc + kc >= k && (bias || fused);
+            int last = pc + kc >= k && (bias || fused || res);
             for (int ir = 0; ir < m; ir += MR) {
                 int mr = m - ir < MR ? m - ir : MR;
                 const float *a = ap + (size_t)(ir / MR) * k * MR + (size_t)pc * MR;
-                gemm_ep e = {bias ? bias + ir : NULL, fused, alpha};
+                gemm_ep e = {bias ? bias + ir : NULL, fused, alpha,
+                             res ? res + (size_t)ir * ldc + jr : NULL};
                 ukr(kc, a, b, koff + pc, voff, c + (size_t)ir * ldc + jr, ldc, mr, nr,
-                        add || pc > 0, last ? &e : NULL);
+                    add || pc > 0, last ? &e : NULL);
             }
         }
     }

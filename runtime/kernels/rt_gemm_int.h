@@ -58,9 +58,11 @@ void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *
  * halves, each within a row); npix must be a multiple of ow. It reads no further into b than
  * the grid positions of the npix pixels and their reads (a vector or a half) reach. */
 int rt_gemm_implicit_rows_ok(int ow);
+/* With res (NULL: none), laid out as C, its values are added after the bias and before
+ * act: C = act(product + bias + res). */
 void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const int *koff,
                            int npix, int ow, int ldb, float *c, int ldc, int add,
-                           const float *bias, rt_act act, float alpha);
+                           const float *bias, const float *res, rt_act act, float alpha);
 
 /* C[m][n] (add ? += : =) A times packed B, with A implicit: element (i, p) of A is
  * a[koff[i] + p] (koff holds m offsets). B is packed as rt_gemm_pack_b does but in panels of

@@ -98,6 +98,8 @@ static int net_forward(void *self, const float *x, int n, int mode, float *logit
             a.y = net->istore[i];
         if (infer && s->bn_fold)
             a.fold = &d->layers[s->bn_fold];
+        if (infer && s->res_add)
+            a.res = net->y[d->layers[s->res_add].src2];
         if (s->pool_layer) {
             a.pool = &d->layers[s->pool_layer];
             a.pool_y = infer ? net->istore[s->pool_layer] : net->store[s->pool_layer];

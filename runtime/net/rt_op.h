@@ -44,6 +44,8 @@ typedef struct {
     float *pool_y;             /* forward: that pooling's output */
     const float *pool_dy;      /* backward: that pooling's output gradient */
     int infer;                 /* forward: inference only (RT_INFER), no backward follows */
+    const float *res;          /* forward in inference: the other summand of the residual
+                                  add this conv computes too (step->res_add), else NULL */
     rt_threads *tp;
 } rt_op_args;
 

@@ -89,6 +89,39 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
         cs->fold_act = p->steps[i - 1].bn_act_layer ? p->steps[i - 1].bn_act : RT_ACT_NONE;
         cs->fold_alpha = p->steps[i - 1].bn_alpha;
     }
+    /* fusion, inference only: a residual add whose summand from the body is a conv with
+     * no activation (or the batchnorm folded into one, with none), read by the add alone,
+     * and whose other summand is made before that conv, is computed by the conv: the
+     * conv's epilogue adds the other summand and applies the add's activation (one the
+     * epilogue computes); same bits as the conv, then the add */
+    int *res_by_src = calloc((size_t)nl, sizeof *res_by_src);
+    if (!res_by_src) {
+        free(ginit);
+        rt_plan_free(p);
+        if (err)
+            snprintf(err, RT_ERRLEN, "out of memory building the execution plan");
+        return -1;
+    }
+    for (int i = 1; i < nl; i++) {
+        const rt_layer *A = &d->layers[i];
+        if (A->kind != RT_ADD || A->src < 1 || A->src2 < 0 || readers(d, A->src) != 1)
+            continue;
+        int c = A->src;
+        if (d->layers[c].kind == RT_BATCHNORM && d->layers[c].src > 0 &&
+            p->steps[d->layers[c].src - 1].bn_fold == c &&
+            p->steps[d->layers[c].src - 1].fold_act == RT_ACT_NONE)
+            c = d->layers[c].src;
+        else if (d->layers[c].kind != RT_CONV || rt_layer_act(&d->layers[c]) != RT_ACT_NONE)
+            continue;
+        rt_act act = p->steps[i - 1].add_act_layer ? p->steps[i - 1].add_act : RT_ACT_NONE;
+        if (A->src2 >= c ||
+            (act != RT_ACT_NONE && act != RT_ACT_RELU && act != RT_ACT_LEAKYRELU))
+            continue;
+        p->steps[c - 1].res_add = i;
+        p->steps[c - 1].res_act = act;
+        p->steps[c - 1].res_alpha = p->steps[i - 1].add_alpha;
+        res_by_src[i] = 1;
+    }
     /* fusion: a conv whose only reader is a pooling over windows runs that pooling's
      * forward itself, on each run of images as soon as it has computed it (the pooling
      * then reads the conv's output from cache, not memory); same bits */
@@ -111,7 +144,9 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
             s->alias = RT_ALIAS_ALWAYS;
         else if (L->kind == RT_DROPOUT)
             s->alias = RT_ALIAS_EVAL;
-        else if (L->kind == RT_BATCHNORM && L->src > 0 && p->steps[L->src - 1].bn_fold == i)
+        else if ((L->kind == RT_BATCHNORM && L->src > 0 &&
+                  p->steps[L->src - 1].bn_fold == i) ||
+                 res_by_src[i])
             s->alias = RT_ALIAS_INFER;
         if (s->alias == RT_ALIAS_ALWAYS)
             s->ybuf = L->src == 0 ? 0 : p->steps[L->src - 1].ybuf;
@@ -168,6 +203,7 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
         }
     }
     free(ginit);
+    free(res_by_src);
     return 0;
 }
 
@@ -183,8 +219,8 @@ void rt_plan_unfold(rt_plan *p)
 {
     for (int k = 0; k < p->nsteps; k++) {
         rt_step *s = &p->steps[k];
-        s->bn_fold = 0;
-        s->fold_act = RT_ACT_NONE;
+        s->bn_fold = s->res_add = 0;
+        s->fold_act = s->res_act = RT_ACT_NONE;
         s->pool_layer = s->pool_by_src = s->pool_bwd = s->bwd_by_src = 0;
         if (s->alias == RT_ALIAS_INFER)
             s->alias = RT_ALIAS_NONE; /* own[] already gives it its buffer */
@@ -200,7 +236,7 @@ void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
 {
     static const char *const ALIAS[] = {"", " (alias of its input: no copy)",
                                         " (alias of its input when not training)",
-                                        " (inference: folded into the conv before it, no copy)"};
+                                        " (inference: computed by the conv before it, no copy)"};
     fprintf(f, "forward (x0: the network's input)\n");
     for (int k = 0; k < p->nsteps; k++) {
         const rt_step *s = &p->steps[k];
@@ -221,6 +257,9 @@ void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
         if (s->bn_fold)
             fprintf(f, " (inference: with layer %d's batchnorm folded into its weights%s)",
                     s->bn_fold, s->fold_act != RT_ACT_NONE ? " and its activation" : "");
+        if (s->res_add)
+            fprintf(f, " (inference: with layer %d's residual add%s, in its epilogue)",
+                    s->res_add, s->res_act != RT_ACT_NONE ? " and its activation" : "");
         if (s->pool_layer)
             fprintf(f, " (then layer %d's pooling, run of images by run of images)",
                     s->pool_layer);

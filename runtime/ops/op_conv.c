@@ -3,8 +3,9 @@
  * floor((n - k + p + s) / s) with the dilated extent d*(k-1)+1 in place of k, weights
  * [out_c][in_c / groups][kh][kw], bias [out_c], fused activation (its backward runs here
  * on the gradient in place, unless the plan gave it to the max pooling that follows); in
- * inference, the batchnorm after it folded into its weights when the plan says so; the
- * pooling after it run with it, image run by image run, when the plan says so.
+ * inference, the batchnorm after it folded into its weights, and the residual add after
+ * them computed in its epilogue, when the plan says so; the pooling after it run with it,
+ * image run by image run, when the plan says so.
  */
 #include "rt_op.h"
 
@@ -85,9 +86,16 @@ static int conv_forward(const rt_op_args *a)
         rt_batchnorm_fold(a->P + L->w_off, L->bias ? a->P + L->b_off : NULL, L->out.c,
                           L->w_len / (size_t)L->out.c, a->P + B->w_off, a->P + B->b_off,
                           a->S + B->s_off, a->S + B->s_off + L->out.c, B->eps, wf, bf);
+        if (a->res) /* and the residual add after the batchnorm (fold_act is none) */
+            return rt_conv2d_forward_res(&g, a->x, wf, bf, a->res, a->step->res_act,
+                                         a->step->res_alpha, a->y, a->n, a->tp);
         return rt_conv2d_forward(&g, a->x, wf, bf, a->step->fold_act, a->step->fold_alpha,
                                  a->y, a->n, a->tp);
     }
+    if (a->res) /* inference: and the residual add after it (it has no activation) */
+        return rt_conv2d_forward_res(&g, a->x, a->P + L->w_off,
+                                     L->bias ? a->P + L->b_off : NULL, a->res,
+                                     a->step->res_act, a->step->res_alpha, a->y, a->n, a->tp);
     if (a->pool) { /* and the pooling after it, run of images by run of images */
         rt_pool_geom pg = rt_layer_pool_geom(a->pool);
         return rt_conv2d_forward_pool(&g, a->x, a->P + L->w_off,

@@ -117,7 +117,8 @@ static emit_ctx layer_ctx(const ir_net *net, const rt_plan *p, const names *nm, 
     const rt_layer *L = &net->nodes[i].L;
     const rt_step *s = rt_plan_step(p, i);
     emit_ctx e = {.net = net, .step = s, .i = i, .in = nm->y[L->src], .in2 = L->src2 >= 0 ? nm->y[L->src2] : "",
-                  .y = nm->y[i], .pool_y = s->pool_layer ? nm->y[s->pool_layer] : "", .out = out};
+                  .y = nm->y[i], .pool_y = s->pool_layer ? nm->y[s->pool_layer] : "",
+                  .res = s->res_add ? nm->y[net->nodes[s->res_add].L.src2] : "", .out = out};
     snprintf(e.dy, sizeof e.dy, "%s", nm->dy[i]);
     if (s->pool_bwd) snprintf(e.pool_dy, sizeof e.pool_dy, "%s", nm->dy[s->pool_bwd]);
     if (s->dxbuf >= 0) snprintf(e.dx, sizeof e.dx, "dout%d", s->dxbuf);

@@ -70,6 +70,8 @@ typedef struct {
     const char *y;          /* expression of the output buffer */
     const char *pool_y;     /* a conv that runs the pooling after it (step->pool_layer): that
                                pooling's output buffer */
+    const char *res;        /* a conv that computes the residual add after it in inference
+                               (step->res_add): that add's other summand */
     const char *tmp;        /* standalone: the layer's scratch (standalone_tmp floats) */
     char dy[32];            /* gradient of the output */
     char pool_dy[32];       /* a conv that runs the max pooling's backward too
