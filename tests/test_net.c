@@ -873,8 +873,21 @@ START_TEST(conv_pool_fusion)
           "conv + pooling not fused");
     CHECK(rt_plan_step(&pb, 1)->pool_layer == 0 && rt_plan_step(&pb, 4)->pool_layer == 0,
           "fused through a dropout");
+    /* backward: the first conv (it reads the input) runs its max pooling's backward; the
+     * second reads a pooling and is followed by an average one: neither condition holds */
+    CHECK(rt_plan_step(&pa, 1)->pool_bwd == 2 && rt_plan_step(&pa, 2)->bwd_by_src &&
+              rt_plan_step(&pa, 3)->pool_bwd == 0 && !rt_plan_step(&pa, 4)->bwd_by_src,
+          "the first conv's backward does not run the max pooling's, or the second's does");
+    CHECK(rt_plan_step(&pb, 1)->pool_bwd == 0 && !rt_plan_step(&pb, 3)->bwd_by_src,
+          "backward fused through a dropout");
     rt_plan_free(&pa);
     rt_plan_free(&pb);
+    A[1].act = RT_ACT_NONE; /* no relu for the pooling to apply: the pair stays apart */
+    ck_assert_int_eq(rt_plan_build(&da, &pa, NULL), 0);
+    CHECK(rt_plan_step(&pa, 1)->pool_layer == 2 && rt_plan_step(&pa, 1)->pool_bwd == 0,
+          "a conv without relu runs its max pooling's backward");
+    rt_plan_free(&pa);
+    A[1].act = RT_ACT_RELU;
 
     const int n = 7, isz = 3 * 72 * 72;
     float *x = rand_input(n * isz), *dl = rand_input(n * 3), la[21], lb[21];
