@@ -185,7 +185,10 @@ static int time_steps(const rt_netdesc *d, int threads, int reps, double *best, 
             return -1;
         }
         rt_softmax_xent(logits, y, N, 4, NULL, dl, NULL);
-        m->backward(m->self, dl, N);
+        if (m->backward(m->self, dl, N) != 0) {
+            fprintf(stderr, "bench_kernels: %s\n", m->err);
+            return -1;
+        }
         rt_opt_step(o, m->params, m->grads);
         double t = now() - t0;
         if (r >= 0) {

@@ -303,7 +303,8 @@ START_TEST(forward_res_same_bits)
     /* a conv with the residual add after it: the tiles' epilogue adds the residual (maps
      * whose rows are whole vectors) or a pass does after the conv (the others, and the
      * im2col route), always with the bits of the conv then the add (rt_add_act_forward_mt),
-     * for every activation, micro-kernel and pool size */
+     * for every activation, micro-kernel and pool size, with a bias and without (then the
+     * residual is the epilogue's only work when there is no activation) */
     static const rt_act acts[] = {RT_ACT_NONE, RT_ACT_RELU, RT_ACT_LEAKYRELU, RT_ACT_TANH};
     const char *before = rt_gemm_isa();
     rt_threads *tp = rt_threads_create(2, NULL);
@@ -315,14 +316,15 @@ START_TEST(forward_res_same_bits)
                 conv_data d = make_data(cases[t], t % 2 ? 2 : 3, 0);
                 rt_act act = acts[(t + is + route) % 4];
                 rt_threads *p = (t + is) % 2 ? tp : NULL;
+                const float *bias = (t + route) % 3 ? d.b : NULL;
                 float *res = malloc(d.ny * 4), *a = malloc(d.ny * 4), *b = malloc(d.ny * 4);
                 for (size_t i = 0; i < d.ny; i++)
                     res[i] = (float)irand(-1000000, 999999) / 1e6f;
                 rt_conv_use_implicit(route == 0);
-                ck_assert_int_eq(rt_conv2d_forward(&d.g, d.x, d.w, d.b, RT_ACT_NONE, 0.0f, a,
+                ck_assert_int_eq(rt_conv2d_forward(&d.g, d.x, d.w, bias, RT_ACT_NONE, 0.0f, a,
                                                    d.n, p), 0);
                 rt_add_act_forward_mt(a, res, act, 0.1f, a, d.ny, p);
-                ck_assert_int_eq(rt_conv2d_forward_res(&d.g, d.x, d.w, d.b, res, act, 0.1f, b,
+                ck_assert_int_eq(rt_conv2d_forward_res(&d.g, d.x, d.w, bias, res, act, 0.1f, b,
                                                        d.n, p), 0);
                 rt_conv_use_implicit(1);
                 for (size_t i = 0; i < d.ny; i++)

@@ -297,7 +297,7 @@ static void check_against_reference(rt_model *m, ref_fn ref, void *ctx, int n, i
     for (int i = 0; i < n * k; i++)
         CHECK(fabs(logits[i] - ld[i]) < 1e-4 * (1 + fabs(ld[i])),
                       "%s: logit %d is %.7g, reference %.7g", d->name, i, logits[i], ld[i]);
-    m->backward(m->self, r, n);
+    ck_assert_int_eq(m->backward(m->self, r, n), 0);
     for (size_t j = 0; j < np; j++) {
         double keep = pd[j], h = 1e-6, lp = 0, lm = 0;
         pd[j] = keep + h;
@@ -375,7 +375,7 @@ START_TEST(net_b_dropout_gradient)
     float *g = malloc(sizeof(float) * m->nparams);
     m->seed_dropout(m->self, 11);
     ck_assert_int_eq(m->forward(m->self, x, n, 1, logits), 0);
-    m->backward(m->self, r, n);
+    ck_assert_int_eq(m->backward(m->self, r, n), 0);
     memcpy(g, m->grads, sizeof(float) * m->nparams);
     int masked = 0;
     /* the dropout output holds zeros where the mask dropped */
@@ -423,12 +423,12 @@ static void one_step(const rt_netdesc *d, int threads, uint64_t seed, const floa
     rt_init_params(d, m->params, m->state, seed);
     m->seed_dropout(m->self, seed);
     ck_assert_int_eq(m->forward(m->self, x, n, 1, logits), 0);
-    m->backward(m->self, dl, n);
+    ck_assert_int_eq(m->backward(m->self, dl, n), 0);
     memcpy(grads, m->grads, sizeof(float) * d->nparams);
     /* backward overwrites: a second identical step gives the same gradients */
     m->seed_dropout(m->self, seed);
     ck_assert_int_eq(m->forward(m->self, x, n, 1, logits), 0);
-    m->backward(m->self, dl, n);
+    ck_assert_int_eq(m->backward(m->self, dl, n), 0);
     ck_assert_int_eq(memcmp(grads, m->grads, sizeof(float) * d->nparams), 0);
     rt_model_destroy(m);
 }
@@ -962,14 +962,14 @@ START_TEST(infer_memory_plan)
         float *g1 = malloc(m->nparams * sizeof *g1);
         ck_assert(g1 != NULL);
         ck_assert_int_eq(m->forward(m->self, x, n, RT_TRAIN, eval), 0);
-        m->backward(m->self, dl, n);
+        ck_assert_int_eq(m->backward(m->self, dl, n), 0);
         memcpy(g1, m->grads, m->nparams * sizeof *g1);
         ck_assert_int_eq(m->forward(m->self, x, n, RT_EVAL, eval), 0);
         ck_assert_int_eq(m->forward(m->self, x, n, RT_INFER, inf[threads - 1]), 0);
         CHECK(memcmp(inf[threads - 1], eval, sizeof eval) == 0,
               "%d threads: RT_INFER logits differ from RT_EVAL's", threads);
         ck_assert_int_eq(m->forward(m->self, x, n, RT_TRAIN, eval), 0);
-        m->backward(m->self, dl, n);
+        ck_assert_int_eq(m->backward(m->self, dl, n), 0);
         CHECK(memcmp(g1, m->grads, m->nparams * sizeof *g1) == 0,
               "%d threads: gradients after an RT_INFER forward differ", threads);
         free(g1);
@@ -1007,7 +1007,7 @@ START_TEST(train_separable)
         loss = rt_softmax_xent(logits, y, N, 2, NULL, dl, &correct);
         if (step == 0)
             first = loss;
-        m->backward(m->self, dl, N);
+        ck_assert_int_eq(m->backward(m->self, dl, N), 0);
         rt_opt_step(o, m->params, m->grads);
     }
     CHECK(loss < 0.2 * first && loss < 0.1, "loss went from %g to %g", first, loss);

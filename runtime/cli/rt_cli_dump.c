@@ -77,7 +77,7 @@ int rt_cli_dump(const rt_cli_env *e, const rt_dump_cfg *c)
     }
     double loss = rt_softmax_xent(logits, ilabels, n, k, NULL, dlogits, NULL);
     if (m->backward(m->self, dlogits, n) != 0) {
-        rt_cli_error(e, "%s", m->err);
+        rt_cli_error(e, "%s", m->err[0] ? m->err : "the backward pass failed");
         rc = RT_EXIT_RUN;
         goto done;
     }

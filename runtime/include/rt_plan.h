@@ -75,7 +75,8 @@ typedef struct {
                                in inference the conv computes that add's output itself, y =
                                act(conv + the other input) with the add's fused activation
                                (res_act: none, relu or leaky relu), in the tiles' epilogue
-                               where it can (rt_conv2d_forward_res); the add is then
+                               where it can, else in a pass after the conv
+                               (rt_conv2d_forward_res); the add is then
                                RT_ALIAS_INFER. 0: none */
     rt_act res_act;
     float res_alpha;
@@ -105,8 +106,8 @@ typedef struct {
  * message in err (out of memory). */
 int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err);
 void rt_plan_free(rt_plan *p);
-/* Drops the inference folds of a built plan (rt_step.bn_fold, RT_ALIAS_INFER) and the
- * conv + pooling runs (pool_layer), for a back end that runs every layer itself (the
+/* Drops the inference folds of a built plan (rt_step.bn_fold, res_add, RT_ALIAS_INFER) and
+ * the conv + pooling runs (pool_layer), for a back end that runs every layer itself (the
  * standalone file). */
 void rt_plan_unfold(rt_plan *p);
 /* The step of layer i (1 <= i < nlayers). */

@@ -18,6 +18,7 @@
 #include "rt_gemm_int.h"
 #include "rt_simd.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -605,10 +606,12 @@ static void panel_sink(void *ctx, int j0, int nr, float *panel, int ldp)
 }
 
 /* Forward of the images [s0, s0 + nimg) (whole ones when nimg > 1) or of output rows
- * [oy0, oy0 + rb) of image s0, by the implicit GEMM over the grid, one column panel at a
- * time, each stored straight into y (panel_sink). When j->add, y is added as the im2col
- * route adds it, for the same bits: a band's GEMM adds to y (loaded into each panel first),
- * a folded batch's sum is added to y afterwards. */
+ * [oy0, oy0 + rb) of image s0, by the implicit GEMM over the grid: where rows are whole
+ * vectors (or half vectors), tiles of output pixels stored into y by the micro-kernel
+ * (rt_gemm_implicit_rows, with j->res added when given); else one column panel of the grid
+ * at a time, each stored into y (panel_sink). When j->add, y is added as the im2col route
+ * adds it, for the same bits: a band's GEMM adds to y (loaded into each panel first), a
+ * folded batch's sum is added to y afterwards. */
 static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, int nimg,
                          int oy0, int rb)
 {
@@ -642,6 +645,7 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
         }
         return;
     }
+    assert(!j->res); /* rt_conv2d_forward_res sends the residual here only for the rows */
     rt_gemm_implicit_panels(g->oc, sg.n, K, scr + l->wpack, xp, (const int *)(scr + l->koff),
                             scr + l->grid, j->b, fused ? j->act : RT_ACT_NONE, j->alpha,
                             add_in ? panel_fill : NULL, panel_sink, &f);
@@ -717,18 +721,32 @@ static void fwd_task(void *arg, rt_worker *wk)
     }
 }
 
+/* The forward's route for g (normalised) with activation act over n images: the one place
+ * that decides, for rt_conv2d_forward and rt_conv2d_forward_res alike. */
+typedef enum { ROUTE_DW, ROUTE_DIRECT, ROUTE_WINO, ROUTE_GEMM } fwd_route;
+static fwd_route route_of(const rt_conv_geom *g, rt_act act, int n)
+{
+    if (is_depthwise(g))
+        return ROUTE_DW;
+    if (rt_conv_direct_ok(g, 0)) /* few input channels: no patch matrix (rt_conv_direct.c) */
+        return ROUTE_DIRECT;
+    if (rt_conv_wino_ok(g, act, n))
+        return ROUTE_WINO;
+    return ROUTE_GEMM; /* fwd_task: im2col, or the implicit GEMM (plan().implicit) */
+}
+
 int rt_conv2d_forward(const rt_conv_geom *gin, const float *x, const float *w, const float *b,
                       rt_act act, float alpha, float *y, int n, rt_threads *tp)
 {
     const rt_conv_geom g = rt_conv_norm(gin);
     if (n <= 0)
         return 0;
-    if (is_depthwise(&g))
-        return rt_conv_dw_forward(&g, x, w, b, act, alpha, y, n, tp);
-    if (rt_conv_direct_ok(&g, 0)) /* few input channels: no patch matrix (rt_conv_direct.c) */
-        return rt_conv_direct_forward(&g, x, w, b, act, alpha, y, n, tp);
-    if (rt_conv_wino_ok(&g, act, n))
-        return rt_conv_wino_forward(&g, x, w, b, act, alpha, y, 0, n, tp);
+    switch (route_of(&g, act, n)) {
+    case ROUTE_DW: return rt_conv_dw_forward(&g, x, w, b, act, alpha, y, n, tp);
+    case ROUTE_DIRECT: return rt_conv_direct_forward(&g, x, w, b, act, alpha, y, n, tp);
+    case ROUTE_WINO: return rt_conv_wino_forward(&g, x, w, b, act, alpha, y, 0, n, tp);
+    case ROUTE_GEMM: break;
+    }
     fwd_job j = {.g = &g, .x = x, .w = w, .b = b, .act = act, .alpha = alpha, .y = y, .n = n};
     rt_threads_run(tp, fwd_task, &j);
     return atomic_load(&j.fail) ? -1 : 0;
@@ -746,8 +764,8 @@ int rt_conv2d_forward_res(const rt_conv_geom *gin, const float *x, const float *
     /* the route rt_conv2d_forward would take with no activation, when it is the implicit
      * GEMM's straight into y (every work item then is) */
     if ((act == RT_ACT_NONE || act == RT_ACT_RELU || act == RT_ACT_LEAKYRELU) &&
-        !is_depthwise(&g) && !rt_conv_direct_ok(&g, 0) && !rt_conv_wino_ok(&g, RT_ACT_NONE, n) &&
-        plan(&g, 0).implicit && rt_gemm_implicit_rows_ok(g.ow)) {
+        route_of(&g, RT_ACT_NONE, n) == ROUTE_GEMM && plan(&g, 0).implicit &&
+        rt_gemm_implicit_rows_ok(g.ow)) {
         fwd_job j = {.g = &g, .x = x, .w = w, .b = b, .act = act, .alpha = alpha, .y = y,
                      .n = n, .res = res};
         rt_threads_run(tp, fwd_task, &j);

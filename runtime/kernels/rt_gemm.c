@@ -667,6 +667,8 @@ void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const 
      * tile at pixel jr (a vector, or half of one) starts at pixel jr + v * VL, in b at its
      * grid position; a read past npix takes the first one's (its columns are not stored) */
     int voff[32];
+    if (!ukr || NV > 32) /* a caller that did not ask rt_gemm_implicit_rows_ok */
+        abort();
     for (int jr = 0; jr < npix; jr += NR) {
         int nr = npix - jr < NR ? npix - jr : NR;
         for (int v = 0; v < NV; v++) {

@@ -93,7 +93,8 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
      * no activation (or the batchnorm folded into one, with none), read by the add alone,
      * and whose other summand is made before that conv, is computed by the conv: the
      * conv's epilogue adds the other summand and applies the add's activation (one the
-     * epilogue computes); same bits as the conv, then the add */
+     * epilogue computes), or a pass after the conv does where its tiles cannot
+     * (rt_conv2d_forward_res); same bits as the conv, then the add */
     int *res_by_src = calloc((size_t)nl, sizeof *res_by_src);
     if (!res_by_src) {
         free(ginit);
@@ -221,6 +222,7 @@ void rt_plan_unfold(rt_plan *p)
         rt_step *s = &p->steps[k];
         s->bn_fold = s->res_add = 0;
         s->fold_act = s->res_act = RT_ACT_NONE;
+        s->res_alpha = 0.0f;
         s->pool_layer = s->pool_by_src = s->pool_bwd = s->bwd_by_src = 0;
         if (s->alias == RT_ALIAS_INFER)
             s->alias = RT_ALIAS_NONE; /* own[] already gives it its buffer */
@@ -258,7 +260,8 @@ void rt_plan_print(const rt_plan *p, const rt_netdesc *d, FILE *f)
             fprintf(f, " (inference: with layer %d's batchnorm folded into its weights%s)",
                     s->bn_fold, s->fold_act != RT_ACT_NONE ? " and its activation" : "");
         if (s->res_add)
-            fprintf(f, " (inference: with layer %d's residual add%s, in its epilogue)",
+            fprintf(f, " (inference: with layer %d's residual add%s, in its epilogue or a "
+                       "pass after it)",
                     s->res_add, s->res_act != RT_ACT_NONE ? " and its activation" : "");
         if (s->pool_layer)
             fprintf(f, " (then layer %d's pooling, run of images by run of images)",
