@@ -49,8 +49,10 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
     p->own = calloc((size_t)nl, sizeof *p->own);
     p->own_grad = calloc((size_t)nl, sizeof *p->own_grad);
     int *ginit = calloc((size_t)nl, sizeof *ginit);
-    if (!p->steps || !p->own || !p->own_grad || !ginit) {
+    int *res_by_src = calloc((size_t)nl, sizeof *res_by_src); /* adds a conv computes */
+    if (!p->steps || !p->own || !p->own_grad || !ginit || !res_by_src) {
         free(ginit);
+        free(res_by_src);
         rt_plan_free(p);
         if (err)
             snprintf(err, RT_ERRLEN, "out of memory building the execution plan");
@@ -95,14 +97,6 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
      * conv's epilogue adds the other summand and applies the add's activation (one the
      * epilogue computes), or a pass after the conv does where its tiles cannot
      * (rt_conv2d_forward_res); same bits as the conv, then the add */
-    int *res_by_src = calloc((size_t)nl, sizeof *res_by_src);
-    if (!res_by_src) {
-        free(ginit);
-        rt_plan_free(p);
-        if (err)
-            snprintf(err, RT_ERRLEN, "out of memory building the execution plan");
-        return -1;
-    }
     for (int i = 1; i < nl; i++) {
         const rt_layer *A = &d->layers[i];
         if (A->kind != RT_ADD || A->src < 1 || A->src2 < 0 || readers(d, A->src) != 1)
