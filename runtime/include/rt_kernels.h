@@ -91,6 +91,13 @@ static inline int rt_act_needs_input(rt_act a)
     return a == RT_ACT_SILU || a == RT_ACT_GELU;
 }
 
+/* 1 for the activations the GEMM's epilogue applies as it stores its tiles (none, relu,
+ * leaky relu: rt_gemm_packed_ep); the others run as a pass after it. */
+static inline int rt_act_in_epilogue(rt_act a)
+{
+    return a == RT_ACT_NONE || a == RT_ACT_RELU || a == RT_ACT_LEAKYRELU;
+}
+
 /* The elementwise loops below run in blocks of RT_VEC values staged in a local array: gcc
  * at -O2 vectorizes such fixed-length blocks (its default cost model rejects loops that need
  * a scalar remainder or an aliasing check), clang vectorizes them anyway, and staging makes

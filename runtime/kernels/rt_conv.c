@@ -516,7 +516,7 @@ static void fwd_fold(const fwd_job *j, const layout *l, float *scr, int s0, int 
     const size_t xsz = (size_t)g->c * g->h * g->w;
     float *bp = scr + l->patches, *row = scr + l->row, *cb = scr + l->cbuf;
     im2col_packed(g, j->x + (size_t)s0 * xsz, xsz, nimg, 0, g->oh, row, bp);
-    int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU || j->act == RT_ACT_LEAKYRELU;
+    int fused = rt_act_in_epilogue(j->act);
     rt_gemm_packed_ep(g->oc, pc, K, scr + l->wpack, bp, 0, cb, pc, j->b,
                       fused ? j->act : RT_ACT_NONE, j->alpha);
     for (int t = 0; t < nimg; t++)
@@ -622,8 +622,7 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
     sg.lc = l->sg.lc, sg.plane = l->sg.plane; /* koff was made for the largest slab */
     float *xp = scr + l->xp;
     rt_conv_slab_fill(g, &sg, j->x + (size_t)s0 * xsz, xsz, xp);
-    const int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
-                      j->act == RT_ACT_LEAKYRELU;
+    const int fused = rt_act_in_epilogue(j->act);
     const int add_in = j->add && l->fold == 1;
     fwd_panel f = {.j = j, .sg = &sg, .s0 = s0, .oy0 = oy0, .rb = rb, .j0 = -1};
     f.mode = j->add && !add_in ? 1 : fused ? 0 : 2;
@@ -709,8 +708,7 @@ static void fwd_task(void *arg, rt_worker *wk)
         else
             im2col_packed(&q, xs, 0, 1, oy0, oy1, row, bp);
         /* bias and relu / leaky relu are applied as the GEMM stores its tiles */
-        int fused = j->act == RT_ACT_NONE || j->act == RT_ACT_RELU ||
-                    j->act == RT_ACT_LEAKYRELU;
+        int fused = rt_act_in_epilogue(j->act);
         rt_gemm_packed_ep(q.oc, pc, K, wp + (size_t)gi * l.wstride, bp, j->add, ys, P,
                           j->b ? j->b + (size_t)gi * q.oc : NULL,
                           fused ? j->act : RT_ACT_NONE, j->alpha);
@@ -763,9 +761,8 @@ int rt_conv2d_forward_res(const rt_conv_geom *gin, const float *x, const float *
         return 0;
     /* the route rt_conv2d_forward would take with no activation, when it is the implicit
      * GEMM's straight into y (every work item then is) */
-    if ((act == RT_ACT_NONE || act == RT_ACT_RELU || act == RT_ACT_LEAKYRELU) &&
-        route_of(&g, RT_ACT_NONE, n) == ROUTE_GEMM && plan(&g, 0).implicit &&
-        rt_gemm_implicit_rows_ok(g.ow)) {
+    if (rt_act_in_epilogue(act) && route_of(&g, RT_ACT_NONE, n) == ROUTE_GEMM &&
+        plan(&g, 0).implicit && rt_gemm_implicit_rows_ok(g.ow)) {
         fwd_job j = {.g = &g, .x = x, .w = w, .b = b, .act = act, .alpha = alpha, .y = y,
                      .n = n, .res = res};
         rt_threads_run(tp, fwd_task, &j);

@@ -72,6 +72,12 @@ typedef struct {
     int (*available)(void);
 } gemm_isa;
 
+/* gemm_ep.act of an activation (rt_act_in_epilogue: one the epilogue applies) */
+static inline int ep_act(rt_act act)
+{
+    return act == RT_ACT_RELU ? 1 : act == RT_ACT_LEAKYRELU ? 2 : 0;
+}
+
 static inline float ep_scalar(const gemm_ep *ep, float bias, const float *res, float v)
 {
     v += bias;
@@ -582,7 +588,7 @@ void rt_gemm_packed_ep(int m, int n, int k, const float *ap, const float *bp, in
 {
     const gemm_isa *g = isa();
     const int MR = g->mr, NR = g->nr;
-    const int fused = act == RT_ACT_RELU ? 1 : act == RT_ACT_LEAKYRELU ? 2 : 0;
+    const int fused = ep_act(act);
     if (m <= 0 || n <= 0)
         return;
     if (k <= 0) { /* C = (add ? C : 0) then the epilogue */
@@ -622,7 +628,7 @@ void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *
 {
     const gemm_isa *g = isa();
     const int MR = g->mr, NR = g->nr;
-    const int fused = act == RT_ACT_RELU ? 1 : act == RT_ACT_LEAKYRELU ? 2 : 0;
+    const int fused = ep_act(act);
     if (m <= 0 || n <= 0 || k <= 0)
         return;
     /* rt_gemm_packed_ep's loops with the column panels outermost: each element sums its
@@ -660,7 +666,7 @@ void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const 
     const int MR = g->mr, NR = g->nr, whole = ow % g->vl == 0;
     const int VL = whole ? g->vl : g->vl / 2, NV = NR / VL; /* VL: floats of one read */
     const ukrv_fn ukr = whole ? g->ukrv : g->ukrv2;
-    const int fused = act == RT_ACT_RELU ? 1 : act == RT_ACT_LEAKYRELU ? 2 : 0;
+    const int fused = ep_act(act);
     if (m <= 0 || npix <= 0 || k <= 0) /* (k = 0 never comes: a conv has taps) */
         return;
     /* rt_gemm_implicit_panels' loops, with a tile's columns found by pixel: read v of the

@@ -109,8 +109,7 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
         else if (d->layers[c].kind != RT_CONV || rt_layer_act(&d->layers[c]) != RT_ACT_NONE)
             continue;
         rt_act act = p->steps[i - 1].add_act_layer ? p->steps[i - 1].add_act : RT_ACT_NONE;
-        if (A->src2 >= c ||
-            (act != RT_ACT_NONE && act != RT_ACT_RELU && act != RT_ACT_LEAKYRELU))
+        if (A->src2 >= c || !rt_act_in_epilogue(act))
             continue;
         p->steps[c - 1].res_add = i;
         p->steps[c - 1].res_act = act;
