@@ -39,6 +39,20 @@ static int fusable_act(const rt_netdesc *d, int i, rt_act *act, float *alpha)
     return 0;
 }
 
+/* The conv that ends the body of residual add a (its src): the src itself, or the conv
+ * before a batchnorm folded into it with no activation; 0 when there is none. */
+static int body_conv(const rt_netdesc *d, const rt_plan *p, int a)
+{
+    const int c = d->layers[a].src;
+    if (c < 1)
+        return 0;
+    const rt_layer *C = &d->layers[c];
+    if (C->kind == RT_BATCHNORM && C->src > 0 && p->steps[C->src - 1].bn_fold == c &&
+        p->steps[C->src - 1].fold_act == RT_ACT_NONE)
+        return C->src;
+    return C->kind == RT_CONV && rt_layer_act(C) == RT_ACT_NONE ? c : 0;
+}
+
 int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
 {
     memset(p, 0, sizeof *p);
@@ -49,10 +63,8 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
     p->own = calloc((size_t)nl, sizeof *p->own);
     p->own_grad = calloc((size_t)nl, sizeof *p->own_grad);
     int *ginit = calloc((size_t)nl, sizeof *ginit);
-    int *res_by_src = calloc((size_t)nl, sizeof *res_by_src); /* adds a conv computes */
-    if (!p->steps || !p->own || !p->own_grad || !ginit || !res_by_src) {
+    if (!p->steps || !p->own || !p->own_grad || !ginit) {
         free(ginit);
-        free(res_by_src);
         rt_plan_free(p);
         if (err)
             snprintf(err, RT_ERRLEN, "out of memory building the execution plan");
@@ -101,20 +113,13 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
         const rt_layer *A = &d->layers[i];
         if (A->kind != RT_ADD || A->src < 1 || A->src2 < 0 || readers(d, A->src) != 1)
             continue;
-        int c = A->src;
-        if (d->layers[c].kind == RT_BATCHNORM && d->layers[c].src > 0 &&
-            p->steps[d->layers[c].src - 1].bn_fold == c &&
-            p->steps[d->layers[c].src - 1].fold_act == RT_ACT_NONE)
-            c = d->layers[c].src;
-        else if (d->layers[c].kind != RT_CONV || rt_layer_act(&d->layers[c]) != RT_ACT_NONE)
-            continue;
+        const int c = body_conv(d, p, i);
         rt_act act = p->steps[i - 1].add_act_layer ? p->steps[i - 1].add_act : RT_ACT_NONE;
-        if (A->src2 >= c || !rt_act_in_epilogue(act))
+        if (!c || A->src2 >= c || !rt_act_in_epilogue(act))
             continue;
         p->steps[c - 1].res_add = i;
         p->steps[c - 1].res_act = act;
         p->steps[c - 1].res_alpha = p->steps[i - 1].add_alpha;
-        res_by_src[i] = 1;
     }
     /* fusion: a conv whose only reader is a pooling over windows runs that pooling's
      * forward itself, on each run of images as soon as it has computed it (the pooling
@@ -131,6 +136,7 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
     for (int i = 1; i < nl; i++) {
         const rt_layer *L = &d->layers[i];
         rt_step *s = &p->steps[i - 1];
+        const int bc = L->kind == RT_ADD ? body_conv(d, p, i) : 0;
         s->layer = i;
         s->ybuf = i;
         if (L->kind == RT_FLATTEN || (L->kind == RT_DROPOUT && !(L->p > 0.0f)) ||
@@ -140,7 +146,7 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
             s->alias = RT_ALIAS_EVAL;
         else if ((L->kind == RT_BATCHNORM && L->src > 0 &&
                   p->steps[L->src - 1].bn_fold == i) ||
-                 res_by_src[i])
+                 (bc && p->steps[bc - 1].res_add == i)) /* (an add the conv computes) */
             s->alias = RT_ALIAS_INFER;
         if (s->alias == RT_ALIAS_ALWAYS)
             s->ybuf = L->src == 0 ? 0 : p->steps[L->src - 1].ybuf;
@@ -197,7 +203,6 @@ int rt_plan_build(const rt_netdesc *d, rt_plan *p, char *err)
         }
     }
     free(ginit);
-    free(res_by_src);
     return 0;
 }
 
