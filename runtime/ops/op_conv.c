@@ -86,11 +86,11 @@ static int conv_forward(const rt_op_args *a)
         rt_batchnorm_fold(a->P + L->w_off, L->bias ? a->P + L->b_off : NULL, L->out.c,
                           L->w_len / (size_t)L->out.c, a->P + B->w_off, a->P + B->b_off,
                           a->S + B->s_off, a->S + B->s_off + L->out.c, B->eps, wf, bf);
-        if (a->res) /* and the residual add after the batchnorm (fold_act is none) */
-            return rt_conv2d_forward_res(&g, a->x, wf, bf, a->res, a->step->res_act,
-                                         a->step->res_alpha, a->y, a->n, a->tp);
-        return rt_conv2d_forward(&g, a->x, wf, bf, a->step->fold_act, a->step->fold_alpha,
-                                 a->y, a->n, a->tp);
+        /* and the residual add after the batchnorm, if any (fold_act is then none) */
+        return rt_conv2d_forward_res(&g, a->x, wf, bf, a->res,
+                                     a->res ? a->step->res_act : a->step->fold_act,
+                                     a->res ? a->step->res_alpha : a->step->fold_alpha, a->y,
+                                     a->n, a->tp);
     }
     if (a->res) /* inference: and the residual add after it (it has no activation) */
         return rt_conv2d_forward_res(&g, a->x, a->P + L->w_off,

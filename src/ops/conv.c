@@ -106,16 +106,12 @@ static void emit_forward(const emit_ctx *e)
         fprintf(o, ", %d, %zu, P + %zu, P + %zu, S + %zu, S + %zu, %s, fold%d, fold%d + %zu);\n", L->out.c,
                 L->w_len / (size_t)L->out.c, B->w_off, B->b_off, B->s_off, B->s_off + (size_t)L->out.c, emit_f(B->eps), e->i,
                 e->i, L->w_len);
-        if (e->step->res_add) /* and the residual add after the batchnorm */
-            fprintf(o, "        if (rt_conv2d_forward_res(&geom%d, %s, fold%d, fold%d + %zu, %s, %s, %s, %s, n, tp) != 0)\n"
-                       "            return fail(%d);\n    } else {\n",
-                    e->i, e->in, e->i, e->i, L->w_len, e->res, rt_act_cname(e->step->res_act),
-                    emit_f(e->step->res_alpha), e->y, e->i);
-        else
-            fprintf(o, "        if (rt_conv2d_forward(&geom%d, %s, fold%d, fold%d + %zu, %s, %s, %s, n, tp) != 0)\n"
-                       "            return fail(%d);\n    } else {\n",
-                    e->i, e->in, e->i, e->i, L->w_len, rt_act_cname(e->step->fold_act), emit_f(e->step->fold_alpha), e->y,
-                    e->i);
+        const int res = e->step->res_add != 0; /* and the residual add after the batchnorm */
+        fprintf(o, "        if (rt_conv2d_forward%s(&geom%d, %s, fold%d, fold%d + %zu, %s%s%s, %s, %s, n, tp) != 0)\n"
+                   "            return fail(%d);\n    } else {\n",
+                res ? "_res" : "", e->i, e->in, e->i, e->i, L->w_len, res ? e->res : "", res ? ", " : "",
+                rt_act_cname(res ? e->step->res_act : e->step->fold_act),
+                emit_f(res ? e->step->res_alpha : e->step->fold_alpha), e->y, e->i);
         ind = "        ";
     } else if (e->step->res_add) { /* inference: and the residual add after it */
         fprintf(o, "    if (infer) {\n        if (rt_conv2d_forward_res(&geom%d, %s, P + %zu, ", e->i, e->in, L->w_off);
