@@ -28,8 +28,9 @@
 #define VL 16 /* floats per vector: one AVX-512 register */
 #define FB 8  /* output channels per forward block */
 #define WB 4  /* output channels per dW block */
-#define TK 3  /* taps of a kernel row per dW block */
-#define DW_BAND_BYTES (16 * 1024) /* a dW band's dz rows (WB channels): a third of L1 */
+#define TK 5  /* taps (of the c*kh*kw) per dW block */
+#define DW_BAND_BYTES (24 * 1024) /* a dW band's dz rows (WB channels): half of a 48 KiB L1,
+                                   * beside the input rows they meet */
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
@@ -46,11 +47,11 @@ int rt_conv_use_direct(int on)
 }
 
 /* Measured (batch 32, AVX-512): forward is faster than the GEMM routes or as fast on the
- * first layers of cnn3, fashion and resnet_bn32 (3x3 taps of 1 and 3 channels); dW on one
- * channel of 3x3 (depth 9: fashion) is slower than the GEMM's dot products on one thread,
- * so backward starts above that depth. Windows of one tap and maps under 8 columns (a
- * vector half empty) stay with the GEMM. */
-#define BWD_MIN_K 10
+ * first layers of cnn3, fashion and resnet_bn32 (3x3 taps of 1 and 3 channels); so is dW,
+ * down to one channel of 3x3 (depth 9: fashion, 1.26x the GEMM's dot products on 2 threads,
+ * 1.34x on one). Windows of one tap and maps under 8 columns (a vector half empty) stay
+ * with the GEMM. */
+#define BWD_MIN_K 9
 
 int rt_conv_direct_ok(const rt_conv_geom *g, int backward)
 {
@@ -246,19 +247,55 @@ fwd_rows_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
 
 /* ------------------------------------------------------------------ dW and db */
 
+/* Where the tail vector (columns full.. of row oy) of dz plane o is read: in place where the
+ * row below is there to read into, else from last[o], a copy of the last row's tail with
+ * zeros after it (no read past the plane, no copy in the loops). */
+static inline __attribute__((always_inline)) const float *
+tail_at(const rt_conv_geom *g, const float *const *dzs, const float (*last)[VL], int o, int oy,
+        int full)
+{
+    return oy + 1 < g->oh ? dzs[o] + (size_t)oy * g->ow + full : last[o];
+}
+
+/* db's sums over the band of rows [by, ey): bacc[o][lane] goes on through the band's dz
+ * vectors in row order, the tail's lanes past ow masked out. */
+static inline __attribute__((always_inline)) void
+db_band(const rt_conv_geom *g, const float *const *dzs, const float (*last)[VL], int by, int ey,
+        v16i mask, v16 *bacc)
+{
+    const int ow = g->ow, full = ow / VL * VL;
+    for (int oy = by; oy < ey; oy++) {
+        const size_t zo = (size_t)oy * ow;
+        for (int ox = 0; ox < full; ox += VL)
+#pragma GCC unroll 8
+            for (int o = 0; o < WB; o++)
+                bacc[o] += LD(dzs[o] + zo + ox);
+        if (full < ow)
+            for (int o = 0; o < WB; o++)
+                bacc[o] += (v16)(mask & (v16i)LD(tail_at(g, dzs, last, o, oy, full)));
+    }
+}
+
 /* Adds to sum[o][t][lane] (o < nb, double) one image's dW of nb <= WB output channels, whose
- * dz planes start at dz, and to bsum[o][lane] its db: for each kernel row (ci, ky), the kw
- * taps of WB channels are 16-lane float sums over the image's outputs in row order, added
- * lane by lane to the doubles at the end (the lanes are summed once, after the last image).
+ * dz planes start at dz, and to bsum[o][lane] its db. For each block of TK taps (of the
+ * c*kh*kw, in order), the taps of WB channels are 16-lane float sums over the image's
+ * outputs, added lane by lane to the doubles at the end (the lanes are summed once, after
+ * the last image): first the sums over each row's whole vectors, in row order, then those of
+ * the rows' tails (the columns past the last whole vector, with the lanes past ow zeroed),
+ * each kept apart so that the hot loop has no tail code (gcc then keeps the WB * TK sums in
+ * registers across rows). db's sums are made in a pass of their own over each band.
  * The image is taken in bands of output rows whose dz and input rows stay in L1 while every
- * kernel row passes over them (one pass of the whole image per kernel row streamed both from
- * L2); each float sum waits in part between bands and goes on where it stopped, so every
- * lane adds the same values in the same order as in one pass: the same bits. */
+ * tap block passes over them (one pass of the whole image per block streamed from L2);
+ * each float sum waits in part between bands and goes on where it stopped, so every lane
+ * adds the same values in the same order as in one pass: the bits do not depend on the band.
+ * The inner loop loads TK input vectors and WB dz vectors for WB * TK FMAs: 29 of AVX-512's
+ * 32 registers (with 8 channels x 3 taps, 35 would be needed and gcc folds a dz load into
+ * every FMA: measured 0.8-0.9x the 4 x 3 this replaced, against 1.2-1.4x for 4 x 5). */
 static inline __attribute__((always_inline)) void
 dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int *off,
               const float *dz, int nb, double *sum, double *bsum)
 {
-    const int K = g->c * g->kh * g->kw, ow = g->ow, kw = g->kw;
+    const int K = g->c * g->kh * g->kw, ow = g->ow;
     const size_t P = (size_t)g->oh * ow;
     const int full = ow / VL * VL, m = ow - full;
     v16i mask;
@@ -267,95 +304,90 @@ dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
     const float *dzs[WB];
     for (int o = 0; o < WB; o++) /* channels past nb repeat the last (their sums are dropped) */
         dzs[o] = dz + (size_t)(o < nb ? o : nb - 1) * P;
+    float last[WB][VL] = {{0}}; /* the last row's tails (see tail_at) */
+    for (int o = 0; m && o < WB; o++)
+        memcpy(last[o], dzs[o] + P - m, (size_t)m * sizeof(float));
     const int rows = DW_BAND_BYTES / (ow * WB * (int)sizeof(float));
     const int band = rows < 1 ? 1 : rows;
-    /* the float sums between bands: part[o][t] for tap t, partb[o] db's */
-    v16 part[WB][RT_CONV_DIRECT_MAX_K], partb[WB];
+    /* the float sums between bands: part[o][t] for tap t, ptail[o][t] its tails', bacc[o] db's */
+    v16 part[WB][RT_CONV_DIRECT_MAX_K], ptail[WB][RT_CONV_DIRECT_MAX_K], bacc[WB];
+    for (int o = 0; o < WB; o++)
+        bacc[o] = (v16){0};
     for (int by = 0; by < g->oh; by += band) {
         const int ey = by + band < g->oh ? by + band : g->oh;
-        for (int r = 0; r < K; r += kw)
-        for (int t0 = 0; t0 < kw; t0 += TK) { /* up to TK taps of the row at a time */
-            const int nk = kw - t0 < TK ? kw - t0 : TK;
-            v16 acc[WB][TK], accb[WB]; /* accb: db's sums, in the first pass only */
-            const int withb = bsum && r == 0 && t0 == 0;
+        if (bsum)
+            db_band(g, dzs, (const float (*)[VL])last, by, ey, mask, bacc);
+        for (int t0 = 0; t0 < K; t0 += TK) /* TK taps at a time (the last block: nk) */
+        for (int tail = 0; tail <= (m > 0); tail++) { /* whole vectors, then the tails */
+            const int nk = K - t0 < TK ? K - t0 : TK;
+            v16(*pt)[RT_CONV_DIRECT_MAX_K] = tail ? ptail : part;
+            v16 acc[WB][TK];
             for (int o = 0; o < WB; o++) /* the first band starts the sums */
                 for (int k = 0; k < TK; k++)
-                    acc[o][k] = accb[o] = (v16){0};
-            if (by > 0)
-                for (int o = 0; o < WB; o++) {
-                    if (withb)
-                        accb[o] = partb[o];
-                    for (int k = 0; k < nk; k++)
-                        acc[o][k] = part[o][r + t0 + k];
-                }
+                    acc[o][k] = by > 0 && k < nk ? pt[o][t0 + k] : (v16){0};
             int of[TK];
             for (int k = 0; k < TK; k++)
-                of[k] = off[r + t0 + (k < nk ? k : 0)];
-            for (int oy = by; oy < ey; oy++) {
-                const float *base = buf + (size_t)oy * g->sh * g->sw * p->pq;
-                const size_t zo = (size_t)oy * ow;
-                for (int ox = 0; ox < full; ox += VL) {
-                    v16 d[WB], xv[TK];
-#pragma GCC unroll 4
-                    for (int o = 0; o < WB; o++)
-                        d[o] = LD(dzs[o] + zo + ox);
-#pragma GCC unroll 4
-                    for (int k = 0; k < TK; k++)
-                        xv[k] = LD(base + ox + of[k]);
-#pragma GCC unroll 4
-                    for (int o = 0; o < WB; o++)
+                of[k] = off[t0 + (k < nk ? k : 0)]; /* (taps past nk: sums dropped) */
+            const size_t xrow = (size_t)g->sh * g->sw * p->pq;
+            if (!tail) {
+                for (int oy = by; oy < ey; oy++) {
+                    const float *base = buf + (size_t)oy * xrow;
+                    const size_t zo = (size_t)oy * ow;
+                    for (int ox = 0; ox < full; ox += VL) {
+                        v16 xv[TK];
 #pragma GCC unroll 4
                         for (int k = 0; k < TK; k++)
-                            acc[o][k] += d[o] * xv[k];
-                    if (withb)
-#pragma GCC unroll 4
+                            xv[k] = LD(base + ox + of[k]);
+                        v16 d[WB];
+#pragma GCC unroll 8
                         for (int o = 0; o < WB; o++)
-                            accb[o] += d[o];
-                }
-                if (m) { /* the tail: lanes past ow masked out (x there may be anything) */
-                    v16 d[WB], xv[TK];
-                    for (int o = 0; o < WB; o++) {
-                        if (oy + 1 < g->oh) { /* reads into the next row of the plane */
-                            d[o] = LD(dzs[o] + zo + full);
-                            continue;
-                        }
-                        float tmp[VL] = {0};
-                        memcpy(tmp, dzs[o] + zo + full, (size_t)m * sizeof *tmp);
-                        memcpy(&d[o], tmp, sizeof tmp);
+                            d[o] = LD(dzs[o] + zo + ox);
+#pragma GCC unroll 8
+                        for (int o = 0; o < WB; o++)
+#pragma GCC unroll 8
+                            for (int k = 0; k < TK; k++)
+                                acc[o][k] += d[o] * xv[k];
                     }
+                }
+            } else {
+                /* lanes past ow zeroed in both factors (x or dz there may be anything,
+                 * even inf): their products are +0 */
+                for (int oy = by; oy < ey; oy++) {
+                    const float *base = buf + (size_t)oy * xrow + full;
+                    v16 xv[TK];
+#pragma GCC unroll 4
                     for (int k = 0; k < TK; k++)
-                        xv[k] = LD(base + full + of[k]);
-                    for (int o = 0; o < WB; o++)
+                        xv[k] = (v16)(mask & (v16i)LD(base + of[k]));
+#pragma GCC unroll 8
+                    for (int o = 0; o < WB; o++) {
+                        const v16 d = (v16)(mask & (v16i)LD(tail_at(g, dzs, (const float (*)[VL])last, o, oy, full)));
+#pragma GCC unroll 4
                         for (int k = 0; k < TK; k++)
-                            acc[o][k] += (v16)(mask & (v16i)(d[o] * xv[k]));
-                    if (withb)
-                        for (int o = 0; o < WB; o++)
-                            accb[o] += (v16)(mask & (v16i)d[o]);
+                            acc[o][k] += d * xv[k];
+                    }
                 }
             }
             if (ey < g->oh) { /* to go on in the next band */
-                for (int o = 0; o < WB; o++) {
-                    if (withb)
-                        partb[o] = accb[o];
+                for (int o = 0; o < WB; o++)
                     for (int k = 0; k < nk; k++)
-                        part[o][r + t0 + k] = acc[o][k];
-                }
+                        pt[o][t0 + k] = acc[o][k];
                 continue;
             }
             for (int o = 0; o < nb; o++) /* the image's sums, into the doubles */
                 for (int k = 0; k < nk; k++) {
-                    double *d = sum + ((size_t)o * K + r + t0 + k) * VL;
+                    double *d = sum + ((size_t)o * K + t0 + k) * VL;
 #pragma GCC unroll 16
                     for (int i = 0; i < VL; i++)
                         d[i] += acc[o][k][i];
                 }
-            for (int o = 0; withb && o < nb; o++)
-#pragma GCC unroll 16
-                for (int i = 0; i < VL; i++)
-                    bsum[(size_t)o * VL + i] += accb[o][i];
         }
     }
+    for (int o = 0; bsum && o < nb; o++)
+#pragma GCC unroll 16
+        for (int i = 0; i < VL; i++)
+            bsum[(size_t)o * VL + i] += bacc[o][i];
 }
+
 
 /* ------------------------------------------------------------------ the ISA */
 
