@@ -607,7 +607,8 @@ static void panel_sink(void *ctx, int j0, int nr, float *panel, int ldp)
 
 /* Forward of the images [s0, s0 + nimg) (whole ones when nimg > 1) or of output rows
  * [oy0, oy0 + rb) of image s0, by the implicit GEMM over the grid: where rows are whole
- * vectors (or half vectors), tiles of output pixels stored into y by the micro-kernel
+ * vectors (or half vectors, or vectors the last of which is partial, where that costs little:
+ * rt_gemm_implicit_rows_ok), tiles of output pixels stored into y by the micro-kernel
  * (rt_gemm_implicit_rows, with j->res added when given); else one column panel of the grid
  * at a time, each stored into y (panel_sink). When j->add, y is added as the im2col route
  * adds it, for the same bits: a band's GEMM adds to y (loaded into each panel first), a
@@ -626,7 +627,7 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
     const int add_in = j->add && l->fold == 1;
     fwd_panel f = {.j = j, .sg = &sg, .s0 = s0, .oy0 = oy0, .rb = rb, .j0 = -1};
     f.mode = j->add && !add_in ? 1 : fused ? 0 : 2;
-    if (f.mode != 1 && rt_gemm_implicit_rows_ok(g->ow)) {
+    if (f.mode != 1 && rt_gemm_implicit_rows_ok(g->ow, sg.S)) {
         /* rows whole vectors (or half vectors) wide: the tiles go straight into y, where
          * each image's band is contiguous, and the grid's columns past ow are not computed */
         const size_t P = (size_t)g->oh * g->ow;
@@ -762,7 +763,7 @@ int rt_conv2d_forward_res(const rt_conv_geom *gin, const float *x, const float *
     /* the route rt_conv2d_forward would take with no activation, when it is the implicit
      * GEMM's straight into y (every work item then is) */
     if (rt_act_in_epilogue(act) && route_of(&g, RT_ACT_NONE, n) == ROUTE_GEMM &&
-        plan(&g, 0).implicit && rt_gemm_implicit_rows_ok(g.ow)) {
+        plan(&g, 0).implicit && rt_gemm_implicit_rows_ok(g.ow, rt_conv_slab_of(&g, 1, 0, 1).S)) {
         fwd_job j = {.g = &g, .x = x, .w = w, .b = b, .act = act, .alpha = alpha, .y = y,
                      .n = n, .res = res};
         rt_threads_run(tp, fwd_task, &j);

@@ -46,6 +46,15 @@ typedef void (*ukrv_fn)(int kc, const float *a, const float *b, const int *koff,
                         const int *voff, float *c, int ldc, int mr, int nr, int add,
                         const gemm_ep *ep);
 
+/* The same with the tile's vectors stored apart: vector v of row i goes to c + i * ldc +
+ * coff[v], its first nl[v] lanes only (nl[v] = VL: all; 0: none, a slot past the end); the
+ * add and the epilogue's res read the same lanes there (res: ep->res + i * ldc + coff[v]).
+ * Rows from mr on are not stored. The implicit GEMM on output rows that are not a whole
+ * number of vectors: each row is cut into vectors, the last one partial. */
+typedef void (*ukrs_fn)(int kc, const float *a, const float *b, const int *koff,
+                        const int *voff, const int *coff, const int *nl, float *c, int ldc,
+                        int mr, int add, const gemm_ep *ep);
+
 /* The same with A row i read at a + koff[i] (rows past mr repeat row 0, not stored), B
  * packed; no epilogue: the implicit GEMM of conv's weight gradient. */
 typedef void (*ukra_fn)(int kc, const float *a, const int *koff, const float *b, float *c,
@@ -66,6 +75,7 @@ typedef struct {
     ukri_fn ukri;
     ukrv_fn ukrv;
     ukrv_fn ukrv2;       /* vectors of two halves (NULL: none) */
+    ukrs_fn ukrs;        /* vectors stored apart, partial ones masked (NULL: none) */
     ukra_fn ukra, ukrah;
     int nti, ntj;        /* tile of the A.B^T dot-product kernel */
     ntkr_fn ntkr;
@@ -90,6 +100,24 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, const float *res, f
     return v;
 }
 
+/* The sums of a tile, acc[i][v] (MR rows by NV vectors of VL floats, in registers once the
+ * loops are unrolled), over depth p < kc: B's vector v of depth row p is BVAL, A's element
+ * (row i, depth p) AEL (expressions of p, v and i). */
+#define UKR_ACC(VT, VL, MR, NV, BVAL, AEL)                                                 \
+    enum { NR_ = (VL) * (NV) };                                                           \
+    VT acc[MR][NV];                                                                       \
+    _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++)                               \
+        _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) acc[i][v] = (VT){0};       \
+    for (int p = 0; p < kc; p++) {                                                        \
+        VT bv[NV];                                                                        \
+        _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++)                            \
+            bv[v] = (BVAL);                                                               \
+        _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++) {                         \
+            const float av = (AEL);                                                       \
+            _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) acc[i][v] += av * bv[v]; \
+        }                                                                                 \
+    }
+
 /* The body shared by every micro-kernel: VT is a vector of VL floats (VUT the same, unaligned;
  * VI the matching int vector for masks), the tile is MR rows by NV vectors. The accumulators
  * stay in registers once the loops are unrolled. Activations select with comparison masks,
@@ -108,19 +136,7 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, const float *res, f
 
 /* The same with B's vector v of depth row p the value BVAL (an expression of p and v). */
 #define UKR_BODY_V(VT, VUT, VI, VL, MR, NV, BVAL, AEL)                                     \
-    enum { NR_ = (VL) * (NV) };                                                           \
-    VT acc[MR][NV];                                                                       \
-    _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++)                               \
-        _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) acc[i][v] = (VT){0};       \
-    for (int p = 0; p < kc; p++) {                                                        \
-        VT bv[NV];                                                                        \
-        _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++)                            \
-            bv[v] = (BVAL);                                                               \
-        _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++) {                         \
-            const float av = (AEL);                                                       \
-            _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) acc[i][v] += av * bv[v]; \
-        }                                                                                 \
-    }                                                                                     \
+    UKR_ACC(VT, VL, MR, NV, BVAL, AEL)                                                    \
     if (mr == (MR) && nr == NR_) {                                                        \
         const VT zero = {0};                                                              \
         _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++) {                         \
@@ -259,6 +275,53 @@ static void ukri_generic(int kc, const float *a, const float *b, const int *koff
                         *(const HUT *)(bvp[2 * v + 1] + koff[p])),                        \
                    a[(size_t)p * (MR) + i])                                               \
     }
+/* ukrs_NAME: ukrv's sums stored by vector (ukrs_fn), MLOAD(p, n) reading the first n lanes
+ * at p (the others zero) and MSTORE(p, n, val) writing them, without touching memory past
+ * them. The epilogue is UKR_BODY_V's, lane for lane, so the bits are those of the panels. */
+#define UKRS(ATTR, NAME, VT, VUT, VI, VL, MR, NV, MLOAD, MSTORE)                            \
+    ATTR static void ukrs_##NAME(int kc, const float *a, const float *b, const int *koff,   \
+                                 const int *voff, const int *coff, const int *nl, float *c, \
+                                 int ldc, int mr, int add, const gemm_ep *ep)              \
+    {                                                                                     \
+        const float *bvp[NV];                                                             \
+        for (int v = 0; v < (NV); v++)                                                    \
+            bvp[v] = b + voff[v];                                                         \
+        UKR_ACC(VT, VL, MR, NV, *(const VUT *)(bvp[v] + koff[p]), a[(size_t)p * (MR) + i]) \
+        (void)NR_;                                                                        \
+        const VT zero = {0};                                                              \
+        _Pragma("GCC unroll 32") for (int i = 0; i < (MR); i++) {                         \
+            if (i >= mr)                                                                  \
+                break;                                                                    \
+            const float bi = ep && ep->bias ? ep->bias[i] : 0.0f;                         \
+            _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) {                      \
+                const int n = nl[v], whole = n == (VL);                                   \
+                if (n == 0)                                                               \
+                    continue;                                                             \
+                float *cp = c + (size_t)i * ldc + coff[v];                                \
+                VT val = acc[i][v];                                                       \
+                if (add)                                                                  \
+                    val = (whole ? *(const VUT *)cp : MLOAD(cp, n)) + val;                \
+                if (ep) {                                                                 \
+                    val += bi;                                                            \
+                    if (ep->res) {                                                        \
+                        const float *rp = ep->res + (size_t)i * ldc + coff[v];            \
+                        val += whole ? *(const VUT *)rp : MLOAD(rp, n);                   \
+                    }                                                                     \
+                    if (ep->act == 1) {                                                   \
+                        val = (VT)((VI)val & (VI)(val > zero));                           \
+                    } else if (ep->act == 2) {                                            \
+                        VI m = (VI)(val > zero);                                          \
+                        val = (VT)(((VI)val & m) | ((VI)(val * ep->alpha) & ~m));         \
+                    }                                                                     \
+                }                                                                         \
+                if (whole)                                                                \
+                    *(VUT *)cp = val;                                                     \
+                else                                                                      \
+                    MSTORE(cp, n, val);                                                   \
+            }                                                                             \
+        }                                                                                 \
+    }
+
 UKRV(, generic, v4sf, v4sf_u, v4si, 4, G_MR, G_NV)
 UKRA_PAIR(, generic, v4sf, v4sf_u, v4si, 4, G_MR, G_NV, 2 * G_MR)
 static void ntkr_generic(int k, const float *a, int lda, const float *b, int ldb, float *c,
@@ -273,6 +336,7 @@ static int avail_always(void)
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define HAVE_X86_KERNELS 1
+#include <immintrin.h> /* the masked loads and stores of ukrs (used in target functions) */
 typedef float v8sf __attribute__((vector_size(32)));
 typedef float v8sf_u __attribute__((vector_size(32), aligned(4)));
 typedef int v8si __attribute__((vector_size(32)));
@@ -300,6 +364,11 @@ UKRV(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2
 #define JOIN4(lo, hi) __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7)
 UKRV2(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV, v4sf_u,
       JOIN4)
+#define A2_MASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define A2_MLOAD(p, n) ((v8sf)_mm256_maskload_ps((p), A2_MASK(n)))
+#define A2_MSTORE(p, n, val) _mm256_maskstore_ps((p), A2_MASK(n), (__m256)(val))
+UKRS(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV, A2_MLOAD,
+     A2_MSTORE)
 UKRA_PAIR(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV,
           2 * A2_MR)
 __attribute__((target("avx2,fma"))) static void ntkr_avx2(int k, const float *a, int lda,
@@ -336,6 +405,11 @@ UKRV(__attribute__((target("avx512f,fma"))), avx512, v16sf, v16sf_u, v16si, 16, 
     __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 UKRV2(__attribute__((target("avx512f,fma"))), avx512, v16sf, v16sf_u, v16si, 16, A5_MR, A5_NV,
       v8sf_u, JOIN8)
+#define A5_MASK(n) ((__mmask16)((1u << (n)) - 1u))
+#define A5_MLOAD(p, n) ((v16sf)_mm512_maskz_loadu_ps(A5_MASK(n), (p)))
+#define A5_MSTORE(p, n, val) _mm512_mask_storeu_ps((p), A5_MASK(n), (__m512)(val))
+UKRS(__attribute__((target("avx512f,fma"))), avx512, v16sf, v16sf_u, v16si, 16, A5_MR, A5_NV,
+     A5_MLOAD, A5_MSTORE)
 UKRA_PAIR(__attribute__((target("avx512f,fma"))), avx512, v16sf, v16sf_u, v16si, 16, A5_MR,
           A5_NV, 12)
 __attribute__((target("avx512f,fma"))) static void ntkr_avx512(int k, const float *a, int lda,
@@ -356,12 +430,12 @@ static int avail_avx512(void)
 static const gemm_isa isas[] = {
 #ifdef HAVE_X86_KERNELS
     {"avx512", A5_MR, A5_NV * 16, 16, 12, 96, 256, 2048, ukr_avx512, ukri_avx512, ukrv_avx512,
-     ukrv2_avx512, ukra_avx512, ukrah_avx512, 4, 4, ntkr_avx512, avail_avx512},
+     ukrv2_avx512, ukrs_avx512, ukra_avx512, ukrah_avx512, 4, 4, ntkr_avx512, avail_avx512},
     {"avx2", A2_MR, A2_NV * 8, 8, 2 * A2_MR, 96, 256, 2048, ukr_avx2, ukri_avx2, ukrv_avx2,
-     ukrv2_avx2, ukra_avx2, ukrah_avx2, 3, 3, ntkr_avx2, avail_avx2},
+     ukrv2_avx2, ukrs_avx2, ukra_avx2, ukrah_avx2, 3, 3, ntkr_avx2, avail_avx2},
 #endif
     {"generic", G_MR, G_NV * 4, 4, 2 * G_MR, 96, 256, 2048, ukr_generic, ukri_generic,
-     ukrv_generic, NULL, ukra_generic, ukrah_generic, 2, 2, ntkr_generic, avail_always},
+     ukrv_generic, NULL, NULL, ukra_generic, ukrah_generic, 2, 2, ntkr_generic, avail_always},
 };
 #define NISAS ((int)(sizeof isas / sizeof isas[0]))
 
@@ -652,10 +726,60 @@ void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *
     }
 }
 
-int rt_gemm_implicit_rows_ok(int ow)
+/* How rt_gemm_implicit_rows cuts rows of ow pixels on a grid S wide: 1 whole vectors, 2 half
+ * vectors, 3 vectors with the last of each row partial (when they compute no more than 1/8
+ * above the grid's S columns a row: cnn3's 61 and 28 wide maps, 64 and 32 lanes against
+ * 63 and 30 columns, ran 1.07x and 1.04x the panels, which copy their tiles into y), 0 none
+ * (the panels). */
+static int rows_kind(const gemm_isa *g, int ow, int S)
 {
-    const gemm_isa *g = isa();
-    return ow > 0 && (ow % g->vl == 0 || (g->ukrv2 && ow % (g->vl / 2) == 0));
+    if (ow <= 0)
+        return 0;
+    if (ow % g->vl == 0)
+        return 1;
+    if (g->ukrv2 && ow % (g->vl / 2) == 0)
+        return 2;
+    const int lanes = (ow + g->vl - 1) / g->vl * g->vl;
+    return g->ukrs && 8 * lanes <= 9 * S ? 3 : 0;
+}
+
+int rt_gemm_implicit_rows_ok(int ow, int S)
+{
+    return rows_kind(isa(), ow, S) != 0;
+}
+
+/* rt_gemm_implicit_rows with rows cut into ns = ceil(ow / VL) vectors ("slots"), the last
+ * one partial: a tile is NV slots in order, each read at its pixel's grid position and
+ * stored at its pixel, its lanes past the row's end not stored. */
+static void implicit_slots(const gemm_isa *g, int m, int k, const float *ap, const float *b,
+                           const int *koff, int npix, int ow, int ldb, float *c, int ldc,
+                           int add, const float *bias, const float *res, int fused, float alpha)
+{
+    const int MR = g->mr, VL = g->vl, NV = g->nr / VL;
+    const int ns = (ow + VL - 1) / VL, nslots = npix / ow * ns;
+    int voff[32], coff[32], nl[32];
+    if (NV > 32)
+        abort();
+    for (int s0 = 0; s0 < nslots; s0 += NV) {
+        for (int v = 0; v < NV; v++) {
+            const int sl = s0 + v, r = sl / ns, x = sl % ns * VL;
+            voff[v] = sl < nslots ? r * ldb + x : voff[0];
+            coff[v] = sl < nslots ? r * ow + x : 0;
+            nl[v] = sl < nslots ? (ow - x < VL ? ow - x : VL) : 0;
+        }
+        for (int pc = 0; pc < k; pc += g->kc) {
+            int kc = k - pc < g->kc ? k - pc : g->kc;
+            int last = pc + kc >= k && (bias || fused || res);
+            for (int ir = 0; ir < m; ir += MR) {
+                int mr = m - ir < MR ? m - ir : MR;
+                const float *a = ap + (size_t)(ir / MR) * k * MR + (size_t)pc * MR;
+                gemm_ep e = {bias ? bias + ir : NULL, fused, alpha,
+                             res ? res + (size_t)ir * ldc : NULL};
+                g->ukrs(kc, a, b, koff + pc, voff, coff, nl, c + (size_t)ir * ldc, ldc, mr,
+                        add || pc > 0, last ? &e : NULL);
+            }
+        }
+    }
 }
 
 void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const int *koff,
@@ -663,17 +787,24 @@ void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const 
                            const float *bias, const float *res, rt_act act, float alpha)
 {
     const gemm_isa *g = isa();
-    const int MR = g->mr, NR = g->nr, whole = ow % g->vl == 0;
+    const int kind = rows_kind(g, ow, ldb);
+    const int MR = g->mr, NR = g->nr, whole = kind == 1;
     const int VL = whole ? g->vl : g->vl / 2, NV = NR / VL; /* VL: floats of one read */
     const ukrv_fn ukr = whole ? g->ukrv : g->ukrv2;
     const int fused = ep_act(act);
+    if (!kind) /* a caller that did not ask rt_gemm_implicit_rows_ok */
+        abort();
     if (m <= 0 || npix <= 0 || k <= 0) /* (k = 0 never comes: a conv has taps) */
         return;
+    if (kind == 3) {
+        implicit_slots(g, m, k, ap, b, koff, npix, ow, ldb, c, ldc, add, bias, res, fused, alpha);
+        return;
+    }
     /* rt_gemm_implicit_panels' loops, with a tile's columns found by pixel: read v of the
      * tile at pixel jr (a vector, or half of one) starts at pixel jr + v * VL, in b at its
      * grid position; a read past npix takes the first one's (its columns are not stored) */
     int voff[32];
-    if (!ukr || NV > 32) /* a caller that did not ask rt_gemm_implicit_rows_ok */
+    if (NV > 32)
         abort();
     for (int jr = 0; jr < npix; jr += NR) {
         int nr = npix - jr < NR ? npix - jr : NR;

@@ -53,11 +53,14 @@ void rt_gemm_implicit_panels(int m, int n, int k, const float *ap, const float *
  * pixels wide: element (p, j) of B is b[koff[p] + (j / ow) * ldb + j % ow], the grid
  * position of pixel j (ldb: the grid's row stride), and C[i][j] is stored (add ? += : =)
  * at c[i * ldc + j], with rt_gemm_implicit_panels' epilogue and order of sums: the same bits
- * as its panels sunk into the band. Only for rt_gemm_implicit_rows_ok(ow): rows of whole
+ * as its panels sunk into the band. Only for rt_gemm_implicit_rows_ok(ow, ldb): rows of whole
  * vectors, or on AVX2 and AVX-512 of whole half vectors (a vector is then read as two
- * halves, each within a row); npix must be a multiple of ow. It reads no further into b than
- * the grid positions of the npix pixels and their reads (a vector or a half) reach. */
-int rt_gemm_implicit_rows_ok(int ow);
+ * halves, each within a row), or there of vectors whose last in each row is partial (its
+ * lanes past ow read on into the grid, and are not stored) where that computes at most 1/8
+ * more than the grid's ldb columns a row; npix must be a multiple of ow. It reads no further
+ * into b than the grid positions of the npix pixels and their reads (a vector or a half)
+ * reach, and writes c (and reads res) only at the pixels. */
+int rt_gemm_implicit_rows_ok(int ow, int ldb);
 /* With res (NULL: none), laid out as C, its values are added after the bias and before
  * act: C = act(product + bias + res). */
 void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const int *koff,
