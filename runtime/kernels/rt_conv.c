@@ -628,8 +628,10 @@ static void fwd_implicit(const fwd_job *j, const layout *l, float *scr, int s0, 
     fwd_panel f = {.j = j, .sg = &sg, .s0 = s0, .oy0 = oy0, .rb = rb, .j0 = -1};
     f.mode = j->add && !add_in ? 1 : fused ? 0 : 2;
     if (f.mode != 1 && rt_gemm_implicit_rows_ok(g->ow, sg.S)) {
-        /* rows whole vectors (or half vectors) wide: the tiles go straight into y, where
-         * each image's band is contiguous, and the grid's columns past ow are not computed */
+        /* rows of whole vectors (or half vectors, or vectors the last one partial): the
+         * tiles go straight into y, where each image's band is contiguous; the grid's
+         * columns past ow are not computed (with a partial vector, its lanes past ow are
+         * computed but not stored) */
         const size_t P = (size_t)g->oh * g->ow;
         for (int t = 0; t < nimg; t++) {
             const size_t at = (size_t)(s0 + t) * g->oc * P + (size_t)oy0 * g->ow;

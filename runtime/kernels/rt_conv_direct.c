@@ -7,7 +7,8 @@
  * works) whose rows are split into sw column phases, so that tap (ky, kx) of outputs ox..ox+15
  * is a contiguous 16-float vector whatever the stride or dilation. Forward holds FB output
  * channels x 16 output columns in registers and broadcasts the weights; dW holds WB output
- * channels x kw taps x 16 columns and folds the lanes into double sums once per image.
+ * channels x TK taps (of the c*kh*kw) x 16 columns and folds the lanes into double sums
+ * once per image.
  * Forward work is cut by (image, band of rows), dW by output channel (every worker reads all
  * images in order), so each result is summed by one worker in a fixed order: the bits do not
  * depend on the number of workers. Vectors are GNU C vectors; the two hot loops are compiled
@@ -134,8 +135,9 @@ static size_t pad_floats(const rt_conv_geom *g)
 }
 
 /* Floats of a block of WB dz planes that a worker makes itself (rt_conv_direct_backward_pool),
- * with a vector of slack: on a map narrower than a vector, a row's tail read runs on into
- * the rows below it, and from the last plane's second-to-last row past the block's end. */
+ * and a vector of slack. (dW's reads stay inside the planes: a row's tail read runs on into
+ * the row below, at most 16 - ow % 16 <= ow floats as ow >= 8, and the last row's tails
+ * are read from a copy.) */
 static size_t zblock_floats(const rt_conv_geom *g)
 {
     return (size_t)WB * g->oh * g->ow + VL;
@@ -318,7 +320,7 @@ dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
         if (bsum)
             db_band(g, dzs, (const float (*)[VL])last, by, ey, mask, bacc);
         for (int t0 = 0; t0 < K; t0 += TK) /* TK taps at a time (the last block: nk) */
-        for (int tail = 0; tail <= (m > 0); tail++) { /* whole vectors, then the tails */
+        for (int tail = full == 0; tail <= (m > 0); tail++) { /* whole vectors, then tails */
             const int nk = K - t0 < TK ? K - t0 : TK;
             v16(*pt)[RT_CONV_DIRECT_MAX_K] = tail ? ptail : part;
             v16 acc[WB][TK];

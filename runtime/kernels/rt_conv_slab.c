@@ -23,8 +23,10 @@ static size_t up16(size_t f)
  * q = oy*S + ox; tap (c, ky, kx) of that pixel is then slab[c*lc + ky*S + kx + q], so row r
  * of the patch matrix is the slab itself from offset koff[r], and the GEMM reads it in place
  * (rt_gemm_implicit_panels). The S - ow grid columns past each output row hold products
- * that are not kept; where ow is a whole number of vectors, rt_gemm_implicit_rows takes
- * the output pixels alone as its columns and skips them. Folded images are stacked
+ * that are not kept; where ow is a whole number of vectors (or half vectors, or where a
+ * partial last vector per row costs little: rt_gemm_implicit_rows_ok), rt_gemm_implicit_rows
+ * takes the output pixels as its columns and stores them straight into the output, the
+ * columns past ow skipped (or, in a partial vector, computed and not stored). Folded images are stacked
  * R = h + max(pt, pb) rows apart: the zero rows between two are the bottom border of one and
  * the top border of the next. Every output sums the same products in the same order as the
  * im2col route, so the bits do not change.

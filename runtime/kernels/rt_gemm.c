@@ -118,6 +118,19 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, const float *res, f
         }                                                                                 \
     }
 
+/* The epilogue's activation of a vector val (VT, VI its int vector; zero a VT of zeros):
+ * relu or leaky relu as ep->act says, selected with comparison masks exactly as the scalar
+ * x > 0 ? x : ... does. */
+#define UKR_ACT(VT, VI, val, ep, zero)                                                     \
+    do {                                                                                  \
+        if ((ep)->act == 1) {                                                             \
+            val = (VT)((VI)val & (VI)(val > zero));                                       \
+        } else if ((ep)->act == 2) {                                                      \
+            VI m_ = (VI)(val > zero);                                                     \
+            val = (VT)(((VI)val & m_) | ((VI)(val * (ep)->alpha) & ~m_));                 \
+        }                                                                                 \
+    } while (0)
+
 /* The body shared by every micro-kernel: VT is a vector of VL floats (VUT the same, unaligned;
  * VI the matching int vector for masks), the tile is MR rows by NV vectors. The accumulators
  * stay in registers once the loops are unrolled. Activations select with comparison masks,
@@ -148,12 +161,7 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, const float *res, f
                     val += bi;                                                            \
                     if (ep->res)                                                          \
                         val += *(const VUT *)(ep->res + (size_t)i * ldc + v * (VL));       \
-                    if (ep->act == 1) {                                                   \
-                        val = (VT)((VI)val & (VI)(val > zero));                           \
-                    } else if (ep->act == 2) {                                            \
-                        VI m = (VI)(val > zero);                                          \
-                        val = (VT)(((VI)val & m) | ((VI)(val * ep->alpha) & ~m));         \
-                    }                                                                     \
+                    UKR_ACT(VT, VI, val, ep, zero);                                       \
                 }                                                                         \
                 *cp = val;                                                                \
             }                                                                             \
@@ -307,12 +315,7 @@ static void ukri_generic(int kc, const float *a, const float *b, const int *koff
                         const float *rp = ep->res + (size_t)i * ldc + coff[v];            \
                         val += whole ? *(const VUT *)rp : MLOAD(rp, n);                   \
                     }                                                                     \
-                    if (ep->act == 1) {                                                   \
-                        val = (VT)((VI)val & (VI)(val > zero));                           \
-                    } else if (ep->act == 2) {                                            \
-                        VI m = (VI)(val > zero);                                          \
-                        val = (VT)(((VI)val & m) | ((VI)(val * ep->alpha) & ~m));         \
-                    }                                                                     \
+                    UKR_ACT(VT, VI, val, ep, zero);                                       \
                 }                                                                         \
                 if (whole)                                                                \
                     *(VUT *)cp = val;                                                     \
@@ -748,70 +751,45 @@ int rt_gemm_implicit_rows_ok(int ow, int S)
     return rows_kind(isa(), ow, S) != 0;
 }
 
-/* rt_gemm_implicit_rows with rows cut into ns = ceil(ow / VL) vectors ("slots"), the last
- * one partial: a tile is NV slots in order, each read at its pixel's grid position and
- * stored at its pixel, its lanes past the row's end not stored. */
-static void implicit_slots(const gemm_isa *g, int m, int k, const float *ap, const float *b,
-                           const int *koff, int npix, int ow, int ldb, float *c, int ldc,
-                           int add, const float *bias, const float *res, int fused, float alpha)
-{
-    const int MR = g->mr, VL = g->vl, NV = g->nr / VL;
-    const int ns = (ow + VL - 1) / VL, nslots = npix / ow * ns;
-    int voff[32], coff[32], nl[32];
-    if (NV > 32)
-        abort();
-    for (int s0 = 0; s0 < nslots; s0 += NV) {
-        for (int v = 0; v < NV; v++) {
-            const int sl = s0 + v, r = sl / ns, x = sl % ns * VL;
-            voff[v] = sl < nslots ? r * ldb + x : voff[0];
-            coff[v] = sl < nslots ? r * ow + x : 0;
-            nl[v] = sl < nslots ? (ow - x < VL ? ow - x : VL) : 0;
-        }
-        for (int pc = 0; pc < k; pc += g->kc) {
-            int kc = k - pc < g->kc ? k - pc : g->kc;
-            int last = pc + kc >= k && (bias || fused || res);
-            for (int ir = 0; ir < m; ir += MR) {
-                int mr = m - ir < MR ? m - ir : MR;
-                const float *a = ap + (size_t)(ir / MR) * k * MR + (size_t)pc * MR;
-                gemm_ep e = {bias ? bias + ir : NULL, fused, alpha,
-                             res ? res + (size_t)ir * ldc : NULL};
-                g->ukrs(kc, a, b, koff + pc, voff, coff, nl, c + (size_t)ir * ldc, ldc, mr,
-                        add || pc > 0, last ? &e : NULL);
-            }
-        }
-    }
-}
-
 void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const int *koff,
                            int npix, int ow, int ldb, float *c, int ldc, int add,
                            const float *bias, const float *res, rt_act act, float alpha)
 {
     const gemm_isa *g = isa();
-    const int kind = rows_kind(g, ow, ldb);
-    const int MR = g->mr, NR = g->nr, whole = kind == 1;
-    const int VL = whole ? g->vl : g->vl / 2, NV = NR / VL; /* VL: floats of one read */
-    const ukrv_fn ukr = whole ? g->ukrv : g->ukrv2;
+    const int kind = rows_kind(g, ow, ldb), slots = kind == 3;
+    const int MR = g->mr, NR = g->nr;
+    const int VL = kind == 2 ? g->vl / 2 : g->vl, NV = NR / VL; /* VL: floats of one read */
+    const ukrv_fn ukr = kind == 1 ? g->ukrv : g->ukrv2;
     const int fused = ep_act(act);
     if (!kind) /* a caller that did not ask rt_gemm_implicit_rows_ok */
         abort();
     if (m <= 0 || npix <= 0 || k <= 0) /* (k = 0 never comes: a conv has taps) */
         return;
-    if (kind == 3) {
-        implicit_slots(g, m, k, ap, b, koff, npix, ow, ldb, c, ldc, add, bias, res, fused, alpha);
-        return;
-    }
-    /* rt_gemm_implicit_panels' loops, with a tile's columns found by pixel: read v of the
-     * tile at pixel jr (a vector, or half of one) starts at pixel jr + v * VL, in b at its
-     * grid position; a read past npix takes the first one's (its columns are not stored) */
-    int voff[32];
+    /* rt_gemm_implicit_panels' loops, with a tile's columns found by pixel. Whole rows of
+     * vectors (or halves): read v of the tile at pixel jr starts at pixel jr + v * VL, in b
+     * at its grid position; a read past npix takes the first one's (its columns are not
+     * stored). Slots: each row is cut into ns vectors, the last one partial; a tile is NV
+     * slots in order, each read at its pixel's grid position and stored at its pixel (coff)
+     * with its nl lanes; slots past the end read the first one's and store nothing. */
+    const int ns = (ow + VL - 1) / VL, units = slots ? npix / ow * ns : npix;
+    const int step = slots ? NV : NR;
+    int voff[32], coff[32], nl[32];
     if (NV > 32)
         abort();
-    for (int jr = 0; jr < npix; jr += NR) {
-        int nr = npix - jr < NR ? npix - jr : NR;
+    for (int u0 = 0; u0 < units; u0 += step) {
+        const int nr = npix - u0 < NR ? npix - u0 : NR; /* (pixels: not for slots) */
         for (int v = 0; v < NV; v++) {
-            int px = jr + v * VL < npix ? jr + v * VL : jr;
-            voff[v] = px / ow * ldb + px % ow;
+            if (slots) {
+                const int sl = u0 + v, r = sl / ns, x = sl % ns * VL;
+                voff[v] = sl < units ? r * ldb + x : voff[0];
+                coff[v] = sl < units ? r * ow + x : 0;
+                nl[v] = sl < units ? (ow - x < VL ? ow - x : VL) : 0;
+            } else {
+                const int px = u0 + v * VL < npix ? u0 + v * VL : u0;
+                voff[v] = px / ow * ldb + px % ow;
+            }
         }
+        const size_t at = slots ? 0 : (size_t)u0; /* the tile's columns in c (and res) */
         for (int pc = 0; pc < k; pc += g->kc) {
             int kc = k - pc < g->kc ? k - pc : g->kc;
             int last = pc + kc >= k && (bias || fused || res);
@@ -819,9 +797,14 @@ void rt_gemm_implicit_rows(int m, int k, const float *ap, const float *b, const 
                 int mr = m - ir < MR ? m - ir : MR;
                 const float *a = ap + (size_t)(ir / MR) * k * MR + (size_t)pc * MR;
                 gemm_ep e = {bias ? bias + ir : NULL, fused, alpha,
-                             res ? res + (size_t)ir * ldc + jr : NULL};
-                ukr(kc, a, b, koff + pc, voff, c + (size_t)ir * ldc + jr, ldc, mr, nr,
-                    add || pc > 0, last ? &e : NULL);
+                             res ? res + (size_t)ir * ldc + at : NULL};
+                float *ct = c + (size_t)ir * ldc + at;
+                if (slots)
+                    g->ukrs(kc, a, b, koff + pc, voff, coff, nl, ct, ldc, mr, add || pc > 0,
+                            last ? &e : NULL);
+                else
+                    ukr(kc, a, b, koff + pc, voff, ct, ldc, mr, nr, add || pc > 0,
+                        last ? &e : NULL);
             }
         }
     }
