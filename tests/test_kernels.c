@@ -6,12 +6,15 @@
  * has (one it lacks is reported as skipped); the lecture's translation equivariance and
  * invariance properties; loss, dropout, RNG and init.
  */
+#define _GNU_SOURCE 1 /* sched_getaffinity, pthread_getaffinity_np: the pool's pinning */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -1381,6 +1384,68 @@ START_TEST(threads_stop_watching_when_crowded)
 }
 END_TEST
 
+/* A pool with as many threads as the cores this thread may use pins worker i >= 1 to the
+ * i-th of them and leaves worker 0 (the caller) as it was; with CNNRT_PIN=0, or with one
+ * thread more than cores, nobody is pinned. */
+#define PIN_MAX 256
+typedef struct {
+    int ncpu[PIN_MAX], cpu[PIN_MAX]; /* per worker: cores it may run on, the first of them */
+} pin_probe;
+
+static void pin_probe_task(void *arg, rt_worker *w)
+{
+    pin_probe *p = arg;
+    const int id = rt_worker_id(w);
+#ifdef __linux__
+    cpu_set_t s;
+    if (id < PIN_MAX && pthread_getaffinity_np(pthread_self(), sizeof s, &s) == 0) {
+        p->ncpu[id] = CPU_COUNT(&s);
+        for (int c = CPU_SETSIZE - 1; c >= 0; c--)
+            if (CPU_ISSET(c, &s))
+                p->cpu[id] = c;
+    }
+#else
+    (void)p, (void)id;
+#endif
+}
+
+START_TEST(threads_pin_workers_that_fill_the_cores)
+{
+#ifdef __linux__
+    cpu_set_t allowed;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+    const int k = CPU_COUNT(&allowed);
+    int cores[PIN_MAX], nc = 0;
+    for (int c = 0; c < CPU_SETSIZE && nc < PIN_MAX; c++)
+        if (CPU_ISSET(c, &allowed))
+            cores[nc++] = c;
+    ck_assert_msg(k + 1 <= PIN_MAX, "%d cores: more than the test's %d", k, PIN_MAX - 1);
+    for (int pass = 0; pass < 3; pass++) {
+        /* pass 0: k threads, pinned when k >= 2; 1: the same with CNNRT_PIN=0; 2: k + 1 */
+        const int n = pass == 2 ? k + 1 : k;
+        if (pass == 1)
+            setenv("CNNRT_PIN", "0", 1);
+        rt_threads *tp = rt_threads_create(n, NULL);
+        unsetenv("CNNRT_PIN");
+        ck_assert_ptr_nonnull(tp);
+        pin_probe p;
+        memset(&p, 0, sizeof p);
+        rt_threads_run(tp, pin_probe_task, &p);
+        rt_threads_destroy(tp);
+        CHECK(p.ncpu[0] == k, "pass %d: the caller may run on %d cores, not %d", pass,
+              p.ncpu[0], k);
+        for (int i = 1; i < n; i++) {
+            const int pinned = pass == 0 && k >= 2;
+            CHECK(p.ncpu[i] == (pinned ? 1 : k), "pass %d: worker %d may run on %d cores",
+                  pass, i, p.ncpu[i]);
+            CHECK(!pinned || p.cpu[i] == cores[i], "pass %d: worker %d on core %d, not %d",
+                  pass, i, p.cpu[i], cores[i]);
+        }
+    }
+#endif
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -1431,6 +1496,7 @@ static Suite *suite(void)
     tcase_add_test(t, threads_pool);
     tcase_add_test(t, threads_dispatch_watch_and_sleep);
     tcase_add_test(t, threads_stop_watching_when_crowded);
+    tcase_add_test(t, threads_pin_workers_that_fill_the_cores);
     suite_add_tcase(s, t);
     return s;
 }

@@ -23,7 +23,9 @@ typedef struct rt_worker rt_worker;
 typedef void (*rt_task)(void *arg, rt_worker *w);
 
 /* A pool of n workers (n <= 0: one per online core). Returns NULL if out of memory or
- * threads cannot be started (then err, if not NULL, holds a message of RT_ERRLEN bytes). */
+ * threads cannot be started (then err, if not NULL, holds a message of RT_ERRLEN bytes).
+ * On Linux, when n equals the number of cores the calling thread may run on, worker i >= 1
+ * is pinned to the i-th of them (not with CNNRT_PIN=0; see cnnrun(1)). */
 rt_threads *rt_threads_create(int n, char *err);
 void rt_threads_destroy(rt_threads *tp);
 /* Number of workers; 1 for a NULL pool. */
