@@ -267,7 +267,8 @@ START_TEST(direct_dw_tail_blind_past_the_map)
             double *rdb = malloc((size_t)d.g.oc * 8);
             ref_conv(&d.g, d.n, d.x, d.w, d.b, d.dz, ry, rya, rdw, rabs, rdb);
             float *dw = malloc(d.nw * 4), *db = malloc((size_t)d.g.oc * 4);
-            ck_assert_int_eq(rt_conv2d_backward(&d.g, d.x, d.w, d.dz, NULL, 0, dw, db, d.n, NULL), 0);
+            ck_assert_int_eq(
+                rt_conv2d_backward(&d.g, d.x, d.w, d.dz, NULL, 0, dw, db, d.n, NULL), 0);
             for (size_t i = 0; i < d.nw; i++)
                 if (i % 3 < 2)
                     CHECK(dw[i] == rdw[i], "%s case %d: dw[%zu] = %g, expected %g", isas[is], t,

@@ -765,7 +765,8 @@ int rt_conv2d_forward_res(const rt_conv_geom *gin, const float *x, const float *
     /* the route rt_conv2d_forward would take with no activation, when it is the implicit
      * GEMM's straight into y (every work item then is) */
     if (rt_act_in_epilogue(act) && route_of(&g, RT_ACT_NONE, n) == ROUTE_GEMM &&
-        plan(&g, 0).implicit && rt_gemm_implicit_rows_ok(g.ow, rt_conv_slab_of(&g, 1, 0, 1).S)) {
+        plan(&g, 0).implicit &&
+        rt_gemm_implicit_rows_ok(g.ow, rt_conv_slab_of(&g, 1, 0, 1).S)) {
         fwd_job j = {.g = &g, .x = x, .w = w, .b = b, .act = act, .alpha = alpha, .y = y,
                      .n = n, .res = res};
         rt_threads_run(tp, fwd_task, &j);

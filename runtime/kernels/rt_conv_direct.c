@@ -362,7 +362,8 @@ dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
                         xv[k] = (v16)(mask & (v16i)LD(base + of[k]));
 #pragma GCC unroll 8
                     for (int o = 0; o < WB; o++) {
-                        const v16 d = (v16)(mask & (v16i)LD(tail_at(g, dzs, (const float (*)[VL])last, o, oy, full)));
+                        const float *zt = tail_at(g, dzs, (const float(*)[VL])last, o, oy, full);
+                        const v16 d = (v16)(mask & (v16i)LD(zt));
 #pragma GCC unroll 4
                         for (int k = 0; k < TK; k++)
                             acc[o][k] += d * xv[k];

@@ -367,7 +367,8 @@ UKRV(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2
 #define JOIN4(lo, hi) __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7)
 UKRV2(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV, v4sf_u,
       JOIN4)
-#define A2_MASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define A2_MASK(n)                                                                         \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define A2_MLOAD(p, n) ((v8sf)_mm256_maskload_ps((p), A2_MASK(n)))
 #define A2_MSTORE(p, n, val) _mm256_maskstore_ps((p), A2_MASK(n), (__m256)(val))
 UKRS(__attribute__((target("avx2,fma"))), avx2, v8sf, v8sf_u, v8si, 8, A2_MR, A2_NV, A2_MLOAD,

@@ -232,12 +232,11 @@ static void *worker_main(void *p)
     }
 }
 
-/* The cores worker i should be pinned to, into one (0 when it should not be pinned): the
- * i-th of the calling thread's allowed cores, when the pool has exactly as many threads as
- * there are allowed cores, and CNNRT_PIN is not 0. */
-static int pin_core(int n, int i, void *one)
-{
 #ifdef __linux__
+/* 1 with *one the core worker i of a pool of n is to be pinned to: the i-th of the calling
+ * thread's allowed cores, when there are exactly n of them and CNNRT_PIN is not 0; else 0. */
+static int pin_core(int n, int i, cpu_set_t *one)
+{
     const char *env = getenv("CNNRT_PIN");
     cpu_set_t allowed;
     if ((env && strcmp(env, "0") == 0) || n < 2 ||
@@ -245,15 +244,13 @@ static int pin_core(int n, int i, void *one)
         return 0;
     for (int c = 0, k = 0; c < CPU_SETSIZE; c++)
         if (CPU_ISSET(c, &allowed) && k++ == i) {
-            CPU_ZERO((cpu_set_t *)one);
-            CPU_SET(c, (cpu_set_t *)one);
+            CPU_ZERO(one);
+            CPU_SET(c, one);
             return 1;
         }
-#else
-    (void)n, (void)i, (void)one;
-#endif
     return 0;
 }
+#endif
 
 rt_threads *rt_threads_create(int n, char *err)
 {
@@ -302,8 +299,9 @@ rt_threads *rt_threads_create(int n, char *err)
     for (int i = 1; i < n; i++) {
         tp->starts[i].tp = tp;
         tp->starts[i].tid = i;
-        pthread_attr_t attr, *pa = NULL;
+        pthread_attr_t *pa = NULL;
 #ifdef __linux__
+        pthread_attr_t attr;
         cpu_set_t one;
         if (pin_core(n, i, &one) && pthread_attr_init(&attr) == 0) {
             pa = &attr;
