@@ -494,9 +494,9 @@ int rt_conv2d_forward(const rt_conv_geom *g, const float *x, const float *w, con
 /* y = act(conv(x, w) + b + res) (res [n][oc][oh][ow], not y; NULL: none): a conv and the
  * residual add after it (the add of rt_add_act_forward_mt), with the same bits as
  * rt_conv2d_forward with no activation followed by that add. Where the conv's tiles go
- * straight into y (the implicit GEMM, rows of whole vectors or half vectors) with relu,
- * leaky relu or no activation, the tiles' epilogue adds res; elsewhere the add is a pass
- * after the conv. */
+ * straight into y (the implicit GEMM on output rows it cuts into vectors, whole, half or
+ * with a partial last one) with relu, leaky relu or no activation, the tiles' epilogue adds
+ * res; elsewhere the add is a pass after the conv. */
 int rt_conv2d_forward_res(const rt_conv_geom *g, const float *x, const float *w, const float *b,
                           const float *res, rt_act act, float alpha, float *y, int n,
                           rt_threads *tp);

@@ -309,6 +309,8 @@ dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
     float last[WB][VL] = {{0}}; /* the last row's tails (see tail_at) */
     for (int o = 0; m && o < WB; o++)
         memcpy(last[o], dzs[o] + P - m, (size_t)m * sizeof(float));
+    const float(*lastc)[VL] = (const float(*)[VL])last;
+    const size_t xrow = (size_t)g->sh * g->sw * p->pq; /* a padded row's floats */
     const int rows = DW_BAND_BYTES / (ow * WB * (int)sizeof(float));
     const int band = rows < 1 ? 1 : rows;
     /* the float sums between bands: part[o][t] for tap t, ptail[o][t] its tails', bacc[o] db's */
@@ -318,7 +320,7 @@ dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
     for (int by = 0; by < g->oh; by += band) {
         const int ey = by + band < g->oh ? by + band : g->oh;
         if (bsum)
-            db_band(g, dzs, (const float (*)[VL])last, by, ey, mask, bacc);
+            db_band(g, dzs, lastc, by, ey, mask, bacc);
         for (int t0 = 0; t0 < K; t0 += TK) /* TK taps at a time (the last block: nk) */
         for (int tail = full == 0; tail <= (m > 0); tail++) { /* whole vectors, then tails */
             const int nk = K - t0 < TK ? K - t0 : TK;
@@ -330,7 +332,6 @@ dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
             int of[TK];
             for (int k = 0; k < TK; k++)
                 of[k] = off[t0 + (k < nk ? k : 0)]; /* (taps past nk: sums dropped) */
-            const size_t xrow = (size_t)g->sh * g->sw * p->pq;
             if (!tail) {
                 for (int oy = by; oy < ey; oy++) {
                     const float *base = buf + (size_t)oy * xrow;
@@ -362,8 +363,7 @@ dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
                         xv[k] = (v16)(mask & (v16i)LD(base + of[k]));
 #pragma GCC unroll 8
                     for (int o = 0; o < WB; o++) {
-                        const float *zt = tail_at(g, dzs, (const float(*)[VL])last, o, oy, full);
-                        const v16 d = (v16)(mask & (v16i)LD(zt));
+                        const v16 d = (v16)(mask & (v16i)LD(tail_at(g, dzs, lastc, o, oy, full)));
 #pragma GCC unroll 4
                         for (int k = 0; k < TK; k++)
                             acc[o][k] += d * xv[k];
@@ -390,7 +390,6 @@ dw_image_body(const rt_conv_geom *g, const dpad *p, const float *buf, const int 
         for (int i = 0; i < VL; i++)
             bsum[(size_t)o * VL + i] += bacc[o][i];
 }
-
 
 /* ------------------------------------------------------------------ the ISA */
 

@@ -118,11 +118,15 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, const float *res, f
         }                                                                                 \
     }
 
-/* The epilogue's activation of a vector val (VT, VI its int vector; zero a VT of zeros):
- * relu or leaky relu as ep->act says, selected with comparison masks exactly as the scalar
- * x > 0 ? x : ... does. */
-#define UKR_ACT(VT, VI, val, ep, zero)                                                     \
+/* The epilogue of a vector val (VT, VI its int vector; zero a VT of zeros): plus the row's
+ * bias bi, plus the residual RESV (an expression read only when ep->res is set), then relu
+ * or leaky relu as ep->act says, selected with comparison masks exactly as the scalar
+ * x > 0 ? x : ... does (ep_scalar's order). */
+#define UKR_EP(VT, VI, val, ep, bi, RESV, zero)                                            \
     do {                                                                                  \
+        val += bi;                                                                        \
+        if ((ep)->res)                                                                    \
+            val += (RESV);                                                                \
         if ((ep)->act == 1) {                                                             \
             val = (VT)((VI)val & (VI)(val > zero));                                       \
         } else if ((ep)->act == 2) {                                                      \
@@ -157,12 +161,9 @@ static inline float ep_scalar(const gemm_ep *ep, float bias, const float *res, f
             _Pragma("GCC unroll 8") for (int v = 0; v < (NV); v++) {                      \
                 VUT *cp = (VUT *)(c + (size_t)i * ldc + v * (VL));                        \
                 VT val = add ? *cp + acc[i][v] : acc[i][v];                               \
-                if (ep) {                                                                 \
-                    val += bi;                                                            \
-                    if (ep->res)                                                          \
-                        val += *(const VUT *)(ep->res + (size_t)i * ldc + v * (VL));       \
-                    UKR_ACT(VT, VI, val, ep, zero);                                       \
-                }                                                                         \
+                if (ep)                                                                   \
+                    UKR_EP(VT, VI, val, ep, bi,                                           \
+                           *(const VUT *)(ep->res + (size_t)i * ldc + v * (VL)), zero);   \
                 *cp = val;                                                                \
             }                                                                             \
         }                                                                                 \
@@ -309,14 +310,10 @@ static void ukri_generic(int kc, const float *a, const float *b, const int *koff
                 VT val = acc[i][v];                                                       \
                 if (add)                                                                  \
                     val = (whole ? *(const VUT *)cp : MLOAD(cp, n)) + val;                \
-                if (ep) {                                                                 \
-                    val += bi;                                                            \
-                    if (ep->res) {                                                        \
-                        const float *rp = ep->res + (size_t)i * ldc + coff[v];            \
-                        val += whole ? *(const VUT *)rp : MLOAD(rp, n);                   \
-                    }                                                                     \
-                    UKR_ACT(VT, VI, val, ep, zero);                                       \
-                }                                                                         \
+                const float *rp = ep && ep->res ? ep->res + (size_t)i * ldc + coff[v] : NULL; \
+                if (ep)                                                                   \
+                    UKR_EP(VT, VI, val, ep, bi, whole ? *(const VUT *)rp : MLOAD(rp, n),  \
+                           zero);                                                         \
                 if (whole)                                                                \
                     *(VUT *)cp = val;                                                     \
                 else                                                                      \

@@ -233,22 +233,24 @@ static void *worker_main(void *p)
 }
 
 #ifdef __linux__
-/* 1 with *one the core worker i of a pool of n is to be pinned to: the i-th of the calling
- * thread's allowed cores, when there are exactly n of them and CNNRT_PIN is not 0; else 0. */
-static int pin_core(int n, int i, cpu_set_t *one)
+/* 1 when the workers of a pool of n are to be pinned: CNNRT_PIN is not 0 and the calling
+ * thread may run on exactly n cores, which are then in *allowed; else 0. */
+static int pin_workers(int n, cpu_set_t *allowed)
 {
     const char *env = getenv("CNNRT_PIN");
-    cpu_set_t allowed;
-    if ((env && strcmp(env, "0") == 0) || n < 2 ||
-        sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) != n)
-        return 0;
+    return !(env && strcmp(env, "0") == 0) && n >= 2 &&
+           sched_getaffinity(0, sizeof *allowed, allowed) == 0 && CPU_COUNT(allowed) == n;
+}
+
+/* *one = the i-th core of allowed (worker i's). */
+static void nth_core(const cpu_set_t *allowed, int i, cpu_set_t *one)
+{
+    CPU_ZERO(one);
     for (int c = 0, k = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &allowed) && k++ == i) {
-            CPU_ZERO(one);
+        if (CPU_ISSET(c, allowed) && k++ == i) {
             CPU_SET(c, one);
-            return 1;
+            return;
         }
-    return 0;
 }
 #endif
 
@@ -296,6 +298,10 @@ rt_threads *rt_threads_create(int n, char *err)
             tp->spin_ns = us * 1000L;
     }
     tp->caller_spin_ns = tp->spin_ns;
+#ifdef __linux__
+    cpu_set_t allowed;
+    const int pin = pin_workers(n, &allowed);
+#endif
     for (int i = 1; i < n; i++) {
         tp->starts[i].tp = tp;
         tp->starts[i].tid = i;
@@ -303,7 +309,8 @@ rt_threads *rt_threads_create(int n, char *err)
 #ifdef __linux__
         pthread_attr_t attr;
         cpu_set_t one;
-        if (pin_core(n, i, &one) && pthread_attr_init(&attr) == 0) {
+        if (pin && pthread_attr_init(&attr) == 0) {
+            nth_core(&allowed, i, &one);
             pa = &attr;
             if (pthread_attr_setaffinity_np(&attr, sizeof one, &one) != 0) {
                 pthread_attr_destroy(&attr); /* (best effort: unpinned then) */
