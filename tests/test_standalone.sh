@@ -1,8 +1,8 @@
 #!/bin/sh
 # test_standalone.sh - `cnnc --standalone` (inference in plain C with the weights baked in)
 # against cnnrun. For examples/resnet_tiny.cnn, fashion.cnn, the four networks of the new
-# kinds (mobilenet_tiny, dilated, resnet_proj, inception_tiny), tests/repro/standalone_no_conv.cnn
-# and CNNC_SA_NETS
+# kinds (mobilenet_tiny, dilated, resnet_proj, inception_tiny), tests/repro/standalone_no_conv.cnn,
+# tests/repro/standalone_tails.cnn and CNNC_SA_NETS
 # (default 12) random networks from tests/gen_nets: train one epoch with cnnrun on a tiny
 # generated image set, generate the standalone file, compile it with -DNAME_MAIN
 # -std=c11 -Wall -Wextra -Werror -pedantic linking only libc and libm (-nodefaultlibs -lc -lm,
@@ -363,6 +363,8 @@ check_sa resnet_proj "$srcdir/examples/resnet_proj.cnn" 2 4
 check_sa inception_tiny "$srcdir/examples/inception_tiny.cnn" 2 4
 # no conv, no activation: the file's unused helpers must not warn (found by gen_nets)
 check_sa no_conv "$srcdir/tests/repro/standalone_no_conv.cnn" 2 4
+# row tails of whole vectors that compute columns again, poolings on vectors of pairs
+check_sa tails "$srcdir/tests/repro/standalone_tails.cnn" 2 3
 mkdir -p nets
 if "$gen" nets nets "$seed" "$nets" >nets.list; then
     while read -r file _rest; do

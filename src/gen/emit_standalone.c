@@ -127,6 +127,26 @@ static const char *const VECTOR_PREAMBLE =
     "typedef int sa_i8 __attribute__((vector_size(32)));\n"
     "typedef int sa_i16 __attribute__((vector_size(64)));\n"
     "#endif\n"
+    /* the left and the right cells of n pairs held in two vectors (sa_pool.c) */
+    "#if defined(__clang__) || __GNUC__ >= 12\n"
+    "#define sa_even4(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)\n"
+    "#define sa_odd4(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)\n"
+    "#define sa_even8(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)\n"
+    "#define sa_odd8(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)\n"
+    "#define sa_even16(a, b) \\\n"
+    "    __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)\n"
+    "#define sa_odd16(a, b) \\\n"
+    "    __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)\n"
+    "#else\n"
+    "#define sa_even4(a, b) __builtin_shuffle(a, b, (sa_i4){0, 2, 4, 6})\n"
+    "#define sa_odd4(a, b) __builtin_shuffle(a, b, (sa_i4){1, 3, 5, 7})\n"
+    "#define sa_even8(a, b) __builtin_shuffle(a, b, (sa_i8){0, 2, 4, 6, 8, 10, 12, 14})\n"
+    "#define sa_odd8(a, b) __builtin_shuffle(a, b, (sa_i8){1, 3, 5, 7, 9, 11, 13, 15})\n"
+    "#define sa_even16(a, b) \\\n"
+    "    __builtin_shuffle(a, b, (sa_i16){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})\n"
+    "#define sa_odd16(a, b) \\\n"
+    "    __builtin_shuffle(a, b, (sa_i16){1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})\n"
+    "#endif\n"
     "#endif\n\n";
 
 /* The ifunc resolver of @N@_layers: AVX-512 when the CPU has it and the OS saves its

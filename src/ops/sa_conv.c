@@ -352,8 +352,8 @@ static void emit_row_kernel(FILE *o, const sa_conv *c, const char *src, int hp, 
 }
 
 /* Blocks of bw outputs with small windows (emit_row_kernel): runs of 8 channels (4 with 16
- * vector registers) and an exact tail, each row in runs of two vectors of pixels and an
- * exact tail. */
+ * vector registers) and an exact tail, each row in runs of two vectors of pixels and a tail
+ * of whole vectors that ends at the row's end (or the exact tail of a row narrower). */
 static void emit_row_block(FILE *o, const sa_conv *c, const char *src, int hp, int wp, int bw, int nblocks, int first)
 {
     const int g = groups_of(c), og = c->oc / g, icg = c->ic / g;
@@ -382,9 +382,15 @@ static void emit_row_block(FILE *o, const sa_conv *c, const char *src, int hp, i
             emit_row_kernel(o, c, src, hp, wp, bw, r0, rr, "0", run, "                ");
         }
         if (ctail) {
+            /* the tail in whole vectors where the row allows, ending at the row's end: the
+             * few columns it computes again get the same sums (the same order) and are
+             * stored again, where the exact split (cnn3: 30 = 16 + 8 + 4 + 1 + 1) took 5
+             * accumulators a channel, more than the registers hold */
+            const int whole = (ctail + sa_vec - 1) / sa_vec * sa_vec;
+            const int cols = whole <= c->ow ? whole : ctail;
             char at[16];
-            snprintf(at, sizeof at, "%d", cruns * run);
-            emit_row_kernel(o, c, src, hp, wp, bw, r0, rr, at, ctail, "                ");
+            snprintf(at, sizeof at, "%d", c->ow - cols);
+            emit_row_kernel(o, c, src, hp, wp, bw, r0, rr, at, cols, "                ");
         }
         fprintf(o, "            }\n");
     }
