@@ -32,7 +32,11 @@
  * 29, 41 and 61 wide on AVX-512; also 7 on AVX2, and 41 there ends in a vector of one):
  * 13 with a tile's second vector past the end,
  * 29 with two depth blocks (the second adds to the stored partial vectors) and 10 output
- * channels (a tile of 2 rows). Columns: c h w oc kh kw sh sw pt pb pl pr flip. */
+ * channels (a tile of 2 rows). At a column stride of 2 both column phases are filled in one
+ * pass (fill_pairs): left padding 0, 1 and 2, odd widths (9 with a 2x2 kernel: the last
+ * column is read by no window), plane rows of 4 to 49 floats (a whole number of 8-float
+ * steps and not), a row stride of 3. Columns: c h w oc kh kw sh sw
+ * pt pb pl pr flip. */
 static const int cases[][13] = {
     {16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 0}, {16, 64, 64, 16, 3, 3, 1, 1, 1, 1, 1, 1, 0},
     {8, 8, 8, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1},    {32, 8, 8, 9, 3, 3, 1, 1, 1, 1, 1, 1, 0},
@@ -45,6 +49,8 @@ static const int cases[][13] = {
     {4, 5, 16, 9, 3, 3, 1, 1, 1, 1, 1, 1, 0},  {5, 6, 24, 8, 3, 3, 1, 1, 1, 1, 1, 1, 0},
     {6, 7, 12, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1}, {32, 9, 29, 10, 3, 3, 1, 1, 1, 1, 1, 1, 0},
     {16, 7, 63, 5, 3, 3, 1, 1, 0, 0, 0, 0, 0}, {4, 6, 43, 4, 3, 3, 1, 1, 0, 0, 0, 0, 1},
+    {6, 11, 13, 7, 5, 5, 2, 2, 2, 2, 2, 2, 0}, {3, 9, 40, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1},
+    {4, 8, 9, 5, 2, 2, 2, 2, 0, 0, 0, 0, 0},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
