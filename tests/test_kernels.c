@@ -1446,6 +1446,56 @@ START_TEST(threads_pin_workers_that_fill_the_cores)
 }
 END_TEST
 
+/* The caller of a pinned pool found on a worker's core is moved to the core the workers
+ * leave free before the task runs, and its mask is set back (all the cores it had). */
+static void caller_core_task(void *arg, rt_worker *w)
+{
+#ifdef __linux__
+    if (rt_worker_id(w) == 0) {
+        int *got = arg;
+        cpu_set_t s;
+        got[0] = sched_getcpu();
+        got[1] = pthread_getaffinity_np(pthread_self(), sizeof s, &s) == 0 ? CPU_COUNT(&s) : -1;
+    }
+#else
+    (void)arg, (void)w;
+#endif
+}
+
+START_TEST(threads_move_the_caller_off_the_workers_cores)
+{
+#ifdef __linux__
+    cpu_set_t allowed, one;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+    const int k = CPU_COUNT(&allowed);
+    int cores[2] = {-1, -1}, nc = 0;
+    for (int c = 0; c < CPU_SETSIZE && nc < 2; c++)
+        if (CPU_ISSET(c, &allowed))
+            cores[nc++] = c;
+    if (k < 2) { /* said, not skipped silently: one core leaves nothing to move */
+        printf("threads_move_the_caller_off_the_workers_cores: 1 core, no worker to avoid\n");
+        return;
+    }
+    rt_threads *tp = rt_threads_create(k, NULL);
+    ck_assert_ptr_nonnull(tp);
+    for (int round = 0; round < 3; round++) {
+        /* onto worker 1's core, with every core allowed again (it stays there until the
+         * kernel moves it) */
+        CPU_ZERO(&one);
+        CPU_SET(cores[1], &one);
+        ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0);
+        ck_assert_int_eq(sched_setaffinity(0, sizeof allowed, &allowed), 0);
+        int got[2] = {-1, -1};
+        rt_threads_run(tp, caller_core_task, got);
+        CHECK(got[0] == cores[0], "round %d: the caller ran on core %d, not the free %d",
+              round, got[0], cores[0]);
+        CHECK(got[1] == k, "round %d: the caller may run on %d cores, not %d", round, got[1], k);
+    }
+    rt_threads_destroy(tp);
+#endif
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -1497,6 +1547,7 @@ static Suite *suite(void)
     tcase_add_test(t, threads_dispatch_watch_and_sleep);
     tcase_add_test(t, threads_stop_watching_when_crowded);
     tcase_add_test(t, threads_pin_workers_that_fill_the_cores);
+    tcase_add_test(t, threads_move_the_caller_off_the_workers_cores);
     suite_add_tcase(s, t);
     return s;
 }
