@@ -929,6 +929,36 @@ START_TEST(batchnorm_hand)
 }
 END_TEST
 
+/* The batch's mean and variance of values far from zero (mean about 1000, spread about
+ * 0.001), in two images whose means differ by 0.00125, against the float inputs' own in
+ * double: the mean to a float step at 1000 (6.1e-5; summed plainly in float partial sums it
+ * was 2e-4 off, and the variance 5 % high), the variance to 1e-6 (rt_batchnorm.c's
+ * sum_total and dev_total; without the cross term of dev_total's move to the batch's mean
+ * the error is about 2 %). */
+START_TEST(batchnorm_variance_far_from_zero)
+{
+    enum { N = 2, HW = 1000 };
+    static float x[N * HW], y[N * HW];
+    double sum = 0.0;
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < HW; k++) {
+            x[i * HW + k] = (float)(1000.0 + 0.00125 * i + 0.001 * ((k * 37) % 201 - 100) / 100.0);
+            sum += x[i * HW + k];
+        }
+    const double mean = sum / (N * HW);
+    double dev = 0.0;
+    for (int i = 0; i < N * HW; i++)
+        dev += ((double)x[i] - mean) * ((double)x[i] - mean);
+    const double var = dev / (N * HW);
+    const float gamma = 1, beta = 0;
+    float rm = 0, rv = 1, sm, si;
+    rt_batchnorm_forward_train(x, &gamma, &beta, &rm, &rv, 0.1f, 0.0f, y, &sm, &si, N, 1, HW);
+    CHECK(fabs(sm - mean) <= 6.2e-5, "mean %.9g, not %.9g", sm, mean);
+    CHECK(fabs(si * sqrt(var) - 1.0) <= 1e-6, "1/std %.9g, not %.9g (variance %.9g)", si,
+          1.0 / sqrt(var), var);
+}
+END_TEST
+
 /* Batchnorm backward by hand, one channel, x = 1 2 | 3 4 (two images of two values), gamma 2,
  * eps 0, dy one-hot on the 3.
  * Training: mean 2.5, biased var 1.25, s = 1/sqrt(1.25) = 2/sqrt(5) = 0.89442719,
@@ -1533,6 +1563,7 @@ static Suite *suite(void)
     t = tcase_create("other");
     tcase_add_test(t, dense_hand);
     tcase_add_test(t, batchnorm_hand);
+    tcase_add_test(t, batchnorm_variance_far_from_zero);
     tcase_add_test(t, batchnorm_backward_hand);
     tcase_add_test(t, batchnorm_same_bits_any_pool);
     tcase_add_test(t, batchnorm_out_of_memory);
