@@ -100,6 +100,9 @@ struct rt_threads {
     rt_task task;
     void *arg;
     int caller_core;            /* the core the workers leave free (pinned pools), or -1 */
+#ifdef __linux__
+    cpu_set_t worker_cores;     /* the cores the workers are pinned to */
+#endif
 };
 
 static long now_ns(void)
@@ -266,8 +269,8 @@ static int nth_core(const cpu_set_t *allowed, int i, cpu_set_t *one)
 static void keep_caller_free(const rt_threads *tp)
 {
     const int cpu = sched_getcpu();
-    if (cpu < 0 || cpu == tp->caller_core)
-        return;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &tp->worker_cores))
+        return; /* on its own core, or on one no worker uses (the mask grew since) */
     cpu_set_t mask, one;
     if (sched_getaffinity(0, sizeof mask, &mask) != 0 || !CPU_ISSET(tp->caller_core, &mask))
         return;
@@ -326,9 +329,13 @@ rt_threads *rt_threads_create(int n, char *err)
 #ifdef __linux__
     cpu_set_t allowed;
     const int pin = pin_workers(n, &allowed);
+    CPU_ZERO(&tp->worker_cores);
     if (pin) {
         cpu_set_t first;
         tp->caller_core = nth_core(&allowed, 0, &first);
+        for (int c = 0; c < CPU_SETSIZE; c++)
+            if (CPU_ISSET(c, &allowed) && c != tp->caller_core)
+                CPU_SET(c, &tp->worker_cores);
     }
 #endif
     for (int i = 1; i < n; i++) {
