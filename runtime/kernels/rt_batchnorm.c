@@ -8,11 +8,11 @@
  * each image's squared deviations from its own mean, moved exactly to the batch's mean
  * (dev_total): one pass over x from memory, as exact as deviations from the batch's mean.
  * Training mode normalises with the batch's biased variance and moves the running statistics
- * with PyTorch's rule (unbiased variance); evaluation mode uses the running ones. The _act forms run the
- * activation that follows (relu and the others computed from their output) on each block
- * while it is in cache. With a shard set (data-parallel training, rt_shard in rt_kernels.h)
- * the training-mode statistics and the input gradient's sums are the whole global batch's:
- * each is summed here, then over the shards, between two passes (sync batchnorm).
+ * with PyTorch's rule (unbiased variance); evaluation mode uses the running ones. The _act
+ * forms run the activation that follows (relu and the others computed from their output) on
+ * each block while it is in cache. With a shard set (data-parallel training, rt_shard in
+ * rt_kernels.h) the training-mode statistics and the input gradient's sums are the whole
+ * global batch's: each is summed here, then over the shards (sync batchnorm).
  */
 #include "rt_kernels.h"
 #include "rt_simd.h"
@@ -102,6 +102,13 @@ static void total_images(bn_job *j, int which)
     }
 }
 
+/* The mean of a block of k values with sum S, rounded to float: the m its deviations are
+ * taken from (block_stats) and that sum_total and dev_total must use bit for bit. */
+static double block_mean(double S, int k)
+{
+    return (float)(S / k);
+}
+
 /* A block's sum, and the sums of its deviations from its own mean m (rounded to float) and
  * of their squares: the second pass reads the block while it is in cache, so the training
  * forward reads x from memory once for its statistics (a pass for the sum and one for the
@@ -111,8 +118,8 @@ RT_CLONES static void block_stats(bn_job *j, int s, int ch, size_t off)
     const size_t nc = (size_t)j->n * j->c, at = (size_t)s * j->c + ch;
     const double sum = rt_sum(j->x + off, (size_t)j->hw);
     j->part[at] = sum;
-    j->part[nc + at] =
-        sum_sqdev(j->x + off, (size_t)j->hw, (float)(sum / j->hw), &j->part[2 * nc + at]);
+    j->part[nc + at] = sum_sqdev(j->x + off, (size_t)j->hw, (float)block_mean(sum, j->hw),
+                                 &j->part[2 * nc + at]);
 }
 
 /* tot[ch] = the images' sums, each as k m + E (its k values' rounded mean m and their
@@ -128,7 +135,7 @@ static void sum_total(bn_job *j)
         double t = 0.0;
         for (int i = 0; i < n; i++) {
             const size_t at = (size_t)i * c + ch;
-            t += k * (double)(float)(j->part[at] / k) + j->part[2 * nc + at];
+            t += k * block_mean(j->part[at], j->hw) + j->part[2 * nc + at];
         }
         j->tot[ch] = t;
     }
@@ -150,7 +157,7 @@ static void dev_total(bn_job *j)
         double t = 0.0;
         for (int i = 0; i < n; i++) {
             const size_t at = (size_t)i * c + ch;
-            const double m = (float)(j->part[at] / k), dm = m - mu;
+            const double dm = block_mean(j->part[at], j->hw) - mu;
             t += j->part[nc + at] + 2.0 * dm * j->part[2 * nc + at] + k * dm * dm;
         }
         j->tot[(size_t)c + ch] = t;

@@ -168,18 +168,17 @@ static inline void gather(float *d, const float *s, int n, int st)
 #define PAIRS_MAX_S 256
 #define PAIRS_ROWS 16
 
-/* slab_fill_strided at a column stride of 2: the two column phases of a plane row in one
- * pass. PAIRS_ROWS image rows are copied into buf with their zero borders (buf[j] = image
- * column j - pl), then plane px's column i is buf[2 i + px]: the even and the odd lanes of
- * two 8-float loads. Copying a few rows before reading any keeps the loads from waiting on
- * the copy's stores (read at once, that wait took half the pass). The pass had taken a third
- * of a stride-2 layer's forward (16 -> 32 channels at 32x32), each phase gathering the row
- * on its own and finding each row's image by a division. */
+/* slab_fill_strided at a column stride of 2 (rows: its plane rows): the two column phases
+ * of a plane row in one pass. PAIRS_ROWS image rows are copied into buf with their zero
+ * borders (buf[j] = image column j - pl), then plane px's column i is buf[2 i + px]: the
+ * even and the odd lanes of two 8-float loads. Copying a few rows before reading any keeps
+ * the loads from waiting on the copy's stores (read at once, that wait took half the pass).
+ * The pass had taken a third of a stride-2 layer's forward (16 -> 32 channels at 32x32),
+ * each phase gathering the row on its own and finding each row's image by a division. */
 RT_CLONES static void fill_pairs(const rt_conv_geom *g, const rt_conv_slab *sg,
-                                 const float *x, size_t xstride, float *xp)
+                                 const float *x, size_t xstride, float *xp, int rows)
 {
-    const int ay = (g->kh - 1) / g->sh, S = sg->S, R = sg->R, BS = (2 * S + 15) / 16 * 16;
-    const int rows = (sg->nimg - 1) * R + sg->rb + ay;
+    const int S = sg->S, R = sg->R, BS = (2 * S + 15) / 16 * 16;
     const int cw = g->w < 2 * S - g->pl ? g->w : 2 * S - g->pl; /* the columns buf holds */
     float buf[PAIRS_ROWS * 2 * PAIRS_MAX_S] __attribute__((aligned(64)));
     memset(buf, 0, (size_t)PAIRS_ROWS * BS * sizeof *buf);
@@ -210,9 +209,12 @@ RT_CLONES static void fill_pairs(const rt_conv_geom *g, const rt_conv_slab *sg,
                     int i = 0;
 #ifdef RT_HAVE_V4
                     for (; i + 8 <= S; i += 8) {
-                        slab_v8 a = *(const slab_v8 *)(q + 2 * i), b = *(const slab_v8 *)(q + 2 * i + 8);
-                        *(slab_v8 *)(d0 + i) = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
-                        *(slab_v8 *)(d1 + i) = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+                        slab_v8 a = *(const slab_v8 *)(q + 2 * i);
+                        slab_v8 b = *(const slab_v8 *)(q + 2 * i + 8);
+                        *(slab_v8 *)(d0 + i) =
+                            __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+                        *(slab_v8 *)(d1 + i) =
+                            __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
                     }
 #endif
                     for (; i < S; i++) {
@@ -232,11 +234,11 @@ RT_CLONES static void slab_fill_strided(const rt_conv_geom *g, const rt_conv_sla
                                         const float *x, size_t xstride, float *xp)
 {
     const int ay = (g->kh - 1) / g->sh, S = sg->S;
+    const int rows = (sg->nimg - 1) * sg->R + sg->rb + ay;
     if (g->sw == 2 && S <= PAIRS_MAX_S && g->pl < 2 * S) {
-        fill_pairs(g, sg, x, xstride, xp);
+        fill_pairs(g, sg, x, xstride, xp, rows);
         return;
     }
-    const int rows = (sg->nimg - 1) * sg->R + sg->rb + ay;
     for (int c = 0; c < g->c; c++)
         for (int py = 0; py < g->sh; py++)
             for (int px = 0; px < g->sw; px++) {

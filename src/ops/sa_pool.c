@@ -36,7 +36,8 @@ static void emit_pairs(FILE *o, const rt_layer *L, int vec)
             if (is_max)
                 fprintf(o, "                {\n"
                            "                    const sa_i%d gt = v > s;\n"
-                           "                    s = (sa_v%d)((gt & (sa_i%d)v) | (~gt & (sa_i%d)s));\n"
+                           "                    s = (sa_v%d)((gt & (sa_i%d)v) |\n"
+                           "                                 (~gt & (sa_i%d)s));\n"
                            "                }\n",
                         vec, vec, vec, vec);
             else
