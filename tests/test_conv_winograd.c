@@ -2,7 +2,8 @@
  * test_conv_winograd.c - the Winograd route of 3x3 stride-1 convolutions
  * (runtime/kernels/rt_conv_winograd.c), F(2x2,3x3) and F(4x4,3x3): forward and input gradient
  * against a float64 direct reference on random data (error bounded), the same bits for 1, 2
- * and 3 workers, the shapes the default setting picks, and a finite-difference gradient check
+ * and 3 workers, a residual add fused into the conv with the bits of the add after it, the
+ * shapes the default setting picks, and a finite-difference gradient check
  * through rt_conv2d_backward with the route on (forced on every geometry it can take).
  */
 #include <check.h>
@@ -239,13 +240,55 @@ START_TEST(winograd_same_bits_any_pool)
 }
 END_TEST
 
+START_TEST(winograd_forward_res_same_bits)
+{
+    /* a residual add after the conv (an inference fusion): F(2x2)'s inverse transform adds
+     * the residual before the activation, F(4x4) adds it in a pass after, both with the bits
+     * of the conv, then rt_add_act_forward_mt; every output written; with a bias and without,
+     * 1 and 2 workers */
+    static const rt_act acts[] = {RT_ACT_NONE, RT_ACT_RELU, RT_ACT_LEAKYRELU};
+    rt_threads *tp = rt_threads_create(2, NULL);
+    for (int tt = 0; tt < 2 * NCASES; tt++) {
+        const int t = tt % NCASES, n = t % 2 ? 3 : 2;
+        rt_conv_winograd_tile(tiles[tt / NCASES]);
+        const rt_conv_geom g = geom_of(cases[t]);
+        const size_t nx = (size_t)n * g.c * g.h * g.w, ny = (size_t)n * g.oc * g.oh * g.ow;
+        float *x = rand_array(nx), *w = rand_array(rt_conv2d_weight_count(&g));
+        float *b = rand_array((size_t)g.oc), *res = rand_array(ny);
+        float *a = malloc(ny * 4), *f = malloc(ny * 4);
+        const rt_act act = acts[tt % 3];
+        const float *bias = tt % 4 ? b : NULL;
+        rt_threads *p = tt % 2 ? tp : NULL;
+        for (size_t i = 0; i < ny; i++)
+            f[i] = NAN; /* an output left unwritten shows */
+        ck_assert_int_eq(rt_conv2d_forward(&g, x, w, bias, RT_ACT_NONE, 0.0f, a, n, p), 0);
+        rt_add_act_forward_mt(a, res, act, 0.1f, a, ny, p);
+        ck_assert_int_eq(rt_conv2d_forward_res(&g, x, w, bias, res, act, 0.1f, f, n, p), 0);
+        for (size_t i = 0; i < ny; i++)
+            CHECK(memcmp(&a[i], &f[i], sizeof *a) == 0,
+                  "F%d case %d act %d: y[%zu] %.9g (fused) vs %.9g", tiles[tt / NCASES], t,
+                  (int)act, i, f[i], a[i]);
+        free(x), free(w), free(b), free(res), free(a), free(f);
+    }
+    rt_conv_winograd_tile(2);
+    rt_threads_destroy(tp);
+}
+END_TEST
+
 START_TEST(winograd_default_shapes)
 {
-    /* the default setting takes the route where it measured faster only: a 64-channel 16x16
-     * layer (bits differ from the GEMM route's) but not a 16-channel 32x32 one (same bits) */
+    /* the default setting takes the route where it measured faster only: 32 channels or more
+     * on maps a whole number of 8 wide (64 at 16x16, 32 at 8x8), any map from 128 channels
+     * (7x7), not 16 channels at 32x32 nor 64 at 14x14 (bits differ from the GEMM route's
+     * where it is taken, same bits where not) */
     static const int shapes[][9] = {{64, 16, 16, 64, 1, 1, 1, 1, 0},
-                                    {16, 32, 32, 16, 1, 1, 1, 1, 0}};
-    for (int t = 0; t < 2; t++) {
+                                    {32, 8, 8, 48, 1, 1, 1, 1, 0},
+                                    {128, 7, 7, 128, 1, 1, 1, 1, 0},
+                                    {16, 32, 32, 16, 1, 1, 1, 1, 0},
+                                    {64, 14, 14, 64, 1, 1, 1, 1, 0},
+                                    {24, 16, 16, 64, 1, 1, 1, 1, 0}};
+    static const int taken[] = {1, 1, 1, 0, 0, 0};
+    for (int t = 0; t < 6; t++) {
         const rt_conv_geom g = geom_of(shapes[t]);
         const size_t nx = (size_t)g.c * g.h * g.w, ny = (size_t)g.oc * g.oh * g.ow;
         float *x = rand_array(nx), *w = rand_array(rt_conv2d_weight_count(&g));
@@ -255,8 +298,8 @@ START_TEST(winograd_default_shapes)
             ck_assert_int_eq(rt_conv2d_forward(&g, x, w, NULL, RT_ACT_NONE, 0, y[on], 1, NULL),
                              0);
         }
-        CHECK(differs(y[0], y[1], ny) == (t == 0), "shape %d: route %s", t,
-              t == 0 ? "not taken" : "taken");
+        CHECK(differs(y[0], y[1], ny) == taken[t], "shape %d: route %s", t,
+              taken[t] ? "not taken" : "taken");
         free(x), free(w), free(y[0]), free(y[1]);
     }
     rt_conv_use_winograd(2);
@@ -286,6 +329,7 @@ static Suite *suite(void)
     tcase_set_timeout(t, 300);
     tcase_add_test(t, winograd_against_reference);
     tcase_add_test(t, winograd_same_bits_any_pool);
+    tcase_add_test(t, winograd_forward_res_same_bits);
     tcase_add_test(t, winograd_default_shapes);
     tcase_add_test(t, winograd_gradcheck);
     suite_add_tcase(s, t);

@@ -495,8 +495,8 @@ int rt_conv2d_forward(const rt_conv_geom *g, const float *x, const float *w, con
  * residual add after it (the add of rt_add_act_forward_mt), with the same bits as
  * rt_conv2d_forward with no activation followed by that add. Where the conv's tiles go
  * straight into y (the implicit GEMM on output rows it cuts into vectors, whole, half or
- * with a partial last one) with relu, leaky relu or no activation, the tiles' epilogue adds
- * res; elsewhere the add is a pass after the conv. */
+ * with a partial last one, or Winograd F(2x2,3x3)) with relu, leaky relu or no activation,
+ * the tiles' epilogue adds res; elsewhere the add is a pass after the conv. */
 int rt_conv2d_forward_res(const rt_conv_geom *g, const float *x, const float *w, const float *b,
                           const float *res, rt_act act, float alpha, float *y, int n,
                           rt_threads *tp);
@@ -523,8 +523,8 @@ void rt_col2im(const rt_conv_geom *g, const float *col, int oy0, int oy1, float 
 int rt_conv_use_implicit(int on);
 /* Switches the Winograd F(2x2,3x3) route of 3x3 stride-1 zero-padded convolutions (forward
  * and input gradient) off (0), on where it measured faster than the GEMM routes (1: 32 or more
- * channels on wide maps, 64 or more on 16-wide ones; the start value unless the environment
- * has RT_CONV_WINOGRAD=0 or 2), or on for every geometry it can take (2, for tests); not while
+ * channels each way on maps a whole number of 8 wide, 128 or more on any map; the start value
+ * unless the environment has RT_CONV_WINOGRAD=0 or 2), or on for every geometry it can take (2, for tests); not while
  * kernels run. Returns the previous setting. Its results differ from the GEMM routes' by
  * rounding (within 1e-6 of the largest output): tests that compare bits across routes switch
  * it off. */

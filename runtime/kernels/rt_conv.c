@@ -745,7 +745,7 @@ int rt_conv2d_forward(const rt_conv_geom *gin, const float *x, const float *w, c
     switch (route_of(&g, act, n)) {
     case ROUTE_DW: return rt_conv_dw_forward(&g, x, w, b, act, alpha, y, n, tp);
     case ROUTE_DIRECT: return rt_conv_direct_forward(&g, x, w, b, act, alpha, y, n, tp);
-    case ROUTE_WINO: return rt_conv_wino_forward(&g, x, w, b, act, alpha, y, 0, n, tp);
+    case ROUTE_WINO: return rt_conv_wino_forward(&g, x, w, b, NULL, act, alpha, y, 0, n, tp);
     case ROUTE_GEMM: break;
     }
     fwd_job j = {.g = &g, .x = x, .w = w, .b = b, .act = act, .alpha = alpha, .y = y, .n = n};
@@ -762,6 +762,9 @@ int rt_conv2d_forward_res(const rt_conv_geom *gin, const float *x, const float *
         return rt_conv2d_forward(gin, x, w, b, act, alpha, y, n, tp);
     if (n <= 0)
         return 0;
+    /* Winograd's inverse transform adds the residual before the activation */
+    if (route_of(&g, act, n) == ROUTE_WINO)
+        return rt_conv_wino_forward(&g, x, w, b, res, act, alpha, y, 0, n, tp);
     /* the route rt_conv2d_forward would take with no activation, when it is the implicit
      * GEMM's straight into y (every work item then is) */
     if (rt_act_in_epilogue(act) && route_of(&g, RT_ACT_NONE, n) == ROUTE_GEMM &&
@@ -1093,7 +1096,7 @@ static int dx_by_correlation(const rt_conv_geom *g, const float *w, const float 
     t.flip = !g->flip;
     t.pad = RT_PAD_ZERO; /* dZ is zero outside the map, whatever g's own (absent) padding */
     if (rt_conv_wino_ok(&t, RT_ACT_NONE, n)) {
-        int r = rt_conv_wino_forward(&t, dz, wt, NULL, RT_ACT_NONE, 0.0f, dx, accum, n, tp);
+        int r = rt_conv_wino_forward(&t, dz, wt, NULL, NULL, RT_ACT_NONE, 0.0f, dx, accum, n, tp);
         free(wt);
         return r < 0 ? -1 : 1;
     }

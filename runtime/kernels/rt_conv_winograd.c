@@ -6,12 +6,15 @@
  * The weights are transformed once per call (U = G g G^T, in double, rounded once) straight
  * into the GEMM's packed-A layout, one [oc x c] matrix per frequency. The output tiles of the
  * whole batch are numbered one after the other and cut into chunks; a worker takes whole
- * chunks and for each one transforms the input tiles (V = B^T d B into the packed-B layout,
- * a tile row's segment at a time from a zero-bordered copy of its input rows, 8 tiles per
- * vector), multiplies each frequency ([oc x c] x [c x tiles]) and transforms back
- * (Y = A^T M A, whole output rows of the segment) with the bias and relu / leaky relu. A tile's result depends on no other
- * tile, and a GEMM column on no other column, so the bits do not depend on the chunks or on
- * the number of workers. Used by rt_conv2d_forward and by the input gradient (a stride-1
+ * chunks and for each one transforms the input tiles into the packed-B layout, multiplies
+ * each frequency ([oc x c] x [c x tiles]) and transforms back with the bias, a residual
+ * (inference's fused add) and relu / leaky relu, straight into the output. F(2x2) copies a
+ * channel's input rows under the chunk once into zero-bordered rows and reads 16 tiles per
+ * vector from them, two halves of 8 tiles that may each start in one tile row and end in
+ * the next (input_chunk2, output_chunk2: small maps fill whole vectors); F(4x4) goes a tile
+ * row's segment at a time, 8 tiles per vector. A tile's result depends on no other tile, and
+ * a GEMM column on no other column, so the bits do not depend on the chunks or on the number
+ * of workers. Used by rt_conv2d_forward(_res) and by the input gradient (a stride-1
  * correlation of the padded dZ with the flipped kernel) where rt_conv_wino_ok says so.
  */
 #include "rt_conv_int.h"
@@ -29,15 +32,15 @@
 /* Floats added to the distance between two frequencies' blocks: at a multiple of 4 KiB the 16
  * streams of a transform would share an L1 set (the input transform ran 2x slower). */
 #define SKEW 16
-/* Where the route pays (measured at batch 32, 2 threads, AVX-512; see faster()): at least
- * 32 channels each way on maps at least 16 wide, and 64 each way unless the map is 48 wide
- * or more. Below that the transforms and the small GEMMs cost more than the multiplications
- * they save (resnet_bn32's 16 channels at 32x32: 0.65 -> 0.83 ms forward; 32 at 16x16: 0.69
- * -> 0.74; 64 at 8x8, half-empty vectors: 0.68 -> 0.87). Any channel count works. */
+/* Where the route pays (measured at batch 32, 2 threads, AVX-512, against the implicit
+ * GEMM; see faster()): at least 32 channels each way on maps a whole number of 8 wide (tile
+ * rows of whole half vectors: 32 at 8x8 0.16 -> 0.15 ms forward, at 16x16 0.56 -> 0.43, at
+ * 32x32 2.2 -> 1.9; 64 at 8x8 0.57 -> 0.40, at 32x32 8.5 -> 5.7), any map from 128 channels
+ * on (128 at 7x7 2.7 -> 1.8, at 14x14 7.3 -> 6.0). Not below: 16 channels at 32x32 0.53 ->
+ * 0.59, 64 at 14x14 1.9 -> 2.2 (tile rows that end inside a vector are written by runs, some
+ * element by element), 32 at 4x4 0.07 -> 0.13. Any channel count works. */
 #define MIN_C 32
-#define MIN_W 16
-#define WIDE_C 64
-#define WIDE_W 48
+#define ANY_MAP_C 128
 /* RT_CONV_WINOGRAD=0 starts with the route off, 2 forced */
 static rt_conv_switch wino_on = RT_CONV_SWITCH("RT_CONV_WINOGRAD", "012", 1);
 
@@ -69,8 +72,8 @@ static int pick_tile(const rt_conv_geom *g)
 /* Whether the route is faster than the implicit GEMM for g (the measurements above). */
 static int faster(const rt_conv_geom *g)
 {
-    const int c = g->c < g->oc ? g->c : g->oc, w = g->ow;
-    return c >= MIN_C && w >= MIN_W && (c >= WIDE_C || w >= WIDE_W);
+    const int c = g->c < g->oc ? g->c : g->oc;
+    return c >= ANY_MAP_C || (c >= MIN_C && g->ow % 8 == 0);
 }
 
 int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
@@ -104,9 +107,28 @@ static int chunk_max(const rt_conv_geom *g, int m)
     return (int)t;
 }
 
+/* Where input_groups2 reads 16 tiles (16 chunk columns), as two halves of 8: half h's
+ * tiles start at a[h] (floats into the padded rows); when only n[h] < 8 of them are in that
+ * tile row, the others start the next tile row, read from b[h] (its first tile, less 2 n[h]
+ * floats, so that lane positions agree); n[h] < 0 when they span more than two tile rows
+ * (maps under 8 wide): then tile l of the half starts at lane[8 h + l]. */
+typedef struct {
+    int a[2], b[2], n[2];
+    int lane[16];
+} wgroup;
+
+/* Where output_groups2 writes half h of 16 chunk columns (8 tiles, 16 output columns of 2
+ * rows): in runs of tiles in one tile row, run i's first lane (an output column of the half)
+ * lane[i], its place in an output plane y[i], its columns and rows in the map. */
+typedef struct {
+    long y[8];
+    int nrun, lane[8], cols[8], rows[8];
+} wout;
+
 /* Floats of a worker's scratch for chunks of cs tiles of m x m outputs: the packed V_f
- * (fstride floats apart), the GEMMs' M_f ([oc][ldm] each, SKEW apart), the rows of a segment
- * (m + 2 input rows of up to m * cs + 8 floats, or m output rows). */
+ * (fstride floats apart), the GEMMs' M_f ([oc][ldm] each, SKEW apart), then rows: F(4x4)'s
+ * segment rows (m + 2 input rows of up to m * cs + 8 floats, or m output rows), F(2x2)'s
+ * zero-bordered input rows of a chunk's channel with the group tables (input_chunk2). */
 typedef struct {
     size_t vp, m, rows, total, fstride;
     int ldm;
@@ -126,7 +148,17 @@ static wlayout wplan(const rt_conv_geom *g, int m, int cs)
     l.vp = 0;
     l.m = up16((size_t)NF * l.fstride);
     l.rows = l.m + up16((size_t)NF * ((size_t)g->oc * l.ldm + SKEW) + 8); /* + slack */
-    l.total = l.rows + up16((size_t)(m + 2) * (m * cs + 8) + 16);
+    size_t rows = up16((size_t)(m + 2) * (m * cs + 8) + 16);
+    if (m == 2) { /* a channel's padded input rows and the group table (chunk_task) */
+        const long th = (g->oh + 1) / 2, tw = (g->ow + 1) / 2;
+        const long imgs = cs / (th * tw) + 2, trows = cs / tw + 2 * imgs;
+        const size_t plane = 16 + (size_t)(2 * trows + 2 * imgs + 1) * (2 * tw + 2) + 32;
+        const size_t tab = (size_t)(cs + 15) / 16 * (sizeof(wgroup) + 2 * sizeof(wout)) /
+                               sizeof(float) + 1;
+        if (up16(plane) + up16(tab) > rows)
+            rows = up16(plane) + up16(tab);
+    }
+    l.total = l.rows + rows;
     return l;
 }
 
@@ -162,7 +194,8 @@ typedef struct {
     float alpha;
     float *y;
     int n, add;
-    float *u;       /* the packed U_f, astride floats apart */
+    const float *res; /* added before act (F(2x2) only), or NULL */
+    float *u;         /* the packed U_f, astride floats apart */
     size_t astride;
     int m, nf;         /* F(m x m, 3x3), with nf = (m + 2)^2 frequencies */
     int th, tw, T, cs; /* tiles per column and row, in all, per chunk */
@@ -170,7 +203,7 @@ typedef struct {
 } wjob;
 
 /* G v for a column v of 3 kernel taps: 4 values for F(2x2,3x3), 6 for F(4x4,3x3). */
-static void gmul(int m, const double *v, double *o)
+static inline void gmul(int m, const double *v, double *o)
 {
     if (m == 2) {
         o[0] = v[0];
@@ -187,6 +220,30 @@ static void gmul(int m, const double *v, double *o)
     }
 }
 
+/* U = G k G^T of one kernel s (3x3, flipped when flip) for F(m x m, 3x3), frequency f to
+ * d[f * astride]. Inlined with m a constant, so that the loops unroll into straight code. */
+static inline __attribute__((always_inline)) void transform_kernel(int m, const float *s,
+                                                                   int flip, float *d,
+                                                                   size_t astride)
+{
+    const int a = m + 2;
+    double col[3], gcol[6], gk[6][3], row[3], out[6];
+    for (int v = 0; v < 3; v++) { /* G k, column by column */
+        for (int u = 0; u < 3; u++)
+            col[u] = flip ? s[(2 - u) * 3 + 2 - v] : s[u * 3 + v];
+        gmul(m, col, gcol);
+        for (int r = 0; r < a; r++)
+            gk[r][v] = gcol[r];
+    }
+    for (int r = 0; r < a; r++) { /* (G k) G^T, row by row */
+        for (int v = 0; v < 3; v++)
+            row[v] = gk[r][v];
+        gmul(m, row, out);
+        for (int q = 0; q < a; q++)
+            d[(size_t)(r * a + q) * astride] = (float)out[q];
+    }
+}
+
 /* U_f = (G k G^T)[f] of every kernel (k the correlation kernel: w, flipped when g->flip), in
  * double and rounded once, into the packed-A panels of MR output channels this worker owns;
  * rows past oc are zeros. */
@@ -194,33 +251,20 @@ static void weight_task(void *arg, rt_worker *wk)
 {
     wjob *j = arg;
     const rt_conv_geom *g = j->g;
-    const int MR = rt_gemm_mr(), c = g->c, np = (g->oc + MR - 1) / MR, a = j->m + 2;
+    const int MR = rt_gemm_mr(), c = g->c, np = (g->oc + MR - 1) / MR;
     int q0, q1;
     rt_split_range(np, rt_worker_count(wk), rt_worker_id(wk), &q0, &q1);
     for (int o = q0 * MR; o < q1 * MR; o++)
         for (int ci = 0; ci < c; ci++) {
             float *d = j->u + (size_t)(o / MR) * c * MR + (size_t)ci * MR + o % MR;
-            if (o >= g->oc) {
+            const float *s = j->w + ((size_t)o * c + ci) * 9;
+            if (o >= g->oc)
                 for (int f = 0; f < j->nf; f++)
                     d[f * j->astride] = 0.0f;
-                continue;
-            }
-            const float *s = j->w + ((size_t)o * c + ci) * 9;
-            double col[3], gcol[6], gk[6][3], row[3], out[6];
-            for (int v = 0; v < 3; v++) { /* G k, column by column */
-                for (int u = 0; u < 3; u++)
-                    col[u] = g->flip ? s[(2 - u) * 3 + 2 - v] : s[u * 3 + v];
-                gmul(j->m, col, gcol);
-                for (int r = 0; r < a; r++)
-                    gk[r][v] = gcol[r];
-            }
-            for (int r = 0; r < a; r++) { /* (G k) G^T, row by row */
-                for (int v = 0; v < 3; v++)
-                    row[v] = gk[r][v];
-                gmul(j->m, row, out);
-                for (int q = 0; q < a; q++)
-                    d[(size_t)(r * a + q) * j->astride] = (float)out[q];
-            }
+            else if (j->m == 2)
+                transform_kernel(2, s, g->flip, d, j->astride);
+            else
+                transform_kernel(4, s, g->flip, d, j->astride);
         }
 }
 
@@ -240,29 +284,6 @@ static segment segment_at(const wjob *j, int t0, int j0, int nt)
     return sg;
 }
 
-/* The a input rows of channel plane xc under a segment: rows iy0.., columns ix0.. of width
- * floats each, zeros outside the map. */
-static void segment_rows(const float *xc, int h, int w, int a, int iy0, int ix0, int width,
-                         float *buf)
-{
-    for (int r = 0; r < a; r++) {
-        float *d = buf + (size_t)r * width;
-        const int iy = iy0 + r;
-        if (iy < 0 || iy >= h) {
-            memset(d, 0, (size_t)width * sizeof *d);
-            continue;
-        }
-        int lo = ix0 < 0 ? -ix0 : 0, hi = w - ix0 < width ? w - ix0 : width;
-        if (lo > width)
-            lo = width;
-        if (hi < lo)
-            hi = lo;
-        memset(d, 0, (size_t)lo * sizeof *d);
-        memcpy(d + lo, xc + (long)iy * w + ix0 + lo, (size_t)(hi - lo) * sizeof *d);
-        memset(d + hi, 0, (size_t)(width - hi) * sizeof *d);
-    }
-}
-
 /* 8 tiles per vector: GNU C vectors, ymm registers in the AVX-512 and AVX2 copies. */
 typedef float v8 __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
@@ -275,23 +296,113 @@ typedef int v8i __attribute__((vector_size(32)));
         memcpy((p), &st8_, sizeof st8_);                                                  \
     } while (0)
 
-/* V = B^T d B of tiles [k0, k1) of a segment whose 4 input rows are buf (ld floats apart;
- * tile k's window starts at column 2k; each row readable to column 2 * k1 + 16), frequency f
- * of tile k to dst[f * fstride + k - k0]. Eight tiles per vector: row r's columns 2l + q of
- * the 8 tiles are the even and odd elements of two pairs of loads. */
-RT_CLONES static void input_transform2(const float *restrict buf, size_t ld, int k0, int k1,
-                                      float *restrict dst, size_t fstride)
+/* The a input rows of channel plane xc under a segment: rows iy0.., columns ix0.. of width
+ * floats each (a multiple of 8), zeros outside the map. Copied by 8-float moves, not memcpy
+ * and memset: the rows are a few dozen floats, and two library calls a row took longer
+ * than the transform that reads them. */
+RT_CLONES static void segment_rows(const float *xc, int h, int w, int a, int iy0, int ix0,
+                                   int width, float *buf)
 {
-    for (int k = k0; k < k1; k += 8) {
-        v8 d[4][4], t[4][4], v[16];
+    const v8 zero = {0};
+    for (int r = 0; r < a; r++) {
+        float *d = buf + (size_t)r * width;
+        const int iy = iy0 + r;
+        for (int i = 0; i < width; i += 8) /* the borders; the map's part is written over */
+            ST8(d + i, zero);
+        if (iy < 0 || iy >= h)
+            continue;
+        int lo = ix0 < 0 ? -ix0 : 0, hi = w - ix0 < width ? w - ix0 : width;
+        if (hi <= lo)
+            continue;
+        const float *s = xc + (long)iy * w + ix0;
+        int i = lo;
+        for (; i + 8 <= hi; i += 8) {
+            v8 v;
+            LD8(v, s + i);
+            ST8(d + i, v);
+        }
+        for (; i < hi; i++)
+            d[i] = s[i];
+    }
+}
+
+
+/* 16 tiles per vector: the input transform's lanes (zmm registers in the AVX-512 copy) */
+typedef float v16 __attribute__((vector_size(64)));
+typedef int v16i __attribute__((vector_size(64)));
+#define LD16(v, p) memcpy(&(v), (p), sizeof(v16))
+#define ST16(p, v)                                                                         \
+    do {                                                                                  \
+        v16 st16_ = (v);                                                                  \
+        memcpy((p), &st16_, sizeof st16_);                                                \
+    } while (0)
+
+/* The floats of a half's 16 (8 tiles, 2 floats each) that come from the half's own tile row
+ * when n of its tiles are in it: the first 2 n. */
+static const int half_mask[8][16] = {
+#define M1(n) (2 * (n) > 0 ? -1 : 0), (2 * (n) > 1 ? -1 : 0)
+#define MASK(n) {M1(n), M1((n) - 1), M1((n) - 2), M1((n) - 3), M1((n) - 4), M1((n) - 5),   \
+                 M1((n) - 6), M1((n) - 7)}
+    MASK(0), MASK(1), MASK(2), MASK(3), MASK(4), MASK(5), MASK(6), MASK(7),
+#undef MASK
+#undef M1
+};
+
+/* x: the 16 floats of a half's row r (columns 2t, 2t + 1 of its tile t); y: the 16 from 2
+ * columns on (2t + 2, 2t + 3). */
+#define HALF_LOADS(x, y, G, h, buf, r, S)                                                  \
+    do {                                                                                  \
+        const int n_ = (G).n[h];                                                          \
+        if (n_ < 0) { /* tile by tile */                                                  \
+            float fx_[16], fy_[16];                                                       \
+            for (int l_ = 0; l_ < 8; l_++) {                                              \
+                const float *p_ = (buf) + (G).lane[8 * (h) + l_] + (r) * (S);             \
+                fx_[2 * l_] = p_[0], fx_[2 * l_ + 1] = p_[1];                             \
+                fy_[2 * l_] = p_[2], fy_[2 * l_ + 1] = p_[3];                             \
+            }                                                                             \
+            LD16(x, fx_);                                                                 \
+            LD16(y, fy_);                                                                 \
+            break;                                                                        \
+        }                                                                                 \
+        const float *p_ = (buf) + (G).a[h] + (r) * (S);                                   \
+        LD16(x, p_);                                                                      \
+        LD16(y, p_ + 2);                                                                  \
+        if (n_ < 8) {                                                                     \
+            const float *q_ = (buf) + (G).b[h] + (r) * (S);                               \
+            v16 xb_, yb_;                                                                 \
+            v16i m_;                                                                      \
+            LD16(xb_, q_);                                                                \
+            LD16(yb_, q_ + 2);                                                            \
+            memcpy(&m_, half_mask[n_], sizeof m_);                                        \
+            x = (v16)((m_ & (v16i)x) | (~m_ & (v16i)xb_));                                \
+            y = (v16)((m_ & (v16i)y) | (~m_ & (v16i)yb_));                                \
+        }                                                                                 \
+    } while (0)
+
+#define EVEN16(a, b)                                                                       \
+    __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define ODD16(a, b)                                                                        \
+    __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+
+/* V = B^T d B of the chunk columns [0, nt) of one input channel, 16 tiles per vector:
+ * group k's tiles are where gr[k] says in the zero-bordered rows at buf (S floats apart),
+ * and frequency f of column c goes to dst[f * fstride + (c / NR) * pstride + c % NR] (the
+ * packed-B panels; NR a multiple of 8). Columns past the chunk's nt but in its last panel
+ * get values that the caller zeroes. */
+RT_CLONES static void input_groups2(const float *restrict buf, size_t S, const wgroup *gr,
+                                    int nt, float *restrict dst, size_t pstride, int NR,
+                                    size_t fstride)
+{
+    for (int k = 0; k < (nt + 15) / 16; k++) {
+        v16 d[4][4], t[4][4];
         for (int r = 0; r < 4; r++) {
-            const float *b = buf + (size_t)r * ld + 2 * k;
-            v8 a0, a1, c0, c1;
-            LD8(a0, b), LD8(a1, b + 8), LD8(c0, b + 2), LD8(c1, b + 10);
-            d[r][0] = __builtin_shufflevector(a0, a1, 0, 2, 4, 6, 8, 10, 12, 14);
-            d[r][1] = __builtin_shufflevector(a0, a1, 1, 3, 5, 7, 9, 11, 13, 15);
-            d[r][2] = __builtin_shufflevector(c0, c1, 0, 2, 4, 6, 8, 10, 12, 14);
-            d[r][3] = __builtin_shufflevector(c0, c1, 1, 3, 5, 7, 9, 11, 13, 15);
+            v16 x0, y0, x1, y1;
+            HALF_LOADS(x0, y0, gr[k], 0, buf, r, S);
+            HALF_LOADS(x1, y1, gr[k], 1, buf, r, S);
+            d[r][0] = EVEN16(x0, x1);
+            d[r][1] = ODD16(x0, x1);
+            d[r][2] = EVEN16(y0, y1);
+            d[r][3] = ODD16(y0, y1);
         }
         for (int q = 0; q < 4; q++) { /* B^T d: rows */
             t[0][q] = d[0][q] - d[2][q];
@@ -299,57 +410,75 @@ RT_CLONES static void input_transform2(const float *restrict buf, size_t ld, int
             t[2][q] = d[2][q] - d[1][q];
             t[3][q] = d[1][q] - d[3][q];
         }
-        for (int r = 0; r < 4; r++) { /* (B^T d) B: columns */
-            v[r * 4 + 0] = t[r][0] - t[r][2];
-            v[r * 4 + 1] = t[r][1] + t[r][2];
-            v[r * 4 + 2] = t[r][2] - t[r][1];
-            v[r * 4 + 3] = t[r][1] - t[r][3];
-        }
-        float *o = dst + (k - k0);
-        if (k + 8 <= k1) {
-            for (int f = 0; f < 16; f++)
-                ST8(o + (size_t)f * fstride, v[f]);
-        } else {
-            for (int f = 0; f < 16; f++)
-                for (int l = 0; l < k1 - k; l++)
-                    o[(size_t)f * fstride + l] = v[f][l];
+        const int c = 16 * k;
+        float *o = dst + (size_t)(c / NR) * pstride + c % NR;
+        float *o2 = NR >= 16 ? o + 8 : dst + (size_t)((c + 8) / NR) * pstride + (c + 8) % NR;
+        for (int r = 0; r < 4; r++) { /* (B^T d) B: columns, frequency 4 r + q */
+            v16 v[4];
+            v[0] = t[r][0] - t[r][2];
+            v[1] = t[r][1] + t[r][2];
+            v[2] = t[r][2] - t[r][1];
+            v[3] = t[r][1] - t[r][3];
+            for (int q = 0; q < 4; q++) {
+                const size_t f = (size_t)(4 * r + q) * fstride;
+                if (NR >= 16) {
+                    ST16(o + f, v[q]);
+                } else { /* 8-column panels: the halves apart */
+                    v8 lo = __builtin_shufflevector(v[q], v[q], 0, 1, 2, 3, 4, 5, 6, 7);
+                    v8 hi = __builtin_shufflevector(v[q], v[q], 8, 9, 10, 11, 12, 13, 14, 15);
+                    ST8(o + f, lo);
+                    if (c + 8 < nt) /* (a panel past the chunk's last is not there) */
+                        ST8(o2 + f, hi);
+                }
+            }
         }
     }
 }
 
-/* Y = A^T M A of a segment's cnt tiles for one output channel (frequency f of tile k at
- * m[f * fs + k], readable to k = cnt + 7), then bias and activation (act 1 relu, 2 leaky
- * relu), as two output rows r0, r1 of 2 * cnt floats (writable to 2 * cnt + 16). */
-RT_CLONES static void output_transform2(const float *restrict m, size_t fs, int cnt, float bias,
-                                       int act, float alpha, float *restrict r0,
-                                       float *restrict r1)
+/* The activation (1 relu, 2 leaky relu) of the lanes of v, as the scalar act1 does them. */
+#define ACT8(v, act, av, zero)                                                             \
+    do {                                                                                  \
+        if (act) {                                                                        \
+            v8i pos_ = (v) > (zero);                                                      \
+            v8 neg_ = (act) == 2 ? (av) * (v) : (zero);                                   \
+            (v) = (v8)((pos_ & (v8i)(v)) | (~pos_ & (v8i)neg_));                          \
+        }                                                                                 \
+    } while (0)
+
+static inline float act1(float v, int act, float alpha)
 {
-    const v8 zero = {0}, bv = zero + bias, av = zero + alpha;
-    for (int k = 0; k < cnt; k += 8) {
-        v8 s[2][4], y[2][2];
-        for (int q = 0; q < 4; q++) { /* A^T M: rows */
-            v8 m0, m1, m2, m3;
-            LD8(m0, m + (size_t)q * fs + k), LD8(m1, m + (size_t)(4 + q) * fs + k);
-            LD8(m2, m + (size_t)(8 + q) * fs + k), LD8(m3, m + (size_t)(12 + q) * fs + k);
-            s[0][q] = m0 + m1 + m2;
-            s[1][q] = m1 - m2 - m3;
-        }
-        for (int r = 0; r < 2; r++) { /* (A^T M) A: columns, bias, activation */
-            y[r][0] = s[r][0] + s[r][1] + s[r][2] + bv;
-            y[r][1] = s[r][1] - s[r][2] - s[r][3] + bv;
-            for (int c = 0; c < 2 && act; c++) {
-                v8i pos = y[r][c] > zero;
-                v8 neg = act == 2 ? av * y[r][c] : zero;
-                y[r][c] = (v8)((pos & (v8i)y[r][c]) | (~pos & (v8i)neg));
-            }
-        }
-        float *o0 = r0 + 2 * k, *o1 = r1 + 2 * k;
-        ST8(o0, __builtin_shufflevector(y[0][0], y[0][1], 0, 8, 1, 9, 2, 10, 3, 11));
-        ST8(o0 + 8, __builtin_shufflevector(y[0][0], y[0][1], 4, 12, 5, 13, 6, 14, 7, 15));
-        ST8(o1, __builtin_shufflevector(y[1][0], y[1][1], 0, 8, 1, 9, 2, 10, 3, 11));
-        ST8(o1 + 8, __builtin_shufflevector(y[1][0], y[1][1], 4, 12, 5, 13, 6, 14, 7, 15));
-    }
+    return !act || v > 0.0f ? v : act == 2 ? alpha * v : 0.0f;
 }
+
+/* The last steps of 8 output columns u, of which n (at least 1) are in the map: + res, the
+ * activation, stored at o or added to it. A macro: a function taking a v8 would have another
+ * ABI in the baseline build than in the AVX copies. */
+#define finish8(u, n, rs, act, av, alpha, add, o)                                          \
+    do {                                                                                  \
+        v8 u_ = (u);                                                                      \
+        const float *rs_ = (rs);                                                          \
+        if ((n) >= 8) {                                                                   \
+            if (rs_) {                                                                    \
+                v8 r_;                                                                    \
+                LD8(r_, rs_);                                                             \
+                u_ += r_;                                                                 \
+            }                                                                             \
+            ACT8(u_, act, av, zero);                                                      \
+            if (add) {                                                                    \
+                v8 o_;                                                                    \
+                LD8(o_, (o));                                                             \
+                u_ += o_;                                                                 \
+            }                                                                             \
+            ST8((o), u_);                                                                 \
+        } else {                                                                          \
+            float t_[8];                                                                  \
+            ST8(t_, u_);                                                                  \
+            for (int i_ = 0; i_ < (n); i_++) {                                            \
+                float v_ = act1(rs_ ? t_[i_] + rs_[i_] : t_[i_], act, alpha);             \
+                (o)[i_] = (add) ? (o)[i_] + v_ : v_;                                      \
+            }                                                                             \
+        }                                                                                 \
+    } while (0)
 
 /* Elements q, q + 4, q + 8, ... of the 32 floats a0..a3: column q of 8 tiles 4 apart. */
 #define EVERY4(a0, a1, a2, a3, q)                                                          \
@@ -371,8 +500,9 @@ RT_CLONES static void output_transform2(const float *restrict m, size_t fs, int 
         t[5] = 4.0f * x[1] - 5.0f * x[3] + x[5];                                          \
     } while (0)
 
-/* The F(4x4,3x3) form of input_transform2: 6 rows, tile k's window from column 4k (each row
- * readable to column 4 * k1 + 32), 36 frequencies. */
+/* V = B^T d B for F(4x4,3x3) of tiles [k0, k1) of a segment whose 6 input rows are buf (ld
+ * floats apart), frequency f of tile k to dst[f * fstride + k - k0]: tile k's window from
+ * column 4k (each row readable to column 4 * k1 + 32), 36 frequencies, 8 tiles per vector. */
 RT_CLONES static void input_transform4(const float *restrict buf, size_t ld, int k0, int k1,
                                        float *restrict dst, size_t fstride)
 {
@@ -422,8 +552,9 @@ RT_CLONES static void input_transform4(const float *restrict buf, size_t ld, int
         y[3] = q_ + 8.0f * s_ + x[5];                                                     \
     } while (0)
 
-/* The F(4x4,3x3) form of output_transform2: four output rows r[0..3] of 4 * cnt floats
- * (writable to 4 * cnt + 32). */
+/* Y = A^T M A for F(4x4,3x3) of a segment's cnt tiles for one output channel (frequency f
+ * of tile k at m[f * fs + k]), with bias and activation: four output rows r[0..3] of 4 * cnt
+ * floats (writable to 4 * cnt + 32). */
 RT_CLONES static void output_transform4(const float *restrict m, size_t fs, int cnt, float bias,
                                         int act, float alpha, float *restrict *r)
 {
@@ -471,6 +602,204 @@ static void put_row(float *d, const float *s, int n, int add)
         memcpy(d, s, (size_t)n * sizeof *d);
 }
 
+/* The last steps of 16 output columns u: + res, the activation, stored at o or added. */
+#define finish16(u, rs, act, av, add, o)                                                   \
+    do {                                                                                  \
+        v16 u_ = (u), z16_ = {0};                                                         \
+        const float *rs_ = (rs);                                                          \
+        if (rs_) {                                                                        \
+            v16 r_;                                                                       \
+            LD16(r_, rs_);                                                                \
+            u_ += r_;                                                                     \
+        }                                                                                 \
+        if (act) {                                                                        \
+            v16i pos_ = u_ > z16_;                                                        \
+            v16 neg_ = (act) == 2 ? (av) * u_ : z16_;                                     \
+            u_ = (v16)((pos_ & (v16i)u_) | (~pos_ & (v16i)neg_));                         \
+        }                                                                                 \
+        if (add) {                                                                        \
+            v16 o_;                                                                       \
+            LD16(o_, (o));                                                                \
+            u_ += o_;                                                                     \
+        }                                                                                 \
+        ST16((o), u_);                                                                    \
+    } while (0)
+
+/* Y = A^T M A of the chunk's nt columns for one output channel (frequency f of column c at
+ * m[f * fs + c], readable to c = nt + 15), 16 tiles per vector, written straight into the
+ * output plane y (res: the residual's plane, or NULL) where tab says, each value being the
+ * transform plus bias (+ res), then the activation (act 1 relu, 2 leaky relu), stored or,
+ * when add, added to what y holds. */
+RT_CLONES static void output_groups2(const float *restrict m, size_t fs, int nt,
+                                     const wout *tab, float bias, int act, float alpha,
+                                     const float *res, int add, size_t ld, float *y)
+{
+    const v8 zero = {0};
+    const v16 bv = (v16){0} + bias;
+    const v16 av16 = (v16){0} + alpha;
+    const v8 av = zero + alpha;
+    for (int k = 0; k < (nt + 15) / 16; k++) {
+        v16 s[2][4], t[2][2];
+        const int c = 16 * k;
+        for (int q = 0; q < 4; q++) { /* A^T M: rows */
+            v16 m0, m1, m2, m3;
+            LD16(m0, m + (size_t)q * fs + c), LD16(m1, m + (size_t)(4 + q) * fs + c);
+            LD16(m2, m + (size_t)(8 + q) * fs + c), LD16(m3, m + (size_t)(12 + q) * fs + c);
+            s[0][q] = m0 + m1 + m2;
+            s[1][q] = m1 - m2 - m3;
+        }
+        for (int r = 0; r < 2; r++) { /* (A^T M) A: columns, bias */
+            t[r][0] = s[r][0] + s[r][1] + s[r][2] + bv;
+            t[r][1] = s[r][1] - s[r][2] - s[r][3] + bv;
+        }
+        for (int h = 0; h < 2; h++) {
+            const wout *w = &tab[2 * k + h];
+            for (int r = 0; r < 2; r++) {
+                /* the half's 8 tiles, even and odd columns side by side: 16 columns */
+                const v16 u = h ? __builtin_shufflevector(t[r][0], t[r][1], 8, 24, 9, 25, 10,
+                                                          26, 11, 27, 12, 28, 13, 29, 14, 30,
+                                                          15, 31)
+                                : __builtin_shufflevector(t[r][0], t[r][1], 0, 16, 1, 17, 2,
+                                                          18, 3, 19, 4, 20, 5, 21, 6, 22, 7,
+                                                          23);
+                for (int i = 0; i < w->nrun; i++) {
+                    if (r >= w->rows[i])
+                        continue;
+                    const size_t at = (size_t)w->y[i] + (size_t)r * ld;
+                    float *o = y + at;
+                    const float *rs = res ? res + at : NULL;
+                    const int ln = w->lane[i], nc = w->cols[i];
+                    if (ln == 0 && nc == 16) {
+                        finish16(u, rs, act, av16, add, o);
+                    } else if (nc == 8 && (ln == 0 || ln == 8)) {
+                        const v8 u8 = ln ? __builtin_shufflevector(u, u, 8, 9, 10, 11, 12, 13,
+                                                                   14, 15)
+                                         : __builtin_shufflevector(u, u, 0, 1, 2, 3, 4, 5,
+                                                                   6, 7);
+                        finish8(u8, 8, rs, act, av, alpha, add, o);
+                    } else { /* a run cut by the map's edge, or tiny maps */
+                        float tu[16];
+                        ST16(tu, u);
+                        for (int l = 0; l < nc; l++) {
+                            float v = act1(rs ? tu[ln + l] + rs[l] : tu[ln + l], act, alpha);
+                            o[l] = add ? o[l] + v : v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* The tile of chunk column col (tile t0 + col of the batch): its image, tile row and column. */
+static void tile_at(const wjob *j, int t, int *img, int *ty, int *tx)
+{
+    const int per = j->th * j->tw, r = t % per;
+    *img = t / per, *ty = r / j->tw, *tx = r % j->tw;
+}
+
+/* V of a chunk of nt tiles from t0 into the packed panels vp, for F(2x2,3x3). The input rows
+ * under the chunk's tiles, image by image, are copied once per channel into zero-bordered
+ * rows of S = 2 tw + 2 floats (the scratch at buf: 8 floats of margin, the rows, then the
+ * group table), so that every tile's 4x4 window is read in place, and 8 chunk columns go into
+ * a vector even where a tile row has fewer than 8 tiles (maps 8 or 12 wide) or its tiles
+ * are split between two vectors. */
+static void input_chunk2(const wjob *j, int t0, int nt, float *buf, float *vp, size_t fstride)
+{
+    const rt_conv_geom *g = j->g;
+    const int NR = rt_gemm_nr(), S = 2 * j->tw + 2;
+    const long xsz = (long)g->c * g->h * g->w, hw = (long)g->h * g->w;
+    int img0, ty0, tx0, img1, ty1, tx1;
+    tile_at(j, t0, &img0, &ty0, &tx0);
+    tile_at(j, t0 + nt - 1, &img1, &ty1, &tx1);
+    /* the chunk's part of image i: its tile rows first(i)..last(i), 2 (last - first) + 4
+     * input rows from the padded map's row 2 first(i), stored from row part(i) on */
+#define FIRST(i) ((i) == img0 ? ty0 : 0)
+#define LAST(i) ((i) == img1 ? ty1 : j->th - 1)
+#define PART(i) ((i) == img0 ? 0 : 2 * (LAST(img0) - ty0) + 4 + ((i) - img0 - 1) * (2 * j->th + 2))
+    float *rows = buf + 16;
+    const int rowsum = PART(img1) + 2 * (ty1 - FIRST(img1)) + 4;
+    wgroup *gr = (wgroup *)(buf + up16(16 + (size_t)rowsum * S + S + 32));
+#define AT(img, ty, tx) ((PART(img) + 2 * ((ty) - FIRST(img))) * S + 2 * (tx))
+    const int ng = (nt + 15) / 16;
+    for (int k = 0; k < ng; k++)
+        for (int h = 0; h < 2; h++) {
+            const int col = 16 * k + 8 * h;
+            int img, ty, tx;
+            gr[k].a[h] = gr[k].b[h] = 0, gr[k].n[h] = 8;
+            if (col >= nt)
+                continue; /* past the chunk: any floats of the rows */
+            tile_at(j, t0 + col, &img, &ty, &tx);
+            gr[k].a[h] = AT(img, ty, tx);
+            const int n = j->tw - tx;
+            if (n >= 8 || col + n >= nt)
+                continue; /* in one tile row, or the rest past the chunk */
+            if (n + j->tw >= 8 || col + n + j->tw >= nt) { /* the rest: the next tile row */
+                tile_at(j, t0 + col + n, &img, &ty, &tx);
+                gr[k].b[h] = AT(img, ty, tx) - 2 * n;
+                gr[k].n[h] = n;
+                continue;
+            }
+            gr[k].n[h] = -1; /* three tile rows or more: tile by tile */
+            for (int l = 0; l < 8; l++) {
+                gr[k].lane[8 * h + l] = 0;
+                if (col + l < nt) {
+                    tile_at(j, t0 + col + l, &img, &ty, &tx);
+                    gr[k].lane[8 * h + l] = AT(img, ty, tx);
+                }
+            }
+        }
+#undef AT
+    for (int ci = 0; ci < g->c; ci++) {
+        float *r = rows;
+        for (int i = img0; i <= img1; i++) { /* the channel's rows under the chunk */
+            const int nr = 2 * (LAST(i) - FIRST(i)) + 4;
+            segment_rows(j->x + i * xsz + ci * hw, g->h, g->w, nr, 2 * FIRST(i) - g->pt,
+                         -g->pl, S, r);
+            r += (size_t)nr * S;
+        }
+        input_groups2(rows, (size_t)S, gr, nt, vp + (size_t)ci * NR, (size_t)g->c * NR, NR,
+                      fstride);
+    }
+#undef FIRST
+#undef LAST
+#undef PART
+}
+
+/* Y of a chunk of nt tiles from t0, from the GEMMs' M (frequency f of output channel o's
+ * column c at m[f * fs + o * nt + c]), into the output (F(2x2,3x3)); tab: scratch for the
+ * chunk's table of where each half of 16 columns goes. */
+static void output_chunk2(const wjob *j, int t0, int nt, wout *tab, const float *m, size_t fs,
+                          int act)
+{
+    const rt_conv_geom *g = j->g;
+    const long P = (long)g->oh * g->ow, ysz = (long)g->oc * P;
+    for (int k = 0; k < (nt + 15) / 16; k++)
+        for (int h = 0; h < 2; h++) {
+            wout *w = &tab[2 * k + h];
+            const int col = 16 * k + 8 * h;
+            w->nrun = 0;
+            for (int l = 0; l < 8 && col + l < nt;) { /* runs of tiles in one tile row */
+                int img, ty, tx;
+                tile_at(j, t0 + col + l, &img, &ty, &tx);
+                int len = 8 - l;
+                if (len > j->tw - tx)
+                    len = j->tw - tx;
+                if (len > nt - col - l)
+                    len = nt - col - l;
+                const int i = w->nrun++;
+                w->y[i] = img * ysz + (long)2 * ty * g->ow + 2 * tx;
+                w->lane[i] = 2 * l;
+                w->cols[i] = g->ow - 2 * tx < 2 * len ? g->ow - 2 * tx : 2 * len;
+                w->rows[i] = g->oh - 2 * ty < 2 ? g->oh - 2 * ty : 2;
+                l += len;
+            }
+        }
+    for (int o = 0; o < g->oc; o++)
+        output_groups2(m + (size_t)o * nt, fs, nt, tab, j->b ? j->b[o] : 0.0f, act, j->alpha,
+                       j->res ? j->res + o * P : NULL, j->add, (size_t)g->ow, j->y + o * P);
+}
+
 static void chunk_task(void *arg, rt_worker *wk)
 {
     wjob *j = arg;
@@ -495,7 +824,9 @@ static void chunk_task(void *arg, rt_worker *wk)
         const int t0 = ch * j->cs, nt = j->T - t0 < j->cs ? j->T - t0 : j->cs;
         const size_t fstride = rt_gemm_packed_b_floats(g->c, nt) + SKEW;
         const size_t fs = (size_t)g->oc * nt + SKEW;
-        for (int j0 = 0; j0 < nt;) { /* V of each segment, channel by channel */
+        if (M == 2)
+            input_chunk2(j, t0, nt, rows, vp, fstride);
+        for (int j0 = 0; j0 < nt && M != 2;) { /* V of each segment, channel by channel */
             const segment sg = segment_at(j, t0, j0, nt);
             const int width = M * ((sg.cnt + 7) / 8 * 8) + 8; /* + the vectors' slack */
             const float *xi = j->x + sg.img * xsz;
@@ -506,10 +837,7 @@ static void chunk_task(void *arg, rt_worker *wk)
                     const int jj = sg.j0 + k0, in = NR - jj % NR;
                     const int k1 = sg.cnt - k0 < in ? sg.cnt : k0 + in;
                     float *dst = vp + (size_t)(jj / NR) * g->c * NR + (size_t)ci * NR + jj % NR;
-                    if (M == 2)
-                        input_transform2(rows, (size_t)width, k0, k1, dst, fstride);
-                    else
-                        input_transform4(rows, (size_t)width, k0, k1, dst, fstride);
+                    input_transform4(rows, (size_t)width, k0, k1, dst, fstride);
                     k0 = k1;
                 }
             }
@@ -524,20 +852,20 @@ static void chunk_task(void *arg, rt_worker *wk)
         for (int f = 0; f < NF; f++)
             rt_gemm_packed(g->oc, nt, g->c, j->u + (size_t)f * j->astride,
                            vp + (size_t)f * fstride, 0, m + (size_t)f * fs, nt);
-        for (int j0 = 0; j0 < nt;) { /* Y of each segment, channel by channel */
+        if (M == 2)
+            output_chunk2(j, t0, nt, (wout *)rows, m, fs, act);
+        for (int j0 = 0; j0 < nt && M != 2;) { /* Y of each segment (F(4x4)) */
             const segment sg = segment_at(j, t0, j0, nt);
             const int oy = M * sg.ty, ox = M * sg.tx0, span = M * ((sg.cnt + 7) / 8 * 8);
             const int nx = g->ow - ox < M * sg.cnt ? g->ow - ox : M * sg.cnt;
+            const int nrows = g->oh - oy < M ? g->oh - oy : M;
             float *r[4] = {rows, rows + span, rows + 2 * span, rows + 3 * span};
             for (int o = 0; o < g->oc; o++) {
                 const float *mo = m + (size_t)o * nt + sg.j0, bias = j->b ? j->b[o] : 0.0f;
-                if (M == 2)
-                    output_transform2(mo, fs, sg.cnt, bias, act, j->alpha, r[0], r[1]);
-                else
-                    output_transform4(mo, fs, sg.cnt, bias, act, j->alpha, r);
-                float *yo = j->y + sg.img * ysz + o * P + (long)oy * g->ow + ox;
-                for (int i = 0; i < M && oy + i < g->oh; i++)
-                    put_row(yo + (long)i * g->ow, r[i], nx, j->add);
+                const long at = sg.img * ysz + o * P + (long)oy * g->ow + ox;
+                output_transform4(mo, fs, sg.cnt, bias, act, j->alpha, r);
+                for (int i = 0; i < nrows; i++)
+                    put_row(j->y + at + (long)i * g->ow, r[i], nx, j->add);
             }
             j0 += sg.cnt;
         }
@@ -545,14 +873,21 @@ static void chunk_task(void *arg, rt_worker *wk)
 }
 
 int rt_conv_wino_forward(const rt_conv_geom *g, const float *x, const float *w, const float *b,
-                         rt_act act, float alpha, float *y, int add, int n, rt_threads *tp)
+                         const float *res, rt_act act, float alpha, float *y, int add, int n,
+                         rt_threads *tp)
 {
     const int M = pick_tile(g), NF = (M + 2) * (M + 2);
-    const size_t astride = rt_gemm_packed_a_floats(g->oc, g->c);
+    if (res && M != 2) { /* F(4x4)'s rows go through a buffer: the add after them */
+        if (rt_conv_wino_forward(g, x, w, b, NULL, RT_ACT_NONE, 0.0f, y, add, n, tp) != 0)
+            return -1;
+        rt_add_act_forward_mt(y, res, act, alpha, y, (size_t)n * g->oc * g->oh * g->ow, tp);
+        return 0;
+    }
+    const size_t astride = rt_gemm_packed_a_floats(g->oc, g->c) + SKEW; /* off 4 KiB sets */
     float *u = malloc((size_t)NF * astride * sizeof *u);
     if (!u)
         return -1;
-    wjob j = {g, x, w, b, act, alpha, y, n, add, u, astride, M, NF, 0, 0, 0, 0, 0};
+    wjob j = {g, x, w, b, act, alpha, y, n, add, res, u, astride, M, NF, 0, 0, 0, 0, 0};
     j.th = (g->oh + M - 1) / M, j.tw = (g->ow + M - 1) / M;
     j.T = n * j.th * j.tw;
     /* chunks of at most chunk_max tiles, at least one per worker */
