@@ -35,10 +35,11 @@
 /* Where the route pays (measured at batch 32, 2 threads, AVX-512, against the implicit
  * GEMM; see faster()): at least 32 channels each way on maps a whole number of 8 wide (tile
  * rows of whole half vectors: 32 at 8x8 0.16 -> 0.15 ms forward, at 16x16 0.56 -> 0.43, at
- * 32x32 2.2 -> 1.9; 64 at 8x8 0.57 -> 0.40, at 32x32 8.5 -> 5.7), any map from 128 channels
- * on (128 at 7x7 2.7 -> 1.8, at 14x14 7.3 -> 6.0). Not below: 16 channels at 32x32 0.53 ->
- * 0.59, 64 at 14x14 1.9 -> 2.2 (tile rows that end inside a vector are written by runs, some
- * element by element), 32 at 4x4 0.07 -> 0.13. Any channel count works. */
+ * 32x32 2.2 -> 1.9; 64 at 8x8 0.57 -> 0.40, at 32x32 8.5 -> 5.7), any map 4 wide or more
+ * from 128 channels on (128 at 4x4 0.86 -> 0.76, at 7x7 2.7 -> 1.8, at 14x14 7.3 -> 6.0).
+ * Not below: 16 channels at 32x32 0.53 -> 0.59, 64 at 14x14 1.9 -> 2.2 (tile rows that end
+ * inside a vector are written by runs, some element by element), 32 at 4x4 0.07 -> 0.13.
+ * Any channel count works. */
 #define MIN_C 32
 #define ANY_MAP_C 128
 /* RT_CONV_WINOGRAD=0 starts with the route off, 2 forced */
@@ -73,7 +74,7 @@ static int pick_tile(const rt_conv_geom *g)
 static int faster(const rt_conv_geom *g)
 {
     const int c = g->c < g->oc ? g->c : g->oc;
-    return c >= ANY_MAP_C || (c >= MIN_C && g->ow % 8 == 0);
+    return (c >= ANY_MAP_C && g->ow >= 4) || (c >= MIN_C && g->ow % 8 == 0);
 }
 
 int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
@@ -111,7 +112,7 @@ static int chunk_max(const rt_conv_geom *g, int m)
  * tiles start at a[h] (floats into the padded rows); when only n[h] < 8 of them are in that
  * tile row, the others start the next tile row, read from b[h] (its first tile, less 2 n[h]
  * floats, so that lane positions agree); n[h] < 0 when they span more than two tile rows
- * (maps under 8 wide): then tile l of the half starts at lane[8 h + l]. */
+ * (tile rows of 5 tiles or fewer): then tile l of the half starts at lane[8 h + l]. */
 typedef struct {
     int a[2], b[2], n[2];
     int lane[16];
@@ -257,14 +258,13 @@ static void weight_task(void *arg, rt_worker *wk)
     for (int o = q0 * MR; o < q1 * MR; o++)
         for (int ci = 0; ci < c; ci++) {
             float *d = j->u + (size_t)(o / MR) * c * MR + (size_t)ci * MR + o % MR;
-            const float *s = j->w + ((size_t)o * c + ci) * 9;
             if (o >= g->oc)
                 for (int f = 0; f < j->nf; f++)
                     d[f * j->astride] = 0.0f;
             else if (j->m == 2)
-                transform_kernel(2, s, g->flip, d, j->astride);
+                transform_kernel(2, j->w + ((size_t)o * c + ci) * 9, g->flip, d, j->astride);
             else
-                transform_kernel(4, s, g->flip, d, j->astride);
+                transform_kernel(4, j->w + ((size_t)o * c + ci) * 9, g->flip, d, j->astride);
         }
 }
 
@@ -297,9 +297,10 @@ typedef int v8i __attribute__((vector_size(32)));
     } while (0)
 
 /* The a input rows of channel plane xc under a segment: rows iy0.., columns ix0.. of width
- * floats each (a multiple of 8), zeros outside the map. Copied by 8-float moves, not memcpy
- * and memset: the rows are a few dozen floats, and two library calls a row took longer
- * than the transform that reads them. */
+ * floats each, zeros outside the map. Copied by 8-float moves, not memcpy and memset: the
+ * rows are a few dozen floats, and two library calls a row took longer than the transform
+ * that reads them. The zeros go 8 floats at a time, up to 7 past a row's end: into the next
+ * row before it is written, or past the last row into the caller's margin. */
 RT_CLONES static void segment_rows(const float *xc, int h, int w, int a, int iy0, int ix0,
                                    int width, float *buf)
 {
@@ -700,10 +701,10 @@ static void tile_at(const wjob *j, int t, int *img, int *ty, int *tx)
 
 /* V of a chunk of nt tiles from t0 into the packed panels vp, for F(2x2,3x3). The input rows
  * under the chunk's tiles, image by image, are copied once per channel into zero-bordered
- * rows of S = 2 tw + 2 floats (the scratch at buf: 8 floats of margin, the rows, then the
- * group table), so that every tile's 4x4 window is read in place, and 8 chunk columns go into
- * a vector even where a tile row has fewer than 8 tiles (maps 8 or 12 wide) or its tiles
- * are split between two vectors. */
+ * rows of S = 2 tw + 2 floats (the scratch at buf: 16 floats of margin, the rows, S + 32
+ * floats of margin, then the group table), so that every tile's 4x4 window is read in
+ * place, and 16 chunk columns go into a vector, as two halves of 8 tiles, even where a tile
+ * row has fewer than 8 tiles (maps 8 or 12 wide) or its tiles are split between halves. */
 static void input_chunk2(const wjob *j, int t0, int nt, float *buf, float *vp, size_t fstride)
 {
     const rt_conv_geom *g = j->g;
