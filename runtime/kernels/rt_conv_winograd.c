@@ -149,15 +149,14 @@ static wlayout wplan(const rt_conv_geom *g, int m, int cs)
     l.vp = 0;
     l.m = up16((size_t)NF * l.fstride);
     l.rows = l.m + up16((size_t)NF * ((size_t)g->oc * l.ldm + SKEW) + 8); /* + slack */
-    size_t rows = up16((size_t)(m + 2) * (m * cs + 8) + 16);
-    if (m == 2) { /* a channel's padded input rows and the group table (chunk_task) */
+    size_t rows = up16((size_t)(m + 2) * (m * cs + 8) + 16); /* F(4x4): segment rows */
+    if (m == 2) { /* a channel's padded input rows, then the group tables (input_chunk2) */
         const long th = (g->oh + 1) / 2, tw = (g->ow + 1) / 2;
         const long imgs = cs / (th * tw) + 2, trows = cs / tw + 2 * imgs;
         const size_t plane = 16 + (size_t)(2 * trows + 2 * imgs + 1) * (2 * tw + 2) + 32;
         const size_t tab = (size_t)(cs + 15) / 16 * (sizeof(wgroup) + 2 * sizeof(wout)) /
                                sizeof(float) + 1;
-        if (up16(plane) + up16(tab) > rows)
-            rows = up16(plane) + up16(tab);
+        rows = up16(plane) + up16(tab);
     }
     l.total = l.rows + rows;
     return l;
@@ -436,13 +435,15 @@ RT_CLONES static void input_groups2(const float *restrict buf, size_t S, const w
     }
 }
 
-/* The activation (1 relu, 2 leaky relu) of the lanes of v, as the scalar act1 does them. */
-#define ACT8(v, act, av, zero)                                                             \
+/* The activation (1 relu, 2 leaky relu) of the lanes of v, a VT vector (VIT: its int
+ * twin), as act1 does it to one value. */
+#define VACT(VT, VIT, v, act, alpha)                                                       \
     do {                                                                                  \
         if (act) {                                                                        \
-            v8i pos_ = (v) > (zero);                                                      \
-            v8 neg_ = (act) == 2 ? (av) * (v) : (zero);                                   \
-            (v) = (v8)((pos_ & (v8i)(v)) | (~pos_ & (v8i)neg_));                          \
+            const VT z_ = {0};                                                            \
+            VIT pos_ = (v) > z_;                                                          \
+            VT neg_ = (act) == 2 ? (alpha) * (v) : z_;                                    \
+            (v) = (VT)((pos_ & (VIT)(v)) | (~pos_ & (VIT)neg_));                          \
         }                                                                                 \
     } while (0)
 
@@ -451,34 +452,26 @@ static inline float act1(float v, int act, float alpha)
     return !act || v > 0.0f ? v : act == 2 ? alpha * v : 0.0f;
 }
 
-/* The last steps of 8 output columns u, of which n (at least 1) are in the map: + res, the
- * activation, stored at o or added to it. A macro: a function taking a v8 would have another
- * ABI in the baseline build than in the AVX copies. */
-#define finish8(u, n, rs, act, av, alpha, add, o)                                          \
+/* The last steps of a VT vector u of output columns, all in the map: + the residual at rs
+ * (NULL: none), the activation, stored at o or, when add, added to what o holds. LD and ST:
+ * VT's unaligned load and store. A macro: a function taking a vector would have another ABI
+ * in the baseline build than in the AVX copies. */
+#define FINISH(VT, VIT, LD, ST, u, rs, act, alpha, add, o)                                 \
     do {                                                                                  \
-        v8 u_ = (u);                                                                      \
+        VT u_ = (u);                                                                      \
         const float *rs_ = (rs);                                                          \
-        if ((n) >= 8) {                                                                   \
-            if (rs_) {                                                                    \
-                v8 r_;                                                                    \
-                LD8(r_, rs_);                                                             \
-                u_ += r_;                                                                 \
-            }                                                                             \
-            ACT8(u_, act, av, zero);                                                      \
-            if (add) {                                                                    \
-                v8 o_;                                                                    \
-                LD8(o_, (o));                                                             \
-                u_ += o_;                                                                 \
-            }                                                                             \
-            ST8((o), u_);                                                                 \
-        } else {                                                                          \
-            float t_[8];                                                                  \
-            ST8(t_, u_);                                                                  \
-            for (int i_ = 0; i_ < (n); i_++) {                                            \
-                float v_ = act1(rs_ ? t_[i_] + rs_[i_] : t_[i_], act, alpha);             \
-                (o)[i_] = (add) ? (o)[i_] + v_ : v_;                                      \
-            }                                                                             \
+        if (rs_) {                                                                        \
+            VT r_;                                                                        \
+            LD(r_, rs_);                                                                  \
+            u_ += r_;                                                                     \
         }                                                                                 \
+        VACT(VT, VIT, u_, act, alpha);                                                    \
+        if (add) {                                                                        \
+            VT o_;                                                                        \
+            LD(o_, (o));                                                                  \
+            u_ += o_;                                                                     \
+        }                                                                                 \
+        ST((o), u_);                                                                      \
     } while (0)
 
 /* Elements q, q + 4, q + 8, ... of the 32 floats a0..a3: column q of 8 tiles 4 apart. */
@@ -559,7 +552,7 @@ RT_CLONES static void input_transform4(const float *restrict buf, size_t ld, int
 RT_CLONES static void output_transform4(const float *restrict m, size_t fs, int cnt, float bias,
                                         int act, float alpha, float *restrict *r)
 {
-    const v8 zero = {0}, bv = zero + bias, av = zero + alpha;
+    const v8 zero = {0}, bv = zero + bias;
     for (int k = 0; k < cnt; k += 8) {
         v8 x[6], s[4][6], y[4][4], yc[4];
         for (int q = 0; q < 6; q++) { /* A^T M: rows */
@@ -573,11 +566,7 @@ RT_CLONES static void output_transform4(const float *restrict m, size_t fs, int 
             AT6(s[i], yc);
             for (int c = 0; c < 4; c++) {
                 v8 v = yc[c] + bv;
-                if (act) {
-                    v8i pos = v > zero;
-                    v8 neg = act == 2 ? av * v : zero;
-                    v = (v8)((pos & (v8i)v) | (~pos & (v8i)neg));
-                }
+                VACT(v8, v8i, v, act, alpha);
                 y[i][c] = v;
             }
             v8 u0 = __builtin_shufflevector(y[i][0], y[i][1], 0, 8, 1, 9, 2, 10, 3, 11);
@@ -603,29 +592,6 @@ static void put_row(float *d, const float *s, int n, int add)
         memcpy(d, s, (size_t)n * sizeof *d);
 }
 
-/* The last steps of 16 output columns u: + res, the activation, stored at o or added. */
-#define finish16(u, rs, act, av, add, o)                                                   \
-    do {                                                                                  \
-        v16 u_ = (u), z16_ = {0};                                                         \
-        const float *rs_ = (rs);                                                          \
-        if (rs_) {                                                                        \
-            v16 r_;                                                                       \
-            LD16(r_, rs_);                                                                \
-            u_ += r_;                                                                     \
-        }                                                                                 \
-        if (act) {                                                                        \
-            v16i pos_ = u_ > z16_;                                                        \
-            v16 neg_ = (act) == 2 ? (av) * u_ : z16_;                                     \
-            u_ = (v16)((pos_ & (v16i)u_) | (~pos_ & (v16i)neg_));                         \
-        }                                                                                 \
-        if (add) {                                                                        \
-            v16 o_;                                                                       \
-            LD16(o_, (o));                                                                \
-            u_ += o_;                                                                     \
-        }                                                                                 \
-        ST16((o), u_);                                                                    \
-    } while (0)
-
 /* Y = A^T M A of the chunk's nt columns for one output channel (frequency f of column c at
  * m[f * fs + c], readable to c = nt + 15), 16 tiles per vector, written straight into the
  * output plane y (res: the residual's plane, or NULL) where tab says, each value being the
@@ -635,10 +601,7 @@ RT_CLONES static void output_groups2(const float *restrict m, size_t fs, int nt,
                                      const wout *tab, float bias, int act, float alpha,
                                      const float *res, int add, size_t ld, float *y)
 {
-    const v8 zero = {0};
     const v16 bv = (v16){0} + bias;
-    const v16 av16 = (v16){0} + alpha;
-    const v8 av = zero + alpha;
     for (int k = 0; k < (nt + 15) / 16; k++) {
         v16 s[2][4], t[2][2];
         const int c = 16 * k;
@@ -671,13 +634,13 @@ RT_CLONES static void output_groups2(const float *restrict m, size_t fs, int nt,
                     const float *rs = res ? res + at : NULL;
                     const int ln = w->lane[i], nc = w->cols[i];
                     if (ln == 0 && nc == 16) {
-                        finish16(u, rs, act, av16, add, o);
+                        FINISH(v16, v16i, LD16, ST16, u, rs, act, alpha, add, o);
                     } else if (nc == 8 && (ln == 0 || ln == 8)) {
                         const v8 u8 = ln ? __builtin_shufflevector(u, u, 8, 9, 10, 11, 12, 13,
                                                                    14, 15)
                                          : __builtin_shufflevector(u, u, 0, 1, 2, 3, 4, 5,
                                                                    6, 7);
-                        finish8(u8, 8, rs, act, av, alpha, add, o);
+                        FINISH(v8, v8i, LD8, ST8, u8, rs, act, alpha, add, o);
                     } else { /* a run cut by the map's edge, or tiny maps */
                         float tu[16];
                         ST16(tu, u);
@@ -801,6 +764,58 @@ static void output_chunk2(const wjob *j, int t0, int nt, wout *tab, const float 
                        j->res ? j->res + o * P : NULL, j->add, (size_t)g->ow, j->y + o * P);
 }
 
+/* V of a chunk of nt tiles from t0 into the packed panels vp, for F(4x4,3x3): a tile row's
+ * segment at a time, its 6 input rows of each channel copied into rows (zero-bordered),
+ * 8 tiles per vector. */
+static void input_chunk4(const wjob *j, int t0, int nt, float *rows, float *vp, size_t fstride)
+{
+    const rt_conv_geom *g = j->g;
+    const int NR = rt_gemm_nr(), M = 4, A = 6;
+    const long xsz = (long)g->c * g->h * g->w, hw = (long)g->h * g->w;
+    for (int j0 = 0; j0 < nt;) { /* segment by segment, channel by channel */
+        const segment sg = segment_at(j, t0, j0, nt);
+        const int width = M * ((sg.cnt + 7) / 8 * 8) + 8; /* + the vectors' slack */
+        const float *xi = j->x + sg.img * xsz;
+        for (int ci = 0; ci < g->c; ci++) {
+            segment_rows(xi + ci * hw, g->h, g->w, A, M * sg.ty - g->pt,
+                         M * sg.tx0 - g->pl, width, rows);
+            for (int k0 = 0; k0 < sg.cnt;) { /* the parts in one packed panel each */
+                const int jj = sg.j0 + k0, in = NR - jj % NR;
+                const int k1 = sg.cnt - k0 < in ? sg.cnt : k0 + in;
+                float *dst = vp + (size_t)(jj / NR) * g->c * NR + (size_t)ci * NR + jj % NR;
+                input_transform4(rows, (size_t)width, k0, k1, dst, fstride);
+                k0 = k1;
+            }
+        }
+        j0 += sg.cnt;
+    }
+}
+
+/* Y of a chunk of nt tiles from t0 (m laid out as for output_chunk2), for F(4x4,3x3): a
+ * segment's 4 output rows of each channel through rows, then into the output. */
+static void output_chunk4(const wjob *j, int t0, int nt, float *rows, const float *m,
+                          size_t fs, int act)
+{
+    const rt_conv_geom *g = j->g;
+    const int M = 4;
+    const long P = (long)g->oh * g->ow, ysz = (long)g->oc * P;
+    for (int j0 = 0; j0 < nt;) { /* segment by segment, channel by channel */
+        const segment sg = segment_at(j, t0, j0, nt);
+        const int oy = M * sg.ty, ox = M * sg.tx0, span = M * ((sg.cnt + 7) / 8 * 8);
+        const int nx = g->ow - ox < M * sg.cnt ? g->ow - ox : M * sg.cnt;
+        const int nrows = g->oh - oy < M ? g->oh - oy : M;
+        float *r[4] = {rows, rows + span, rows + 2 * span, rows + 3 * span};
+        for (int o = 0; o < g->oc; o++) {
+            const float *mo = m + (size_t)o * nt + sg.j0, bias = j->b ? j->b[o] : 0.0f;
+            const long at = sg.img * ysz + o * P + (long)oy * g->ow + ox;
+            output_transform4(mo, fs, sg.cnt, bias, act, j->alpha, r);
+            for (int i = 0; i < nrows; i++)
+                put_row(j->y + at + (long)i * g->ow, r[i], nx, j->add);
+        }
+        j0 += sg.cnt;
+    }
+}
+
 static void chunk_task(void *arg, rt_worker *wk)
 {
     wjob *j = arg;
@@ -810,7 +825,7 @@ static void chunk_task(void *arg, rt_worker *wk)
     rt_split_range(nchunks, rt_worker_count(wk), rt_worker_id(wk), &c0, &c1);
     if (c0 >= c1)
         return;
-    const int M = j->m, A = M + 2, NF = j->nf;
+    const int M = j->m, NF = j->nf;
     const wlayout l = wplan(g, M, j->cs);
     float *scr = rt_worker_scratch(wk, l.total * sizeof(float));
     if (!scr) {
@@ -818,8 +833,6 @@ static void chunk_task(void *arg, rt_worker *wk)
         return;
     }
     float *vp = scr + l.vp, *m = scr + l.m, *rows = scr + l.rows;
-    const long xsz = (long)g->c * g->h * g->w, hw = (long)g->h * g->w;
-    const long P = (long)g->oh * g->ow, ysz = (long)g->oc * P;
     const int act = j->act == RT_ACT_RELU ? 1 : j->act == RT_ACT_LEAKYRELU ? 2 : 0;
     for (int ch = c0; ch < c1; ch++) {
         const int t0 = ch * j->cs, nt = j->T - t0 < j->cs ? j->T - t0 : j->cs;
@@ -827,23 +840,8 @@ static void chunk_task(void *arg, rt_worker *wk)
         const size_t fs = (size_t)g->oc * nt + SKEW;
         if (M == 2)
             input_chunk2(j, t0, nt, rows, vp, fstride);
-        for (int j0 = 0; j0 < nt && M != 2;) { /* V of each segment, channel by channel */
-            const segment sg = segment_at(j, t0, j0, nt);
-            const int width = M * ((sg.cnt + 7) / 8 * 8) + 8; /* + the vectors' slack */
-            const float *xi = j->x + sg.img * xsz;
-            for (int ci = 0; ci < g->c; ci++) {
-                segment_rows(xi + ci * hw, g->h, g->w, A, M * sg.ty - g->pt,
-                             M * sg.tx0 - g->pl, width, rows);
-                for (int k0 = 0; k0 < sg.cnt;) { /* the parts in one packed panel each */
-                    const int jj = sg.j0 + k0, in = NR - jj % NR;
-                    const int k1 = sg.cnt - k0 < in ? sg.cnt : k0 + in;
-                    float *dst = vp + (size_t)(jj / NR) * g->c * NR + (size_t)ci * NR + jj % NR;
-                    input_transform4(rows, (size_t)width, k0, k1, dst, fstride);
-                    k0 = k1;
-                }
-            }
-            j0 += sg.cnt;
-        }
+        else
+            input_chunk4(j, t0, nt, rows, vp, fstride);
         if (nt % NR) /* the last panel's columns past the chunk: zeros, never stored */
             for (int f = 0; f < NF; f++)
                 for (int ci = 0; ci < g->c; ci++)
@@ -855,21 +853,8 @@ static void chunk_task(void *arg, rt_worker *wk)
                            vp + (size_t)f * fstride, 0, m + (size_t)f * fs, nt);
         if (M == 2)
             output_chunk2(j, t0, nt, (wout *)rows, m, fs, act);
-        for (int j0 = 0; j0 < nt && M != 2;) { /* Y of each segment (F(4x4)) */
-            const segment sg = segment_at(j, t0, j0, nt);
-            const int oy = M * sg.ty, ox = M * sg.tx0, span = M * ((sg.cnt + 7) / 8 * 8);
-            const int nx = g->ow - ox < M * sg.cnt ? g->ow - ox : M * sg.cnt;
-            const int nrows = g->oh - oy < M ? g->oh - oy : M;
-            float *r[4] = {rows, rows + span, rows + 2 * span, rows + 3 * span};
-            for (int o = 0; o < g->oc; o++) {
-                const float *mo = m + (size_t)o * nt + sg.j0, bias = j->b ? j->b[o] : 0.0f;
-                const long at = sg.img * ysz + o * P + (long)oy * g->ow + ox;
-                output_transform4(mo, fs, sg.cnt, bias, act, j->alpha, r);
-                for (int i = 0; i < nrows; i++)
-                    put_row(j->y + at + (long)i * g->ow, r[i], nx, j->add);
-            }
-            j0 += sg.cnt;
-        }
+        else
+            output_chunk4(j, t0, nt, rows, m, fs, act);
     }
 }
 
