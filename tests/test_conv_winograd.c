@@ -280,26 +280,29 @@ START_TEST(winograd_default_shapes)
 {
     /* the default setting takes the route where it measured faster only: 32 channels or more
      * on maps a whole number of 8 wide (64 at 16x16, 32 at 8x8), any map from 128 channels
-     * (7x7), not 16 channels at 32x32 nor 64 at 14x14 (bits differ from the GEMM route's
-     * where it is taken, same bits where not) */
-    static const int shapes[][9] = {{64, 16, 16, 64, 1, 1, 1, 1, 0},
-                                    {32, 8, 8, 48, 1, 1, 1, 1, 0},
-                                    {128, 7, 7, 128, 1, 1, 1, 1, 0},
-                                    {16, 32, 32, 16, 1, 1, 1, 1, 0},
-                                    {64, 14, 14, 64, 1, 1, 1, 1, 0},
-                                    {24, 16, 16, 64, 1, 1, 1, 1, 0}};
-    static const int taken[] = {1, 1, 1, 0, 0, 0};
-    for (int t = 0; t < 6; t++) {
+     * (7x7), not 16 channels at 32x32 nor 64 at 14x14, and only over batches with at least
+     * 8192 tiles x channels (64 at 16x16 over 2 images, not 1; 32 channels at 8x8 over 16,
+     * not 15; 128 at 7x7 over 4, not 3). Bits differ from the GEMM route's where it is
+     * taken, same bits where not. The last field is the batch. */
+    static const int shapes[][10] = {
+        {64, 16, 16, 64, 1, 1, 1, 1, 0, 2},  {32, 8, 8, 48, 1, 1, 1, 1, 0, 16},
+        {128, 7, 7, 128, 1, 1, 1, 1, 0, 4},  {16, 32, 32, 16, 1, 1, 1, 1, 0, 4},
+        {64, 14, 14, 64, 1, 1, 1, 1, 0, 4},  {24, 16, 16, 64, 1, 1, 1, 1, 0, 4},
+        {64, 16, 16, 64, 1, 1, 1, 1, 0, 1},  {32, 8, 8, 48, 1, 1, 1, 1, 0, 15},
+        {128, 7, 7, 128, 1, 1, 1, 1, 0, 3}};
+    static const int taken[] = {1, 1, 1, 0, 0, 0, 0, 0, 0};
+    for (int t = 0; t < 9; t++) {
         const rt_conv_geom g = geom_of(shapes[t]);
-        const size_t nx = (size_t)g.c * g.h * g.w, ny = (size_t)g.oc * g.oh * g.ow;
+        const int n = shapes[t][9];
+        const size_t nx = (size_t)n * g.c * g.h * g.w, ny = (size_t)n * g.oc * g.oh * g.ow;
         float *x = rand_array(nx), *w = rand_array(rt_conv2d_weight_count(&g));
         float *y[2] = {malloc(ny * 4), malloc(ny * 4)};
         for (int on = 0; on < 2; on++) {
             rt_conv_use_winograd(on);
-            ck_assert_int_eq(rt_conv2d_forward(&g, x, w, NULL, RT_ACT_NONE, 0, y[on], 1, NULL),
+            ck_assert_int_eq(rt_conv2d_forward(&g, x, w, NULL, RT_ACT_NONE, 0, y[on], n, NULL),
                              0);
         }
-        CHECK(differs(y[0], y[1], ny) == taken[t], "shape %d: route %s", t,
+        CHECK(differs(y[0], y[1], ny) == taken[t], "shape %d over %d images: route %s", t, n,
               taken[t] ? "not taken" : "taken");
         free(x), free(w), free(y[0]), free(y[1]);
     }

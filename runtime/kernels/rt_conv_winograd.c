@@ -21,6 +21,7 @@
 #include "rt_gemm_int.h"
 #include "rt_simd.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -42,6 +43,15 @@
  * Any channel count works. */
 #define MIN_C 32
 #define ANY_MAP_C 128
+/* ... and only where a call has the tiles to pay for its fixed costs (the weight transform,
+ * chunks padded to whole GEMM panels): at least MIN_WORK tiles x channels (min(c, oc)); not
+ * per worker, so that the route and the bits do not depend on the number of threads.
+ * Break-even measured at 1 and 2 threads (batch where both routes run as fast): 32
+ * channels at 16x16 at 4 images (256 tiles), 64 at 8x8 at 8 (128 tiles), 128 at 8x8 at 3-6,
+ * 128 at 4x4 at 12-16, 256 at 4x4 at 7-8; below it the route ran up to 3x slower (64 at 8x8,
+ * one image: 0.22 ms against 0.07), so that one-image inference (cnnrun --predict) lost 10-25 %
+ * on resnet_bn32 with the route on. */
+#define MIN_WORK 8192
 /* RT_CONV_WINOGRAD=0 starts with the route off, 2 forced */
 static rt_conv_switch wino_on = RT_CONV_SWITCH("RT_CONV_WINOGRAD", "012", 1);
 
@@ -70,13 +80,19 @@ static int pick_tile(const rt_conv_geom *g)
     return m ? m : 2;
 }
 
-/* Whether the route is faster than the implicit GEMM for g (the measurements above). */
-static int faster(const rt_conv_geom *g)
+/* Whether the route is faster than the implicit GEMM for g over n images (the measurements
+ * above); n < 0: over some batch. */
+static int faster(const rt_conv_geom *g, int n)
 {
     const int c = g->c < g->oc ? g->c : g->oc;
+    const double tiles = (double)n * ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
+    if (n >= 0 && tiles * c < MIN_WORK)
+        return 0;
     return (c >= ANY_MAP_C && g->ow >= 4) || (c >= MIN_C && g->ow % 8 == 0);
 }
 
+/* Whether the route takes g with activation act over n images (with the switch at 1: where
+ * it is faster); n < 0: over some batch (the scratch it may ask for). */
 int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
 {
     const int on = rt_conv_switch_get(&wino_on);
@@ -87,8 +103,10 @@ int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
         return 0;
     if (act != RT_ACT_NONE && act != RT_ACT_RELU && act != RT_ACT_LEAKYRELU)
         return 0;
-    if (on == 1 && !faster(g))
+    if (on == 1 && !faster(g, n))
         return 0;
+    if (n < 0)
+        return 1;
     /* tile numbers and offsets in ints and longs */
     double tiles = (double)n * ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
     return tiles < (double)INT_MAX / 2;
@@ -176,12 +194,12 @@ static rt_conv_geom transposed(const rt_conv_geom *g)
 size_t rt_conv_wino_scratch_size(const rt_conv_geom *g)
 {
     size_t most = 0;
-    if (rt_conv_wino_ok(g, RT_ACT_NONE, 1))
+    if (rt_conv_wino_ok(g, RT_ACT_NONE, -1))
         most = wplan(g, pick_tile(g), chunk_max(g, pick_tile(g))).total;
     if (g->pt <= 2 && g->pb <= 2 && g->pl <= 2 && g->pr <= 2) {
         rt_conv_geom t = transposed(g);
         const int m = pick_tile(&t);
-        if (rt_conv_wino_ok(&t, RT_ACT_NONE, 1) && wplan(&t, m, chunk_max(&t, m)).total > most)
+        if (rt_conv_wino_ok(&t, RT_ACT_NONE, -1) && wplan(&t, m, chunk_max(&t, m)).total > most)
             most = wplan(&t, m, chunk_max(&t, m)).total;
     }
     return most * sizeof(float);
@@ -202,8 +220,12 @@ typedef struct {
     atomic_int fail;
 } wjob;
 
-/* G v for a column v of 3 kernel taps: 4 values for F(2x2,3x3), 6 for F(4x4,3x3). */
-static inline void gmul(int m, const double *v, double *o)
+/* Up to 8 kernels at once: lane l of a v8d holds kernel l's value. */
+typedef double v8d __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
+
+/* G v for columns v of 3 kernel taps: 4 values for F(2x2,3x3), 6 for F(4x4,3x3). */
+static inline __attribute__((always_inline)) void gmul(int m, const v8d *v, v8d *o)
 {
     if (m == 2) {
         o[0] = v[0];
@@ -220,51 +242,71 @@ static inline void gmul(int m, const double *v, double *o)
     }
 }
 
-/* U = G k G^T of one kernel s (3x3, flipped when flip) for F(m x m, 3x3), frequency f to
- * d[f * astride]. Inlined with m a constant, so that the loops unroll into straight code. */
-static inline __attribute__((always_inline)) void transform_kernel(int m, const float *s,
-                                                                   int flip, float *d,
-                                                                   size_t astride)
+/* U = G k G^T for F(m x m, 3x3) of the kernels of output channels o0 .. o0 + cnt - 1
+ * (cnt <= MR <= 8) and input channel ci (flipped when flip), frequency f's MR values to
+ * d[f * astride] (rows from cnt on: zeros, of either sign), lane by lane in double with the
+ * same arithmetic for every kernel, rounded once. Inlined with m a constant, so that the loops unroll into
+ * straight code. */
+static inline __attribute__((always_inline)) void
+transform_panel(int m, const float *w, int c, int o0, int cnt, int MR, int ci, int flip,
+                float *d, size_t astride)
 {
     const int a = m + 2;
-    double col[3], gcol[6], gk[6][3], row[3], out[6];
+    v8d k[9], col[3], gcol[6], gk[6][3], out[6];
+    for (int t = 0; t < 9; t++) {
+        const float *s = w + ((size_t)o0 * c + ci) * 9 + (flip ? 8 - t : t);
+        for (int l = 0; l < 8; l++)
+            k[t][l] = l < cnt ? s[(size_t)l * c * 9] : 0.0;
+    }
     for (int v = 0; v < 3; v++) { /* G k, column by column */
         for (int u = 0; u < 3; u++)
-            col[u] = flip ? s[(2 - u) * 3 + 2 - v] : s[u * 3 + v];
+            col[u] = k[u * 3 + v];
         gmul(m, col, gcol);
         for (int r = 0; r < a; r++)
             gk[r][v] = gcol[r];
     }
     for (int r = 0; r < a; r++) { /* (G k) G^T, row by row */
-        for (int v = 0; v < 3; v++)
-            row[v] = gk[r][v];
-        gmul(m, row, out);
-        for (int q = 0; q < a; q++)
-            d[(size_t)(r * a + q) * astride] = (float)out[q];
+        gmul(m, gk[r], out);
+        for (int q = 0; q < a; q++) {
+            const v8f f = __builtin_convertvector(out[q], v8f);
+            memcpy(d + (size_t)(r * a + q) * astride, &f, (size_t)MR * sizeof(float));
+        }
     }
+}
+
+RT_CLONES static void transform_panels2(const float *w, int c, int oc, int MR, int p0, int p1,
+                                        int flip, float *u, size_t astride)
+{
+    for (int p = p0; p < p1; p++)
+        for (int ci = 0; ci < c; ci++)
+            transform_panel(2, w, c, p * MR, oc - p * MR < MR ? oc - p * MR : MR, MR, ci, flip,
+                            u + ((size_t)p * c + ci) * MR, astride);
+}
+
+RT_CLONES static void transform_panels4(const float *w, int c, int oc, int MR, int p0, int p1,
+                                        int flip, float *u, size_t astride)
+{
+    for (int p = p0; p < p1; p++)
+        for (int ci = 0; ci < c; ci++)
+            transform_panel(4, w, c, p * MR, oc - p * MR < MR ? oc - p * MR : MR, MR, ci, flip,
+                            u + ((size_t)p * c + ci) * MR, astride);
 }
 
 /* U_f = (G k G^T)[f] of every kernel (k the correlation kernel: w, flipped when g->flip), in
  * double and rounded once, into the packed-A panels of MR output channels this worker owns;
- * rows past oc are zeros. */
+ * rows past oc are zeros (their products are never stored). */
 static void weight_task(void *arg, rt_worker *wk)
 {
     wjob *j = arg;
     const rt_conv_geom *g = j->g;
-    const int MR = rt_gemm_mr(), c = g->c, np = (g->oc + MR - 1) / MR;
+    const int MR = rt_gemm_mr(), np = (g->oc + MR - 1) / MR;
+    assert(MR <= 8); /* the lanes of a v8d (rt_gemm.c's MR: 8, 6 or 4) */
     int q0, q1;
     rt_split_range(np, rt_worker_count(wk), rt_worker_id(wk), &q0, &q1);
-    for (int o = q0 * MR; o < q1 * MR; o++)
-        for (int ci = 0; ci < c; ci++) {
-            float *d = j->u + (size_t)(o / MR) * c * MR + (size_t)ci * MR + o % MR;
-            if (o >= g->oc)
-                for (int f = 0; f < j->nf; f++)
-                    d[f * j->astride] = 0.0f;
-            else if (j->m == 2)
-                transform_kernel(2, j->w + ((size_t)o * c + ci) * 9, g->flip, d, j->astride);
-            else
-                transform_kernel(4, j->w + ((size_t)o * c + ci) * 9, g->flip, d, j->astride);
-        }
+    if (j->m == 2)
+        transform_panels2(j->w, g->c, g->oc, MR, q0, q1, g->flip, j->u, j->astride);
+    else
+        transform_panels4(j->w, g->c, g->oc, MR, q0, q1, g->flip, j->u, j->astride);
 }
 
 /* A segment of a chunk: tiles [tx0, tx0 + cnt) of tile row ty of image img, chunk columns
