@@ -287,7 +287,7 @@ START_TEST(winograd_default_shapes)
     static const int shapes[][10] = {
         {64, 16, 16, 64, 1, 1, 1, 1, 0, 2},  {32, 8, 8, 48, 1, 1, 1, 1, 0, 16},
         {128, 7, 7, 128, 1, 1, 1, 1, 0, 4},  {16, 32, 32, 16, 1, 1, 1, 1, 0, 4},
-        {64, 14, 14, 64, 1, 1, 1, 1, 0, 4},  {24, 16, 16, 64, 1, 1, 1, 1, 0, 4},
+        {64, 14, 14, 64, 1, 1, 1, 1, 0, 4},  {24, 16, 16, 64, 1, 1, 1, 1, 0, 6},
         {64, 16, 16, 64, 1, 1, 1, 1, 0, 1},  {32, 8, 8, 48, 1, 1, 1, 1, 0, 15},
         {128, 7, 7, 128, 1, 1, 1, 1, 0, 3}};
     static const int taken[] = {1, 1, 1, 0, 0, 0, 0, 0, 0};
@@ -307,6 +307,42 @@ START_TEST(winograd_default_shapes)
         free(x), free(w), free(y[0]), free(y[1]);
     }
     rt_conv_use_winograd(2);
+}
+END_TEST
+
+START_TEST(winograd_pool_runs_same_bits)
+{
+    /* a conv and its max pooling in runs of images (rt_conv2d_forward_pool): with the
+     * default rule, 64 channels at 16x16 take the route over 2 images or more, not over one;
+     * 17 images run as 16 + 1 on one worker, as one run of 17 on two. Every run takes the
+     * route of the whole batch: the pooled bits are those of rt_conv2d_forward over the
+     * batch, then the pooling, on 1 and 2 workers */
+    static const int shape[9] = {64, 16, 16, 64, 1, 1, 1, 1, 0};
+    const rt_conv_geom g = geom_of(shape);
+    const rt_pool_geom pg = {.c = 64, .h = 16, .w = 16, .oh = 8, .ow = 8, .kh = 2, .kw = 2,
+                             .sh = 2, .sw = 2};
+    const int n = 17;
+    const size_t nx = (size_t)n * g.c * g.h * g.w, ny = (size_t)n * g.oc * g.oh * g.ow;
+    const size_t np = (size_t)n * pg.c * pg.oh * pg.ow;
+    float *x = rand_array(nx), *w = rand_array(rt_conv2d_weight_count(&g));
+    float *b = rand_array((size_t)g.oc), *y = malloc(ny * 4), *ref = malloc(np * 4);
+    float *py = malloc(np * 4);
+    rt_threads *tp = rt_threads_create(2, NULL);
+    rt_conv_use_winograd(1);
+    ck_assert_int_eq(rt_conv2d_forward(&g, x, w, b, RT_ACT_RELU, 0.0f, y, n, NULL), 0);
+    rt_maxpool_forward(&pg, y, ref, n, NULL);
+    for (int workers = 1; workers <= 2; workers++) {
+        for (size_t i = 0; i < np; i++)
+            py[i] = NAN;
+        ck_assert_int_eq(rt_conv2d_forward_pool(&g, x, w, b, RT_ACT_RELU, 0.0f, y, 0, n, &pg, 0,
+                                                py, workers == 2 ? tp : NULL),
+                         0);
+        CHECK(memcmp(py, ref, np * 4) == 0, "%d worker(s): pooled bits differ from the conv's",
+              workers);
+    }
+    rt_conv_use_winograd(2);
+    rt_threads_destroy(tp);
+    free(x), free(w), free(b), free(y), free(ref), free(py);
 }
 END_TEST
 
@@ -335,6 +371,7 @@ static Suite *suite(void)
     tcase_add_test(t, winograd_same_bits_any_pool);
     tcase_add_test(t, winograd_forward_res_same_bits);
     tcase_add_test(t, winograd_default_shapes);
+    tcase_add_test(t, winograd_pool_runs_same_bits);
     tcase_add_test(t, winograd_gradcheck);
     suite_add_tcase(s, t);
     return s;

@@ -524,12 +524,11 @@ int rt_conv_use_implicit(int on);
 /* Switches the Winograd F(2x2,3x3) route of 3x3 stride-1 zero-padded convolutions (forward
  * and input gradient) off (0), on where it measured faster than the GEMM routes (1: 32 or more
  * channels each way on maps a whole number of 8 wide, 128 or more on any map, on calls with
- * at least 8192 output tiles x channels, so a batch's result may depend on its size; the
- * start value unless the environment has RT_CONV_WINOGRAD=0 or 2), or on for every geometry
- * it can take (2, for tests); not while
- * kernels run. Returns the previous setting. Its results differ from the GEMM routes' by
- * rounding (within 1e-6 of the largest output): tests that compare bits across routes switch
- * it off. */
+ * at least 8192 2x2 output tiles x min(c, oc), so that an image's bits may depend on the
+ * size of its batch; the start value unless the environment has RT_CONV_WINOGRAD=0 or 2),
+ * or on for every geometry it can take (2, for tests); not while kernels run. Returns the
+ * previous setting. Its results differ from the GEMM routes' by rounding (within 2e-6 of the
+ * largest output): tests that compare bits across routes switch it off. */
 int rt_conv_use_winograd(int on);
 /* The Winograd route's output tile: F(2x2,3x3) (m = 2, and the start value unless the
  * environment has RT_CONV_WINOGRAD_TILE=4) or F(4x4,3x3) (m = 4: fewer multiplications, 10x

@@ -736,21 +736,28 @@ static fwd_route route_of(const rt_conv_geom *g, rt_act act, int n)
     return ROUTE_GEMM; /* fwd_task: im2col, or the implicit GEMM (plan().implicit) */
 }
 
+/* rt_conv2d_forward by route r over n >= 1 images of g (normalised). */
+static int forward_by(fwd_route r, const rt_conv_geom *g, const float *x, const float *w,
+                      const float *b, rt_act act, float alpha, float *y, int n, rt_threads *tp)
+{
+    switch (r) {
+    case ROUTE_DW: return rt_conv_dw_forward(g, x, w, b, act, alpha, y, n, tp);
+    case ROUTE_DIRECT: return rt_conv_direct_forward(g, x, w, b, act, alpha, y, n, tp);
+    case ROUTE_WINO: return rt_conv_wino_forward(g, x, w, b, NULL, act, alpha, y, 0, n, tp);
+    case ROUTE_GEMM: break;
+    }
+    fwd_job j = {.g = g, .x = x, .w = w, .b = b, .act = act, .alpha = alpha, .y = y, .n = n};
+    rt_threads_run(tp, fwd_task, &j);
+    return atomic_load(&j.fail) ? -1 : 0;
+}
+
 int rt_conv2d_forward(const rt_conv_geom *gin, const float *x, const float *w, const float *b,
                       rt_act act, float alpha, float *y, int n, rt_threads *tp)
 {
     const rt_conv_geom g = rt_conv_norm(gin);
     if (n <= 0)
         return 0;
-    switch (route_of(&g, act, n)) {
-    case ROUTE_DW: return rt_conv_dw_forward(&g, x, w, b, act, alpha, y, n, tp);
-    case ROUTE_DIRECT: return rt_conv_direct_forward(&g, x, w, b, act, alpha, y, n, tp);
-    case ROUTE_WINO: return rt_conv_wino_forward(&g, x, w, b, NULL, act, alpha, y, 0, n, tp);
-    case ROUTE_GEMM: break;
-    }
-    fwd_job j = {.g = &g, .x = x, .w = w, .b = b, .act = act, .alpha = alpha, .y = y, .n = n};
-    rt_threads_run(tp, fwd_task, &j);
-    return atomic_load(&j.fail) ? -1 : 0;
+    return forward_by(route_of(&g, act, n), &g, x, w, b, act, alpha, y, n, tp);
 }
 
 int rt_conv2d_forward_res(const rt_conv_geom *gin, const float *x, const float *w,
@@ -791,6 +798,12 @@ int rt_conv2d_forward_pool(const rt_conv_geom *g, const float *x, const float *w
     const size_t in = (size_t)g->c * g->h * g->w, out = (size_t)g->oc * g->oh * g->ow;
     const size_t pout = (size_t)pg->c * pg->oh * pg->ow;
     const int nw = tp ? rt_threads_count(tp) : 1;
+    if (n <= 0)
+        return 0;
+    /* the route of the whole batch for every run (Winograd's depends on the images a call
+     * has), so that the bits are rt_conv2d_forward's whatever the runs */
+    const rt_conv_geom gn = rt_conv_norm(g);
+    const fwd_route r = route_of(&gn, act, n);
     /* a run gives each worker about POOL_RUN_BYTES of output: every route splits its
      * images (or their bands) over the workers in order, as the pooling splits its planes,
      * so each worker pools mostly what it has just computed */
@@ -799,7 +812,7 @@ int rt_conv2d_forward_pool(const rt_conv_geom *g, const float *x, const float *w
     for (int s = 0; s < n; s += run) {
         int k = n - s < run ? n - s : run;
         float *yr = keep ? y + (size_t)s * out : y; /* else the same cache-warm place */
-        if (rt_conv2d_forward(g, x + (size_t)s * in, w, b, act, alpha, yr, k, tp) != 0)
+        if (forward_by(r, &gn, x + (size_t)s * in, w, b, act, alpha, yr, k, tp) != 0)
             return -1;
         if (avg)
             rt_avgpool_forward(pg, yr, py + (size_t)s * pout, k, tp);

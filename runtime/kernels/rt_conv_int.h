@@ -137,10 +137,11 @@ void rt_conv_slab_offsets(const rt_conv_geom *g, const rt_conv_slab *sg, int *ko
 /* Winograd F(2x2,3x3) (rt_conv_winograd.c) for 3x3, stride 1, no dilation, one group, zero
  * padding of at most 2 (any mode when unpadded), activation none, relu or leaky relu, and the
  * switch rt_conv_use_winograd on (1: on the shapes and batches where it measured faster; 2:
- * all): whether g (normalised) with n images takes it (n < 0: with some n); the forward (y = act(conv + b + res), res NULL or
- * a residual added before the activation as rt_conv2d_forward_res does, or y += conv when
- * add, with b and res NULL and act none), same contract as rt_conv2d_forward otherwise; the worker
- * scratch it asks for, for g and for its input gradient's geometry. */
+ * all): whether g (normalised) with n images takes it (n < 0: with some n); the forward
+ * (y = act(conv + b + res), res NULL or a residual added before the activation as
+ * rt_conv2d_forward_res does, or y += conv when add, with b and res NULL and act none), same
+ * contract as rt_conv2d_forward otherwise; the worker scratch it asks for, for g and for its
+ * input gradient's geometry. */
 int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n);
 int rt_conv_wino_forward(const rt_conv_geom *g, const float *x, const float *w, const float *b,
                          const float *res, rt_act act, float alpha, float *y, int add, int n,

@@ -44,8 +44,10 @@
 #define MIN_C 32
 #define ANY_MAP_C 128
 /* ... and only where a call has the tiles to pay for its fixed costs (the weight transform,
- * chunks padded to whole GEMM panels): at least MIN_WORK tiles x channels (min(c, oc)); not
- * per worker, so that the route and the bits do not depend on the number of threads.
+ * chunks padded to whole GEMM panels): at least MIN_WORK 2x2 tiles x channels (min(c, oc)),
+ * F(4x4) too (measured with F(2x2)); over the call's images, not per worker, so that the
+ * route and the bits do not depend on the number of threads (rt_conv2d_forward_pool takes
+ * the whole batch's route for each of its runs; an MPI rank, its own share's).
  * Break-even measured at 1 and 2 threads (batch where both routes run as fast): 32
  * channels at 16x16 at 4 images (256 tiles), 64 at 8x8 at 8 (128 tiles), 128 at 8x8 at 3-6,
  * 128 at 4x4 at 12-16, 256 at 4x4 at 7-8; below it the route ran up to 3x slower (64 at 8x8,
@@ -80,13 +82,18 @@ static int pick_tile(const rt_conv_geom *g)
     return m ? m : 2;
 }
 
+/* The 2x2 output tiles of n images of g. */
+static double tiles2(const rt_conv_geom *g, int n)
+{
+    return (double)n * ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
+}
+
 /* Whether the route is faster than the implicit GEMM for g over n images (the measurements
  * above); n < 0: over some batch. */
 static int faster(const rt_conv_geom *g, int n)
 {
     const int c = g->c < g->oc ? g->c : g->oc;
-    const double tiles = (double)n * ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
-    if (n >= 0 && tiles * c < MIN_WORK)
+    if (n >= 0 && tiles2(g, n) * c < MIN_WORK)
         return 0;
     return (c >= ANY_MAP_C && g->ow >= 4) || (c >= MIN_C && g->ow % 8 == 0);
 }
@@ -107,9 +114,7 @@ int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
         return 0;
     if (n < 0)
         return 1;
-    /* tile numbers and offsets in ints and longs */
-    double tiles = (double)n * ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
-    return tiles < (double)INT_MAX / 2;
+    return tiles2(g, n) < (double)INT_MAX / 2; /* tile numbers and offsets in ints and longs */
 }
 
 /* Tiles per chunk (a multiple of the GEMM's NR, itself a multiple of 8). */
@@ -245,8 +250,8 @@ static inline __attribute__((always_inline)) void gmul(int m, const v8d *v, v8d 
 /* U = G k G^T for F(m x m, 3x3) of the kernels of output channels o0 .. o0 + cnt - 1
  * (cnt <= MR <= 8) and input channel ci (flipped when flip), frequency f's MR values to
  * d[f * astride] (rows from cnt on: zeros, of either sign), lane by lane in double with the
- * same arithmetic for every kernel, rounded once. Inlined with m a constant, so that the loops unroll into
- * straight code. */
+ * same arithmetic for every kernel, rounded once. Inlined with m a constant, so that the
+ * loops unroll into straight code. */
 static inline __attribute__((always_inline)) void
 transform_panel(int m, const float *w, int c, int o0, int cnt, int MR, int ci, int flip,
                 float *d, size_t astride)
@@ -269,27 +274,29 @@ transform_panel(int m, const float *w, int c, int o0, int cnt, int MR, int ci, i
         gmul(m, gk[r], out);
         for (int q = 0; q < a; q++) {
             const v8f f = __builtin_convertvector(out[q], v8f);
-            memcpy(d + (size_t)(r * a + q) * astride, &f, (size_t)MR * sizeof(float));
+            float *dst = d + (size_t)(r * a + q) * astride;
+            if (MR == 8) /* a move, not a call */
+                memcpy(dst, &f, sizeof f);
+            else
+                memcpy(dst, &f, (size_t)MR * sizeof(float));
         }
     }
 }
 
-RT_CLONES static void transform_panels2(const float *w, int c, int oc, int MR, int p0, int p1,
-                                        int flip, float *u, size_t astride)
+/* The panels [p0, p1) of MR output channels, every input channel, for F(m x m, 3x3): one
+ * inlined transform_panel for each m. */
+RT_CLONES static void transform_panels(int m, const float *w, int c, int oc, int MR, int p0,
+                                       int p1, int flip, float *u, size_t astride)
 {
     for (int p = p0; p < p1; p++)
-        for (int ci = 0; ci < c; ci++)
-            transform_panel(2, w, c, p * MR, oc - p * MR < MR ? oc - p * MR : MR, MR, ci, flip,
-                            u + ((size_t)p * c + ci) * MR, astride);
-}
-
-RT_CLONES static void transform_panels4(const float *w, int c, int oc, int MR, int p0, int p1,
-                                        int flip, float *u, size_t astride)
-{
-    for (int p = p0; p < p1; p++)
-        for (int ci = 0; ci < c; ci++)
-            transform_panel(4, w, c, p * MR, oc - p * MR < MR ? oc - p * MR : MR, MR, ci, flip,
-                            u + ((size_t)p * c + ci) * MR, astride);
+        for (int ci = 0; ci < c; ci++) {
+            const int cnt = oc - p * MR < MR ? oc - p * MR : MR;
+            float *d = u + ((size_t)p * c + ci) * MR;
+            if (m == 2)
+                transform_panel(2, w, c, p * MR, cnt, MR, ci, flip, d, astride);
+            else
+                transform_panel(4, w, c, p * MR, cnt, MR, ci, flip, d, astride);
+        }
 }
 
 /* U_f = (G k G^T)[f] of every kernel (k the correlation kernel: w, flipped when g->flip), in
@@ -303,10 +310,7 @@ static void weight_task(void *arg, rt_worker *wk)
     assert(MR <= 8); /* the lanes of a v8d (rt_gemm.c's MR: 8, 6 or 4) */
     int q0, q1;
     rt_split_range(np, rt_worker_count(wk), rt_worker_id(wk), &q0, &q1);
-    if (j->m == 2)
-        transform_panels2(j->w, g->c, g->oc, MR, q0, q1, g->flip, j->u, j->astride);
-    else
-        transform_panels4(j->w, g->c, g->oc, MR, q0, q1, g->flip, j->u, j->astride);
+    transform_panels(j->m, j->w, g->c, g->oc, MR, q0, q1, g->flip, j->u, j->astride);
 }
 
 /* A segment of a chunk: tiles [tx0, tx0 + cnt) of tile row ty of image img, chunk columns
