@@ -4,7 +4,9 @@
  * against a float64 direct reference on random data (error bounded), the same bits for 1, 2
  * and 3 workers, a residual add fused into the conv with the bits of the add after it, the
  * shapes the default setting picks, and a finite-difference gradient check
- * through rt_conv2d_backward with the route on (forced on every geometry it can take).
+ * through rt_conv2d_backward with the route on (forced on every geometry it can take); the
+ * same for the kernel for few channels (rt_conv_wino_small.c, switched off in the other
+ * tests so that they cover the chunks), with integer data that it computes exactly.
  */
 #include <check.h>
 #include <math.h>
@@ -122,6 +124,12 @@ static int differs(const float *a, const float *b, size_t n)
 }
 
 static const char *isas[] = {"avx512", "avx2", "generic"};
+
+/* Whether the kernel for few channels can run: the GEMM's micro-kernel in use is AVX-512. */
+static int small_runs(void)
+{
+    return strcmp(rt_gemm_isa(), "avx512") == 0;
+}
 
 /* The checks of winograd_against_reference for tile tiles[ti]. */
 static void against_reference(int ti, rt_threads *tp)
@@ -280,18 +288,22 @@ START_TEST(winograd_default_shapes)
 {
     /* the default setting takes the route where it measured faster only: 32 channels or more
      * on maps a whole number of 8 wide (64 at 16x16, 32 at 8x8), any map from 128 channels
-     * (7x7), not 16 channels at 32x32 nor 64 at 14x14, and only over batches with at least
-     * 8192 tiles x channels (64 at 16x16 over 2 images, not 1; 32 channels at 8x8 over 16,
-     * not 15; 128 at 7x7 over 4, not 3). Bits differ from the GEMM route's where it is
-     * taken, same bits where not. The last field is the batch. */
+     * (7x7), not 64 at 14x14, and only over batches with at least 8192 tiles x channels
+     * (64 at 16x16 over 2 images, not 1; 32 channels at 8x8 over 16, not 15; 128 at 7x7 over
+     * 4, not 3); 16 channels at 32x32 by the kernel for few channels, at any batch, where
+     * it runs (AVX-512). Bits
+     * differ from the GEMM route's where it is taken, same bits where not. The last field is
+     * the batch. */
     static const int shapes[][10] = {
         {64, 16, 16, 64, 1, 1, 1, 1, 0, 2},  {32, 8, 8, 48, 1, 1, 1, 1, 0, 16},
         {128, 7, 7, 128, 1, 1, 1, 1, 0, 4},  {16, 32, 32, 16, 1, 1, 1, 1, 0, 4},
         {64, 14, 14, 64, 1, 1, 1, 1, 0, 4},  {24, 16, 16, 64, 1, 1, 1, 1, 0, 6},
         {64, 16, 16, 64, 1, 1, 1, 1, 0, 1},  {32, 8, 8, 48, 1, 1, 1, 1, 0, 15},
         {128, 7, 7, 128, 1, 1, 1, 1, 0, 3}};
-    static const int taken[] = {1, 1, 1, 0, 0, 0, 0, 0, 0};
+    static const int taken[] = {1, 1, 1, -1, 0, 0, 0, 0, 0}; /* -1: where small_runs() */
+    rt_conv_winograd_small(1);
     for (int t = 0; t < 9; t++) {
+        const int want = taken[t] < 0 ? small_runs() : taken[t];
         const rt_conv_geom g = geom_of(shapes[t]);
         const int n = shapes[t][9];
         const size_t nx = (size_t)n * g.c * g.h * g.w, ny = (size_t)n * g.oc * g.oh * g.ow;
@@ -302,10 +314,11 @@ START_TEST(winograd_default_shapes)
             ck_assert_int_eq(rt_conv2d_forward(&g, x, w, NULL, RT_ACT_NONE, 0, y[on], n, NULL),
                              0);
         }
-        CHECK(differs(y[0], y[1], ny) == taken[t], "shape %d over %d images: route %s", t, n,
-              taken[t] ? "not taken" : "taken");
+        CHECK(differs(y[0], y[1], ny) == want, "shape %d over %d images: route %s", t, n,
+              want ? "not taken" : "taken");
         free(x), free(w), free(y[0]), free(y[1]);
     }
+    rt_conv_winograd_small(0);
     rt_conv_use_winograd(2);
 }
 END_TEST
@@ -346,6 +359,199 @@ START_TEST(winograd_pool_runs_same_bits)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ few channels */
+
+/* Geometries the kernel for few channels (rt_conv_wino_small.c) takes, padding 1: a tile
+ * row of several 32-wide segments (64, 96), an image's last work item with one vector of
+ * tiles (2x32: one vector; 10 rows: five), output channels past a block of 8 (20, 40),
+ * 64 channels on one side, one channel, the flip; 4 input channels or more (fewer go to
+ * the direct route). Their input gradients (c and oc swapped) take it too. Columns: c h w
+ * oc flip. */
+static const int scases[][5] = {
+    {16, 32, 32, 16, 0}, {5, 2, 32, 20, 1}, {24, 6, 64, 8, 0}, {64, 4, 32, 24, 1},
+    {16, 4, 96, 40, 0},  {8, 10, 32, 64, 0}, {4, 2, 32, 1, 0},
+};
+#define NSCASES ((int)(sizeof scases / sizeof scases[0]))
+
+static rt_conv_geom sgeom_of(const int *k)
+{
+    const int full[9] = {k[0], k[1], k[2], k[3], 1, 1, 1, 1, k[4]};
+    return geom_of(full);
+}
+
+START_TEST(winograd_small_against_reference)
+{
+    /* each activation, with and without a bias, 1 and 3 images, with every micro-kernel
+     * this CPU has: y and dx within F(2x2)'s bounds of the float64 reference; the kernel is
+     * taken with the AVX-512 micro-kernel (its bits differ from the chunked route's,
+     * RT_CONV_WINOGRAD_SMALL=0), not with the others (the same bits); the same bits on 1, 2
+     * and 3 workers; dx accumulated onto dx0 is dx0 + dx bit for bit; a residual fused into
+     * it gives the bits of the conv, then the add */
+    static const rt_act acts[] = {RT_ACT_NONE, RT_ACT_RELU, RT_ACT_LEAKYRELU};
+    const char *before = rt_gemm_isa();
+    rt_threads *tp2 = rt_threads_create(2, NULL), *tp3 = rt_threads_create(3, NULL);
+    rt_threads *pools[] = {NULL, tp2, tp3};
+    double worst_y = 0, worst_dx = 0;
+    int ran = 0;
+    rt_conv_use_winograd(2);
+    for (int is = 0; is < 3; is++) {
+        if (rt_gemm_use_isa(isas[is]) != 0)
+            continue; /* this CPU lacks it */
+        ran++;
+        for (int t = 0; t < NSCASES; t++) {
+            const rt_conv_geom g = sgeom_of(scases[t]);
+            const int n = t % 2 ? 1 : 3;
+            const rt_act act = acts[(t + is) % 3];
+            const size_t nx = (size_t)n * g.c * g.h * g.w, ny = (size_t)n * g.oc * g.oh * g.ow;
+            float *x = rand_array(nx), *w = rand_array(rt_conv2d_weight_count(&g));
+            float *b = rand_array((size_t)g.oc), *dz = rand_array(ny), *dx0 = rand_array(nx);
+            float *res = rand_array(ny), *dw = malloc(rt_conv2d_weight_count(&g) * 4);
+            float *zero = calloc((size_t)g.oc, 4);
+            const float *bias = (t + is) % 2 ? b : NULL;
+            double *ry = malloc(ny * 8), *rdx = malloc(nx * 8);
+            ref_conv(&g, n, x, w, bias ? b : zero, dz, act, 0.1f, ry, rdx);
+            float *y[4], *dx[4];
+            for (int k = 0; k < 4; k++) { /* k < 3: the kernel on pools[k]; 3: chunked */
+                rt_conv_winograd_small(k < 3);
+                y[k] = malloc(ny * 4), dx[k] = malloc(nx * 4);
+                rt_threads *p = pools[k < 3 ? k : 1];
+                ck_assert_int_eq(rt_conv2d_forward(&g, x, w, bias, act, 0.1f, y[k], n, p), 0);
+                ck_assert_int_eq(rt_conv2d_backward(&g, x, w, dz, dx[k], 0, dw, NULL, n, p), 0);
+            }
+            rt_conv_winograd_small(1);
+            const int runs = small_runs();
+            const double ey = rel_err(y[0], ry, ny), ex = rel_err(dx[0], rdx, nx);
+            CHECK(ey <= fwd_bound[0], "%s case %d: y off by %.3g", isas[is], t, ey);
+            CHECK(ex <= dx_bound[0], "%s case %d: dx off by %.3g", isas[is], t, ex);
+            worst_y = fmax(worst_y, ey), worst_dx = fmax(worst_dx, ex);
+            for (int k = 1; k < 3; k++) {
+                CHECK(!differs(y[0], y[k], ny), "%s case %d: y on %d workers differs", isas[is],
+                      t, k + 1);
+                CHECK(!differs(dx[0], dx[k], nx), "%s case %d: dx on %d workers differs",
+                      isas[is], t, k + 1);
+            }
+            CHECK(differs(y[0], y[3], ny) == runs && differs(dx[0], dx[3], nx) == runs,
+                  "%s case %d: kernel %s", isas[is], t, runs ? "not taken" : "taken");
+            float *acc = malloc(nx * 4), *f = malloc(ny * 4), *a = malloc(ny * 4);
+            memcpy(acc, dx0, nx * 4);
+            ck_assert_int_eq(rt_conv2d_backward(&g, x, w, dz, acc, 1, dw, NULL, n, tp2), 0);
+            for (size_t i = 0; i < nx; i++)
+                CHECK(acc[i] == dx0[i] + dx[0][i], "%s case %d: accumulated dx[%zu]", isas[is],
+                      t, i);
+            ck_assert_int_eq(rt_conv2d_forward(&g, x, w, bias, RT_ACT_NONE, 0.0f, a, n, tp2), 0);
+            rt_add_act_forward_mt(a, res, act, 0.1f, a, ny, tp2);
+            for (size_t i = 0; i < ny; i++)
+                f[i] = NAN; /* an output left unwritten shows */
+            ck_assert_int_eq(rt_conv2d_forward_res(&g, x, w, bias, res, act, 0.1f, f, n, tp2),
+                             0);
+            CHECK(memcmp(a, f, ny * 4) == 0, "%s case %d: fused residual's bits differ",
+                  isas[is], t);
+            for (int k = 0; k < 4; k++)
+                free(y[k]), free(dx[k]);
+            free(x), free(w), free(b), free(dz), free(dx0), free(res), free(dw), free(zero);
+            free(ry), free(rdx), free(acc), free(f), free(a);
+        }
+    }
+    printf("winograd for few channels: largest error %.3g forward, %.3g input gradient "
+           "(bounds %g, %g)\n", worst_y, worst_dx, fwd_bound[0], dx_bound[0]);
+    rt_conv_winograd_small(0);
+    ck_assert_int_gt(ran, 0);
+    ck_assert_int_eq(rt_gemm_use_isa(before), 0);
+    rt_threads_destroy(tp2);
+    rt_threads_destroy(tp3);
+}
+END_TEST
+
+START_TEST(winograd_small_exact)
+{
+    /* small integers in, bias, weights and dz: every step of F(2x2,3x3) is exact in float
+     * (U has halves and quarters), so y and dx equal the definition's exactly, on every
+     * micro-kernel's copy */
+    static const int k[5] = {5, 4, 64, 12, 1};
+    const rt_conv_geom g = sgeom_of(k);
+    const int n = 2;
+    const size_t nx = (size_t)n * g.c * g.h * g.w, ny = (size_t)n * g.oc * g.oh * g.ow;
+    const size_t nw = rt_conv2d_weight_count(&g);
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)g.oc * 4);
+    float *dz = malloc(ny * 4), *y = malloc(ny * 4), *dx = malloc(nx * 4), *dw = malloc(nw * 4);
+    double *ry = malloc(ny * 8), *rdx = malloc(nx * 8);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (float)((int)(i * 7 % 5) - 2);
+    for (size_t i = 0; i < nw; i++)
+        w[i] = (float)((int)(i * 3 % 7) - 3);
+    for (int o = 0; o < g.oc; o++)
+        b[o] = (float)(o % 3 - 1);
+    for (size_t i = 0; i < ny; i++)
+        dz[i] = (float)((int)(i * 5 % 3) - 1);
+    ref_conv(&g, n, x, w, b, dz, RT_ACT_RELU, 0.0f, ry, rdx);
+    const char *before = rt_gemm_isa();
+    rt_conv_use_winograd(1);
+    rt_conv_winograd_small(1);
+    for (int is = 0; is < 3; is++) {
+        if (rt_gemm_use_isa(isas[is]) != 0)
+            continue;
+        printf("winograd for few channels, exact: micro-kernel %s, kernel %s\n", isas[is],
+               small_runs() ? "on" : "off (the implicit GEMM)");
+        ck_assert_int_eq(rt_conv2d_forward(&g, x, w, b, RT_ACT_RELU, 0.0f, y, n, NULL), 0);
+        ck_assert_int_eq(rt_conv2d_backward(&g, x, w, dz, dx, 0, dw, NULL, n, NULL), 0);
+        for (size_t i = 0; i < ny; i++)
+            CHECK(y[i] == ry[i], "%s: y[%zu] %.9g, expected %.9g", isas[is], i, y[i], ry[i]);
+        for (size_t i = 0; i < nx; i++)
+            CHECK(dx[i] == rdx[i], "%s: dx[%zu] %.9g, expected %.9g", isas[is], i, dx[i],
+                  rdx[i]);
+    }
+    ck_assert_int_eq(rt_gemm_use_isa(before), 0);
+    rt_conv_winograd_small(0);
+    rt_conv_use_winograd(2);
+    free(x), free(w), free(b), free(dz), free(y), free(dx), free(dw), free(ry), free(rdx);
+}
+END_TEST
+
+START_TEST(winograd_small_default_shapes)
+{
+    /* the default setting runs the kernel, forward and input gradient, on any batch where
+     * min(c, oc) <= 24 and max(c, oc) <= 64, 3x3 "same", the height even and the width a
+     * whole number of 32 (its bits then differ from those with it off), where it runs
+     * (AVX-512); not at 32 channels each way, 65 on a side, 25 on both, a width of 48, an
+     * odd height, no padding; nor with F(4x4) asked for, even with the route forced.
+     * Columns: c h w oc pad images taken. */
+    static const int shapes[][7] = {
+        {16, 32, 32, 16, 1, 1, 1}, {24, 8, 64, 64, 1, 2, 1}, {64, 4, 32, 8, 1, 1, 1},
+        {32, 8, 32, 32, 1, 1, 0},  {65, 4, 32, 16, 1, 1, 0}, {16, 4, 32, 65, 1, 1, 0},
+        {25, 4, 32, 25, 1, 1, 0},  {16, 8, 48, 16, 1, 1, 0}, {16, 7, 32, 16, 1, 1, 0},
+        {16, 10, 34, 16, 0, 1, 0}};
+    const int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
+    printf("winograd for few channels: micro-kernel %s, kernel %s\n", rt_gemm_isa(),
+           small_runs() ? "runs" : "does not run");
+    for (int t = 0; t <= nshapes; t++) {
+        const int *k = shapes[t < nshapes ? t : 0], p = k[4];
+        const int full[9] = {k[0], k[1], k[2], k[3], p, p, p, p, 0};
+        const rt_conv_geom g = geom_of(full);
+        const int n = k[5], want = t < nshapes && k[6] && small_runs();
+        rt_conv_use_winograd(t < nshapes ? 1 : 2); /* the last: F(4x4), forced */
+        rt_conv_winograd_tile(t < nshapes ? 2 : 4);
+        const size_t nx = (size_t)n * g.c * g.h * g.w, ny = (size_t)n * g.oc * g.oh * g.ow;
+        float *x = rand_array(nx), *w = rand_array(rt_conv2d_weight_count(&g));
+        float *dz = rand_array(ny), *dw = malloc(rt_conv2d_weight_count(&g) * 4);
+        float *y[2] = {malloc(ny * 4), malloc(ny * 4)}, *dx[2] = {malloc(nx * 4), malloc(nx * 4)};
+        for (int on = 0; on < 2; on++) {
+            rt_conv_winograd_small(on);
+            ck_assert_int_eq(rt_conv2d_forward(&g, x, w, NULL, RT_ACT_NONE, 0, y[on], n, NULL),
+                             0);
+            ck_assert_int_eq(rt_conv2d_backward(&g, x, w, dz, dx[on], 0, dw, NULL, n, NULL), 0);
+        }
+        CHECK(differs(y[0], y[1], ny) == want, "shape %d: kernel %s", t,
+              want ? "not taken" : "taken");
+        CHECK(differs(dx[0], dx[1], nx) == want, "shape %d: kernel %s for dx", t,
+              want ? "not taken" : "taken");
+        free(x), free(w), free(dz), free(dw), free(y[0]), free(y[1]), free(dx[0]), free(dx[1]);
+    }
+    rt_conv_winograd_tile(2);
+    rt_conv_winograd_small(0);
+    rt_conv_use_winograd(2);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ gradient check */
 
 START_TEST(winograd_gradcheck)
@@ -359,6 +565,10 @@ START_TEST(winograd_gradcheck)
         gc_conv_check("winograd conv", geom_of(gcases[t % 2]), 2);
     }
     rt_conv_winograd_tile(2);
+    static const int scase[5] = {4, 2, 32, 6, 0}; /* the kernel for few channels (AVX-512) */
+    rt_conv_winograd_small(1);
+    gc_conv_check("winograd conv, few channels", sgeom_of(scase), 2);
+    rt_conv_winograd_small(0);
 }
 END_TEST
 
@@ -372,6 +582,9 @@ static Suite *suite(void)
     tcase_add_test(t, winograd_forward_res_same_bits);
     tcase_add_test(t, winograd_default_shapes);
     tcase_add_test(t, winograd_pool_runs_same_bits);
+    tcase_add_test(t, winograd_small_against_reference);
+    tcase_add_test(t, winograd_small_exact);
+    tcase_add_test(t, winograd_small_default_shapes);
     tcase_add_test(t, winograd_gradcheck);
     suite_add_tcase(s, t);
     return s;
@@ -380,6 +593,8 @@ static Suite *suite(void)
 int main(void)
 {
     rt_conv_use_winograd(2); /* on every geometry it takes, small ones included */
+    rt_conv_winograd_small(0); /* by the chunks; the tests of the kernel for few channels
+                                * switch it on */
     SRunner *r = srunner_create(suite());
     srunner_run_all(r, CK_ENV);
     int failed = srunner_ntests_failed(r);

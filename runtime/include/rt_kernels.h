@@ -525,7 +525,8 @@ int rt_conv_use_implicit(int on);
  * and input gradient) off (0), on where it measured faster than the GEMM routes (1: 32 or more
  * channels each way on maps a whole number of 8 wide, 128 or more on any map, on calls with
  * at least 8192 2x2 output tiles x min(c, oc), so that an image's bits may depend on the
- * size of its batch; the start value unless the environment has RT_CONV_WINOGRAD=0 or 2),
+ * size of its batch; and, at any batch, where rt_conv_winograd_small's kernel serves; the
+ * start value unless the environment has RT_CONV_WINOGRAD=0 or 2),
  * or on for every geometry it can take (2, for tests); not while kernels run. Returns the
  * previous setting. Its results differ from the GEMM routes' by rounding (within 2e-6 of the
  * largest output): tests that compare bits across routes switch it off. */
@@ -534,6 +535,15 @@ int rt_conv_use_winograd(int on);
  * environment has RT_CONV_WINOGRAD_TILE=4) or F(4x4,3x3) (m = 4: fewer multiplications, 10x
  * the rounding error, no faster on the benchmark networks); returns the previous one. */
 int rt_conv_winograd_tile(int m);
+/* Switches the Winograd route's kernel for few channels on or off (on at start unless the
+ * environment has RT_CONV_WINOGRAD_SMALL=0; not while kernels run), returning the previous
+ * setting. Where it is on and the GEMM's micro-kernel is AVX-512, F(2x2,3x3) convolutions
+ * that are 3x3 "same" with zero padding, an even height and a width a whole number of 32,
+ * with at most 24 channels on one side and 64 on the other, run it (the route then also
+ * takes them by default: it measured 1.3-1.9x faster than the GEMM routes there, at any
+ * batch); otherwise the implicit GEMM serves them (the route's chunked GEMMs where the
+ * route is forced on), with other rounding. */
+int rt_conv_winograd_small(int on);
 /* Switches the direct route of convolutions with few input channels (first layers; forward,
  * dW and db) on or off (on at start unless the environment has RT_CONV_DIRECT=0; not while
  * kernels run), returning the previous setting. */

@@ -147,5 +147,34 @@ int rt_conv_wino_forward(const rt_conv_geom *g, const float *x, const float *w, 
                          const float *res, rt_act act, float alpha, float *y, int add, int n,
                          rt_threads *tp);
 size_t rt_conv_wino_scratch_size(const rt_conv_geom *g);
+/* U_f = (G k G^T)[f] for F(2x2,3x3) of g's kernels w (flipped when g->flip), in double and
+ * rounded once, as packed-A panels of mr <= 8 output channels: panels [p0, p1), frequency f
+ * at u + f * astride, panel p's [c][mr] block at p * c * mr (rows past oc: zeros). */
+void rt_conv_wino_weights(const rt_conv_geom *g, const float *w, int mr, int p0, int p1,
+                          float *u, size_t astride);
+
+/* The activation (1 relu, 2 leaky relu) of the lanes of v, a VT vector (VIT: its int
+ * twin), as x > 0 ? x : (leaky ? alpha x : 0) does it to one value: the Winograd kernels'
+ * inverse transforms. */
+#define VACT(VT, VIT, v, act, alpha)                                                       \
+    do {                                                                                  \
+        if (act) {                                                                        \
+            const VT z_ = {0};                                                            \
+            VIT pos_ = (v) > z_;                                                          \
+            VT neg_ = (act) == 2 ? (alpha) * (v) : z_;                                    \
+            (v) = (VT)((pos_ & (VIT)(v)) | (~pos_ & (VIT)neg_));                          \
+        }                                                                                 \
+    } while (0)
+
+/* F(2x2,3x3) for few channels (rt_conv_wino_small.c), which rt_conv_wino_forward runs for
+ * F(2x2) where rt_conv_winos_takes(g): 3x3 "same" (padding 1 each side, zeros), stride 1,
+ * an even height, a width a whole number of 32, min(c, oc) <= 24 and max(c, oc) <= 64, the
+ * switch rt_conv_winograd_small on and the GEMM's micro-kernel AVX-512. Same contract as
+ * rt_conv_wino_forward; the worker scratch it asks for. */
+int rt_conv_winos_takes(const rt_conv_geom *g);
+int rt_conv_winos_forward(const rt_conv_geom *g, const float *x, const float *w,
+                          const float *b, const float *res, rt_act act, float alpha, float *y,
+                          int add, int n, rt_threads *tp);
+size_t rt_conv_winos_scratch_size(const rt_conv_geom *g);
 
 #endif

@@ -16,6 +16,10 @@
  * a GEMM column on no other column, so the bits do not depend on the chunks or on the number
  * of workers. Used by rt_conv2d_forward(_res) and by the input gradient (a stride-1
  * correlation of the padded dZ with the flipped kernel) where rt_conv_wino_ok says so.
+ * F(2x2) on 3x3 "same" layers with few channels (at most 24 on a side, 64 on the other)
+ * whose maps are an even number of rows high and 32 wide, or a multiple of it, goes to the
+ * kernel of rt_conv_wino_small.c instead (AVX-512), which keeps every stage in registers and
+ * L1: the route takes those at any batch.
  */
 #include "rt_conv_int.h"
 #include "rt_gemm_int.h"
@@ -38,9 +42,9 @@
  * rows of whole half vectors: 32 at 8x8 0.16 -> 0.15 ms forward, at 16x16 0.56 -> 0.43, at
  * 32x32 2.2 -> 1.9; 64 at 8x8 0.57 -> 0.40, at 32x32 8.5 -> 5.7), any map 4 wide or more
  * from 128 channels on (128 at 4x4 0.86 -> 0.76, at 7x7 2.7 -> 1.8, at 14x14 7.3 -> 6.0).
- * Not below: 16 channels at 32x32 0.53 -> 0.59, 64 at 14x14 1.9 -> 2.2 (tile rows that end
- * inside a vector are written by runs, some element by element), 32 at 4x4 0.07 -> 0.13.
- * Any channel count works. */
+ * Not below: 16 channels at 32x32 0.53 -> 0.59 (rt_conv_wino_small.c serves those), 64 at
+ * 14x14 1.9 -> 2.2 (tile rows that end inside a vector are written by runs, some element by
+ * element), 32 at 4x4 0.07 -> 0.13. Any channel count works. */
 #define MIN_C 32
 #define ANY_MAP_C 128
 /* ... and only where a call has the tiles to pay for its fixed costs (the weight transform,
@@ -99,7 +103,8 @@ static int faster(const rt_conv_geom *g, int n)
 }
 
 /* Whether the route takes g with activation act over n images (with the switch at 1: where
- * it is faster); n < 0: over some batch (the scratch it may ask for). */
+ * it is faster, by the chunks or, at any batch, by the kernel for few channels); n < 0: over
+ * some batch (the scratch it may ask for). */
 int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
 {
     const int on = rt_conv_switch_get(&wino_on);
@@ -110,7 +115,7 @@ int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
         return 0;
     if (act != RT_ACT_NONE && act != RT_ACT_RELU && act != RT_ACT_LEAKYRELU)
         return 0;
-    if (on == 1 && !faster(g, n))
+    if (on == 1 && !faster(g, n) && !(pick_tile(g) == 2 && rt_conv_winos_takes(g)))
         return 0;
     if (n < 0)
         return 1;
@@ -196,18 +201,26 @@ static rt_conv_geom transposed(const rt_conv_geom *g)
     return t;
 }
 
+/* Bytes of worker scratch the route asks for g (0: it does not take g). */
+static size_t scratch_of(const rt_conv_geom *g)
+{
+    if (!rt_conv_wino_ok(g, RT_ACT_NONE, -1))
+        return 0;
+    const int m = pick_tile(g);
+    if (m == 2 && rt_conv_winos_takes(g))
+        return rt_conv_winos_scratch_size(g);
+    return wplan(g, m, chunk_max(g, m)).total * sizeof(float);
+}
+
 size_t rt_conv_wino_scratch_size(const rt_conv_geom *g)
 {
-    size_t most = 0;
-    if (rt_conv_wino_ok(g, RT_ACT_NONE, -1))
-        most = wplan(g, pick_tile(g), chunk_max(g, pick_tile(g))).total;
+    size_t most = scratch_of(g);
     if (g->pt <= 2 && g->pb <= 2 && g->pl <= 2 && g->pr <= 2) {
-        rt_conv_geom t = transposed(g);
-        const int m = pick_tile(&t);
-        if (rt_conv_wino_ok(&t, RT_ACT_NONE, -1) && wplan(&t, m, chunk_max(&t, m)).total > most)
-            most = wplan(&t, m, chunk_max(&t, m)).total;
+        const rt_conv_geom t = transposed(g);
+        if (scratch_of(&t) > most)
+            most = scratch_of(&t);
     }
-    return most * sizeof(float);
+    return most;
 }
 
 typedef struct {
@@ -297,6 +310,12 @@ RT_CLONES static void transform_panels(int m, const float *w, int c, int oc, int
             else
                 transform_panel(4, w, c, p * MR, cnt, MR, ci, flip, d, astride);
         }
+}
+
+void rt_conv_wino_weights(const rt_conv_geom *g, const float *w, int mr, int p0, int p1,
+                          float *u, size_t astride)
+{
+    transform_panels(2, w, g->c, g->oc, mr, p0, p1, g->flip, u, astride);
 }
 
 /* U_f = (G k G^T)[f] of every kernel (k the correlation kernel: w, flipped when g->flip), in
@@ -480,18 +499,6 @@ RT_CLONES static void input_groups2(const float *restrict buf, size_t S, const w
         }
     }
 }
-
-/* The activation (1 relu, 2 leaky relu) of the lanes of v, a VT vector (VIT: its int
- * twin), as act1 does it to one value. */
-#define VACT(VT, VIT, v, act, alpha)                                                       \
-    do {                                                                                  \
-        if (act) {                                                                        \
-            const VT z_ = {0};                                                            \
-            VIT pos_ = (v) > z_;                                                          \
-            VT neg_ = (act) == 2 ? (alpha) * (v) : z_;                                    \
-            (v) = (VT)((pos_ & (VIT)(v)) | (~pos_ & (VIT)neg_));                          \
-        }                                                                                 \
-    } while (0)
 
 static inline float act1(float v, int act, float alpha)
 {
@@ -915,6 +922,8 @@ int rt_conv_wino_forward(const rt_conv_geom *g, const float *x, const float *w, 
         rt_add_act_forward_mt(y, res, act, alpha, y, (size_t)n * g->oc * g->oh * g->ow, tp);
         return 0;
     }
+    if (M == 2 && rt_conv_winos_takes(g)) /* few channels: rt_conv_wino_small.c */
+        return rt_conv_winos_forward(g, x, w, b, res, act, alpha, y, add, n, tp);
     const size_t astride = rt_gemm_packed_a_floats(g->oc, g->c) + SKEW; /* off 4 KiB sets */
     float *u = malloc((size_t)NF * astride * sizeof *u);
     if (!u)
