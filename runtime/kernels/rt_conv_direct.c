@@ -33,10 +33,6 @@
 #define DW_BAND_BYTES (24 * 1024) /* a dW band's dz rows (WB channels): half of a 48 KiB L1,
                                    * beside the input rows they meet */
 
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4)));
-typedef int v16i __attribute__((vector_size(64)));
-
 #define LD(p) (*(const v16u *)(p))
 
 /* RT_CONV_DIRECT=0 starts with the route off */

@@ -153,6 +153,19 @@ size_t rt_conv_wino_scratch_size(const rt_conv_geom *g);
 void rt_conv_wino_weights(const rt_conv_geom *g, const float *w, int mr, int p0, int p1,
                           float *u, size_t astride);
 
+/* 16 floats: one AVX-512 register in the kernels' AVX-512 copies (two or four elsewhere);
+ * v16u the same, aligned as a float; v16i the int twin (comparison masks). LD16 and ST16:
+ * a load and a store at any float's address. */
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));
+typedef int v16i __attribute__((vector_size(64)));
+#define LD16(v, p) memcpy(&(v), (p), sizeof(v16))
+#define ST16(p, v)                                                                         \
+    do {                                                                                  \
+        v16 st16_ = (v);                                                                  \
+        memcpy((p), &st16_, sizeof st16_);                                                \
+    } while (0)
+
 /* The activation (1 relu, 2 leaky relu) of the lanes of v, a VT vector (VIT: its int
  * twin), as x > 0 ? x : (leaky ? alpha x : 0) does it to one value: the Winograd kernels'
  * inverse transforms. */
@@ -164,6 +177,28 @@ void rt_conv_wino_weights(const rt_conv_geom *g, const float *w, int mr, int p0,
             VT neg_ = (act) == 2 ? (alpha) * (v) : z_;                                    \
             (v) = (VT)((pos_ & (VIT)(v)) | (~pos_ & (VIT)neg_));                          \
         }                                                                                 \
+    } while (0)
+
+/* The last steps of a VT vector u of output columns, all in the map: + the residual at rs
+ * (NULL: none), the activation, stored at o or, when add, added to what o holds. LD and ST:
+ * VT's unaligned load and store. A macro: a function taking a vector would have another ABI
+ * in the baseline build than in the AVX copies. */
+#define FINISH(VT, VIT, LD, ST, u, rs, act, alpha, add, o)                                 \
+    do {                                                                                  \
+        VT u_ = (u);                                                                      \
+        const float *rs_ = (rs);                                                          \
+        if (rs_) {                                                                        \
+            VT r_;                                                                        \
+            LD(r_, rs_);                                                                  \
+            u_ += r_;                                                                     \
+        }                                                                                 \
+        VACT(VT, VIT, u_, act, alpha);                                                    \
+        if (add) {                                                                        \
+            VT o_;                                                                        \
+            LD(o_, (o));                                                                  \
+            u_ += o_;                                                                     \
+        }                                                                                 \
+        ST((o), u_);                                                                      \
     } while (0)
 
 /* F(2x2,3x3) for few channels (rt_conv_wino_small.c), which rt_conv_wino_forward runs for

@@ -35,9 +35,9 @@
 
 #define OB 8      /* output channels per block: a weight panel of rt_conv_wino_weights */
 #define NV 2      /* vectors of 16 tiles per work item */
-#define MAX_C 64  /* input channels: V stays within 128 KiB of scratch */
 #define MAX_SMALL 24 /* the default takes it when min(c, oc) is at most this... */
-#define MAX_BIG 64   /* ... and max(c, oc) at most this (measured: 16 to 24 and 32 to 64) */
+#define MAX_BIG 64   /* ... and max(c, oc) at most this (measured: 16 to 24 and 32 to 64; V,
+                      * 2 KiB per input channel, then stays within 128 KiB of scratch) */
 
 /* RT_CONV_WINOGRAD_SMALL=0 starts with this kernel off (the implicit GEMM then serves, or
  * with RT_CONV_WINOGRAD=2 the chunked route) */
@@ -65,7 +65,7 @@ int rt_conv_winos_takes(const rt_conv_geom *g)
         g->pad != RT_PAD_ZERO || g->oh != g->h || g->ow != g->w || g->h % 2 || g->w % 32)
         return 0;
     const int lo = g->c < g->oc ? g->c : g->oc, hi = g->c < g->oc ? g->oc : g->c;
-    return g->c <= MAX_C && lo <= MAX_SMALL && hi <= MAX_BIG;
+    return lo <= MAX_SMALL && hi <= MAX_BIG;
 }
 
 /* A worker's scratch: V [16 frequencies][c][NV][16], then M [OB][16][NV][16]. */
@@ -79,21 +79,17 @@ size_t rt_conv_winos_scratch_size(const rt_conv_geom *g)
     return (v_floats(g->c) + (size_t)OB * 16 * NV * 16) * sizeof(float);
 }
 
-typedef float sv16 __attribute__((vector_size(64)));
-typedef float sv16u __attribute__((vector_size(64), aligned(4)));
-typedef int sv16i __attribute__((vector_size(64)));
-
 /* Vectors q0 .. q0 + nq - 1 (q = tile row * segs + segment) of one image x [c][h][w]: the
  * input transform into V; for the vectors past nq (an image's last item), those of q0. */
 static inline __attribute__((always_inline)) void input_item(const float *x, int c, int h,
                                                             int w, int q0, int nq, float *V)
 {
     const int segs = w / 32;
-    const sv16 z = {0};
+    const v16 z = {0};
     for (int ci = 0; ci < c; ci++)
         for (int v = 0; v < NV; v++) {
             const int q = q0 + (v < nq ? v : 0), ty = q / segs, sx = q % segs;
-            sv16 R[4][4]; /* B^T along the rows of input rows 2 ty - 1 .. 2 ty + 2 */
+            v16 R[4][4]; /* B^T along the rows of input rows 2 ty - 1 .. 2 ty + 2 */
             _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
                 const int iy = 2 * ty - 1 + r;
                 if (iy < 0 || iy >= h) {
@@ -101,18 +97,18 @@ static inline __attribute__((always_inline)) void input_item(const float *x, int
                     continue;
                 }
                 const float *row = x + ((size_t)ci * h + iy) * w + sx * 32;
-                const sv16 lo = *(const sv16u *)row, hi = *(const sv16u *)(row + 16);
-                sv16 left = z, right = z; /* the columns either side: map or padding */
+                const v16 lo = *(const v16u *)row, hi = *(const v16u *)(row + 16);
+                v16 left = z, right = z; /* the columns either side: map or padding */
                 left[0] = sx > 0 ? row[-1] : 0.0f;
                 right[0] = sx < segs - 1 ? row[32] : 0.0f;
                 /* tile t's 4 columns: 2t - 1, 2t (E), 2t + 1 (O), 2t + 2 */
-                const sv16 E = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16,
+                const v16 E = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16,
                                                        18, 20, 22, 24, 26, 28, 30);
-                const sv16 O = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17,
+                const v16 O = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17,
                                                        19, 21, 23, 25, 27, 29, 31);
-                const sv16 d0 = __builtin_shufflevector(O, left, 16, 0, 1, 2, 3, 4, 5, 6, 7,
+                const v16 d0 = __builtin_shufflevector(O, left, 16, 0, 1, 2, 3, 4, 5, 6, 7,
                                                         8, 9, 10, 11, 12, 13, 14);
-                const sv16 d3 = __builtin_shufflevector(E, right, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+                const v16 d3 = __builtin_shufflevector(E, right, 1, 2, 3, 4, 5, 6, 7, 8, 9,
                                                         10, 11, 12, 13, 14, 15, 16);
                 R[r][0] = d0 - O;
                 R[r][1] = E + O;
@@ -123,38 +119,35 @@ static inline __attribute__((always_inline)) void input_item(const float *x, int
             float *d = V + ((size_t)ci * NV + v) * 16;
             const size_t fs = (size_t)c * NV * 16;
             _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
-                *(sv16 *)(d + (size_t)(0 * 4 + j) * fs) = R[0][j] - R[2][j];
-                *(sv16 *)(d + (size_t)(1 * 4 + j) * fs) = R[1][j] + R[2][j];
-                *(sv16 *)(d + (size_t)(2 * 4 + j) * fs) = R[2][j] - R[1][j];
-                *(sv16 *)(d + (size_t)(3 * 4 + j) * fs) = R[1][j] - R[3][j];
+                *(v16 *)(d + (size_t)(0 * 4 + j) * fs) = R[0][j] - R[2][j];
+                *(v16 *)(d + (size_t)(1 * 4 + j) * fs) = R[1][j] + R[2][j];
+                *(v16 *)(d + (size_t)(2 * 4 + j) * fs) = R[2][j] - R[1][j];
+                *(v16 *)(d + (size_t)(3 * 4 + j) * fs) = R[1][j] - R[3][j];
             }
         }
 }
 
-/* Output row segment o (32 floats) from the even and odd columns a, b: + the residual at rs
- * (NULL: none), the activation, stored or added onto what o holds. */
+/* Output row segment o (32 floats) from the even and odd columns a, b, interleaved: the
+ * residual at rs (NULL: none), the activation, stored or added onto what o holds (FINISH
+ * on each 16). */
 #define SFINISH(a, b, rs, act, alpha, add, o)                                              \
     do {                                                                                  \
-        sv16 p_[2] = {__builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, \
-                                              6, 22, 7, 23),                              \
-                      __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28,  \
-                                              13, 29, 14, 30, 15, 31)};                   \
-        _Pragma("GCC unroll 2") for (int h_ = 0; h_ < 2; h_++)                            \
-        {                                                                                 \
-            sv16 u_ = p_[h_];                                                             \
-            if (rs)                                                                       \
-                u_ += *(const sv16u *)((rs) + 16 * h_);                                   \
-            VACT(sv16, sv16i, u_, act, alpha);                                            \
-            if (add)                                                                      \
-                u_ += *(const sv16u *)((o) + 16 * h_);                                    \
-            *(sv16u *)((o) + 16 * h_) = u_;                                               \
-        }                                                                                 \
+        const float *rs2_ = (rs);                                                         \
+        float *o2_ = (o);                                                                 \
+        FINISH(v16, v16i, LD16, ST16,                                                     \
+               __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, \
+                                       7, 23),                                            \
+               rs2_, act, alpha, add, o2_);                                               \
+        FINISH(v16, v16i, LD16, ST16,                                                     \
+               __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, \
+                                       14, 30, 15, 31),                                   \
+               rs2_ ? rs2_ + 16 : NULL, act, alpha, add, o2_ + 16);                       \
     } while (0)
 
 typedef struct {
     const rt_conv_geom *g;
     const float *x, *w, *b, *res;
-    const float *u; /* U_f: panels [oc / OB][c][OB], astride floats apart */
+    float *u; /* U_f: panels [oc / OB][c][OB], astride floats apart */
     size_t astride;
     int act;
     float alpha;
@@ -177,12 +170,12 @@ static inline __attribute__((always_inline)) void item(const sjob *j, int it, fl
         for (int f = 0; f < 16; f++) { /* M_f = U_f V_f for OB channels, 2 vectors */
             const float *u = j->u + f * j->astride + (size_t)ob * c;
             const float *vp = V + f * fs;
-            sv16 acc[NV][OB];
+            v16 acc[NV][OB];
             _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
-                _Pragma("GCC unroll 8") for (int o = 0; o < OB; o++) acc[v][o] = (sv16){0};
+                _Pragma("GCC unroll 8") for (int o = 0; o < OB; o++) acc[v][o] = (v16){0};
             for (int ci = 0; ci < c; ci++) {
-                const sv16 a0 = *(const sv16 *)(vp + (size_t)ci * NV * 16);
-                const sv16 a1 = *(const sv16 *)(vp + (size_t)ci * NV * 16 + 16);
+                const v16 a0 = *(const v16 *)(vp + (size_t)ci * NV * 16);
+                const v16 a1 = *(const v16 *)(vp + (size_t)ci * NV * 16 + 16);
                 _Pragma("GCC unroll 8") for (int o = 0; o < OB; o++) {
                     const float k = u[(size_t)ci * OB + o];
                     acc[0][o] += a0 * k;
@@ -191,21 +184,21 @@ static inline __attribute__((always_inline)) void item(const sjob *j, int it, fl
             }
             _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
                 _Pragma("GCC unroll 8") for (int o = 0; o < OB; o++)
-                    *(sv16 *)(M + ((size_t)(o * 16 + f) * NV + v) * 16) = acc[v][o];
+                    *(v16 *)(M + ((size_t)(o * 16 + f) * NV + v) * 16) = acc[v][o];
         }
         const int on = g->oc - ob < OB ? g->oc - ob : OB;
         for (int o = 0; o < on; o++)
             for (int v = 0; v < nq; v++) { /* A^T M A, + bias, then the rows' last steps */
                 const float *m = M + ((size_t)o * 16 * NV + v) * 16;
-#define MF(i, jj) (*(const sv16 *)(m + (size_t)((i) * 4 + (jj)) * NV * 16))
-                sv16 s0[4], s1[4];
+#define MF(i, jj) (*(const v16 *)(m + (size_t)((i) * 4 + (jj)) * NV * 16))
+                v16 s0[4], s1[4];
                 _Pragma("GCC unroll 4") for (int jj = 0; jj < 4; jj++) {
                     s0[jj] = MF(0, jj) + MF(1, jj) + MF(2, jj);
                     s1[jj] = MF(1, jj) - MF(2, jj) - MF(3, jj);
                 }
 #undef MF
-                sv16 y00 = s0[0] + s0[1] + s0[2], y01 = s0[1] - s0[2] - s0[3];
-                sv16 y10 = s1[0] + s1[1] + s1[2], y11 = s1[1] - s1[2] - s1[3];
+                v16 y00 = s0[0] + s0[1] + s0[2], y01 = s0[1] - s0[2] - s0[3];
+                v16 y10 = s1[0] + s1[1] + s1[2], y11 = s1[1] - s1[2] - s1[3];
                 if (j->b) {
                     const float bb = j->b[ob + o];
                     y00 += bb, y01 += bb, y10 += bb, y11 += bb;
@@ -234,7 +227,7 @@ static void weights_task(void *arg, rt_worker *wk)
     sjob *j = arg;
     int p0, p1;
     rt_split_range((j->g->oc + OB - 1) / OB, rt_worker_count(wk), rt_worker_id(wk), &p0, &p1);
-    rt_conv_wino_weights(j->g, j->w, OB, p0, p1, (float *)j->u, j->astride);
+    rt_conv_wino_weights(j->g, j->w, OB, p0, p1, j->u, j->astride);
 }
 
 static void items_task(void *arg, rt_worker *wk)

@@ -92,6 +92,13 @@ static double tiles2(const rt_conv_geom *g, int n)
     return (double)n * ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
 }
 
+/* Whether g goes to the kernel for few channels (rt_conv_wino_small.c): F(2x2) on the
+ * geometries it takes. */
+static int by_small_kernel(const rt_conv_geom *g)
+{
+    return pick_tile(g) == 2 && rt_conv_winos_takes(g);
+}
+
 /* Whether the route is faster than the implicit GEMM for g over n images (the measurements
  * above); n < 0: over some batch. */
 static int faster(const rt_conv_geom *g, int n)
@@ -115,7 +122,7 @@ int rt_conv_wino_ok(const rt_conv_geom *g, rt_act act, int n)
         return 0;
     if (act != RT_ACT_NONE && act != RT_ACT_RELU && act != RT_ACT_LEAKYRELU)
         return 0;
-    if (on == 1 && !faster(g, n) && !(pick_tile(g) == 2 && rt_conv_winos_takes(g)))
+    if (on == 1 && !faster(g, n) && !by_small_kernel(g))
         return 0;
     if (n < 0)
         return 1;
@@ -206,9 +213,9 @@ static size_t scratch_of(const rt_conv_geom *g)
 {
     if (!rt_conv_wino_ok(g, RT_ACT_NONE, -1))
         return 0;
-    const int m = pick_tile(g);
-    if (m == 2 && rt_conv_winos_takes(g))
+    if (by_small_kernel(g))
         return rt_conv_winos_scratch_size(g);
+    const int m = pick_tile(g);
     return wplan(g, m, chunk_max(g, m)).total * sizeof(float);
 }
 
@@ -392,16 +399,6 @@ RT_CLONES static void segment_rows(const float *xc, int h, int w, int a, int iy0
 }
 
 
-/* 16 tiles per vector: the input transform's lanes (zmm registers in the AVX-512 copy) */
-typedef float v16 __attribute__((vector_size(64)));
-typedef int v16i __attribute__((vector_size(64)));
-#define LD16(v, p) memcpy(&(v), (p), sizeof(v16))
-#define ST16(p, v)                                                                         \
-    do {                                                                                  \
-        v16 st16_ = (v);                                                                  \
-        memcpy((p), &st16_, sizeof st16_);                                                \
-    } while (0)
-
 /* The floats of a half's 16 (8 tiles, 2 floats each) that come from the half's own tile row
  * when n of its tiles are in it: the first 2 n. */
 static const int half_mask[8][16] = {
@@ -504,28 +501,6 @@ static inline float act1(float v, int act, float alpha)
 {
     return !act || v > 0.0f ? v : act == 2 ? alpha * v : 0.0f;
 }
-
-/* The last steps of a VT vector u of output columns, all in the map: + the residual at rs
- * (NULL: none), the activation, stored at o or, when add, added to what o holds. LD and ST:
- * VT's unaligned load and store. A macro: a function taking a vector would have another ABI
- * in the baseline build than in the AVX copies. */
-#define FINISH(VT, VIT, LD, ST, u, rs, act, alpha, add, o)                                 \
-    do {                                                                                  \
-        VT u_ = (u);                                                                      \
-        const float *rs_ = (rs);                                                          \
-        if (rs_) {                                                                        \
-            VT r_;                                                                        \
-            LD(r_, rs_);                                                                  \
-            u_ += r_;                                                                     \
-        }                                                                                 \
-        VACT(VT, VIT, u_, act, alpha);                                                    \
-        if (add) {                                                                        \
-            VT o_;                                                                        \
-            LD(o_, (o));                                                                  \
-            u_ += o_;                                                                     \
-        }                                                                                 \
-        ST((o), u_);                                                                      \
-    } while (0)
 
 /* Elements q, q + 4, q + 8, ... of the 32 floats a0..a3: column q of 8 tiles 4 apart. */
 #define EVERY4(a0, a1, a2, a3, q)                                                          \
@@ -922,7 +897,7 @@ int rt_conv_wino_forward(const rt_conv_geom *g, const float *x, const float *w, 
         rt_add_act_forward_mt(y, res, act, alpha, y, (size_t)n * g->oc * g->oh * g->ow, tp);
         return 0;
     }
-    if (M == 2 && rt_conv_winos_takes(g)) /* few channels: rt_conv_wino_small.c */
+    if (by_small_kernel(g)) /* few channels: rt_conv_wino_small.c */
         return rt_conv_winos_forward(g, x, w, b, res, act, alpha, y, add, n, tp);
     const size_t astride = rt_gemm_packed_a_floats(g->oc, g->c) + SKEW; /* off 4 KiB sets */
     float *u = malloc((size_t)NF * astride * sizeof *u);
