@@ -65,7 +65,7 @@ static uint64_t gc_conv_ref(gc_case *c, const double *x, const double *p, double
 
 /* Runs the gradient check of the convolution g (sh, sw >= 1; dh = dw = groups = 1; no flip)
  * over n images with random inputs and parameters. */
-static void gc_conv_check(const char *name, rt_conv_geom g, int n)
+static inline void gc_conv_check(const char *name, rt_conv_geom g, int n)
 {
     gc_conv k = {g, n};
     int nx = n * g.c * g.h * g.w, ny = n * g.oc * g.oh * g.ow;

@@ -544,6 +544,16 @@ int rt_conv_winograd_tile(int m);
  * batch); otherwise the implicit GEMM serves them (the route's chunked GEMMs where the
  * route is forced on), with other rounding. */
 int rt_conv_winograd_small(int on);
+/* Switches Winograd's weight gradient on or off (on at start unless the environment has
+ * RT_CONV_WINOGRAD_WGRAD=0; not while kernels run), returning the previous setting. Where it
+ * is on and the GEMM's micro-kernel is AVX-512, dW and db of 3x3 "same" convolutions with zero
+ * padding, an even height and a width a whole number of 32, with channels a whole number of
+ * 4 each way and at most 1024 channel pairs, over at least 1024 2x2 tiles per call, are
+ * made by F(2x2,3x3) read backwards (16 multiplications per 2x2 tile and channel pair
+ * instead of 36; error within 4e-6 of the largest weight gradient up to 512 images per
+ * thread, growing with them as the GEMM's); otherwise by the implicit GEMM, with other
+ * rounding. */
+int rt_conv_winograd_wgrad(int on);
 /* Switches the direct route of convolutions with few input channels (first layers; forward,
  * dW and db) on or off (on at start unless the environment has RT_CONV_DIRECT=0; not while
  * kernels run), returning the previous setting. */

@@ -488,6 +488,8 @@ size_t rt_conv2d_scratch_size(const rt_conv_geom *gin)
         most = plan(&g, 2).total;
     if (rt_conv_wino_scratch_size(&g) / sizeof(float) > most)
         most = rt_conv_wino_scratch_size(&g) / sizeof(float);
+    if (rt_conv_winow_takes(&g, -1) && rt_conv_winow_scratch_size(&g) / sizeof(float) > most)
+        most = rt_conv_winow_scratch_size(&g) / sizeof(float);
     return most * sizeof(float);
 }
 
@@ -1140,6 +1142,8 @@ int rt_conv2d_backward(const rt_conv_geom *gin, const float *x, const float *w, 
     }
     if (!dx && rt_conv_direct_ok(&g, 1)) /* few input channels: dW, db by rt_conv_direct.c */
         return rt_conv_direct_backward(&g, x, dz, dw, db, n, tp);
+    if (!dx && rt_conv_winow_takes(&g, n)) /* 3x3 "same", 32 wide: by rt_conv_wino_wgrad.c */
+        return rt_conv_winow_backward(&g, x, dz, dw, db, n, tp);
     bwd_job j = {&g, x, w, dz, dx, dw, db, accum, n, tp, 0, 0};
     /* dW by the implicit GEMM where the patch rows are more than the dot products'
      * NT_MAX_K; a dX still to make (strided) by GEMM and col2im first */

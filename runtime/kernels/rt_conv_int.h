@@ -166,6 +166,53 @@ typedef int v16i __attribute__((vector_size(64)));
         memcpy((p), &st16_, sizeof st16_);                                                \
     } while (0)
 
+/* V = B^T d B of F(2x2,3x3) for 16 tiles side by side (lane t: tile t), from one channel's
+ * map [h][w] (w a whole number of 32) zero-padded by 1: the tiles of tile row ty (input rows
+ * 2 ty - 1 .. 2 ty + 2) whose 32 output columns start at 32 sx. Each input row is read once
+ * and split into even and odd columns by shuffles; frequency (i, j) (i down, j across) goes
+ * to d + (4 i + j) * fs. The Winograd kernels of rt_conv_wino_small.c (forward) and
+ * rt_conv_wino_wgrad.c (weight gradient) share it, inlined into their AVX-512 bodies. */
+static inline __attribute__((always_inline)) void rt_wino2_input16(const float *x, int h, int w,
+                                                                  int ty, int sx, float *d,
+                                                                  size_t fs)
+{
+    const int segs = w / 32;
+    const v16 z = {0};
+    v16 R[4][4]; /* B^T along the rows of input rows 2 ty - 1 .. 2 ty + 2 */
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+        const int iy = 2 * ty - 1 + r;
+        if (iy < 0 || iy >= h) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) R[r][j] = z;
+            continue;
+        }
+        const float *row = x + (size_t)iy * w + sx * 32;
+        const v16 lo = *(const v16u *)row, hi = *(const v16u *)(row + 16);
+        v16 left = z, right = z; /* the columns either side: map or padding */
+        left[0] = sx > 0 ? row[-1] : 0.0f;
+        right[0] = sx < segs - 1 ? row[32] : 0.0f;
+        /* tile t's 4 columns: 2t - 1, 2t (E), 2t + 1 (O), 2t + 2 */
+        const v16 E = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+                                               24, 26, 28, 30);
+        const v16 O = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
+                                               25, 27, 29, 31);
+        const v16 d0 = __builtin_shufflevector(O, left, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                                11, 12, 13, 14);
+        const v16 d3 = __builtin_shufflevector(E, right, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                                13, 14, 15, 16);
+        R[r][0] = d0 - O;
+        R[r][1] = E + O;
+        R[r][2] = O - E;
+        R[r][3] = E - d3;
+    }
+    /* B^T down the columns: frequency (i, j) */
+    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
+        *(v16 *)(d + (size_t)(0 * 4 + j) * fs) = R[0][j] - R[2][j];
+        *(v16 *)(d + (size_t)(1 * 4 + j) * fs) = R[1][j] + R[2][j];
+        *(v16 *)(d + (size_t)(2 * 4 + j) * fs) = R[2][j] - R[1][j];
+        *(v16 *)(d + (size_t)(3 * 4 + j) * fs) = R[1][j] - R[3][j];
+    }
+}
+
 /* The activation (1 relu, 2 leaky relu) of the lanes of v, a VT vector (VIT: its int
  * twin), as x > 0 ? x : (leaky ? alpha x : 0) does it to one value: the Winograd kernels'
  * inverse transforms. */
@@ -211,5 +258,20 @@ int rt_conv_winos_forward(const rt_conv_geom *g, const float *x, const float *w,
                           const float *b, const float *res, rt_act act, float alpha, float *y,
                           int add, int n, rt_threads *tp);
 size_t rt_conv_winos_scratch_size(const rt_conv_geom *g);
+/* Whether g (normalised) is a layer the kernels of 16 tiles side by side serve (rt_wino2_input16):
+ * 3x3 "same" (padding 1 each side, zeros), stride 1, no dilation, one group, an even height,
+ * a width a whole number of 32, and the GEMM's micro-kernel AVX-512 (rt_gemm_isa). */
+int rt_conv_wino2_rows32(const rt_conv_geom *g);
+
+/* dW and db of n images by Winograd (rt_conv_wino_wgrad.c), overwriting both (db may be
+ * NULL), where rt_conv_winow_takes(g, n) (n < 0: with some n): a geometry
+ * rt_conv_wino2_rows32 accepts, channels a whole number of 4 each way, c * oc at most 1024,
+ * at least 1024 2x2 tiles over the n images, the switch rt_conv_winograd_wgrad on. Returns
+ * 0, or -1 when out of memory. rt_conv_winow_scratch_size: the bytes of worker scratch it
+ * asks for g. */
+int rt_conv_winow_takes(const rt_conv_geom *g, int n);
+int rt_conv_winow_backward(const rt_conv_geom *g, const float *x, const float *dz, float *dw,
+                           float *db, int n, rt_threads *tp);
+size_t rt_conv_winow_scratch_size(const rt_conv_geom *g);
 
 #endif

@@ -5,8 +5,9 @@
  * With 16 channels the chunked route of rt_conv_winograd.c loses to the implicit GEMM: its
  * GEMMs are 16 deep, and its transformed tiles go to memory and back, 4x the input's size.
  * Here a work item is 2 vectors of 16 tiles (a tile row's 32 columns: 16 tiles of 2x2
- * outputs, lane t holding tile t) of one image. Its input transform reads each input row
- * once, splits even and odd columns with shuffles and writes V (16 frequencies x c channels
+ * outputs, lane t holding tile t) of one image. Its input transform (rt_wino2_input16, shared
+ * with the weight gradient of rt_conv_wino_wgrad.c) reads each input row once, splits even
+ * and odd columns with shuffles and writes V (16 frequencies x c channels
  * x 2 vectors: 2 KiB per channel) to the worker's scratch; then, 8 output channels at a
  * time, each frequency's products sum over the channels into 16 accumulators in registers
  * (the weight a broadcast operand), the 8 x 16 results go to a small M, and the inverse
@@ -52,17 +53,23 @@ int rt_conv_winograd_small(int on)
 #define HAVE_SMALL_KERNEL 1
 #endif
 
-int rt_conv_winos_takes(const rt_conv_geom *g)
+int rt_conv_wino2_rows32(const rt_conv_geom *g)
 {
 #ifdef HAVE_SMALL_KERNEL
-    if (!rt_conv_switch_get(&small_on) || strcmp(rt_gemm_isa(), "avx512") != 0)
+    if (strcmp(rt_gemm_isa(), "avx512") != 0)
         return 0;
 #else
     return 0;
 #endif
-    if (g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 ||
-        g->groups != 1 || g->pt != 1 || g->pb != 1 || g->pl != 1 || g->pr != 1 ||
-        g->pad != RT_PAD_ZERO || g->oh != g->h || g->ow != g->w || g->h % 2 || g->w % 32)
+    return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
+           g->groups == 1 && g->pt == 1 && g->pb == 1 && g->pl == 1 && g->pr == 1 &&
+           g->pad == RT_PAD_ZERO && g->oh == g->h && g->ow == g->w && g->h % 2 == 0 &&
+           g->w % 32 == 0;
+}
+
+int rt_conv_winos_takes(const rt_conv_geom *g)
+{
+    if (!rt_conv_switch_get(&small_on) || !rt_conv_wino2_rows32(g))
         return 0;
     const int lo = g->c < g->oc ? g->c : g->oc, hi = g->c < g->oc ? g->oc : g->c;
     return lo <= MAX_SMALL && hi <= MAX_BIG;
@@ -85,45 +92,11 @@ static inline __attribute__((always_inline)) void input_item(const float *x, int
                                                             int w, int q0, int nq, float *V)
 {
     const int segs = w / 32;
-    const v16 z = {0};
     for (int ci = 0; ci < c; ci++)
         for (int v = 0; v < NV; v++) {
-            const int q = q0 + (v < nq ? v : 0), ty = q / segs, sx = q % segs;
-            v16 R[4][4]; /* B^T along the rows of input rows 2 ty - 1 .. 2 ty + 2 */
-            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
-                const int iy = 2 * ty - 1 + r;
-                if (iy < 0 || iy >= h) {
-                    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) R[r][j] = z;
-                    continue;
-                }
-                const float *row = x + ((size_t)ci * h + iy) * w + sx * 32;
-                const v16 lo = *(const v16u *)row, hi = *(const v16u *)(row + 16);
-                v16 left = z, right = z; /* the columns either side: map or padding */
-                left[0] = sx > 0 ? row[-1] : 0.0f;
-                right[0] = sx < segs - 1 ? row[32] : 0.0f;
-                /* tile t's 4 columns: 2t - 1, 2t (E), 2t + 1 (O), 2t + 2 */
-                const v16 E = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16,
-                                                       18, 20, 22, 24, 26, 28, 30);
-                const v16 O = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17,
-                                                       19, 21, 23, 25, 27, 29, 31);
-                const v16 d0 = __builtin_shufflevector(O, left, 16, 0, 1, 2, 3, 4, 5, 6, 7,
-                                                        8, 9, 10, 11, 12, 13, 14);
-                const v16 d3 = __builtin_shufflevector(E, right, 1, 2, 3, 4, 5, 6, 7, 8, 9,
-                                                        10, 11, 12, 13, 14, 15, 16);
-                R[r][0] = d0 - O;
-                R[r][1] = E + O;
-                R[r][2] = O - E;
-                R[r][3] = E - d3;
-            }
-            /* B^T down the columns: frequency (i, j) */
-            float *d = V + ((size_t)ci * NV + v) * 16;
-            const size_t fs = (size_t)c * NV * 16;
-            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
-                *(v16 *)(d + (size_t)(0 * 4 + j) * fs) = R[0][j] - R[2][j];
-                *(v16 *)(d + (size_t)(1 * 4 + j) * fs) = R[1][j] + R[2][j];
-                *(v16 *)(d + (size_t)(2 * 4 + j) * fs) = R[2][j] - R[1][j];
-                *(v16 *)(d + (size_t)(3 * 4 + j) * fs) = R[1][j] - R[3][j];
-            }
+            const int q = q0 + (v < nq ? v : 0);
+            rt_wino2_input16(x + (size_t)ci * h * w, h, w, q / segs, q % segs,
+                             V + ((size_t)ci * NV + v) * 16, (size_t)c * NV * 16);
         }
 }
 
