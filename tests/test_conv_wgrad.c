@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cnnrt.h"
+#include "conv_compare.h"
 #include "conv_gradcheck.h"
 #include "gradcheck.h"
 #include "rt_kernels.h"
@@ -67,21 +68,6 @@ static void ref_wgrad(const rt_conv_geom *g, int n, const float *x, const float 
                 }
 }
 
-static double rel_err(const float *a, const double *r, size_t n)
-{
-    double e = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        e = fmax(e, fabs(a[i] - r[i]));
-        m = fmax(m, fabs(r[i]));
-    }
-    return e / m;
-}
-
-static int differs(const float *a, const float *b, size_t n)
-{
-    return memcmp(a, b, n * sizeof *a) != 0;
-}
-
 /* Whether the route can run here: the GEMM's micro-kernel in use is AVX-512. */
 static int runs(void)
 {
@@ -95,6 +81,23 @@ static void wgrad(const rt_conv_geom *g, int n, const float *x, const float *w, 
     rt_conv_winograd_wgrad(on);
     ck_assert_int_eq(rt_conv2d_backward(g, x, w, dz, NULL, 0, dw, db, n, tp), 0);
     rt_conv_winograd_wgrad(1);
+}
+
+/* Whether the route makes dW for g over n images on pool tp: on random data, dW with it on
+ * differs from dW with it off (the implicit GEMM's) in some bit. */
+static int taken(const rt_conv_geom *g, int n, rt_threads *tp)
+{
+    const size_t nx = (size_t)n * g->c * g->h * g->w, ny = (size_t)n * g->oc * g->oh * g->ow;
+    const size_t nw = rt_conv2d_weight_count(g);
+    float *x = gc_rand_array((int)nx, -1, 1), *w = gc_rand_array((int)nw, -1, 1);
+    float *dz = gc_rand_array((int)ny, -1, 1);
+    float *dw[2] = {malloc(nw * sizeof(float)), malloc(nw * sizeof(float))};
+    float *db = malloc((size_t)g->oc * sizeof *db);
+    for (int on = 0; on < 2; on++)
+        wgrad(g, n, x, w, dz, dw[on], db, on, tp);
+    const int d = differs(dw[0], dw[1], nw);
+    free(x), free(w), free(dz), free(dw[0]), free(dw[1]), free(db);
+    return d;
 }
 
 START_TEST(wgrad_against_reference)
@@ -183,16 +186,9 @@ START_TEST(wgrad_exact)
             for (int o = 0; o < g.oc; o++)
                 CHECK(db[o] == rdb[o], "flip %d, pool %d: db[%d] %.9g, expected %.9g", flip, p,
                       o, db[o], rdb[o]);
-            for (size_t i = 0; i < nx; i++)
-                x[i] = gc_rand();
-            for (size_t i = 0; i < ny; i++)
-                dz[i] = gc_rand();
-            float *dw0 = malloc(nw * sizeof *dw0);
-            wgrad(&g, n, x, w, dz, dw0, db, 0, p ? tp2 : NULL);
-            wgrad(&g, n, x, w, dz, dw, db, 1, p ? tp2 : NULL);
-            CHECK(differs(dw0, dw, nw) == runs(), "flip %d, pool %d: route %s", flip, p,
+            CHECK(taken(&g, n, p ? tp2 : NULL) == runs(), "flip %d, pool %d: route %s", flip, p,
                   runs() ? "not taken" : "taken");
-            free(x), free(dz), free(w), free(dw), free(db), free(rdw), free(rdb), free(dw0);
+            free(x), free(dz), free(w), free(dw), free(db), free(rdw), free(rdb);
         }
     rt_threads_destroy(tp2);
 }
@@ -217,18 +213,8 @@ START_TEST(wgrad_default_shapes)
         g.pt = g.pb = g.pl = g.pr = k[6];
         g.oh = (g.h + 2 * k[6] - 3 + k[5]) / k[5], g.ow = (g.w + 2 * k[6] - 3 + k[5]) / k[5];
         ck_assert_int_eq(rt_conv_geom_check(&g, NULL), 0);
-        const size_t nx = (size_t)n * g.c * g.h * g.w, ny = (size_t)n * g.oc * g.oh * g.ow;
-        const size_t nw = rt_conv2d_weight_count(&g);
-        float *x = gc_rand_array((int)nx, -1, 1), *w = gc_rand_array((int)nw, -1, 1);
-        float *dz = gc_rand_array((int)ny, -1, 1);
-        float *dw[2] = {malloc(nw * sizeof(float)), malloc(nw * sizeof(float))};
-        float *db = malloc((size_t)g.oc * sizeof *db);
-        wgrad(&g, n, x, w, dz, dw[0], db, 0, NULL);
-        wgrad(&g, n, x, w, dz, dw[1], db, 1, NULL);
         const int want = k[7] && runs();
-        CHECK(differs(dw[0], dw[1], nw) == want, "shape %d: route %s", t,
-              want ? "not taken" : "taken");
-        free(x), free(w), free(dz), free(dw[0]), free(dw[1]), free(db);
+        CHECK(taken(&g, n, NULL) == want, "shape %d: route %s", t, want ? "not taken" : "taken");
     }
     ck_assert_int_eq(rt_conv_winograd_wgrad(0), 1); /* the setting before */
     ck_assert_int_eq(rt_conv_winograd_wgrad(1), 0);
@@ -242,26 +228,16 @@ START_TEST(wgrad_only_avx512)
     static const char *isas[] = {"avx512", "avx2", "generic"};
     const char *before = rt_gemm_isa();
     const rt_conv_geom g = same3(16, 32, 32, 16, 0);
-    const int n = 4;
-    const size_t nx = (size_t)n * g.c * g.h * g.w, ny = (size_t)n * g.oc * g.h * g.w;
-    const size_t nw = rt_conv2d_weight_count(&g);
-    float *x = gc_rand_array((int)nx, -1, 1), *w = gc_rand_array((int)nw, -1, 1);
-    float *dz = gc_rand_array((int)ny, -1, 1);
-    float *dw[2] = {malloc(nw * sizeof(float)), malloc(nw * sizeof(float))};
-    float *db = malloc((size_t)g.oc * sizeof *db);
     int ran = 0;
     for (int is = 0; is < 3; is++) {
         if (rt_gemm_use_isa(isas[is]) != 0)
             continue; /* this CPU lacks it */
         ran++;
-        wgrad(&g, n, x, w, dz, dw[0], db, 0, NULL);
-        wgrad(&g, n, x, w, dz, dw[1], db, 1, NULL);
-        CHECK(differs(dw[0], dw[1], nw) == (is == 0), "micro-kernel %s: route %s", isas[is],
+        CHECK(taken(&g, 4, NULL) == (is == 0), "micro-kernel %s: route %s", isas[is],
               is == 0 ? "not taken" : "taken");
     }
     ck_assert_int_gt(ran, 0);
     ck_assert_int_eq(rt_gemm_use_isa(before), 0);
-    free(x), free(w), free(dz), free(dw[0]), free(dw[1]), free(db);
 }
 END_TEST
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cnnrt.h"
+#include "conv_compare.h"
 #include "conv_gradcheck.h"
 #include "gradcheck.h"
 #include "rt_kernels.h"
@@ -105,22 +106,6 @@ static void ref_conv(const rt_conv_geom *g, int n, const float *x, const float *
                         acc = acc > 0 ? acc : alpha * acc;
                     y[yi] = acc;
                 }
-}
-
-/* max|a - r| / max|r| */
-static double rel_err(const float *a, const double *r, size_t n)
-{
-    double e = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        e = fmax(e, fabs(a[i] - r[i]));
-        m = fmax(m, fabs(r[i]));
-    }
-    return e / m;
-}
-
-static int differs(const float *a, const float *b, size_t n)
-{
-    return memcmp(a, b, n * sizeof *a) != 0;
 }
 
 static const char *isas[] = {"avx512", "avx2", "generic"};

@@ -166,6 +166,19 @@ typedef int v16i __attribute__((vector_size(64)));
         memcpy((p), &st16_, sizeof st16_);                                                \
     } while (0)
 
+/* The 32 floats at p split into their even (E) and odd (O) columns, 16 each: lane t of E and
+ * O holds columns 2t and 2t + 1, the two columns of tile t of the F(2x2,3x3) kernels that lay
+ * 16 tiles side by side. A macro, as FINISH. */
+#define RT_SPLIT32(p, E, O)                                                               \
+    do {                                                                                  \
+        const float *p_ = (p);                                                            \
+        const v16 lo_ = *(const v16u *)p_, hi_ = *(const v16u *)(p_ + 16);                \
+        (E) = __builtin_shufflevector(lo_, hi_, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,\
+                                      24, 26, 28, 30);                                    \
+        (O) = __builtin_shufflevector(lo_, hi_, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,\
+                                      25, 27, 29, 31);                                    \
+} while (0)
+
 /* V = B^T d B of F(2x2,3x3) for 16 tiles side by side (lane t: tile t), from one channel's
  * map [h][w] (w a whole number of 32) zero-padded by 1: the tiles of tile row ty (input rows
  * 2 ty - 1 .. 2 ty + 2) whose 32 output columns start at 32 sx. Each input row is read once
@@ -186,15 +199,11 @@ static inline __attribute__((always_inline)) void rt_wino2_input16(const float *
             continue;
         }
         const float *row = x + (size_t)iy * w + sx * 32;
-        const v16 lo = *(const v16u *)row, hi = *(const v16u *)(row + 16);
-        v16 left = z, right = z; /* the columns either side: map or padding */
+        v16 E, O, left = z, right = z; /* left, right: the columns either side, or padding */
+        RT_SPLIT32(row, E, O);
         left[0] = sx > 0 ? row[-1] : 0.0f;
         right[0] = sx < segs - 1 ? row[32] : 0.0f;
         /* tile t's 4 columns: 2t - 1, 2t (E), 2t + 1 (O), 2t + 2 */
-        const v16 E = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                               24, 26, 28, 30);
-        const v16 O = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
-                                               25, 27, 29, 31);
         const v16 d0 = __builtin_shufflevector(O, left, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
                                                 11, 12, 13, 14);
         const v16 d3 = __builtin_shufflevector(E, right, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,

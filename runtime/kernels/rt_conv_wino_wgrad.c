@@ -82,13 +82,15 @@ static int kv_of(const rt_conv_geom *g)
  * [oc][16], a chunk's own db lanes [oc][16], then the sums in double: M's [16][oc][c], db's
  * [oc]. */
 typedef struct {
+    int kv; /* vectors per chunk (kv_of) */
     size_t v, e, m, dbl, dbc, msum, dbsum, total;
 } wlayout;
 
 static wlayout wplan(const rt_conv_geom *g)
 {
-    const size_t kv = (size_t)kv_of(g), c = (size_t)g->c, oc = (size_t)g->oc;
     wlayout l;
+    l.kv = kv_of(g);
+    const size_t kv = (size_t)l.kv, c = (size_t)g->c, oc = (size_t)g->oc;
     l.v = 0;
     l.e = l.v + 16 * (c * kv * 16 + SKEW);
     l.m = l.e + 16 * (oc * kv * 16 + SKEW);
@@ -114,12 +116,8 @@ static inline __attribute__((always_inline)) void grad_tiles16(const float *dz, 
 {
     v16 a[2][4];
     _Pragma("GCC unroll 2") for (int r = 0; r < 2; r++) {
-        const float *row = dz + (size_t)(2 * ty + r) * w + sx * 32;
-        const v16 lo = *(const v16u *)row, hi = *(const v16u *)(row + 16);
-        const v16 E = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                               24, 26, 28, 30);
-        const v16 O = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
-                                               25, 27, 29, 31);
+        v16 E, O;
+        RT_SPLIT32(dz + (size_t)(2 * ty + r) * w + sx * 32, E, O);
         a[r][0] = E, a[r][1] = E + O, a[r][2] = E - O, a[r][3] = O;
     }
     _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
@@ -147,7 +145,7 @@ static inline __attribute__((always_inline)) void chunk(const wjob *j, const wla
 {
     const rt_conv_geom *g = j->g;
     const int c = g->c, oc = g->oc, h = g->h, w = g->w, segs = w / 32, per = h / 2 * segs;
-    const int KV = kv_of(g);
+    const int KV = l->kv;
     const size_t plane = (size_t)h * w, vfs = (size_t)c * KV * 16 + SKEW;
     const size_t efs = (size_t)oc * KV * 16 + SKEW;
     float *V = scr + l->v, *E = scr + l->e, *M = scr + l->m, *dbc = scr + l->dbc;
@@ -195,7 +193,7 @@ __attribute__((target("avx512f,fma"))) static void chunks_avx512(const wjob *j, 
                                                                   float *scr, int s0, int s1)
 {
     const rt_conv_geom *g = j->g;
-    const int nq = (s1 - s0) * (g->h / 2) * (g->w / 32), KV = kv_of(g);
+    const int nq = (s1 - s0) * (g->h / 2) * (g->w / 32), KV = l->kv;
     for (int q0 = 0; q0 < nq; q0 += KV)
         chunk(j, l, scr, s0, q0, nq - q0 < KV ? nq - q0 : KV);
 }
